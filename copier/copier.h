@@ -1,0 +1,78 @@
+/* copier: moves QEMU migration streams between unix sockets and chunk files, one thread per
+ * stream, checksumming as bytes pass. Knows no QMP and no FUSE. */
+#ifndef SAVEFS_COPIER_H
+#define SAVEFS_COPIER_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#define CP_MAX_CHANNELS 64
+#define CP_NAME_MAX     32
+
+enum cp_kind {
+    CP_MAIN,    /* QEMU's main migration stream: header, zero pages, device state */
+    CP_CHANNEL, /* one multifd channel: handshake, then packets of pages */
+    CP_INDEX,   /* page index of one channel (see index.h) */
+};
+
+struct cp_file {
+    char name[CP_NAME_MAX]; /* "main", "channel-3", "channel-3.idx" */
+    enum cp_kind kind;
+    int channel;   /* channel id; -1 for main */
+    uint64_t size; /* bytes in the file */
+    uint64_t xxh3; /* XXH3-64 of the file's bytes */
+};
+
+struct cp_opts {
+    int direct_io;   /* 1: O_DIRECT where the store supports it, silently buffered where not */
+    size_t buf_size; /* per-stream buffer, a multiple of 4096; 0 means the default */
+    int stall_ms;    /* restore: a stream whose peer accepts no byte for this long fails */
+};
+
+/* ---- save: QEMU connects to us ---- */
+struct cp_save;
+
+/* Listens on SOCK_PATH (created, mode 0600) for the main stream and NCHANNELS multifd channels,
+ * which may connect in any order, and streams each into its file in DIR: "main", "channel-K" and
+ * the index "channel-K.idx". Returns at once; threads do the work. */
+int cp_save_start(struct cp_save **out, const char *sock_path, const char *dir, int nchannels,
+                  const struct cp_opts *opts, char *err, size_t errlen);
+/* Bytes received so far, all streams together. Any thread. */
+uint64_t cp_save_bytes(struct cp_save *s);
+/* 1 once every stream has ended (EOF, error or cancel), else 0. */
+int cp_save_done(struct cp_save *s);
+/* Fails the save: stops accepting, shuts every socket down; cp_save_finish then returns
+ * -ECANCELED (or the error that came first). Any thread. */
+void cp_save_cancel(struct cp_save *s);
+/* Waits for every stream to end, fsyncs every file and DIR, and fills FILES (room for
+ * 2 * nchannels + 1 entries) and *NFILES. Returns 0, or the first error with its reason in ERR
+ * (a stream missing or cut short, a duplicate channel id, an I/O error naming the file). */
+int cp_save_finish(struct cp_save *s, struct cp_file *files, int *nfiles, char *err, size_t errlen);
+/* Joins threads (cancelling a save still running), closes and frees; removes the socket file.
+ * Leaves the files in DIR. */
+void cp_save_free(struct cp_save *s);
+
+/* ---- restore: we connect to QEMU ---- */
+struct cp_restore;
+
+/* Connects to SOCK_PATH once for FILES[i] of kind CP_MAIN, then once per CP_CHANNEL file in
+ * order, writing each channel's 64-byte handshake right after its connect (QEMU 7.2 takes the
+ * first connection as main and reads each handshake synchronously), then pumps every file from
+ * DIR concurrently. CP_INDEX entries are checked against their size and checksum only. */
+int cp_restore_start(struct cp_restore **out, const char *sock_path, const char *dir,
+                     const struct cp_file *files, int nfiles, const struct cp_opts *opts, char *err,
+                     size_t errlen);
+uint64_t cp_restore_bytes(struct cp_restore *r);
+int cp_restore_done(struct cp_restore *r);
+void cp_restore_cancel(struct cp_restore *r);
+/* Waits for every pump; returns 0 only if every file was sent whole and its size and checksum
+ * match FILES. Otherwise the first error, naming the file (-EBADMSG for a checksum mismatch). */
+int cp_restore_finish(struct cp_restore *r, char *err, size_t errlen);
+/* Joins threads (cancelling a restore still running), closes and frees. */
+void cp_restore_free(struct cp_restore *r);
+
+/* Checksums file NAME in DIR and compares with F (size and xxh3). 0, or -EBADMSG / -errno with
+ * the reason naming the file in ERR. */
+int cp_verify_file(const char *dir, const struct cp_file *f, char *err, size_t errlen);
+
+#endif

@@ -1,0 +1,327 @@
+/* index: encodes page-index records into a write path, and loads and validates an index file
+ * (untrusted) for the tests and the lazy restore. The format is described in index.h. */
+#include "index.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "worker.h"
+
+#define CP_INDEX_REC_LEN   16 /* u32 type, u32, u32, u32 */
+#define CP_INDEX_PAGES_LEN 24 /* ... then u64 stream_offset */
+#define CP_INDEX_END_LEN   24
+
+struct cp_index {
+    uint8_t *data;
+    size_t len;
+    uint32_t nblocks;
+    char names[CP_INDEX_MAX_BLOCKS][CP_INDEX_NAME_MAX + 1];
+    uint64_t npages;
+    uint64_t stream_size;
+};
+
+static void cp_le32(uint8_t *p, uint32_t v)
+{
+    for (int i = 0; i < 4; i++)
+        p[i] = (uint8_t)(v >> (8 * i));
+}
+
+static void cp_le64(uint8_t *p, uint64_t v)
+{
+    for (int i = 0; i < 8; i++)
+        p[i] = (uint8_t)(v >> (8 * i));
+}
+
+static uint32_t cp_get_le32(const uint8_t *p)
+{
+    return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
+}
+
+static uint64_t cp_get_le64(const uint8_t *p)
+{
+    return (uint64_t)cp_get_le32(p) | (uint64_t)cp_get_le32(p + 4) << 32;
+}
+
+static size_t cp_pad8(size_t n)
+{
+    return (n + 7) & ~(size_t)7;
+}
+
+/* The 16 bytes that open every record but END. */
+static int cp_index_put_rec(struct cp_stage *st, uint32_t type, uint32_t a, uint32_t b, char *err,
+                            size_t errlen)
+{
+    uint8_t rec[CP_INDEX_REC_LEN] = {0};
+    cp_le32(rec, type);
+    cp_le32(rec + 4, a);
+    cp_le32(rec + 8, b);
+    return cp_stage_put(st, rec, sizeof(rec), err, errlen);
+}
+
+int cp_index_put_header(struct cp_stage *st, char *err, size_t errlen)
+{
+    uint8_t h[CP_INDEX_HEADER_LEN] = {0};
+    memcpy(h, CP_INDEX_MAGIC, 8);
+    cp_le32(h + 8, CP_INDEX_VERSION);
+    cp_le32(h + 12, CP_INDEX_PAGE_SIZE);
+    return cp_stage_put(st, h, sizeof(h), err, errlen);
+}
+
+int cp_index_put_block(struct cp_stage *st, uint32_t block_id, const char *name, uint32_t name_len,
+                       char *err, size_t errlen)
+{
+    uint8_t padded[CP_INDEX_NAME_MAX + 1] = {0}; /* the longest name, padded to 8 */
+    memcpy(padded, name, name_len);
+    int r = cp_index_put_rec(st, CP_INDEX_BLOCK, block_id, name_len, err, errlen);
+    if (r < 0)
+        return r;
+    return cp_stage_put(st, padded, cp_pad8(name_len), err, errlen);
+}
+
+int cp_index_put_pages(struct cp_stage *st, uint32_t block_id, uint32_t npages,
+                       uint64_t stream_offset, const uint64_t *ram_offsets, char *err,
+                       size_t errlen)
+{
+    uint8_t v[8 * 64];
+    int r = cp_index_put_rec(st, CP_INDEX_PAGES, block_id, npages, err, errlen);
+    cp_le64(v, stream_offset);
+    if (r == 0)
+        r = cp_stage_put(st, v, 8, err, errlen);
+    for (uint32_t i = 0; r == 0 && i < npages;) {
+        size_t k = 0;
+        for (; k < 64 && i < npages; k++, i++)
+            cp_le64(v + 8 * k, ram_offsets[i]);
+        r = cp_stage_put(st, v, 8 * k, err, errlen);
+    }
+    return r;
+}
+
+int cp_index_put_end(struct cp_stage *st, uint64_t npages, uint64_t stream_size, char *err,
+                     size_t errlen)
+{
+    uint8_t e[CP_INDEX_END_LEN] = {0};
+    cp_le32(e, CP_INDEX_END);
+    cp_le64(e + 8, npages);
+    cp_le64(e + 16, stream_size);
+    return cp_stage_put(st, e, sizeof(e), err, errlen);
+}
+
+/* ---- loading ---- */
+
+static int cp_index_read_file(struct cp_index *ix, const char *path, char *err, size_t errlen)
+{
+    int r = 0;
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return cp_errno_msg(err, errlen, -errno, "open %s", path);
+    struct stat st;
+    if (fstat(fd, &st) < 0) {
+        r = cp_errno_msg(err, errlen, -errno, "stat %s", path);
+        goto out;
+    }
+    ix->len = (size_t)st.st_size;
+    ix->data = malloc(ix->len ? ix->len : 1);
+    if (ix->data == NULL) {
+        r = cp_msg(err, errlen, -ENOMEM, "%s: out of memory for %zu bytes", path, ix->len);
+        goto out;
+    }
+    for (size_t got = 0; got < ix->len;) {
+        ssize_t n = read(fd, ix->data + got, ix->len - got);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0) {
+            r = cp_errno_msg(err, errlen, -errno, "read %s", path);
+            goto out;
+        }
+        if (n == 0) {
+            r = cp_msg(err, errlen, -EBADMSG, "%s: shrank while read", path);
+            goto out;
+        }
+        got += (size_t)n;
+    }
+out:
+    close(fd); /* read-only */
+    return r;
+}
+
+/* Checks a BLOCK record at P (REST bytes left) and keeps its name: its length or -EBADMSG. */
+static int64_t cp_index_check_block(struct cp_index *ix, const uint8_t *p, size_t rest, char *err,
+                                    size_t errlen)
+{
+    uint32_t id = cp_get_le32(p + 4), len = cp_get_le32(p + 8);
+    if (id != ix->nblocks || id >= CP_INDEX_MAX_BLOCKS)
+        return cp_msg(err, errlen, -EBADMSG, "block id %u where %u was due", id, ix->nblocks);
+    if (len == 0 || len > CP_INDEX_NAME_MAX || cp_get_le32(p + 12) != 0)
+        return cp_msg(err, errlen, -EBADMSG, "bad block name length %u", len);
+    if (cp_pad8(len) > rest - CP_INDEX_REC_LEN)
+        return cp_msg(err, errlen, -EBADMSG, "block name past the end");
+    const char *name = (const char *)p + CP_INDEX_REC_LEN;
+    if (memchr(name, '\0', len) != NULL)
+        return cp_msg(err, errlen, -EBADMSG, "NUL in block name");
+    memcpy(ix->names[id], name, len);
+    ix->names[id][len] = '\0';
+    ix->nblocks++;
+    return (int64_t)(CP_INDEX_REC_LEN + cp_pad8(len));
+}
+
+/* Checks a PAGES record; *END is where the pages of the previous record end in the stream. */
+static int64_t cp_index_check_pages(struct cp_index *ix, const uint8_t *p, size_t rest,
+                                    uint64_t *end, char *err, size_t errlen)
+{
+    uint32_t id = cp_get_le32(p + 4), n = cp_get_le32(p + 8);
+    if (id >= ix->nblocks)
+        return cp_msg(err, errlen, -EBADMSG, "pages of unknown block %u", id);
+    if (n == 0 || cp_get_le32(p + 12) != 0)
+        return cp_msg(err, errlen, -EBADMSG, "bad page count %u", n);
+    if (rest < CP_INDEX_PAGES_LEN || (uint64_t)n > (rest - CP_INDEX_PAGES_LEN) / 8)
+        return cp_msg(err, errlen, -EBADMSG, "%u pages past the end", n);
+    uint64_t off = cp_get_le64(p + 16);
+    uint64_t span = (uint64_t)n * CP_INDEX_PAGE_SIZE;
+    if (off < *end || off > UINT64_MAX - span)
+        return cp_msg(err, errlen, -EBADMSG, "pages at stream offset %llu out of order",
+                      (unsigned long long)off);
+    *end = off + span;
+    ix->npages += n;
+    return (int64_t)(CP_INDEX_PAGES_LEN + (size_t)n * 8);
+}
+
+static int cp_index_check_end(struct cp_index *ix, const uint8_t *p, size_t rest, uint64_t end,
+                              char *err, size_t errlen)
+{
+    if (rest != CP_INDEX_END_LEN || cp_get_le32(p + 4) != 0)
+        return cp_msg(err, errlen, -EBADMSG, "END record not last");
+    uint64_t npages = cp_get_le64(p + 8);
+    ix->stream_size = cp_get_le64(p + 16);
+    if (npages != ix->npages)
+        return cp_msg(err, errlen, -EBADMSG, "END counts %llu pages, records hold %llu",
+                      (unsigned long long)npages, (unsigned long long)ix->npages);
+    if (ix->stream_size < end)
+        return cp_msg(err, errlen, -EBADMSG, "pages end past the stream's %llu bytes",
+                      (unsigned long long)ix->stream_size);
+    return 0;
+}
+
+static int cp_index_check_header(const struct cp_index *ix, char *err, size_t errlen)
+{
+    const uint8_t *h = ix->data;
+    if (ix->len < CP_INDEX_HEADER_LEN || memcmp(h, CP_INDEX_MAGIC, 8) != 0)
+        return cp_msg(err, errlen, -EBADMSG, "not a page index");
+    if (cp_get_le32(h + 8) != CP_INDEX_VERSION || cp_get_le32(h + 12) != CP_INDEX_PAGE_SIZE ||
+        cp_get_le64(h + 16) != 0)
+        return cp_msg(err, errlen, -EBADMSG, "index version %u, page size %u not supported",
+                      cp_get_le32(h + 8), cp_get_le32(h + 12));
+    return 0;
+}
+
+/* Walks every record once; after it, cp_index_next needs no bound checks. *POS tells where a
+ * bad record starts. */
+static int cp_index_check(struct cp_index *ix, size_t *pos, char *err, size_t errlen)
+{
+    int r = cp_index_check_header(ix, err, errlen);
+    uint64_t end = 0;
+    *pos = CP_INDEX_HEADER_LEN;
+    if (r < 0)
+        return r;
+    for (;;) {
+        size_t rest = ix->len - *pos;
+        const uint8_t *p = ix->data + *pos;
+        if (rest < CP_INDEX_REC_LEN)
+            return cp_msg(err, errlen, -EBADMSG, "no END record");
+        uint32_t type = cp_get_le32(p);
+        int64_t n;
+        if (type == CP_INDEX_END)
+            return cp_index_check_end(ix, p, rest, end, err, errlen);
+        if (type == CP_INDEX_BLOCK)
+            n = cp_index_check_block(ix, p, rest, err, errlen);
+        else if (type == CP_INDEX_PAGES)
+            n = cp_index_check_pages(ix, p, rest, &end, err, errlen);
+        else
+            n = cp_msg(err, errlen, -EBADMSG, "unknown record type %u", type);
+        if (n < 0)
+            return (int)n;
+        *pos += (size_t)n;
+    }
+}
+
+int cp_index_load(struct cp_index **out, const char *path, char *err, size_t errlen)
+{
+    char why[CP_ERR_MAX];
+    struct cp_index *ix = calloc(1, sizeof(*ix));
+    int r = -ENOMEM;
+    if (ix == NULL) {
+        cp_msg(err, errlen, r, "%s: out of memory", path);
+        goto out;
+    }
+    r = cp_index_read_file(ix, path, err, errlen);
+    if (r < 0)
+        goto out;
+    size_t pos;
+    r = cp_index_check(ix, &pos, why, sizeof(why));
+    if (r < 0)
+        cp_msg(err, errlen, r, "%s: offset %zu: %s", path, pos, why);
+out:
+    if (r < 0) {
+        cp_index_free(ix);
+        ix = NULL;
+    }
+    *out = ix;
+    return r;
+}
+
+uint32_t cp_index_nblocks(const struct cp_index *ix)
+{
+    return ix->nblocks;
+}
+
+const char *cp_index_block_name(const struct cp_index *ix, uint32_t id)
+{
+    return ix->names[id];
+}
+
+uint64_t cp_index_npages(const struct cp_index *ix)
+{
+    return ix->npages;
+}
+
+uint64_t cp_index_stream_size(const struct cp_index *ix)
+{
+    return ix->stream_size;
+}
+
+int cp_index_next(const struct cp_index *ix, struct cp_index_iter *it, struct cp_index_page *pg)
+{
+    if (it->pos < CP_INDEX_HEADER_LEN)
+        it->pos = CP_INDEX_HEADER_LEN;
+    for (;;) {
+        const uint8_t *p = ix->data + it->pos;
+        uint32_t type = cp_get_le32(p);
+        if (type == CP_INDEX_END)
+            return 0;
+        if (type == CP_INDEX_BLOCK) {
+            it->pos += CP_INDEX_REC_LEN + cp_pad8(cp_get_le32(p + 8));
+            continue;
+        }
+        uint32_t n = cp_get_le32(p + 8);
+        if (it->i < n) {
+            pg->block_id = cp_get_le32(p + 4);
+            pg->stream_offset = cp_get_le64(p + 16) + (uint64_t)it->i * CP_INDEX_PAGE_SIZE;
+            pg->ram_offset = cp_get_le64(p + CP_INDEX_PAGES_LEN + (size_t)it->i * 8);
+            it->i++;
+            return 1;
+        }
+        it->pos += CP_INDEX_PAGES_LEN + (size_t)n * 8;
+        it->i = 0;
+    }
+}
+
+void cp_index_free(struct cp_index *ix)
+{
+    if (ix == NULL)
+        return;
+    free(ix->data);
+    free(ix);
+}

@@ -1,0 +1,364 @@
+/* restore: we connect to QEMU's destination, main first and then each channel, writing each
+ * channel's handshake right after its connect (7.2 reads it synchronously), then one thread per
+ * stream pumps its file into its socket, all at once. The cp_restore_* functions are called from
+ * the caller's thread; cancel and the progress counters from any thread. */
+#include <errno.h>
+#include <limits.h>
+#include <poll.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include "copier.h"
+#include "multifd.h"
+#include "stream.h"
+#include "worker.h"
+
+struct cp_restore_stream {
+    /* set by cp_restore_start before the stream's thread starts */
+    struct cp_restore *r;
+    struct cp_file f;
+    int fd; /* -1 until connected */
+    int started;
+    pthread_t thread;
+    /* owned by the stream's thread once started */
+    struct cp_freader *rd;
+    const uint8_t *data; /* the chunk read last; DATA[done..len) is still to go */
+    size_t len, done;
+    uint64_t sent;
+};
+
+struct cp_restore {
+    /* set before any thread starts */
+    char dir[PATH_MAX];
+    int stall_ms;
+    int nstreams; /* main, then the channels in the caller's order */
+    struct cp_restore_stream streams[CP_MAX_CHANNELS + 1];
+    int nindex;
+    struct cp_file index[CP_MAX_CHANNELS];
+    int joined; /* caller's thread only */
+    /* any thread */
+    atomic_uint_fast64_t bytes;
+    atomic_int live;     /* stream threads not ended */
+    struct cp_fail fail; /* socket slot 1 + i is stream i */
+};
+
+/* A file name from the caller's list, which comes from a manifest: one path component. */
+static int cp_name_ok(const char *name)
+{
+    size_t len = strnlen(name, CP_NAME_MAX);
+    return len > 0 && len < CP_NAME_MAX && strchr(name, '/') == NULL && strcmp(name, ".") != 0 &&
+           strcmp(name, "..") != 0;
+}
+
+/* Splits FILES into the streams (main first) and the indexes. */
+static int cp_restore_plan(struct cp_restore *r, const struct cp_file *files, int nfiles, char *err,
+                           size_t errlen)
+{
+    int nmain = 0;
+    r->nstreams = 1;
+    for (int i = 0; i < nfiles; i++) {
+        const struct cp_file *f = &files[i];
+        if (!cp_name_ok(f->name))
+            return cp_msg(err, errlen, -EINVAL, "bad file name \"%.*s\"", CP_NAME_MAX, f->name);
+        if (f->kind == CP_MAIN && nmain++ == 0)
+            r->streams[0].f = *f;
+        else if (f->kind == CP_CHANNEL && r->nstreams <= CP_MAX_CHANNELS)
+            r->streams[r->nstreams++].f = *f;
+        else if (f->kind == CP_INDEX && r->nindex < CP_MAX_CHANNELS)
+            r->index[r->nindex++] = *f;
+        else
+            return cp_msg(err, errlen, -EINVAL, "%s: one main, at most %d channels and indexes",
+                          f->name, CP_MAX_CHANNELS);
+    }
+    if (nmain == 0)
+        return cp_msg(err, errlen, -EINVAL, "no main stream among the files");
+    return 0;
+}
+
+/* Opens the stream's file and reads its first chunk, which must hold a channel's handshake. */
+static int cp_restore_open(struct cp_restore_stream *st, const struct cp_opts *opts, char *why,
+                           size_t whylen)
+{
+    struct cp_restore *r = st->r;
+    int rc =
+        cp_freader_open(&st->rd, r->dir, st->f.name, opts->buf_size, opts->direct_io, why, whylen);
+    if (rc < 0)
+        return rc;
+    /* The whole file is checked at its end; a wrong size shows now, before QEMU sees a byte. */
+    uint64_t size = cp_freader_file_size(st->rd);
+    if (size != st->f.size)
+        return cp_msg(why, whylen, -EBADMSG, "%s/%s has %llu bytes, expected %llu", r->dir,
+                      st->f.name, (unsigned long long)size, (unsigned long long)st->f.size);
+    ssize_t n = cp_freader_fill(st->rd, &st->data, why, whylen);
+    if (n < 0)
+        return (int)n;
+    st->len = (size_t)n;
+    if (st->f.kind == CP_CHANNEL && st->len < CP_MULTIFD_HANDSHAKE_LEN)
+        return cp_msg(why, whylen, -EBADMSG, "%s/%s is shorter than a multifd handshake", r->dir,
+                      st->f.name);
+    return 0;
+}
+
+/* Waits until the socket takes bytes again, at most stall_ms. */
+static int cp_restore_wait(struct cp_restore_stream *st, char *why, size_t whylen)
+{
+    struct pollfd pfd = {.fd = st->fd, .events = POLLOUT};
+    int n = poll(&pfd, 1, st->r->stall_ms ? st->r->stall_ms : -1);
+    if (n < 0 && errno != EINTR)
+        return cp_errno_msg(why, whylen, -errno, "poll socket");
+    if (n == 0)
+        return cp_msg(why, whylen, -ETIMEDOUT, "QEMU took no byte for %d ms (%llu of %llu sent)",
+                      st->r->stall_ms, (unsigned long long)st->sent,
+                      (unsigned long long)st->f.size);
+    return 0;
+}
+
+static int cp_restore_send(struct cp_restore_stream *st, const uint8_t *p, size_t n, char *why,
+                           size_t whylen)
+{
+    while (n > 0) {
+        ssize_t w = send(st->fd, p, n, MSG_NOSIGNAL | MSG_DONTWAIT);
+        int e = w < 0 ? errno : 0;
+        if (w > 0) {
+            p += w;
+            n -= (size_t)w;
+            st->sent += (uint64_t)w;
+            atomic_fetch_add(&st->r->bytes, (uint64_t)w);
+        } else if (e == EAGAIN || e == EINTR) {
+            int r = cp_restore_wait(st, why, whylen);
+            if (r < 0)
+                return r;
+        } else if (e == EPIPE || e == ECONNRESET) {
+            return cp_msg(why, whylen, -EPIPE,
+                          "QEMU closed the connection after %llu of %llu bytes",
+                          (unsigned long long)st->sent, (unsigned long long)st->f.size);
+        } else {
+            return cp_errno_msg(why, whylen, -e, "write socket");
+        }
+    }
+    return 0;
+}
+
+/* Connects the stream's socket; a channel's handshake goes out at once. */
+static int cp_restore_connect(struct cp_restore_stream *st, int slot, const char *sock_path,
+                              char *why, size_t whylen)
+{
+    struct sockaddr_un a = {.sun_family = AF_UNIX};
+    if (strlen(sock_path) >= sizeof(a.sun_path))
+        return cp_msg(why, whylen, -ENAMETOOLONG, "socket path too long: %s", sock_path);
+    strcpy(a.sun_path, sock_path);
+    st->fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (st->fd < 0)
+        return cp_errno_msg(why, whylen, -errno, "socket");
+    cp_fail_add_sock(&st->r->fail, slot, st->fd);
+    /* Past QEMU's listen backlog, connect blocks until an accept; SO_SNDTIMEO bounds that wait
+     * (connect then fails with EAGAIN). 0 means no bound. */
+    int ms = st->r->stall_ms;
+    struct timeval tv = {.tv_sec = ms / 1000, .tv_usec = (ms % 1000) * 1000};
+    if (setsockopt(st->fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv)) < 0)
+        return cp_errno_msg(why, whylen, -errno, "SO_SNDTIMEO");
+    if (connect(st->fd, (struct sockaddr *)&a, sizeof(a)) < 0) {
+        if (errno == EAGAIN)
+            return cp_msg(why, whylen, -ETIMEDOUT, "QEMU accepted no connection for %d ms", ms);
+        return cp_errno_msg(why, whylen, -errno, "connect %s", sock_path);
+    }
+    if (st->f.kind != CP_CHANNEL)
+        return 0;
+    st->done = CP_MULTIFD_HANDSHAKE_LEN;
+    return cp_restore_send(st, st->data, CP_MULTIFD_HANDSHAKE_LEN, why, whylen);
+}
+
+/* Sends the rest of the file. The last chunk goes out only once the whole file has matched its
+ * size and checksum, so that QEMU cannot complete a restore from a damaged file. */
+static int cp_restore_pump(struct cp_restore_stream *st, char *why, size_t whylen)
+{
+    int r = 0;
+    for (;;) {
+        int last = st->len == 0 || cp_freader_size(st->rd) >= st->f.size;
+        if (last)
+            r = cp_freader_check(st->rd, st->f.size, st->f.xxh3, why, whylen);
+        if (r == 0)
+            r = cp_restore_send(st, st->data + st->done, st->len - st->done, why, whylen);
+        if (r < 0 || last)
+            break;
+        ssize_t n = cp_freader_fill(st->rd, &st->data, why, whylen);
+        if (n < 0)
+            return (int)n;
+        st->len = (size_t)n;
+        st->done = 0;
+    }
+    /* The destination may be gone once it has read everything. */
+    if (r == 0 && shutdown(st->fd, SHUT_WR) < 0 && errno != ENOTCONN)
+        r = cp_errno_msg(why, whylen, -errno, "shutdown socket");
+    return r;
+}
+
+static void *cp_restore_stream_main(void *arg)
+{
+    struct cp_restore_stream *st = arg;
+    char why[CP_ERR_MAX], msg[CP_ERR_MAX];
+    int r = cp_restore_pump(st, why, sizeof(why));
+    if (r < 0)
+        cp_fail(&st->r->fail, cp_msg(msg, sizeof(msg), r, "%s: %s", st->f.name, why), msg);
+    atomic_fetch_sub(&st->r->live, 1);
+    return NULL;
+}
+
+static int cp_restore_init(struct cp_restore *r, const char *dir, const struct cp_opts *opts,
+                           char *err, size_t errlen)
+{
+    r->joined = 1; /* no thread yet */
+    cp_fail_init(&r->fail);
+    for (int i = 0; i <= CP_MAX_CHANNELS; i++) {
+        r->streams[i].r = r;
+        r->streams[i].fd = -1;
+    }
+    r->stall_ms = opts->stall_ms > 0 ? opts->stall_ms : 0;
+    if (strlen(dir) >= sizeof(r->dir))
+        return cp_msg(err, errlen, -ENAMETOOLONG, "directory path too long: %s", dir);
+    strcpy(r->dir, dir);
+    return 0;
+}
+
+/* Opens every file, then connects in order: nothing reaches QEMU if a file is missing. */
+static int cp_restore_setup(struct cp_restore *r, const char *sock_path, const struct cp_opts *opts,
+                            char *err, size_t errlen)
+{
+    char why[CP_ERR_MAX];
+    struct cp_restore_stream *st = NULL;
+    int rc = 0;
+    for (int i = 0; rc == 0 && i < r->nstreams; i++) {
+        st = &r->streams[i];
+        rc = cp_restore_open(st, opts, why, sizeof(why));
+    }
+    for (int i = 0; rc == 0 && i < r->nstreams; i++) {
+        st = &r->streams[i];
+        rc = cp_restore_connect(st, 1 + i, sock_path, why, sizeof(why));
+    }
+    if (rc < 0)
+        cp_msg(err, errlen, rc, "%s: %s", st->f.name, why);
+    return rc;
+}
+
+static int cp_restore_run(struct cp_restore *r, char *err, size_t errlen)
+{
+    atomic_store(&r->live, r->nstreams);
+    r->joined = 0;
+    for (int i = 0; i < r->nstreams; i++) {
+        struct cp_restore_stream *st = &r->streams[i];
+        int rc = cp_thread_start(&st->thread, cp_restore_stream_main, st);
+        if (rc < 0) {
+            atomic_fetch_sub(&r->live, r->nstreams - i);
+            cp_errno_msg(err, errlen, rc, "%s: thread", st->f.name);
+            cp_fail(&r->fail, rc, err); /* wakes the threads already started */
+            return rc;
+        }
+        st->started = 1;
+    }
+    return 0;
+}
+
+int cp_restore_start(struct cp_restore **out, const char *sock_path, const char *dir,
+                     const struct cp_file *files, int nfiles, const struct cp_opts *opts, char *err,
+                     size_t errlen)
+{
+    struct cp_restore *r = calloc(1, sizeof(*r));
+    int rc = -ENOMEM;
+    if (r == NULL) {
+        cp_msg(err, errlen, rc, "restore: out of memory");
+        goto out;
+    }
+    rc = cp_restore_init(r, dir, opts, err, errlen);
+    if (rc == 0)
+        rc = cp_restore_plan(r, files, nfiles, err, errlen);
+    if (rc == 0)
+        rc = cp_restore_setup(r, sock_path, opts, err, errlen);
+    if (rc == 0)
+        rc = cp_restore_run(r, err, errlen);
+out:
+    if (rc < 0) {
+        cp_restore_free(r);
+        r = NULL;
+    }
+    *out = r;
+    return rc;
+}
+
+uint64_t cp_restore_bytes(struct cp_restore *r)
+{
+    return atomic_load(&r->bytes);
+}
+
+int cp_restore_done(struct cp_restore *r)
+{
+    return atomic_load(&r->live) == 0;
+}
+
+void cp_restore_cancel(struct cp_restore *r)
+{
+    cp_fail(&r->fail, -ECANCELED, "restore cancelled");
+}
+
+static void cp_restore_join(struct cp_restore *r)
+{
+    if (r->joined)
+        return;
+    for (int i = 0; i < r->nstreams; i++) {
+        if (r->streams[i].started)
+            pthread_join(r->streams[i].thread, NULL);
+    }
+    r->joined = 1;
+}
+
+int cp_restore_finish(struct cp_restore *r, char *err, size_t errlen)
+{
+    cp_restore_join(r);
+    int rc = cp_fail_get(&r->fail, err, errlen);
+    for (int i = 0; rc == 0 && i < r->nindex; i++)
+        rc = cp_verify_file(r->dir, &r->index[i], err, errlen);
+    return rc;
+}
+
+void cp_restore_free(struct cp_restore *r)
+{
+    if (r == NULL)
+        return;
+    if (!r->joined) {
+        cp_restore_cancel(r);
+        cp_restore_join(r);
+    }
+    for (int i = 0; i < r->nstreams; i++) {
+        cp_freader_free(r->streams[i].rd);
+        if (r->streams[i].fd >= 0)
+            close(r->streams[i].fd);
+    }
+    cp_fail_destroy(&r->fail);
+    free(r);
+}
+
+int cp_verify_file(const char *dir, const struct cp_file *f, char *err, size_t errlen)
+{
+    char why[CP_ERR_MAX];
+    struct cp_freader *rd = NULL;
+    int r = cp_name_ok(f->name) ? 0 : cp_msg(why, sizeof(why), -EINVAL, "bad file name");
+    if (r == 0)
+        r = cp_freader_open(&rd, dir, f->name, 0, 1, why, sizeof(why));
+    while (r == 0) {
+        const uint8_t *data;
+        ssize_t n = cp_freader_fill(rd, &data, why, sizeof(why));
+        if (n <= 0) {
+            r = (int)n;
+            break;
+        }
+    }
+    if (r == 0)
+        r = cp_freader_check(rd, f->size, f->xxh3, why, sizeof(why));
+    if (r < 0)
+        cp_msg(err, errlen, r, "%.*s: %s", CP_NAME_MAX, f->name, why);
+    cp_freader_free(rd);
+    return r;
+}

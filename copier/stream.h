@@ -1,0 +1,70 @@
+/* stream: the file side of a copy. A write path of stages ending in a file writer (O_DIRECT
+ * with an aligned buffer where the file system allows it), a file reader, XXH3 of the file's
+ * bytes on both. Each object belongs to one thread. */
+#ifndef SAVEFS_COPIER_STREAM_H
+#define SAVEFS_COPIER_STREAM_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#define CP_ALIGN       4096
+#define CP_BUF_DEFAULT (2u << 20)
+
+/* Puts the default into *BUF_SIZE if 0; -EINVAL unless it is a multiple of CP_ALIGN. */
+int cp_buf_size(size_t *buf_size, char *err, size_t errlen);
+
+/* One step of a stream's write path, Redis-rio style. Bytes are placed straight into the
+ * stage's own buffer (no copy from the socket), then committed. The file writer is the last
+ * stage; a compressor writing independent zstd frames would sit before it, compressing each
+ * full buffer into the next stage's room. */
+struct cp_stage {
+    /* Free room for the next bytes of the stream; never empty. */
+    uint8_t *(*room)(struct cp_stage *st, size_t *len);
+    /* The first N bytes of the room now hold stream bytes. 0 or -errno with ERR filled. */
+    int (*commit)(struct cp_stage *st, size_t n, char *err, size_t errlen);
+    /* End of the stream: everything held goes out and is made durable. */
+    int (*finish)(struct cp_stage *st, char *err, size_t errlen);
+};
+
+/* Copies LEN bytes into ST through room and commit. */
+int cp_stage_put(struct cp_stage *st, const void *buf, size_t len, char *err, size_t errlen);
+
+/* A new file (O_EXCL, 0600) as the last stage of a write path. Checksums what it writes. */
+struct cp_fwriter;
+
+/* Creates DIR/NAME. */
+int cp_fwriter_open(struct cp_fwriter **out, const char *dir, const char *name, size_t buf_size,
+                    int direct_io, char *err, size_t errlen);
+struct cp_stage *cp_fwriter_stage(struct cp_fwriter *w);
+/* 1 while the file is written with O_DIRECT (0 where the file system refuses it). */
+int cp_fwriter_direct(const struct cp_fwriter *w);
+/* Bytes committed and their XXH3; the checksum is final after finish. */
+uint64_t cp_fwriter_size(const struct cp_fwriter *w);
+uint64_t cp_fwriter_xxh3(const struct cp_fwriter *w);
+/* Closes the file without syncing if finish did not; NULL is fine. */
+void cp_fwriter_free(struct cp_fwriter *w);
+/* Frees W and removes its file: 0, or -errno from unlink. */
+int cp_fwriter_discard(struct cp_fwriter *w, char *err, size_t errlen);
+
+/* Reads a file in buffer-sized chunks, O_DIRECT where the file system allows it, checksumming
+ * what it reads. */
+struct cp_freader;
+
+int cp_freader_open(struct cp_freader **out, const char *dir, const char *name, size_t buf_size,
+                    int direct_io, char *err, size_t errlen);
+/* Fills the buffer from the file: sets *DATA and returns the byte count (fewer than the buffer
+ * holds only at the end, 0 at EOF) or -errno. */
+ssize_t cp_freader_fill(struct cp_freader *r, const uint8_t **data, char *err, size_t errlen);
+/* Size of the file when opened; bytes read so far. */
+uint64_t cp_freader_file_size(const struct cp_freader *r);
+uint64_t cp_freader_size(const struct cp_freader *r);
+/* Compares the bytes read with SIZE and XXH3: 0, or -EBADMSG with ERR filled. Call at EOF. */
+int cp_freader_check(struct cp_freader *r, uint64_t size, uint64_t xxh3, char *err, size_t errlen);
+/* NULL is fine. */
+void cp_freader_free(struct cp_freader *r);
+
+/* fsyncs directory DIR. */
+int cp_fsync_dir(const char *dir, char *err, size_t errlen);
+
+#endif

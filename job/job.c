@@ -1,0 +1,359 @@
+/* job: the registry of VMs and their jobs. A job runs in a thread of its own so that a FUSE
+ * worker that gives up waiting (an interrupt, an unmount) never leaves a save half done: the
+ * worker only waits and passes a cancel on. */
+#include "job_int.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <limits.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "qemu.h"
+#include "qmp.h"
+#include "store.h"
+
+#define WAIT_TICK_MS          100
+#define STATUS_QMP_TIMEOUT_MS 1000
+
+double job_now(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+void job_rfc3339(char *buf, size_t len)
+{
+    time_t now = time(NULL);
+    struct tm tm;
+
+    gmtime_r(&now, &tm);
+    strftime(buf, len, "%Y-%m-%dT%H:%M:%SZ", &tm);
+}
+
+int job_qmp_path(const struct job_ctx *ctx, const char *vm, char *path)
+{
+    return store_path(path, "%s/%s.qmp", ctx->qmp_dir, vm);
+}
+
+int job_sock_path(const struct job_ctx *ctx, const char *vm, const char *what, char *path)
+{
+    return store_path(path, "%s/%s.%s.sock", ctx->run_dir, vm, what);
+}
+
+int job_log_path(const struct job_ctx *ctx, const char *vm, char *path)
+{
+    return store_path(path, "%s/%s.log", ctx->run_dir, vm);
+}
+
+const char *job_store(const struct job_ctx *ctx)
+{
+    return ctx->store;
+}
+
+/* ---- context ---- */
+
+static void (*ctx_log)(const char *msg);
+
+static void report_leftover(const char *path)
+{
+    char msg[PATH_MAX + 64];
+
+    snprintf(msg, sizeof(msg), "removed the partial save %s", path);
+    ctx_log(msg);
+}
+
+int job_ctx_new(struct job_ctx **out, const struct job_config *cfg, void (*log)(const char *msg),
+                char *err, size_t errlen)
+{
+    struct job_ctx *ctx = calloc(1, sizeof(*ctx));
+    char run_dir[PATH_MAX];
+    int rc;
+
+    if (!ctx)
+        return -ENOMEM;
+    ctx->watchdog_ms = cfg->watchdog_ms;
+    pthread_mutex_init(&ctx->lock, NULL);
+    pthread_cond_init(&ctx->changed, NULL);
+    rc = store_path(run_dir, "%s/.savefs", cfg->qmp_dir);
+    ctx->store = strdup(cfg->store);
+    ctx->qmp_dir = strdup(cfg->qmp_dir);
+    ctx->run_dir = strdup(run_dir);
+    if (rc || !ctx->store || !ctx->qmp_dir || !ctx->run_dir) {
+        rc = rc ? rc : -ENOMEM;
+        goto out;
+    }
+    if ((rc = store_mkdirs(ctx->store, err, errlen)) ||
+        (rc = store_mkdirs(ctx->qmp_dir, err, errlen)) ||
+        (rc = store_mkdirs(ctx->run_dir, err, errlen)))
+        goto out;
+    ctx_log = log;
+    store_clean_tmp(ctx->store, report_leftover);
+out:
+    if (rc)
+        job_ctx_free(ctx);
+    else
+        *out = ctx;
+    return rc;
+}
+
+static int any_job_locked(struct job_ctx *ctx)
+{
+    for (struct vm_state *vm = ctx->vms; vm; vm = vm->next)
+        if (vm->job)
+            return 1;
+    return 0;
+}
+
+void job_cancel_all(struct job_ctx *ctx)
+{
+    pthread_mutex_lock(&ctx->lock);
+    for (struct vm_state *vm = ctx->vms; vm; vm = vm->next)
+        if (vm->job)
+            atomic_store(&vm->job->cancel, 1);
+    pthread_mutex_unlock(&ctx->lock);
+}
+
+void job_shutdown_signal(struct job_ctx *ctx)
+{
+    if (ctx)
+        atomic_store(&ctx->shutdown, 1);
+}
+
+int job_fail(struct job *job, int rc, const char *fmt, ...)
+{
+    int n = snprintf(job->err, sizeof(job->err), "%s: ", job->vm->name);
+    va_list ap;
+
+    va_start(ap, fmt);
+    vsnprintf(job->err + n, sizeof(job->err) - (size_t)n, fmt, ap);
+    va_end(ap);
+    return rc;
+}
+
+int job_cancelled(struct job *job)
+{
+    return atomic_load(&job->cancel) || atomic_load(&job->ctx->shutdown);
+}
+
+void job_ctx_free(struct job_ctx *ctx)
+{
+    struct vm_state *vm, *next;
+
+    job_cancel_all(ctx);
+    pthread_mutex_lock(&ctx->lock);
+    while (any_job_locked(ctx))
+        pthread_cond_wait(&ctx->changed, &ctx->lock);
+    pthread_mutex_unlock(&ctx->lock);
+    for (vm = ctx->vms; vm; vm = next) {
+        next = vm->next;
+        free(vm);
+    }
+    free(ctx->store);
+    free(ctx->qmp_dir);
+    free(ctx->run_dir);
+    free(ctx);
+}
+
+static struct vm_state *vm_get_locked(struct job_ctx *ctx, const char *name)
+{
+    struct vm_state *vm;
+
+    for (vm = ctx->vms; vm; vm = vm->next)
+        if (strcmp(vm->name, name) == 0)
+            return vm;
+    vm = calloc(1, sizeof(*vm));
+    if (!vm)
+        return NULL;
+    snprintf(vm->name, sizeof(vm->name), "%s", name);
+    vm->next = ctx->vms;
+    ctx->vms = vm;
+    return vm;
+}
+
+/* ---- progress, from the job thread ---- */
+
+void job_set_phase(struct job *job, const char *phase)
+{
+    pthread_mutex_lock(&job->ctx->lock);
+    job->phase = phase;
+    pthread_mutex_unlock(&job->ctx->lock);
+}
+
+void job_set_progress(struct job *job, uint64_t done, uint64_t total)
+{
+    pthread_mutex_lock(&job->ctx->lock);
+    job->bytes_done = done;
+    job->bytes_total = total;
+    pthread_mutex_unlock(&job->ctx->lock);
+}
+
+void job_set_pid(struct job *job, int pid)
+{
+    pthread_mutex_lock(&job->ctx->lock);
+    job->pid = pid;
+    pthread_mutex_unlock(&job->ctx->lock);
+}
+
+/* ---- running a job ---- */
+
+static void record_result_locked(struct job *job)
+{
+    struct job_result *r = &job->vm->last;
+
+    memset(r, 0, sizeof(*r));
+    r->valid = 1;
+    r->op = job->op;
+    r->rc = job->rc;
+    snprintf(r->snapshot, sizeof(r->snapshot), "%s", job->snapshot);
+    snprintf(r->message, sizeof(r->message), "%s", job->rc ? job->err : job->summary);
+    job_rfc3339(r->finished, sizeof(r->finished));
+    r->duration_s = job_now() - job->started;
+    if (job->op == JOB_SAVE)
+        job->vm->last_save = *r;
+}
+
+static void *job_thread(void *arg)
+{
+    struct job *job = arg;
+
+    job->rc = job->op == JOB_SAVE ? job_save_run(job) : job_restore_run(job);
+    pthread_mutex_lock(&job->ctx->lock);
+    record_result_locked(job);
+    job->vm->job = NULL;
+    job->done = 1;
+    pthread_cond_broadcast(&job->ctx->changed);
+    pthread_mutex_unlock(&job->ctx->lock);
+    return NULL;
+}
+
+/* Starts JOB's thread with every signal blocked: signals belong to the main thread. */
+static int start_thread(struct job *job)
+{
+    sigset_t all, old;
+    int rc;
+
+    sigfillset(&all);
+    pthread_sigmask(SIG_SETMASK, &all, &old);
+    rc = -pthread_create(&job->thread, NULL, job_thread, job);
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
+    return rc;
+}
+
+static void wait_done(struct job *job, job_interrupted_fn interrupted)
+{
+    struct job_ctx *ctx = job->ctx;
+    struct timespec ts;
+
+    pthread_mutex_lock(&ctx->lock);
+    while (!job->done) {
+        clock_gettime(CLOCK_REALTIME, &ts);
+        ts.tv_nsec += WAIT_TICK_MS * 1000000L;
+        if (ts.tv_nsec >= 1000000000L) {
+            ts.tv_sec++;
+            ts.tv_nsec -= 1000000000L;
+        }
+        pthread_cond_timedwait(&ctx->changed, &ctx->lock, &ts);
+        if (interrupted && interrupted())
+            atomic_store(&job->cancel, 1);
+    }
+    pthread_mutex_unlock(&ctx->lock);
+    pthread_join(job->thread, NULL);
+}
+
+/* Runs JOB to its end in its own thread while this thread waits. Takes ownership of JOB. */
+static int run_job(struct job *job, const char *vm, job_interrupted_fn interrupted)
+{
+    struct job_ctx *ctx = job->ctx;
+    int rc, oldstate;
+
+    pthread_mutex_lock(&ctx->lock);
+    job->vm = vm_get_locked(ctx, vm);
+    rc = !job->vm ? -ENOMEM : job->vm->job ? -EBUSY : 0;
+    if (!rc)
+        job->vm->job = job;
+    pthread_mutex_unlock(&ctx->lock);
+    if (rc)
+        goto out;
+    /* libfuse cancels its workers at exit: this one must stay until the job is over. */
+    pthread_setcancelstate(PTHREAD_CANCEL_DISABLE, &oldstate);
+    job->started = job_now();
+    rc = start_thread(job);
+    if (rc) {
+        pthread_mutex_lock(&ctx->lock);
+        job->vm->job = NULL;
+        pthread_mutex_unlock(&ctx->lock);
+    } else {
+        wait_done(job, interrupted);
+        rc = job->rc;
+    }
+    pthread_setcancelstate(oldstate, NULL);
+out:
+    free(job);
+    return rc;
+}
+
+static struct job *job_new(struct job_ctx *ctx, enum job_op op)
+{
+    struct job *job = calloc(1, sizeof(*job));
+
+    if (job) {
+        job->ctx = ctx;
+        job->op = op;
+        job->phase = "starting";
+    }
+    return job;
+}
+
+/* A job refused before it started still tells why, in status and in NAME/save. */
+static int refuse(struct job_ctx *ctx, const char *vm, enum job_op op, int rc, const char *why)
+{
+    struct job job = {.ctx = ctx, .op = op, .rc = rc, .started = job_now()};
+
+    snprintf(job.err, sizeof(job.err), "%.64s: %.900s", vm, why);
+    pthread_mutex_lock(&ctx->lock);
+    job.vm = vm_get_locked(ctx, vm);
+    if (job.vm)
+        record_result_locked(&job);
+    pthread_mutex_unlock(&ctx->lock);
+    return rc;
+}
+
+int job_save(struct job_ctx *ctx, const char *vm, const char *words, size_t len,
+             job_interrupted_fn interrupted)
+{
+    char why[JOB_ERR_MAX];
+    struct job *job;
+    int rc;
+
+    job = job_new(ctx, JOB_SAVE);
+    if (!job)
+        return -ENOMEM;
+    rc = words_parse(words, len, &job->words, why, sizeof(why));
+    if (!rc && job->words.name[0] && store_snapshot_exists(ctx->store, vm, job->words.name)) {
+        snprintf(why, sizeof(why), "snapshot %s exists", job->words.name);
+        rc = -EEXIST;
+    }
+    if (rc) {
+        free(job);
+        return refuse(ctx, vm, JOB_SAVE, rc, why);
+    }
+    return run_job(job, vm, interrupted);
+}
+
+int job_restore(struct job_ctx *ctx, const char *vm, const char *snap,
+                job_interrupted_fn interrupted)
+{
+    struct job *job = job_new(ctx, JOB_RESTORE);
+
+    if (!job)
+        return -ENOMEM;
+    snprintf(job->snapshot, sizeof(job->snapshot), "%s", snap);
+    return run_job(job, vm, interrupted);
+}

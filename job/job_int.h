@@ -1,0 +1,93 @@
+/* job_int: what job.c (registry, threads, status) shares with save.c and restore.c. */
+#ifndef SAVEFS_JOB_INT_H
+#define SAVEFS_JOB_INT_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdint.h>
+
+#include "job.h"
+#include "words.h"
+
+enum job_op { JOB_SAVE, JOB_RESTORE };
+
+/* The outcome of a finished job, kept for status and for reading NAME/save. */
+struct job_result {
+    int valid;
+    enum job_op op;
+    int rc; /* 0 or -errno */
+    char snapshot[SNAPSHOT_NAME_MAX + 1];
+    char message[JOB_ERR_MAX]; /* the reason on failure, a summary on success */
+    char finished[32];         /* RFC 3339 */
+    double duration_s;
+};
+
+struct job {
+    /* set before the thread starts */
+    struct job_ctx *ctx;
+    struct vm_state *vm;
+    enum job_op op;
+    struct save_words words;
+    char snapshot[SNAPSHOT_NAME_MAX + 1];
+    double started;
+    atomic_int cancel; /* set by any thread; the job thread polls it */
+    /* guarded by ctx->lock */
+    const char *phase;
+    uint64_t bytes_done, bytes_total;
+    int pid; /* the QEMU the job works on, 0 if none yet */
+    int done;
+    /* owned by the job thread until done */
+    int rc;
+    char err[JOB_ERR_MAX];
+    char summary[256];
+    pthread_t thread;
+};
+
+struct vm_state {
+    struct vm_state *next;
+    char name[SNAPSHOT_NAME_MAX + 1];
+    /* guarded by ctx->lock */
+    struct job *job;        /* the running job, or NULL */
+    struct job_result last; /* the last job of any kind */
+    struct job_result last_save;
+};
+
+struct job_ctx {
+    /* set before threads start */
+    char *store, *qmp_dir, *run_dir;
+    int watchdog_ms;
+    atomic_int shutdown; /* set from a signal handler: every job cancels */
+    /* guarded by lock */
+    pthread_mutex_t lock;
+    pthread_cond_t changed; /* a job ended */
+    struct vm_state *vms;
+};
+
+/* The bodies, run in the job's thread. Fill job->err on failure; return 0 or -errno. */
+int job_save_run(struct job *job);
+int job_restore_run(struct job *job);
+
+/* Progress reports from the job thread. */
+void job_set_phase(struct job *job, const char *phase);
+void job_set_progress(struct job *job, uint64_t done, uint64_t total);
+void job_set_pid(struct job *job, int pid);
+
+/* Words the job's error as "VM: message" and returns RC. */
+int job_fail(struct job *job, int rc, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+
+/* 1 once JOB should stop: a FUSE interrupt or savefs shutting down. */
+int job_cancelled(struct job *job);
+
+/* Seconds on the monotonic clock. */
+double job_now(void);
+/* Fills BUF with the current UTC time in RFC 3339. */
+void job_rfc3339(char *buf, size_t len);
+
+/* Path of VM's QMP socket, its private copier socket for OP, and its QEMU log. */
+int job_qmp_path(const struct job_ctx *ctx, const char *vm, char *path);
+int job_sock_path(const struct job_ctx *ctx, const char *vm, const char *what, char *path);
+int job_log_path(const struct job_ctx *ctx, const char *vm, char *path);
+
+#define QMP_TIMEOUT_MS 5000
+
+#endif

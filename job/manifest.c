@@ -1,0 +1,393 @@
+/* manifest: manifest.json <-> struct manifest. A manifest may come from another host, so reading
+ * checks every field's type and range, and that the file list is exactly what the channel count
+ * implies, before anything uses it. */
+#include "manifest.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <jansson.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "words.h"
+
+#define MANIFEST_MAX_BYTES (4 << 20)
+#define ARG_MAX_BYTES      65536
+
+static const char *kind_role(enum cp_kind kind)
+{
+    switch (kind) {
+    case CP_MAIN:
+        return "main";
+    case CP_CHANNEL:
+        return "channel";
+    case CP_INDEX:
+        return "index";
+    }
+    return "?";
+}
+
+static json_t *file_to_json(const struct cp_file *f)
+{
+    char sum[17];
+
+    snprintf(sum, sizeof(sum), "%016" PRIx64, f->xxh3);
+    if (f->kind == CP_MAIN)
+        return json_pack("{s:s, s:s, s:I, s:s}", "name", f->name, "role", "main", "size",
+                         (json_int_t)f->size, "xxh3", sum);
+    return json_pack("{s:s, s:s, s:i, s:I, s:s}", "name", f->name, "role", kind_role(f->kind),
+                     "channel", f->channel, "size", (json_int_t)f->size, "xxh3", sum);
+}
+
+static json_t *manifest_to_json(const struct manifest *m)
+{
+    json_t *argv = json_array(), *files = json_array();
+    json_t *root = NULL;
+    int i;
+
+    if (!argv || !files)
+        goto out;
+    for (i = 0; i < m->argc; i++)
+        if (json_array_append_new(argv, json_string(m->argv[i])))
+            goto out;
+    for (i = 0; i < m->nfiles; i++)
+        if (json_array_append_new(files, file_to_json(&m->files[i])))
+            goto out;
+    root =
+        json_pack("{s:s, s:i, s:s, s:s, s:s, s:{s:s, s:s, s:s, s:s, s:O}, s:I, s:b, s:i, s:s, "
+                  "s:f, s:O}",
+                  "format", "savefs-snapshot", "version", m->version, "vm", m->vm, "snapshot",
+                  m->snapshot, "created", m->created, "qemu", "version", m->qemu_version, "binary",
+                  m->binary, "machine", m->machine, "uuid", m->uuid, "argv", argv, "ram_size",
+                  (json_int_t)m->ram_size, "was_running", m->was_running, "channels", m->channels,
+                  "compression", m->compression, "duration_s", m->duration_s, "files", files);
+out:
+    json_decref(argv);
+    json_decref(files);
+    return root;
+}
+
+static int write_all(int fd, const char *buf, size_t len)
+{
+    while (len > 0) {
+        ssize_t n = write(fd, buf, len);
+
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0)
+            return -errno;
+        buf += n;
+        len -= (size_t)n;
+    }
+    return 0;
+}
+
+int manifest_write(const char *path, const struct manifest *m, char *err, size_t errlen)
+{
+    json_t *root = NULL;
+    char *text = NULL;
+    int fd = -1, rc;
+
+    rc = manifest_check(m, err, errlen);
+    if (rc)
+        return rc;
+    root = manifest_to_json(m);
+    text = root ? json_dumps(root, JSON_INDENT(2) | JSON_PRESERVE_ORDER) : NULL;
+    if (!text) {
+        snprintf(err, errlen, "%s: cannot encode the manifest", path);
+        rc = -ENOMEM;
+        goto out;
+    }
+    fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+    if (fd < 0) {
+        rc = -errno;
+        snprintf(err, errlen, "create %s: %s", path, strerror(-rc));
+        goto out;
+    }
+    rc = write_all(fd, text, strlen(text));
+    if (!rc)
+        rc = write_all(fd, "\n", 1);
+    if (!rc && fsync(fd) < 0)
+        rc = -errno;
+    if (close(fd) < 0 && !rc)
+        rc = -errno;
+    if (rc)
+        snprintf(err, errlen, "write %s: %s", path, strerror(-rc));
+out:
+    free(text);
+    json_decref(root);
+    return rc;
+}
+
+/* ---- reading ---- */
+
+static int copy_string(json_t *root, const char *key, char *dst, size_t dstlen, char *err,
+                       size_t errlen)
+{
+    json_t *v = json_object_get(root, key);
+
+    if (!json_is_string(v) || json_string_length(v) >= dstlen ||
+        strlen(json_string_value(v)) != json_string_length(v)) {
+        snprintf(err, errlen, "'%s' is missing or not a string of at most %zu bytes", key,
+                 dstlen - 1);
+        return -EINVAL;
+    }
+    strcpy(dst, json_string_value(v));
+    return 0;
+}
+
+static int parse_argv(json_t *argv, struct manifest *m, char *err, size_t errlen)
+{
+    size_t i, n = json_array_size(argv);
+
+    if (!json_is_array(argv) || n == 0 || n > MANIFEST_MAX_ARGS) {
+        snprintf(err, errlen, "'qemu.argv' must be an array of 1 to %d strings", MANIFEST_MAX_ARGS);
+        return -EINVAL;
+    }
+    m->argv = calloc(n + 1, sizeof(char *));
+    if (!m->argv)
+        return -ENOMEM;
+    for (i = 0; i < n; i++) {
+        json_t *a = json_array_get(argv, i);
+
+        if (!json_is_string(a) || json_string_length(a) > ARG_MAX_BYTES ||
+            strlen(json_string_value(a)) != json_string_length(a)) {
+            snprintf(err, errlen, "'qemu.argv[%zu]' is not a string of at most %d bytes", i,
+                     ARG_MAX_BYTES);
+            return -EINVAL;
+        }
+        m->argv[i] = strdup(json_string_value(a));
+        if (!m->argv[i])
+            return -ENOMEM;
+        m->argc = (int)i + 1;
+    }
+    return 0;
+}
+
+static int parse_kind(const char *role, enum cp_kind *kind)
+{
+    static const enum cp_kind kinds[] = {CP_MAIN, CP_CHANNEL, CP_INDEX};
+    size_t i;
+
+    for (i = 0; i < sizeof(kinds) / sizeof(kinds[0]); i++)
+        if (strcmp(role, kind_role(kinds[i])) == 0) {
+            *kind = kinds[i];
+            return 0;
+        }
+    return -EINVAL;
+}
+
+static int parse_file(json_t *jf, size_t i, struct cp_file *f, char *err, size_t errlen)
+{
+    const char *name = NULL, *role = NULL, *sum = NULL;
+    json_int_t size = -1;
+    int channel = -1;
+    char *end;
+
+    if (json_unpack(jf, "{s:s, s:s, s?i, s:I, s:s}", "name", &name, "role", &role, "channel",
+                    &channel, "size", &size, "xxh3", &sum) ||
+        parse_kind(role, &f->kind) || size < 0 || strlen(name) >= sizeof(f->name) ||
+        strlen(sum) != 16) {
+        snprintf(err, errlen,
+                 "'files[%zu]' needs name, role (main, channel or index), size and "
+                 "a 16-digit xxh3",
+                 i);
+        return -EINVAL;
+    }
+    strcpy(f->name, name);
+    f->channel = f->kind == CP_MAIN ? -1 : channel;
+    f->size = (uint64_t)size;
+    errno = 0;
+    f->xxh3 = strtoull(sum, &end, 16);
+    if (errno || *end || sum[0] == '-' || sum[0] == '+') {
+        snprintf(err, errlen, "'files[%zu].xxh3' is not 16 hex digits", i);
+        return -EINVAL;
+    }
+    return 0;
+}
+
+static int parse_files(json_t *files, struct manifest *m, char *err, size_t errlen)
+{
+    size_t i, n = json_array_size(files);
+    int rc;
+
+    if (!json_is_array(files) || n == 0 || n > MANIFEST_MAX_FILES) {
+        snprintf(err, errlen, "'files' must be an array of 1 to %d entries", MANIFEST_MAX_FILES);
+        return -EINVAL;
+    }
+    for (i = 0; i < n; i++) {
+        rc = parse_file(json_array_get(files, i), i, &m->files[i], err, errlen);
+        if (rc)
+            return rc;
+        m->nfiles = (int)i + 1;
+    }
+    return 0;
+}
+
+static int parse_root(json_t *root, struct manifest *m, char *err, size_t errlen)
+{
+    json_t *qemu = json_object_get(root, "qemu");
+    const char *format = NULL, *binary = NULL;
+    json_int_t ram = -1;
+    int rc;
+
+    if (json_unpack(root, "{s:s, s:i}", "format", &format, "version", &m->version) ||
+        strcmp(format, "savefs-snapshot") != 0) {
+        snprintf(err, errlen, "not a savefs manifest (no format \"savefs-snapshot\" and version)");
+        return -EINVAL;
+    }
+    if (m->version != MANIFEST_VERSION) {
+        snprintf(err, errlen, "manifest format version %d is not supported (this savefs reads %d)",
+                 m->version, MANIFEST_VERSION);
+        return -EPROTONOSUPPORT;
+    }
+    if ((rc = copy_string(root, "vm", m->vm, sizeof(m->vm), err, errlen)) ||
+        (rc = copy_string(root, "snapshot", m->snapshot, sizeof(m->snapshot), err, errlen)) ||
+        (rc = copy_string(root, "created", m->created, sizeof(m->created), err, errlen)) ||
+        (rc = copy_string(root, "compression", m->compression, sizeof(m->compression), err,
+                          errlen)) ||
+        (rc =
+             copy_string(qemu, "version", m->qemu_version, sizeof(m->qemu_version), err, errlen)) ||
+        (rc = copy_string(qemu, "machine", m->machine, sizeof(m->machine), err, errlen)) ||
+        (rc = copy_string(qemu, "uuid", m->uuid, sizeof(m->uuid), err, errlen)))
+        return rc;
+    if (json_unpack(root, "{s:I, s:b, s:i, s:F, s:{s:s}}", "ram_size", &ram, "was_running",
+                    &m->was_running, "channels", &m->channels, "duration_s", &m->duration_s, "qemu",
+                    "binary", &binary) ||
+        ram <= 0) {
+        snprintf(err, errlen,
+                 "ram_size, was_running, channels, duration_s or qemu.binary is "
+                 "missing or of the wrong type");
+        return -EINVAL;
+    }
+    m->ram_size = (uint64_t)ram;
+    m->binary = strdup(binary);
+    if (!m->binary)
+        return -ENOMEM;
+    rc = parse_argv(json_object_get(qemu, "argv"), m, err, errlen);
+    if (!rc)
+        rc = parse_files(json_object_get(root, "files"), m, err, errlen);
+    return rc ? rc : manifest_check(m, err, errlen);
+}
+
+int manifest_read(const char *path, struct manifest *m, char *err, size_t errlen)
+{
+    char reason[256];
+    json_error_t jerr;
+    json_t *root;
+    int rc;
+
+    memset(m, 0, sizeof(*m));
+    root = json_load_file(path, JSON_REJECT_DUPLICATES, &jerr);
+    if (!root) {
+        snprintf(err, errlen, "%s: %s (line %d)", path, jerr.text, jerr.line);
+        return jerr.position == 0 && access(path, F_OK) < 0 ? -ENOENT : -EINVAL;
+    }
+    rc = json_is_object(root) ? parse_root(root, m, reason, sizeof(reason)) : -EINVAL;
+    if (!json_is_object(root))
+        snprintf(reason, sizeof(reason), "not a JSON object");
+    if (rc) {
+        snprintf(err, errlen, "%s: %s", path, reason);
+        manifest_free(m);
+    }
+    json_decref(root);
+    return rc;
+}
+
+/* ---- checks shared by reading and writing ---- */
+
+static int expected_name(const struct cp_file *f, char *name, size_t len)
+{
+    switch (f->kind) {
+    case CP_MAIN:
+        return snprintf(name, len, "main");
+    case CP_CHANNEL:
+        return snprintf(name, len, "channel-%d", f->channel);
+    case CP_INDEX:
+        return snprintf(name, len, "channel-%d.idx", f->channel);
+    }
+    return -1;
+}
+
+static int check_files(const struct manifest *m, char *err, size_t errlen)
+{
+    int i, mains = 0, chans[CP_MAX_CHANNELS] = {0}, idx[CP_MAX_CHANNELS] = {0};
+    char want[CP_NAME_MAX];
+
+    for (i = 0; i < m->nfiles; i++) {
+        const struct cp_file *f = &m->files[i];
+
+        if (f->kind != CP_MAIN && (f->channel < 0 || f->channel >= m->channels)) {
+            snprintf(err, errlen, "file '%s' names channel %d of %d", f->name, f->channel,
+                     m->channels);
+            return -EINVAL;
+        }
+        expected_name(f, want, sizeof(want));
+        if (strcmp(f->name, want) != 0) {
+            snprintf(err, errlen, "file '%s' should be named '%s'", f->name, want);
+            return -EINVAL;
+        }
+        if ((f->kind == CP_MAIN && mains++) || (f->kind == CP_CHANNEL && chans[f->channel]++) ||
+            (f->kind == CP_INDEX && idx[f->channel]++)) {
+            snprintf(err, errlen, "file '%s' is listed twice", f->name);
+            return -EINVAL;
+        }
+    }
+    if (!mains) {
+        snprintf(err, errlen, "no 'main' file is listed");
+        return -EINVAL;
+    }
+    for (i = 0; i < m->channels; i++)
+        if (!chans[i]) {
+            snprintf(err, errlen, "no file is listed for channel %d", i);
+            return -EINVAL;
+        }
+    return 0;
+}
+
+int manifest_check(const struct manifest *m, char *err, size_t errlen)
+{
+    if (!words_valid_name(m->vm) || !words_valid_name(m->snapshot)) {
+        snprintf(err, errlen, "vm '%s' or snapshot '%s' is not a valid name", m->vm, m->snapshot);
+        return -EINVAL;
+    }
+    if (m->channels < 1 || m->channels > CP_MAX_CHANNELS) {
+        snprintf(err, errlen, "channels %d is not between 1 and %d", m->channels, CP_MAX_CHANNELS);
+        return -EINVAL;
+    }
+    if (strcmp(m->compression, "none") != 0) {
+        snprintf(err, errlen, "compression '%s' is not supported", m->compression);
+        return -EINVAL;
+    }
+    if (!m->binary || m->binary[0] != '/' || m->argc < 1) {
+        snprintf(err, errlen, "qemu.binary must be an absolute path and qemu.argv not empty");
+        return -EINVAL;
+    }
+    return check_files(m, err, errlen);
+}
+
+const struct cp_file *manifest_find(const struct manifest *m, enum cp_kind kind, int channel)
+{
+    int i;
+
+    for (i = 0; i < m->nfiles; i++)
+        if (m->files[i].kind == kind && m->files[i].channel == channel)
+            return &m->files[i];
+    return NULL;
+}
+
+void manifest_free(struct manifest *m)
+{
+    int i;
+
+    for (i = 0; m->argv && i < m->argc; i++)
+        free(m->argv[i]);
+    free(m->argv);
+    free(m->binary);
+    m->argv = NULL;
+    m->binary = NULL;
+    m->argc = 0;
+}

@@ -1,0 +1,50 @@
+/* manifest: reads and writes a snapshot's manifest.json, the one file that says what a snapshot
+ * holds. Reading treats the file as untrusted input. Pure functions, any thread. */
+#ifndef SAVEFS_MANIFEST_H
+#define SAVEFS_MANIFEST_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "copier.h"
+
+#define MANIFEST_NAME      "manifest.json"
+#define MANIFEST_VERSION   1
+#define MANIFEST_MAX_FILES (2 * CP_MAX_CHANNELS + 1)
+#define MANIFEST_MAX_ARGS  4096
+
+struct manifest {
+    int version;
+    char vm[65];
+    char snapshot[65];
+    char created[32];      /* RFC 3339, UTC */
+    char qemu_version[32]; /* "7.2.22" */
+    char machine[64];      /* "pc-i440fx-7.2" */
+    char uuid[40];         /* the source's -uuid, all zeros if none */
+    char *binary;          /* absolute path of the QEMU binary */
+    char **argv;           /* the QEMU command line that recreates the VM, NULL-terminated */
+    int argc;
+    uint64_t ram_size;
+    int was_running;
+    int channels;
+    char compression[16]; /* "none" */
+    double duration_s;
+    struct cp_file files[MANIFEST_MAX_FILES];
+    int nfiles;
+};
+
+/* Writes M as PATH (created 0600, must not exist) and fsyncs it. */
+int manifest_write(const char *path, const struct manifest *m, char *err, size_t errlen);
+
+/* Reads and validates PATH. On success M owns allocated strings: manifest_free(M). */
+int manifest_read(const char *path, struct manifest *m, char *err, size_t errlen);
+
+/* Validates M the way manifest_read does (used before writing, too). */
+int manifest_check(const struct manifest *m, char *err, size_t errlen);
+
+void manifest_free(struct manifest *m);
+
+/* The entry of kind KIND for CHANNEL (-1 for main), or NULL. */
+const struct cp_file *manifest_find(const struct manifest *m, enum cp_kind kind, int channel);
+
+#endif

@@ -1,0 +1,116 @@
+/* migrate: multifd settings over QMP. Capabilities that this QEMU does not have are skipped, so
+ * that the same code drives QEMU 7.2 and later versions that dropped some of them. */
+#include "migrate.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "qmp.h"
+
+int mig_cmd(struct job *job, struct qmp *q, const char *name, json_t *args, json_t **ret)
+{
+    char err[JOB_ERR_MAX - 80];
+    int rc = qmp_cmd(q, name, args, ret, QMP_TIMEOUT_MS, err, sizeof(err));
+
+    if (rc)
+        snprintf(job->err, sizeof(job->err), "%s: %s", job->vm->name, err);
+    json_decref(args);
+    return rc;
+}
+
+static const struct {
+    const char *name;
+    int on;
+} wanted_caps[] = {
+    {"multifd", 1},  {"return-path", 0}, {"postcopy-ram", 0}, {"pause-before-switchover", 0},
+    {"compress", 0}, {"xbzrle", 0},
+};
+
+/* Of the capabilities QEMU lists in CURRENT, those in wanted_caps, set as wanted (or, with
+ * CURRENT itself as SOURCE of values, as they were). */
+static json_t *caps_list(json_t *current, int as_wanted)
+{
+    json_t *list = json_array(), *c;
+    size_t i, k;
+
+    json_array_foreach(current, i, c)
+    {
+        const char *name = json_string_value(json_object_get(c, "capability"));
+
+        for (k = 0; name && k < sizeof(wanted_caps) / sizeof(wanted_caps[0]); k++)
+            if (strcmp(name, wanted_caps[k].name) == 0)
+                json_array_append_new(
+                    list, json_pack("{s:s, s:b}", "capability", name, "state",
+                                    as_wanted ? wanted_caps[k].on
+                                              : json_is_true(json_object_get(c, "state"))));
+    }
+    return list;
+}
+
+int mig_setup(struct job *job, struct qmp *q, int channels, struct mig_saved *saved)
+{
+    json_t *caps = NULL, *params = NULL;
+    int rc;
+
+    rc = mig_cmd(job, q, "query-migrate-capabilities", NULL, &caps);
+    if (!rc && saved) {
+        saved->caps = caps_list(caps, 0);
+        rc = mig_cmd(job, q, "query-migrate-parameters", NULL, &params);
+    }
+    if (!rc && saved)
+        saved->params = json_pack("{s:O*, s:O*, s:O*}", "multifd-channels",
+                                  json_object_get(params, "multifd-channels"), "max-bandwidth",
+                                  json_object_get(params, "max-bandwidth"), "multifd-compression",
+                                  json_object_get(params, "multifd-compression"));
+    if (!rc)
+        rc = mig_cmd(job, q, "migrate-set-capabilities",
+                     json_pack("{s:o}", "capabilities", caps_list(caps, 1)), NULL);
+    if (!rc)
+        rc = mig_cmd(job, q, "migrate-set-parameters",
+                     json_pack("{s:i, s:I, s:s}", "multifd-channels", channels, "max-bandwidth",
+                               (json_int_t)MIGRATE_NO_BANDWIDTH_CAP, "multifd-compression", "none"),
+                     NULL);
+    json_decref(caps);
+    json_decref(params);
+    return rc;
+}
+
+void mig_undo(struct job *job, struct qmp *q, struct mig_saved *saved)
+{
+    char keep[JOB_ERR_MAX];
+
+    /* Putting settings back is a courtesy: it must not overwrite the job's own error. */
+    memcpy(keep, job->err, sizeof(keep));
+    if (saved->caps)
+        mig_cmd(job, q, "migrate-set-capabilities", json_pack("{s:O}", "capabilities", saved->caps),
+                NULL);
+    if (saved->params && json_object_size(saved->params))
+        mig_cmd(job, q, "migrate-set-parameters", json_incref(saved->params), NULL);
+    memcpy(job->err, keep, sizeof(keep));
+    json_decref(saved->caps);
+    json_decref(saved->params);
+    saved->caps = saved->params = NULL;
+}
+
+int mig_query(struct job *job, struct qmp *q, char *status, size_t len, char *why, size_t whylen)
+{
+    json_t *ret = NULL;
+    const char *s, *desc;
+    int rc = mig_cmd(job, q, "query-migrate", NULL, &ret);
+
+    if (rc)
+        return rc;
+    s = json_string_value(json_object_get(ret, "status"));
+    desc = json_string_value(json_object_get(ret, "error-desc"));
+    snprintf(status, len, "%s", s ? s : "none");
+    snprintf(why, whylen, "%s", desc ? desc : "no reason given");
+    json_decref(ret);
+    return 0;
+}
+
+int mig_finished(const char *status)
+{
+    return strcmp(status, "completed") == 0 || strcmp(status, "failed") == 0 ||
+           strcmp(status, "cancelled") == 0;
+}

@@ -1,0 +1,36 @@
+/* migrate: the QMP conversation about migration that saves and restores share: setting multifd
+ * up (and back), and reading the migration's state. Runs in a job's thread. */
+#ifndef SAVEFS_MIGRATE_H
+#define SAVEFS_MIGRATE_H
+
+#include <jansson.h>
+
+#include "job_int.h"
+#include "qmp.h"
+
+/* Large enough to mean "no cap": QEMU throttles multifd to 128 MiB/s by default. */
+#define MIGRATE_NO_BANDWIDTH_CAP 1000000000000LL
+
+/* What mig_setup changed, to put back. */
+struct mig_saved {
+    json_t *caps;   /* [{capability, state}] as they were */
+    json_t *params; /* {multifd-channels, max-bandwidth, multifd-compression} as they were */
+};
+
+/* Runs a QMP command on JOB's behalf; a failure is worded into job->err naming the VM. ARGS is
+ * stolen. */
+int mig_cmd(struct job *job, struct qmp *q, const char *name, json_t *args, json_t **ret);
+
+/* Enables multifd with CHANNELS channels and no compression, no bandwidth cap, and turns off what
+ * would make either side talk back or pause (return-path, postcopy, pause-before-switchover).
+ * With SAVED, remembers the old values for mig_undo. */
+int mig_setup(struct job *job, struct qmp *q, int channels, struct mig_saved *saved);
+void mig_undo(struct job *job, struct qmp *q, struct mig_saved *saved);
+
+/* query-migrate: STATUS (e.g. "active", "completed", "failed") and, on failure, QEMU's words. */
+int mig_query(struct job *job, struct qmp *q, char *status, size_t len, char *why, size_t whylen);
+
+/* 1 for a status after which nothing more happens. */
+int mig_finished(const char *status);
+
+#endif

@@ -1,0 +1,264 @@
+/* restore: one restore job, in its thread. Check the snapshot, start a fresh QEMU from its
+ * manifest with -incoming defer and -S, stream the chunk files into it through the copier, and let
+ * the VM run only when the migration completed and every checksum matched. QEMU 7.2 hangs
+ * silently on a damaged channel, so a watchdog kills it when bytes stop moving. On any failure
+ * the fresh QEMU is killed and nothing else is touched. */
+#include "job_int.h"
+
+#include <errno.h>
+#include <limits.h>
+#include <poll.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "copier.h"
+#include "manifest.h"
+#include "migrate.h"
+#include "qemu.h"
+#include "qmp.h"
+#include "record.h"
+#include "store.h"
+
+#define TICK_MS              100
+#define QMP_START_TIMEOUT_MS 20000
+#define KILL_TIMEOUT_MS      5000
+
+struct restore {
+    struct job *job;
+    char dir[PATH_MAX], qmp_path[PATH_MAX], sock[PATH_MAX], log[PATH_MAX];
+    struct manifest m;
+    char **argv;
+    pid_t pid;
+    int pidfd;
+    struct qmp *qmp;
+    struct cp_restore *cp;
+};
+
+static const char *vm_name(const struct restore *r)
+{
+    return r->job->vm->name;
+}
+
+/* Every file the manifest names is there with its size; checksums are checked as they stream. */
+static int check_files(struct restore *r)
+{
+    char path[PATH_MAX];
+    struct stat st;
+
+    for (int i = 0; i < r->m.nfiles; i++) {
+        const struct cp_file *f = &r->m.files[i];
+
+        if (store_path(path, "%s/%s", r->dir, f->name))
+            return -ENAMETOOLONG;
+        if (lstat(path, &st) < 0 || !S_ISREG(st.st_mode))
+            return job_fail(r->job, -ENOENT, "snapshot incomplete: %s is missing", path);
+        if ((uint64_t)st.st_size != f->size)
+            return job_fail(r->job, -EBADMSG,
+                            "snapshot incomplete: %s has %lld bytes, the manifest says %llu", path,
+                            (long long)st.st_size, (unsigned long long)f->size);
+    }
+    return 0;
+}
+
+static int load_snapshot(struct restore *r)
+{
+    char path[PATH_MAX], err[JOB_ERR_MAX - 80];
+    struct job *job = r->job;
+    int rc;
+
+    job_set_phase(job, "verifying");
+    if ((rc = store_path(r->dir, "%s/%s/snapshots/%s", job->ctx->store, vm_name(r),
+                         job->snapshot)) ||
+        (rc = store_path(path, "%s/%s", r->dir, MANIFEST_NAME)))
+        return job_fail(r->job, rc, "snapshot path too long");
+    rc = manifest_read(path, &r->m, err, sizeof(err));
+    if (rc)
+        return job_fail(r->job, rc, "%s", err);
+    return check_files(r);
+}
+
+static int check_vm_stopped(struct restore *r)
+{
+    if (job_qmp_path(r->job->ctx, vm_name(r), r->qmp_path))
+        return -ENAMETOOLONG;
+    if (qemu_listening(r->qmp_path))
+        return job_fail(r->job, -EBUSY, "a QEMU runs on %s: quit it or save it first", r->qmp_path);
+    return 0;
+}
+
+static int start_qemu(struct restore *r)
+{
+    char err[JOB_ERR_MAX - 80];
+    int rc;
+
+    job_set_phase(r->job, "starting QEMU");
+    if ((rc = job_log_path(r->job->ctx, vm_name(r), r->log)) ||
+        (rc = qemu_argv_restore(r->m.argv, r->m.argc, r->qmp_path, &r->argv)))
+        return job_fail(r->job, rc, "cannot build the command line");
+    unlink(r->log);
+    unlink(r->qmp_path); /* a stale socket file of a QEMU that is gone */
+    rc = qemu_spawn(r->m.binary, r->argv, r->log, &r->pid, &r->pidfd, err, sizeof(err));
+    if (rc)
+        return job_fail(r->job, rc, "%s", err);
+    job_set_pid(r->job, r->pid);
+    return 0;
+}
+
+/* QEMU's own words, for an error caused by QEMU exiting. */
+static int qemu_gone(struct restore *r, const char *when)
+{
+    char tail[512];
+
+    qemu_log_tail(r->log, tail, sizeof(tail));
+    return job_fail(r->job, -EIO, "QEMU exited %s: %s", when, tail[0] ? tail : "(no output)");
+}
+
+static int connect_qmp(struct restore *r)
+{
+    char err[JOB_ERR_MAX - 80];
+    int rc = -ENOENT;
+
+    for (int waited = 0; waited < QMP_START_TIMEOUT_MS; waited += TICK_MS) {
+        if (qemu_exited(r->pidfd))
+            return qemu_gone(r, "at start");
+        if (qemu_listening(r->qmp_path)) {
+            rc = qmp_connect(&r->qmp, r->qmp_path, QMP_TIMEOUT_MS, err, sizeof(err));
+            return rc ? job_fail(r->job, rc, "%s", err) : 0;
+        }
+        if (job_cancelled(r->job))
+            return job_fail(r->job, -EINTR, "restore cancelled");
+        poll(NULL, 0, TICK_MS);
+    }
+    return job_fail(r->job, -ETIMEDOUT, "QEMU did not open %s", r->qmp_path);
+}
+
+static int start_incoming(struct restore *r)
+{
+    struct cp_opts opts = {.direct_io = 1, .stall_ms = r->job->ctx->watchdog_ms};
+    char uri[PATH_MAX + 8], err[JOB_ERR_MAX - 80];
+    int rc;
+
+    if ((rc = job_sock_path(r->job->ctx, vm_name(r), "restore", r->sock)))
+        return job_fail(r->job, rc, "socket path too long");
+    unlink(r->sock);
+    if ((rc = mig_setup(r->job, r->qmp, r->m.channels, NULL)))
+        return rc;
+    snprintf(uri, sizeof(uri), "unix:%s", r->sock);
+    if ((rc = mig_cmd(r->job, r->qmp, "migrate-incoming", json_pack("{s:s}", "uri", uri), NULL)))
+        return rc;
+    job_set_phase(r->job, "restoring");
+    rc =
+        cp_restore_start(&r->cp, r->sock, r->dir, r->m.files, r->m.nfiles, &opts, err, sizeof(err));
+    return rc ? job_fail(r->job, rc, "%s", err) : 0;
+}
+
+static uint64_t stream_bytes(const struct manifest *m)
+{
+    uint64_t sum = 0;
+
+    for (int i = 0; i < m->nfiles; i++)
+        if (m->files[i].kind != CP_INDEX)
+            sum += m->files[i].size;
+    return sum;
+}
+
+/* The watchdog: bytes must keep moving, QEMU must stay alive, a cancel is honoured. */
+static int pump(struct restore *r)
+{
+    uint64_t total = stream_bytes(&r->m), last = 0, now;
+    double last_move = job_now(), limit = r->job->ctx->watchdog_ms / 1000.0;
+    char err[JOB_ERR_MAX - 80];
+    int rc;
+
+    while (!cp_restore_done(r->cp)) {
+        now = cp_restore_bytes(r->cp);
+        job_set_progress(r->job, now, total);
+        if (now != last) {
+            last = now;
+            last_move = job_now();
+        }
+        if (job_cancelled(r->job))
+            return job_fail(r->job, -EINTR, "restore cancelled");
+        if (qemu_exited(r->pidfd))
+            return qemu_gone(r, "while loading the snapshot");
+        if (job_now() - last_move > limit)
+            return job_fail(r->job, -ETIMEDOUT,
+                            "no bytes moved for %.0f s: QEMU stopped taking the stream", limit);
+        poll(NULL, 0, TICK_MS);
+    }
+    job_set_progress(r->job, cp_restore_bytes(r->cp), total);
+    rc = cp_restore_finish(r->cp, err, sizeof(err));
+    return rc ? job_fail(r->job, rc, "%s", err) : 0;
+}
+
+/* All bytes are in and verified; QEMU must now say completed within the watchdog's bound. */
+static int wait_completed(struct restore *r)
+{
+    char status[32], why[JOB_ERR_MAX - 160];
+    double start = job_now(), limit = r->job->ctx->watchdog_ms / 1000.0;
+    int rc;
+
+    job_set_phase(r->job, "loading");
+    for (;;) {
+        if (qemu_exited(r->pidfd))
+            return qemu_gone(r, "while loading the snapshot");
+        rc = mig_query(r->job, r->qmp, status, sizeof(status), why, sizeof(why));
+        if (rc)
+            return rc;
+        if (strcmp(status, "completed") == 0)
+            return 0;
+        if (mig_finished(status))
+            return job_fail(r->job, -EIO, "QEMU: incoming migration failed: %s", why);
+        if (job_now() - start > limit)
+            return job_fail(r->job, -ETIMEDOUT, "QEMU did not complete the migration (status %s)",
+                            status);
+        if (job_cancelled(r->job))
+            return job_fail(r->job, -EINTR, "restore cancelled");
+        poll(NULL, 0, TICK_MS);
+    }
+}
+
+static int resume(struct restore *r)
+{
+    int rc = 0;
+
+    if (r->m.was_running)
+        rc = mig_cmd(r->job, r->qmp, "cont", NULL, NULL);
+    if (!rc)
+        record_write(r->job->ctx->store, vm_name(r), r->pid, r->m.binary, r->m.argv, r->m.argc);
+    return rc;
+}
+
+int job_restore_run(struct job *job)
+{
+    struct restore r = {.job = job, .pidfd = -1};
+    int rc;
+
+    if (!(rc = load_snapshot(&r)) && !(rc = check_vm_stopped(&r)) && !(rc = start_qemu(&r)) &&
+        !(rc = connect_qmp(&r)) && !(rc = start_incoming(&r)) && !(rc = pump(&r)) &&
+        !(rc = wait_completed(&r)))
+        rc = resume(&r);
+    if (rc && r.pidfd >= 0) {
+        qemu_kill(r.pidfd, KILL_TIMEOUT_MS);
+        unlink(r.qmp_path); /* a killed QEMU leaves its socket file behind */
+    }
+    if (r.cp) {
+        cp_restore_cancel(r.cp);
+        cp_restore_free(r.cp);
+    }
+    if (r.qmp)
+        qmp_close(r.qmp);
+    if (r.pidfd >= 0)
+        close(r.pidfd);
+    if (r.sock[0])
+        unlink(r.sock);
+    if (!rc)
+        snprintf(job->summary, sizeof(job->summary), "restored %s: %d channels, %s (pid %d)",
+                 job->snapshot, r.m.channels, r.m.was_running ? "running" : "paused", (int)r.pid);
+    qemu_argv_free(r.argv);
+    manifest_free(&r.m);
+    return rc;
+}

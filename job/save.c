@@ -1,0 +1,337 @@
+/* save: one save job, in its thread. stop the VM, migrate it over multifd into the copier, fsync,
+ * write the manifest, publish the snapshot by rename, and only then quit QEMU (or resume it with
+ * keep-running). Any failure resumes the VM as it was and removes every partial file. */
+#include "job_int.h"
+
+#include <errno.h>
+#include <limits.h>
+#include <poll.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include "copier.h"
+#include "manifest.h"
+#include "migrate.h"
+#include "qemu.h"
+#include "qmp.h"
+#include "record.h"
+#include "store.h"
+
+#define TICK_MS          100
+#define DRAIN_TIMEOUT_MS 30000 /* after QEMU says completed, its sockets close at once */
+#define QUIT_TIMEOUT_MS  10000
+
+struct save {
+    struct job *job;
+    struct qmp *qmp;
+    int pidfd;
+    char sock[PATH_MAX], tmp[PATH_MAX];
+    struct manifest m;
+    struct mig_saved saved;
+    struct cp_save *cp;
+    int migrating; /* migrate was sent and has not ended */
+    int stopped;   /* we stopped a running VM */
+};
+
+static const char *vm_name(const struct save *s)
+{
+    return s->job->vm->name;
+}
+
+static int save_connect(struct save *s)
+{
+    char path[PATH_MAX], err[JOB_ERR_MAX - 80];
+    int rc;
+
+    if (job_qmp_path(s->job->ctx, vm_name(s), path))
+        return -ENAMETOOLONG;
+    if (!qemu_listening(path))
+        return job_fail(s->job, -ESRCH, "no QEMU listens on %s", path);
+    rc = qmp_connect(&s->qmp, path, QMP_TIMEOUT_MS, err, sizeof(err));
+    if (rc == -ETIMEDOUT)
+        rc = -EBUSY;
+    if (rc)
+        return job_fail(s->job, rc, "%s", err);
+    s->pidfd = (int)syscall(SYS_pidfd_open, qmp_peer_pid(s->qmp), 0);
+    if (s->pidfd < 0)
+        return job_fail(s->job, -errno, "pidfd_open: %s", strerror(errno));
+    job_set_pid(s->job, qmp_peer_pid(s->qmp));
+    return 0;
+}
+
+/* The command line that recreates the VM: savefs's record if savefs started this QEMU, else
+ * what /proc says. */
+static int describe_cmdline(struct save *s)
+{
+    char binary[PATH_MAX], err[JOB_ERR_MAX - 80], **argv = NULL, **portable = NULL;
+    pid_t pid = qmp_peer_pid(s->qmp);
+    int argc = 0, n = 0, rc;
+
+    rc = record_read(s->job->ctx->store, vm_name(s), pid, binary, sizeof(binary), &argv, &argc);
+    if (rc)
+        rc = qemu_read_cmdline(pid, &argv, &argc, binary, sizeof(binary), err, sizeof(err));
+    if (rc)
+        return job_fail(s->job, rc, "%s", err);
+    snprintf(err, sizeof(err), "%s.qmp", vm_name(s));
+    rc = qemu_argv_portable(argv, argc, err, &portable, &n);
+    s->m.binary = strdup(binary);
+    s->m.argv = calloc((size_t)n + 1, sizeof(char *));
+    for (int i = 0; !rc && s->m.argv && i < n; i++)
+        if ((s->m.argv[i] = strdup(portable[i])))
+            s->m.argc = i + 1;
+    if (!rc && (!s->m.binary || !s->m.argv || s->m.argc != n))
+        rc = -ENOMEM;
+    free(portable);
+    qemu_argv_free(argv);
+    return rc;
+}
+
+static int describe_vm(struct save *s)
+{
+    json_t *ver = NULL, *status = NULL, *type = NULL, *mem = NULL, *uuid = NULL;
+    const char *t;
+    int rc;
+
+    if ((rc = mig_cmd(s->job, s->qmp, "query-version", NULL, &ver)) ||
+        (rc = mig_cmd(s->job, s->qmp, "query-status", NULL, &status)) ||
+        (rc = mig_cmd(s->job, s->qmp, "qom-get",
+                      json_pack("{s:s, s:s}", "path", "/machine", "property", "type"), &type)) ||
+        (rc = mig_cmd(s->job, s->qmp, "query-memory-size-summary", NULL, &mem)) ||
+        (rc = mig_cmd(s->job, s->qmp, "query-uuid", NULL, &uuid)))
+        goto out;
+    json_t *q = json_object_get(ver, "qemu");
+    snprintf(s->m.qemu_version, sizeof(s->m.qemu_version), "%d.%d.%d",
+             (int)json_integer_value(json_object_get(q, "major")),
+             (int)json_integer_value(json_object_get(q, "minor")),
+             (int)json_integer_value(json_object_get(q, "micro")));
+    s->m.was_running = json_is_true(json_object_get(status, "running"));
+    t = json_string_value(type) ? json_string_value(type) : "unknown";
+    /* QOM calls the type "pc-i440fx-7.2-machine"; -machine takes "pc-i440fx-7.2". */
+    snprintf(s->m.machine, sizeof(s->m.machine), "%.*s",
+             (int)(strlen(t) > 8 && strcmp(t + strlen(t) - 8, "-machine") == 0 ? strlen(t) - 8
+                                                                               : strlen(t)),
+             t);
+    s->m.ram_size = (uint64_t)json_integer_value(json_object_get(mem, "base-memory"));
+    t = json_string_value(json_object_get(uuid, "UUID"));
+    snprintf(s->m.uuid, sizeof(s->m.uuid), "%s", t ? t : "");
+    rc = describe_cmdline(s);
+out:
+    json_decref(ver);
+    json_decref(status);
+    json_decref(type);
+    json_decref(mem);
+    json_decref(uuid);
+    return rc;
+}
+
+static int check_idle(struct save *s)
+{
+    char status[32], why[256];
+    int rc = mig_query(s->job, s->qmp, status, sizeof(status), why, sizeof(why));
+
+    if (!rc && !mig_finished(status) && strcmp(status, "none") != 0)
+        return job_fail(s->job, -EBUSY, "a migration is already %s", status);
+    return rc;
+}
+
+static int prepare(struct save *s)
+{
+    struct job *job = s->job;
+    const struct save_words *w = &job->words;
+    struct cp_opts opts = {.direct_io = w->direct_io};
+    char err[JOB_ERR_MAX - 80];
+    int rc;
+
+    if (w->name[0])
+        snprintf(job->snapshot, sizeof(job->snapshot), "%s", w->name);
+    else
+        store_default_name(job->ctx->store, vm_name(s), job->snapshot, sizeof(job->snapshot));
+    if (store_snapshot_exists(job->ctx->store, vm_name(s), job->snapshot))
+        return job_fail(s->job, -EEXIST, "snapshot %s exists", job->snapshot);
+    if (!store_vm_exists(job->ctx->store, vm_name(s)) &&
+        (rc = store_vm_create(job->ctx->store, vm_name(s), err, sizeof(err))))
+        return job_fail(s->job, rc, "%s", err);
+    if ((rc = store_tmp_create(job->ctx->store, vm_name(s), job->snapshot, s->tmp, err,
+                               sizeof(err))))
+        return job_fail(s->job, rc, "%s", err);
+    if ((rc = job_sock_path(job->ctx, vm_name(s), "save", s->sock)))
+        return job_fail(s->job, rc, "socket path too long");
+    unlink(s->sock);
+    rc = cp_save_start(&s->cp, s->sock, s->tmp, w->parallel, &opts, err, sizeof(err));
+    return rc ? job_fail(s->job, rc, "%s", err) : 0;
+}
+
+static int start_migration(struct save *s)
+{
+    char uri[PATH_MAX + 8];
+    int rc;
+
+    job_set_phase(s->job, "pausing");
+    rc = mig_setup(s->job, s->qmp, s->job->words.parallel, &s->saved);
+    if (!rc && s->m.was_running) {
+        rc = mig_cmd(s->job, s->qmp, "stop", NULL, NULL);
+        s->stopped = !rc;
+    }
+    if (rc)
+        return rc;
+    job_set_phase(s->job, "migrating");
+    snprintf(uri, sizeof(uri), "unix:%s", s->sock);
+    rc = mig_cmd(s->job, s->qmp, "migrate", json_pack("{s:s}", "uri", uri), NULL);
+    s->migrating = !rc;
+    return rc;
+}
+
+/* Why the copier stopped, if it did; else QEMU's reason. */
+static int copier_or_qemu_reason(struct save *s, const char *qemu_why)
+{
+    struct cp_file files[MANIFEST_MAX_FILES];
+    char err[JOB_ERR_MAX - 80];
+    int n, rc;
+
+    cp_save_cancel(s->cp);
+    rc = cp_save_finish(s->cp, files, &n, err, sizeof(err));
+    if (rc && rc != -ECANCELED)
+        return job_fail(s->job, rc, "%s", err);
+    return job_fail(s->job, -EIO, "QEMU: migration failed: %s", qemu_why);
+}
+
+static int wait_migration(struct save *s)
+{
+    char status[32], why[JOB_ERR_MAX - 160];
+    int rc;
+
+    for (;;) {
+        job_set_progress(s->job, cp_save_bytes(s->cp), s->m.ram_size);
+        if (job_cancelled(s->job))
+            return job_fail(s->job, -EINTR, "save cancelled");
+        rc = mig_query(s->job, s->qmp, status, sizeof(status), why, sizeof(why));
+        if (rc)
+            return rc;
+        if (strcmp(status, "completed") == 0)
+            break;
+        if (mig_finished(status)) {
+            s->migrating = 0;
+            return copier_or_qemu_reason(s, why);
+        }
+        poll(NULL, 0, TICK_MS);
+    }
+    s->migrating = 0;
+    for (int waited = 0; !cp_save_done(s->cp); waited += TICK_MS) {
+        if (waited >= DRAIN_TIMEOUT_MS)
+            return job_fail(s->job, -ETIMEDOUT, "QEMU completed but left a stream open");
+        poll(NULL, 0, TICK_MS);
+    }
+    return 0;
+}
+
+static int write_snapshot(struct save *s)
+{
+    char err[JOB_ERR_MAX - 80], path[PATH_MAX];
+    struct job *job = s->job;
+    int rc;
+
+    job_set_phase(job, "syncing");
+    rc = cp_save_finish(s->cp, s->m.files, &s->m.nfiles, err, sizeof(err));
+    if (rc)
+        return job_fail(s->job, rc, "%s", err);
+    s->m.version = MANIFEST_VERSION;
+    s->m.channels = job->words.parallel;
+    snprintf(s->m.vm, sizeof(s->m.vm), "%s", vm_name(s));
+    snprintf(s->m.snapshot, sizeof(s->m.snapshot), "%s", job->snapshot);
+    snprintf(s->m.compression, sizeof(s->m.compression), "none");
+    job_rfc3339(s->m.created, sizeof(s->m.created));
+    s->m.duration_s = job_now() - job->started;
+    if ((rc = store_path(path, "%s/%s", s->tmp, MANIFEST_NAME)) ||
+        (rc = manifest_write(path, &s->m, err, sizeof(err))))
+        return job_fail(s->job, rc, "%s", err);
+    job_set_phase(job, "publishing");
+    rc = store_publish(job->ctx->store, vm_name(s), s->tmp, job->snapshot, err, sizeof(err));
+    if (rc)
+        return job_fail(s->job, rc, "%s", err);
+    s->tmp[0] = '\0';
+    return 0;
+}
+
+static uint64_t snapshot_bytes(const struct manifest *m)
+{
+    uint64_t sum = 0;
+
+    for (int i = 0; i < m->nfiles; i++)
+        sum += m->files[i].size;
+    return sum;
+}
+
+/* The snapshot is durable: now QEMU may quit, or run on. */
+static void finish_vm(struct save *s)
+{
+    struct pollfd p = {.fd = s->pidfd, .events = POLLIN};
+
+    mig_undo(s->job, s->qmp, &s->saved);
+    if (s->job->words.keep_running) {
+        if (s->stopped)
+            mig_cmd(s->job, s->qmp, "cont", NULL, NULL);
+        return;
+    }
+    job_set_phase(s->job, "quitting");
+    mig_cmd(s->job, s->qmp, "quit", NULL, NULL);
+    poll(&p, 1, QUIT_TIMEOUT_MS);
+}
+
+/* Leaves the VM as it was before the save. */
+static void roll_back(struct save *s)
+{
+    char status[32], why[256];
+
+    if (s->qmp && s->migrating) {
+        mig_cmd(s->job, s->qmp, "migrate_cancel", NULL, NULL);
+        for (int waited = 0; waited < DRAIN_TIMEOUT_MS; waited += TICK_MS) {
+            if (mig_query(s->job, s->qmp, status, sizeof(status), why, sizeof(why)) ||
+                mig_finished(status))
+                break;
+            poll(NULL, 0, TICK_MS);
+        }
+    }
+    if (s->cp)
+        cp_save_cancel(s->cp);
+    if (s->qmp && s->saved.caps)
+        mig_undo(s->job, s->qmp, &s->saved);
+    if (s->qmp && s->stopped) {
+        char keep[JOB_ERR_MAX];
+        memcpy(keep, s->job->err, sizeof(keep));
+        mig_cmd(s->job, s->qmp, "cont", NULL, NULL);
+        memcpy(s->job->err, keep, sizeof(keep));
+    }
+}
+
+int job_save_run(struct job *job)
+{
+    struct save s = {.job = job, .pidfd = -1};
+    int rc;
+
+    job_set_phase(job, "connecting");
+    if (!(rc = save_connect(&s)) && !(rc = describe_vm(&s)) && !(rc = check_idle(&s)) &&
+        !(rc = prepare(&s)) && !(rc = start_migration(&s)) && !(rc = wait_migration(&s)))
+        rc = write_snapshot(&s);
+    if (rc) {
+        roll_back(&s);
+    } else {
+        snprintf(job->summary, sizeof(job->summary),
+                 "%d channels, %llu MiB of RAM, %llu MiB written in %.2f s", job->words.parallel,
+                 (unsigned long long)(s.m.ram_size >> 20),
+                 (unsigned long long)(snapshot_bytes(&s.m) >> 20), job_now() - job->started);
+        finish_vm(&s);
+    }
+    if (s.cp)
+        cp_save_free(s.cp);
+    if (s.tmp[0])
+        store_remove_dir(s.tmp);
+    if (s.qmp)
+        qmp_close(s.qmp);
+    if (s.pidfd >= 0)
+        close(s.pidfd);
+    manifest_free(&s.m);
+    return rc;
+}

@@ -1,0 +1,163 @@
+/* status: what NAME/status and NAME/save show. A running job answers from its own progress; an
+ * idle VM is asked over QMP, briefly, and a monitor held by another client is "unknown", never a
+ * wait. */
+#include "job_int.h"
+
+#include <errno.h>
+#include <jansson.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "qemu.h"
+#include "qmp.h"
+
+#define STATUS_QMP_TIMEOUT_MS 1000
+
+static const char *op_name(enum job_op op)
+{
+    return op == JOB_SAVE ? "save" : "restore";
+}
+
+/* A snapshot of what the locked state says, taken so that no lock is held across QMP. */
+struct status_view {
+    int has_job;
+    struct job job;
+    struct job_result last;
+};
+
+static void view_take(struct job_ctx *ctx, const char *vm, struct status_view *v)
+{
+    memset(v, 0, sizeof(*v));
+    pthread_mutex_lock(&ctx->lock);
+    for (struct vm_state *s = ctx->vms; s; s = s->next)
+        if (strcmp(s->name, vm) == 0) {
+            v->last = s->last;
+            if (s->job) {
+                v->has_job = 1;
+                v->job.op = s->job->op;
+                v->job.phase = s->job->phase;
+                v->job.bytes_done = s->job->bytes_done;
+                v->job.bytes_total = s->job->bytes_total;
+                v->job.started = s->job->started;
+                v->job.pid = s->job->pid;
+                memcpy(v->job.snapshot, s->job->snapshot, sizeof(v->job.snapshot));
+                memcpy(&v->job.words, &s->job->words, sizeof(v->job.words));
+            }
+        }
+    pthread_mutex_unlock(&ctx->lock);
+}
+
+/* Asks QEMU for its run state: "running", "paused", "stopped" (nothing listens) or "unknown". */
+static const char *idle_state(struct job_ctx *ctx, const char *vm, json_t *out)
+{
+    char path[PATH_MAX], err[256];
+    json_t *ret = NULL;
+    struct qmp *q;
+    const char *state = "unknown";
+
+    if (job_qmp_path(ctx, vm, path) || !qemu_listening(path))
+        return "stopped";
+    if (qmp_connect(&q, path, STATUS_QMP_TIMEOUT_MS, err, sizeof(err))) {
+        json_object_set_new(out, "note", json_string(err));
+        return state;
+    }
+    json_object_set_new(out, "pid", json_integer(qmp_peer_pid(q)));
+    if (qmp_cmd(q, "query-status", NULL, &ret, STATUS_QMP_TIMEOUT_MS, err, sizeof(err)) == 0) {
+        json_object_set(out, "qemu_status", json_object_get(ret, "status"));
+        state = json_is_true(json_object_get(ret, "running")) ? "running" : "paused";
+    } else {
+        json_object_set_new(out, "note", json_string(err));
+    }
+    json_decref(ret);
+    qmp_close(q);
+    return state;
+}
+
+static json_t *job_json(const struct job *job)
+{
+    double elapsed = job_now() - job->started;
+    json_t *j =
+        json_pack("{s:s, s:s, s:I, s:I, s:f, s:f}", "op", op_name(job->op), "phase", job->phase,
+                  "bytes_done", (json_int_t)job->bytes_done, "bytes_total",
+                  (json_int_t)job->bytes_total, "rate_bytes_per_s",
+                  elapsed > 0 ? (double)job->bytes_done / elapsed : 0.0, "elapsed_s", elapsed);
+
+    if (j && job->snapshot[0])
+        json_object_set_new(j, "snapshot", json_string(job->snapshot));
+    if (j && job->op == JOB_SAVE)
+        json_object_set_new(j, "parallel", json_integer(job->words.parallel));
+    return j;
+}
+
+static json_t *result_json(const struct job_result *r)
+{
+    json_t *j =
+        json_pack("{s:s, s:s, s:s, s:f}", "op", op_name(r->op), "result", r->rc ? "error" : "ok",
+                  "finished", r->finished, "duration_s", r->duration_s);
+
+    if (!j)
+        return NULL;
+    if (r->snapshot[0])
+        json_object_set_new(j, "snapshot", json_string(r->snapshot));
+    if (r->rc) {
+        json_object_set_new(j, "errno", json_string(strerrorname_np(-r->rc)));
+        json_object_set_new(j, "error", json_string(r->message));
+    } else {
+        json_object_set_new(j, "summary", json_string(r->message));
+    }
+    return j;
+}
+
+char *job_status_json(struct job_ctx *ctx, const char *vm)
+{
+    json_t *root = json_pack("{s:s}", "vm", vm);
+    struct status_view v;
+    const char *state;
+    char *text;
+
+    if (!root)
+        return NULL;
+    view_take(ctx, vm, &v);
+    if (v.has_job) {
+        state = v.job.op == JOB_SAVE ? "saving" : "restoring";
+        if (v.job.pid)
+            json_object_set_new(root, "pid", json_integer(v.job.pid));
+    } else {
+        state = idle_state(ctx, vm, root);
+    }
+    json_object_set_new(root, "state", json_string(state));
+    json_object_set_new(root, "job", v.has_job ? job_json(&v.job) : json_null());
+    json_object_set_new(root, "last", v.last.valid ? result_json(&v.last) : json_null());
+    text = json_dumps(root, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
+    json_decref(root);
+    if (!text)
+        return NULL;
+    /* A text file ends with a newline. */
+    char *line = realloc(text, strlen(text) + 2);
+    if (line)
+        strcat(line, "\n");
+    else
+        free(text);
+    return line;
+}
+
+char *job_last_save_text(struct job_ctx *ctx, const char *vm)
+{
+    struct job_result r = {0};
+    char *text = NULL;
+
+    pthread_mutex_lock(&ctx->lock);
+    for (struct vm_state *s = ctx->vms; s; s = s->next)
+        if (strcmp(s->name, vm) == 0)
+            r = s->last_save;
+    pthread_mutex_unlock(&ctx->lock);
+    if (!r.valid)
+        return strdup("no save yet\n");
+    if (r.rc == 0 && asprintf(&text, "ok %s %s\n", r.snapshot, r.message) < 0)
+        return NULL;
+    if (r.rc != 0 && asprintf(&text, "error %s: %s\n", strerrorname_np(-r.rc), r.message) < 0)
+        return NULL;
+    return text;
+}

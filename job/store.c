@@ -1,0 +1,250 @@
+/* store: directory layout and atomic publication. A save writes into a private temporary
+ * directory on the same filesystem; only a rename makes it visible, so readers see a snapshot
+ * whole or not at all, even after a crash. */
+#include "store.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+int store_path(char *path, const char *fmt, ...)
+{
+    va_list ap;
+    int n;
+
+    va_start(ap, fmt);
+    n = vsnprintf(path, PATH_MAX, fmt, ap);
+    va_end(ap);
+    return n < 0 || n >= PATH_MAX ? -ENAMETOOLONG : 0;
+}
+
+int store_mkdirs(const char *dir, char *err, size_t errlen)
+{
+    char path[PATH_MAX];
+    char *p;
+
+    if (store_path(path, "%s", dir))
+        return -ENAMETOOLONG;
+    for (p = path + 1;; p++) {
+        if (*p != '/' && *p != '\0')
+            continue;
+        char saved = *p;
+        *p = '\0';
+        if (mkdir(path, 0700) < 0 && errno != EEXIST) {
+            int rc = -errno;
+            snprintf(err, errlen, "mkdir %s: %s", path, strerror(errno));
+            return rc;
+        }
+        *p = saved;
+        if (saved == '\0')
+            break;
+    }
+    return 0;
+}
+
+int store_fsync_dir(const char *dir)
+{
+    int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    int rc = 0;
+
+    if (fd < 0)
+        return -errno;
+    if (fsync(fd) < 0)
+        rc = -errno;
+    if (close(fd) < 0 && !rc)
+        rc = -errno;
+    return rc;
+}
+
+int store_vm_create(const char *store, const char *vm, char *err, size_t errlen)
+{
+    char path[PATH_MAX];
+    int rc;
+
+    if ((rc = store_path(path, "%s/%s", store, vm)))
+        return rc;
+    if (mkdir(path, 0700) < 0) {
+        rc = -errno;
+        snprintf(err, errlen, "mkdir %s: %s", path, strerror(errno));
+        return rc;
+    }
+    if ((rc = store_path(path, "%s/%s/snapshots", store, vm)))
+        return rc;
+    if (mkdir(path, 0700) < 0) {
+        rc = -errno;
+        snprintf(err, errlen, "mkdir %s: %s", path, strerror(errno));
+        return rc;
+    }
+    return store_fsync_dir(store);
+}
+
+static int remove_if_exists(const char *path, int (*fn)(const char *))
+{
+    return fn(path) < 0 && errno != ENOENT ? -errno : 0;
+}
+
+int store_vm_remove(const char *store, const char *vm, char *err, size_t errlen)
+{
+    char snaps[PATH_MAX], tmp[PATH_MAX], record[PATH_MAX], dir[PATH_MAX];
+    int rc;
+
+    if (store_path(snaps, "%s/%s/snapshots", store, vm) ||
+        store_path(tmp, "%s/%s/%s", store, vm, STORE_TMP) ||
+        store_path(record, "%s/%s/%s", store, vm, STORE_QEMU_RECORD) ||
+        store_path(dir, "%s/%s", store, vm))
+        return -ENAMETOOLONG;
+    if ((rc = remove_if_exists(snaps, rmdir)) || (rc = remove_if_exists(tmp, rmdir)) ||
+        (rc = remove_if_exists(record, unlink)) || (rc = remove_if_exists(dir, rmdir))) {
+        snprintf(err, errlen, "remove %s: %s", dir,
+                 rc == -ENOTEMPTY || rc == -EEXIST ? "it still holds snapshots" : strerror(-rc));
+        return rc == -EEXIST ? -ENOTEMPTY : rc;
+    }
+    return 0;
+}
+
+static int is_dir(const char *path)
+{
+    struct stat st;
+
+    return stat(path, &st) == 0 && S_ISDIR(st.st_mode);
+}
+
+int store_vm_exists(const char *store, const char *vm)
+{
+    char path[PATH_MAX];
+
+    return store_path(path, "%s/%s/snapshots", store, vm) == 0 && is_dir(path);
+}
+
+int store_snapshot_exists(const char *store, const char *vm, const char *snap)
+{
+    char path[PATH_MAX];
+
+    return store_path(path, "%s/%s/snapshots/%s", store, vm, snap) == 0 && access(path, F_OK) == 0;
+}
+
+int store_default_name(const char *store, const char *vm, char *name, size_t len)
+{
+    char stamp[32];
+    time_t now = time(NULL);
+    struct tm tm;
+    int i;
+
+    if (!gmtime_r(&now, &tm) || !strftime(stamp, sizeof(stamp), "%Y%m%d-%H%M%S", &tm))
+        return -EINVAL;
+    snprintf(name, len, "%s", stamp);
+    for (i = 2; store_snapshot_exists(store, vm, name); i++)
+        snprintf(name, len, "%s-%d", stamp, i);
+    return 0;
+}
+
+int store_tmp_create(const char *store, const char *vm, const char *snap, char *tmp, char *err,
+                     size_t errlen)
+{
+    char parent[PATH_MAX];
+    int rc;
+
+    if ((rc = store_path(parent, "%s/%s/%s", store, vm, STORE_TMP)) ||
+        (rc = store_path(tmp, "%s/%s.XXXXXX", parent, snap)))
+        return rc;
+    if (mkdir(parent, 0700) < 0 && errno != EEXIST) {
+        rc = -errno;
+        snprintf(err, errlen, "mkdir %s: %s", parent, strerror(errno));
+        return rc;
+    }
+    if (!mkdtemp(tmp)) {
+        rc = -errno;
+        snprintf(err, errlen, "mkdtemp in %s: %s", parent, strerror(errno));
+        return rc;
+    }
+    return 0;
+}
+
+int store_publish(const char *store, const char *vm, const char *tmp, const char *snap, char *err,
+                  size_t errlen)
+{
+    char snaps[PATH_MAX], dst[PATH_MAX];
+    int rc;
+
+    if ((rc = store_path(snaps, "%s/%s/snapshots", store, vm)) ||
+        (rc = store_path(dst, "%s/%s", snaps, snap)))
+        return rc;
+    if ((rc = store_fsync_dir(tmp))) {
+        snprintf(err, errlen, "fsync %s: %s", tmp, strerror(-rc));
+        return rc;
+    }
+    /* RENAME_NOREPLACE: a snapshot brought in meanwhile under the same name is never replaced. */
+    if (renameat2(AT_FDCWD, tmp, AT_FDCWD, dst, RENAME_NOREPLACE) < 0) {
+        rc = -errno;
+        snprintf(err, errlen, "rename %s to %s: %s", tmp, dst, strerror(errno));
+        return rc;
+    }
+    if ((rc = store_fsync_dir(snaps)))
+        snprintf(err, errlen, "fsync %s: %s", snaps, strerror(-rc));
+    return rc;
+}
+
+int store_remove_dir(const char *dir)
+{
+    DIR *d = opendir(dir);
+    struct dirent *e;
+    int rc = 0;
+
+    if (!d)
+        return errno == ENOENT ? 0 : -errno;
+    while ((e = readdir(d))) {
+        if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0)
+            continue;
+        if (unlinkat(dirfd(d), e->d_name, 0) < 0 && !rc)
+            rc = -errno;
+    }
+    closedir(d);
+    if (rmdir(dir) < 0 && !rc)
+        rc = -errno;
+    return rc;
+}
+
+static int clean_vm_tmp(const char *tmpdir, void (*report)(const char *path))
+{
+    char path[PATH_MAX];
+    DIR *d = opendir(tmpdir);
+    struct dirent *e;
+    int n = 0;
+
+    if (!d)
+        return 0;
+    while ((e = readdir(d))) {
+        if (e->d_name[0] == '.' || store_path(path, "%s/%s", tmpdir, e->d_name))
+            continue;
+        if (store_remove_dir(path) == 0) {
+            report(path);
+            n++;
+        }
+    }
+    closedir(d);
+    return n;
+}
+
+int store_clean_tmp(const char *store, void (*report)(const char *path))
+{
+    char tmpdir[PATH_MAX];
+    DIR *d = opendir(store);
+    struct dirent *e;
+    int n = 0;
+
+    if (!d)
+        return 0;
+    while ((e = readdir(d)))
+        if (e->d_name[0] != '.' && store_path(tmpdir, "%s/%s/%s", store, e->d_name, STORE_TMP) == 0)
+            n += clean_vm_tmp(tmpdir, report);
+    closedir(d);
+    return n;
+}

@@ -1,0 +1,47 @@
+/* store: the on-disk layout of savefs's store, and the steps that make a snapshot appear whole
+ * or not at all.
+ *   STORE/NAME/snapshots/S/   published snapshots (manifest.json + chunk files)
+ *   STORE/NAME/.tmp/          saves in progress; removed at start and on failure
+ *   STORE/NAME/.qemu.json     the QEMU that savefs started for NAME (pid, argv), for later saves
+ * Pure file operations, any thread. */
+#ifndef SAVEFS_STORE_H
+#define SAVEFS_STORE_H
+
+#include <stddef.h>
+
+#define STORE_TMP         ".tmp"
+#define STORE_QEMU_RECORD ".qemu.json"
+
+/* snprintf into PATH of length PATH_MAX; -ENAMETOOLONG if it does not fit. */
+int store_path(char *path, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+/* mkdir -p DIR with mode 0700 for every directory it creates. */
+int store_mkdirs(const char *dir, char *err, size_t errlen);
+
+/* Creates STORE/VM and STORE/VM/snapshots. Returns -EEXIST if STORE/VM exists. */
+int store_vm_create(const char *store, const char *vm, char *err, size_t errlen);
+/* Removes STORE/VM if it holds no snapshot: -ENOTEMPTY otherwise. */
+int store_vm_remove(const char *store, const char *vm, char *err, size_t errlen);
+/* 1 if STORE/VM/snapshots is a directory. */
+int store_vm_exists(const char *store, const char *vm);
+/* 1 if STORE/VM/snapshots/SNAP exists. */
+int store_snapshot_exists(const char *store, const char *vm, const char *snap);
+
+/* The default snapshot name: UTC YYYYMMDD-HHMMSS, then -2, -3 ... if taken. */
+int store_default_name(const char *store, const char *vm, char *name, size_t len);
+
+/* Creates a fresh private directory STORE/VM/.tmp/SNAP.XXXXXX for a save; its path in TMP. */
+int store_tmp_create(const char *store, const char *vm, const char *snap, char *tmp, char *err,
+                     size_t errlen);
+/* fsyncs TMP, renames it to STORE/VM/snapshots/SNAP (which must not exist) and fsyncs the parent.
+ */
+int store_publish(const char *store, const char *vm, const char *tmp, const char *snap, char *err,
+                  size_t errlen);
+/* Removes DIR and the regular files in it (one level: that is all a save creates). */
+int store_remove_dir(const char *dir);
+/* Removes every leftover STORE/ * /.tmp/ * and calls REPORT for each; returns how many. */
+int store_clean_tmp(const char *store, void (*report)(const char *path));
+/* fsync of a directory. */
+int store_fsync_dir(const char *dir);
+
+#endif

@@ -1,0 +1,157 @@
+/* words: the save-word parser. Every word must be understood; anything else is EINVAL so that a
+ * typo never starts a save with settings the user did not ask for. */
+#include "words.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define WORD_MAX 128
+
+int words_valid_name(const char *name)
+{
+    size_t n = strlen(name);
+
+    if (n == 0 || n > SNAPSHOT_NAME_MAX || name[0] == '.')
+        return 0;
+    return strspn(name, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789._-") == n;
+}
+
+static int parse_parallel(const char *value, struct save_words *out, char *err, size_t errlen)
+{
+    char *end;
+    long n;
+
+    if (value[0] < '0' || value[0] > '9') {
+        snprintf(err, errlen, "parallel: '%s' is not a number from 1 to %d", value, PARALLEL_MAX);
+        return -EINVAL;
+    }
+    errno = 0;
+    n = strtol(value, &end, 10);
+    if (errno || *end || n < 1 || n > PARALLEL_MAX) {
+        snprintf(err, errlen, "parallel: '%s' is not a number from 1 to %d", value, PARALLEL_MAX);
+        return -EINVAL;
+    }
+    out->parallel = (int)n;
+    return 0;
+}
+
+static int parse_name(const char *value, struct save_words *out, char *err, size_t errlen)
+{
+    if (!words_valid_name(value)) {
+        snprintf(err, errlen,
+                 "name: '%s' must be 1 to %d of A-Z a-z 0-9 . _ - and not start with '.'", value,
+                 SNAPSHOT_NAME_MAX);
+        return -EINVAL;
+    }
+    strcpy(out->name, value);
+    return 0;
+}
+
+static int parse_onoff(const char *key, const char *value, int *out, char *err, size_t errlen)
+{
+    if (strcmp(value, "on") == 0)
+        *out = 1;
+    else if (strcmp(value, "off") == 0)
+        *out = 0;
+    else {
+        snprintf(err, errlen, "%s: '%s' must be on or off", key, value);
+        return -EINVAL;
+    }
+    return 0;
+}
+
+/* Which keys were given, to refuse duplicates. */
+enum { SEEN_PARALLEL = 1, SEEN_NAME = 2, SEEN_KEEP = 4, SEEN_DIRECT = 8 };
+
+static int mark_seen(unsigned *seen, unsigned bit, const char *key, char *err, size_t errlen)
+{
+    if (*seen & bit) {
+        snprintf(err, errlen, "%s given twice", key);
+        return -EINVAL;
+    }
+    *seen |= bit;
+    return 0;
+}
+
+static int parse_word(char *word, struct save_words *out, unsigned *seen, char *err, size_t errlen)
+{
+    char *value = strchr(word, '=');
+    int rc;
+
+    if (!value) {
+        if (strcmp(word, "keep-running") == 0) {
+            rc = mark_seen(seen, SEEN_KEEP, word, err, errlen);
+            out->keep_running = 1;
+            return rc;
+        }
+        if (word[0] >= '0' && word[0] <= '9') {
+            rc = mark_seen(seen, SEEN_PARALLEL, "parallel", err, errlen);
+            return rc ? rc : parse_parallel(word, out, err, errlen);
+        }
+        snprintf(err, errlen,
+                 "unknown word '%s' (expected N, parallel=N, name=S, keep-running, "
+                 "direct-io=on|off)",
+                 word);
+        return -EINVAL;
+    }
+    *value++ = '\0';
+    if (strcmp(word, "parallel") == 0) {
+        rc = mark_seen(seen, SEEN_PARALLEL, word, err, errlen);
+        return rc ? rc : parse_parallel(value, out, err, errlen);
+    }
+    if (strcmp(word, "name") == 0) {
+        rc = mark_seen(seen, SEEN_NAME, word, err, errlen);
+        return rc ? rc : parse_name(value, out, err, errlen);
+    }
+    if (strcmp(word, "direct-io") == 0) {
+        rc = mark_seen(seen, SEEN_DIRECT, word, err, errlen);
+        return rc ? rc : parse_onoff(word, value, &out->direct_io, err, errlen);
+    }
+    snprintf(err, errlen, "unknown key '%s'", word);
+    return -EINVAL;
+}
+
+static int is_space(char c)
+{
+    return c == ' ' || c == '\t' || c == '\n' || c == '\r';
+}
+
+int words_parse(const char *buf, size_t len, struct save_words *out, char *err, size_t errlen)
+{
+    char word[WORD_MAX + 1];
+    unsigned seen = 0;
+    size_t i = 0;
+    int rc;
+
+    memset(out, 0, sizeof(*out));
+    out->parallel = PARALLEL_DEFAULT;
+    out->direct_io = 1;
+    if (memchr(buf, '\0', len)) {
+        snprintf(err, errlen, "a NUL byte is not a word");
+        return -EINVAL;
+    }
+    while (i < len) {
+        size_t start, n;
+
+        while (i < len && is_space(buf[i]))
+            i++;
+        start = i;
+        while (i < len && !is_space(buf[i]))
+            i++;
+        n = i - start;
+        if (n == 0)
+            break;
+        if (n > WORD_MAX) {
+            snprintf(err, errlen, "a word of %zu bytes is too long", n);
+            return -EINVAL;
+        }
+        memcpy(word, buf + start, n);
+        word[n] = '\0';
+        rc = parse_word(word, out, &seen, err, errlen);
+        if (rc)
+            return rc;
+    }
+    return 0;
+}

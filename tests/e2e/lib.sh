@@ -1,0 +1,124 @@
+# shellcheck shell=bash
+# Helpers for end-to-end tests, to be sourced: a private savefs mount over a private store and
+# QMP directory, the test guest, and cleanup of every process and mount started, by pid.
+#
+#   source "$SRC_DIR/tests/e2e/lib.sh"
+#   e2e_setup            # T (scratch dir), STORE, QMP, MNT; trap cleans up
+#   savefs_start         # mounts savefs on $MNT (foreground process, pid kept)
+#   vm_start vm1         # the memcheck guest as VM vm1
+set -euo pipefail
+
+: "${SAVEFS_BIN:?SAVEFS_BIN must name the savefs binary}"
+: "${SRC_DIR:?SRC_DIR must name the source tree}"
+# shellcheck source=guest.sh
+source "$SRC_DIR/tests/e2e/guest.sh"
+
+SAVEFS_PIDS=()
+
+log() {
+    echo "[$(date +%T)] $*" >&2
+}
+
+die() {
+    echo "FAIL: $*" >&2
+    exit 1
+}
+
+e2e_setup() {
+    T=$(mktemp -d /tmp/savefs-e2e.XXXXXX)
+    STORE=$T/store QMP=$T/qmp MNT=$T/mnt
+    mkdir -p "$QMP" "$MNT"
+    trap e2e_cleanup EXIT
+}
+
+savefs_start() {
+    "$SAVEFS_BIN" -f --store "$STORE" --qmp-dir "$QMP" --watchdog "${WATCHDOG:-20}" "$@" "$MNT" \
+        2>>"$T/savefs.log" &
+    SAVEFS_PIDS+=("$!")
+    for _ in $(seq 100); do
+        mountpoint -q "$MNT" && return 0
+        kill -0 "${SAVEFS_PIDS[-1]}" 2>/dev/null || die "savefs exited: $(cat "$T/savefs.log")"
+        sleep 0.1
+    done
+    die "savefs did not mount $MNT"
+}
+
+savefs_stop() {
+    local pid
+    mountpoint -q "$MNT" && fusermount3 -u "$MNT"
+    for pid in ${SAVEFS_PIDS[@]+"${SAVEFS_PIDS[@]}"}; do
+        for _ in $(seq 50); do
+            kill -0 "$pid" 2>/dev/null || break
+            sleep 0.1
+        done
+        kill -9 "$pid" 2>/dev/null || true
+    done
+    SAVEFS_PIDS=()
+}
+
+# The QEMU that serves VM $1 now (started by the test or restored by savefs): its pidfile.
+vm_pid() {
+    local pid
+    pid=$(cat "$QMP/$1.pid" 2>/dev/null) || return 1
+    [[ $(tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null) == *qemu* ]] || return 1
+    echo "$pid"
+}
+
+vm_start() {
+    local name=$1
+    guest_start "$name" "$QMP" "$T/$name.serial" "${2:-}" >/dev/null
+    guest_wait_ready "$T/$name.serial" 120 || die "$name did not boot"
+    guest_wait_pass_above "$T/$name.serial" 0 60 || die "$name does not verify its memory"
+}
+
+# Waits until no QEMU serves VM $1 (it quit after a save).
+vm_wait_gone() {
+    local pid
+    pid=$(cat "$QMP/$1.pid" 2>/dev/null) || return 0
+    for _ in $(seq 100); do
+        kill -0 "$pid" 2>/dev/null || return 0
+        [[ $(awk '{print $3}' "/proc/$pid/stat" 2>/dev/null) == Z ]] && return 0
+        sleep 0.1
+    done
+    return 1
+}
+
+# The state field of VM $1's status.
+vm_state() {
+    sed -n 's/^  "state": "\(.*\)",$/\1/p' "$MNT/$1/status"
+}
+
+# After a restore: the QEMU that savefs started now writes VM $1's serial log.
+vm_adopt() {
+    local pid
+    pid=$(vm_pid "$1") || die "$1: no QEMU after the restore"
+    printf '%s\t%s\n' "$pid" "$T/$1.serial" >>"$GUEST_PID_FILE"
+}
+
+# Checks that VM $1 goes on verifying its memory past pass $2 with seed $3.
+vm_check_alive() {
+    local name=$1 pass=$2 seed=$3
+    guest_wait_pass_above "$T/$name.serial" "$pass" 60 || die "$name: no good pass above $pass"
+    [[ $(guest_seed "$T/$name.serial") == "$seed" ]] || die "$name: another seed: a fresh boot?"
+}
+
+e2e_cleanup() {
+    local rc=$? name pid
+    set +e
+    for pidfile in "$QMP"/*.pid; do
+        [[ -f $pidfile ]] || continue
+        name=$(basename "$pidfile" .pid)
+        pid=$(vm_pid "$name") && kill -9 "$pid" 2>/dev/null
+    done
+    guest_cleanup
+    savefs_stop
+    if [[ $rc -ne 0 ]]; then
+        echo "---- savefs log" >&2
+        tail -n 30 "$T/savefs.log" >&2
+        for f in "$T"/*.serial "$QMP"/.savefs/*.log; do
+            [[ -f $f ]] && { echo "---- $f" >&2; tail -n 5 "$f" >&2; }
+        done
+    fi
+    rm -rf "$T"
+    exit "$rc"
+}

@@ -1,0 +1,54 @@
+#!/bin/bash
+# The core gestures on a real guest: bad words change nothing; `echo 4 > save` saves and quits
+# the VM; `ls` shows the files; `mv` into restore/ brings the guest back with its memory intact;
+# a second cycle with 8 channels and a name works the same.
+source "$SRC_DIR/tests/e2e/lib.sh"
+e2e_setup
+vm_start vm1
+savefs_start
+
+ls "$MNT" | grep -qx vm1 || die "vm1 not listed in $MNT"
+[[ $(vm_state vm1) == running ]] || die "vm1 state $(vm_state vm1), not running"
+
+log "bad words leave the VM running and the store unchanged"
+for words in 0 65 -1 1e9 parallel= "4 4" bogus name=../x name=.h "parallel=2 parallel=3"; do
+    if echo "$words" >"$MNT/vm1/save" 2>/dev/null; then
+        die "'$words' was accepted"
+    fi
+done
+[[ $(vm_state vm1) == running ]] || die "vm1 not running after bad words"
+listing=$(ls -A "$MNT/vm1/snapshots") || die "cannot list vm1/snapshots"
+[[ -z $listing ]] || die "bad words left a snapshot: $listing"
+[[ ! -e $STORE/vm1 ]] || die "bad words changed the store: $(ls -R "$STORE")"
+grep -q '^error EINVAL' "$MNT/vm1/save" || die "save does not tell the last error: $(cat "$MNT/vm1/save")"
+
+# One save/restore cycle with words $1, checking the guest's memory after.
+cycle() {
+    local words=$1 channels=$2 pass seed snap
+    pass=$(guest_last_pass "$T/vm1.serial")
+    seed=$(guest_seed "$T/vm1.serial")
+    log "echo $words > save"
+    echo "$words" >"$MNT/vm1/save" || die "save '$words' failed: $(cat "$MNT/vm1/status")"
+    vm_wait_gone vm1 || die "vm1's QEMU did not quit after the save"
+    snap=$(ls -t "$MNT/vm1/snapshots" | head -n1)
+    log "snapshot $snap: $(ls "$MNT/vm1/snapshots/$snap" | tr '\n' ' ')"
+    for f in manifest.json main $(seq -f 'channel-%g' 0 $((channels - 1))); do
+        [[ -s $MNT/vm1/snapshots/$snap/$f ]] || die "$snap/$f missing or empty"
+    done
+    [[ ! -e $MNT/vm1/snapshots/$snap/channel-$channels ]] || die "$snap has too many channels"
+    grep -q "^ok $snap" "$MNT/vm1/save" || die "save says: $(cat "$MNT/vm1/save")"
+    [[ $(vm_state vm1) == stopped ]] || die "vm1 state after save: $(vm_state vm1)"
+    log "mv $snap into restore/"
+    mv "$MNT/vm1/snapshots/$snap" "$MNT/vm1/restore/" || die "restore failed: $(cat "$MNT/vm1/status")"
+    vm_adopt vm1
+    [[ $(vm_state vm1) == running ]] || die "vm1 state after restore: $(vm_state vm1)"
+    [[ -d $MNT/vm1/snapshots/$snap ]] || die "$snap no longer listed after the restore"
+    vm_check_alive vm1 "$pass" "$seed"
+    log "restored: passes go on past $pass with seed $seed"
+}
+
+cycle 4 4
+cycle "parallel=8 name=second" 8
+[[ -d $MNT/vm1/snapshots/second ]] || die "snapshot 'second' not named"
+cycle 1 1
+log "PASS"

@@ -1,0 +1,194 @@
+/* memcheck: the test guest's workload. Fills N MiB with known data, then re-verifies it
+ * about once a second, printing one line per pass to stdout:
+ *
+ *   SAVEFS-MEMCHECK ready mib=192 seed=0123abcd uptime=3.1
+ *   SAVEFS-MEMCHECK pass=17 ok seed=0123abcd uptime=23.4 verify_ms=85
+ *   SAVEFS-MEMCHECK pass=18 FAIL mib=42 bad=1 seed=0123abcd uptime=24.5 verify_ms=86
+ *
+ * The first half of the area is pseudo-random (incompressible), the second half is
+ * text-like (compressible). verify_ms is how long the pass took. The pass counter lives in
+ * ordinary memory, so across a save/restore of the VM it continues from where it was, with the
+ * same seed. */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <time.h>
+#include <unistd.h>
+
+#define MIB       (1024 * 1024)
+#define MIB_WORDS (MIB / sizeof(uint64_t))
+#define TAG       "SAVEFS-MEMCHECK"
+
+static uint64_t *area;
+static uint64_t *table;
+static size_t mibs;
+static uint32_t seed;
+static unsigned long pass;
+
+static double uptime(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_BOOTTIME, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+static uint32_t pick_seed(void)
+{
+    uint32_t s = 0;
+    int fd = open("/dev/urandom", O_RDONLY | O_CLOEXEC);
+    if (fd < 0 || read(fd, &s, sizeof(s)) != (ssize_t)sizeof(s)) {
+        s = (uint32_t)time(NULL) ^ ((uint32_t)getpid() << 16);
+    }
+    if (fd >= 0) {
+        close(fd);
+    }
+    return s;
+}
+
+/* xorshift64, seeded through splitmix64 so any 32-bit seed gives a good nonzero state */
+static uint64_t rng_state;
+
+static uint64_t xorshift64(void)
+{
+    uint64_t x = rng_state;
+    x ^= x << 13;
+    x ^= x >> 7;
+    x ^= x << 17;
+    return rng_state = x;
+}
+
+static void rng_init(uint32_t s)
+{
+    uint64_t z = (uint64_t)s + 0x9e3779b97f4a7c15ULL;
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
+    rng_state = (z ^ (z >> 31)) | 1;
+}
+
+/* Text-like fill: lines of "<word> <counter>\n" until the region is full. */
+static void fill_text(char *p, size_t len)
+{
+    static const char *const words[] = {"guest",     "memory",  "savefs", "multifd",
+                                        "migration", "restore", "page",   "checksum"};
+    size_t off = 0;
+    for (unsigned long n = 0; off < len; n++) {
+        char line[48];
+        size_t l = strlen(words[n % 8]);
+        memcpy(line, words[n % 8], l);
+        line[l++] = ' ';
+        char digits[24];
+        size_t d = 0;
+        unsigned long v = n;
+        do {
+            digits[d++] = (char)('0' + v % 10);
+            v /= 10;
+        } while (v);
+        while (d) {
+            line[l++] = digits[--d];
+        }
+        line[l++] = '\n';
+        if (l > len - off) {
+            l = len - off;
+        }
+        memcpy(p + off, line, l);
+        off += l;
+    }
+}
+
+static uint64_t checksum_mib(const uint64_t *w)
+{
+    uint64_t h = 0xcbf29ce484222325ULL;
+    for (size_t i = 0; i < MIB_WORDS; i++) {
+        h = (h ^ w[i]) * 0x100000001b3ULL;
+    }
+    return h ^ (h >> 32);
+}
+
+static void fill(void)
+{
+    size_t random_mibs = mibs / 2;
+    rng_init(seed);
+    for (size_t i = 0; i < random_mibs * MIB_WORDS; i++) {
+        area[i] = xorshift64();
+    }
+    fill_text((char *)(area + random_mibs * MIB_WORDS), (mibs - random_mibs) * MIB);
+    for (size_t m = 0; m < mibs; m++) {
+        table[m] = checksum_mib(area + m * MIB_WORDS);
+    }
+}
+
+/* One verification pass: returns the number of bad MiBs, first one in *first_bad. */
+static size_t verify(size_t *first_bad)
+{
+    size_t bad = 0;
+    for (size_t m = 0; m < mibs; m++) {
+        if (checksum_mib(area + m * MIB_WORDS) != table[m]) {
+            if (bad++ == 0) {
+                *first_bad = m;
+            }
+        }
+    }
+    return bad;
+}
+
+static void sleep_until(double deadline)
+{
+    double left = deadline - uptime();
+    if (left <= 0) {
+        return;
+    }
+    struct timespec ts = {.tv_sec = (time_t)left,
+                          .tv_nsec = (long)((left - (double)(time_t)left) * 1e9)};
+    while (nanosleep(&ts, &ts) < 0 && errno == EINTR) {
+    }
+}
+
+int main(int argc, char **argv)
+{
+    char *end;
+    unsigned long n = argc == 2 ? strtoul(argv[1], &end, 10) : 0;
+    if (argc != 2 || *end != '\0' || n < 1 || n > 65536) {
+        fprintf(stderr, "usage: memcheck MIB (1..65536)\n");
+        return 2;
+    }
+    mibs = n;
+    area = mmap(NULL, mibs * MIB, PROT_READ | PROT_WRITE,
+                MAP_PRIVATE | MAP_ANONYMOUS | MAP_POPULATE, -1, 0);
+    table = calloc(mibs, sizeof(*table));
+    if (area == MAP_FAILED || table == NULL) {
+        fprintf(stderr, "memcheck: cannot allocate %zu MiB: %s\n", mibs, strerror(errno));
+        return 1;
+    }
+    if (mlock(area, mibs * MIB) < 0) {
+        fprintf(stderr, "memcheck: mlock failed (continuing): %s\n", strerror(errno));
+    }
+    seed = pick_seed();
+    fill();
+    printf(TAG " ready mib=%zu seed=%08" PRIx32 " uptime=%.1f\n", mibs, seed, uptime());
+    fflush(stdout);
+
+    for (;;) {
+        double start = uptime();
+        size_t first_bad = 0;
+        size_t bad = verify(&first_bad);
+        double now = uptime();
+        int ms = (int)((now - start) * 1000);
+        pass++;
+        if (bad == 0) {
+            printf(TAG " pass=%lu ok seed=%08" PRIx32 " uptime=%.1f verify_ms=%d\n", pass, seed,
+                   now, ms);
+        } else {
+            printf(TAG " pass=%lu FAIL mib=%zu bad=%zu seed=%08" PRIx32
+                       " uptime=%.1f verify_ms=%d\n",
+                   pass, first_bad, bad, seed, now, ms);
+        }
+        fflush(stdout);
+        sleep_until(start + 1.0);
+    }
+}

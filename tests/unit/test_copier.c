@@ -1,0 +1,1295 @@
+/* test_copier: drives the copier with synthetic QEMU 7.2 migration streams: a fake source for
+ * saves, a fake destination for restores, and broken streams and peers for the failures a real
+ * QEMU cannot be made to produce on demand. Plain C: each failure prints file:line; the exit
+ * status is non-zero if any check failed. COPIER_SEED=n replays a run.
+ * "test_copier bench DIR MIB CHANNELS" measures save throughput instead. */
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <ftw.h>
+#include <inttypes.h>
+#include <poll.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mount.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <time.h>
+#include <unistd.h>
+#include <xxhash.h>
+
+#include "copier.h"
+#include "index.h"
+#include "multifd.h"
+#include "stream.h"
+
+#define MAXCH 8
+#define PAGE  4096
+
+static int failures;
+
+#define CHECK(c)                                                                                   \
+    do {                                                                                           \
+        if (!(c)) {                                                                                \
+            fprintf(stderr, "%s:%d: check failed: %s\n", __FILE__, __LINE__, #c);                  \
+            failures++;                                                                            \
+        }                                                                                          \
+    } while (0)
+
+#define CHECKM(c, ...)                                                                             \
+    do {                                                                                           \
+        if (!(c)) {                                                                                \
+            fprintf(stderr, "%s:%d: check failed: %s: ", __FILE__, __LINE__, #c);                  \
+            fprintf(stderr, __VA_ARGS__);                                                          \
+            fputc('\n', stderr);                                                                   \
+            failures++;                                                                            \
+        }                                                                                          \
+    } while (0)
+
+static void die(const char *what)
+{
+    fprintf(stderr, "test_copier: %s: %s\n", what, strerror(errno));
+    exit(2);
+}
+
+static double now_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + ts.tv_nsec / 1e9;
+}
+
+/* ---- randomness, byte buffers ---- */
+
+static uint64_t rng_next(uint64_t *s)
+{
+    uint64_t z = (*s += 0x9e3779b97f4a7c15ull);
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+    return z ^ (z >> 31);
+}
+
+static uint64_t rng_below(uint64_t *s, uint64_t n)
+{
+    return rng_next(s) % n;
+}
+
+struct buf {
+    uint8_t *p;
+    size_t len, cap;
+};
+
+static void buf_put(struct buf *b, const void *d, size_t n)
+{
+    if (b->len + n > b->cap) {
+        b->cap = (b->len + n) * 2;
+        b->p = realloc(b->p, b->cap);
+        if (b->p == NULL)
+            die("realloc");
+    }
+    memcpy(b->p + b->len, d, n);
+    b->len += n;
+}
+
+static void buf_be32(struct buf *b, uint32_t v)
+{
+    uint8_t x[4] = {v >> 24, v >> 16, v >> 8, v};
+    buf_put(b, x, 4);
+}
+
+static void buf_be64(struct buf *b, uint64_t v)
+{
+    buf_be32(b, (uint32_t)(v >> 32));
+    buf_be32(b, (uint32_t)v);
+}
+
+static void buf_zeros(struct buf *b, size_t n)
+{
+    static const uint8_t z[256];
+    while (n > 0) {
+        size_t k = n < sizeof(z) ? n : sizeof(z);
+        buf_put(b, z, k);
+        n -= k;
+    }
+}
+
+/* ---- files and directories ---- */
+
+static int rm_one(const char *path, const struct stat *st, int flag, struct FTW *ftw)
+{
+    (void)st, (void)flag, (void)ftw;
+    if (remove(path) < 0)
+        fprintf(stderr, "test_copier: remove %s: %s\n", path, strerror(errno));
+    return 0;
+}
+
+static void rm_rf(const char *path)
+{
+    nftw(path, rm_one, 16, FTW_DEPTH | FTW_PHYS);
+}
+
+static void make_tmp(char *out, size_t len, const char *base, const char *tag)
+{
+    snprintf(out, len, "%s/cptest-%s-XXXXXX", base, tag);
+    if (mkdtemp(out) == NULL)
+        die(out);
+}
+
+static int read_file(const char *path, struct buf *b)
+{
+    int fd = open(path, O_RDONLY);
+    if (fd < 0)
+        return -errno;
+    b->len = 0;
+    for (;;) {
+        uint8_t tmp[65536];
+        ssize_t n = read(fd, tmp, sizeof(tmp));
+        if (n <= 0)
+            break;
+        buf_put(b, tmp, (size_t)n);
+    }
+    close(fd);
+    return 0;
+}
+
+static void write_file(const char *path, const void *d, size_t n)
+{
+    int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+    if (fd < 0 || write(fd, d, n) != (ssize_t)n || close(fd) < 0)
+        die(path);
+}
+
+static int exists(const char *dir, const char *name)
+{
+    char p[512];
+    snprintf(p, sizeof(p), "%s/%s", dir, name);
+    return access(p, F_OK) == 0;
+}
+
+/* A fresh file system mounted on a temporary directory; 0 if we may not mount. */
+static int mount_tmp(char *dir, size_t len, const char *fstype, const char *opts)
+{
+    make_tmp(dir, len, "/tmp", fstype);
+    if (mount("none", dir, fstype, 0, opts) == 0)
+        return 1;
+    printf("  skip %s: mount: %s\n", fstype, strerror(errno));
+    rmdir(dir);
+    return 0;
+}
+
+static void unmount_tmp(const char *dir)
+{
+    if (umount(dir) < 0)
+        fprintf(stderr, "test_copier: umount %s: %s\n", dir, strerror(errno));
+    rmdir(dir);
+}
+
+/* ---- synthetic QEMU 7.2 streams ---- */
+
+static const char *const block_names[] = {"pc.ram", "vga.vram", "/rom@etc/acpi/tables", "pc.bios"};
+#define NBLOCKS 4
+
+struct exp_page {
+    int block;
+    uint64_t ram_offset, stream_offset;
+};
+
+enum gen_kind { GEN_PLAIN, GEN_BAD_MAGIC, GEN_ZLIB, GEN_CUT };
+
+struct chan {
+    int id;
+    struct buf b;
+    struct exp_page *pages;
+    size_t npages, cap;
+};
+
+/* The page that block BLOCK holds at RAM: derived from both, so any misplacement shows. */
+static void page_fill(uint8_t *p, int block, uint64_t ram)
+{
+    uint64_t s = ram * 31 + (uint64_t)block * 0x100000001b3ull;
+    for (int i = 0; i < PAGE / 8; i++) {
+        uint64_t v = rng_next(&s);
+        memcpy(p + 8 * i, &v, 8);
+    }
+}
+
+static void gen_main(struct buf *b, size_t len, uint64_t *rng)
+{
+    buf_put(b, "QEVM", 4);
+    buf_be32(b, 3);
+    while (b->len < len) {
+        uint64_t v = rng_next(rng);
+        buf_put(b, &v, 8);
+    }
+}
+
+static void gen_handshake(struct buf *b, int id)
+{
+    buf_be32(b, CP_MULTIFD_MAGIC);
+    buf_be32(b, 1);
+    buf_put(b, "0123456789abcdef", 16); /* uuid */
+    uint8_t rest[40] = {(uint8_t)id};
+    buf_put(b, rest, sizeof(rest));
+}
+
+/* A packet of N pages of BLOCK at random offsets; without pages the block name and
+ * next_packet_size are stale, as 7.2 sends them. */
+static void gen_packet(struct chan *c, uint64_t *rng, uint32_t magic, uint32_t flags, int n,
+                       int block, uint64_t num)
+{
+    struct buf *b = &c->b;
+    char name[256] = {0};
+    uint64_t offs[CP_MULTIFD_PAGES_ALLOC] = {0};
+    snprintf(name, sizeof(name), "%s", n ? block_names[block] : "stale-name");
+    for (int i = 0; i < n; i++)
+        offs[i] = rng_below(rng, 1 << 14) * PAGE;
+    buf_be32(b, magic);
+    buf_be32(b, 1);
+    buf_be32(b, flags);
+    buf_be32(b, CP_MULTIFD_PAGES_ALLOC);
+    buf_be32(b, (uint32_t)n);
+    buf_be32(b, n ? (uint32_t)n * PAGE : 512 * 1024);
+    buf_be64(b, num);
+    buf_zeros(b, 32);
+    buf_put(b, name, sizeof(name));
+    for (int i = 0; i < CP_MULTIFD_PAGES_ALLOC; i++)
+        buf_be64(b, offs[i]);
+    for (int i = 0; i < n; i++) {
+        uint8_t page[PAGE];
+        if (c->npages == c->cap) {
+            c->cap = c->cap ? 2 * c->cap : 64;
+            c->pages = realloc(c->pages, c->cap * sizeof(*c->pages));
+            if (c->pages == NULL)
+                die("realloc");
+        }
+        c->pages[c->npages++] = (struct exp_page){block, offs[i], b->len};
+        page_fill(page, block, offs[i]);
+        buf_put(b, page, PAGE);
+    }
+}
+
+static void gen_channel(struct chan *c, int id, int npackets, uint64_t *rng, enum gen_kind kind)
+{
+    memset(c, 0, sizeof(*c));
+    c->id = id;
+    gen_handshake(&c->b, id);
+    int block = 0;
+    for (int k = 0; k < npackets; k++) {
+        int n = rng_below(rng, 5) == 0 ? 0 : 1 + (int)rng_below(rng, CP_MULTIFD_PAGES_ALLOC);
+        uint32_t flags = k % 4 == 3 ? CP_MULTIFD_FLAG_SYNC : 0; /* SYNC may carry pages */
+        if (rng_below(rng, 3) == 0)
+            block = (int)rng_below(rng, NBLOCKS);
+        uint32_t magic = CP_MULTIFD_MAGIC;
+        if (k == npackets / 2 && kind == GEN_BAD_MAGIC)
+            magic = 0xdeadbeef;
+        if (k == npackets / 2 && kind == GEN_ZLIB)
+            flags |= 1u << 1;
+        gen_packet(c, rng, magic, flags, n, block, (uint64_t)k);
+    }
+    gen_packet(c, rng, CP_MULTIFD_MAGIC, CP_MULTIFD_FLAG_SYNC, 0, block, (uint64_t)npackets);
+    if (kind == GEN_CUT) {
+        gen_packet(c, rng, CP_MULTIFD_MAGIC, 0, 9, block, (uint64_t)npackets + 1);
+        c->b.len -= 5 * PAGE + 100;
+    }
+}
+
+static void chan_free(struct chan *c)
+{
+    free(c->b.p);
+    free(c->pages);
+}
+
+/* ---- fake QEMU source: one thread per connection ---- */
+
+struct src {
+    struct cp_save *s;
+    int fd;
+    const uint8_t *data;
+    size_t len;
+    uint64_t seed;
+    int tiny;      /* only splits of 1 to 9 bytes */
+    uint64_t gate; /* first wait until the copier has received this many bytes */
+    int hold;      /* after sending, keep the socket open until the copier shuts it down */
+    int gate_late; /* the gate opened only by timeout */
+    pthread_t t;
+};
+
+static int src_connect(const char *sock)
+{
+    struct sockaddr_un a = {.sun_family = AF_UNIX};
+    snprintf(a.sun_path, sizeof(a.sun_path), "%s", sock);
+    int fd = socket(AF_UNIX, SOCK_STREAM, 0);
+    if (fd < 0 || connect(fd, (struct sockaddr *)&a, sizeof(a)) < 0)
+        die("connect");
+    return fd;
+}
+
+static void *src_main(void *arg)
+{
+    struct src *c = arg;
+    uint64_t rng = c->seed;
+    double until = now_s() + 10;
+    while (c->gate && cp_save_bytes(c->s) < c->gate && !(c->gate_late = now_s() > until))
+        usleep(1000);
+    for (size_t off = 0; off < c->len;) {
+        size_t max = c->tiny || rng_below(&rng, 5) == 0 ? 9 : 256 * 1024;
+        size_t n = 1 + rng_below(&rng, max);
+        n = n < c->len - off ? n : c->len - off;
+        ssize_t w = send(c->fd, c->data + off, n, MSG_NOSIGNAL);
+        if (w <= 0)
+            break; /* the copier failed and shut us out */
+        off += (size_t)w;
+    }
+    char x;
+    if (c->hold)
+        while (read(c->fd, &x, 1) > 0)
+            ;
+    close(c->fd);
+    return NULL;
+}
+
+struct save_run {
+    char dir[256], sockdir[64], sock[108];
+    struct cp_save *s;
+    struct src src[MAXCH + 4];
+    int nsrc, njoined;
+    struct cp_file files[2 * MAXCH + 1];
+    int nfiles;
+    char err[512];
+};
+
+static void save_begin(struct save_run *sr, const char *base, int nchannels,
+                       const struct cp_opts *o)
+{
+    memset(sr, 0, sizeof(*sr));
+    make_tmp(sr->dir, sizeof(sr->dir), base, "store");
+    make_tmp(sr->sockdir, sizeof(sr->sockdir), "/tmp", "sock");
+    snprintf(sr->sock, sizeof(sr->sock), "%s/mig.sock", sr->sockdir);
+    int r = cp_save_start(&sr->s, sr->sock, sr->dir, nchannels, o, sr->err, sizeof(sr->err));
+    CHECKM(r == 0, "%s", sr->err);
+    if (r < 0)
+        exit(1);
+}
+
+/* Connects now (the order of calls is the order of connects) and starts sending. */
+static struct src *save_send(struct save_run *sr, const struct buf *b, uint64_t seed, int tiny)
+{
+    struct src *c = &sr->src[sr->nsrc++];
+    c->s = sr->s;
+    c->fd = src_connect(sr->sock);
+    c->data = b->p;
+    c->len = b->len;
+    c->seed = seed;
+    c->tiny = tiny;
+    return c;
+}
+
+static void save_go(struct save_run *sr)
+{
+    for (int i = 0; i < sr->nsrc; i++)
+        if (pthread_create(&sr->src[i].t, NULL, src_main, &sr->src[i]) != 0)
+            die("pthread_create");
+}
+
+static int save_end(struct save_run *sr)
+{
+    int r = cp_save_finish(sr->s, sr->files, &sr->nfiles, sr->err, sizeof(sr->err));
+    CHECK(cp_save_done(sr->s));
+    return r;
+}
+
+static void save_join_sources(struct save_run *sr)
+{
+    for (; sr->njoined < sr->nsrc; sr->njoined++)
+        pthread_join(sr->src[sr->njoined].t, NULL);
+}
+
+/* Sources still queued in the listen backlog of a failed save wake when free closes it. */
+static void save_cleanup(struct save_run *sr)
+{
+    cp_save_free(sr->s);
+    save_join_sources(sr);
+    CHECK(access(sr->sock, F_OK) < 0); /* the socket file is gone */
+    rm_rf(sr->dir);
+    rm_rf(sr->sockdir);
+}
+
+static void shuffle(int *v, int n, uint64_t *rng)
+{
+    for (int i = n - 1; i > 0; i--) {
+        int j = (int)rng_below(rng, (uint64_t)i + 1), t = v[i];
+        v[i] = v[j];
+        v[j] = t;
+    }
+}
+
+/* ---- checks of a saved directory ---- */
+
+static const struct cp_file *find_file(const struct cp_file *files, int n, const char *name)
+{
+    for (int i = 0; i < n; i++)
+        if (strcmp(files[i].name, name) == 0)
+            return &files[i];
+    return NULL;
+}
+
+/* FILE in DIR holds exactly B, mode 0600, and FILES says so. */
+static void check_file(const char *dir, const struct cp_file *files, int n, const char *name,
+                       const struct buf *b)
+{
+    char path[512];
+    struct buf got = {0};
+    struct stat st;
+    const struct cp_file *f = find_file(files, n, name);
+    CHECKM(f != NULL, "%s not listed", name);
+    snprintf(path, sizeof(path), "%s/%s", dir, name);
+    CHECKM(read_file(path, &got) == 0, "%s", path);
+    CHECKM(got.len == b->len && memcmp(got.p, b->p, b->len) == 0, "%s: %zu bytes, want %zu", path,
+           got.len, b->len);
+    CHECK(stat(path, &st) == 0 && (st.st_mode & 0777) == 0600);
+    if (f != NULL) {
+        char err[512];
+        CHECK(f->size == b->len);
+        CHECK(f->xxh3 == XXH3_64bits(b->p, b->len));
+        CHECKM(cp_verify_file(dir, f, err, sizeof(err)) == 0, "%s", err);
+    }
+    free(got.p);
+}
+
+/* Every page the index names is where it says, with the right bytes, in stream order. */
+static void check_index(const char *dir, const struct cp_file *files, int n, const struct chan *c)
+{
+    char path[512], name[64], err[512];
+    struct cp_index *ix;
+    snprintf(name, sizeof(name), "channel-%d.idx", c->id);
+    snprintf(path, sizeof(path), "%s/%s", dir, name);
+    struct buf raw = {0};
+    CHECK(read_file(path, &raw) == 0);
+    check_file(dir, files, n, name, &raw);
+    free(raw.p);
+    int r = cp_index_load(&ix, path, err, sizeof(err));
+    CHECKM(r == 0, "%s", err);
+    if (r < 0)
+        return;
+    CHECK(cp_index_npages(ix) == c->npages);
+    CHECK(cp_index_stream_size(ix) == c->b.len);
+    snprintf(path, sizeof(path), "%s/channel-%d", dir, c->id);
+    int fd = open(path, O_RDONLY);
+    CHECK(fd >= 0);
+    struct cp_index_iter it = {0};
+    struct cp_index_page pg;
+    size_t i = 0;
+    for (; cp_index_next(ix, &it, &pg); i++) {
+        uint8_t want[PAGE], have[PAGE];
+        const char *block = cp_index_block_name(ix, pg.block_id);
+        int bi = 0;
+        while (bi < NBLOCKS && strcmp(block_names[bi], block) != 0)
+            bi++;
+        CHECKM(bi < NBLOCKS, "unknown block %s", block);
+        page_fill(want, bi, pg.ram_offset);
+        CHECK(pread(fd, have, PAGE, (off_t)pg.stream_offset) == PAGE);
+        CHECKM(memcmp(want, have, PAGE) == 0, "%s page %zu at %" PRIu64, path, i, pg.stream_offset);
+        if (i < c->npages) {
+            CHECK(bi == c->pages[i].block);
+            CHECK(pg.ram_offset == c->pages[i].ram_offset);
+            CHECK(pg.stream_offset == c->pages[i].stream_offset);
+        }
+    }
+    CHECK(i == c->npages);
+    close(fd);
+    cp_index_free(ix);
+}
+
+/* ---- save tests ---- */
+
+/* main and NCH channels, connected in random order (main too), sent in random splits. */
+static void test_save_ok(const char *base, int nch, size_t buf_size, int tiny, uint64_t seed)
+{
+    struct save_run sr;
+    struct cp_opts o = {.direct_io = 1, .buf_size = buf_size};
+    struct buf mainb = {0};
+    struct chan ch[MAXCH];
+    uint64_t rng = seed;
+    int order[MAXCH + 1];
+    printf("save: %s, %d channels, buffer %zu%s\n", base, nch, buf_size,
+           tiny ? ", tiny splits" : "");
+    gen_main(&mainb, tiny ? 3000 : 300000 + rng_below(&rng, 10000), &rng);
+    for (int i = 0; i < nch; i++)
+        gen_channel(&ch[i], i, tiny ? 3 : 4 + (int)rng_below(&rng, 12), &rng, GEN_PLAIN);
+    for (int i = 0; i <= nch; i++)
+        order[i] = i - 1;
+    shuffle(order, nch + 1, &rng);
+    save_begin(&sr, base, nch, &o);
+    for (int i = 0; i <= nch; i++)
+        save_send(&sr, order[i] < 0 ? &mainb : &ch[order[i]].b, rng_next(&rng), tiny);
+    save_go(&sr);
+    int r = save_end(&sr);
+    CHECKM(r == 0, "%s", sr.err);
+    CHECK(sr.nfiles == 2 * nch + 1);
+    uint64_t total = mainb.len;
+    CHECK(sr.files[0].kind == CP_MAIN && strcmp(sr.files[0].name, "main") == 0);
+    check_file(sr.dir, sr.files, sr.nfiles, "main", &mainb);
+    for (int i = 0; i < nch; i++) {
+        char name[32];
+        snprintf(name, sizeof(name), "channel-%d", i);
+        CHECK(sr.files[1 + i].kind == CP_CHANNEL && sr.files[1 + i].channel == i);
+        CHECK(sr.files[1 + nch + i].kind == CP_INDEX && sr.files[1 + nch + i].channel == i);
+        check_file(sr.dir, sr.files, sr.nfiles, name, &ch[i].b);
+        check_index(sr.dir, sr.files, sr.nfiles, &ch[i]);
+        total += ch[i].b.len;
+    }
+    CHECK(cp_save_bytes(sr.s) == total);
+    save_cleanup(&sr);
+    free(mainb.p);
+    for (int i = 0; i < nch; i++)
+        chan_free(&ch[i]);
+}
+
+/* Main connects first but sends nothing until the copier has read every channel: the accept
+ * loop must not wait on a stream's first bytes. Channels here tell the index to give up. */
+static void test_save_main_late(uint64_t seed)
+{
+    struct save_run sr;
+    struct cp_opts o = {.direct_io = 1, .buf_size = 64 * 1024};
+    struct buf mainb = {0};
+    struct chan ch[3];
+    uint64_t rng = seed;
+    printf("save: main stream silent until the channels are in; index give-up\n");
+    gen_main(&mainb, 100000, &rng);
+    gen_channel(&ch[0], 0, 6, &rng, GEN_PLAIN);
+    gen_channel(&ch[1], 1, 6, &rng, GEN_BAD_MAGIC);
+    gen_channel(&ch[2], 2, 6, &rng, GEN_ZLIB);
+    save_begin(&sr, "/var/tmp", 3, &o);
+    struct src *m = save_send(&sr, &mainb, rng_next(&rng), 0);
+    m->gate = ch[0].b.len + ch[1].b.len + ch[2].b.len;
+    for (int i = 2; i >= 0; i--)
+        save_send(&sr, &ch[i].b, rng_next(&rng), 0);
+    save_go(&sr);
+    int r = save_end(&sr);
+    CHECKM(r == 0, "%s", sr.err);
+    CHECK(!m->gate_late);
+    CHECK(sr.nfiles == 1 + 3 + 1);
+    check_file(sr.dir, sr.files, sr.nfiles, "main", &mainb);
+    for (int i = 0; i < 3; i++) {
+        char name[32];
+        snprintf(name, sizeof(name), "channel-%d", i);
+        check_file(sr.dir, sr.files, sr.nfiles, name, &ch[i].b);
+    }
+    check_index(sr.dir, sr.files, sr.nfiles, &ch[0]);
+    CHECK(find_file(sr.files, sr.nfiles, "channel-1.idx") == NULL);
+    CHECK(find_file(sr.files, sr.nfiles, "channel-2.idx") == NULL);
+    CHECK(!exists(sr.dir, "channel-1.idx") && !exists(sr.dir, "channel-2.idx"));
+    save_cleanup(&sr);
+    free(mainb.p);
+    for (int i = 0; i < 3; i++)
+        chan_free(&ch[i]);
+}
+
+/* Broken sources. Each connection is a stream kind: a channel id, MAIN, or a special. */
+enum { S_MAIN = -1, S_MAGIC = -2, S_EMPTY = -3, S_SHORT_HS = -4, S_CUT = -5 };
+
+struct fail_case {
+    const char *what;
+    int nch;
+    int conns[6];
+    int nconns;
+    int code;
+    const char *msg;
+};
+
+static const struct fail_case fail_cases[] = {
+    {"duplicate channel id", 3, {S_MAIN, 0, 1, 1}, 4, -EPROTO, "duplicate channel id 1"},
+    {"channel id out of range", 2, {S_MAIN, 0, 5}, 3, -EPROTO, "channel id 5, but the save has 2"},
+    {"unknown magic", 2, {S_MAIN, 0, S_MAGIC}, 3, -EPROTO, "unknown stream magic 0x58585858"},
+    {"second main", 2, {S_MAIN, 0, S_MAIN}, 3, -EPROTO, "a second main stream"},
+    {"no bytes at all", 1, {S_EMPTY, 0}, 2, -EPROTO, "stream ends after 0 bytes"},
+    {"cut inside handshake",
+     2,
+     {S_MAIN, S_SHORT_HS, 1},
+     3,
+     -EPROTO,
+     "inside its multifd handshake (20 of 64 bytes)"},
+    {"cut inside a packet",
+     2,
+     {S_MAIN, 0, S_CUT},
+     3,
+     -EPROTO,
+     "channel-1: stream ends inside packet"},
+};
+
+static void test_save_fail(const struct fail_case *fc, uint64_t seed)
+{
+    struct save_run sr;
+    struct cp_opts o = {.direct_io = 1, .buf_size = 64 * 1024};
+    struct buf bufs[6] = {{0}};
+    struct chan ch;
+    uint64_t rng = seed;
+    printf("save fails: %s\n", fc->what);
+    save_begin(&sr, "/var/tmp", fc->nch, &o);
+    for (int i = 0; i < fc->nconns; i++) {
+        int k = fc->conns[i];
+        if (k == S_MAIN)
+            gen_main(&bufs[i], 50000, &rng);
+        else if (k == S_MAGIC)
+            buf_put(&bufs[i], "XXXXXXXXXXXX", 12);
+        else if (k == S_SHORT_HS || k >= 0 || k == S_CUT) {
+            gen_channel(&ch, k >= 0 ? k : 1, 4, &rng, k == S_CUT ? GEN_CUT : GEN_PLAIN);
+            bufs[i] = ch.b;
+            free(ch.pages);
+            if (k == S_SHORT_HS)
+                bufs[i].len = 20;
+        }
+        save_send(&sr, &bufs[i], rng_next(&rng), 0);
+    }
+    save_go(&sr);
+    int r = save_end(&sr);
+    CHECKM(r == fc->code, "%d: %s", r, sr.err);
+    CHECKM(strstr(sr.err, fc->msg) != NULL, "message \"%s\"", sr.err);
+    CHECKM(strncmp(sr.err, "connection ", 11) == 0 || strncmp(sr.err, "channel-", 8) == 0,
+           "message \"%s\" names no connection", sr.err);
+    CHECK(sr.nfiles == 0);
+    save_cleanup(&sr);
+    for (int i = 0; i < fc->nconns; i++)
+        free(bufs[i].p);
+}
+
+/* Cancel while a stream is open: finish returns -ECANCELED and the peers wake. */
+static void test_save_cancel(uint64_t seed)
+{
+    struct save_run sr;
+    struct cp_opts o = {.direct_io = 1, .buf_size = 64 * 1024};
+    struct buf mainb = {0};
+    struct chan ch[2];
+    uint64_t rng = seed;
+    printf("save: cancel mid-stream\n");
+    gen_main(&mainb, 50000, &rng);
+    gen_channel(&ch[0], 0, 4, &rng, GEN_PLAIN);
+    gen_channel(&ch[1], 1, 4, &rng, GEN_PLAIN);
+    save_begin(&sr, "/var/tmp", 2, &o);
+    save_send(&sr, &mainb, rng_next(&rng), 0);
+    save_send(&sr, &ch[0].b, rng_next(&rng), 0);
+    struct src *c1 = save_send(&sr, &ch[1].b, rng_next(&rng), 0);
+    c1->len /= 2;
+    c1->hold = 1;
+    save_go(&sr);
+    double t0 = now_s();
+    while (cp_save_bytes(sr.s) < mainb.len + ch[0].b.len + c1->len && now_s() < t0 + 10)
+        usleep(1000);
+    CHECK(!cp_save_done(sr.s));
+    cp_save_cancel(sr.s);
+    int r = save_end(&sr);
+    CHECKM(r == -ECANCELED, "%d: %s", r, sr.err);
+    CHECK(now_s() - t0 < 5);
+    save_cleanup(&sr);
+    free(mainb.p);
+    chan_free(&ch[0]);
+    chan_free(&ch[1]);
+}
+
+/* A file already there, and a full file system: errors name the stream and the file. */
+static void test_save_io_errors(uint64_t seed)
+{
+    struct save_run sr;
+    struct cp_opts o = {.direct_io = 1, .buf_size = 64 * 1024};
+    struct buf mainb = {0};
+    struct chan ch;
+    uint64_t rng = seed;
+    char mnt[256];
+    printf("save: file exists, disk full\n");
+    gen_main(&mainb, 50000, &rng);
+    gen_channel(&ch, 0, 40, &rng, GEN_PLAIN);
+    save_begin(&sr, "/var/tmp", 1, &o);
+    char path[512];
+    snprintf(path, sizeof(path), "%s/main", sr.dir);
+    write_file(path, "x", 1);
+    save_send(&sr, &mainb, rng_next(&rng), 0);
+    save_send(&sr, &ch.b, rng_next(&rng), 0);
+    save_go(&sr);
+    int r = save_end(&sr);
+    CHECKM(r == -EEXIST && strstr(sr.err, "main: create ") == sr.err &&
+               strstr(sr.err, "/main: File exists") != NULL,
+           "%d: %s", r, sr.err);
+    save_cleanup(&sr);
+    if (mount_tmp(mnt, sizeof(mnt), "tmpfs", "size=1m")) {
+        save_begin(&sr, mnt, 1, &o);
+        save_send(&sr, &mainb, rng_next(&rng), 0);
+        save_send(&sr, &ch.b, rng_next(&rng), 0);
+        save_go(&sr);
+        r = save_end(&sr);
+        /* channel-0 fills the disk, but main or the index may be the first to find it full */
+        CHECKM(r == -ENOSPC && strstr(sr.err, ": write /tmp/cptest-tmpfs-") != NULL &&
+                   strstr(sr.err, ": No space left on device") != NULL,
+               "%d: %s", r, sr.err);
+        save_cleanup(&sr);
+        unmount_tmp(mnt);
+    }
+    free(mainb.p);
+    chan_free(&ch);
+}
+
+/* ---- the file writer: O_DIRECT where possible, every tail length ---- */
+
+static void test_writer(const char *base, int want_direct)
+{
+    static const size_t sizes[] = {0, 1, 4095, 4096, 4097, 65536, 65537, 3 * 65536 - 5};
+    char dir[256], err[512];
+    uint64_t rng = 7;
+    make_tmp(dir, sizeof(dir), base, "writer");
+    struct buf b = {0};
+    while (b.len < 3 * 65536) {
+        uint64_t v = rng_next(&rng);
+        buf_put(&b, &v, 8);
+    }
+    int direct = -1;
+    for (size_t i = 0; i < sizeof(sizes) / sizeof(sizes[0]); i++) {
+        struct cp_fwriter *w;
+        char name[32], path[512];
+        struct buf got = {0};
+        snprintf(name, sizeof(name), "f%zu", i);
+        int r = cp_fwriter_open(&w, dir, name, 65536, 1, err, sizeof(err));
+        CHECKM(r == 0, "%s", err);
+        if (r < 0)
+            continue;
+        direct = cp_fwriter_direct(w);
+        struct cp_stage *st = cp_fwriter_stage(w);
+        CHECK(cp_stage_put(st, b.p, sizes[i], err, sizeof(err)) == 0);
+        CHECKM(st->finish(st, err, sizeof(err)) == 0, "%s", err);
+        CHECK(cp_fwriter_size(w) == sizes[i]);
+        CHECK(cp_fwriter_xxh3(w) == XXH3_64bits(b.p, sizes[i]));
+        cp_fwriter_free(w);
+        snprintf(path, sizeof(path), "%s/%s", dir, name);
+        CHECK(read_file(path, &got) == 0);
+        CHECKM(got.len == sizes[i] && (got.len == 0 || memcmp(got.p, b.p, got.len) == 0), "%s",
+               path);
+        free(got.p);
+    }
+    printf("writer: %s: O_DIRECT %s\n", base, direct ? "on" : "refused, buffered");
+    if (want_direct >= 0)
+        CHECK(direct == want_direct);
+    free(b.p);
+    rm_rf(dir);
+}
+
+/* ---- the index reader: a valid index, then table-driven damage ---- */
+
+/* header, BLOCK 0 "pc.ram", PAGES (block 0, 2 pages), BLOCK 1 "vga", PAGES (block 1, 1 page),
+ * END: records at 24, 48, 88, 112, 144; 168 bytes. */
+static void make_index(const char *dir, struct buf *out)
+{
+    char err[512], path[512];
+    struct cp_fwriter *w;
+    uint64_t offs0[2] = {0x1000, 0x5000}, offs1[1] = {0x2000};
+    CHECK(cp_fwriter_open(&w, dir, "ok.idx", 4096, 0, err, sizeof(err)) == 0);
+    struct cp_stage *st = cp_fwriter_stage(w);
+    CHECK(cp_index_put_header(st, err, sizeof(err)) == 0);
+    CHECK(cp_index_put_block(st, 0, "pc.ram", 6, err, sizeof(err)) == 0);
+    CHECK(cp_index_put_pages(st, 0, 2, 1408, offs0, err, sizeof(err)) == 0);
+    CHECK(cp_index_put_block(st, 1, "vga", 3, err, sizeof(err)) == 0);
+    CHECK(cp_index_put_pages(st, 1, 1, 1408 + 2 * PAGE + 1344, offs1, err, sizeof(err)) == 0);
+    CHECK(cp_index_put_end(st, 3, 1408 + 3 * PAGE + 1344, err, sizeof(err)) == 0);
+    CHECK(st->finish(st, err, sizeof(err)) == 0);
+    cp_fwriter_free(w);
+    snprintf(path, sizeof(path), "%s/ok.idx", dir);
+    CHECK(read_file(path, out) == 0);
+}
+
+struct idx_damage {
+    const char *what;
+    size_t at; /* where to write VALUE */
+    int width; /* 1, 4 or 8 bytes; 0 writes nothing */
+    uint64_t value;
+    size_t len; /* the damaged file's length; 0 keeps it */
+    const char *msg;
+};
+
+static const struct idx_damage idx_damages[] = {
+    {"bad magic", 0, 1, 'X', 0, "not a page index"},
+    {"version 2", 8, 4, 2, 0, "not supported"},
+    {"page size", 12, 4, 65536, 0, "not supported"},
+    {"block id out of order", 28, 4, 1, 0, "offset 24: block id 1 where 0 was due"},
+    {"empty name", 32, 4, 0, 0, "offset 24: bad block name length 0"},
+    {"long name", 32, 4, 300, 0, "bad block name length 300"},
+    {"NUL in name", 41, 1, 0, 0, "NUL in block name"},
+    {"unknown block", 52, 4, 7, 0, "offset 48: pages of unknown block 7"},
+    {"zero pages", 56, 4, 0, 0, "bad page count 0"},
+    {"pages past the end", 56, 4, 0xffffffff, 0, "pages past the end"},
+    {"offset overflow", 64, 8, UINT64_MAX - 10, 0, "out of order"},
+    {"overlapping pages", 128, 8, 1408 + PAGE, 0, "offset 112: pages at stream offset"},
+    {"unknown record", 88, 4, 9, 0, "offset 88: unknown record type 9"},
+    {"END miscounts", 152, 8, 4, 0, "END counts 4 pages"},
+    {"stream too short", 160, 8, 100, 0, "past the stream's 100 bytes"},
+    {"truncated", 0, 0, 0, 160, "END record not last"},
+    {"no END", 0, 0, 0, 144, "no END record"},
+    {"trailing bytes", 0, 0, 0, 176, "END record not last"},
+    {"header only", 0, 0, 0, 24, "no END record"},
+    {"empty file", 0, 0, 0, 1, "not a page index"},
+};
+
+static void test_index_reader(void)
+{
+    char dir[256], path[512], err[512];
+    struct buf ok = {0};
+    struct cp_index *ix;
+    printf("index: reader, valid and damaged\n");
+    make_tmp(dir, sizeof(dir), "/tmp", "index");
+    make_index(dir, &ok);
+    CHECK(ok.len == 168);
+    snprintf(path, sizeof(path), "%s/ok.idx", dir);
+    int r = cp_index_load(&ix, path, err, sizeof(err));
+    CHECKM(r == 0, "%s", err);
+    if (r < 0)
+        goto out;
+    CHECK(cp_index_nblocks(ix) == 2);
+    CHECK(strcmp(cp_index_block_name(ix, 0), "pc.ram") == 0);
+    CHECK(strcmp(cp_index_block_name(ix, 1), "vga") == 0);
+    CHECK(cp_index_npages(ix) == 3);
+    static const struct cp_index_page want[] = {
+        {0, 0x1000, 1408}, {0, 0x5000, 1408 + PAGE}, {1, 0x2000, 1408 + 2 * PAGE + 1344}};
+    struct cp_index_iter it = {0};
+    struct cp_index_page pg;
+    for (int i = 0; i < 3; i++) {
+        CHECK(cp_index_next(ix, &it, &pg) == 1);
+        CHECK(pg.block_id == want[i].block_id && pg.ram_offset == want[i].ram_offset &&
+              pg.stream_offset == want[i].stream_offset);
+    }
+    CHECK(cp_index_next(ix, &it, &pg) == 0);
+    cp_index_free(ix);
+    for (size_t i = 0; i < sizeof(idx_damages) / sizeof(idx_damages[0]); i++) {
+        const struct idx_damage *d = &idx_damages[i];
+        struct buf b = {0};
+        buf_put(&b, ok.p, ok.len);
+        buf_zeros(&b, 16);
+        for (int k = 0; k < d->width; k++)
+            b.p[d->at + k] = (uint8_t)(d->value >> (8 * k));
+        snprintf(path, sizeof(path), "%s/bad.idx", dir);
+        write_file(path, b.p, d->len ? d->len : ok.len);
+        err[0] = '\0';
+        r = cp_index_load(&ix, path, err, sizeof(err));
+        CHECKM(r == -EBADMSG && ix == NULL && strstr(err, d->msg) != NULL, "%s: %d \"%s\"", d->what,
+               r, err);
+        free(b.p);
+    }
+out:
+    free(ok.p);
+    rm_rf(dir);
+}
+
+/* ---- fake QEMU destination for restores ---- */
+
+enum dest_mode { D_ALL, D_EXACT_CLOSE, D_CLOSE_AFTER, D_NONE };
+
+struct dest_conn {
+    int fd;
+    enum dest_mode mode;
+    size_t close_after;
+    struct buf want; /* the file this connection should carry */
+    size_t got;
+    int match;
+    pthread_t t;
+};
+
+struct dest {
+    char sock[108];
+    int lfd;
+    int n; /* streams: main, then channels in the restore's order */
+    struct dest_conn c[MAXCH + 1];
+    int accepted;
+    int hs_ok; /* every handshake came right after its connect */
+    pthread_t t;
+};
+
+static void *dest_reader(void *arg)
+{
+    struct dest_conn *c = arg;
+    size_t limit = c->mode == D_CLOSE_AFTER ? c->close_after : SIZE_MAX;
+    uint8_t b[65536];
+    c->match = 1;
+    while (c->got < limit) {
+        if (c->mode == D_EXACT_CLOSE && c->got == c->want.len)
+            break; /* all there: close without waiting for EOF */
+        size_t n = sizeof(b) < limit - c->got ? sizeof(b) : limit - c->got;
+        ssize_t k = read(c->fd, b, n);
+        if (k <= 0)
+            break;
+        if (c->got + (size_t)k > c->want.len || memcmp(b, c->want.p + c->got, (size_t)k) != 0)
+            c->match = 0;
+        c->got += (size_t)k;
+    }
+    if (c->mode != D_ALL) {
+        shutdown(c->fd, SHUT_RDWR);
+        close(c->fd);
+        c->fd = -1;
+    }
+    return NULL;
+}
+
+/* Reads the handshake within a second of the connect. */
+static int dest_handshake(struct dest_conn *c)
+{
+    uint8_t hs[CP_MULTIFD_HANDSHAKE_LEN];
+    size_t have = 0;
+    while (have < sizeof(hs)) {
+        struct pollfd p = {.fd = c->fd, .events = POLLIN};
+        if (poll(&p, 1, 1000) != 1)
+            return 0;
+        ssize_t k = read(c->fd, hs + have, sizeof(hs) - have);
+        if (k <= 0)
+            return 0;
+        have += (size_t)k;
+    }
+    c->got = have;
+    return memcmp(hs, c->want.p, sizeof(hs)) == 0;
+}
+
+/* Like 7.2: accepts main, then each channel, reading its handshake at once; reads the streams
+ * only when all are in. */
+static void *dest_main(void *arg)
+{
+    struct dest *d = arg;
+    d->hs_ok = 1;
+    for (int i = 0; i < d->n; i++) {
+        int fd = accept(d->lfd, NULL, NULL);
+        if (fd < 0)
+            return NULL;
+        d->c[i].fd = fd;
+        d->accepted++;
+        if (i > 0 && !dest_handshake(&d->c[i]))
+            d->hs_ok = 0;
+    }
+    for (int i = 0; i < d->n; i++)
+        if (d->c[i].mode != D_NONE && pthread_create(&d->c[i].t, NULL, dest_reader, &d->c[i]))
+            die("pthread_create");
+    for (int i = 0; i < d->n; i++)
+        if (d->c[i].mode != D_NONE)
+            pthread_join(d->c[i].t, NULL);
+    return NULL;
+}
+
+/* Listens and loads what each stream should carry. The backlog is 0, stricter than QEMU's
+ * (the channel count): a copier that does not send each handshake right after its connect
+ * blocks in a later connect while we wait for that handshake. */
+static void dest_start(struct dest *d, const char *sockdir, const char *dir,
+                       const struct cp_file *order, int n)
+{
+    memset(d, 0, sizeof(*d));
+    snprintf(d->sock, sizeof(d->sock), "%s/dest.sock", sockdir);
+    struct sockaddr_un a = {.sun_family = AF_UNIX};
+    snprintf(a.sun_path, sizeof(a.sun_path), "%s", d->sock);
+    d->lfd = socket(AF_UNIX, SOCK_STREAM, 0);
+    if (d->lfd < 0 || bind(d->lfd, (struct sockaddr *)&a, sizeof(a)) < 0 || listen(d->lfd, 0) < 0)
+        die("dest listen");
+    d->n = n;
+    for (int i = 0; i < n; i++) {
+        char path[512];
+        d->c[i].fd = -1;
+        snprintf(path, sizeof(path), "%s/%s", dir, order[i].name);
+        if (read_file(path, &d->c[i].want) < 0)
+            die(path);
+    }
+}
+
+static void dest_run(struct dest *d)
+{
+    if (pthread_create(&d->t, NULL, dest_main, d) != 0)
+        die("pthread_create");
+}
+
+/* After the copier is done: its sockets are shut down, so readers are at EOF. */
+static void dest_join(struct dest *d)
+{
+    shutdown(d->lfd, SHUT_RDWR); /* wakes an accept still waiting */
+    pthread_join(d->t, NULL);
+}
+
+static void dest_free(struct dest *d)
+{
+    for (int i = 0; i < d->n; i++) {
+        if (d->c[i].fd >= 0)
+            close(d->c[i].fd);
+        free(d->c[i].want.p);
+    }
+    close(d->lfd);
+    unlink(d->sock);
+}
+
+/* A saved directory to restore from: 3 channels of SIZE bytes or so. */
+static void make_saved(struct save_run *sr, size_t chan_bytes, uint64_t seed)
+{
+    struct cp_opts o = {.direct_io = 1, .buf_size = 256 * 1024};
+    struct buf mainb = {0};
+    struct chan ch[3];
+    uint64_t rng = seed;
+    gen_main(&mainb, 200000, &rng);
+    for (int i = 0; i < 3; i++)
+        gen_channel(&ch[i], i, (int)(chan_bytes / (66 * PAGE)) + 1, &rng, GEN_PLAIN);
+    save_begin(sr, "/var/tmp", 3, &o);
+    save_send(sr, &mainb, rng_next(&rng), 0);
+    for (int i = 0; i < 3; i++)
+        save_send(sr, &ch[i].b, rng_next(&rng), 0);
+    save_go(sr);
+    CHECKM(save_end(sr) == 0, "%s", sr->err);
+    CHECK(sr->nfiles == 7);
+    save_join_sources(sr);
+    free(mainb.p);
+    for (int i = 0; i < 3; i++)
+        chan_free(&ch[i]);
+}
+
+/* FILES with the channels in the order 2, 0, 1 and the indexes: the restore must connect in
+ * the order given. ORDER gets main and the channels in connect order. */
+static int restore_files(const struct save_run *sr, struct cp_file *files, struct cp_file *order)
+{
+    static const int perm[] = {0, 3, 1, 2, 4, 5, 6};
+    int n = 0;
+    for (int i = 0; i < 7; i++) {
+        files[i] = sr->files[perm[i]];
+        if (files[i].kind != CP_INDEX)
+            order[n++] = files[i];
+    }
+    return n;
+}
+
+struct restore_case {
+    const char *what;
+    enum dest_mode modes[4];
+    size_t close_after;
+    int stall_ms;
+    int damage; /* 1 flips a byte in channel-0 (stream 2), 2 truncates it, 3 flips a byte in
+                   channel-1.idx */
+    int cancel; /* cancel after 100 ms */
+    int code;
+    const char *msg;
+};
+
+static const struct restore_case restore_cases[] = {
+    {"all streams", {D_ALL, D_EXACT_CLOSE, D_ALL, D_EXACT_CLOSE}, 0, 5000, 0, 0, 0, NULL},
+    {"checksum mismatch",
+     {D_ALL, D_ALL, D_ALL, D_ALL},
+     0,
+     5000,
+     1,
+     0,
+     -EBADMSG,
+     "channel-0: /var/tmp/"},
+    {"truncated file",
+     {D_NONE, D_NONE, D_NONE, D_NONE},
+     0,
+     5000,
+     2,
+     0,
+     -EBADMSG,
+     "channel-0: /var/tmp/"},
+    {"damaged index",
+     {D_ALL, D_ALL, D_ALL, D_ALL},
+     0,
+     5000,
+     3,
+     0,
+     -EBADMSG,
+     "channel-1.idx: /var/tmp/"},
+    {"peer stops reading",
+     {D_NONE, D_NONE, D_NONE, D_NONE},
+     0,
+     300,
+     0,
+     0,
+     -ETIMEDOUT,
+     "QEMU took no byte for 300 ms"},
+    {"peer closes early",
+     {D_ALL, D_ALL, D_CLOSE_AFTER, D_ALL},
+     100000,
+     5000,
+     0,
+     0,
+     -EPIPE,
+     "channel-0: QEMU closed the connection after "},
+    {"cancel", {D_NONE, D_NONE, D_NONE, D_NONE}, 0, 0, 0, 1, -ECANCELED, "restore cancelled"},
+};
+
+static void damage_file(const char *dir, const char *name, int truncate_it)
+{
+    char path[512];
+    struct buf b = {0};
+    snprintf(path, sizeof(path), "%s/%s", dir, name);
+    CHECK(read_file(path, &b) == 0);
+    if (truncate_it)
+        b.len -= 100;
+    else
+        b.p[b.len / 2] ^= 0x40;
+    write_file(path, b.p, b.len);
+    free(b.p);
+}
+
+static void test_restore(const struct restore_case *rc, uint64_t seed)
+{
+    struct save_run sr;
+    struct cp_file files[7], order[4];
+    struct dest d;
+    struct cp_restore *r = NULL;
+    char err[512] = "";
+    printf("restore: %s\n", rc->what);
+    make_saved(&sr, 4 << 20, seed);
+    int n = restore_files(&sr, files, order);
+    dest_start(&d, sr.sockdir, sr.dir, order, n);
+    for (int i = 0; i < n; i++) {
+        d.c[i].mode = rc->modes[i];
+        d.c[i].close_after = rc->close_after;
+    }
+    if (rc->damage)
+        damage_file(sr.dir, rc->damage == 3 ? "channel-1.idx" : "channel-0", rc->damage == 2);
+    dest_run(&d);
+    struct cp_opts o = {.direct_io = 1, .buf_size = 128 * 1024, .stall_ms = rc->stall_ms};
+    double t0 = now_s();
+    int e = cp_restore_start(&r, d.sock, sr.dir, files, 7, &o, err, sizeof(err));
+    if (e == 0) {
+        if (rc->cancel) {
+            usleep(100000);
+            CHECK(!cp_restore_done(r));
+            cp_restore_cancel(r);
+        }
+        e = cp_restore_finish(r, err, sizeof(err));
+        CHECK(cp_restore_done(r));
+    }
+    double dt = now_s() - t0;
+    dest_join(&d);
+    CHECKM(e == rc->code, "%d: %s", e, err);
+    CHECKM(rc->msg == NULL || strstr(err, rc->msg) != NULL, "message \"%s\"", err);
+    if (rc->damage == 1 || rc->damage == 2)
+        CHECKM(strstr(err, rc->damage == 1 ? "checksum mismatch" : "expected") != NULL, "%s", err);
+    if (rc->stall_ms == 300)
+        CHECKM(dt < 3, "stall noticed after %.2f s", dt);
+    if (rc->cancel)
+        CHECKM(dt < 3, "cancel took %.2f s", dt);
+    if (rc->damage != 2)
+        CHECK(d.hs_ok && d.accepted == n);
+    if (rc->code == 0) {
+        uint64_t total = 0;
+        for (int i = 0; i < n; i++) {
+            CHECK(d.c[i].match && d.c[i].got == d.c[i].want.len);
+            total += d.c[i].want.len;
+        }
+        CHECK(cp_restore_bytes(r) == total);
+    }
+    if (rc->damage == 1) /* the damaged file's last chunk was held back */
+        CHECK(d.c[2].got < d.c[2].want.len);
+    cp_restore_free(r);
+    dest_free(&d);
+    save_cleanup(&sr);
+}
+
+/* ---- throughput ---- */
+
+struct bench_src {
+    int fd;
+    int id; /* -1 main */
+    uint64_t bytes;
+    pthread_t t;
+};
+
+static void *bench_main(void *arg)
+{
+    struct bench_src *b = arg;
+    struct chan c;
+    uint64_t rng = 1;
+    if (b->id < 0) {
+        struct buf m = {0};
+        gen_main(&m, 1 << 20, &rng);
+        send(b->fd, m.p, m.len, MSG_NOSIGNAL);
+        free(m.p);
+        close(b->fd);
+        return NULL;
+    }
+    memset(&c, 0, sizeof(c));
+    gen_handshake(&c.b, b->id);
+    send(b->fd, c.b.p, c.b.len, MSG_NOSIGNAL);
+    c.b.len = 0;
+    gen_packet(&c, &rng, CP_MULTIFD_MAGIC, 0, CP_MULTIFD_PAGES_ALLOC, 0, 0);
+    for (uint64_t sent = 0; sent < b->bytes; sent += c.b.len)
+        if (send(b->fd, c.b.p, c.b.len, MSG_NOSIGNAL) != (ssize_t)c.b.len)
+            break;
+    chan_free(&c);
+    close(b->fd);
+    return NULL;
+}
+
+static double bench_once(const char *base, uint64_t total, int nch, int direct)
+{
+    struct save_run sr;
+    struct bench_src b[MAXCH + 1];
+    struct cp_opts o = {.direct_io = direct};
+    save_begin(&sr, base, nch, &o);
+    double t0 = now_s();
+    for (int i = 0; i <= nch; i++) {
+        b[i] = (struct bench_src){
+            .fd = src_connect(sr.sock), .id = i - 1, .bytes = total / (uint64_t)nch};
+        if (pthread_create(&b[i].t, NULL, bench_main, &b[i]) != 0)
+            die("pthread_create");
+    }
+    int r = cp_save_finish(sr.s, sr.files, &sr.nfiles, sr.err, sizeof(sr.err));
+    double dt = now_s() - t0;
+    CHECKM(r == 0, "%s", sr.err);
+    uint64_t bytes = cp_save_bytes(sr.s);
+    for (int i = 0; i <= nch; i++)
+        pthread_join(b[i].t, NULL);
+    save_cleanup(&sr);
+    printf("bench: %s, %d channels, O_DIRECT %s: %.0f MiB in %.2f s = %.0f MiB/s\n", base, nch,
+           direct ? "asked" : "off", bytes / 1048576.0, dt, bytes / 1048576.0 / dt);
+    return dt;
+}
+
+static int bench(const char *base, const char *mib, const char *nch)
+{
+    uint64_t total = strtoull(mib, NULL, 10) << 20;
+    int n = atoi(nch);
+    if (n < 1 || n > MAXCH)
+        return 2;
+    bench_once(base, total, n, 1);
+    bench_once(base, total, n, 0);
+    return failures ? 1 : 0;
+}
+
+int main(int argc, char **argv)
+{
+    signal(SIGPIPE, SIG_IGN);
+    if (argc == 5 && strcmp(argv[1], "bench") == 0)
+        return bench(argv[2], argv[3], argv[4]);
+    alarm(300); /* a hang is a failure */
+    const char *env = getenv("COPIER_SEED");
+    uint64_t seed = env ? strtoull(env, NULL, 10) : (uint64_t)time(NULL);
+    printf("COPIER_SEED=%" PRIu64 "\n", seed);
+    char mnt[256];
+
+    test_writer("/var/tmp", -1);
+    test_writer("/tmp", -1);
+    test_writer("/dev/shm", -1);
+    if (mount_tmp(mnt, sizeof(mnt), "ramfs", NULL)) {
+        test_writer(mnt, 0);
+        test_save_ok(mnt, 2, 64 * 1024, 0, seed + 1);
+        unmount_tmp(mnt);
+    }
+    test_index_reader();
+    test_save_ok("/var/tmp", 4, 64 * 1024, 0, seed + 2);
+    test_save_ok("/var/tmp", 4, 0, 0, seed + 3);
+    test_save_ok("/var/tmp", 2, 4096, 1, seed + 4);
+    test_save_ok("/dev/shm", 4, 64 * 1024, 0, seed + 5);
+    test_save_main_late(seed + 6);
+    for (size_t i = 0; i < sizeof(fail_cases) / sizeof(fail_cases[0]); i++)
+        test_save_fail(&fail_cases[i], seed + 7 + i);
+    test_save_cancel(seed + 20);
+    test_save_io_errors(seed + 21);
+    for (size_t i = 0; i < sizeof(restore_cases) / sizeof(restore_cases[0]); i++)
+        test_restore(&restore_cases[i], seed + 30 + i);
+
+    if (failures) {
+        fprintf(stderr, "test_copier: %d checks failed (COPIER_SEED=%" PRIu64 ")\n", failures,
+                seed);
+        return 1;
+    }
+    printf("test_copier: all checks passed\n");
+    return 0;
+}

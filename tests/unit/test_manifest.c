@@ -1,0 +1,195 @@
+/* test_manifest: manifest.json written and read back, and a table of damaged or hostile
+ * manifests, each refused with a reason. */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "manifest.h"
+
+static int failures;
+static char dir[] = "/tmp/test_manifest.XXXXXX";
+
+#define CHECK(cond, ...)                                                                           \
+    do {                                                                                           \
+        if (!(cond)) {                                                                             \
+            fprintf(stderr, "%s:%d: ", __FILE__, __LINE__);                                        \
+            fprintf(stderr, __VA_ARGS__);                                                          \
+            fputc('\n', stderr);                                                                   \
+            failures++;                                                                            \
+        }                                                                                          \
+    } while (0)
+
+static void sample(struct manifest *m, char **argv)
+{
+    memset(m, 0, sizeof(*m));
+    m->version = MANIFEST_VERSION;
+    strcpy(m->vm, "vm1");
+    strcpy(m->snapshot, "20261126-134501");
+    strcpy(m->created, "2026-11-26T13:45:01Z");
+    strcpy(m->qemu_version, "7.2.22");
+    strcpy(m->machine, "pc-i440fx-7.2");
+    strcpy(m->uuid, "00000000-0000-0000-0000-000000000000");
+    m->binary = "/usr/bin/qemu-system-x86_64";
+    m->argv = argv;
+    m->argc = 3;
+    m->ram_size = 512ULL << 20;
+    m->was_running = 1;
+    m->channels = 2;
+    strcpy(m->compression, "none");
+    m->duration_s = 1.5;
+    m->nfiles = 5;
+    m->files[0] = (struct cp_file){"main", CP_MAIN, -1, 1234, 0x0123456789abcdefULL};
+    m->files[1] = (struct cp_file){"channel-0", CP_CHANNEL, 0, 1 << 20, 0xffffffffffffffffULL};
+    m->files[2] = (struct cp_file){"channel-1", CP_CHANNEL, 1, 0, 0};
+    m->files[3] = (struct cp_file){"channel-0.idx", CP_INDEX, 0, 64, 42};
+    m->files[4] = (struct cp_file){"channel-1.idx", CP_INDEX, 1, 64, 43};
+}
+
+static void test_roundtrip(void)
+{
+    char *argv[] = {"qemu-system-x86_64", "-m", "512", NULL};
+    char path[256], err[512] = "";
+    struct manifest m, r;
+    int rc;
+
+    sample(&m, argv);
+    snprintf(path, sizeof(path), "%s/roundtrip.json", dir);
+    rc = manifest_write(path, &m, err, sizeof(err));
+    CHECK(rc == 0, "write: %s", err);
+    CHECK(manifest_write(path, &m, err, sizeof(err)) == -EEXIST, "overwrote an existing file");
+    rc = manifest_read(path, &r, err, sizeof(err));
+    CHECK(rc == 0, "read: %s", err);
+    if (rc)
+        return;
+    CHECK(strcmp(r.vm, "vm1") == 0 && strcmp(r.snapshot, m.snapshot) == 0, "names");
+    CHECK(r.argc == 3 && strcmp(r.argv[2], "512") == 0 && r.argv[3] == NULL, "argv");
+    CHECK(strcmp(r.binary, m.binary) == 0, "binary");
+    CHECK(r.ram_size == m.ram_size && r.was_running == 1 && r.channels == 2, "numbers");
+    CHECK(r.nfiles == 5, "nfiles %d", r.nfiles);
+    for (int i = 0; i < r.nfiles && i < 5; i++)
+        CHECK(memcmp(&r.files[i], &m.files[i], sizeof(r.files[i])) == 0, "file %d differs", i);
+    CHECK(manifest_find(&r, CP_CHANNEL, 1) == &r.files[2], "find channel 1");
+    CHECK(manifest_find(&r, CP_MAIN, -1) == &r.files[0], "find main");
+    manifest_free(&r);
+}
+
+struct bad_case {
+    const char *what;
+    const char *from; /* replaced in the good manifest text ... */
+    const char *to;   /* ... by this */
+    int rc;
+};
+
+static const struct bad_case bad[] = {
+    {"other format version", "\"version\": 1", "\"version\": 2", -EPROTONOSUPPORT},
+    {"not savefs", "savefs-snapshot", "other", -EINVAL},
+    {"channel out of range", "\"channel\": 1,", "\"channel\": 7,", -EINVAL},
+    {"path in a file name", "\"name\": \"channel-1\"", "\"name\": \"../../etc/passwd\"", -EINVAL},
+    {"file listed twice",
+     "\"name\": \"channel-1\",\n      \"role\": \"channel\",\n      \"channel\": 1",
+     "\"name\": \"channel-0\",\n      \"role\": \"channel\",\n      \"channel\": 0", -EINVAL},
+    {"unknown role", "\"role\": \"index\"", "\"role\": \"exec\"", -EINVAL},
+    {"negative size", "\"size\": 1234", "\"size\": -1", -EINVAL},
+    {"bad checksum", "0123456789abcdef", "0123456789abcdeg", -EINVAL},
+    {"short checksum", "0123456789abcdef", "01234", -EINVAL},
+    {"relative binary", "\"/usr/bin/qemu-system-x86_64\"", "\"qemu\"", -EINVAL},
+    {"argv not strings", "\"-m\"", "7", -EINVAL},
+    {"no channels", "\"channels\": 2", "\"channels\": 0", -EINVAL},
+    {"too many channels", "\"channels\": 2", "\"channels\": 65", -EINVAL},
+    {"bad vm name", "\"vm\": \"vm1\"", "\"vm\": \"../x\"", -EINVAL},
+    {"ram size a string", "\"ram_size\": 536870912", "\"ram_size\": \"big\"", -EINVAL},
+    {"unknown compression", "\"compression\": \"none\"", "\"compression\": \"lz4\"", -EINVAL},
+    {"duplicate key", "\"channels\": 2", "\"channels\": 2, \"channels\": 2", -EINVAL},
+    {"truncated", "\"files\"", "", -EINVAL},
+};
+
+static char *read_all(const char *path)
+{
+    FILE *f = fopen(path, "r");
+    char *text = calloc(1, 1 << 16);
+
+    if (f && text)
+        fread(text, 1, (1 << 16) - 1, f);
+    if (f)
+        fclose(f);
+    return text;
+}
+
+static void write_text(const char *path, const char *text)
+{
+    FILE *f = fopen(path, "w");
+
+    if (f) {
+        fputs(text, f);
+        fclose(f);
+    }
+}
+
+/* TEXT with the first FROM replaced by TO; truncated there when TO is empty. */
+static char *replace(const char *text, const char *from, const char *to)
+{
+    const char *at = strstr(text, from);
+    char *out = calloc(1, strlen(text) + strlen(to) + 1);
+
+    if (!at || !out) {
+        free(out);
+        return NULL;
+    }
+    memcpy(out, text, (size_t)(at - text));
+    if (to[0])
+        sprintf(out + (at - text), "%s%s", to, at + strlen(from));
+    return out;
+}
+
+static void test_bad(void)
+{
+    char good[256], path[256], err[512];
+    char *text;
+    struct manifest m;
+
+    snprintf(good, sizeof(good), "%s/roundtrip.json", dir);
+    snprintf(path, sizeof(path), "%s/bad.json", dir);
+    text = read_all(good);
+    for (size_t i = 0; text && i < sizeof(bad) / sizeof(bad[0]); i++) {
+        char *mutated = replace(text, bad[i].from, bad[i].to);
+        int rc;
+
+        CHECK(mutated, "%s: '%s' not in the manifest", bad[i].what, bad[i].from);
+        if (!mutated)
+            continue;
+        write_text(path, mutated);
+        err[0] = '\0';
+        rc = manifest_read(path, &m, err, sizeof(err));
+        CHECK(rc == bad[i].rc, "%s: rc %d, want %d (%s)", bad[i].what, rc, bad[i].rc, err);
+        CHECK(strstr(err, path) != NULL, "%s: the reason does not name the file: %s", bad[i].what,
+              err);
+        if (rc == 0)
+            manifest_free(&m);
+        free(mutated);
+    }
+    free(text);
+    write_text(path, "\x01\x02garbage");
+    CHECK(manifest_read(path, &m, err, sizeof(err)) == -EINVAL, "garbage accepted");
+    unlink(path);
+    CHECK(manifest_read(path, &m, err, sizeof(err)) == -ENOENT, "absent manifest: not ENOENT");
+}
+
+int main(void)
+{
+    char cmd[300];
+
+    if (!mkdtemp(dir)) {
+        perror("mkdtemp");
+        return 1;
+    }
+    test_roundtrip();
+    test_bad();
+    snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
+    if (system(cmd) != 0)
+        failures++;
+    if (failures)
+        fprintf(stderr, "test_manifest: %d failures\n", failures);
+    return failures ? 1 : 0;
+}

@@ -1,0 +1,886 @@
+/* test_qmp: the QMP client against a real QEMU (-machine none, started and killed here by pid)
+ * and against scripted fake servers in a thread for what QEMU will not do on demand: events
+ * before answers, split and merged writes, garbage, hang-ups, silence, huge lines. */
+
+#include "qmp.h"
+
+#include <errno.h>
+#include <poll.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+static atomic_int failures;
+
+#define CHECK(cond)                                                                                \
+    do {                                                                                           \
+        if (!(cond)) {                                                                             \
+            fprintf(stderr, "%s:%d: CHECK failed: %s\n", __FILE__, __LINE__, #cond);               \
+            atomic_fetch_add(&failures, 1);                                                        \
+        }                                                                                          \
+    } while (0)
+
+/* Checks that a call returned WANT, printing the call's message if not. */
+#define CHECK_RC(rc, want, err)                                                                    \
+    do {                                                                                           \
+        int rc_ = (rc);                                                                            \
+        if (rc_ != (want)) {                                                                       \
+            fprintf(stderr, "%s:%d: got %d (%s), want %s = %d; err: %s\n", __FILE__, __LINE__,     \
+                    rc_, strerror(-rc_), #want, (want), (err));                                    \
+            atomic_fetch_add(&failures, 1);                                                        \
+        }                                                                                          \
+    } while (0)
+
+#define CHECK_HAS(str, sub)                                                                        \
+    do {                                                                                           \
+        if (strstr((str), (sub)) == NULL) {                                                        \
+            fprintf(stderr, "%s:%d: \"%s\" lacks \"%s\"\n", __FILE__, __LINE__, (str), (sub));     \
+            atomic_fetch_add(&failures, 1);                                                        \
+        }                                                                                          \
+    } while (0)
+
+static char tmpdir[64];
+static pid_t qemu_pid = -1;
+
+static int64_t now_ms(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static const char *str_or(const char *s)
+{
+    return s ? s : "";
+}
+
+static void sleep_ms(int ms)
+{
+    (void)poll(NULL, 0, ms);
+}
+
+static int unix_addr(struct sockaddr_un *sa, const char *path)
+{
+    size_t len = strlen(path);
+
+    if (len >= sizeof(sa->sun_path))
+        return -1;
+    memcpy(sa->sun_path, path, len + 1);
+    return 0;
+}
+
+/* ---- the real QEMU ---- */
+
+/* Does PATH accept connections yet? QEMU binds its socket a moment before it listens. The probe
+ * hangs up at once, and QEMU goes back to listening. */
+static int probe(const char *path)
+{
+    struct sockaddr_un sa = {.sun_family = AF_UNIX};
+    int fd, rc = -1;
+
+    fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd < 0)
+        return -1;
+    if (unix_addr(&sa, path) == 0)
+        rc = connect(fd, (struct sockaddr *)&sa, sizeof(sa));
+    close(fd);
+    return rc;
+}
+
+/* Starts QEMU with its QMP socket at PATH and waits for the socket to appear. */
+static pid_t qemu_start(const char *path)
+{
+    const char *bin = getenv("QEMU") ? getenv("QEMU") : "qemu-system-x86_64";
+    char qmparg[256];
+    struct stat st;
+    pid_t pid, parent = getpid();
+    int i, status;
+
+    snprintf(qmparg, sizeof(qmparg), "unix:%s,server=on,wait=off", path);
+    pid = fork();
+    if (pid < 0) {
+        perror("fork");
+        return -1;
+    }
+    if (pid == 0) {
+        /* Dies with the test, however the test ends. */
+        if (prctl(PR_SET_PDEATHSIG, SIGKILL) < 0 || getppid() != parent)
+            _exit(127);
+        execlp(bin, bin, "-machine", "none", "-nodefaults", "-display", "none", "-qmp", qmparg,
+               (char *)NULL);
+        fprintf(stderr, "exec %s: %s\n", bin, strerror(errno));
+        _exit(127);
+    }
+    for (i = 0; i < 1000; i++) {
+        if (stat(path, &st) == 0 && S_ISSOCK(st.st_mode) && probe(path) == 0)
+            return pid;
+        if (waitpid(pid, &status, WNOHANG) == pid) {
+            fprintf(stderr, "%s exited before creating %s (status 0x%x)\n", bin, path, status);
+            return -1;
+        }
+        sleep_ms(10);
+    }
+    fprintf(stderr, "%s did not create %s within 10 s\n", bin, path);
+    kill(pid, SIGKILL);
+    waitpid(pid, NULL, 0);
+    return -1;
+}
+
+static void qemu_stop(void)
+{
+    if (qemu_pid <= 0)
+        return;
+    if (kill(qemu_pid, SIGKILL) < 0)
+        perror("kill qemu");
+    if (waitpid(qemu_pid, NULL, 0) < 0)
+        perror("waitpid qemu");
+    qemu_pid = -1;
+}
+
+/* A client that must time out because another one holds the monitor. */
+static void *busy_client(void *arg)
+{
+    const char *path = arg;
+    struct qmp *q = NULL;
+    char err[512];
+    int64_t t0 = now_ms(), dt;
+    int rc;
+
+    rc = qmp_connect(&q, path, 400, err, sizeof(err));
+    dt = now_ms() - t0;
+    CHECK_RC(rc, -ETIMEDOUT, err);
+    CHECK(q == NULL);
+    CHECK_HAS(err, "another client holds the monitor");
+    CHECK(dt >= 390 && dt < 1400);
+    qmp_close(q);
+    return NULL;
+}
+
+static void test_real_qemu(void)
+{
+    char path[128], err[512];
+    struct qmp *q = NULL;
+    json_t *ret = NULL, *args = NULL;
+    pthread_t th[3];
+    int rc, i;
+
+    snprintf(path, sizeof(path), "%s/t.qmp", tmpdir);
+    qemu_pid = qemu_start(path);
+    CHECK(qemu_pid > 0);
+    if (qemu_pid <= 0)
+        return;
+
+    /* connect, greeting, capabilities */
+    rc = qmp_connect(&q, path, 5000, err, sizeof(err));
+    CHECK_RC(rc, 0, err);
+    if (rc < 0)
+        return;
+    CHECK(qmp_peer_pid(q) == qemu_pid);
+
+    /* query-version */
+    rc = qmp_cmd(q, "query-version", NULL, &ret, 2000, err, sizeof(err));
+    CHECK_RC(rc, 0, err);
+    CHECK(json_integer_value(json_object_get(json_object_get(ret, "qemu"), "major")) >= 2);
+    CHECK(json_is_string(json_object_get(ret, "package")));
+    json_decref(ret);
+
+    /* QMP errors: the class and description in ERR, the connection still usable */
+    ret = json_true();
+    rc = qmp_cmd(q, "no-such-command", NULL, &ret, 2000, err, sizeof(err));
+    CHECK_RC(rc, -EIO, err);
+    CHECK(ret == NULL);
+    CHECK_HAS(err, "CommandNotFound");
+    CHECK_HAS(err, "no-such-command");
+    CHECK_HAS(err, path);
+    args = json_pack("{s:s}", "bogus", "x");
+    rc = qmp_cmd(q, "query-status", args, NULL, 2000, err, sizeof(err));
+    CHECK_RC(rc, -EIO, err);
+    CHECK_HAS(err, "query-status: GenericError:");
+    CHECK(args->refcount == 1);
+    json_decref(args);
+    rc = qmp_cmd(q, "query-status", NULL, &ret, 2000, err, sizeof(err));
+    CHECK_RC(rc, 0, err);
+    CHECK(json_is_string(json_object_get(ret, "status")));
+    json_decref(ret);
+    args = json_integer(1);
+    rc = qmp_cmd(q, "query-status", args, NULL, 2000, err, sizeof(err));
+    CHECK_RC(rc, -EINVAL, err);
+    json_decref(args);
+
+    /* more clients while the first holds the monitor: QEMU queues one without greeting it, and
+     * the listen backlog refuses the rest (EAGAIN); all time out */
+    for (i = 0; i < 3; i++)
+        CHECK(pthread_create(&th[i], NULL, busy_client, path) == 0);
+    for (i = 0; i < 3; i++)
+        CHECK(pthread_join(th[i], NULL) == 0);
+
+    /* the first is unaffected; once it leaves, a new client gets in */
+    rc = qmp_cmd(q, "query-version", NULL, NULL, 2000, err, sizeof(err));
+    CHECK_RC(rc, 0, err);
+    qmp_close(q);
+    rc = qmp_connect(&q, path, 5000, err, sizeof(err));
+    CHECK_RC(rc, 0, err);
+    if (rc == 0) {
+        CHECK(qmp_peer_pid(q) == qemu_pid);
+        rc = qmp_cmd(q, "query-version", NULL, NULL, 2000, err, sizeof(err));
+        CHECK_RC(rc, 0, err);
+        qmp_close(q);
+    }
+
+    /* QEMU gone: a closed connection, then a refused one */
+    rc = qmp_connect(&q, path, 5000, err, sizeof(err));
+    CHECK_RC(rc, 0, err);
+    qemu_stop();
+    if (rc == 0) {
+        rc = qmp_cmd(q, "query-version", NULL, NULL, 2000, err, sizeof(err));
+        CHECK_RC(rc, -ECONNRESET, err);
+        CHECK_HAS(err, "query-version");
+        qmp_close(q);
+    }
+    rc = qmp_connect(&q, path, 1000, err, sizeof(err));
+    CHECK_RC(rc, -ECONNREFUSED, err);
+    CHECK_HAS(err, path);
+    CHECK_HAS(err, "connect: Connection refused");
+    unlink(path);
+}
+
+/* ---- connect failures without QEMU ---- */
+
+static void test_connect_errors(void)
+{
+    char path[200], err[512];
+    struct sockaddr_un sa = {.sun_family = AF_UNIX};
+    struct qmp *q = (struct qmp *)&q;
+    int64_t t0;
+    int rc, fd;
+
+    snprintf(path, sizeof(path), "%s/missing.qmp", tmpdir);
+    t0 = now_ms();
+    rc = qmp_connect(&q, path, 1000, err, sizeof(err));
+    CHECK_RC(rc, -ENOENT, err);
+    CHECK(q == NULL);
+    CHECK(now_ms() - t0 < 500);
+    CHECK_HAS(err, "QMP ");
+    CHECK_HAS(err, path);
+    CHECK_HAS(err, "connect: No such file or directory");
+
+    /* a socket bound but not listening */
+    snprintf(path, sizeof(path), "%s/deaf.qmp", tmpdir);
+    CHECK(unix_addr(&sa, path) == 0);
+    fd = socket(AF_UNIX, SOCK_STREAM, 0);
+    CHECK(fd >= 0);
+    CHECK(bind(fd, (struct sockaddr *)&sa, sizeof(sa)) == 0);
+    rc = qmp_connect(&q, path, 1000, err, sizeof(err));
+    CHECK_RC(rc, -ECONNREFUSED, err);
+    CHECK_HAS(err, path);
+    close(fd);
+    unlink(path);
+
+    /* too long for sun_path */
+    memset(path, 'x', sizeof(path) - 1);
+    path[sizeof(path) - 1] = '\0';
+    rc = qmp_connect(&q, path, 1000, err, sizeof(err));
+    CHECK_RC(rc, -ENAMETOOLONG, err);
+
+    /* no room for a message is fine */
+    rc = qmp_connect(&q, "/nonexistent/x.qmp", 1000, NULL, 0);
+    CHECK_RC(rc, -ENOENT, "(none)");
+    rc = qmp_connect(&q, "/nonexistent/x.qmp", 1000, err, 8);
+    CHECK_RC(rc, -ENOENT, err);
+    CHECK(strlen(err) == 7);
+}
+
+/* ---- fake servers ---- */
+
+#define GREETING                                                                                   \
+    "{\"QMP\": {\"version\": {\"qemu\": {\"micro\": 0, \"minor\": 2, \"major\": 7}, "              \
+    "\"package\": \"\"}, \"capabilities\": [\"oob\"]}}\n"
+
+struct fake {
+    char path[128];
+    int lfd;
+    void (*script)(int fd);
+    pthread_t th;
+};
+
+static void srv_send(int fd, const char *s)
+{
+    size_t len = strlen(s), done = 0;
+    ssize_t n;
+
+    while (done < len) {
+        n = send(fd, s + done, len - done, MSG_NOSIGNAL);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0)
+            return; /* the client gave up: its checks say whether it should have */
+        done += n;
+    }
+}
+
+/* Reads one request line, checks it runs NAME, and returns its id (-1 on failure). ARGS, if not
+ * NULL, receives its "arguments". */
+static json_int_t srv_expect(int fd, const char *name, json_t **args)
+{
+    char line[4096];
+    size_t len = 0;
+    json_t *req;
+    json_error_t jerr;
+    json_int_t id;
+    ssize_t n;
+
+    while (len < sizeof(line) - 1) {
+        n = read(fd, line + len, 1);
+        if (n <= 0) {
+            fprintf(stderr, "fake server: no request %s (%s)\n", name, n ? strerror(errno) : "EOF");
+            atomic_fetch_add(&failures, 1);
+            return -1;
+        }
+        if (line[len++] == '\n')
+            break;
+    }
+    line[len] = '\0';
+    CHECK(len > 0 && line[len - 1] == '\n');
+    req = json_loads(line, 0, &jerr);
+    CHECK(req != NULL);
+    CHECK(strcmp(str_or(json_string_value(json_object_get(req, "execute"))), name) == 0);
+    CHECK(json_is_integer(json_object_get(req, "id")));
+    id = json_integer_value(json_object_get(req, "id"));
+    if (args != NULL)
+        *args = json_incref(json_object_get(req, "arguments"));
+    json_decref(req);
+    return id;
+}
+
+/* Sends a formatted line whose only %lld is the id. */
+static void srv_answer(int fd, const char *fmt, json_int_t id)
+{
+    char buf[1024];
+
+    snprintf(buf, sizeof(buf), fmt, (long long)id);
+    srv_send(fd, buf);
+}
+
+static void srv_handshake(int fd)
+{
+    srv_send(fd, GREETING);
+    srv_answer(fd, "{\"return\": {}, \"id\": %lld}\n", srv_expect(fd, "qmp_capabilities", NULL));
+}
+
+static void *fake_main(void *arg)
+{
+    struct fake *f = arg;
+    struct pollfd p = {.fd = f->lfd, .events = POLLIN};
+    struct timeval tv = {.tv_sec = 5};
+    int fd;
+
+    if (poll(&p, 1, 5000) != 1) {
+        fprintf(stderr, "fake server %s: no client\n", f->path);
+        atomic_fetch_add(&failures, 1);
+        return NULL;
+    }
+    fd = accept(f->lfd, NULL, NULL);
+    CHECK(fd >= 0);
+    if (fd < 0)
+        return NULL;
+    CHECK(setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv)) == 0);
+    f->script(fd);
+    close(fd);
+    return NULL;
+}
+
+static void fake_start(struct fake *f, const char *name, void (*script)(int fd))
+{
+    struct sockaddr_un sa = {.sun_family = AF_UNIX};
+
+    snprintf(f->path, sizeof(f->path), "%s/%s.qmp", tmpdir, name);
+    f->script = script;
+    f->lfd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (f->lfd < 0 || unix_addr(&sa, f->path) < 0 ||
+        bind(f->lfd, (struct sockaddr *)&sa, sizeof(sa)) < 0 || listen(f->lfd, 4) < 0 ||
+        pthread_create(&f->th, NULL, fake_main, f) != 0) {
+        perror("fake server");
+        exit(1);
+    }
+}
+
+static void fake_join(struct fake *f)
+{
+    CHECK(pthread_join(f->th, NULL) == 0);
+    close(f->lfd);
+    unlink(f->path);
+}
+
+/* Connects to a fake server running SCRIPT; NULL with the failure counted if that fails. */
+static struct qmp *fake_connect(struct fake *f, const char *name, void (*script)(int fd))
+{
+    char err[512];
+    struct qmp *q = NULL;
+    int rc;
+
+    fake_start(f, name, script);
+    rc = qmp_connect(&q, f->path, 2000, err, sizeof(err));
+    CHECK_RC(rc, 0, err);
+    if (rc == 0)
+        CHECK(qmp_peer_pid(q) == getpid());
+    return q;
+}
+
+/* events and blank lines before the answer are skipped; arguments are passed through */
+static void script_event_first(int fd)
+{
+    json_t *args = NULL;
+    json_int_t id;
+    char *text;
+    char buf[1024];
+
+    srv_handshake(fd);
+    id = srv_expect(fd, "echo", &args);
+    srv_send(fd, "{\"timestamp\": {\"seconds\": 1, \"microseconds\": 2}, \"event\": \"STOP\"}\n");
+    srv_send(fd, "\n{\"event\": \"RESUME\"}\r\n");
+    text = json_dumps(args, JSON_COMPACT);
+    snprintf(buf, sizeof(buf), "{\"return\": %s, \"id\": %lld}\n", text ? text : "null",
+             (long long)id);
+    srv_send(fd, buf);
+    free(text);
+    json_decref(args);
+    /* an answer without arguments: "arguments" absent, not null */
+    id = srv_expect(fd, "bare", &args);
+    CHECK(args == NULL);
+    srv_answer(fd, "{\"return\": 7, \"id\": %lld}\n", id);
+}
+
+static void test_event_first(void)
+{
+    struct fake f;
+    struct qmp *q = fake_connect(&f, "event", script_event_first);
+    json_t *args = json_pack("{s:i, s:s}", "a", 1, "b", "two"), *ret = NULL;
+    char err[512];
+    int rc;
+
+    if (q != NULL) {
+        rc = qmp_cmd(q, "echo", args, &ret, 2000, err, sizeof(err));
+        CHECK_RC(rc, 0, err);
+        CHECK(json_equal(ret, args));
+        CHECK(args->refcount == 1);
+        json_decref(ret);
+        rc = qmp_cmd(q, "bare", NULL, &ret, 2000, err, sizeof(err));
+        CHECK_RC(rc, 0, err);
+        CHECK(json_integer_value(ret) == 7);
+        json_decref(ret);
+        qmp_close(q);
+    }
+    json_decref(args);
+    fake_join(&f);
+}
+
+/* the greeting and a reply in pieces; two messages in one write */
+static void script_split(int fd)
+{
+    json_int_t id;
+    char buf[256];
+
+    srv_send(fd, "{\"QMP\": {\"ver");
+    sleep_ms(30);
+    srv_send(fd, "sion\": {}, \"capabilities\": []}}");
+    sleep_ms(30);
+    srv_send(fd, "\n");
+    srv_answer(fd, "{\"return\": {}, \"id\": %lld}\n", srv_expect(fd, "qmp_capabilities", NULL));
+    id = srv_expect(fd, "split", NULL);
+    srv_send(fd, "{\"return\": {\"status\": \"run");
+    sleep_ms(30);
+    srv_send(fd, "ning\"}, \"i");
+    sleep_ms(30);
+    srv_answer(fd, "d\": %lld}", id);
+    sleep_ms(30);
+    srv_send(fd, "\n");
+    id = srv_expect(fd, "merged", NULL);
+    snprintf(buf, sizeof(buf),
+             "{\"event\": \"X\"}\n{\"return\": 1, \"id\": %lld}\n{\"event\": \"Y\"}\n",
+             (long long)id);
+    srv_send(fd, buf);
+    id = srv_expect(fd, "after", NULL);
+    srv_answer(fd, "{\"return\": 2, \"id\": %lld}\n", id);
+}
+
+static void test_split(void)
+{
+    struct fake f;
+    struct qmp *q = fake_connect(&f, "split", script_split);
+    json_t *ret = NULL;
+    char err[512];
+    int rc;
+
+    if (q != NULL) {
+        rc = qmp_cmd(q, "split", NULL, &ret, 2000, err, sizeof(err));
+        CHECK_RC(rc, 0, err);
+        CHECK(strcmp(str_or(json_string_value(json_object_get(ret, "status"))), "running") == 0);
+        json_decref(ret);
+        rc = qmp_cmd(q, "merged", NULL, &ret, 2000, err, sizeof(err));
+        CHECK_RC(rc, 0, err);
+        CHECK(json_integer_value(ret) == 1);
+        json_decref(ret);
+        rc = qmp_cmd(q, "after", NULL, &ret, 2000, err, sizeof(err));
+        CHECK_RC(rc, 0, err);
+        CHECK(json_integer_value(ret) == 2);
+        json_decref(ret);
+        qmp_close(q);
+    }
+    fake_join(&f);
+}
+
+/* QMP errors, with and without an id */
+static void script_errors(int fd)
+{
+    json_int_t id;
+
+    srv_handshake(fd);
+    id = srv_expect(fd, "device_del", NULL);
+    srv_answer(fd,
+               "{\"id\": %lld, \"error\": {\"class\": \"DeviceNotFound\", \"desc\": \"no dev\"}}\n",
+               id);
+    (void)srv_expect(fd, "broken", NULL);
+    srv_send(fd, "{\"error\": {\"class\": \"GenericError\", \"desc\": \"JSON parse error\"}}\n");
+    id = srv_expect(fd, "weird", NULL);
+    srv_answer(fd, "{\"id\": %lld, \"error\": 5}\n", id);
+}
+
+static void test_errors(void)
+{
+    struct fake f;
+    struct qmp *q = fake_connect(&f, "errors", script_errors);
+    char err[512];
+    int rc;
+
+    if (q != NULL) {
+        rc = qmp_cmd(q, "device_del", NULL, NULL, 2000, err, sizeof(err));
+        CHECK_RC(rc, -EIO, err);
+        CHECK_HAS(err, ": device_del: DeviceNotFound: no dev");
+        CHECK_HAS(err, f.path);
+        rc = qmp_cmd(q, "broken", NULL, NULL, 2000, err, sizeof(err));
+        CHECK_RC(rc, -EIO, err);
+        CHECK_HAS(err, "broken: GenericError: JSON parse error");
+        rc = qmp_cmd(q, "weird", NULL, NULL, 2000, err, sizeof(err));
+        CHECK_RC(rc, -EIO, err);
+        qmp_close(q);
+    }
+    fake_join(&f);
+}
+
+/* a timed-out command's late answer is skipped, the next one gets its own */
+static void script_late(int fd)
+{
+    json_int_t id1, id2;
+
+    srv_handshake(fd);
+    id1 = srv_expect(fd, "slow", NULL);
+    id2 = srv_expect(fd, "fast", NULL);
+    CHECK(id2 != id1);
+    srv_answer(fd, "{\"return\": \"stale\", \"id\": %lld}\n", id1);
+    srv_answer(fd, "{\"return\": \"fresh\", \"id\": %lld}\n", id2);
+}
+
+static void test_late(void)
+{
+    struct fake f;
+    struct qmp *q = fake_connect(&f, "late", script_late);
+    json_t *ret = NULL;
+    char err[512];
+    int64_t t0, dt;
+    int rc;
+
+    if (q != NULL) {
+        t0 = now_ms();
+        rc = qmp_cmd(q, "slow", NULL, &ret, 200, err, sizeof(err));
+        dt = now_ms() - t0;
+        CHECK_RC(rc, -ETIMEDOUT, err);
+        CHECK(ret == NULL);
+        CHECK(dt >= 190 && dt < 1000);
+        CHECK_HAS(err, "slow: no answer within 200 ms");
+        rc = qmp_cmd(q, "fast", NULL, &ret, 2000, err, sizeof(err));
+        CHECK_RC(rc, 0, err);
+        CHECK(strcmp(str_or(json_string_value(ret)), "fresh") == 0);
+        json_decref(ret);
+        qmp_close(q);
+    }
+    fake_join(&f);
+}
+
+/* QEMU prints uint64 values beyond int64, which jansson alone refuses: they become reals */
+static void script_wide(int fd)
+{
+    srv_handshake(fd);
+    srv_answer(fd,
+               "{\"return\": {\"max-bandwidth\": 18446744073709551615, \"n\": 5, \"e\": 1e-5, "
+               "\"s\": \"x\\\" 18446744073709551616\", \"neg\": -9223372036854775809, "
+               "\"a\": [9223372036854775807, -9223372036854775808, 9223372036854775808]}, "
+               "\"id\": %lld}\n",
+               srv_expect(fd, "query-migrate-parameters", NULL));
+    (void)srv_expect(fd, "overflow", NULL);
+    srv_send(fd, "{\"return\": 1e999, \"id\": 2}\n");
+}
+
+static void test_wide(void)
+{
+    struct fake f;
+    struct qmp *q = fake_connect(&f, "wide", script_wide);
+    json_t *ret = NULL, *a;
+    char err[512];
+    int rc;
+
+    if (q != NULL) {
+        rc = qmp_cmd(q, "query-migrate-parameters", NULL, &ret, 2000, err, sizeof(err));
+        CHECK_RC(rc, 0, err);
+        CHECK(json_is_real(json_object_get(ret, "max-bandwidth")));
+        CHECK(json_real_value(json_object_get(ret, "max-bandwidth")) == 18446744073709551615.0);
+        CHECK(json_integer_value(json_object_get(ret, "n")) == 5);
+        CHECK(json_real_value(json_object_get(ret, "e")) == 1e-5);
+        CHECK(strcmp(str_or(json_string_value(json_object_get(ret, "s"))),
+                     "x\" 18446744073709551616") == 0);
+        CHECK(json_real_value(json_object_get(ret, "neg")) == -9223372036854775809.0);
+        a = json_object_get(ret, "a");
+        CHECK(json_integer_value(json_array_get(a, 0)) == INT64_MAX);
+        CHECK(json_integer_value(json_array_get(a, 1)) == INT64_MIN);
+        CHECK(json_real_value(json_array_get(a, 2)) == 9223372036854775808.0);
+        json_decref(ret);
+        rc = qmp_cmd(q, "overflow", NULL, &ret, 2000, err, sizeof(err));
+        CHECK_RC(rc, -EPROTO, err);
+        CHECK_HAS(err, "overflow");
+        qmp_close(q);
+    }
+    fake_join(&f);
+}
+
+/* garbage is a protocol error, and the connection stays failed */
+static void script_garbage(int fd)
+{
+    srv_handshake(fd);
+    (void)srv_expect(fd, "g", NULL);
+    srv_send(fd, "this is not json\n{\"return\": {}, \"id\": 2}\n");
+}
+
+static void test_garbage(void)
+{
+    struct fake f;
+    struct qmp *q = fake_connect(&f, "garbage", script_garbage);
+    char err[512];
+    int rc;
+
+    if (q != NULL) {
+        rc = qmp_cmd(q, "g", NULL, NULL, 2000, err, sizeof(err));
+        CHECK_RC(rc, -EPROTO, err);
+        CHECK_HAS(err, "this is not json");
+        rc = qmp_cmd(q, "g2", NULL, NULL, 2000, err, sizeof(err));
+        CHECK_RC(rc, -EPROTO, err);
+        CHECK_HAS(err, "earlier error");
+        qmp_close(q);
+    }
+    fake_join(&f);
+}
+
+/* a JSON line that is not an object */
+static void script_array(int fd)
+{
+    srv_handshake(fd);
+    (void)srv_expect(fd, "a", NULL);
+    srv_send(fd, "[1, 2]\n");
+}
+
+static void test_array(void)
+{
+    struct fake f;
+    struct qmp *q = fake_connect(&f, "array", script_array);
+    char err[512];
+    int rc;
+
+    if (q != NULL) {
+        rc = qmp_cmd(q, "a", NULL, NULL, 2000, err, sizeof(err));
+        CHECK_RC(rc, -EPROTO, err);
+        qmp_close(q);
+    }
+    fake_join(&f);
+}
+
+/* the server hangs up in the middle of a reply */
+static void script_hangup(int fd)
+{
+    srv_handshake(fd);
+    (void)srv_expect(fd, "h", NULL);
+    srv_send(fd, "{\"return\": {\"status\": ");
+}
+
+static void test_hangup(void)
+{
+    struct fake f;
+    struct qmp *q = fake_connect(&f, "hangup", script_hangup);
+    char err[512];
+    int rc;
+
+    if (q != NULL) {
+        rc = qmp_cmd(q, "h", NULL, NULL, 2000, err, sizeof(err));
+        CHECK_RC(rc, -ECONNRESET, err);
+        CHECK_HAS(err, "h: connection closed by QEMU");
+        rc = qmp_cmd(q, "h", NULL, NULL, 2000, err, sizeof(err));
+        CHECK_RC(rc, -ECONNRESET, err);
+        qmp_close(q);
+    }
+    fake_join(&f);
+}
+
+/* a reply of several MiB in one line is read whole; a line over the cap fails cleanly */
+static void script_big(int fd)
+{
+    size_t big = 5u << 20, i;
+    char *buf = malloc(big + 64);
+    json_int_t id;
+    int n;
+
+    srv_handshake(fd);
+    id = srv_expect(fd, "big", NULL);
+    if (buf == NULL)
+        return;
+    n = sprintf(buf, "{\"id\": %lld, \"return\": \"", (long long)id);
+    memset(buf + n, 'a', big);
+    strcpy(buf + n + big, "\"}\n");
+    srv_send(fd, buf);
+    (void)srv_expect(fd, "huge", NULL);
+    memset(buf, ' ', big); /* whitespace without a newline, 5 MiB at a time */
+    buf[0] = '{';
+    buf[big] = '\0';
+    for (i = 0; i < 4; i++)
+        srv_send(fd, buf);
+    free(buf);
+}
+
+static void test_big(void)
+{
+    struct fake f;
+    struct qmp *q = fake_connect(&f, "big", script_big);
+    json_t *ret = NULL;
+    char err[512];
+    int rc;
+
+    if (q != NULL) {
+        rc = qmp_cmd(q, "big", NULL, &ret, 5000, err, sizeof(err));
+        CHECK_RC(rc, 0, err);
+        CHECK(json_string_length(ret) == 5u << 20);
+        json_decref(ret);
+        rc = qmp_cmd(q, "huge", NULL, &ret, 5000, err, sizeof(err));
+        CHECK_RC(rc, -EMSGSIZE, err);
+        CHECK_HAS(err, "huge: line longer than");
+        qmp_close(q);
+    }
+    fake_join(&f);
+}
+
+/* no greeting at all (a busy monitor), a wrong greeting, a capabilities refusal */
+static void script_silent(int fd)
+{
+    char c;
+
+    (void)!read(fd, &c, 1); /* until the client gives up */
+}
+
+static void script_not_qmp(int fd)
+{
+    srv_send(fd, "QEMU 7.2.0 monitor - type 'help' for more information\n");
+}
+
+static void script_no_qmp_key(int fd)
+{
+    srv_send(fd, "{\"hello\": 1}\n");
+}
+
+static void script_caps_refused(int fd)
+{
+    json_int_t id;
+
+    srv_send(fd, GREETING);
+    id = srv_expect(fd, "qmp_capabilities", NULL);
+    srv_answer(fd,
+               "{\"id\": %lld, \"error\": {\"class\": \"CommandNotFound\", \"desc\": \"nope\"}}\n",
+               id);
+}
+
+static void test_greetings(void)
+{
+    struct {
+        const char *name;
+        void (*script)(int fd);
+        int want;
+        const char *msg;
+    } cases[] = {
+        {"silent", script_silent, -ETIMEDOUT, "no greeting within 300 ms"},
+        {"hmp", script_not_qmp, -EPROTO, "not a JSON object"},
+        {"nokey", script_no_qmp_key, -EPROTO, "no \"QMP\""},
+        {"caps", script_caps_refused, -EIO, "qmp_capabilities: CommandNotFound: nope"},
+    };
+    struct qmp *q = NULL;
+    struct fake f;
+    char err[512];
+    int64_t t0, dt;
+    size_t i;
+    int rc;
+
+    for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        fake_start(&f, cases[i].name, cases[i].script);
+        t0 = now_ms();
+        rc = qmp_connect(&q, f.path, 300, err, sizeof(err));
+        dt = now_ms() - t0;
+        CHECK_RC(rc, cases[i].want, err);
+        CHECK(q == NULL);
+        CHECK_HAS(err, cases[i].msg);
+        CHECK(dt < 1000);
+        if (cases[i].want == -ETIMEDOUT)
+            CHECK(dt >= 290);
+        qmp_close(q);
+        fake_join(&f);
+    }
+}
+
+int main(void)
+{
+    const char *base = getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp";
+
+    alarm(100); /* a hang fails the test; QEMU dies with us (PR_SET_PDEATHSIG) */
+    snprintf(tmpdir, sizeof(tmpdir), "%s/test_qmp.XXXXXX", base);
+    if (strlen(base) > 40 || mkdtemp(tmpdir) == NULL) {
+        fprintf(stderr, "mkdtemp under %s failed\n", base);
+        return 1;
+    }
+
+    test_connect_errors();
+    test_greetings();
+    test_event_first();
+    test_split();
+    test_errors();
+    test_late();
+    test_wide();
+    test_garbage();
+    test_array();
+    test_hangup();
+    test_big();
+    test_real_qemu();
+
+    qemu_stop();
+    if (rmdir(tmpdir) < 0)
+        fprintf(stderr, "rmdir %s: %s\n", tmpdir, strerror(errno));
+    if (failures) {
+        fprintf(stderr, "test_qmp: %d failure(s)\n", failures);
+        return 1;
+    }
+    printf("test_qmp: ok\n");
+    return 0;
+}
