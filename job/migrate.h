@@ -4,12 +4,14 @@
 #define SAVEFS_MIGRATE_H
 
 #include <jansson.h>
+#include <stdint.h>
 
 #include "job_int.h"
 #include "qmp.h"
 
-/* Large enough to mean "no cap": QEMU throttles multifd to 128 MiB/s by default. */
-#define MIGRATE_NO_BANDWIDTH_CAP 1000000000000LL
+/* "No cap": QEMU throttles multifd to 128 MiB/s by default. INT64_MAX is accepted by every
+ * version and reads back as a JSON integer (2^64-1 would not). */
+#define MIGRATE_NO_BANDWIDTH_CAP INT64_MAX
 
 /* What mig_setup changed, to put back. */
 struct mig_saved {
