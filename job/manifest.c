@@ -56,14 +56,14 @@ static json_t *manifest_to_json(const struct manifest *m)
     for (i = 0; i < m->nfiles; i++)
         if (json_array_append_new(files, file_to_json(&m->files[i])))
             goto out;
-    root =
-        json_pack("{s:s, s:i, s:s, s:s, s:s, s:{s:s, s:s, s:s, s:s, s:O}, s:I, s:b, s:i, s:s, "
-                  "s:f, s:O}",
-                  "format", "savefs-snapshot", "version", m->version, "vm", m->vm, "snapshot",
-                  m->snapshot, "created", m->created, "qemu", "version", m->qemu_version, "binary",
-                  m->binary, "machine", m->machine, "uuid", m->uuid, "argv", argv, "ram_size",
-                  (json_int_t)m->ram_size, "was_running", m->was_running, "channels", m->channels,
-                  "compression", m->compression, "duration_s", m->duration_s, "files", files);
+    root = json_pack("{s:s, s:i, s:s, s:s, s:s, s:{s:s, s:s, s:s, s:s, s:s, s:O}, s:I, s:b, s:i, "
+                     "s:s, s:f, s:O}",
+                     "format", "savefs-snapshot", "version", m->version, "vm", m->vm, "snapshot",
+                     m->snapshot, "created", m->created, "qemu", "version", m->qemu_version,
+                     "binary", m->binary, "cwd", m->cwd, "machine", m->machine, "uuid", m->uuid,
+                     "argv", argv, "ram_size", (json_int_t)m->ram_size, "was_running",
+                     m->was_running, "channels", m->channels, "compression", m->compression,
+                     "duration_s", m->duration_s, "files", files);
 out:
     json_decref(argv);
     json_decref(files);
@@ -230,7 +230,7 @@ static int parse_files(json_t *files, struct manifest *m, char *err, size_t errl
 static int parse_root(json_t *root, struct manifest *m, char *err, size_t errlen)
 {
     json_t *qemu = json_object_get(root, "qemu");
-    const char *format = NULL, *binary = NULL;
+    const char *format = NULL, *binary = NULL, *cwd = NULL;
     json_int_t ram = -1;
     int rc;
 
@@ -254,18 +254,19 @@ static int parse_root(json_t *root, struct manifest *m, char *err, size_t errlen
         (rc = copy_string(qemu, "machine", m->machine, sizeof(m->machine), err, errlen)) ||
         (rc = copy_string(qemu, "uuid", m->uuid, sizeof(m->uuid), err, errlen)))
         return rc;
-    if (json_unpack(root, "{s:I, s:b, s:i, s:F, s:{s:s}}", "ram_size", &ram, "was_running",
+    if (json_unpack(root, "{s:I, s:b, s:i, s:F, s:{s:s, s:s}}", "ram_size", &ram, "was_running",
                     &m->was_running, "channels", &m->channels, "duration_s", &m->duration_s, "qemu",
-                    "binary", &binary) ||
+                    "binary", &binary, "cwd", &cwd) ||
         ram <= 0) {
         snprintf(err, errlen,
-                 "ram_size, was_running, channels, duration_s or qemu.binary is "
-                 "missing or of the wrong type");
+                 "ram_size, was_running, channels, duration_s, qemu.binary or "
+                 "qemu.cwd is missing or of the wrong type");
         return -EINVAL;
     }
     m->ram_size = (uint64_t)ram;
     m->binary = strdup(binary);
-    if (!m->binary)
+    m->cwd = strdup(cwd);
+    if (!m->binary || !m->cwd)
         return -ENOMEM;
     rc = parse_argv(json_object_get(qemu, "argv"), m, err, errlen);
     if (!rc)
@@ -362,8 +363,9 @@ int manifest_check(const struct manifest *m, char *err, size_t errlen)
         snprintf(err, errlen, "compression '%s' is not supported", m->compression);
         return -EINVAL;
     }
-    if (!m->binary || m->binary[0] != '/' || m->argc < 1) {
-        snprintf(err, errlen, "qemu.binary must be an absolute path and qemu.argv not empty");
+    if (!m->binary || m->binary[0] != '/' || !m->cwd || m->cwd[0] != '/' || m->argc < 1) {
+        snprintf(err, errlen,
+                 "qemu.binary and qemu.cwd must be absolute paths and qemu.argv not empty");
         return -EINVAL;
     }
     return check_files(m, err, errlen);
@@ -387,7 +389,9 @@ void manifest_free(struct manifest *m)
         free(m->argv[i]);
     free(m->argv);
     free(m->binary);
+    free(m->cwd);
     m->argv = NULL;
     m->binary = NULL;
+    m->cwd = NULL;
     m->argc = 0;
 }

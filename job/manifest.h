@@ -22,6 +22,7 @@ struct manifest {
     char machine[64];      /* "pc-i440fx-7.2" */
     char uuid[40];         /* the source's -uuid, all zeros if none */
     char *binary;          /* absolute path of the QEMU binary */
+    char *cwd;             /* its working directory: relative paths in argv start there */
     char **argv;           /* the QEMU command line that recreates the VM, NULL-terminated */
     int argc;
     uint64_t ram_size;

@@ -123,6 +123,19 @@ out:
     return rc;
 }
 
+int qemu_read_cwd(pid_t pid, char *cwd, size_t len)
+{
+    char path[64];
+    ssize_t n;
+
+    snprintf(path, sizeof(path), "/proc/%d/cwd", (int)pid);
+    n = readlink(path, cwd, len - 1);
+    if (n < 0)
+        return -errno;
+    cwd[n] = '\0';
+    return 0;
+}
+
 /* "-incoming" and "--incoming" are the same option to QEMU. */
 static int is_opt(const char *arg, const char *name)
 {
@@ -193,7 +206,8 @@ int qemu_argv_restore(char *const *portable, int argc, const char *qmp_path, cha
 }
 
 /* In the forked children: only async-signal-safe calls until exec. */
-static void child_exec(const char *binary, char *const *argv, const char *log, int report_fd)
+static void child_exec(const char *binary, char *const *argv, const char *cwd, const char *log,
+                       int report_fd)
 {
     pid_t self = getpid();
     sigset_t none;
@@ -213,18 +227,20 @@ static void child_exec(const char *binary, char *const *argv, const char *log, i
         dup2(fd, STDOUT_FILENO);
         dup2(fd, STDERR_FILENO);
     }
-    execv(binary, argv);
+    if (chdir(cwd) == 0)
+        execv(binary, argv);
     err = errno;
     if (write(report_fd, &err, sizeof(err)) < 0)
         _exit(127);
     _exit(127);
 }
 
-static void middle_fork(const char *binary, char *const *argv, const char *log, int report_fd)
+static void middle_fork(const char *binary, char *const *argv, const char *cwd, const char *log,
+                        int report_fd)
 {
     setsid();
     if (fork() == 0)
-        child_exec(binary, argv, log, report_fd);
+        child_exec(binary, argv, cwd, log, report_fd);
     _exit(0);
 }
 
@@ -238,8 +254,8 @@ static int read_full(int fd, void *buf, size_t len)
     return n == (ssize_t)len ? 0 : n == 0 ? -ENODATA : -EIO;
 }
 
-int qemu_spawn(const char *binary, char *const *argv, const char *log, pid_t *pid, int *pidfd,
-               char *err, size_t errlen)
+int qemu_spawn(const char *binary, char *const *argv, const char *cwd, const char *log, pid_t *pid,
+               int *pidfd, char *err, size_t errlen)
 {
     int pipefd[2], exec_errno = 0, rc, status;
     pid_t middle;
@@ -249,7 +265,7 @@ int qemu_spawn(const char *binary, char *const *argv, const char *log, pid_t *pi
     middle = fork();
     if (middle == 0) {
         close(pipefd[0]);
-        middle_fork(binary, argv, log, pipefd[1]);
+        middle_fork(binary, argv, cwd, log, pipefd[1]);
     }
     close(pipefd[1]);
     if (middle < 0) {
@@ -267,7 +283,7 @@ int qemu_spawn(const char *binary, char *const *argv, const char *log, pid_t *pi
         rc = -exec_errno;
     close(pipefd[0]);
     if (rc) {
-        snprintf(err, errlen, "start %s: %s", binary, strerror(-rc));
+        snprintf(err, errlen, "start %s in %s: %s", binary, cwd, strerror(-rc));
         return rc;
     }
     *pidfd = (int)syscall(SYS_pidfd_open, *pid, 0);

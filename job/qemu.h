@@ -17,6 +17,9 @@ int qemu_read_cmdline(pid_t pid, char ***argv, int *argc, char *binary, size_t b
                       size_t errlen);
 void qemu_argv_free(char **argv);
 
+/* /proc/PID/cwd into CWD: relative paths in the command line start there. */
+int qemu_read_cwd(pid_t pid, char *cwd, size_t len);
+
 /* The command line that recreates a saved VM: ARGV without the options that only made sense for
  * one process (-incoming, -daemonize, its -qmp socket), which savefs sets itself. New array of
  * borrowed strings in *OUT (free only the array). */
@@ -26,10 +29,10 @@ int qemu_argv_portable(char *const *argv, int argc, const char *qmp_name, char *
  * -incoming defer". New array of new strings (qemu_argv_free). */
 int qemu_argv_restore(char *const *portable, int argc, const char *qmp_path, char ***out);
 
-/* Starts BINARY with ARGV in its own session, reparented away from savefs, stdout and stderr
- * appended to LOG. *PID and a pidfd *PIDFD (readable once it exits) on success. */
-int qemu_spawn(const char *binary, char *const *argv, const char *log, pid_t *pid, int *pidfd,
-               char *err, size_t errlen);
+/* Starts BINARY with ARGV in directory CWD, in its own session, reparented away from savefs,
+ * stdout and stderr appended to LOG. *PID and a pidfd *PIDFD (readable once it exits). */
+int qemu_spawn(const char *binary, char *const *argv, const char *cwd, const char *log, pid_t *pid,
+               int *pidfd, char *err, size_t errlen);
 
 /* 1 if PIDFD says the process has exited. */
 int qemu_exited(int pidfd);

@@ -11,7 +11,7 @@
 #include "qemu.h"
 #include "store.h"
 
-int record_write(const char *store, const char *vm, pid_t pid, const char *binary,
+int record_write(const char *store, const char *vm, pid_t pid, const char *binary, const char *cwd,
                  char *const *argv, int argc)
 {
     char path[PATH_MAX], tmp[PATH_MAX];
@@ -23,19 +23,20 @@ int record_write(const char *store, const char *vm, pid_t pid, const char *binar
         return -ENAMETOOLONG;
     for (i = 0; i < argc; i++)
         json_array_append_new(args, json_string(argv[i]));
-    root = json_pack("{s:i, s:s, s:o}", "pid", (int)pid, "binary", binary, "argv", args);
+    root = json_pack("{s:i, s:s, s:s, s:o}", "pid", (int)pid, "binary", binary, "cwd", cwd, "argv",
+                     args);
     if (!root || json_dump_file(root, tmp, JSON_INDENT(2)) < 0 || rename(tmp, path) < 0)
         rc = -EIO;
     json_decref(root);
     return rc;
 }
 
-int record_read(const char *store, const char *vm, pid_t pid, char *binary, size_t binlen,
-                char ***argv, int *argc)
+int record_read(const char *store, const char *vm, pid_t pid, char *binary, char *cwd, char ***argv,
+                int *argc)
 {
     char path[PATH_MAX];
     json_t *root, *args = NULL, *a;
-    const char *bin = NULL;
+    const char *bin = NULL, *dir = NULL;
     int rpid = 0, rc = -ENOENT;
     size_t i;
 
@@ -43,7 +44,8 @@ int record_read(const char *store, const char *vm, pid_t pid, char *binary, size
         return -ENAMETOOLONG;
     root = json_load_file(path, 0, NULL);
     if (!root ||
-        json_unpack(root, "{s:i, s:s, s:o}", "pid", &rpid, "binary", &bin, "argv", &args) ||
+        json_unpack(root, "{s:i, s:s, s:s, s:o}", "pid", &rpid, "binary", &bin, "cwd", &dir, "argv",
+                    &args) ||
         rpid != pid || !json_is_array(args))
         goto out;
     *argv = calloc(json_array_size(args) + 1, sizeof(char *));
@@ -58,7 +60,8 @@ int record_read(const char *store, const char *vm, pid_t pid, char *binary, size
             rc = -EINVAL;
     }
     *argc = (int)json_array_size(args);
-    snprintf(binary, binlen, "%s", bin);
+    snprintf(binary, PATH_MAX, "%s", bin);
+    snprintf(cwd, PATH_MAX, "%s", dir);
     if (rc) {
         qemu_argv_free(*argv);
         *argv = NULL;

@@ -7,12 +7,12 @@
 #include <stddef.h>
 #include <sys/types.h>
 
-int record_write(const char *store, const char *vm, pid_t pid, const char *binary,
+int record_write(const char *store, const char *vm, pid_t pid, const char *binary, const char *cwd,
                  char *const *argv, int argc);
 
-/* If the record names PID, its binary and argv (NULL-terminated, qemu_argv_free). -ENOENT if
- * there is no record or it names another process. */
-int record_read(const char *store, const char *vm, pid_t pid, char *binary, size_t binlen,
-                char ***argv, int *argc);
+/* If the record names PID, its binary, cwd (both PATH_MAX) and argv (NULL-terminated,
+ * qemu_argv_free). -ENOENT if there is no record or it names another process. */
+int record_read(const char *store, const char *vm, pid_t pid, char *binary, char *cwd, char ***argv,
+                int *argc);
 
 #endif

@@ -100,7 +100,7 @@ static int start_qemu(struct restore *r)
         return job_fail(r->job, rc, "cannot build the command line");
     unlink(r->log);
     unlink(r->qmp_path); /* a stale socket file of a QEMU that is gone */
-    rc = qemu_spawn(r->m.binary, r->argv, r->log, &r->pid, &r->pidfd, err, sizeof(err));
+    rc = qemu_spawn(r->m.binary, r->argv, r->m.cwd, r->log, &r->pid, &r->pidfd, err, sizeof(err));
     if (rc)
         return job_fail(r->job, rc, "%s", err);
     job_set_pid(r->job, r->pid);
@@ -228,7 +228,8 @@ static int resume(struct restore *r)
     if (r->m.was_running)
         rc = mig_cmd(r->job, r->qmp, "cont", NULL, NULL);
     if (!rc)
-        record_write(r->job->ctx->store, vm_name(r), r->pid, r->m.binary, r->m.argv, r->m.argc);
+        record_write(r->job->ctx->store, vm_name(r), r->pid, r->m.binary, r->m.cwd, r->m.argv,
+                     r->m.argc);
     return rc;
 }
 

@@ -66,25 +66,32 @@ static int save_connect(struct save *s)
  * what /proc says. */
 static int describe_cmdline(struct save *s)
 {
-    char binary[PATH_MAX], err[JOB_ERR_MAX - 80], **argv = NULL, **portable = NULL;
+    char binary[PATH_MAX], cwd[PATH_MAX], err[JOB_ERR_MAX - 80], **argv = NULL, **portable = NULL;
     pid_t pid = qmp_peer_pid(s->qmp);
     int argc = 0, n = 0, rc;
 
-    rc = record_read(s->job->ctx->store, vm_name(s), pid, binary, sizeof(binary), &argv, &argc);
-    if (rc)
+    rc = record_read(s->job->ctx->store, vm_name(s), pid, binary, cwd, &argv, &argc);
+    if (rc) {
         rc = qemu_read_cmdline(pid, &argv, &argc, binary, sizeof(binary), err, sizeof(err));
-    if (rc)
-        return job_fail(s->job, rc, "%s", err);
+        if (!rc && (rc = qemu_read_cwd(pid, cwd, sizeof(cwd))))
+            snprintf(err, sizeof(err), "read /proc/%d/cwd: %s", (int)pid, strerror(-rc));
+    }
+    if (rc) {
+        job_fail(s->job, rc, "%s", err);
+        goto out;
+    }
     snprintf(err, sizeof(err), "%s.qmp", vm_name(s));
     rc = qemu_argv_portable(argv, argc, err, &portable, &n);
     s->m.binary = strdup(binary);
+    s->m.cwd = strdup(cwd);
     s->m.argv = calloc((size_t)n + 1, sizeof(char *));
     for (int i = 0; !rc && s->m.argv && i < n; i++)
         if ((s->m.argv[i] = strdup(portable[i])))
             s->m.argc = i + 1;
-    if (!rc && (!s->m.binary || !s->m.argv || s->m.argc != n))
+    if (!rc && (!s->m.binary || !s->m.cwd || !s->m.argv || s->m.argc != n))
         rc = -ENOMEM;
     free(portable);
+out:
     qemu_argv_free(argv);
     return rc;
 }

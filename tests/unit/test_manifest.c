@@ -32,6 +32,7 @@ static void sample(struct manifest *m, char **argv)
     strcpy(m->machine, "pc-i440fx-7.2");
     strcpy(m->uuid, "00000000-0000-0000-0000-000000000000");
     m->binary = "/usr/bin/qemu-system-x86_64";
+    m->cwd = "/var/lib/vms";
     m->argv = argv;
     m->argc = 3;
     m->ram_size = 512ULL << 20;
@@ -65,7 +66,7 @@ static void test_roundtrip(void)
         return;
     CHECK(strcmp(r.vm, "vm1") == 0 && strcmp(r.snapshot, m.snapshot) == 0, "names");
     CHECK(r.argc == 3 && strcmp(r.argv[2], "512") == 0 && r.argv[3] == NULL, "argv");
-    CHECK(strcmp(r.binary, m.binary) == 0, "binary");
+    CHECK(strcmp(r.binary, m.binary) == 0 && strcmp(r.cwd, m.cwd) == 0, "binary, cwd");
     CHECK(r.ram_size == m.ram_size && r.was_running == 1 && r.channels == 2, "numbers");
     CHECK(r.nfiles == 5, "nfiles %d", r.nfiles);
     for (int i = 0; i < r.nfiles && i < 5; i++)
@@ -95,6 +96,7 @@ static const struct bad_case bad[] = {
     {"bad checksum", "0123456789abcdef", "0123456789abcdeg", -EINVAL},
     {"short checksum", "0123456789abcdef", "01234", -EINVAL},
     {"relative binary", "\"/usr/bin/qemu-system-x86_64\"", "\"qemu\"", -EINVAL},
+    {"relative cwd", "\"/var/lib/vms\"", "\"vms\"", -EINVAL},
     {"argv not strings", "\"-m\"", "7", -EINVAL},
     {"no channels", "\"channels\": 2", "\"channels\": 0", -EINVAL},
     {"too many channels", "\"channels\": 2", "\"channels\": 65", -EINVAL},
