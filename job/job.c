@@ -59,16 +59,6 @@ const char *job_store(const struct job_ctx *ctx)
 
 /* ---- context ---- */
 
-static void (*ctx_log)(const char *msg);
-
-static void report_leftover(const char *path)
-{
-    char msg[PATH_MAX + 64];
-
-    snprintf(msg, sizeof(msg), "removed the partial save %s", path);
-    ctx_log(msg);
-}
-
 int job_ctx_new(struct job_ctx **out, const struct job_config *cfg, void (*log)(const char *msg),
                 char *err, size_t errlen)
 {
@@ -93,8 +83,7 @@ int job_ctx_new(struct job_ctx **out, const struct job_config *cfg, void (*log)(
         (rc = store_mkdirs(ctx->qmp_dir, err, errlen)) ||
         (rc = store_mkdirs(ctx->run_dir, err, errlen)))
         goto out;
-    ctx_log = log;
-    store_clean_tmp(ctx->store, report_leftover);
+    job_recover(ctx, log);
 out:
     if (rc)
         job_ctx_free(ctx);

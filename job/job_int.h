@@ -63,6 +63,10 @@ struct job_ctx {
     struct vm_state *vms;
 };
 
+/* Resumes VMs that a killed savefs left paused and kills QEMUs of restores it left unfinished;
+ * removes their leftovers. Reports through LOG. */
+void job_recover(struct job_ctx *ctx, void (*log)(const char *msg));
+
 /* The bodies, run in the job's thread. Fill job->err on failure; return 0 or -errno. */
 int job_save_run(struct job *job);
 int job_restore_run(struct job *job);

@@ -295,6 +295,19 @@ int qemu_spawn(const char *binary, char *const *argv, const char *cwd, const cha
     return rc;
 }
 
+int qemu_pid_is_incoming(pid_t pid)
+{
+    char binary[PATH_MAX], err[128], **argv = NULL;
+    int argc = 0, found = 0;
+
+    if (qemu_read_cmdline(pid, &argv, &argc, binary, sizeof(binary), err, sizeof(err)))
+        return 0;
+    for (int i = 0; i < argc; i++)
+        found |= is_opt(argv[i], "incoming");
+    qemu_argv_free(argv);
+    return found && strstr(binary, "qemu") != NULL;
+}
+
 int qemu_exited(int pidfd)
 {
     struct pollfd p = {.fd = pidfd, .events = POLLIN};

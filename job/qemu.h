@@ -34,6 +34,9 @@ int qemu_argv_restore(char *const *portable, int argc, const char *qmp_path, cha
 int qemu_spawn(const char *binary, char *const *argv, const char *cwd, const char *log, pid_t *pid,
                int *pidfd, char *err, size_t errlen);
 
+/* 1 if PID is a QEMU started with -incoming (a restore's, not yet a VM of its own). */
+int qemu_pid_is_incoming(pid_t pid);
+
 /* 1 if PIDFD says the process has exited. */
 int qemu_exited(int pidfd);
 

@@ -28,7 +28,7 @@
 
 struct restore {
     struct job *job;
-    char dir[PATH_MAX], qmp_path[PATH_MAX], sock[PATH_MAX], log[PATH_MAX];
+    char dir[PATH_MAX], qmp_path[PATH_MAX], sock[PATH_MAX], log[PATH_MAX], mark[PATH_MAX];
     struct manifest m;
     char **argv;
     pid_t pid;
@@ -104,6 +104,12 @@ static int start_qemu(struct restore *r)
     if (rc)
         return job_fail(r->job, rc, "%s", err);
     job_set_pid(r->job, r->pid);
+    /* If savefs dies from here on, its next start finds this and kills the half-restored QEMU. */
+    snprintf(err, sizeof(err), "%d\n", (int)r->pid);
+    if ((rc =
+             store_path(r->mark, "%s/%s/%s", r->job->ctx->store, vm_name(r), STORE_RESTORE_MARK)) ||
+        (rc = store_write_text(r->mark, err)))
+        return job_fail(r->job, rc, "write %s: %s", r->mark, strerror(-rc));
     return 0;
 }
 
@@ -256,6 +262,8 @@ int job_restore_run(struct job *job)
         close(r.pidfd);
     if (r.sock[0])
         unlink(r.sock);
+    if (r.mark[0])
+        unlink(r.mark);
     if (!rc)
         snprintf(job->summary, sizeof(job->summary), "restored %s: %d channels, %s (pid %d)",
                  job->snapshot, r.m.channels, r.m.was_running ? "running" : "paused", (int)r.pid);

@@ -173,10 +173,15 @@ static int prepare(struct save *s)
 
 static int start_migration(struct save *s)
 {
-    char uri[PATH_MAX + 8];
+    char uri[PATH_MAX + 8], path[PATH_MAX], mark[64];
     int rc;
 
     job_set_phase(s->job, "pausing");
+    /* If savefs dies from here on, its next start finds this and resumes the VM. */
+    snprintf(mark, sizeof(mark), "%d %d\n", (int)qmp_peer_pid(s->qmp), s->m.was_running);
+    if ((rc = store_path(path, "%s/%s", s->tmp, STORE_SAVE_MARK)) ||
+        (rc = store_write_text(path, mark)))
+        return job_fail(s->job, rc, "write %s: %s", path, strerror(-rc));
     rc = mig_setup(s->job, s->qmp, s->job->words.parallel, &s->saved);
     if (!rc && s->m.was_running) {
         rc = mig_cmd(s->job, s->qmp, "stop", NULL, NULL);

@@ -64,6 +64,21 @@ int store_fsync_dir(const char *dir)
     return rc;
 }
 
+int store_write_text(const char *path, const char *text)
+{
+    int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0600);
+    size_t len = strlen(text);
+    int rc = 0;
+
+    if (fd < 0)
+        return -errno;
+    if (write(fd, text, len) != (ssize_t)len)
+        rc = -EIO;
+    if (close(fd) < 0 && !rc)
+        rc = -errno;
+    return rc;
+}
+
 int store_vm_create(const char *store, const char *vm, char *err, size_t errlen)
 {
     char path[PATH_MAX];
@@ -212,7 +227,8 @@ int store_remove_dir(const char *dir)
     return rc;
 }
 
-static int clean_vm_tmp(const char *tmpdir, void (*report)(const char *path))
+static int clean_vm_tmp(const char *vm, const char *tmpdir, void *opaque,
+                        void (*leftover)(void *opaque, const char *vm, const char *path))
 {
     char path[PATH_MAX];
     DIR *d = opendir(tmpdir);
@@ -224,16 +240,16 @@ static int clean_vm_tmp(const char *tmpdir, void (*report)(const char *path))
     while ((e = readdir(d))) {
         if (e->d_name[0] == '.' || store_path(path, "%s/%s", tmpdir, e->d_name))
             continue;
-        if (store_remove_dir(path) == 0) {
-            report(path);
+        leftover(opaque, vm, path);
+        if (store_remove_dir(path) == 0)
             n++;
-        }
     }
     closedir(d);
     return n;
 }
 
-int store_clean_tmp(const char *store, void (*report)(const char *path))
+int store_clean_tmp(const char *store, void *opaque,
+                    void (*leftover)(void *opaque, const char *vm, const char *path))
 {
     char tmpdir[PATH_MAX];
     DIR *d = opendir(store);
@@ -244,7 +260,7 @@ int store_clean_tmp(const char *store, void (*report)(const char *path))
         return 0;
     while ((e = readdir(d)))
         if (e->d_name[0] != '.' && store_path(tmpdir, "%s/%s/%s", store, e->d_name, STORE_TMP) == 0)
-            n += clean_vm_tmp(tmpdir, report);
+            n += clean_vm_tmp(e->d_name, tmpdir, opaque, leftover);
     closedir(d);
     return n;
 }

@@ -3,14 +3,17 @@
  *   STORE/NAME/snapshots/S/   published snapshots (manifest.json + chunk files)
  *   STORE/NAME/.tmp/          saves in progress; removed at start and on failure
  *   STORE/NAME/.qemu.json     the QEMU that savefs started for NAME (pid, argv), for later saves
+ *   STORE/NAME/.restoring     the QEMU of a restore in progress, killed at start if savefs died
  * Pure file operations, any thread. */
 #ifndef SAVEFS_STORE_H
 #define SAVEFS_STORE_H
 
 #include <stddef.h>
 
-#define STORE_TMP         ".tmp"
-#define STORE_QEMU_RECORD ".qemu.json"
+#define STORE_TMP          ".tmp"
+#define STORE_QEMU_RECORD  ".qemu.json"
+#define STORE_SAVE_MARK    ".source" /* in a save's tmp dir: "PID RUNNING", before the VM stops */
+#define STORE_RESTORE_MARK ".restoring" /* in STORE/VM: "PID" of a QEMU being restored */
 
 /* snprintf into PATH of length PATH_MAX; -ENAMETOOLONG if it does not fit. */
 int store_path(char *path, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
@@ -39,8 +42,13 @@ int store_publish(const char *store, const char *vm, const char *tmp, const char
                   size_t errlen);
 /* Removes DIR and the regular files in it (one level: that is all a save creates). */
 int store_remove_dir(const char *dir);
-/* Removes every leftover STORE/ * /.tmp/ * and calls REPORT for each; returns how many. */
-int store_clean_tmp(const char *store, void (*report)(const char *path));
+/* Calls LEFTOVER(OPAQUE, VM, PATH) for every leftover save directory STORE/VM/.tmp/X, then
+ * removes it. Returns how many there were. */
+int store_clean_tmp(const char *store, void *opaque,
+                    void (*leftover)(void *opaque, const char *vm, const char *path));
+/* Writes TEXT to PATH (0600), replacing it. Survives savefs being killed, not a power loss. */
+int store_write_text(const char *path, const char *text);
+
 /* fsync of a directory. */
 int store_fsync_dir(const char *dir);
 

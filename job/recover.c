@@ -1,0 +1,173 @@
+/* recover: what savefs does at start about jobs that a killed savefs left behind. A save that
+ * died leaves its VM paused (savefs stopped it) and a temporary directory: the VM is resumed and
+ * the directory removed. A restore that died leaves a QEMU that never ran the guest: it is
+ * killed, and the snapshot can be restored again. Runs once, before the mount, in main's thread. */
+#include "job_int.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <limits.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "migrate.h"
+#include "qemu.h"
+#include "qmp.h"
+#include "store.h"
+
+#define RECOVER_QMP_TIMEOUT_MS 2000
+#define CANCEL_WAIT_MS         10000
+#define TICK_MS                100
+
+/* A job to lend mig_cmd its VM name and error buffer. */
+struct recovery {
+    struct vm_state vm;
+    struct job job;
+    void (*log)(const char *msg);
+};
+
+static void recovery_init(struct recovery *r, struct job_ctx *ctx, const char *vm,
+                          void (*log)(const char *msg))
+{
+    memset(r, 0, sizeof(*r));
+    snprintf(r->vm.name, sizeof(r->vm.name), "%.64s", vm);
+    r->job.ctx = ctx;
+    r->job.vm = &r->vm;
+    r->log = log;
+}
+
+static void say(struct recovery *r, const char *what, const char *detail)
+{
+    char msg[2 * JOB_ERR_MAX];
+
+    snprintf(msg, sizeof(msg), "%s: %s%s%.1000s", r->vm.name, what, detail[0] ? ": " : "", detail);
+    r->log(msg);
+}
+
+static int read_pid_file(const char *path, pid_t *pid, int *running)
+{
+    FILE *f = fopen(path, "re");
+    int p = 0, run = 0, n;
+
+    if (!f)
+        return -errno;
+    n = fscanf(f, "%d %d", &p, &run);
+    fclose(f);
+    if (n < 1 || p <= 0)
+        return -EINVAL;
+    *pid = p;
+    if (running)
+        *running = run;
+    return 0;
+}
+
+/* Connects to VM's monitor if the QEMU behind it is PID. */
+static struct qmp *connect_pid(struct recovery *r, pid_t pid)
+{
+    char path[PATH_MAX], err[256];
+    struct qmp *q = NULL;
+
+    if (job_qmp_path(r->job.ctx, r->vm.name, path) || !qemu_listening(path) ||
+        qmp_connect(&q, path, RECOVER_QMP_TIMEOUT_MS, err, sizeof(err)))
+        return NULL;
+    if (qmp_peer_pid(q) != pid) {
+        qmp_close(q);
+        return NULL;
+    }
+    return q;
+}
+
+static void cancel_migration(struct recovery *r, struct qmp *q)
+{
+    char status[32], why[256];
+
+    if (mig_query(&r->job, q, status, sizeof(status), why, sizeof(why)) || mig_finished(status) ||
+        strcmp(status, "none") == 0)
+        return;
+    mig_cmd(&r->job, q, "migrate_cancel", NULL, NULL);
+    for (int waited = 0; waited < CANCEL_WAIT_MS; waited += TICK_MS) {
+        if (mig_query(&r->job, q, status, sizeof(status), why, sizeof(why)) || mig_finished(status))
+            return;
+        poll(NULL, 0, TICK_MS);
+    }
+}
+
+static void resume_saved_vm(void *opaque, const char *vm, const char *tmpdir)
+{
+    struct recovery *r = opaque, rv;
+    char mark[PATH_MAX];
+    int running = 0;
+    struct qmp *q;
+    pid_t pid;
+
+    recovery_init(&rv, r->job.ctx, vm, r->log);
+    say(&rv, "removing the partial save", tmpdir);
+    if (store_path(mark, "%s/%s", tmpdir, STORE_SAVE_MARK) || read_pid_file(mark, &pid, &running) ||
+        !running)
+        return;
+    q = connect_pid(&rv, pid);
+    if (!q)
+        return;
+    cancel_migration(&rv, q);
+    if (mig_cmd(&rv.job, q, "cont", NULL, NULL) == 0)
+        say(&rv, "resumed the VM that an interrupted save had paused", "");
+    else
+        say(&rv, "could not resume the VM that an interrupted save had paused", rv.job.err);
+    qmp_close(q);
+}
+
+/* The QEMU of a restore that did not finish never ran the guest unless it is running now. */
+static void kill_half_restored(struct recovery *r, const char *mark)
+{
+    json_t *status = NULL;
+    struct qmp *q;
+    pid_t pid;
+
+    if (read_pid_file(mark, &pid, NULL))
+        goto out;
+    q = connect_pid(r, pid);
+    if (q && mig_cmd(&r->job, q, "query-status", NULL, &status) == 0 &&
+        json_is_true(json_object_get(status, "running"))) {
+        say(r, "an interrupted restore had already resumed its VM", "");
+    } else if (kill(pid, 0) == 0 && qemu_pid_is_incoming(pid)) {
+        kill(pid, SIGKILL);
+        say(r, "killed the QEMU of an interrupted restore", "");
+    }
+    json_decref(status);
+    if (q)
+        qmp_close(q);
+out:
+    unlink(mark);
+}
+
+static void recover_restores(struct job_ctx *ctx, void (*log)(const char *msg))
+{
+    char mark[PATH_MAX];
+    struct recovery r;
+    DIR *d = opendir(ctx->store);
+    struct dirent *e;
+
+    if (!d)
+        return;
+    while ((e = readdir(d))) {
+        if (e->d_name[0] == '.' ||
+            store_path(mark, "%s/%s/%s", ctx->store, e->d_name, STORE_RESTORE_MARK) ||
+            access(mark, F_OK) < 0)
+            continue;
+        recovery_init(&r, ctx, e->d_name, log);
+        kill_half_restored(&r, mark);
+    }
+    closedir(d);
+}
+
+void job_recover(struct job_ctx *ctx, void (*log)(const char *msg))
+{
+    struct recovery r;
+
+    recovery_init(&r, ctx, "", log);
+    store_clean_tmp(ctx->store, &r, resume_saved_vm);
+    recover_restores(ctx, log);
+}
