@@ -220,6 +220,10 @@ static int wait_migration(struct save *s)
         if (job_cancelled(s->job))
             return job_fail(s->job, -EINTR, "save cancelled");
         rc = mig_query(s->job, s->qmp, status, sizeof(status), why, sizeof(why));
+        if (rc && qemu_exited(s->pidfd)) {
+            s->migrating = 0;
+            return job_fail(s->job, -EIO, "QEMU exited during the save");
+        }
         if (rc)
             return rc;
         if (strcmp(status, "completed") == 0)

@@ -14,6 +14,7 @@ set -euo pipefail
 source "$SRC_DIR/tests/e2e/guest.sh"
 
 SAVEFS_PIDS=()
+LOOP_MOUNTS=()
 
 log() {
     echo "[$(date +%T)] $*" >&2
@@ -52,8 +53,10 @@ savefs_stop() {
             sleep 0.1
         done
         kill -9 "$pid" 2>/dev/null || true
+        while kill -0 "$pid" 2>/dev/null; do sleep 0.1; done
     done
     SAVEFS_PIDS=()
+LOOP_MOUNTS=()
 }
 
 # The QEMU that serves VM $1 now (started by the test or restored by savefs): its pidfile.
@@ -102,6 +105,53 @@ vm_check_alive() {
     [[ $(guest_seed "$T/$name.serial") == "$seed" ]] || die "$name: another seed: a fresh boot?"
 }
 
+# The store on a fresh ext4 filesystem of $1 MiB on a loop device (O_DIRECT works there, and
+# its space runs out).
+store_on_loop() {
+    truncate -s "${1}M" "$T/store.img"
+    mkfs.ext4 -q -F "$T/store.img"
+    mkdir -p "$STORE"
+    mount -o loop "$T/store.img" "$STORE"
+    LOOP_MOUNTS+=("$STORE")
+}
+
+# Caps savefs's reads and writes of the loop store at $1 bytes/s (cgroup v1 blkio; O_DIRECT I/O
+# is charged to the process that issues it), so that a job lasts long enough to be hit mid-way.
+# Exits 77 (skipped) where the machine has no blkio throttling.
+throttle_savefs() {
+    local dev cg=/sys/fs/cgroup/blkio/savefs-e2e-$$
+    [[ -f /sys/fs/cgroup/blkio/blkio.throttle.write_bps_device ]] || { echo "no blkio throttle" >&2; exit 77; }
+    dev=$(findmnt -n -o MAJ:MIN --target "$STORE" | tr -d ' ')
+    mkdir -p "$cg"
+    echo "$dev $1" >"$cg/blkio.throttle.write_bps_device"
+    echo "$dev $1" >"$cg/blkio.throttle.read_bps_device"
+    echo "${SAVEFS_PIDS[-1]}" >"$cg/cgroup.procs"
+    THROTTLE_CG=$cg
+}
+
+# The value of "key" in VM $1's status (the first occurrence: the job's, when one runs).
+status_field() {
+    sed -n "s/^ *\"$2\": \"\{0,1\}\([^\",]*\)\"\{0,1\},\{0,1\}\$/\1/p" "$MNT/$1/status" | head -n1
+}
+
+# Waits until VM $1's job is in phase $2 and has moved some bytes.
+wait_phase() {
+    for _ in $(seq 300); do
+        if [[ $(status_field "$1" phase) == "$2" && $(status_field "$1" bytes_done) != 0 ]]; then
+            return 0
+        fi
+        sleep 0.1
+    done
+    die "$1 never reached phase $2: $(cat "$MNT/$1/status")"
+}
+
+# Fails unless the store holds no partial save of VM $1.
+check_no_partial() {
+    local left
+    left=$(find "$STORE/$1/.tmp" -mindepth 1 2>/dev/null || true)
+    [[ -z $left ]] || die "partial save left behind: $left"
+}
+
 e2e_cleanup() {
     local rc=$? name pid
     set +e
@@ -112,6 +162,15 @@ e2e_cleanup() {
     done
     guest_cleanup
     savefs_stop
+    if [[ -n ${THROTTLE_CG:-} ]]; then
+        cat "$THROTTLE_CG/cgroup.procs" 2>/dev/null | while read -r pid; do
+            echo "$pid" >/sys/fs/cgroup/blkio/cgroup.procs
+        done
+        rmdir "$THROTTLE_CG"
+    fi
+    for m in ${LOOP_MOUNTS[@]+"${LOOP_MOUNTS[@]}"}; do
+        umount "$m" || umount -l "$m"
+    done
     if [[ $rc -ne 0 ]]; then
         echo "---- savefs log" >&2
         tail -n 30 "$T/savefs.log" >&2
