@@ -95,6 +95,8 @@ int manifest_write(const char *path, const struct manifest *m, char *err, size_t
     if (rc)
         return rc;
     root = manifest_to_json(m);
+    if (root && m->hmac[0])
+        json_object_set_new(root, "hmac", json_string(m->hmac));
     text = root ? json_dumps(root, JSON_INDENT(2) | JSON_PRESERVE_ORDER) : NULL;
     if (!text) {
         snprintf(err, errlen, "%s: cannot encode the manifest", path);
@@ -274,6 +276,33 @@ static int parse_root(json_t *root, struct manifest *m, char *err, size_t errlen
     return rc ? rc : manifest_check(m, err, errlen);
 }
 
+#define CANONICAL_FLAGS (JSON_COMPACT | JSON_SORT_KEYS | JSON_ENSURE_ASCII)
+
+int manifest_canonical(const struct manifest *m, char **text)
+{
+    json_t *root = manifest_to_json(m);
+
+    *text = root ? json_dumps(root, CANONICAL_FLAGS) : NULL;
+    json_decref(root);
+    return *text ? 0 : -ENOMEM;
+}
+
+/* Takes the optional "hmac" out of ROOT into M and keeps the canonical text of the rest. */
+static int take_signature(json_t *root, struct manifest *m, char *err, size_t errlen)
+{
+    json_t *h = json_object_get(root, "hmac");
+
+    if (h && (!json_is_string(h) || json_string_length(h) >= sizeof(m->hmac))) {
+        snprintf(err, errlen, "'hmac' is not a string of at most %zu bytes", sizeof(m->hmac) - 1);
+        return -EINVAL;
+    }
+    if (h)
+        snprintf(m->hmac, sizeof(m->hmac), "%s", json_string_value(h));
+    json_object_del(root, "hmac");
+    m->canonical = json_dumps(root, CANONICAL_FLAGS);
+    return m->canonical ? 0 : -ENOMEM;
+}
+
 int manifest_read(const char *path, struct manifest *m, char *err, size_t errlen)
 {
     char reason[256];
@@ -282,12 +311,18 @@ int manifest_read(const char *path, struct manifest *m, char *err, size_t errlen
     int rc;
 
     memset(m, 0, sizeof(*m));
+    if (access(path, F_OK) < 0) {
+        snprintf(err, errlen, "%s is missing", path);
+        return -ENOENT;
+    }
     root = json_load_file(path, JSON_REJECT_DUPLICATES, &jerr);
     if (!root) {
         snprintf(err, errlen, "%s: %s (line %d)", path, jerr.text, jerr.line);
-        return jerr.position == 0 && access(path, F_OK) < 0 ? -ENOENT : -EINVAL;
+        return -EINVAL;
     }
     rc = json_is_object(root) ? parse_root(root, m, reason, sizeof(reason)) : -EINVAL;
+    if (!rc)
+        rc = take_signature(root, m, reason, sizeof(reason));
     if (!json_is_object(root))
         snprintf(reason, sizeof(reason), "not a JSON object");
     if (rc) {
@@ -390,6 +425,8 @@ void manifest_free(struct manifest *m)
     free(m->argv);
     free(m->binary);
     free(m->cwd);
+    free(m->canonical);
+    m->canonical = NULL;
     m->argv = NULL;
     m->binary = NULL;
     m->cwd = NULL;

@@ -129,9 +129,19 @@ throttle_savefs() {
     THROTTLE_CG=$cg
 }
 
+unthrottle_savefs() {
+    local dev
+    dev=$(findmnt -n -o MAJ:MIN --target "$STORE" | tr -d ' ')
+    echo "$dev 0" >"$THROTTLE_CG/blkio.throttle.write_bps_device"
+    echo "$dev 0" >"$THROTTLE_CG/blkio.throttle.read_bps_device"
+}
+
 # The value of "key" in VM $1's status (the first occurrence: the job's, when one runs).
 status_field() {
-    sed -n "s/^ *\"$2\": \"\{0,1\}\([^\",]*\)\"\{0,1\},\{0,1\}\$/\1/p" "$MNT/$1/status" | head -n1
+    local v
+    v=$(sed -n "s/^ *\"$2\": \"\(.*\)\",\{0,1\}\$/\1/p" "$MNT/$1/status" | head -n1)
+    [[ -n $v ]] || v=$(sed -n "s/^ *\"$2\": \([^\",]*\),\{0,1\}\$/\1/p" "$MNT/$1/status" | head -n1)
+    echo "$v"
 }
 
 # Waits until VM $1's job is in phase $2 and has moved some bytes.
@@ -169,7 +179,7 @@ e2e_cleanup() {
         rmdir "$THROTTLE_CG"
     fi
     for m in ${LOOP_MOUNTS[@]+"${LOOP_MOUNTS[@]}"}; do
-        umount "$m" || umount -l "$m"
+        umount "$m" || { ls -l /proc/[0-9]*/fd /proc/[0-9]*/cwd 2>/dev/null | grep -F "$m" >&2; umount -l "$m"; }
     done
     if [[ $rc -ne 0 ]]; then
         echo "---- savefs log" >&2
