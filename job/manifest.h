@@ -32,6 +32,8 @@ struct manifest {
     double duration_s;
     struct cp_file files[MANIFEST_MAX_FILES];
     int nfiles;
+    char hmac[128];  /* optional: "hmac-sha256:KEYID:MAC" over the canonical text (see trust.h) */
+    char *canonical; /* read: the manifest without "hmac", keys sorted, compact: what is signed */
 };
 
 /* Writes M as PATH (created 0600, must not exist) and fsyncs it. */
@@ -39,6 +41,10 @@ int manifest_write(const char *path, const struct manifest *m, char *err, size_t
 
 /* Reads and validates PATH. On success M owns allocated strings: manifest_free(M). */
 int manifest_read(const char *path, struct manifest *m, char *err, size_t errlen);
+
+/* The canonical text of M (keys sorted, compact, no "hmac"), as manifest_read sets m->canonical
+ * for the file that manifest_write makes of M. Malloc'd in *TEXT. */
+int manifest_canonical(const struct manifest *m, char **text);
 
 /* Validates M the way manifest_read does (used before writing, too). */
 int manifest_check(const struct manifest *m, char *err, size_t errlen);
