@@ -56,7 +56,6 @@ savefs_stop() {
         while kill -0 "$pid" 2>/dev/null; do sleep 0.1; done
     done
     SAVEFS_PIDS=()
-LOOP_MOUNTS=()
 }
 
 # The QEMU that serves VM $1 now (started by the test or restored by savefs): its pidfile.
