@@ -1,9 +1,30 @@
 #!/bin/sh
-# The whole test suite: installs dependencies, builds into build/ and runs ctest.
-# Extra arguments go to ctest (e.g. -R core).
+# The whole test suite: installs dependencies, then builds and runs ctest three ways: plain (with
+# valgrind over the unit tests), with AddressSanitizer and UndefinedBehaviorSanitizer, and the
+# libFuzzer targets for a bounded time. `contrib/test.sh --quick` runs the plain pass only.
+# Further arguments go to ctest (e.g. -R core).
 set -eu
 cd "$(dirname "$0")/.."
+quick=
+if [ "${1:-}" = --quick ]; then
+    quick=1
+    shift
+fi
 contrib/install-deps.sh
+jobs=$(nproc)
+
+echo "==== plain build"
 cmake -S . -B build -DCMAKE_BUILD_TYPE=RelWithDebInfo
-cmake --build build -j"$(nproc)"
-ctest --test-dir build --output-on-failure -j2 --timeout 900 "$@"
+cmake --build build -j"$jobs"
+ctest --test-dir build --output-on-failure -j2 "$@"
+[ -n "$quick" ] && exit 0
+
+echo "==== AddressSanitizer + UndefinedBehaviorSanitizer build"
+cmake -S . -B build-asan -DCMAKE_BUILD_TYPE=Debug -DSAVEFS_SANITIZE=ON
+cmake --build build-asan -j"$jobs"
+ASAN_OPTIONS=detect_leaks=1 ctest --test-dir build-asan --output-on-failure -j2 "$@"
+
+echo "==== libFuzzer targets"
+CC=clang cmake -S . -B build-fuzz -DCMAKE_BUILD_TYPE=Debug -DSAVEFS_FUZZ=ON
+cmake --build build-fuzz -j"$jobs"
+ctest --test-dir build-fuzz --output-on-failure "$@"

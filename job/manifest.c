@@ -303,7 +303,8 @@ static int take_signature(json_t *root, struct manifest *m, char *err, size_t er
     return m->canonical ? 0 : -ENOMEM;
 }
 
-int manifest_read(const char *path, struct manifest *m, char *err, size_t errlen)
+int manifest_parse(const char *text, size_t len, const char *name, struct manifest *m, char *err,
+                   size_t errlen)
 {
     char reason[256];
     json_error_t jerr;
@@ -311,13 +312,9 @@ int manifest_read(const char *path, struct manifest *m, char *err, size_t errlen
     int rc;
 
     memset(m, 0, sizeof(*m));
-    if (access(path, F_OK) < 0) {
-        snprintf(err, errlen, "%s is missing", path);
-        return -ENOENT;
-    }
-    root = json_load_file(path, JSON_REJECT_DUPLICATES, &jerr);
+    root = json_loadb(text, len, JSON_REJECT_DUPLICATES, &jerr);
     if (!root) {
-        snprintf(err, errlen, "%s: %s (line %d)", path, jerr.text, jerr.line);
+        snprintf(err, errlen, "%s: %s (line %d)", name, jerr.text, jerr.line);
         return -EINVAL;
     }
     rc = json_is_object(root) ? parse_root(root, m, reason, sizeof(reason)) : -EINVAL;
@@ -326,10 +323,58 @@ int manifest_read(const char *path, struct manifest *m, char *err, size_t errlen
     if (!json_is_object(root))
         snprintf(reason, sizeof(reason), "not a JSON object");
     if (rc) {
-        snprintf(err, errlen, "%s: %s", path, reason);
+        snprintf(err, errlen, "%s: %s", name, reason);
         manifest_free(m);
     }
     json_decref(root);
+    return rc;
+}
+
+/* Reads all of PATH, up to MANIFEST_MAX_BYTES, into a malloc'd *TEXT. */
+static int slurp(const char *path, char **text, size_t *len)
+{
+    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+    size_t n = 0;
+    ssize_t got;
+    int rc = 0;
+
+    if (fd < 0)
+        return -errno;
+    *text = malloc(MANIFEST_MAX_BYTES + 1);
+    while (*text && n <= MANIFEST_MAX_BYTES &&
+           (got = read(fd, *text + n, MANIFEST_MAX_BYTES + 1 - n)) != 0) {
+        if (got < 0 && errno == EINTR)
+            continue;
+        if (got < 0) {
+            rc = -errno;
+            break;
+        }
+        n += (size_t)got;
+    }
+    close(fd);
+    if (!*text)
+        return -ENOMEM;
+    if (!rc && n > MANIFEST_MAX_BYTES)
+        rc = -EFBIG;
+    *len = n;
+    return rc;
+}
+
+int manifest_read(const char *path, struct manifest *m, char *err, size_t errlen)
+{
+    char *text = NULL;
+    size_t len = 0;
+    int rc = slurp(path, &text, &len);
+
+    memset(m, 0, sizeof(*m));
+    if (rc == -ENOENT)
+        snprintf(err, errlen, "%s is missing", path);
+    else if (rc)
+        snprintf(err, errlen, "%s: %s", path,
+                 rc == -EFBIG ? "larger than a manifest can be" : strerror(-rc));
+    else
+        rc = manifest_parse(text, len, path, m, err, errlen);
+    free(text);
     return rc;
 }
 

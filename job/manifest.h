@@ -39,7 +39,12 @@ struct manifest {
 /* Writes M as PATH (created 0600, must not exist) and fsyncs it. */
 int manifest_write(const char *path, const struct manifest *m, char *err, size_t errlen);
 
-/* Reads and validates PATH. On success M owns allocated strings: manifest_free(M). */
+/* Parses and validates the LEN bytes of TEXT, read from NAME (named in errors). On success M owns
+ * allocated strings: manifest_free(M). */
+int manifest_parse(const char *text, size_t len, const char *name, struct manifest *m, char *err,
+                   size_t errlen);
+
+/* Reads PATH and parses it. */
 int manifest_read(const char *path, struct manifest *m, char *err, size_t errlen);
 
 /* The canonical text of M (keys sorted, compact, no "hmac"), as manifest_read sets m->canonical

@@ -164,6 +164,11 @@ check_no_partial() {
 e2e_cleanup() {
     local rc=$? name pid
     set +e
+    # A sanitizer build of savefs reports into its log: any report fails the test.
+    if grep -qE 'ERROR: (Address|Leak)Sanitizer|runtime error:' "$T/savefs.log" 2>/dev/null; then
+        echo "FAIL: sanitizer report in savefs's log" >&2
+        rc=1
+    fi
     for pidfile in "$QMP"/*.pid; do
         [[ -f $pidfile ]] || continue
         name=$(basename "$pidfile" .pid)
