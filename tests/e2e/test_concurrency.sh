@@ -49,6 +49,7 @@ for vm in "${VMS[@]}"; do
 done
 
 log "reads start no job"
+unthrottle_savefs # tar reads every snapshot through the mount
 read_everything
 for vm in "${VMS[@]}"; do
     [[ $(vm_state "$vm") == stopped ]] || die "$vm is $(vm_state "$vm") after reads"
@@ -56,6 +57,7 @@ for vm in "${VMS[@]}"; do
 done
 
 log "a save during a restore is refused"
+throttle_savefs $((40 << 20))
 sync && echo 3 >/proc/sys/vm/drop_caches
 mv "$MNT/vm1/snapshots/together" "$MNT/vm1/restore/" 2>"$T/mv.err" &
 mover=$!
