@@ -40,6 +40,13 @@ if touch "$MNT/newfile" 2>/dev/null; then die "a file at the top was created"; f
 if ln -s /etc/passwd "$MNT/vm1/link" 2>/dev/null; then die "a symlink was created"; fi
 if mv "$MNT/vm1/save" "$MNT/vm1/saved" 2>/dev/null; then die "save was renamed"; fi
 
+log "a snapshot of another VM into restore/: EXDEV (rename(2) itself; mv would then copy)"
+mkdir "$MNT/vm2" && mkdir "$STORE/vm2/snapshots/s"
+perl -e 'rename($ARGV[0], $ARGV[1]) and exit 1; print "$!\n"' "$MNT/vm2/snapshots/s" \
+    "$MNT/vm1/restore/s" >"$T/err" || die "the rename across VMs succeeded"
+grep -q "cross-device" "$T/err" || die "not EXDEV: $(cat "$T/err")"
+rmdir "$STORE/vm2/snapshots/s" && rmdir "$MNT/vm2"
+
 [[ $(cd "$STORE" && find . | sort) == "$before" ]] || die "bad input changed the store"
 rmdir "$MNT/vm1" || die "rmdir of an empty VM entry failed"
 [[ ! -e $STORE/vm1 ]] || die "rmdir left the store entry"
