@@ -4,7 +4,8 @@ set -eu
 SUDO=
 [ "$(id -u)" -eq 0 ] || SUDO=sudo
 packages="build-essential cmake pkg-config libfuse3-dev fuse3 libjansson-dev libzstd-dev
-libxxhash-dev qemu-system-x86 cpio gzip kmod"
+libxxhash-dev nettle-dev qemu-system-x86 cpio gzip kmod clang libclang-rt-14-dev valgrind
+jq attr rsync netcat-openbsd iproute2"
 missing=
 for p in $packages; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing="$missing $p"

@@ -1,5 +1,6 @@
 /* copier: moves QEMU migration streams between unix sockets and chunk files, one thread per
- * stream, checksumming as bytes pass. Knows no QMP and no FUSE. */
+ * stream, checksumming as bytes pass, compressing on request into seekable zstd frames
+ * (zframe.h). Knows no QMP and no FUSE. */
 #ifndef SAVEFS_COPIER_H
 #define SAVEFS_COPIER_H
 
@@ -20,13 +21,18 @@ struct cp_file {
     enum cp_kind kind;
     int channel;   /* channel id; -1 for main */
     uint64_t size; /* bytes in the file */
-    uint64_t xxh3; /* XXH3-64 of the file's bytes */
+    uint64_t xxh3; /* XXH3-64 of the file's bytes as stored (what cp or rsync can verify) */
+    int zstd;      /* 1: the file holds its stream as zstd frames with a seek table (zframe.h) */
+    /* zstd files only, else 0: the stream itself, checked end to end after decompression */
+    uint64_t stream_size, stream_xxh3;
 };
 
 struct cp_opts {
     int direct_io;   /* 1: O_DIRECT where the store supports it, silently buffered where not */
-    size_t buf_size; /* per-stream buffer, a multiple of 4096; 0 means the default */
+    size_t buf_size; /* per-stream buffer, a multiple of 4096; 0: a share of CP_MEM_BUDGET */
     int stall_ms;    /* restore: a stream whose peer accepts no byte for this long fails */
+    int zstd_level;  /* save: 0 stores main and channels as they come; 1..19 compresses them
+                        (indexes stay plain). A restore follows each file's zstd flag. */
 };
 
 /* ---- save: QEMU connects to us ---- */
@@ -34,7 +40,8 @@ struct cp_save;
 
 /* Listens on SOCK_PATH (created, mode 0600) for the main stream and NCHANNELS multifd channels,
  * which may connect in any order, and streams each into its file in DIR: "main", "channel-K" and
- * the index "channel-K.idx". Returns at once; threads do the work. */
+ * the index "channel-K.idx" (which maps pages to offsets in the stream, compressed or not).
+ * Returns at once; threads do the work. */
 int cp_save_start(struct cp_save **out, const char *sock_path, const char *dir, int nchannels,
                   const struct cp_opts *opts, char *err, size_t errlen);
 /* Bytes received so far, all streams together. Any thread. */
@@ -58,7 +65,8 @@ struct cp_restore;
 /* Connects to SOCK_PATH once for FILES[i] of kind CP_MAIN, then once per CP_CHANNEL file in
  * order, writing each channel's 64-byte handshake right after its connect (QEMU 7.2 takes the
  * first connection as main and reads each handshake synchronously), then pumps every file from
- * DIR concurrently. CP_INDEX entries are checked against their size and checksum only. */
+ * DIR concurrently, decompressing zstd files (which must open with a zstd frame; a plain one
+ * must not). CP_INDEX entries are checked against their size and checksum only. */
 int cp_restore_start(struct cp_restore **out, const char *sock_path, const char *dir,
                      const struct cp_file *files, int nfiles, const struct cp_opts *opts, char *err,
                      size_t errlen);
@@ -66,7 +74,9 @@ uint64_t cp_restore_bytes(struct cp_restore *r);
 int cp_restore_done(struct cp_restore *r);
 void cp_restore_cancel(struct cp_restore *r);
 /* Waits for every pump; returns 0 only if every file was sent whole and its size and checksum
- * match FILES. Otherwise the first error, naming the file (-EBADMSG for a checksum mismatch). */
+ * match FILES (and, for zstd files, the stream's too). Otherwise the first error, naming the
+ * file (-EBADMSG for a checksum mismatch or a damaged frame). A stream's last bytes go to QEMU
+ * only after those checks, so that QEMU cannot complete a restore from a damaged file. */
 int cp_restore_finish(struct cp_restore *r, char *err, size_t errlen);
 /* Joins threads (cancelling a restore still running), closes and frees. */
 void cp_restore_free(struct cp_restore *r);

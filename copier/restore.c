@@ -1,7 +1,8 @@
 /* restore: we connect to QEMU's destination, main first and then each channel, writing each
  * channel's handshake right after its connect (7.2 reads it synchronously), then one thread per
- * stream pumps its file into its socket, all at once. The cp_restore_* functions are called from
- * the caller's thread; cancel and the progress counters from any thread. */
+ * stream pumps its file, decompressed if it holds zstd frames, into its socket, all at once. The
+ * cp_restore_* functions are called from the caller's thread; cancel and the progress counters
+ * from any thread. */
 #include <errno.h>
 #include <limits.h>
 #include <poll.h>
@@ -16,6 +17,9 @@
 #include "multifd.h"
 #include "stream.h"
 #include "worker.h"
+#include "zframe.h"
+
+#define CP_ZSTD_MAGIC_BE 0x28b52ffdu /* ZSTD_MAGICNUMBER as the file's first four bytes, read be32 */
 
 struct cp_restore_stream {
     /* set by cp_restore_start before the stream's thread starts */
@@ -26,8 +30,11 @@ struct cp_restore_stream {
     pthread_t thread;
     /* owned by the stream's thread once started */
     struct cp_freader *rd;
-    const uint8_t *data; /* the chunk read last; DATA[done..len) is still to go */
+    struct cp_zreader *z; /* decompresses what rd reads; NULL for a plain file */
+    const uint8_t *data;  /* the chunk of the stream taken last; DATA[done..len) is still to go */
     size_t len, done;
+    uint64_t taken; /* stream bytes taken from the file so far */
+    int last;       /* DATA ends the stream, and the file and the stream have been checked */
     uint64_t sent;
 };
 
@@ -35,6 +42,8 @@ struct cp_restore {
     /* set before any thread starts */
     char dir[PATH_MAX];
     int stall_ms;
+    int direct_io;
+    size_t buf_size;
     int nstreams; /* main, then the channels in the caller's order */
     struct cp_restore_stream streams[CP_MAX_CHANNELS + 1];
     int nindex;
@@ -76,16 +85,78 @@ static int cp_restore_plan(struct cp_restore *r, const struct cp_file *files, in
     }
     if (nmain == 0)
         return cp_msg(err, errlen, -EINVAL, "no main stream among the files");
+    /* A zstd stream holds a file buffer, a buffer of output and a window of a frame or so. */
+    int zstd = 0;
+    for (int i = 0; i < r->nstreams; i++)
+        zstd |= r->streams[i].f.zstd;
+    if (r->buf_size == 0)
+        r->buf_size = cp_buf_share(r->nstreams, zstd ? 3 : 1);
+    return cp_buf_size(&r->buf_size, err, errlen);
+}
+
+static uint32_t cp_be32(const uint8_t *p)
+{
+    return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
+}
+
+/* The file and, for zstd, the stream it held match the manifest: called once the stream's last
+ * byte is taken, before it is sent. */
+static int cp_restore_check(struct cp_restore_stream *st, char *why, size_t whylen)
+{
+    const struct cp_file *f = &st->f;
+    int r = st->z ? cp_zreader_end(st->z, why, whylen) : 0;
+    if (r == 0)
+        r = cp_freader_check(st->rd, f->size, f->xxh3, why, whylen);
+    if (r < 0 || !st->z)
+        return r;
+    uint64_t h = cp_zreader_xxh3(st->z);
+    if (cp_zreader_size(st->z) != f->stream_size)
+        return cp_msg(why, whylen, -EBADMSG, "holds a stream of %llu bytes, expected %llu",
+                      (unsigned long long)cp_zreader_size(st->z),
+                      (unsigned long long)f->stream_size);
+    if (h != f->stream_xxh3)
+        return cp_msg(why, whylen, -EBADMSG,
+                      "stream checksum mismatch (xxh3 %016llx, expected %016llx)",
+                      (unsigned long long)h, (unsigned long long)f->stream_xxh3);
     return 0;
 }
 
-/* Opens the stream's file and reads its first chunk, which must hold a channel's handshake. */
-static int cp_restore_open(struct cp_restore_stream *st, const struct cp_opts *opts, char *why,
-                           size_t whylen)
+/* Takes the next chunk of the stream into DATA. The chunk that ends the stream comes only once
+ * cp_restore_check passed, so that QEMU cannot complete a restore from a damaged file. */
+static int cp_restore_next(struct cp_restore_stream *st, char *why, size_t whylen)
+{
+    const struct cp_file *f = &st->f;
+    int first = st->taken == 0;
+    ssize_t n;
+    if (st->z) {
+        uint64_t left = f->stream_size - st->taken;
+        n = cp_zreader_read(st->z, &st->data, left < SIZE_MAX ? (size_t)left : SIZE_MAX, why,
+                            whylen);
+    } else {
+        n = cp_freader_fill(st->rd, &st->data, why, whylen);
+    }
+    if (n < 0)
+        return (int)n;
+    st->len = (size_t)n;
+    st->done = 0;
+    st->taken += (uint64_t)n;
+    /* What the file holds is told by the manifest and its first bytes, never by its name. */
+    if (first && !st->z && n >= 4 && cp_be32(st->data) == CP_ZSTD_MAGIC_BE)
+        return cp_msg(why, whylen, -EBADMSG,
+                      "holds zstd frames, but the manifest says it is not compressed");
+    if (st->z)
+        st->last = n == 0 || st->taken >= f->stream_size;
+    else
+        st->last = n == 0 || cp_freader_size(st->rd) >= f->size;
+    return st->last ? cp_restore_check(st, why, whylen) : 0;
+}
+
+/* Opens the stream's file and takes its first chunk, which must hold a channel's handshake. */
+static int cp_restore_open(struct cp_restore_stream *st, char *why, size_t whylen)
 {
     struct cp_restore *r = st->r;
     int rc =
-        cp_freader_open(&st->rd, r->dir, st->f.name, opts->buf_size, opts->direct_io, why, whylen);
+        cp_freader_open(&st->rd, r->dir, st->f.name, r->buf_size, r->direct_io, why, whylen);
     if (rc < 0)
         return rc;
     /* The whole file is checked at its end; a wrong size shows now, before QEMU sees a byte. */
@@ -93,10 +164,11 @@ static int cp_restore_open(struct cp_restore_stream *st, const struct cp_opts *o
     if (size != st->f.size)
         return cp_msg(why, whylen, -EBADMSG, "%s/%s has %llu bytes, expected %llu", r->dir,
                       st->f.name, (unsigned long long)size, (unsigned long long)st->f.size);
-    ssize_t n = cp_freader_fill(st->rd, &st->data, why, whylen);
-    if (n < 0)
-        return (int)n;
-    st->len = (size_t)n;
+    if (st->f.zstd && (rc = cp_zreader_open(&st->z, st->rd, r->buf_size, why, whylen)) < 0)
+        return rc;
+    rc = cp_restore_next(st, why, whylen);
+    if (rc < 0)
+        return rc;
     if (st->f.kind == CP_CHANNEL && st->len < CP_MULTIFD_HANDSHAKE_LEN)
         return cp_msg(why, whylen, -EBADMSG, "%s/%s is shorter than a multifd handshake", r->dir,
                       st->f.name);
@@ -172,24 +244,17 @@ static int cp_restore_connect(struct cp_restore_stream *st, int slot, const char
     return cp_restore_send(st, st->data, CP_MULTIFD_HANDSHAKE_LEN, why, whylen);
 }
 
-/* Sends the rest of the file. The last chunk goes out only once the whole file has matched its
- * size and checksum, so that QEMU cannot complete a restore from a damaged file. */
+/* Sends the rest of the stream, chunk by chunk. */
 static int cp_restore_pump(struct cp_restore_stream *st, char *why, size_t whylen)
 {
     int r = 0;
     for (;;) {
-        int last = st->len == 0 || cp_freader_size(st->rd) >= st->f.size;
-        if (last)
-            r = cp_freader_check(st->rd, st->f.size, st->f.xxh3, why, whylen);
-        if (r == 0)
-            r = cp_restore_send(st, st->data + st->done, st->len - st->done, why, whylen);
-        if (r < 0 || last)
+        r = cp_restore_send(st, st->data + st->done, st->len - st->done, why, whylen);
+        if (r < 0 || st->last)
             break;
-        ssize_t n = cp_freader_fill(st->rd, &st->data, why, whylen);
-        if (n < 0)
-            return (int)n;
-        st->len = (size_t)n;
-        st->done = 0;
+        r = cp_restore_next(st, why, whylen);
+        if (r < 0)
+            return r;
     }
     /* The destination may be gone once it has read everything. */
     if (r == 0 && shutdown(st->fd, SHUT_WR) < 0 && errno != ENOTCONN)
@@ -218,6 +283,8 @@ static int cp_restore_init(struct cp_restore *r, const char *dir, const struct c
         r->streams[i].fd = -1;
     }
     r->stall_ms = opts->stall_ms > 0 ? opts->stall_ms : 0;
+    r->direct_io = opts->direct_io;
+    r->buf_size = opts->buf_size;
     if (strlen(dir) >= sizeof(r->dir))
         return cp_msg(err, errlen, -ENAMETOOLONG, "directory path too long: %s", dir);
     strcpy(r->dir, dir);
@@ -225,15 +292,14 @@ static int cp_restore_init(struct cp_restore *r, const char *dir, const struct c
 }
 
 /* Opens every file, then connects in order: nothing reaches QEMU if a file is missing. */
-static int cp_restore_setup(struct cp_restore *r, const char *sock_path, const struct cp_opts *opts,
-                            char *err, size_t errlen)
+static int cp_restore_setup(struct cp_restore *r, const char *sock_path, char *err, size_t errlen)
 {
     char why[CP_ERR_MAX];
     struct cp_restore_stream *st = NULL;
     int rc = 0;
     for (int i = 0; rc == 0 && i < r->nstreams; i++) {
         st = &r->streams[i];
-        rc = cp_restore_open(st, opts, why, sizeof(why));
+        rc = cp_restore_open(st, why, sizeof(why));
     }
     for (int i = 0; rc == 0 && i < r->nstreams; i++) {
         st = &r->streams[i];
@@ -276,7 +342,7 @@ int cp_restore_start(struct cp_restore **out, const char *sock_path, const char 
     if (rc == 0)
         rc = cp_restore_plan(r, files, nfiles, err, errlen);
     if (rc == 0)
-        rc = cp_restore_setup(r, sock_path, opts, err, errlen);
+        rc = cp_restore_setup(r, sock_path, err, errlen);
     if (rc == 0)
         rc = cp_restore_run(r, err, errlen);
 out:
@@ -332,6 +398,7 @@ void cp_restore_free(struct cp_restore *r)
         cp_restore_join(r);
     }
     for (int i = 0; i < r->nstreams; i++) {
+        cp_zreader_free(r->streams[i].z);
         cp_freader_free(r->streams[i].rd);
         if (r->streams[i].fd >= 0)
             close(r->streams[i].fd);

@@ -1,8 +1,8 @@
 /* save: QEMU's source connects to our socket with its main stream and N multifd channels, in
  * any order. An accept thread gives every connection a thread of its own, which tells the
- * stream by its first bytes and copies it verbatim into its file, indexing channels on the way.
- * The cp_save_* functions are called from the caller's thread; cancel and the progress
- * counters from any thread. */
+ * stream by its first bytes and copies it into its file, verbatim or as zstd frames, indexing
+ * channels on the way. The cp_save_* functions are called from the caller's thread; cancel and
+ * the progress counters from any thread. */
 #include <errno.h>
 #include <limits.h>
 #include <stdio.h>
@@ -17,6 +17,7 @@
 #include "multifd.h"
 #include "stream.h"
 #include "worker.h"
+#include "zframe.h"
 
 #define CP_MAIN_MAGIC 0x5145564du /* "QEVM" */
 
@@ -34,6 +35,7 @@ struct cp_save_conn {
     uint64_t size, xxh3;
     int indexed;
     uint64_t idx_size, idx_xxh3;
+    uint64_t stream_size, stream_xxh3; /* when compressed */
 };
 
 struct cp_save {
@@ -41,7 +43,8 @@ struct cp_save {
     char sock_path[sizeof(((struct sockaddr_un *)0)->sun_path)];
     char dir[PATH_MAX];
     int nchannels;
-    size_t buf_size;
+    size_t buf_size;   /* the file writer's, or with zstd the frame's */
+    struct cp_zpool *zpool; /* NULL: no compression */
     int direct_io;
     int listen_fd;
     int bound; /* sock_path is ours to remove */
@@ -167,31 +170,45 @@ static int cp_save_stream(struct cp_save_conn *c, char *why, size_t whylen)
     uint8_t head[CP_MULTIFD_HANDSHAKE_LEN];
     size_t have = 0;
     struct cp_fwriter *w = NULL;
+    struct cp_zwriter *z = NULL;
     struct cp_multifd *m = NULL;
     char idx_name[CP_NAME_MAX];
     int r = cp_save_identify(c, head, &have, why, whylen);
     if (r < 0)
         goto out;
-    r = cp_fwriter_open(&w, s->dir, c->name, s->buf_size, s->direct_io, why, whylen);
+    size_t wbuf = s->zpool ? cp_zwriter_buf_size(s->buf_size) : s->buf_size;
+    r = cp_fwriter_open(&w, s->dir, c->name, wbuf, s->direct_io, why, whylen);
     if (r < 0)
         goto out;
+    struct cp_stage *st = cp_fwriter_stage(w);
+    if (s->zpool) {
+        r = cp_zwriter_open(&z, s->zpool, w, s->buf_size, why, whylen);
+        if (r < 0)
+            goto out;
+        st = cp_zwriter_stage(z);
+    }
     if (c->channel >= 0) {
         snprintf(idx_name, sizeof(idx_name), "channel-%d.idx", c->channel);
         r = cp_multifd_open(&m, s->dir, idx_name, why, whylen);
         if (r < 0)
             goto out;
     }
-    r = cp_save_pump(c, cp_fwriter_stage(w), m, head, have, why, whylen);
+    r = cp_save_pump(c, st, m, head, have, why, whylen);
     if (r < 0)
         goto out;
     c->size = cp_fwriter_size(w);
     c->xxh3 = cp_fwriter_xxh3(w);
+    if (z) {
+        c->stream_size = cp_zwriter_size(z);
+        c->stream_xxh3 = cp_zwriter_xxh3(z);
+    }
     if (c->indexed) {
         c->idx_size = cp_multifd_index_size(m);
         c->idx_xxh3 = cp_multifd_index_xxh3(m);
     }
 out:
     cp_multifd_free(m);
+    cp_zwriter_free(z);
     cp_fwriter_free(w);
     return r;
 }
@@ -280,9 +297,15 @@ static int cp_save_init(struct cp_save *s, const char *sock_path, const char *di
         return cp_msg(err, errlen, -EINVAL, "%d channels: 1 to %d are supported", nchannels,
                       CP_MAX_CHANNELS);
     s->nchannels = nchannels;
-    s->buf_size = opts->buf_size;
+    /* With zstd, each stream holds a frame and its compressed form. */
+    int level = opts->zstd_level;
+    s->buf_size = opts->buf_size ? opts->buf_size : cp_buf_share(nchannels + 1, level ? 2 : 1);
     int r = cp_buf_size(&s->buf_size, err, errlen);
     if (r < 0)
+        return r;
+    if (level && s->buf_size > CP_ZFRAME_SIZE)
+        s->buf_size = CP_ZFRAME_SIZE;
+    if (level && (r = cp_zpool_new(&s->zpool, level, s->buf_size, nchannels + 1, err, errlen)))
         return r;
     s->direct_io = opts->direct_io;
     if (strlen(sock_path) >= sizeof(s->sock_path))
@@ -358,6 +381,8 @@ static void cp_save_entry(struct cp_file *f, enum cp_kind kind, int channel, uin
     f->channel = channel;
     f->size = size;
     f->xxh3 = xxh3;
+    f->zstd = 0;
+    f->stream_size = f->stream_xxh3 = 0;
 }
 
 /* FILES: main, the channels by id, then their indexes. Every slot is claimed once no error. */
@@ -370,8 +395,14 @@ static int cp_save_list(struct cp_save *s, struct cp_file *files)
     for (int i = 0; i <= s->nchannels; i++) {
         struct cp_save_conn *c = by_slot[i];
         memcpy(files[n].name, c->name, sizeof(files[n].name));
-        cp_save_entry(&files[n++], c->channel < 0 ? CP_MAIN : CP_CHANNEL, c->channel, c->size,
+        cp_save_entry(&files[n], c->channel < 0 ? CP_MAIN : CP_CHANNEL, c->channel, c->size,
                       c->xxh3);
+        if (s->zpool) {
+            files[n].zstd = 1;
+            files[n].stream_size = c->stream_size;
+            files[n].stream_xxh3 = c->stream_xxh3;
+        }
+        n++;
     }
     for (int i = 1; i <= s->nchannels; i++) {
         struct cp_save_conn *c = by_slot[i];
@@ -412,6 +443,7 @@ void cp_save_free(struct cp_save *s)
         close(s->listen_fd);
     if (s->bound)
         unlink(s->sock_path); /* a stale socket file is harmless */
+    cp_zpool_free(s->zpool);
     cp_fail_destroy(&s->fail);
     free(s);
 }

@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <unistd.h>
 #include <xxhash.h>
 
@@ -89,6 +90,15 @@ static int cp_try_direct(int fd, int direct_io, const char *path, char *err, siz
     return 1;
 }
 
+size_t cp_buf_share(int nstreams, int nbufs)
+{
+    size_t n = (size_t)(nstreams > 0 ? nstreams : 1) * (size_t)(nbufs > 0 ? nbufs : 1);
+    size_t share = CP_MEM_BUDGET / n / CP_ALIGN * CP_ALIGN;
+    if (share > CP_BUF_DEFAULT)
+        share = CP_BUF_DEFAULT;
+    return share < CP_BUF_MIN ? CP_BUF_MIN : share;
+}
+
 int cp_buf_size(size_t *buf_size, char *err, size_t errlen)
 {
     if (*buf_size == 0)
@@ -99,14 +109,31 @@ int cp_buf_size(size_t *buf_size, char *err, size_t errlen)
     return 0;
 }
 
+/* Not malloc: glibc raises its mmap threshold after the first free of a large block, and the
+ * next buffers would then come from, and stay in, the arenas of short-lived stream threads. */
+int cp_buf_map(uint8_t **buf, size_t cap, char *err, size_t errlen)
+{
+    void *p = mmap(NULL, cap, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (p == MAP_FAILED) {
+        *buf = NULL;
+        return cp_errno_msg(err, errlen, -errno, "buffer of %zu bytes", cap);
+    }
+    *buf = p;
+    return 0;
+}
+
+void cp_buf_unmap(uint8_t *buf, size_t cap)
+{
+    if (buf != NULL)
+        munmap(buf, cap);
+}
+
 /* An aligned buffer and a fresh XXH3 state. */
 static int cp_buf_alloc(uint8_t **buf, size_t cap, XXH3_state_t **xxh, char *err, size_t errlen)
 {
-    void *p;
-    int r = posix_memalign(&p, CP_ALIGN, cap);
-    if (r != 0)
-        return cp_errno_msg(err, errlen, -r, "buffer of %zu bytes", cap);
-    *buf = p;
+    int r = cp_buf_map(buf, cap, err, errlen);
+    if (r < 0)
+        return r;
     *xxh = XXH3_createState();
     if (*xxh == NULL || XXH3_64bits_reset(*xxh) != XXH_OK)
         return cp_msg(err, errlen, -ENOMEM, "XXH3 state: out of memory");
@@ -151,6 +178,22 @@ static int cp_fwriter_commit(struct cp_stage *st, size_t n, char *err, size_t er
     if (w->len < w->cap)
         return 0;
     return cp_fwriter_flush(w, err, errlen);
+}
+
+int cp_fwriter_reserve(struct cp_fwriter *w, size_t n, char *err, size_t errlen)
+{
+    if (w->cap - w->len >= n)
+        return 0;
+    if (n > w->cap - CP_ALIGN)
+        return cp_msg(err, errlen, -EINVAL, "%s: %zu bytes do not fit a buffer of %zu", w->path,
+                      n, w->cap);
+    size_t whole = w->direct ? w->len - w->len % CP_ALIGN : w->len;
+    int r = cp_write_all(w->fd, w->buf, whole, w->path, err, errlen);
+    if (r < 0)
+        return r;
+    memmove(w->buf, w->buf + whole, w->len - whole);
+    w->len -= whole;
+    return 0;
 }
 
 /* Writes what the buffer holds, then makes the file durable. With O_DIRECT the whole blocks go
@@ -266,7 +309,7 @@ void cp_fwriter_free(struct cp_fwriter *w)
     if (w->fd >= 0)
         close(w->fd); /* the copy has failed already; nothing to report */
     XXH3_freeState(w->xxh);
-    free(w->buf);
+    cp_buf_unmap(w->buf, w->cap);
     free(w);
 }
 
@@ -372,7 +415,7 @@ void cp_freader_free(struct cp_freader *r)
     if (r->fd >= 0)
         close(r->fd); /* read-only: nothing to lose */
     XXH3_freeState(r->xxh);
-    free(r->buf);
+    cp_buf_unmap(r->buf, r->cap);
     free(r);
 }
 

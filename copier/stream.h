@@ -10,9 +10,21 @@
 
 #define CP_ALIGN       4096
 #define CP_BUF_DEFAULT (2u << 20)
+#define CP_BUF_MIN     (256u << 10)
+/* What the stream buffers of one copy may hold together, so that savefs's memory does not grow
+ * with the channel count (nor ever with the VM's size). */
+#define CP_MEM_BUDGET (32u << 20)
 
 /* Puts the default into *BUF_SIZE if 0; -EINVAL unless it is a multiple of CP_ALIGN. */
 int cp_buf_size(size_t *buf_size, char *err, size_t errlen);
+/* The default size of each of NBUFS buffers in each of NSTREAMS streams: an equal share of
+ * CP_MEM_BUDGET, at most CP_BUF_DEFAULT and at least CP_BUF_MIN, a multiple of CP_ALIGN. */
+size_t cp_buf_share(int nstreams, int nbufs);
+/* A page-aligned buffer of its own mapping, which unmapping gives back to the system at once (a
+ * freed malloc buffer of megabytes may stay in an arena and in savefs's resident memory). */
+int cp_buf_map(uint8_t **buf, size_t cap, char *err, size_t errlen);
+/* NULL is fine. */
+void cp_buf_unmap(uint8_t *buf, size_t cap);
 
 /* One step of a stream's write path, Redis-rio style. Bytes are placed straight into the
  * stage's own buffer (no copy from the socket), then committed. The file writer is the last
@@ -37,6 +49,10 @@ struct cp_fwriter;
 int cp_fwriter_open(struct cp_fwriter **out, const char *dir, const char *name, size_t buf_size,
                     int direct_io, char *err, size_t errlen);
 struct cp_stage *cp_fwriter_stage(struct cp_fwriter *w);
+/* Makes the room hold at least N contiguous bytes, writing out what the buffer holds first if
+ * needed (under O_DIRECT its whole blocks; a partial block moves to the buffer's start), so that
+ * a stage can produce straight into it. N may be up to the buffer size less CP_ALIGN. */
+int cp_fwriter_reserve(struct cp_fwriter *w, size_t n, char *err, size_t errlen);
 /* 1 while the file is written with O_DIRECT (0 where the file system refuses it). */
 int cp_fwriter_direct(const struct cp_fwriter *w);
 /* Bytes committed and their XXH3; the checksum is final after finish. */

@@ -10,20 +10,32 @@
 #include <syslog.h>
 #include <unistd.h>
 
+#include "import.h"
+#include "manifest.h"
 #include "job.h"
 #include "sfs.h"
+#include "trust.h"
+#include "words.h"
 
 #include <fuse_lowlevel.h>
 
 #define WATCHDOG_DEFAULT_S 20
 
+#define QEMU_MAX 16
+
 struct options {
     char *store;
     char *qmp_dir;
+    char *trust_key;
+    char *path_map;
+    char *qemu[QEMU_MAX];
+    int nqemu;
     int watchdog_s;
     int help;
     int version;
 };
+
+enum { KEY_QEMU };
 
 #define OPT(t, f)                                                                                  \
     {                                                                                              \
@@ -36,6 +48,12 @@ static const struct fuse_opt option_spec[] = {
     OPT("--qmp-dir %s", qmp_dir),
     OPT("--watchdog=%d", watchdog_s),
     OPT("--watchdog %d", watchdog_s),
+    OPT("--trust-key=%s", trust_key),
+    OPT("--trust-key %s", trust_key),
+    OPT("--path-map=%s", path_map),
+    OPT("--path-map %s", path_map),
+    FUSE_OPT_KEY("--qemu=", KEY_QEMU),
+    FUSE_OPT_KEY("--qemu ", KEY_QEMU),
     OPT("-h", help),
     OPT("--help", help),
     OPT("-V", version),
@@ -56,12 +74,37 @@ static void usage(const char *prog)
            "                      others: $XDG_RUNTIME_DIR/savefs)\n"
            "    --watchdog SEC    kill a restoring QEMU whose stream stalls this long (default "
            "%d)\n"
+           "    --trust-key FILE  the fleet's shared key: sign saves with it, restore what it\n"
+           "                      signed as it is (16+ random bytes, mode 0600)\n"
+           "    --qemu PATH       a QEMU binary that restores may start (repeatable; default\n"
+           "                      every /usr/bin/qemu-system-*)\n"
+           "    --path-map FILE   this host's path map, {\"/from\": \"/to\"} (see docs/trust.md)\n"
            "    -f                stay in the foreground\n"
            "    -o OPT[,OPT...]   FUSE mount options\n"
            "    -h, --help        this help\n"
            "    -V, --version     the version\n\n"
-           "Unmount with: fusermount3 -u MOUNTPOINT\n",
-           prog, WATCHDOG_DEFAULT_S);
+           "Unmount with: fusermount3 -u MOUNTPOINT\n\n"
+           "%s accept [--store DIR] VM SNAPSHOT [DIGEST]\n"
+           "    shows what snapshot SNAPSHOT of VM would run (without DIGEST), or accepts it\n"
+           "    for this host (with the digest that was shown): see docs/trust.md\n",
+           prog, WATCHDOG_DEFAULT_S, prog);
+}
+
+/* --qemu PATH, repeatable: fuse_opt hands over "--qemu=PATH" or "--qemuPATH". */
+static int opt_proc(void *data, const char *arg, int key, struct fuse_args *outargs)
+{
+    struct options *o = data;
+    const char *path = arg + strlen("--qemu") + (arg[strlen("--qemu")] == '=');
+
+    (void)outargs;
+    if (key != KEY_QEMU)
+        return 1;
+    if (o->nqemu == QEMU_MAX) {
+        fprintf(stderr, "savefs: at most %d --qemu\n", QEMU_MAX);
+        return -1;
+    }
+    o->qemu[o->nqemu] = strdup(path);
+    return o->qemu[o->nqemu++] ? 0 : -1;
 }
 
 /* $VAR/savefs, or HOME/FALLBACK/savefs when VAR is unset. */
@@ -134,12 +177,64 @@ static void log_msg(const char *msg)
     fprintf(stderr, "savefs: %s\n", msg);
 }
 
-static int run(struct fuse_args *args, struct options *o)
+/* What a mounted savefs holds, made in this order and freed in the reverse one. */
+struct daemon {
+    struct trust *trust;
+    struct job_ctx *job;
+    struct import *imp;
+    struct sfs_ctx sfs;
+};
+
+static int daemon_open(struct daemon *d, const struct options *o, char *err, size_t errlen)
 {
+    struct trust_config tc = {.store = o->store,
+                              .key_file = o->trust_key,
+                              .qemu = o->qemu,
+                              .nqemu = o->nqemu,
+                              .path_map_file = o->path_map};
     struct job_config cfg = {
         .store = o->store, .qmp_dir = o->qmp_dir, .watchdog_ms = o->watchdog_s * 1000};
+    int rc;
+
+    d->sfs.store_fd = -1;
+    if ((rc = trust_new(&d->trust, &tc, err, errlen)))
+        return rc;
+    cfg.trust = d->trust;
+    if ((rc = job_ctx_new(&d->job, &cfg, log_msg, err, errlen)))
+        return rc;
+    if ((rc = import_new(&d->imp, d->job, d->trust)) ||
+        (rc = sfs_ctx_init(&d->sfs, d->job, d->imp)))
+        snprintf(err, errlen, "cannot open the store %s: %s", o->store, strerror(-rc));
+    return rc;
+}
+
+/* Imports first: they may wait for a restore job, which the job context then ends. */
+static void daemon_close(struct daemon *d)
+{
+    if (d->imp)
+        import_free(d->imp);
+    if (d->job)
+        job_ctx_free(d->job);
+    trust_free(d->trust);
+    sfs_ctx_close(&d->sfs);
+}
+
+static int loop(struct fuse *fuse, const struct fuse_cmdline_opts *cl)
+{
+    struct fuse_loop_config *cfg = fuse_loop_cfg_create();
+    int rc;
+
+    fuse_loop_cfg_set_clone_fd(cfg, cl->clone_fd);
+    fuse_loop_cfg_set_max_threads(cfg, 64);
+    rc = fuse_loop_mt(fuse, cfg) ? 1 : 0;
+    fuse_loop_cfg_destroy(cfg);
+    return rc;
+}
+
+static int run(struct fuse_args *args, struct options *o)
+{
     struct fuse_cmdline_opts cl;
-    struct job_ctx *ctx = NULL;
+    struct daemon d = {0};
     struct fuse *fuse = NULL;
     char err[1024];
     int rc = 1;
@@ -150,30 +245,89 @@ static int run(struct fuse_args *args, struct options *o)
         fprintf(stderr, "savefs: no mountpoint (see --help)\n");
         goto out;
     }
-    if (job_ctx_new(&ctx, &cfg, log_msg, err, sizeof(err))) {
+    if (daemon_open(&d, o, err, sizeof(err))) {
         fprintf(stderr, "savefs: %s\n", err);
         goto out;
     }
-    fuse = fuse_new(args, &sfs_ops, sizeof(sfs_ops), ctx);
+    fuse = fuse_new(args, &sfs_ops, sizeof(sfs_ops), &d.sfs);
     if (!fuse || fuse_mount(fuse, cl.mountpoint) != 0)
         goto out;
-    if (fuse_daemonize(cl.foreground) != 0 || set_signal_handlers(fuse_get_session(fuse), ctx))
-        goto unmount;
-    {
-        struct fuse_loop_config *loop = fuse_loop_cfg_create();
-        fuse_loop_cfg_set_clone_fd(loop, cl.clone_fd);
-        fuse_loop_cfg_set_max_threads(loop, 64);
-        rc = fuse_loop_mt(fuse, loop) ? 1 : 0;
-        fuse_loop_cfg_destroy(loop);
-    }
-unmount:
+    if (fuse_daemonize(cl.foreground) == 0 &&
+        set_signal_handlers(fuse_get_session(fuse), d.job) == 0)
+        rc = loop(fuse, &cl);
     fuse_unmount(fuse);
 out:
     if (fuse)
         fuse_destroy(fuse);
-    if (ctx)
-        job_ctx_free(ctx);
+    daemon_close(&d);
     free(cl.mountpoint);
+    return rc;
+}
+
+/* savefs accept [--store DIR] VM SNAPSHOT [DIGEST] */
+static int accept_args(int argc, char **argv, struct options *o, char **pos)
+{
+    int n = 0;
+
+    for (int i = 0; i < argc; i++) {
+        if (strncmp(argv[i], "--store=", 8) == 0)
+            o->store = strdup(argv[i] + 8);
+        else if (strcmp(argv[i], "--store") == 0 && i + 1 < argc)
+            o->store = strdup(argv[++i]);
+        else if (argv[i][0] == '-' || n == 3)
+            return -EINVAL;
+        else
+            pos[n++] = argv[i];
+    }
+    return n < 2 ? -EINVAL : 0;
+}
+
+/* Shows what the snapshot would run, for a review before accepting it. */
+static int show_snapshot(const char *store, const char *vm, const char *snap)
+{
+    char path[PATH_MAX], err[1024], digest[TRUST_DIGEST_MAX];
+    struct manifest m;
+
+    snprintf(path, sizeof(path), "%s/%s/snapshots/%s/%s", store, vm, snap, MANIFEST_NAME);
+    if (manifest_read(path, &m, err, sizeof(err))) {
+        fprintf(stderr, "savefs: %s\n", err);
+        return 1;
+    }
+    trust_digest(&m, digest, sizeof(digest));
+    printf("binary: %s\ncwd: %s\nargv:\n", m.binary, m.cwd ? m.cwd : "/");
+    for (int i = 0; i < m.argc; i++)
+        printf("  %s\n", m.argv[i]);
+    printf("digest: %s\n\nTo accept it for this host: savefs accept --store %s %s %s %s\n", digest,
+           store, vm, snap, digest);
+    manifest_free(&m);
+    return 0;
+}
+
+static int run_accept(int argc, char **argv)
+{
+    struct options o = {0};
+    char *pos[3] = {NULL, NULL, NULL}, err[1024];
+    int rc = 1;
+
+    if (accept_args(argc, argv, &o, pos) || default_dirs(&o) || !words_valid_name(pos[0]) ||
+        !words_valid_name(pos[1])) {
+        fprintf(stderr, "usage: savefs accept [--store DIR] VM SNAPSHOT [DIGEST]\n");
+        goto out;
+    }
+    if (!pos[2]) {
+        rc = show_snapshot(o.store, pos[0], pos[1]);
+        goto out;
+    }
+    struct trust_subject s = {o.store, pos[0], pos[1]};
+    if (trust_accept(NULL, &s, pos[2], err, sizeof(err))) {
+        fprintf(stderr, "savefs: %s\n", err);
+        goto out;
+    }
+    printf("accepted %s of %s (%s) in %s/%s/local.json\n", pos[1], pos[0], pos[2], o.store, pos[0]);
+    rc = 0;
+out:
+    free(o.store);
+    free(o.qmp_dir);
     return rc;
 }
 
@@ -183,7 +337,9 @@ int main(int argc, char *argv[])
     struct options o = {.watchdog_s = WATCHDOG_DEFAULT_S};
     int rc;
 
-    if (fuse_opt_parse(&args, &o, option_spec, NULL) == -1)
+    if (argc > 1 && strcmp(argv[1], "accept") == 0)
+        return run_accept(argc - 2, argv + 2);
+    if (fuse_opt_parse(&args, &o, option_spec, opt_proc) == -1)
         return 1;
     if (o.help) {
         usage(argv[0]);
@@ -205,5 +361,9 @@ int main(int argc, char *argv[])
     fuse_opt_free_args(&args);
     free(o.store);
     free(o.qmp_dir);
+    free(o.trust_key);
+    free(o.path_map);
+    for (int i = 0; i < o.nqemu; i++)
+        free(o.qemu[i]);
     return rc;
 }

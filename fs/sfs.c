@@ -1,10 +1,11 @@
 /* sfs: the FUSE operations. Every path is first classified (a VM, its save or status file, its
  * restore/ or snapshots/ directory, or something inside a snapshot); snapshot contents pass
- * straight through to the store's files, everything else is answered by the job module.
- * Reads never start a job: only write(save) and rename(into restore/) do. */
+ * straight through to the store's files (sfs_store.h), everything else is answered by the job
+ * module. NAME/restore/S/... is the same store directory as NAME/snapshots/S/... once S was made
+ * there: that is an import (import.h). Reads never start a job: only write(save),
+ * rename(into restore/) and the last close of an import's file do. */
 #include "sfs.h"
 
-#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
@@ -15,7 +16,9 @@
 #include <sys/statvfs.h>
 #include <unistd.h>
 
+#include "import.h"
 #include "job.h"
+#include "sfs_store.h"
 #include "words.h"
 
 enum sfs_kind {
@@ -24,25 +27,44 @@ enum sfs_kind {
     SFS_SAVE,
     SFS_STATUS,
     SFS_RESTORE,       /* NAME/restore */
-    SFS_RESTORE_ENTRY, /* NAME/restore/X: never exists; the target of a restoring rename */
+    SFS_RESTORE_ENTRY, /* NAME/restore/S: the target of a restoring rename, or an import */
     SFS_SNAPSHOTS,     /* NAME/snapshots */
     SFS_SNAPSHOT,      /* NAME/snapshots/S */
-    SFS_IN_SNAPSHOT,   /* NAME/snapshots/S/... */
+    SFS_IN_SNAPSHOT,   /* NAME/snapshots/S/... or an import's NAME/restore/S/... */
 };
 
 struct sfs_path {
     enum sfs_kind kind;
+    int via_restore; /* below NAME/restore: an import's name for NAME/snapshots/S */
     char vm[SNAPSHOT_NAME_MAX + 1];
-    char snap[SNAPSHOT_NAME_MAX + 1];
-    char store[PATH_MAX]; /* the store path behind SFS_SNAPSHOTS and below */
+    char snap[NAME_MAX + 1];
+    char rel[PATH_MAX]; /* below the store, for SFS_RESTORE_ENTRY and SFS_SNAPSHOTS on */
 };
 
-static struct job_ctx *ctx(void)
+static struct sfs_ctx *ctx(void)
 {
     return fuse_get_context()->private_data;
 }
 
-/* Copies the path component at *P (up to '/' or the end) into OUT and advances *P past it. */
+int sfs_ctx_init(struct sfs_ctx *c, struct job_ctx *job, struct import *imp)
+{
+    c->job = job;
+    c->imp = imp;
+    c->store_fd = open(job_store(job), O_PATH | O_DIRECTORY | O_CLOEXEC);
+    return c->store_fd < 0 ? -errno : 0;
+}
+
+void sfs_ctx_close(struct sfs_ctx *c)
+{
+    if (c->store_fd >= 0)
+        close(c->store_fd);
+    c->store_fd = -1;
+}
+
+/* ---- paths ---- */
+
+/* Copies the path component at *P (up to '/' or the end) into OUT and advances *P past it.
+ * "." and ".." never name anything in savefs. */
 static int next_component(const char **p, char *out, size_t len)
 {
     size_t n = strcspn(*p, "/");
@@ -52,42 +74,62 @@ static int next_component(const char **p, char *out, size_t len)
     memcpy(out, *p, n);
     out[n] = '\0';
     *p += n + ((*p)[n] == '/');
-    return 0;
+    return strcmp(out, ".") == 0 || strcmp(out, "..") == 0 ? -EINVAL : 0;
+}
+
+/* Below NAME/snapshots or NAME/restore: S, then anything inside it. */
+static int classify_snapshot(const char *p, struct sfs_path *sp)
+{
+    char rest[NAME_MAX + 1];
+    const char *q;
+    int rc;
+
+    if ((rc = next_component(&p, sp->snap, sizeof(sp->snap))))
+        return rc;
+    for (q = p; *q;)
+        if ((rc = next_component(&q, rest, sizeof(rest))))
+            return rc;
+    if (*p)
+        sp->kind = SFS_IN_SNAPSHOT;
+    rc = snprintf(sp->rel, sizeof(sp->rel), "%s/snapshots/%s%s%s", sp->vm, sp->snap, *p ? "/" : "",
+                  p);
+    return rc < 0 || rc >= (int)sizeof(sp->rel) ? -ENAMETOOLONG : 0;
 }
 
 static int classify_vm_child(const char *p, struct sfs_path *sp)
 {
     char name[NAME_MAX + 1];
+    int rc;
 
-    if (next_component(&p, name, sizeof(name)))
-        return -ENOENT;
+    if ((rc = next_component(&p, name, sizeof(name))))
+        return rc;
     if (strcmp(name, "save") == 0 || strcmp(name, "status") == 0) {
         sp->kind = name[1] == 'a' ? SFS_SAVE : SFS_STATUS;
         return *p ? -ENOTDIR : 0;
     }
     if (strcmp(name, "restore") == 0) {
         sp->kind = *p ? SFS_RESTORE_ENTRY : SFS_RESTORE;
-        return 0;
+        sp->via_restore = 1;
+        return *p ? classify_snapshot(p, sp) : 0;
     }
     if (strcmp(name, "snapshots") != 0)
         return -ENOENT;
-    sp->kind = SFS_SNAPSHOTS;
-    if (*p) {
-        if (next_component(&p, sp->snap, sizeof(sp->snap)))
-            return -ENOENT;
-        sp->kind = *p ? SFS_IN_SNAPSHOT : SFS_SNAPSHOT;
+    sp->kind = *p ? SFS_SNAPSHOT : SFS_SNAPSHOTS;
+    if (!*p) {
+        rc = snprintf(sp->rel, sizeof(sp->rel), "%s/snapshots", sp->vm);
+        return rc < 0 || rc >= (int)sizeof(sp->rel) ? -ENAMETOOLONG : 0;
     }
-    return 0;
+    return classify_snapshot(p, sp);
 }
 
 /* Classifies PATH. -ENOENT for what does not exist in savefs's tree. */
 static int classify(const char *path, struct sfs_path *sp)
 {
-    const char *p = path + 1;
-    const char *below;
-    int rc;
+    const char *p = path ? path + 1 : "";
 
     memset(sp, 0, sizeof(*sp));
+    if (!path)
+        return -ENOENT; /* a removed file, reached only through its descriptor */
     if (*p == '\0') {
         sp->kind = SFS_ROOT;
         return 0;
@@ -95,25 +137,57 @@ static int classify(const char *path, struct sfs_path *sp)
     if (next_component(&p, sp->vm, sizeof(sp->vm)) || !words_valid_name(sp->vm))
         return -ENOENT;
     sp->kind = SFS_VM;
-    if (*p && (rc = classify_vm_child(p, sp)))
-        return rc;
-    if (sp->kind < SFS_SNAPSHOTS)
-        return 0;
-    below = strstr(path + 1, "/snapshots") + strlen("/snapshots");
-    rc = snprintf(sp->store, sizeof(sp->store), "%s/%s/snapshots%s", job_store(ctx()), sp->vm,
-                  below);
-    return rc < 0 || rc >= (int)sizeof(sp->store) ? -ENAMETOOLONG : 0;
+    return *p ? classify_vm_child(p, sp) : 0;
 }
 
-/* Classifies PATH and checks that its VM exists. */
+/* 1 if SP names a store directory or file: a snapshot, its contents, an import. */
+static int in_store(const struct sfs_path *sp)
+{
+    return sp->kind == SFS_SNAPSHOT || sp->kind == SFS_IN_SNAPSHOT ||
+           (sp->kind == SFS_RESTORE_ENTRY && import_known(ctx()->imp, sp->vm, sp->snap));
+}
+
+/* Classifies PATH and checks that its VM, and an import it goes through, exist. */
 static int resolve(const char *path, struct sfs_path *sp)
 {
     int rc = classify(path, sp);
 
-    if (!rc && sp->kind != SFS_ROOT && !job_vm_exists(ctx(), sp->vm))
+    if (!rc && sp->kind != SFS_ROOT && !job_vm_exists(ctx()->job, sp->vm))
+        rc = -ENOENT;
+    if (!rc && sp->kind == SFS_IN_SNAPSHOT && sp->via_restore &&
+        !import_known(ctx()->imp, sp->vm, sp->snap))
         rc = -ENOENT;
     return rc;
 }
+
+/* 1 if NAME is one a manifest can name: manifest.json, main, channel-K, channel-K.idx. */
+static int snapshot_file_name(const char *name)
+{
+    size_t digits;
+
+    if (strcmp(name, "manifest.json") == 0 || strcmp(name, "main") == 0)
+        return 1;
+    if (strncmp(name, "channel-", 8) != 0)
+        return 0;
+    digits = strspn(name + 8, "0123456789");
+    return digits > 0 && (name[8 + digits] == '\0' || strcmp(name + 8 + digits, ".idx") == 0);
+}
+
+/* 1 while a restore or an import's verification reads the snapshot and SP is the snapshot or a
+ * file that they read. Other files may come and go: restores ignore them, and copy tools bring
+ * them along (rsync's temporary names, whatever else was in the directory). */
+static int snapshot_busy(const struct sfs_path *sp)
+{
+    size_t base = strlen(sp->vm) + strlen("/snapshots/") + strlen(sp->snap) + 1;
+    const char *name = sp->rel + base;
+
+    if (sp->kind == SFS_IN_SNAPSHOT && (strchr(name, '/') || !snapshot_file_name(name)))
+        return 0;
+    return job_snapshot_busy(ctx()->job, sp->vm, sp->snap) ||
+           import_busy(ctx()->imp, sp->vm, sp->snap);
+}
+
+/* ---- attributes and listing ---- */
 
 static void *sfs_init(struct fuse_conn_info *conn, struct fuse_config *cfg)
 {
@@ -122,6 +196,8 @@ static void *sfs_init(struct fuse_conn_info *conn, struct fuse_config *cfg)
     cfg->entry_timeout = 0;
     cfg->attr_timeout = 0;
     cfg->negative_timeout = 0;
+    /* An unlinked open file stays readable through its descriptor: no .fuse_hidden renames. */
+    cfg->hard_remove = 1;
     return fuse_get_context()->private_data;
 }
 
@@ -135,13 +211,31 @@ static void fill_virtual(struct stat *st, mode_t mode)
     st->st_blksize = 4096;
 }
 
+/* An open file: a store file (FD) or a text rendered at open (status, save's outcome), or the
+ * save file opened for writing (VM set, no FD, no text). */
+struct sfs_file {
+    int fd;
+    int writer; /* opened for writing: the import is told at release */
+    char *text;
+    size_t len;
+    char vm[SNAPSHOT_NAME_MAX + 1];
+    char snap[NAME_MAX + 1];
+};
+
+static struct sfs_file *file_of(const struct fuse_file_info *fi)
+{
+    return fi ? (struct sfs_file *)(uintptr_t)fi->fh : NULL;
+}
+
 static int sfs_getattr(const char *path, struct stat *st, struct fuse_file_info *fi)
 {
+    struct sfs_file *f = file_of(fi);
     struct sfs_path sp;
-    int rc = resolve(path, &sp);
+    int rc;
 
-    (void)fi;
-    if (rc)
+    if (f && f->fd >= 0)
+        return fstat(f->fd, st) < 0 ? -errno : 0;
+    if ((rc = resolve(path, &sp)))
         return rc;
     switch (sp.kind) {
     case SFS_ROOT:
@@ -155,41 +249,35 @@ static int sfs_getattr(const char *path, struct stat *st, struct fuse_file_info 
     case SFS_STATUS:
         fill_virtual(st, S_IFREG | 0400);
         return 0;
-    case SFS_RESTORE_ENTRY:
-        return -ENOENT;
     case SFS_SNAPSHOTS:
         /* A running VM that was never saved has no directory in the store yet. */
-        if (lstat(sp.store, st) < 0 && errno == ENOENT)
+        rc = sfs_store_stat(ctx()->store_fd, sp.rel, st);
+        if (rc == -ENOENT)
             fill_virtual(st, S_IFDIR | 0700);
-        return 0;
+        return rc == -ENOENT ? 0 : rc;
     default:
-        return lstat(sp.store, st) < 0 ? -errno : 0;
+        return in_store(&sp) ? sfs_store_stat(ctx()->store_fd, sp.rel, st) : -ENOENT;
     }
 }
 
-static int list_root(void *buf, fuse_fill_dir_t filler)
-{
-    char **names = job_vm_list(ctx());
+struct fill_ctx {
+    void *buf;
+    fuse_fill_dir_t filler;
+};
 
+static void fill_one(void *arg, const char *name)
+{
+    struct fill_ctx *fc = arg;
+
+    fc->filler(fc->buf, name, NULL, 0, 0);
+}
+
+static int list_names(char **names, void *buf, fuse_fill_dir_t filler)
+{
     if (!names)
         return -ENOMEM;
     for (char **n = names; *n; n++)
         filler(buf, *n, NULL, 0, 0);
-    job_vm_list_free(names);
-    return 0;
-}
-
-static int list_store_dir(const char *dir, void *buf, fuse_fill_dir_t filler)
-{
-    DIR *d = opendir(dir);
-    struct dirent *e;
-
-    if (!d)
-        return -errno;
-    while ((e = readdir(d)))
-        if (strcmp(e->d_name, ".") && strcmp(e->d_name, ".."))
-            filler(buf, e->d_name, NULL, 0, 0);
-    closedir(d);
     return 0;
 }
 
@@ -197,7 +285,9 @@ static int sfs_readdir(const char *path, void *buf, fuse_fill_dir_t filler, off_
                        struct fuse_file_info *fi, enum fuse_readdir_flags flags)
 {
     static const char *const vm_entries[] = {"save", "status", "restore", "snapshots"};
+    struct fill_ctx fc = {buf, filler};
     struct sfs_path sp;
+    char **names;
     int rc = resolve(path, &sp);
 
     (void)off;
@@ -209,68 +299,91 @@ static int sfs_readdir(const char *path, void *buf, fuse_fill_dir_t filler, off_
     filler(buf, "..", NULL, 0, 0);
     switch (sp.kind) {
     case SFS_ROOT:
-        return list_root(buf, filler);
+        names = job_vm_list(ctx()->job);
+        rc = list_names(names, buf, filler);
+        job_vm_list_free(names);
+        return rc;
     case SFS_VM:
         for (size_t i = 0; i < sizeof(vm_entries) / sizeof(vm_entries[0]); i++)
             filler(buf, vm_entries[i], NULL, 0, 0);
         return 0;
     case SFS_RESTORE:
-        return 0;
+        names = import_names(ctx()->imp, sp.vm);
+        rc = list_names(names, buf, filler);
+        import_names_free(names);
+        return rc;
     case SFS_SNAPSHOTS:
-        rc = list_store_dir(sp.store, buf, filler);
+        rc = sfs_store_list(ctx()->store_fd, sp.rel, fill_one, &fc);
         return rc == -ENOENT ? 0 : rc;
-    case SFS_SNAPSHOT:
-    case SFS_IN_SNAPSHOT:
-        return list_store_dir(sp.store, buf, filler);
     default:
-        return -ENOTDIR;
+        return in_store(&sp) ? sfs_store_list(ctx()->store_fd, sp.rel, fill_one, &fc) : -ENOTDIR;
     }
 }
 
-/* An open file: a store file (FD) or a text rendered at open (status, save's outcome). */
-struct sfs_file {
-    int fd;
-    char *text;
-    size_t len;
-};
+/* ---- opening, reading, writing ---- */
 
-static int open_text(struct fuse_file_info *fi, char *text)
+static int new_file(struct fuse_file_info *fi, int fd, char *text, const struct sfs_path *sp)
 {
-    struct sfs_file *f;
+    struct sfs_file *f = calloc(1, sizeof(*f));
 
-    if (!text)
-        return -ENOMEM;
-    f = calloc(1, sizeof(*f));
     if (!f) {
+        if (fd >= 0)
+            close(fd);
         free(text);
         return -ENOMEM;
     }
-    f->fd = -1;
+    f->fd = fd;
     f->text = text;
-    f->len = strlen(text);
+    f->len = text ? strlen(text) : 0;
+    snprintf(f->vm, sizeof(f->vm), "%s", sp->vm);
+    snprintf(f->snap, sizeof(f->snap), "%s", sp->snap);
     fi->fh = (uint64_t)(uintptr_t)f;
-    /* The size is known only now: read until EOF rather than up to st_size. */
-    fi->direct_io = 1;
     return 0;
 }
 
-static int open_store(struct fuse_file_info *fi, const char *path)
+static int open_text(struct fuse_file_info *fi, char *text, const struct sfs_path *sp)
 {
-    struct sfs_file *f;
-    int fd;
-
-    if ((fi->flags & O_ACCMODE) != O_RDONLY)
-        return -EROFS;
-    fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
-    if (fd < 0)
-        return -errno;
-    f = calloc(1, sizeof(*f));
-    if (!f) {
-        close(fd);
+    if (!text)
         return -ENOMEM;
+    /* The size is known only now: read until EOF rather than up to st_size. */
+    fi->direct_io = 1;
+    return new_file(fi, -1, text, sp);
+}
+
+/* The flags of an open that reach the store: no O_DIRECT (the store's alignment is not the
+ * caller's), no O_NOCTTY or O_LARGEFILE noise. */
+static int store_flags(int flags)
+{
+    return flags & (O_ACCMODE | O_TRUNC | O_APPEND | O_CREAT | O_EXCL | O_SYNC | O_DSYNC);
+}
+
+/* Opens a regular file of a snapshot; a writer is counted for the import. */
+static int open_store(struct fuse_file_info *fi, const struct sfs_path *sp, mode_t mode)
+{
+    int wr = (fi->flags & O_ACCMODE) != O_RDONLY || (fi->flags & (O_TRUNC | O_CREAT));
+    struct stat st;
+    int fd, rc;
+
+    if (sp->kind != SFS_IN_SNAPSHOT)
+        return sp->kind == SFS_SNAPSHOT || sp->kind == SFS_RESTORE_ENTRY ? -EISDIR : -EPERM;
+    if (wr && snapshot_busy(sp))
+        return -EBUSY;
+    fd = sfs_store_open(ctx()->store_fd, sp->rel, store_flags(fi->flags), mode);
+    if (fd < 0)
+        return fd;
+    rc = fstat(fd, &st) < 0 ? -errno : S_ISDIR(st.st_mode) ? -EISDIR : 0;
+    if (!rc && !S_ISREG(st.st_mode))
+        rc = -EPERM;
+    if (rc) {
+        close(fd);
+        return rc;
     }
-    f->fd = fd;
-    fi->fh = (uint64_t)(uintptr_t)f;
+    if ((rc = new_file(fi, fd, NULL, sp)))
+        return rc;
+    if (wr) {
+        file_of(fi)->writer = 1;
+        import_writer_open(ctx()->imp, sp->vm, sp->snap);
+    }
     return 0;
 }
 
@@ -286,80 +399,196 @@ static int sfs_open(const char *path, struct fuse_file_info *fi)
     case SFS_SAVE:
         if (wr) {
             fi->direct_io = 1;
-            fi->fh = 0;
-            return 0;
+            return new_file(fi, -1, NULL, &sp);
         }
-        return open_text(fi, job_last_save_text(ctx(), sp.vm));
+        return open_text(fi, job_last_save_text(ctx()->job, sp.vm), &sp);
     case SFS_STATUS:
-        return wr ? -EACCES : open_text(fi, job_status_json(ctx(), sp.vm));
-    case SFS_SNAPSHOT:
-    case SFS_IN_SNAPSHOT:
-        return open_store(fi, sp.store);
+        if (wr)
+            return -EACCES;
+        return open_text(fi, import_status(ctx()->imp, sp.vm, job_status_json(ctx()->job, sp.vm)),
+                         &sp);
     default:
-        return -EISDIR;
+        return in_store(&sp) ? open_store(fi, &sp, 0) : -EISDIR;
     }
 }
 
-static int sfs_read(const char *path, char *buf, size_t size, off_t off, struct fuse_file_info *fi)
+static int sfs_create(const char *path, mode_t mode, struct fuse_file_info *fi)
 {
-    struct sfs_file *f = (struct sfs_file *)(uintptr_t)fi->fh;
-    ssize_t n;
+    struct sfs_path sp;
+    int rc = resolve(path, &sp);
+
+    if (rc)
+        return rc;
+    /* Only regular files, and only inside a snapshot: snapshots/ holds directories. */
+    if (!S_ISREG(mode) || sp.kind != SFS_IN_SNAPSHOT)
+        return -EPERM;
+    fi->flags |= O_CREAT;
+    return open_store(fi, &sp, mode);
+}
+
+static int sfs_mknod(const char *path, mode_t mode, dev_t dev)
+{
+    struct fuse_file_info fi = {.flags = O_WRONLY | O_CREAT | O_EXCL};
+    int rc;
+
+    (void)dev;
+    /* Only regular files: no devices, FIFOs or sockets in a snapshot. */
+    if (!S_ISREG(mode))
+        return -EPERM;
+    rc = sfs_create(path, mode, &fi);
+    if (!rc) {
+        struct sfs_file *f = file_of(&fi);
+        close(f->fd);
+        import_writer_close(ctx()->imp, f->vm, f->snap);
+        free(f);
+    }
+    return rc;
+}
+
+static int sfs_read_buf(const char *path, struct fuse_bufvec **bufp, size_t size, off_t off,
+                        struct fuse_file_info *fi)
+{
+    struct sfs_file *f = file_of(fi);
+    struct fuse_bufvec *bv;
+    size_t n;
 
     (void)path;
-    if (!f)
+    if (!f || (f->fd < 0 && !f->text))
         return -EBADF;
-    if (f->fd < 0) {
-        if ((size_t)off >= f->len)
-            return 0;
-        n = (ssize_t)(f->len - (size_t)off < size ? f->len - (size_t)off : size);
-        memcpy(buf, f->text + off, (size_t)n);
-        return (int)n;
+    bv = malloc(sizeof(*bv));
+    if (!bv)
+        return -ENOMEM;
+    *bv = FUSE_BUFVEC_INIT(size);
+    if (f->fd >= 0) {
+        /* Straight from the store's file: libfuse reads (or splices) it into the reply. */
+        bv->buf[0].flags = FUSE_BUF_IS_FD | FUSE_BUF_FD_SEEK;
+        bv->buf[0].fd = f->fd;
+        bv->buf[0].pos = off;
+    } else {
+        n = (size_t)off >= f->len ? 0 : f->len - (size_t)off < size ? f->len - (size_t)off : size;
+        bv->buf[0].size = n;
+        bv->buf[0].mem = malloc(n ? n : 1);
+        if (!bv->buf[0].mem) {
+            free(bv);
+            return -ENOMEM;
+        }
+        memcpy(bv->buf[0].mem, f->text + (n ? off : 0), n);
     }
-    n = pread(f->fd, buf, size, off);
-    return n < 0 ? -errno : (int)n;
+    *bufp = bv;
+    return 0;
 }
 
 static int sfs_write(const char *path, const char *buf, size_t size, off_t off,
                      struct fuse_file_info *fi)
 {
-    struct sfs_path sp;
-    int rc = resolve(path, &sp);
+    struct sfs_file *f = file_of(fi);
+    ssize_t n;
+    int rc;
 
-    (void)off;
-    (void)fi;
-    if (rc)
-        return rc;
-    if (sp.kind != SFS_SAVE)
-        return -EROFS;
-    rc = job_save(ctx(), sp.vm, buf, size, fuse_interrupted);
-    return rc ? rc : (int)size;
+    (void)path;
+    if (!f)
+        return -EBADF;
+    if (f->fd < 0 && !f->text) {
+        rc = job_save(ctx()->job, f->vm, buf, size, fuse_interrupted);
+        return rc ? rc : (int)size;
+    }
+    if (f->fd < 0)
+        return -EBADF;
+    n = pwrite(f->fd, buf, size, off);
+    return n < 0 ? -errno : (int)n;
 }
 
 static int sfs_truncate(const char *path, off_t size, struct fuse_file_info *fi)
 {
+    struct sfs_file *f = file_of(fi);
     struct sfs_path sp;
-    int rc = resolve(path, &sp);
+    int rc;
 
-    (void)fi;
-    if (rc)
+    if (f && f->fd >= 0)
+        return ftruncate(f->fd, size) < 0 ? -errno : 0;
+    if ((rc = resolve(path, &sp)))
         return rc;
     /* `echo 4 > save` opens with O_TRUNC: that is not an error, and not a save either. */
     if (sp.kind == SFS_SAVE && size == 0)
         return 0;
-    return sp.kind == SFS_SAVE || sp.kind == SFS_STATUS ? -EINVAL : -EROFS;
+    if (sp.kind != SFS_IN_SNAPSHOT)
+        return sp.kind == SFS_SAVE || sp.kind == SFS_STATUS ? -EINVAL : -EPERM;
+    if (snapshot_busy(&sp))
+        return -EBUSY;
+    rc = sfs_store_truncate(ctx()->store_fd, sp.rel, size);
+    if (!rc)
+        import_changed(ctx()->imp, sp.vm, sp.snap);
+    return rc;
+}
+
+/* A failed close of a store file (NFS reports write errors there) reaches the writer. */
+static int sfs_flush(const char *path, struct fuse_file_info *fi)
+{
+    struct sfs_file *f = file_of(fi);
+    int fd;
+
+    (void)path;
+    if (!f || f->fd < 0 || !f->writer)
+        return 0;
+    fd = dup(f->fd);
+    if (fd < 0)
+        return -errno;
+    return close(fd) < 0 ? -errno : 0;
+}
+
+static int sfs_fsync(const char *path, int datasync, struct fuse_file_info *fi)
+{
+    struct sfs_file *f = file_of(fi);
+
+    (void)path;
+    if (!f || f->fd < 0)
+        return 0;
+    return (datasync ? fdatasync(f->fd) : fsync(f->fd)) < 0 ? -errno : 0;
 }
 
 static int sfs_release(const char *path, struct fuse_file_info *fi)
 {
-    struct sfs_file *f = (struct sfs_file *)(uintptr_t)fi->fh;
+    struct sfs_file *f = file_of(fi);
 
     (void)path;
-    if (f) {
-        if (f->fd >= 0)
-            close(f->fd);
-        free(f->text);
-        free(f);
-    }
+    if (!f)
+        return 0;
+    if (f->fd >= 0)
+        close(f->fd);
+    if (f->writer)
+        import_writer_close(ctx()->imp, f->vm, f->snap);
+    free(f->text);
+    free(f);
+    return 0;
+}
+
+/* ---- names ---- */
+
+/* A rename inside the store: a snapshot to another snapshot name, or a file or directory inside
+ * snapshots of the same VM. */
+static int rename_in_store(const struct sfs_path *src, const struct sfs_path *dst,
+                           unsigned int flags)
+{
+    int dir = src->kind != SFS_IN_SNAPSHOT;
+    int rc;
+
+    if (strcmp(src->vm, dst->vm) != 0)
+        return -EXDEV;
+    if (dir != (dst->kind != SFS_IN_SNAPSHOT))
+        return -EPERM; /* a file is not a snapshot, a snapshot does not go inside another */
+    if (dir && !words_valid_name(dst->snap))
+        return -EINVAL;
+    if (snapshot_busy(src) || snapshot_busy(dst))
+        return -EBUSY;
+    /* A snapshot never replaces another. */
+    rc = sfs_store_rename(ctx()->store_fd, src->rel, dst->rel, dir ? RENAME_NOREPLACE : flags);
+    if (rc)
+        return rc;
+    if (dir)
+        import_forget(ctx()->imp, src->vm, src->snap);
+    import_changed(ctx()->imp, src->vm, src->snap);
+    if (strcmp(src->snap, dst->snap) != 0)
+        import_changed(ctx()->imp, dst->vm, dst->snap);
     return 0;
 }
 
@@ -373,24 +602,46 @@ static int sfs_rename(const char *from, const char *to, unsigned int flags)
     rc = classify(to, &dst);
     if (rc)
         return rc;
-    if (flags)
+    if (flags & ~RENAME_NOREPLACE)
         return -EINVAL;
-    if (dst.kind == SFS_RESTORE_ENTRY) {
-        if (src.kind != SFS_SNAPSHOT)
-            return -EINVAL;
+    if (dst.kind == SFS_RESTORE_ENTRY && src.kind == SFS_SNAPSHOT) {
         if (strcmp(src.vm, dst.vm) != 0)
             return -EXDEV;
-        return job_restore(ctx(), src.vm, src.snap, fuse_interrupted);
+        return job_restore(ctx()->job, src.vm, src.snap, fuse_interrupted);
     }
-    if (src.kind == SFS_SNAPSHOT && dst.kind == SFS_SNAPSHOT && strcmp(src.vm, dst.vm) == 0) {
-        if (!words_valid_name(dst.snap))
-            return -EINVAL;
-        if (job_snapshot_busy(ctx(), src.vm, src.snap))
-            return -EBUSY;
-        return renameat2(AT_FDCWD, src.store, AT_FDCWD, dst.store, RENAME_NOREPLACE) < 0 ? -errno
-                                                                                         : 0;
-    }
-    return src.kind == SFS_SNAPSHOT || src.kind == SFS_IN_SNAPSHOT ? -EXDEV : -EPERM;
+    if (!in_store(&src))
+        return -EPERM;
+    if (dst.via_restore && dst.kind == SFS_IN_SNAPSHOT &&
+        !import_known(ctx()->imp, dst.vm, dst.snap))
+        return -ENOENT;
+    return in_store(&dst) ? rename_in_store(&src, &dst, flags) : -EPERM;
+}
+
+/* Makes STORE/VM/snapshots for a VM that only runs so far. */
+static int ensure_snapshots_dir(const struct sfs_path *sp)
+{
+    struct stat st;
+    int rc;
+
+    if (sfs_store_stat(ctx()->store_fd, sp->rel, &st) == 0)
+        return 0;
+    rc = job_vm_create(ctx()->job, sp->vm);
+    return rc == -EEXIST ? 0 : rc;
+}
+
+/* mkdir NAME/snapshots/S or NAME/restore/S: a new snapshot directory; the latter is an import. */
+static int make_snapshot_dir(const struct sfs_path *sp, mode_t mode)
+{
+    struct sfs_path parent = *sp;
+    int rc;
+
+    if (!words_valid_name(sp->snap))
+        return -EINVAL;
+    snprintf(parent.rel, sizeof(parent.rel), "%s/snapshots", sp->vm);
+    if ((rc = ensure_snapshots_dir(&parent)) ||
+        (rc = sfs_store_mkdir(ctx()->store_fd, sp->rel, mode)))
+        return rc;
+    return sp->kind == SFS_RESTORE_ENTRY ? import_begin(ctx()->imp, sp->vm, sp->snap) : 0;
 }
 
 static int sfs_mkdir(const char *path, mode_t mode)
@@ -398,12 +649,23 @@ static int sfs_mkdir(const char *path, mode_t mode)
     struct sfs_path sp;
     int rc = classify(path, &sp);
 
-    (void)mode;
     if (rc)
         return rc == -ENOENT ? -EINVAL : rc;
     if (sp.kind == SFS_VM)
-        return job_vm_create(ctx(), sp.vm);
-    return -EPERM;
+        return job_vm_create(ctx()->job, sp.vm);
+    if (!job_vm_exists(ctx()->job, sp.vm))
+        return -ENOENT;
+    switch (sp.kind) {
+    case SFS_SNAPSHOT:
+    case SFS_RESTORE_ENTRY:
+        return make_snapshot_dir(&sp, mode);
+    case SFS_IN_SNAPSHOT:
+        if ((rc = resolve(path, &sp)))
+            return rc;
+        return sfs_store_mkdir(ctx()->store_fd, sp.rel, mode);
+    default:
+        return -EPERM;
+    }
 }
 
 static int sfs_rmdir(const char *path)
@@ -413,18 +675,16 @@ static int sfs_rmdir(const char *path)
 
     if (rc)
         return rc;
-    switch (sp.kind) {
-    case SFS_VM:
-        return job_vm_remove(ctx(), sp.vm);
-    case SFS_SNAPSHOT:
-        if (job_snapshot_busy(ctx(), sp.vm, sp.snap))
-            return -EBUSY;
-        /* fallthrough */
-    case SFS_IN_SNAPSHOT:
-        return rmdir(sp.store) < 0 ? -errno : 0;
-    default:
+    if (sp.kind == SFS_VM)
+        return job_vm_remove(ctx()->job, sp.vm);
+    if (!in_store(&sp))
         return -EPERM;
-    }
+    if (snapshot_busy(&sp))
+        return -EBUSY;
+    rc = sfs_store_rmdir(ctx()->store_fd, sp.rel);
+    if (!rc && sp.kind != SFS_IN_SNAPSHOT)
+        import_forget(ctx()->imp, sp.vm, sp.snap);
+    return rc;
 }
 
 static int sfs_unlink(const char *path)
@@ -436,15 +696,205 @@ static int sfs_unlink(const char *path)
         return rc;
     if (sp.kind != SFS_IN_SNAPSHOT)
         return -EPERM;
-    if (job_snapshot_busy(ctx(), sp.vm, sp.snap))
+    if (snapshot_busy(&sp))
         return -EBUSY;
-    return unlink(sp.store) < 0 ? -errno : 0;
+    rc = sfs_store_unlink(ctx()->store_fd, sp.rel);
+    if (!rc)
+        import_changed(ctx()->imp, sp.vm, sp.snap);
+    return rc;
+}
+
+/* Symlinks and hard links could make the store reach outside itself, or one file two. */
+static int sfs_symlink(const char *target, const char *path)
+{
+    (void)target;
+    (void)path;
+    return -EPERM;
+}
+
+static int sfs_link(const char *from, const char *to)
+{
+    (void)from;
+    (void)to;
+    return -EPERM;
+}
+
+/* ---- metadata ---- */
+
+static int sfs_chmod(const char *path, mode_t mode, struct fuse_file_info *fi)
+{
+    struct sfs_file *f = file_of(fi);
+    struct sfs_path sp;
+    int rc;
+
+    if (f && f->fd >= 0)
+        return fchmod(f->fd, mode & 0777) < 0 ? -errno : 0;
+    if ((rc = resolve(path, &sp)))
+        return rc;
+    return in_store(&sp) ? sfs_store_chmod(ctx()->store_fd, sp.rel, mode) : -EPERM;
+}
+
+static int sfs_chown(const char *path, uid_t uid, gid_t gid, struct fuse_file_info *fi)
+{
+    struct sfs_file *f = file_of(fi);
+    struct sfs_path sp;
+    int rc;
+
+    /* Only root gives files away, as on any filesystem. */
+    if (fuse_get_context()->uid != 0)
+        return -EPERM;
+    if (f && f->fd >= 0)
+        return fchown(f->fd, uid, gid) < 0 ? -errno : 0;
+    if ((rc = resolve(path, &sp)))
+        return rc;
+    return in_store(&sp) ? sfs_store_chown(ctx()->store_fd, sp.rel, uid, gid) : -EPERM;
+}
+
+static int sfs_utimens(const char *path, const struct timespec tv[2], struct fuse_file_info *fi)
+{
+    struct sfs_file *f = file_of(fi);
+    struct sfs_path sp;
+    int rc;
+
+    if (f && f->fd >= 0)
+        return futimens(f->fd, tv) < 0 ? -errno : 0;
+    if ((rc = resolve(path, &sp)))
+        return rc;
+    if (sp.kind == SFS_SNAPSHOTS || in_store(&sp))
+        return sfs_store_utimens(ctx()->store_fd, sp.rel, tv);
+    return -EPERM;
+}
+
+static int sfs_fsyncdir(const char *path, int datasync, struct fuse_file_info *fi)
+{
+    struct sfs_path sp;
+    int rc;
+
+    (void)fi;
+    if ((rc = resolve(path, &sp)))
+        return rc;
+    return in_store(&sp) ? sfs_store_fsync(ctx()->store_fd, sp.rel, datasync) : 0;
+}
+
+/* ---- extended attributes: user.* pass through; user.savefs.* are the manifest's facts ---- */
+
+static int is_fact(const char *name)
+{
+    return strncmp(name, IMPORT_XATTR_PREFIX, strlen(IMPORT_XATTR_PREFIX)) == 0;
+}
+
+/* The value of fact NAME of the snapshot SP into VALUE (SIZE 0: only its length). */
+static int get_fact(const struct sfs_path *sp, const char *name, char *value, size_t size)
+{
+    struct import_facts facts;
+    const char *n;
+    int rc = import_facts(ctx()->imp, sp->vm, sp->snap, &facts);
+
+    if (rc)
+        return rc;
+    rc = -ENODATA;
+    n = facts.names;
+    for (int i = 0; i < facts.n; n += strlen(n) + 1, i++) {
+        size_t len = strlen(facts.values[i]);
+
+        if (strcmp(n, name) != 0)
+            continue;
+        rc = size == 0 ? (int)len : len > size ? -ERANGE : (int)len;
+        if (size && len <= size)
+            memcpy(value, facts.values[i], len);
+        break;
+    }
+    import_facts_free(&facts);
+    return rc;
+}
+
+static int sfs_getxattr(const char *path, const char *name, char *value, size_t size)
+{
+    struct sfs_path sp;
+    int rc;
+
+    if ((rc = resolve(path, &sp)))
+        return rc;
+    if (!in_store(&sp))
+        return -ENODATA;
+    if (is_fact(name))
+        return sp.kind == SFS_IN_SNAPSHOT ? -ENODATA : get_fact(&sp, name, value, size);
+    return sfs_store_getxattr(ctx()->store_fd, sp.rel, name, value, size);
+}
+
+/* The store's names without user.savefs.* (a copy from another mount may have put some there
+ * while such writes were ignored elsewhere), then the facts for a snapshot directory. */
+static int list_with_facts(const struct sfs_path *sp, char *list, size_t size)
+{
+    struct import_facts facts = {0};
+    char stored[65536], *p;
+    int n = sfs_store_listxattr(ctx()->store_fd, sp->rel, stored, sizeof(stored));
+    size_t len = 0;
+    int rc = 0;
+
+    if (n < 0)
+        return n;
+    if (sp->kind != SFS_IN_SNAPSHOT && (rc = import_facts(ctx()->imp, sp->vm, sp->snap, &facts)))
+        return rc;
+    for (p = stored; p < stored + n; p += strlen(p) + 1) {
+        size_t l = strlen(p) + 1;
+        if (is_fact(p))
+            continue;
+        if (size && len + l <= size)
+            memcpy(list + len, p, l);
+        len += l;
+    }
+    if (size && len + facts.names_len <= size)
+        memcpy(list + len, facts.names, facts.names_len);
+    len += facts.names_len;
+    import_facts_free(&facts);
+    return size && len > size ? -ERANGE : (int)len;
+}
+
+static int sfs_listxattr(const char *path, char *list, size_t size)
+{
+    struct sfs_path sp;
+    int rc;
+
+    if ((rc = resolve(path, &sp)))
+        return rc;
+    return in_store(&sp) ? list_with_facts(&sp, list, size) : 0;
+}
+
+static int sfs_setxattr(const char *path, const char *name, const char *value, size_t size,
+                        int flags)
+{
+    struct sfs_path sp;
+    int rc;
+
+    if ((rc = resolve(path, &sp)))
+        return rc;
+    if (!in_store(&sp) || strncmp(name, "user.", 5) != 0)
+        return -ENOTSUP;
+    /* Facts come from the manifest: a copy from another savefs mount writes them; ignored. */
+    if (is_fact(name))
+        return 0;
+    return sfs_store_setxattr(ctx()->store_fd, sp.rel, name, value, size, flags);
+}
+
+static int sfs_removexattr(const char *path, const char *name)
+{
+    struct sfs_path sp;
+    int rc;
+
+    if ((rc = resolve(path, &sp)))
+        return rc;
+    if (!in_store(&sp) || strncmp(name, "user.", 5) != 0)
+        return -ENOTSUP;
+    if (is_fact(name))
+        return 0;
+    return sfs_store_removexattr(ctx()->store_fd, sp.rel, name);
 }
 
 static int sfs_statfs(const char *path, struct statvfs *st)
 {
     (void)path;
-    return statvfs(job_store(ctx()), st) < 0 ? -errno : 0;
+    return fstatvfs(ctx()->store_fd, st) < 0 ? -errno : 0;
 }
 
 const struct fuse_operations sfs_ops = {
@@ -452,13 +902,27 @@ const struct fuse_operations sfs_ops = {
     .getattr = sfs_getattr,
     .readdir = sfs_readdir,
     .open = sfs_open,
-    .read = sfs_read,
+    .create = sfs_create,
+    .mknod = sfs_mknod,
+    .read_buf = sfs_read_buf,
     .write = sfs_write,
     .truncate = sfs_truncate,
+    .flush = sfs_flush,
+    .fsync = sfs_fsync,
     .release = sfs_release,
     .rename = sfs_rename,
     .mkdir = sfs_mkdir,
     .rmdir = sfs_rmdir,
     .unlink = sfs_unlink,
+    .symlink = sfs_symlink,
+    .link = sfs_link,
+    .chmod = sfs_chmod,
+    .chown = sfs_chown,
+    .utimens = sfs_utimens,
+    .fsyncdir = sfs_fsyncdir,
+    .getxattr = sfs_getxattr,
+    .listxattr = sfs_listxattr,
+    .setxattr = sfs_setxattr,
+    .removexattr = sfs_removexattr,
     .statfs = sfs_statfs,
 };

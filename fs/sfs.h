@@ -6,6 +6,20 @@
 #define FUSE_USE_VERSION 35
 #include <fuse.h>
 
+struct job_ctx;
+struct import;
+
+/* The filesystem's context (fuse's private data); set before the loop starts, read-only then. */
+struct sfs_ctx {
+    struct job_ctx *job;
+    struct import *imp;
+    int store_fd; /* the store, O_PATH: every store path is resolved beneath it */
+};
+
+/* Opens the store of JOB for CTX. 0 or a negative errno. */
+int sfs_ctx_init(struct sfs_ctx *ctx, struct job_ctx *job, struct import *imp);
+void sfs_ctx_close(struct sfs_ctx *ctx);
+
 extern const struct fuse_operations sfs_ops;
 
 #endif

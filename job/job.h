@@ -7,11 +7,13 @@
 #include <stddef.h>
 
 struct job_ctx;
+struct trust;
 
 struct job_config {
-    const char *store;   /* snapshots live here */
-    const char *qmp_dir; /* NAME.qmp sockets of the VMs */
-    int watchdog_ms;     /* a restore whose bytes stop moving this long is killed */
+    const char *store;         /* snapshots live here */
+    const char *qmp_dir;       /* NAME.qmp sockets of the VMs */
+    int watchdog_ms;           /* a restore whose bytes stop moving this long is killed */
+    const struct trust *trust; /* signs saves, decides restores (trust.h); outlives the ctx */
 };
 
 #define JOB_ERR_MAX 1024

@@ -56,6 +56,7 @@ struct job_ctx {
     /* set before threads start */
     char *store, *qmp_dir, *run_dir;
     int watchdog_ms;
+    const struct trust *trust; /* borrowed from the config */
     atomic_int shutdown; /* set from a signal handler: every job cancels */
     /* guarded by lock */
     pthread_mutex_t lock;

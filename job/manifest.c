@@ -32,14 +32,25 @@ static const char *kind_role(enum cp_kind kind)
 
 static json_t *file_to_json(const struct cp_file *f)
 {
-    char sum[17];
+    char sum[17], stream_sum[17];
+    json_t *j;
 
     snprintf(sum, sizeof(sum), "%016" PRIx64, f->xxh3);
     if (f->kind == CP_MAIN)
-        return json_pack("{s:s, s:s, s:I, s:s}", "name", f->name, "role", "main", "size",
-                         (json_int_t)f->size, "xxh3", sum);
-    return json_pack("{s:s, s:s, s:i, s:I, s:s}", "name", f->name, "role", kind_role(f->kind),
-                     "channel", f->channel, "size", (json_int_t)f->size, "xxh3", sum);
+        j = json_pack("{s:s, s:s, s:I, s:s}", "name", f->name, "role", "main", "size",
+                      (json_int_t)f->size, "xxh3", sum);
+    else
+        j = json_pack("{s:s, s:s, s:i, s:I, s:s}", "name", f->name, "role", kind_role(f->kind),
+                      "channel", f->channel, "size", (json_int_t)f->size, "xxh3", sum);
+    /* A zstd file: the stream it holds, checked after decompression. */
+    snprintf(stream_sum, sizeof(stream_sum), "%016" PRIx64, f->stream_xxh3);
+    if (j && f->zstd &&
+        (json_object_set_new(j, "stream_size", json_integer((json_int_t)f->stream_size)) ||
+         json_object_set_new(j, "stream_xxh3", json_string(stream_sum)))) {
+        json_decref(j);
+        j = NULL;
+    }
+    return j;
 }
 
 static json_t *manifest_to_json(const struct manifest *m)
@@ -57,13 +68,14 @@ static json_t *manifest_to_json(const struct manifest *m)
         if (json_array_append_new(files, file_to_json(&m->files[i])))
             goto out;
     root = json_pack("{s:s, s:i, s:s, s:s, s:s, s:{s:s, s:s, s:s, s:s, s:s, s:O}, s:I, s:b, s:i, "
-                     "s:s, s:f, s:O}",
+                     "s:s, s:i, s:f, s:O}",
                      "format", "savefs-snapshot", "version", m->version, "vm", m->vm, "snapshot",
                      m->snapshot, "created", m->created, "qemu", "version", m->qemu_version,
                      "binary", m->binary, "cwd", m->cwd, "machine", m->machine, "uuid", m->uuid,
                      "argv", argv, "ram_size", (json_int_t)m->ram_size, "was_running",
                      m->was_running, "channels", m->channels, "compression", m->compression,
-                     "duration_s", m->duration_s, "files", files);
+                     "compression_level", m->compression_level, "duration_s", m->duration_s,
+                     "files", files);
 out:
     json_decref(argv);
     json_decref(files);
@@ -182,15 +194,27 @@ static int parse_kind(const char *role, enum cp_kind *kind)
     return -EINVAL;
 }
 
-static int parse_file(json_t *jf, size_t i, struct cp_file *f, char *err, size_t errlen)
+/* 16 hex digits. */
+static int parse_sum(const char *sum, uint64_t *out)
 {
-    const char *name = NULL, *role = NULL, *sum = NULL;
-    json_int_t size = -1;
-    int channel = -1;
     char *end;
 
-    if (json_unpack(jf, "{s:s, s:s, s?i, s:I, s:s}", "name", &name, "role", &role, "channel",
-                    &channel, "size", &size, "xxh3", &sum) ||
+    if (strlen(sum) != 16 || sum[0] == '-' || sum[0] == '+')
+        return -EINVAL;
+    errno = 0;
+    *out = strtoull(sum, &end, 16);
+    return errno || *end ? -EINVAL : 0;
+}
+
+static int parse_file(json_t *jf, size_t i, struct cp_file *f, char *err, size_t errlen)
+{
+    const char *name = NULL, *role = NULL, *sum = NULL, *stream_sum = NULL;
+    json_int_t size = -1, stream_size = -1;
+    int channel = -1;
+
+    if (json_unpack(jf, "{s:s, s:s, s?i, s:I, s:s, s?I, s?s}", "name", &name, "role", &role,
+                    "channel", &channel, "size", &size, "xxh3", &sum, "stream_size",
+                    &stream_size, "stream_xxh3", &stream_sum) ||
         parse_kind(role, &f->kind) || size < 0 || strlen(name) >= sizeof(f->name) ||
         strlen(sum) != 16) {
         snprintf(err, errlen,
@@ -202,12 +226,17 @@ static int parse_file(json_t *jf, size_t i, struct cp_file *f, char *err, size_t
     strcpy(f->name, name);
     f->channel = f->kind == CP_MAIN ? -1 : channel;
     f->size = (uint64_t)size;
-    errno = 0;
-    f->xxh3 = strtoull(sum, &end, 16);
-    if (errno || *end || sum[0] == '-' || sum[0] == '+') {
+    if (parse_sum(sum, &f->xxh3)) {
         snprintf(err, errlen, "'files[%zu].xxh3' is not 16 hex digits", i);
         return -EINVAL;
     }
+    /* A zstd file says what stream it holds; manifest_check matches that with "compression". */
+    f->zstd = json_object_get(jf, "stream_size") || json_object_get(jf, "stream_xxh3");
+    if (f->zstd && (stream_size < 0 || !stream_sum || parse_sum(stream_sum, &f->stream_xxh3))) {
+        snprintf(err, errlen, "'files[%zu]' needs both stream_size and a 16-digit stream_xxh3", i);
+        return -EINVAL;
+    }
+    f->stream_size = f->zstd ? (uint64_t)stream_size : 0;
     return 0;
 }
 
@@ -256,9 +285,10 @@ static int parse_root(json_t *root, struct manifest *m, char *err, size_t errlen
         (rc = copy_string(qemu, "machine", m->machine, sizeof(m->machine), err, errlen)) ||
         (rc = copy_string(qemu, "uuid", m->uuid, sizeof(m->uuid), err, errlen)))
         return rc;
-    if (json_unpack(root, "{s:I, s:b, s:i, s:F, s:{s:s, s:s}}", "ram_size", &ram, "was_running",
-                    &m->was_running, "channels", &m->channels, "duration_s", &m->duration_s, "qemu",
-                    "binary", &binary, "cwd", &cwd) ||
+    if (json_unpack(root, "{s:I, s:b, s:i, s:F, s:{s:s, s:s}, s?i}", "ram_size", &ram,
+                    "was_running", &m->was_running, "channels", &m->channels, "duration_s",
+                    &m->duration_s, "qemu", "binary", &binary, "cwd", &cwd, "compression_level",
+                    &m->compression_level) ||
         ram <= 0) {
         snprintf(err, errlen,
                  "ram_size, was_running, channels, duration_s, qemu.binary or "
@@ -396,10 +426,18 @@ static int expected_name(const struct cp_file *f, char *name, size_t len)
 static int check_files(const struct manifest *m, char *err, size_t errlen)
 {
     int i, mains = 0, chans[CP_MAX_CHANNELS] = {0}, idx[CP_MAX_CHANNELS] = {0};
+    int zstd = strcmp(m->compression, "zstd") == 0;
     char want[CP_NAME_MAX];
 
     for (i = 0; i < m->nfiles; i++) {
         const struct cp_file *f = &m->files[i];
+
+        /* With zstd, main and the channels hold zstd frames; indexes never do. */
+        if (f->zstd != (zstd && f->kind != CP_INDEX)) {
+            snprintf(err, errlen, "file '%s' %s stream_size and stream_xxh3 with compression %s",
+                     f->name, f->zstd ? "has" : "lacks", m->compression);
+            return -EINVAL;
+        }
 
         if (f->kind != CP_MAIN && (f->channel < 0 || f->channel >= m->channels)) {
             snprintf(err, errlen, "file '%s' names channel %d of %d", f->name, f->channel,
@@ -439,8 +477,11 @@ int manifest_check(const struct manifest *m, char *err, size_t errlen)
         snprintf(err, errlen, "channels %d is not between 1 and %d", m->channels, CP_MAX_CHANNELS);
         return -EINVAL;
     }
-    if (strcmp(m->compression, "none") != 0) {
-        snprintf(err, errlen, "compression '%s' is not supported", m->compression);
+    if (!(strcmp(m->compression, "none") == 0 && m->compression_level == 0) &&
+        !(strcmp(m->compression, "zstd") == 0 && m->compression_level >= 1 &&
+          m->compression_level <= ZSTD_LEVEL_MAX)) {
+        snprintf(err, errlen, "compression '%s' at level %d is not supported", m->compression,
+                 m->compression_level);
         return -EINVAL;
     }
     if (!m->binary || m->binary[0] != '/' || !m->cwd || m->cwd[0] != '/' || m->argc < 1) {

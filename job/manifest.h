@@ -28,7 +28,8 @@ struct manifest {
     uint64_t ram_size;
     int was_running;
     int channels;
-    char compression[16]; /* "none" */
+    char compression[16];  /* "none", or "zstd": main and channels are zstd files (zframe.h) */
+    int compression_level; /* zstd's level, 1..19; 0 with "none" */
     double duration_s;
     struct cp_file files[MANIFEST_MAX_FILES];
     int nfiles;

@@ -21,6 +21,7 @@
 #include "qmp.h"
 #include "record.h"
 #include "store.h"
+#include "trust.h"
 
 #define TICK_MS              100
 #define QMP_START_TIMEOUT_MS 20000
@@ -78,6 +79,18 @@ static int load_snapshot(struct restore *r)
     if (rc)
         return job_fail(r->job, rc, "%s", err);
     return check_files(r);
+}
+
+/* The host decides what runs: M's binary, argv and cwd become what trust allows (trust.h). */
+static int check_trust(struct restore *r)
+{
+    struct trust_subject s = {r->job->ctx->store, vm_name(r), r->job->snapshot};
+    char how[256], err[JOB_ERR_MAX - 80];
+    int rc;
+
+    job_set_phase(r->job, "checking trust");
+    rc = trust_resolve(r->job->ctx->trust, &s, &r->m, how, sizeof(how), err, sizeof(err));
+    return rc ? job_fail(r->job, rc, "%s", err) : 0;
 }
 
 static int check_vm_stopped(struct restore *r)
@@ -167,7 +180,7 @@ static uint64_t stream_bytes(const struct manifest *m)
 
     for (int i = 0; i < m->nfiles; i++)
         if (m->files[i].kind != CP_INDEX)
-            sum += m->files[i].size;
+            sum += m->files[i].zstd ? m->files[i].stream_size : m->files[i].size;
     return sum;
 }
 
@@ -244,7 +257,8 @@ int job_restore_run(struct job *job)
     struct restore r = {.job = job, .pidfd = -1};
     int rc;
 
-    if (!(rc = load_snapshot(&r)) && !(rc = check_vm_stopped(&r)) && !(rc = start_qemu(&r)) &&
+    if (!(rc = load_snapshot(&r)) && !(rc = check_trust(&r)) && !(rc = check_vm_stopped(&r)) &&
+        !(rc = start_qemu(&r)) &&
         !(rc = connect_qmp(&r)) && !(rc = start_incoming(&r)) && !(rc = pump(&r)) &&
         !(rc = wait_completed(&r)))
         rc = resume(&r);

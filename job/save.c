@@ -19,6 +19,7 @@
 #include "qmp.h"
 #include "record.h"
 #include "store.h"
+#include "trust.h"
 
 #define TICK_MS          100
 #define DRAIN_TIMEOUT_MS 30000 /* after QEMU says completed, its sockets close at once */
@@ -148,7 +149,7 @@ static int prepare(struct save *s)
 {
     struct job *job = s->job;
     const struct save_words *w = &job->words;
-    struct cp_opts opts = {.direct_io = w->direct_io};
+    struct cp_opts opts = {.direct_io = w->direct_io, .zstd_level = w->zstd_level};
     char err[JOB_ERR_MAX - 80];
     int rc;
 
@@ -257,13 +258,20 @@ static int write_snapshot(struct save *s)
     s->m.channels = job->words.parallel;
     snprintf(s->m.vm, sizeof(s->m.vm), "%s", vm_name(s));
     snprintf(s->m.snapshot, sizeof(s->m.snapshot), "%s", job->snapshot);
-    snprintf(s->m.compression, sizeof(s->m.compression), "none");
+    snprintf(s->m.compression, sizeof(s->m.compression), job->words.zstd_level ? "zstd" : "none");
+    s->m.compression_level = job->words.zstd_level;
     job_rfc3339(s->m.created, sizeof(s->m.created));
     s->m.duration_s = job_now() - job->started;
+    if (job->ctx->trust && (rc = trust_sign(job->ctx->trust, &s->m)))
+        return job_fail(s->job, rc, "cannot sign the manifest");
     if ((rc = store_path(path, "%s/%s", s->tmp, MANIFEST_NAME)) ||
         (rc = manifest_write(path, &s->m, err, sizeof(err))))
         return job_fail(s->job, rc, "%s", err);
     job_set_phase(job, "publishing");
+    /* The snapshot is whole: the mark that recovers a paused VM has no place in it. */
+    if ((rc = store_path(path, "%s/%s", s->tmp, STORE_SAVE_MARK)) ||
+        (unlink(path) < 0 && (rc = -errno)))
+        return job_fail(s->job, rc, "remove %s: %s", path, strerror(-rc));
     rc = store_publish(job->ctx->store, vm_name(s), s->tmp, job->snapshot, err, sizeof(err));
     if (rc)
         return job_fail(s->job, rc, "%s", err);

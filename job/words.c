@@ -62,8 +62,39 @@ static int parse_onoff(const char *key, const char *value, int *out, char *err, 
     return 0;
 }
 
+/* none, zstd, or zstd:N with N from 1 to ZSTD_LEVEL_MAX. */
+static int parse_compress(const char *value, struct save_words *out, char *err, size_t errlen)
+{
+    const char *level = value + 5;
+    char *end;
+    long n;
+
+    if (strcmp(value, "none") == 0) {
+        out->zstd_level = 0;
+        return 0;
+    }
+    if (strcmp(value, "zstd") == 0) {
+        out->zstd_level = ZSTD_LEVEL_PLAIN;
+        return 0;
+    }
+    if (strncmp(value, "zstd:", 5) != 0 || level[0] < '0' || level[0] > '9') {
+        snprintf(err, errlen, "compress: '%s' must be none, zstd or zstd:N (N from 1 to %d)",
+                 value, ZSTD_LEVEL_MAX);
+        return -EINVAL;
+    }
+    errno = 0;
+    n = strtol(level, &end, 10);
+    if (errno || *end || n < 1 || n > ZSTD_LEVEL_MAX) {
+        snprintf(err, errlen, "compress: level '%s' is not a number from 1 to %d", level,
+                 ZSTD_LEVEL_MAX);
+        return -EINVAL;
+    }
+    out->zstd_level = (int)n;
+    return 0;
+}
+
 /* Which keys were given, to refuse duplicates. */
-enum { SEEN_PARALLEL = 1, SEEN_NAME = 2, SEEN_KEEP = 4, SEEN_DIRECT = 8 };
+enum { SEEN_PARALLEL = 1, SEEN_NAME = 2, SEEN_KEEP = 4, SEEN_DIRECT = 8, SEEN_COMPRESS = 16 };
 
 static int mark_seen(unsigned *seen, unsigned bit, const char *key, char *err, size_t errlen)
 {
@@ -92,7 +123,7 @@ static int parse_word(char *word, struct save_words *out, unsigned *seen, char *
         }
         snprintf(err, errlen,
                  "unknown word '%s' (expected N, parallel=N, name=S, keep-running, "
-                 "direct-io=on|off)",
+                 "direct-io=on|off, compress=none|zstd|zstd:N)",
                  word);
         return -EINVAL;
     }
@@ -108,6 +139,10 @@ static int parse_word(char *word, struct save_words *out, unsigned *seen, char *
     if (strcmp(word, "direct-io") == 0) {
         rc = mark_seen(seen, SEEN_DIRECT, word, err, errlen);
         return rc ? rc : parse_onoff(word, value, &out->direct_io, err, errlen);
+    }
+    if (strcmp(word, "compress") == 0) {
+        rc = mark_seen(seen, SEEN_COMPRESS, word, err, errlen);
+        return rc ? rc : parse_compress(value, out, err, errlen);
     }
     snprintf(err, errlen, "unknown key '%s'", word);
     return -EINVAL;

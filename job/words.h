@@ -1,4 +1,5 @@
-/* words: parses what a user writes to NAME/save ("4", "parallel=8 name=nightly keep-running").
+/* words: parses what a user writes to NAME/save ("4", "parallel=8 name=nightly keep-running",
+ * "compress=zstd:3").
  * Pure functions, any thread. */
 #ifndef SAVEFS_WORDS_H
 #define SAVEFS_WORDS_H
@@ -8,12 +9,15 @@
 #define SNAPSHOT_NAME_MAX 64
 #define PARALLEL_DEFAULT  4
 #define PARALLEL_MAX      64
+#define ZSTD_LEVEL_MAX    19
+#define ZSTD_LEVEL_PLAIN  1 /* `compress=zstd`: the fastest level, the one that pays off in a save */
 
 struct save_words {
     int parallel;                     /* multifd channels, 1..64 */
     char name[SNAPSHOT_NAME_MAX + 1]; /* empty: the default, a UTC time stamp */
     int keep_running;                 /* resume the VM after the save instead of quitting it */
     int direct_io;                    /* 1 on (default), 0 off */
+    int zstd_level;                   /* compress=: 0 none (default), 1..19 zstd at that level */
 };
 
 /* Parses LEN bytes of BUF. Returns 0, or -EINVAL with the reason in ERR; OUT is then unusable. */

@@ -6,7 +6,7 @@ source "$SRC_DIR/tests/e2e/lib.sh"
 e2e_setup
 store_on_loop 2000
 savefs_start
-throttle_savefs $((40 << 20))
+throttle_savefs $((15 << 20))
 GUEST_MEM_MB=256
 VMS=(vm1 vm2 vm3 vm4)
 for vm in "${VMS[@]}"; do guest_start "$vm" "$QMP" "$T/$vm.serial" 96 >/dev/null; done
@@ -14,12 +14,13 @@ for vm in "${VMS[@]}"; do
     guest_wait_ready "$T/$vm.serial" 180 || die "$vm did not boot"
 done
 
-# Reads of the whole mount must answer within 5 s while jobs run.
+# Reads of the whole mount answer while jobs run (the caller checks that the jobs still run
+# after; the bounds only allow for a loaded machine; tar reads every snapshot: it gets longer).
 read_everything() {
-    timeout 5 ls -R "$MNT" >/dev/null || die "ls -R of the mount waited on a job"
-    timeout 5 cat "$MNT"/*/status >/dev/null || die "cat of the statuses waited on a job"
-    timeout 5 cat "$MNT"/*/save >/dev/null || die "cat of the saves waited on a job"
-    timeout 20 tar cf - --exclude='*/restore' -C "$MNT" . | wc -c >/dev/null ||
+    timeout 20 ls -R "$MNT" >/dev/null || die "ls -R of the mount waited on a job"
+    timeout 20 cat "$MNT"/*/status >/dev/null || die "cat of the statuses waited on a job"
+    timeout 20 cat "$MNT"/*/save >/dev/null || die "cat of the saves waited on a job"
+    timeout 90 tar cf - --exclude='*/restore' -C "$MNT" . | wc -c >/dev/null ||
         die "tar c of the mount waited on a job"
 }
 
@@ -39,7 +40,9 @@ fi
 grep -q "busy" "$T/busy.err" || die "not EBUSY: $(cat "$T/busy.err")"
 rmdir "$STORE/vm1/snapshots/other"
 read_everything
-[[ $(status_field vm1 phase) != "" ]] || die "vm1's save is not running any more: the reads took too long"
+for vm in "${VMS[@]}"; do
+    [[ $(status_field "$vm" phase) != "" ]] || die "$vm's save ended before the reads did"
+done
 for vm in "${VMS[@]}"; do
     wait "${savers[$vm]}" || die "$vm's save failed: $(cat "$T/$vm.err"; cat "$MNT/$vm/status")"
 done
@@ -57,15 +60,16 @@ for vm in "${VMS[@]}"; do
 done
 
 log "a save during a restore is refused"
-throttle_savefs $((40 << 20))
+throttle_savefs $((15 << 20))
 sync && echo 3 >/proc/sys/vm/drop_caches
 mv "$MNT/vm1/snapshots/together" "$MNT/vm1/restore/" 2>"$T/mv.err" &
 mover=$!
 wait_phase vm1 restoring
 if echo 4 >"$MNT/vm1/save" 2>"$T/busy.err"; then die "a save during the restore was accepted"; fi
 grep -q "busy" "$T/busy.err" || die "not EBUSY: $(cat "$T/busy.err")"
-timeout 5 cat "$MNT/vm2/status" >/dev/null || die "cat of another VM's status waited"
-timeout 5 ls "$MNT/vm2/snapshots" >/dev/null || die "ls of another VM waited"
+timeout 20 cat "$MNT/vm2/status" >/dev/null || die "cat of another VM's status waited"
+timeout 20 ls "$MNT/vm2/snapshots" >/dev/null || die "ls of another VM waited"
+[[ $(status_field vm1 phase) == restoring ]] || die "the restore ended before the reads did"
 wait "$mover" || die "the restore failed: $(cat "$T/mv.err")"
 vm_adopt vm1
 

@@ -1,6 +1,7 @@
 /* test_copier: drives the copier with synthetic QEMU 7.2 migration streams: a fake source for
  * saves, a fake destination for restores, and broken streams and peers for the failures a real
- * QEMU cannot be made to produce on demand. Plain C: each failure prints file:line; the exit
+ * QEMU cannot be made to produce on demand; plain and zstd-compressed (seek table, random access
+ * to a frame, damaged and truncated files). Plain C: each failure prints file:line; the exit
  * status is non-zero if any check failed. COPIER_SEED=n replays a run.
  * "test_copier bench DIR MIB CHANNELS" measures save throughput instead. */
 #include <dirent.h>
@@ -22,11 +23,13 @@
 #include <time.h>
 #include <unistd.h>
 #include <xxhash.h>
+#include <zstd.h>
 
 #include "copier.h"
 #include "index.h"
 #include "multifd.h"
 #include "stream.h"
+#include "zframe.h"
 
 #define MAXCH 8
 #define PAGE  4096
@@ -86,6 +89,8 @@ struct buf {
 
 static void buf_put(struct buf *b, const void *d, size_t n)
 {
+    if (n == 0)
+        return;
     if (b->len + n > b->cap) {
         b->cap = (b->len + n) * 2;
         b->p = realloc(b->p, b->cap);
@@ -171,6 +176,34 @@ static int exists(const char *dir, const char *name)
     return access(p, F_OK) == 0;
 }
 
+/* B gets the stream file PATH holds: its bytes, decompressed if they are zstd frames (or only a
+ * skippable one, the seek table of an empty stream). */
+static int read_stream(const char *path, struct buf *b)
+{
+    struct buf raw = {0};
+    int r = read_file(path, &raw);
+    if (r < 0 || raw.len < 4 ||
+        (memcmp(raw.p, "\x28\xb5\x2f\xfd", 4) != 0 && memcmp(raw.p, "\x5e\x2a\x4d\x18", 4) != 0)) {
+        *b = raw;
+        return r;
+    }
+    ZSTD_DStream *d = ZSTD_createDStream();
+    ZSTD_inBuffer in = {raw.p, raw.len, 0};
+    b->len = 0;
+    r = 0;
+    while (r == 0 && in.pos < in.size) {
+        uint8_t tmp[65536];
+        ZSTD_outBuffer out = {tmp, sizeof(tmp), 0};
+        size_t h = ZSTD_decompressStream(d, &out, &in);
+        if (ZSTD_isError(h))
+            r = -EBADMSG;
+        buf_put(b, tmp, out.pos);
+    }
+    ZSTD_freeDStream(d);
+    free(raw.p);
+    return r;
+}
+
 /* A fresh file system mounted on a temporary directory; 0 if we may not mount. */
 static int mount_tmp(char *dir, size_t len, const char *fstype, const char *opts)
 {
@@ -208,22 +241,32 @@ struct chan {
     size_t npages, cap;
 };
 
-/* The page that block BLOCK holds at RAM: derived from both, so any misplacement shows. */
+/* The page that block BLOCK holds at RAM: derived from both, so any misplacement shows. Pages
+ * of blocks 1 and 2 are text-like, the others random: compression has something to do. */
 static void page_fill(uint8_t *p, int block, uint64_t ram)
 {
     uint64_t s = ram * 31 + (uint64_t)block * 0x100000001b3ull;
+    if (block == 1 || block == 2) {
+        char line[64];
+        int n = snprintf(line, sizeof(line), "block %d page at %" PRIx64 " says hello. ", block,
+                         ram);
+        for (int i = 0; i < PAGE; i++)
+            p[i] = (uint8_t)line[i % n];
+        return;
+    }
     for (int i = 0; i < PAGE / 8; i++) {
         uint64_t v = rng_next(&s);
         memcpy(p + 8 * i, &v, 8);
     }
 }
 
+/* A main stream: its magic, then runs of random and of repeated bytes. */
 static void gen_main(struct buf *b, size_t len, uint64_t *rng)
 {
     buf_put(b, "QEVM", 4);
     buf_be32(b, 3);
     while (b->len < len) {
-        uint64_t v = rng_next(rng);
+        uint64_t v = b->len / 4096 % 2 ? 0x0900000000000000ull : rng_next(rng);
         buf_put(b, &v, 8);
     }
 }
@@ -461,6 +504,67 @@ static void check_file(const char *dir, const struct cp_file *files, int n, cons
     free(got.p);
 }
 
+/* Reads stream bytes of a channel file: straight from a plain file, or through the seek table
+ * of a zstd one, decompressing only the frames that hold them. */
+struct stream_reader {
+    int fd;
+    struct cp_zseek *z; /* NULL: plain */
+    int64_t cached;     /* the frame in frame, -1 none */
+    uint8_t *frame;
+    uint64_t decoded; /* frames decompressed */
+};
+
+static void stream_open(struct stream_reader *sr, const char *path, int zstd)
+{
+    char err[512];
+    memset(sr, 0, sizeof(*sr));
+    sr->cached = -1;
+    sr->fd = open(path, O_RDONLY);
+    CHECKM(sr->fd >= 0, "%s", path);
+    if (zstd && sr->fd >= 0) {
+        int r = cp_zseek_load(&sr->z, sr->fd, err, sizeof(err));
+        CHECKM(r == 0, "%s: %s", path, err);
+    }
+}
+
+static int stream_pread(struct stream_reader *sr, uint8_t *out, size_t len, uint64_t off)
+{
+    char err[512];
+    if (sr->z == NULL)
+        return pread(sr->fd, out, len, (off_t)off) == (ssize_t)len ? 0 : -EIO;
+    while (len > 0) {
+        int64_t i = cp_zseek_find(sr->z, off);
+        if (i < 0)
+            return -ERANGE;
+        const struct cp_zframe *f = cp_zseek_frame(sr->z, (uint32_t)i);
+        if (i != sr->cached) {
+            free(sr->frame);
+            sr->frame = malloc(f->stream_size);
+            int r = cp_zseek_read(sr->z, sr->fd, (uint32_t)i, sr->frame, err, sizeof(err));
+            CHECKM(r == 0, "frame %lld: %s", (long long)i, err);
+            if (r < 0)
+                return r;
+            sr->cached = i;
+            sr->decoded++;
+        }
+        size_t at = (size_t)(off - f->stream_offset), n = f->stream_size - at;
+        n = n < len ? n : len;
+        memcpy(out, sr->frame + at, n);
+        out += n;
+        len -= n;
+        off += n;
+    }
+    return 0;
+}
+
+static void stream_close(struct stream_reader *sr)
+{
+    if (sr->fd >= 0)
+        close(sr->fd);
+    cp_zseek_free(sr->z);
+    free(sr->frame);
+}
+
 /* Every page the index names is where it says, with the right bytes, in stream order. */
 static void check_index(const char *dir, const struct cp_file *files, int n, const struct chan *c)
 {
@@ -478,9 +582,11 @@ static void check_index(const char *dir, const struct cp_file *files, int n, con
         return;
     CHECK(cp_index_npages(ix) == c->npages);
     CHECK(cp_index_stream_size(ix) == c->b.len);
-    snprintf(path, sizeof(path), "%s/channel-%d", dir, c->id);
-    int fd = open(path, O_RDONLY);
-    CHECK(fd >= 0);
+    snprintf(name, sizeof(name), "channel-%d", c->id);
+    snprintf(path, sizeof(path), "%s/%s", dir, name);
+    const struct cp_file *cf = find_file(files, n, name);
+    struct stream_reader sr;
+    stream_open(&sr, path, cf != NULL && cf->zstd);
     struct cp_index_iter it = {0};
     struct cp_index_page pg;
     size_t i = 0;
@@ -492,7 +598,7 @@ static void check_index(const char *dir, const struct cp_file *files, int n, con
             bi++;
         CHECKM(bi < NBLOCKS, "unknown block %s", block);
         page_fill(want, bi, pg.ram_offset);
-        CHECK(pread(fd, have, PAGE, (off_t)pg.stream_offset) == PAGE);
+        CHECK(stream_pread(&sr, have, PAGE, pg.stream_offset) == 0);
         CHECKM(memcmp(want, have, PAGE) == 0, "%s page %zu at %" PRIu64, path, i, pg.stream_offset);
         if (i < c->npages) {
             CHECK(bi == c->pages[i].block);
@@ -501,8 +607,57 @@ static void check_index(const char *dir, const struct cp_file *files, int n, con
         }
     }
     CHECK(i == c->npages);
-    close(fd);
+    stream_close(&sr);
     cp_index_free(ix);
+}
+
+/* A zstd stream file: listed with the stream's size and checksum and the file's, decompresses to
+ * B as a whole and frame by frame through its seek table, with every frame but the last holding
+ * FRAME bytes of the stream; a random frame decompresses alone. */
+static void check_zfile(const char *dir, const struct cp_file *files, int n, const char *name,
+                        const struct buf *b, size_t frame, uint64_t *rng)
+{
+    char path[512], err[512];
+    struct buf raw = {0}, got = {0};
+    const struct cp_file *f = find_file(files, n, name);
+    snprintf(path, sizeof(path), "%s/%s", dir, name);
+    CHECKM(f != NULL && f->zstd, "%s not listed as zstd", name);
+    if (f == NULL)
+        return;
+    CHECK(read_file(path, &raw) == 0);
+    CHECK(f->size == raw.len && f->xxh3 == XXH3_64bits(raw.p, raw.len));
+    CHECK(f->stream_size == b->len && f->stream_xxh3 == XXH3_64bits(b->p, b->len));
+    CHECKM(cp_verify_file(dir, f, err, sizeof(err)) == 0, "%s", err);
+    CHECK(read_stream(path, &got) == 0);
+    CHECKM(got.len == b->len && memcmp(got.p, b->p, b->len) == 0, "%s: %zu bytes, want %zu", path,
+           got.len, b->len);
+    struct stream_reader sr;
+    stream_open(&sr, path, 1);
+    if (sr.z != NULL) {
+        uint32_t nf = cp_zseek_nframes(sr.z);
+        CHECK(cp_zseek_stream_size(sr.z) == b->len);
+        CHECKM(nf == (b->len + frame - 1) / frame, "%s: %u frames of %zu for %zu bytes", path, nf,
+               frame, b->len);
+        for (uint32_t i = 0; i + 1 < nf; i++)
+            CHECK(cp_zseek_frame(sr.z, i)->stream_size == frame);
+        /* One frame in the middle, alone, as a lazy restore would read it. */
+        uint32_t k = (uint32_t)rng_below(rng, nf);
+        const struct cp_zframe *fr = cp_zseek_frame(sr.z, k);
+        uint64_t off = fr->stream_offset + rng_below(rng, fr->stream_size);
+        CHECK(cp_zseek_find(sr.z, off) == k);
+        CHECK(cp_zseek_find(sr.z, b->len) == -1);
+        uint8_t one[16];
+        size_t len = b->len - off < sizeof(one) ? b->len - off : sizeof(one);
+        CHECK(stream_pread(&sr, one, len, off) == 0 && memcmp(one, b->p + off, len) == 0);
+        CHECK(sr.decoded == 1);
+        /* Then every frame, in order. */
+        uint8_t *all = malloc(b->len + 1);
+        CHECK(stream_pread(&sr, all, b->len, 0) == 0 && memcmp(all, b->p, b->len) == 0);
+        free(all);
+    }
+    stream_close(&sr);
+    free(raw.p);
+    free(got.p);
 }
 
 /* ---- save tests ---- */
@@ -544,6 +699,55 @@ static void test_save_ok(const char *base, int nch, size_t buf_size, int tiny, u
         total += ch[i].b.len;
     }
     CHECK(cp_save_bytes(sr.s) == total);
+    save_cleanup(&sr);
+    free(mainb.p);
+    for (int i = 0; i < nch; i++)
+        chan_free(&ch[i]);
+}
+
+/* The same with compression: every stream file holds zstd frames of BUF_SIZE bytes (1 MiB by
+ * default) and a seek table, and decompresses to what was sent; the index still gives stream
+ * offsets, found through the seek table. */
+static void test_save_zstd(const char *base, int nch, size_t buf_size, int level, int tiny,
+                           uint64_t seed)
+{
+    struct save_run sr;
+    struct cp_opts o = {.direct_io = 1, .buf_size = buf_size, .zstd_level = level};
+    struct buf mainb = {0};
+    struct chan ch[MAXCH];
+    uint64_t rng = seed, stored = 0, total = 0;
+    int order[MAXCH + 1];
+    size_t frame = buf_size ? buf_size : CP_ZFRAME_SIZE;
+    printf("save zstd:%d: %s, %d channels, frames of %zu%s\n", level, base, nch, frame,
+           tiny ? ", tiny splits" : "");
+    gen_main(&mainb, tiny ? 3000 : 300000 + rng_below(&rng, 10000), &rng);
+    for (int i = 0; i < nch; i++)
+        gen_channel(&ch[i], i, tiny ? 3 : 4 + (int)rng_below(&rng, 40), &rng, GEN_PLAIN);
+    for (int i = 0; i <= nch; i++)
+        order[i] = i - 1;
+    shuffle(order, nch + 1, &rng);
+    save_begin(&sr, base, nch, &o);
+    for (int i = 0; i <= nch; i++)
+        save_send(&sr, order[i] < 0 ? &mainb : &ch[order[i]].b, rng_next(&rng), tiny);
+    save_go(&sr);
+    int r = save_end(&sr);
+    CHECKM(r == 0, "%s", sr.err);
+    CHECK(sr.nfiles == 2 * nch + 1);
+    check_zfile(sr.dir, sr.files, sr.nfiles, "main", &mainb, frame, &rng);
+    stored += sr.files[0].size;
+    total += mainb.len;
+    for (int i = 0; i < nch; i++) {
+        char name[32];
+        snprintf(name, sizeof(name), "channel-%d", i);
+        check_zfile(sr.dir, sr.files, sr.nfiles, name, &ch[i].b, frame, &rng);
+        check_index(sr.dir, sr.files, sr.nfiles, &ch[i]);
+        CHECK(!sr.files[1 + nch + i].zstd); /* indexes stay plain */
+        stored += sr.files[1 + i].size;
+        total += ch[i].b.len;
+    }
+    CHECK(cp_save_bytes(sr.s) == total);
+    if (!tiny) /* half the pages and main are text-like */
+        CHECKM(stored < total * 9 / 10, "%" PRIu64 " bytes stored for %" PRIu64, stored, total);
     save_cleanup(&sr);
     free(mainb.p);
     for (int i = 0; i < nch; i++)
@@ -775,6 +979,199 @@ static void test_writer(const char *base, int want_direct)
     rm_rf(dir);
 }
 
+/* ---- zstd frames: the writer stage at every length, the pool's bound, a damaged seek table ---- */
+
+#define ZFRAME (64 * 1024)
+
+/* Writes B's first LEN bytes to DIR/NAME as zstd frames of ZFRAME bytes; the file's bytes to RAW. */
+static int zwrite(const char *dir, const char *name, const struct buf *b, size_t len,
+                  struct cp_zpool *pool, int *direct, struct buf *raw)
+{
+    char err[512], path[512];
+    struct cp_fwriter *w;
+    struct cp_zwriter *z;
+    int r = cp_fwriter_open(&w, dir, name, cp_zwriter_buf_size(ZFRAME), 1, err, sizeof(err));
+    CHECKM(r == 0, "%s", err);
+    if (r < 0)
+        return r;
+    *direct = cp_fwriter_direct(w);
+    r = cp_zwriter_open(&z, pool, w, ZFRAME, err, sizeof(err));
+    CHECKM(r == 0, "%s", err);
+    struct cp_stage *st = cp_zwriter_stage(z);
+    CHECK(cp_stage_put(st, b->p, len, err, sizeof(err)) == 0);
+    r = st->finish(st, err, sizeof(err));
+    CHECKM(r == 0, "%s", err);
+    CHECK(cp_zwriter_size(z) == len && cp_zwriter_xxh3(z) == XXH3_64bits(b->p, len));
+    CHECK(cp_zwriter_nframes(z) == (len + ZFRAME - 1) / ZFRAME);
+    snprintf(path, sizeof(path), "%s/%s", dir, name);
+    CHECK(read_file(path, raw) == 0);
+    CHECK(cp_fwriter_size(w) == raw->len && cp_fwriter_xxh3(w) == XXH3_64bits(raw->p, raw->len));
+    cp_zwriter_free(z);
+    cp_fwriter_free(w);
+    return r;
+}
+
+/* Text-like and random runs, so that frames are of every kind. */
+static void zdata(struct buf *b, size_t len, uint64_t seed)
+{
+    uint64_t rng = seed;
+    while (b->len < len) {
+        uint8_t page[PAGE];
+        page_fill(page, (int)rng_below(&rng, NBLOCKS), rng_below(&rng, 1 << 20) * PAGE);
+        buf_put(b, page, PAGE);
+    }
+    b->len = len;
+}
+
+static void test_zwriter(const char *base, int want_direct)
+{
+    static const size_t sizes[] = {0, 1, 4095, ZFRAME - 1, ZFRAME, ZFRAME + 1, 3 * ZFRAME + 5};
+    char dir[256], err[512];
+    struct cp_zpool *pool;
+    struct buf b = {0};
+    int direct = -1;
+    make_tmp(dir, sizeof(dir), base, "zwriter");
+    zdata(&b, 3 * ZFRAME + 5, 11);
+    CHECK(cp_zpool_new(&pool, 3, ZFRAME, 1, err, sizeof(err)) == 0);
+    for (size_t i = 0; i < sizeof(sizes) / sizeof(sizes[0]); i++) {
+        char name[32], path[512];
+        struct buf raw = {0}, got = {0};
+        snprintf(name, sizeof(name), "z%zu", i);
+        if (zwrite(dir, name, &b, sizes[i], pool, &direct, &raw) < 0)
+            continue;
+        /* zstd's own decoder reads the whole file, seek table and all. */
+        snprintf(path, sizeof(path), "%s/%s", dir, name);
+        CHECK(read_stream(path, &got) == 0);
+        CHECKM(got.len == sizes[i] && (sizes[i] == 0 || memcmp(got.p, b.p, sizes[i]) == 0), "%s",
+               path);
+        struct stream_reader sr;
+        stream_open(&sr, path, 1);
+        CHECK(sr.z != NULL && cp_zseek_stream_size(sr.z) == sizes[i]);
+        if (sr.z != NULL && sizes[i] > 0) {
+            uint8_t *all = malloc(sizes[i]);
+            CHECK(stream_pread(&sr, all, sizes[i], 0) == 0 && memcmp(all, b.p, sizes[i]) == 0);
+            free(all);
+        }
+        stream_close(&sr);
+        free(raw.p);
+        free(got.p);
+    }
+    printf("zstd writer: %s: O_DIRECT %s\n", base, direct ? "on" : "refused, buffered");
+    if (want_direct >= 0)
+        CHECK(direct == want_direct);
+    cp_zpool_free(pool);
+    free(b.p);
+    rm_rf(dir);
+}
+
+/* High levels need tens of MiB per context: the pool lends fewer contexts than streams. */
+static void test_zpool(void)
+{
+    char err[512];
+    struct cp_zpool *p;
+    printf("zstd pool: contexts within the budget\n");
+    CHECK(cp_zpool_new(&p, 1, CP_ZFRAME_SIZE, 9, err, sizeof(err)) == 0 && cp_zpool_max(p) == 9);
+    cp_zpool_free(p);
+    CHECK(cp_zpool_new(&p, 19, CP_ZFRAME_SIZE, 9, err, sizeof(err)) == 0 && cp_zpool_max(p) == 1);
+    cp_zpool_free(p);
+    CHECK(cp_zpool_new(&p, 20, CP_ZFRAME_SIZE, 9, err, sizeof(err)) == -EINVAL && p == NULL);
+    CHECK(cp_zpool_new(&p, 0, CP_ZFRAME_SIZE, 9, err, sizeof(err)) == -EINVAL && p == NULL);
+}
+
+struct zseek_damage {
+    const char *what;
+    long at;   /* where to write VALUE: from the start if >= 0, else from the end */
+    int width; /* 1 or 4 bytes; 0 writes nothing */
+    uint32_t value;
+    long cut;  /* bytes cut off the end */
+    const char *msg;
+};
+
+/* A file of 3 frames (ZFRAME, ZFRAME, 100 bytes): its seek table is 8 + 3 * 8 + 9 = 41 bytes at
+ * the end: header at -41, entries at -33, -25, -17, footer at -9 (count), -5 (descriptor), -4. */
+static const struct zseek_damage zseek_damages[] = {
+    {"footer magic", -1, 1, 0x00, 0, "no seek table"},
+    {"cut short", 0, 0, 0, 5, "no seek table"},
+    {"cut inside a frame", 0, 0, 0, 41 + 50, "no seek table"},
+    {"reserved descriptor bits", -5, 1, 0x04, 0, "descriptor 0x04"},
+    {"checksum flag", -5, 1, 0x80, 0, "descriptor 0x80"},
+    {"frame count too large", -9, 4, 0x10000000, 0, "does not fit"},
+    {"frame count one short", -9, 4, 2, 0, "skippable frame header is wrong"},
+    {"skippable magic", -41, 4, 0x184d2a50, 0, "skippable frame header is wrong"},
+    {"skippable size", -37, 4, 40, 0, "skippable frame header is wrong"},
+    {"compressed size", -25, 4, 77, 0, "frames end at"},
+    {"empty frame", -33, 4, 0, 0, "entry 0"},
+    {"huge stream size", -29, 4, 0x40000000, 0, "entry 0"},
+};
+
+static void test_zseek(void)
+{
+    char dir[256], path[512], err[512];
+    struct cp_zpool *pool;
+    struct buf b = {0}, raw = {0};
+    struct cp_zseek *z;
+    int direct;
+    printf("zstd seek table: a damaged frame alone, damaged and cut tables\n");
+    make_tmp(dir, sizeof(dir), "/tmp", "zseek");
+    zdata(&b, 2 * ZFRAME + 100, 5);
+    CHECK(cp_zpool_new(&pool, 1, ZFRAME, 1, err, sizeof(err)) == 0);
+    CHECK(zwrite(dir, "ok", &b, b.len, pool, &direct, &raw) == 0);
+    snprintf(path, sizeof(path), "%s/ok", dir);
+    int fd = open(path, O_RDONLY);
+    CHECK(cp_zseek_load(&z, fd, err, sizeof(err)) == 0);
+    close(fd);
+    if (z == NULL)
+        goto out;
+    CHECK(cp_zseek_nframes(z) == 3 && cp_zseek_frame(z, 2)->stream_size == 100);
+    uint64_t f1 = cp_zseek_frame(z, 1)->file_offset, f1len = cp_zseek_frame(z, 1)->file_size;
+    cp_zseek_free(z);
+
+    /* A byte of frame 1 flipped: frames 0 and 2 still read alone, frame 1 does not. */
+    struct buf bad = {0};
+    buf_put(&bad, raw.p, raw.len);
+    bad.p[f1 + f1len / 2] ^= 0x20;
+    snprintf(path, sizeof(path), "%s/bad", dir);
+    write_file(path, bad.p, bad.len);
+    fd = open(path, O_RDONLY);
+    CHECK(cp_zseek_load(&z, fd, err, sizeof(err)) == 0);
+    if (z != NULL) {
+        uint8_t *out = malloc(ZFRAME);
+        CHECK(cp_zseek_read(z, fd, 0, out, err, sizeof(err)) == 0 && memcmp(out, b.p, ZFRAME) == 0);
+        CHECK(cp_zseek_read(z, fd, 2, out, err, sizeof(err)) == 0 &&
+              memcmp(out, b.p + 2 * ZFRAME, 100) == 0);
+        err[0] = '\0';
+        int r = cp_zseek_read(z, fd, 1, out, err, sizeof(err));
+        CHECKM(r == -EBADMSG && strstr(err, "frame 1 at file offset") != NULL, "%d: %s", r, err);
+        free(out);
+        cp_zseek_free(z);
+    }
+    close(fd);
+    free(bad.p);
+
+    for (size_t i = 0; i < sizeof(zseek_damages) / sizeof(zseek_damages[0]); i++) {
+        const struct zseek_damage *d = &zseek_damages[i];
+        struct buf t = {0};
+        buf_put(&t, raw.p, raw.len);
+        size_t at = d->at >= 0 ? (size_t)d->at : raw.len - (size_t)-d->at;
+        for (int k = 0; k < d->width; k++)
+            t.p[at + k] = (uint8_t)(d->value >> (8 * k));
+        write_file(path, t.p, raw.len - (size_t)d->cut);
+        fd = open(path, O_RDONLY);
+        err[0] = '\0';
+        int r = cp_zseek_load(&z, fd, err, sizeof(err));
+        CHECKM(r == -EBADMSG && z == NULL && strstr(err, d->msg) != NULL, "%s: %d \"%s\"",
+               d->what, r, err);
+        cp_zseek_free(z);
+        close(fd);
+        free(t.p);
+    }
+out:
+    cp_zpool_free(pool);
+    free(raw.p);
+    free(b.p);
+    rm_rf(dir);
+}
+
 /* ---- the index reader: a valid index, then table-driven damage ---- */
 
 /* header, BLOCK 0 "pc.ram", PAGES (block 0, 2 pages), BLOCK 1 "vga", PAGES (block 1, 1 page),
@@ -985,10 +1382,10 @@ static void dest_start(struct dest *d, const char *sockdir, const char *dir,
         die("dest listen");
     d->n = n;
     for (int i = 0; i < n; i++) {
-        char path[512];
+        char path[1024];
         d->c[i].fd = -1;
         snprintf(path, sizeof(path), "%s/%s", dir, order[i].name);
-        if (read_file(path, &d->c[i].want) < 0)
+        if (read_stream(path, &d->c[i].want) < 0)
             die(path);
     }
 }
@@ -1017,10 +1414,10 @@ static void dest_free(struct dest *d)
     unlink(d->sock);
 }
 
-/* A saved directory to restore from: 3 channels of SIZE bytes or so. */
-static void make_saved(struct save_run *sr, size_t chan_bytes, uint64_t seed)
+/* A saved directory to restore from: 3 channels of SIZE bytes or so, compressed at LEVEL. */
+static void make_saved(struct save_run *sr, size_t chan_bytes, int level, uint64_t seed)
 {
-    struct cp_opts o = {.direct_io = 1, .buf_size = 256 * 1024};
+    struct cp_opts o = {.direct_io = 1, .buf_size = 256 * 1024, .zstd_level = level};
     struct buf mainb = {0};
     struct chan ch[3];
     uint64_t rng = seed;
@@ -1054,61 +1451,54 @@ static int restore_files(const struct save_run *sr, struct cp_file *files, struc
     return n;
 }
 
+enum damage {
+    DMG_NONE,
+    DMG_FLIP,       /* a byte in the middle of channel-0 (stream 2) */
+    DMG_TRUNCATE,   /* channel-0 loses its last 100 bytes */
+    DMG_INDEX,      /* a byte of channel-1.idx */
+    DMG_STREAM_SUM, /* the manifest's stream checksum of channel-0 */
+    DMG_SAYS_PLAIN, /* the manifest calls zstd channel-0 plain */
+    DMG_SAYS_ZSTD,  /* the manifest calls plain channel-0 zstd */
+};
+
 struct restore_case {
     const char *what;
+    int level; /* of the saved files; 0 plain */
     enum dest_mode modes[4];
     size_t close_after;
     int stall_ms;
-    int damage; /* 1 flips a byte in channel-0 (stream 2), 2 truncates it, 3 flips a byte in
-                   channel-1.idx */
+    enum damage damage;
     int cancel; /* cancel after 100 ms */
     int code;
     const char *msg;
 };
 
 static const struct restore_case restore_cases[] = {
-    {"all streams", {D_ALL, D_EXACT_CLOSE, D_ALL, D_EXACT_CLOSE}, 0, 5000, 0, 0, 0, NULL},
-    {"checksum mismatch",
-     {D_ALL, D_ALL, D_ALL, D_ALL},
-     0,
-     5000,
-     1,
-     0,
-     -EBADMSG,
+    {"all streams", 0, {D_ALL, D_EXACT_CLOSE, D_ALL, D_EXACT_CLOSE}, 0, 5000, 0, 0, 0, NULL},
+    {"checksum mismatch", 0, {D_ALL, D_ALL, D_ALL, D_ALL}, 0, 5000, DMG_FLIP, 0, -EBADMSG,
      "channel-0: /var/tmp/"},
-    {"truncated file",
-     {D_NONE, D_NONE, D_NONE, D_NONE},
-     0,
-     5000,
-     2,
-     0,
-     -EBADMSG,
+    {"truncated file", 0, {D_NONE, D_NONE, D_NONE, D_NONE}, 0, 5000, DMG_TRUNCATE, 0, -EBADMSG,
      "channel-0: /var/tmp/"},
-    {"damaged index",
-     {D_ALL, D_ALL, D_ALL, D_ALL},
-     0,
-     5000,
-     3,
-     0,
-     -EBADMSG,
+    {"damaged index", 0, {D_ALL, D_ALL, D_ALL, D_ALL}, 0, 5000, DMG_INDEX, 0, -EBADMSG,
      "channel-1.idx: /var/tmp/"},
-    {"peer stops reading",
-     {D_NONE, D_NONE, D_NONE, D_NONE},
-     0,
-     300,
-     0,
-     0,
-     -ETIMEDOUT,
+    {"peer stops reading", 0, {D_NONE, D_NONE, D_NONE, D_NONE}, 0, 300, 0, 0, -ETIMEDOUT,
      "QEMU took no byte for 300 ms"},
-    {"peer closes early",
-     {D_ALL, D_ALL, D_CLOSE_AFTER, D_ALL},
-     100000,
-     5000,
-     0,
-     0,
-     -EPIPE,
+    {"peer closes early", 0, {D_ALL, D_ALL, D_CLOSE_AFTER, D_ALL}, 100000, 5000, 0, 0, -EPIPE,
      "channel-0: QEMU closed the connection after "},
-    {"cancel", {D_NONE, D_NONE, D_NONE, D_NONE}, 0, 0, 0, 1, -ECANCELED, "restore cancelled"},
+    {"cancel", 0, {D_NONE, D_NONE, D_NONE, D_NONE}, 0, 0, 0, 1, -ECANCELED, "restore cancelled"},
+    {"plain file the manifest calls zstd", 0, {D_NONE, D_NONE, D_NONE, D_NONE}, 0, 5000,
+     DMG_SAYS_ZSTD, 0, -EBADMSG, "channel-0: not zstd frames"},
+    {"zstd: all streams", 1, {D_ALL, D_EXACT_CLOSE, D_ALL, D_EXACT_CLOSE}, 0, 5000, 0, 0, 0, NULL},
+    {"zstd: a damaged frame", 1, {D_ALL, D_ALL, D_ALL, D_ALL}, 0, 5000, DMG_FLIP, 0, -EBADMSG,
+     "channel-0: zstd frame "},
+    {"zstd: truncated file", 3, {D_NONE, D_NONE, D_NONE, D_NONE}, 0, 5000, DMG_TRUNCATE, 0,
+     -EBADMSG, "channel-0: /var/tmp/"},
+    {"zstd: stream checksum mismatch", 1, {D_ALL, D_ALL, D_ALL, D_ALL}, 0, 5000, DMG_STREAM_SUM,
+     0, -EBADMSG, "channel-0: stream checksum mismatch"},
+    {"zstd file the manifest calls plain", 1, {D_NONE, D_NONE, D_NONE, D_NONE}, 0, 5000,
+     DMG_SAYS_PLAIN, 0, -EBADMSG, "channel-0: holds zstd frames, but the manifest says"},
+    {"zstd: peer closes early", 1, {D_ALL, D_ALL, D_CLOSE_AFTER, D_ALL}, 100000, 5000, 0, 0,
+     -EPIPE, "channel-0: QEMU closed the connection after "},
 };
 
 static void damage_file(const char *dir, const char *name, int truncate_it)
@@ -1125,6 +1515,35 @@ static void damage_file(const char *dir, const char *name, int truncate_it)
     free(b.p);
 }
 
+/* Damage to the files (or to what FILES says of them, as a manifest would). */
+static void damage(const struct save_run *sr, struct cp_file *files, enum damage what)
+{
+    struct cp_file *c0 = &files[2];
+    CHECK(strcmp(c0->name, "channel-0") == 0);
+    switch (what) {
+    case DMG_NONE:
+        break;
+    case DMG_FLIP:
+    case DMG_TRUNCATE:
+        damage_file(sr->dir, "channel-0", what == DMG_TRUNCATE);
+        break;
+    case DMG_INDEX:
+        damage_file(sr->dir, "channel-1.idx", 0);
+        break;
+    case DMG_STREAM_SUM:
+        c0->stream_xxh3 ^= 1;
+        break;
+    case DMG_SAYS_PLAIN:
+        c0->zstd = 0;
+        break;
+    case DMG_SAYS_ZSTD:
+        c0->zstd = 1;
+        c0->stream_size = c0->size;
+        c0->stream_xxh3 = c0->xxh3;
+        break;
+    }
+}
+
 static void test_restore(const struct restore_case *rc, uint64_t seed)
 {
     struct save_run sr;
@@ -1132,16 +1551,18 @@ static void test_restore(const struct restore_case *rc, uint64_t seed)
     struct dest d;
     struct cp_restore *r = NULL;
     char err[512] = "";
+    /* Found while opening the files, before any connect. */
+    int early = rc->damage == DMG_TRUNCATE || rc->damage == DMG_SAYS_PLAIN ||
+                rc->damage == DMG_SAYS_ZSTD;
     printf("restore: %s\n", rc->what);
-    make_saved(&sr, 4 << 20, seed);
+    make_saved(&sr, 4 << 20, rc->level, seed);
     int n = restore_files(&sr, files, order);
     dest_start(&d, sr.sockdir, sr.dir, order, n);
     for (int i = 0; i < n; i++) {
         d.c[i].mode = rc->modes[i];
         d.c[i].close_after = rc->close_after;
     }
-    if (rc->damage)
-        damage_file(sr.dir, rc->damage == 3 ? "channel-1.idx" : "channel-0", rc->damage == 2);
+    damage(&sr, files, rc->damage);
     dest_run(&d);
     struct cp_opts o = {.direct_io = 1, .buf_size = 128 * 1024, .stall_ms = rc->stall_ms};
     double t0 = now_s();
@@ -1157,15 +1578,19 @@ static void test_restore(const struct restore_case *rc, uint64_t seed)
     }
     double dt = now_s() - t0;
     dest_join(&d);
-    CHECKM(e == rc->code, "%d: %s", e, err);
+    CHECKM(e == rc->code, "%s: %d: %s", rc->what, e, err);
     CHECKM(rc->msg == NULL || strstr(err, rc->msg) != NULL, "message \"%s\"", err);
-    if (rc->damage == 1 || rc->damage == 2)
-        CHECKM(strstr(err, rc->damage == 1 ? "checksum mismatch" : "expected") != NULL, "%s", err);
+    if (rc->damage == DMG_TRUNCATE)
+        CHECKM(strstr(err, "expected") != NULL, "%s", err);
+    if (rc->damage == DMG_FLIP && rc->level == 0)
+        CHECKM(strstr(err, "checksum mismatch") != NULL, "%s", err);
     if (rc->stall_ms == 300)
         CHECKM(dt < 3, "stall noticed after %.2f s", dt);
     if (rc->cancel)
         CHECKM(dt < 3, "cancel took %.2f s", dt);
-    if (rc->damage != 2)
+    if (early)
+        CHECK(d.accepted == 0);
+    else
         CHECK(d.hs_ok && d.accepted == n);
     if (rc->code == 0) {
         uint64_t total = 0;
@@ -1175,8 +1600,9 @@ static void test_restore(const struct restore_case *rc, uint64_t seed)
         }
         CHECK(cp_restore_bytes(r) == total);
     }
-    if (rc->damage == 1) /* the damaged file's last chunk was held back */
-        CHECK(d.c[2].got < d.c[2].want.len);
+    /* The damaged stream's last chunk was held back. */
+    if (rc->damage == DMG_FLIP || rc->damage == DMG_STREAM_SUM)
+        CHECKM(d.c[2].got < d.c[2].want.len, "%zu of %zu", d.c[2].got, d.c[2].want.len);
     cp_restore_free(r);
     dest_free(&d);
     save_cleanup(&sr);
@@ -1273,6 +1699,19 @@ int main(int argc, char **argv)
         unmount_tmp(mnt);
     }
     test_index_reader();
+    test_zpool();
+    test_zseek();
+    test_zwriter("/var/tmp", -1);
+    test_zwriter("/dev/shm", -1);
+    if (mount_tmp(mnt, sizeof(mnt), "ramfs", NULL)) {
+        test_zwriter(mnt, 0);
+        test_save_zstd(mnt, 2, 64 * 1024, 1, 0, seed + 40);
+        unmount_tmp(mnt);
+    }
+    test_save_zstd("/var/tmp", 4, 64 * 1024, 1, 0, seed + 41);
+    test_save_zstd("/var/tmp", 3, 0, 3, 0, seed + 42);
+    test_save_zstd("/var/tmp", 2, 4096, 1, 1, seed + 43);
+    test_save_zstd("/var/tmp", 1, 128 * 1024, 19, 0, seed + 44);
     test_save_ok("/var/tmp", 4, 64 * 1024, 0, seed + 2);
     test_save_ok("/var/tmp", 4, 0, 0, seed + 3);
     test_save_ok("/var/tmp", 2, 4096, 1, seed + 4);

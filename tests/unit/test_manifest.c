@@ -41,11 +41,11 @@ static void sample(struct manifest *m, char **argv)
     strcpy(m->compression, "none");
     m->duration_s = 1.5;
     m->nfiles = 5;
-    m->files[0] = (struct cp_file){"main", CP_MAIN, -1, 1234, 0x0123456789abcdefULL};
-    m->files[1] = (struct cp_file){"channel-0", CP_CHANNEL, 0, 1 << 20, 0xffffffffffffffffULL};
-    m->files[2] = (struct cp_file){"channel-1", CP_CHANNEL, 1, 0, 0};
-    m->files[3] = (struct cp_file){"channel-0.idx", CP_INDEX, 0, 64, 42};
-    m->files[4] = (struct cp_file){"channel-1.idx", CP_INDEX, 1, 64, 43};
+    m->files[0] = (struct cp_file){"main", CP_MAIN, -1, 1234, 0x0123456789abcdefULL, 0, 0, 0};
+    m->files[1] = (struct cp_file){"channel-0", CP_CHANNEL, 0, 1 << 20, 0xffffffffffffffffULL, 0, 0, 0};
+    m->files[2] = (struct cp_file){"channel-1", CP_CHANNEL, 1, 0, 0, 0, 0, 0};
+    m->files[3] = (struct cp_file){"channel-0.idx", CP_INDEX, 0, 64, 42, 0, 0, 0};
+    m->files[4] = (struct cp_file){"channel-1.idx", CP_INDEX, 1, 64, 43, 0, 0, 0};
 }
 
 static void test_roundtrip(void)
@@ -178,6 +178,72 @@ static void test_bad(void)
     CHECK(manifest_read(path, &m, err, sizeof(err)) == -ENOENT, "absent manifest: not ENOENT");
 }
 
+/* compression "zstd": main and channels carry the stream's size and checksum, indexes do not,
+ * and anything else is refused. */
+static void test_zstd(void)
+{
+    char *argv[] = {"qemu-system-x86_64", "-m", "512", NULL};
+    static const struct {
+        const char *what, *from, *to;
+    } bad[] = {
+        {"level 0", "\"compression_level\": 7", "\"compression_level\": 0"},
+        {"level 20", "\"compression_level\": 7", "\"compression_level\": 20"},
+        {"none with a level", "\"compression\": \"zstd\"", "\"compression\": \"none\""},
+        {"a channel without its stream", "\"stream_size\": 3000,", ""},
+        {"a stream size alone", "\"stream_xxh3\": \"00000000000000aa\"", "\"x\": 1"},
+        {"bad stream checksum", "00000000000000aa", "0000000000000aag"},
+        {"negative stream size", "\"stream_size\": 3000", "\"stream_size\": -3"},
+    };
+    char path[256], err[512] = "";
+    struct manifest m, r;
+    int rc;
+
+    sample(&m, argv);
+    strcpy(m.compression, "zstd");
+    m.compression_level = 7;
+    for (int i = 0; i < 3; i++)
+        m.files[i] = (struct cp_file){"", m.files[i].kind, m.files[i].channel, 100 + i, 7,
+                                      1, 3000 + i, 0xaa + i};
+    strcpy(m.files[0].name, "main");
+    strcpy(m.files[1].name, "channel-0");
+    strcpy(m.files[2].name, "channel-1");
+    snprintf(path, sizeof(path), "%s/zstd.json", dir);
+    rc = manifest_write(path, &m, err, sizeof(err));
+    CHECK(rc == 0, "write zstd: %s", err);
+    rc = manifest_read(path, &r, err, sizeof(err));
+    CHECK(rc == 0, "read zstd: %s", err);
+    if (rc)
+        return;
+    CHECK(strcmp(r.compression, "zstd") == 0 && r.compression_level == 7, "zstd:7 read back");
+    for (int i = 0; i < r.nfiles && i < 5; i++)
+        CHECK(memcmp(&r.files[i], &m.files[i], sizeof(r.files[i])) == 0, "zstd file %d differs",
+              i);
+    manifest_free(&r);
+
+    char *text = read_all(path), bad_path[300];
+    snprintf(bad_path, sizeof(bad_path), "%s/zstd-bad.json", dir);
+    for (size_t i = 0; text && i < sizeof(bad) / sizeof(bad[0]); i++) {
+        char *mutated = replace(text, bad[i].from, bad[i].to);
+
+        CHECK(mutated, "%s: '%s' not in the manifest", bad[i].what, bad[i].from);
+        if (!mutated)
+            continue;
+        write_text(bad_path, mutated);
+        rc = manifest_read(bad_path, &r, err, sizeof(err));
+        CHECK(rc == -EINVAL, "%s: rc %d (%s)", bad[i].what, rc, err);
+        if (rc == 0)
+            manifest_free(&r);
+        free(mutated);
+    }
+    free(text);
+    /* An index that claims a stream, and a plain snapshot whose channel does. */
+    m.files[3].zstd = 1;
+    CHECK(manifest_write(bad_path, &m, err, sizeof(err)) == -EINVAL, "zstd index written");
+    sample(&m, argv);
+    m.files[1].zstd = 1;
+    CHECK(manifest_write(bad_path, &m, err, sizeof(err)) == -EINVAL, "zstd file in a plain one");
+}
+
 int main(void)
 {
     char cmd[300];
@@ -188,6 +254,7 @@ int main(void)
     }
     test_roundtrip();
     test_bad();
+    test_zstd();
     snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
     if (system(cmd) != 0)
         failures++;

@@ -12,23 +12,30 @@ struct good_case {
     const char *name;
     int keep_running;
     int direct_io;
+    int zstd_level;
 };
 
 static const struct good_case good[] = {
-    {"4", 4, "", 0, 1},
-    {"4\n", 4, "", 0, 1},
-    {"", 4, "", 0, 1},
-    {"\n", 4, "", 0, 1},
-    {"1", 1, "", 0, 1},
-    {"64", 64, "", 0, 1},
-    {"parallel=8", 8, "", 0, 1},
-    {"parallel=2 name=nightly keep-running", 2, "nightly", 1, 1},
-    {"  keep-running\tname=a.b_c-9  16 \n", 16, "a.b_c-9", 1, 1},
-    {"name=x direct-io=off", 4, "x", 0, 0},
-    {"direct-io=on", 4, "", 0, 1},
+    {"4", 4, "", 0, 1, 0},
+    {"4\n", 4, "", 0, 1, 0},
+    {"", 4, "", 0, 1, 0},
+    {"\n", 4, "", 0, 1, 0},
+    {"1", 1, "", 0, 1, 0},
+    {"64", 64, "", 0, 1, 0},
+    {"parallel=8", 8, "", 0, 1, 0},
+    {"parallel=2 name=nightly keep-running", 2, "nightly", 1, 1, 0},
+    {"  keep-running\tname=a.b_c-9  16 \n", 16, "a.b_c-9", 1, 1, 0},
+    {"name=x direct-io=off", 4, "x", 0, 0, 0},
+    {"direct-io=on", 4, "", 0, 1, 0},
     {"name="
      "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa",
-     4, "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa", 0, 1},
+     4, "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa", 0, 1, 0},
+    {"compress=none", 4, "", 0, 1, 0},
+    {"compress=zstd", 4, "", 0, 1, 1},
+    {"compress=zstd:1", 4, "", 0, 1, 1},
+    {"compress=zstd:3 8", 8, "", 0, 1, 3},
+    {"compress=zstd:19 direct-io=off", 4, "", 0, 0, 19},
+    {"parallel=2 compress=zstd:07 name=z", 2, "z", 0, 1, 7},
 };
 
 static const char *const bad[] = {
@@ -60,6 +67,21 @@ static const char *const bad[] = {
     "keep-running=1",
     "parallel=+4",
     "parallel= 4",
+    "compress",
+    "compress=",
+    "compress=zstd:",
+    "compress=zstd:0",
+    "compress=zstd:20",
+    "compress=zstd:-1",
+    "compress=zstd:+3",
+    "compress=zstd:3x",
+    "compress=zstd3",
+    "compress=ZSTD",
+    "compress=lz4",
+    "compress=gzip:1",
+    "compress=none:1",
+    "compress=zstd compress=none",
+    "compress=zstd:99999999999999999999",
 };
 
 static int failures;
@@ -88,6 +110,8 @@ static void test_good(void)
         CHECK(strcmp(w.name, good[i].name) == 0, "'%s': name '%s'", good[i].in, w.name);
         CHECK(w.keep_running == good[i].keep_running, "'%s': keep-running", good[i].in);
         CHECK(w.direct_io == good[i].direct_io, "'%s': direct-io", good[i].in);
+        CHECK(w.zstd_level == good[i].zstd_level, "'%s': zstd level %d", good[i].in,
+              w.zstd_level);
     }
 }
 
