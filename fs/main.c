@@ -249,6 +249,9 @@ static int run(struct fuse_args *args, struct options *o)
         fprintf(stderr, "savefs: %s\n", err);
         goto out;
     }
+    /* The kernel checks every mode: with -o allow_other, others see only what the modes allow
+     * (snapshots are 0600 in 0700 directories). */
+    fuse_opt_add_arg(args, "-odefault_permissions");
     fuse = fuse_new(args, &sfs_ops, sizeof(sfs_ops), &d.sfs);
     if (!fuse || fuse_mount(fuse, cl.mountpoint) != 0)
         goto out;

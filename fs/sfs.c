@@ -14,6 +14,7 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <sys/statvfs.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "import.h"
@@ -50,6 +51,8 @@ int sfs_ctx_init(struct sfs_ctx *c, struct job_ctx *job, struct import *imp)
 {
     c->job = job;
     c->imp = imp;
+    c->owner = getuid();
+    c->mounted = time(NULL);
     c->store_fd = open(job_store(job), O_PATH | O_DIRECTORY | O_CLOEXEC);
     return c->store_fd < 0 ? -errno : 0;
 }
@@ -209,6 +212,16 @@ static void fill_virtual(struct stat *st, mode_t mode)
     st->st_uid = getuid();
     st->st_gid = getgid();
     st->st_blksize = 4096;
+    st->st_atime = st->st_mtime = st->st_ctime = ctx()->mounted;
+}
+
+/* With -o allow_other, other users may look; only the owner (or root) acts. The kernel checks
+ * modes too (default_permissions): this is the rule even where a mode was widened. */
+static int caller_acts(void)
+{
+    uid_t uid = fuse_get_context()->uid;
+
+    return uid == 0 || uid == ctx()->owner;
 }
 
 /* An open file: a store file (FD) or a text rendered at open (status, save's outcome), or the
@@ -488,6 +501,8 @@ static int sfs_write(const char *path, const char *buf, size_t size, off_t off,
     (void)path;
     if (!f)
         return -EBADF;
+    if (!caller_acts())
+        return -EACCES;
     if (f->fd < 0 && !f->text) {
         rc = job_save(ctx()->job, f->vm, buf, size, fuse_interrupted);
         return rc ? rc : (int)size;
@@ -597,6 +612,8 @@ static int sfs_rename(const char *from, const char *to, unsigned int flags)
     struct sfs_path src, dst;
     int rc;
 
+    if (!caller_acts())
+        return -EACCES;
     if ((rc = resolve(from, &src)))
         return rc;
     rc = classify(to, &dst);
@@ -649,6 +666,8 @@ static int sfs_mkdir(const char *path, mode_t mode)
     struct sfs_path sp;
     int rc = classify(path, &sp);
 
+    if (!caller_acts())
+        return -EACCES;
     if (rc)
         return rc == -ENOENT ? -EINVAL : rc;
     if (sp.kind == SFS_VM)
@@ -673,6 +692,8 @@ static int sfs_rmdir(const char *path)
     struct sfs_path sp;
     int rc = resolve(path, &sp);
 
+    if (!caller_acts())
+        return -EACCES;
     if (rc)
         return rc;
     if (sp.kind == SFS_VM)
@@ -692,6 +713,8 @@ static int sfs_unlink(const char *path)
     struct sfs_path sp;
     int rc = resolve(path, &sp);
 
+    if (!caller_acts())
+        return -EACCES;
     if (rc)
         return rc;
     if (sp.kind != SFS_IN_SNAPSHOT)

@@ -13,7 +13,9 @@ struct import;
 struct sfs_ctx {
     struct job_ctx *job;
     struct import *imp;
-    int store_fd; /* the store, O_PATH: every store path is resolved beneath it */
+    int store_fd;   /* the store, O_PATH: every store path is resolved beneath it */
+    uid_t owner;    /* who mounted: only they (and root) save, restore, import or delete */
+    time_t mounted; /* the times of savefs's own entries (VM directories, save, status) */
 };
 
 /* Opens the store of JOB for CTX. 0 or a negative errno. */

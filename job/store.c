@@ -119,7 +119,9 @@ int store_vm_remove(const char *store, const char *vm, char *err, size_t errlen)
     if ((rc = remove_if_exists(snaps, rmdir)) || (rc = remove_if_exists(tmp, rmdir)) ||
         (rc = remove_if_exists(record, unlink)) || (rc = remove_if_exists(dir, rmdir))) {
         snprintf(err, errlen, "remove %s: %s", dir,
-                 rc == -ENOTEMPTY || rc == -EEXIST ? "it still holds snapshots" : strerror(-rc));
+                 rc == -ENOTEMPTY || rc == -EEXIST
+                     ? "it still holds snapshots or a local definition (local.json)"
+                     : strerror(-rc));
         return rc == -EEXIST ? -ENOTEMPTY : rc;
     }
     return 0;

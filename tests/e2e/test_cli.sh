@@ -20,4 +20,13 @@ ls "$MNT" >/dev/null || die "cannot list the mount"
 fusermount3 -u "$MNT"
 for _ in $(seq 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
 kill -0 "$pid" 2>/dev/null && die "the daemon did not exit after the unmount"
+log "-o allow_other: another user can neither read nor act (default_permissions, 0700 dirs)"
+savefs_start -o allow_other
+mkdir "$MNT/vm1"
+as_nobody() { setpriv --reuid=65534 --regid=65534 --clear-groups "$@"; }
+if as_nobody ls "$MNT/vm1" >/dev/null 2>&1; then die "nobody could list vm1"; fi
+if as_nobody sh -c "echo 4 > '$MNT/vm1/save'" 2>/dev/null; then die "nobody could save"; fi
+if as_nobody mkdir "$MNT/vm2" 2>/dev/null; then die "nobody could make a VM entry"; fi
+if as_nobody rmdir "$MNT/vm1" 2>/dev/null; then die "nobody could remove a VM entry"; fi
+[[ -d $STORE/vm1/snapshots && ! -e $STORE/vm2 ]] || die "another user changed the store"
 log "PASS"
