@@ -6,20 +6,10 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "check.h"
 #include "manifest.h"
 
-static int failures;
 static char dir[] = "/tmp/test_manifest.XXXXXX";
-
-#define CHECK(cond, ...)                                                                           \
-    do {                                                                                           \
-        if (!(cond)) {                                                                             \
-            fprintf(stderr, "%s:%d: ", __FILE__, __LINE__);                                        \
-            fprintf(stderr, __VA_ARGS__);                                                          \
-            fputc('\n', stderr);                                                                   \
-            failures++;                                                                            \
-        }                                                                                          \
-    } while (0)
 
 static void sample(struct manifest *m, char **argv)
 {
@@ -42,7 +32,8 @@ static void sample(struct manifest *m, char **argv)
     m->duration_s = 1.5;
     m->nfiles = 5;
     m->files[0] = (struct cp_file){"main", CP_MAIN, -1, 1234, 0x0123456789abcdefULL, 0, 0, 0};
-    m->files[1] = (struct cp_file){"channel-0", CP_CHANNEL, 0, 1 << 20, 0xffffffffffffffffULL, 0, 0, 0};
+    m->files[1] =
+        (struct cp_file){"channel-0", CP_CHANNEL, 0, 1 << 20, 0xffffffffffffffffULL, 0, 0, 0};
     m->files[2] = (struct cp_file){"channel-1", CP_CHANNEL, 1, 0, 0, 0, 0, 0};
     m->files[3] = (struct cp_file){"channel-0.idx", CP_INDEX, 0, 64, 42, 0, 0, 0};
     m->files[4] = (struct cp_file){"channel-1.idx", CP_INDEX, 1, 64, 43, 0, 0, 0};
@@ -202,8 +193,8 @@ static void test_zstd(void)
     strcpy(m.compression, "zstd");
     m.compression_level = 7;
     for (int i = 0; i < 3; i++)
-        m.files[i] = (struct cp_file){"", m.files[i].kind, m.files[i].channel, 100 + i, 7,
-                                      1, 3000 + i, 0xaa + i};
+        m.files[i] = (struct cp_file){"",       m.files[i].kind, m.files[i].channel, 100 + i, 7, 1,
+                                      3000 + i, 0xaa + i};
     strcpy(m.files[0].name, "main");
     strcpy(m.files[1].name, "channel-0");
     strcpy(m.files[2].name, "channel-1");
@@ -216,8 +207,7 @@ static void test_zstd(void)
         return;
     CHECK(strcmp(r.compression, "zstd") == 0 && r.compression_level == 7, "zstd:7 read back");
     for (int i = 0; i < r.nfiles && i < 5; i++)
-        CHECK(memcmp(&r.files[i], &m.files[i], sizeof(r.files[i])) == 0, "zstd file %d differs",
-              i);
+        CHECK(memcmp(&r.files[i], &m.files[i], sizeof(r.files[i])) == 0, "zstd file %d differs", i);
     manifest_free(&r);
 
     char *text = read_all(path), bad_path[300];
@@ -257,8 +247,6 @@ int main(void)
     test_zstd();
     snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
     if (system(cmd) != 0)
-        failures++;
-    if (failures)
-        fprintf(stderr, "test_manifest: %d failures\n", failures);
-    return failures ? 1 : 0;
+        check_failures++;
+    return check_result("test_manifest");
 }

@@ -8,23 +8,13 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "check.h"
 #include "localdef.h"
 #include "manifest.h"
 #include "qemuopts.h"
 #include "trust.h"
 
-static int failures;
 static char dir[] = "/tmp/test_trust.XXXXXX";
-
-#define CHECK(cond, ...)                                                                           \
-    do {                                                                                           \
-        if (!(cond)) {                                                                             \
-            fprintf(stderr, "%s:%d: ", __FILE__, __LINE__);                                        \
-            fprintf(stderr, __VA_ARGS__);                                                          \
-            fputc('\n', stderr);                                                                   \
-            failures++;                                                                            \
-        }                                                                                          \
-    } while (0)
 
 /* ---- options that start programs ---- */
 
@@ -179,7 +169,7 @@ static void make_manifest(const char *store, char **argv, int argc, const struct
     m.files[1] = (struct cp_file){"channel-0", CP_CHANNEL, 0, 20, 2, 0, 0, 0};
     snprintf(cmd, sizeof(cmd), "rm -rf %s/vm1 && mkdir -p %s/vm1/snapshots/S", store, store);
     if (system(cmd) != 0)
-        failures++;
+        check_failures++;
     if (sign)
         CHECK(trust_sign(sign, &m) == 0, "sign");
     snprintf(path, sizeof(path), "%s/vm1/snapshots/S/%s", store, MANIFEST_NAME);
@@ -422,8 +412,6 @@ int main(void)
     test_accept();
     snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
     if (system(cmd) != 0)
-        failures++;
-    if (failures)
-        fprintf(stderr, "test_trust: %d failures\n", failures);
-    return failures ? 1 : 0;
+        check_failures++;
+    return check_result("test_trust");
 }
