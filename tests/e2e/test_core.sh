@@ -51,4 +51,13 @@ cycle 4 4
 cycle "parallel=8 name=second" 8
 [[ -d $MNT/vm1/snapshots/second ]] || die "snapshot 'second' not named"
 cycle 1 1
+cycle "parallel=2 compress=zstd:1 name=packed" 2
+jq -e '.compression | tostring | test("zstd")' "$MNT/vm1/snapshots/packed/manifest.json" >/dev/null ||
+    die "the manifest does not say zstd: $(jq .compression "$MNT/vm1/snapshots/packed/manifest.json")"
+[[ $(head -c4 "$MNT/vm1/snapshots/packed/channel-0" | od -An -tx1 | tr -d ' ') == 28b52ffd ]] ||
+    die "channel-0 does not start with a zstd frame"
+plain=$(du -bc "$MNT/vm1/snapshots/second"/channel-? | tail -1 | cut -f1)
+packed=$(du -bc "$MNT/vm1/snapshots/packed"/channel-? | tail -1 | cut -f1)
+log "channels: $plain bytes plain, $packed with zstd:1"
+((packed < plain)) || die "zstd:1 made the snapshot no smaller"
 log "PASS"
