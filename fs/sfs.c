@@ -884,34 +884,35 @@ static int sfs_listxattr(const char *path, char *list, size_t size)
     return in_store(&sp) ? list_with_facts(&sp, list, size) : 0;
 }
 
+/* Where a change of user attribute NAME on PATH goes: 1 for a store file (SP set), 0 for a fact
+ * (computed from the manifest; a copy from another savefs mount writes them, and they are
+ * ignored), or a negative errno. */
+static int user_xattr_target(const char *path, const char *name, struct sfs_path *sp)
+{
+    int rc = resolve(path, sp);
+
+    if (rc)
+        return rc;
+    if (!in_store(sp) || strncmp(name, "user.", 5) != 0)
+        return -ENOTSUP;
+    return !is_fact(name);
+}
+
 static int sfs_setxattr(const char *path, const char *name, const char *value, size_t size,
                         int flags)
 {
     struct sfs_path sp;
-    int rc;
+    int rc = user_xattr_target(path, name, &sp);
 
-    if ((rc = resolve(path, &sp)))
-        return rc;
-    if (!in_store(&sp) || strncmp(name, "user.", 5) != 0)
-        return -ENOTSUP;
-    /* Facts come from the manifest: a copy from another savefs mount writes them; ignored. */
-    if (is_fact(name))
-        return 0;
-    return sfs_store_setxattr(ctx()->store_fd, sp.rel, name, value, size, flags);
+    return rc <= 0 ? rc : sfs_store_setxattr(ctx()->store_fd, sp.rel, name, value, size, flags);
 }
 
 static int sfs_removexattr(const char *path, const char *name)
 {
     struct sfs_path sp;
-    int rc;
+    int rc = user_xattr_target(path, name, &sp);
 
-    if ((rc = resolve(path, &sp)))
-        return rc;
-    if (!in_store(&sp) || strncmp(name, "user.", 5) != 0)
-        return -ENOTSUP;
-    if (is_fact(name))
-        return 0;
-    return sfs_store_removexattr(ctx()->store_fd, sp.rel, name);
+    return rc <= 0 ? rc : sfs_store_removexattr(ctx()->store_fd, sp.rel, name);
 }
 
 static int sfs_statfs(const char *path, struct statvfs *st)

@@ -4,6 +4,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "check.h"
 #include "words.h"
 
 struct good_case {
@@ -84,18 +85,6 @@ static const char *const bad[] = {
     "compress=zstd:99999999999999999999",
 };
 
-static int failures;
-
-#define CHECK(cond, ...)                                                                           \
-    do {                                                                                           \
-        if (!(cond)) {                                                                             \
-            fprintf(stderr, "%s:%d: ", __FILE__, __LINE__);                                        \
-            fprintf(stderr, __VA_ARGS__);                                                          \
-            fputc('\n', stderr);                                                                   \
-            failures++;                                                                            \
-        }                                                                                          \
-    } while (0)
-
 static void test_good(void)
 {
     for (size_t i = 0; i < sizeof(good) / sizeof(good[0]); i++) {
@@ -110,8 +99,7 @@ static void test_good(void)
         CHECK(strcmp(w.name, good[i].name) == 0, "'%s': name '%s'", good[i].in, w.name);
         CHECK(w.keep_running == good[i].keep_running, "'%s': keep-running", good[i].in);
         CHECK(w.direct_io == good[i].direct_io, "'%s': direct-io", good[i].in);
-        CHECK(w.zstd_level == good[i].zstd_level, "'%s': zstd level %d", good[i].in,
-              w.zstd_level);
+        CHECK(w.zstd_level == good[i].zstd_level, "'%s': zstd level %d", good[i].in, w.zstd_level);
     }
 }
 
@@ -158,7 +146,5 @@ int main(void)
     test_bad();
     test_nul_and_garbage();
     test_names();
-    if (failures)
-        fprintf(stderr, "test_words: %d failures\n", failures);
-    return failures ? 1 : 0;
+    return check_result("test_words");
 }
