@@ -46,7 +46,8 @@ savefs_start() {
 
 savefs_stop() {
     local pid
-    mountpoint -q "$MNT" && fusermount3 -u "$MNT"
+    # A writer still blocked in the mount keeps it busy: detach it then.
+    mountpoint -q "$MNT" && { fusermount3 -u "$MNT" 2>/dev/null || fusermount3 -uz "$MNT"; }
     for pid in ${SAVEFS_PIDS[@]+"${SAVEFS_PIDS[@]}"}; do
         for _ in $(seq 50); do
             kill -0 "$pid" 2>/dev/null || break
