@@ -334,39 +334,46 @@ out:
     return rc;
 }
 
+static void options_free(struct fuse_args *args, struct options *o)
+{
+    fuse_opt_free_args(args);
+    free(o->store);
+    free(o->qmp_dir);
+    free(o->trust_key);
+    free(o->path_map);
+    for (int i = 0; i < o->nqemu; i++)
+        free(o->qemu[i]);
+}
+
 int main(int argc, char *argv[])
 {
     struct fuse_args args = FUSE_ARGS_INIT(argc, argv);
     struct options o = {.watchdog_s = WATCHDOG_DEFAULT_S};
-    int rc;
+    int rc = 1;
 
     if (argc > 1 && strcmp(argv[1], "accept") == 0)
         return run_accept(argc - 2, argv + 2);
     if (fuse_opt_parse(&args, &o, option_spec, opt_proc) == -1)
-        return 1;
-    if (o.help) {
-        usage(argv[0]);
-        fuse_lib_help(&args);
-        return 0;
-    }
-    if (o.version) {
-        printf("savefs %s (FUSE %s)\n", SAVEFS_VERSION, fuse_pkgversion());
-        return 0;
+        goto out;
+    if (o.help || o.version) {
+        if (o.help) {
+            usage(argv[0]);
+            fuse_lib_help(&args);
+        } else {
+            printf("savefs %s (FUSE %s)\n", SAVEFS_VERSION, fuse_pkgversion());
+        }
+        rc = 0;
+        goto out;
     }
     if (o.watchdog_s < 1 || default_dirs(&o) || make_absolute(&o.store) ||
         make_absolute(&o.qmp_dir)) {
         fprintf(stderr, "savefs: bad --store, --qmp-dir or --watchdog\n");
-        return 1;
+        goto out;
     }
     openlog("savefs", LOG_PID, LOG_DAEMON);
     signal(SIGPIPE, SIG_IGN);
     rc = run(&args, &o);
-    fuse_opt_free_args(&args);
-    free(o.store);
-    free(o.qmp_dir);
-    free(o.trust_key);
-    free(o.path_map);
-    for (int i = 0; i < o.nqemu; i++)
-        free(o.qemu[i]);
+out:
+    options_free(&args, &o);
     return rc;
 }

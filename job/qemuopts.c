@@ -145,10 +145,11 @@ static size_t map_match(const char *p, const struct path_map *map, int *which)
 
     for (int i = 0; i < map->n; i++) {
         size_t len = strlen(map->from[i]);
-        char after = p[len];
+        char after;
 
-        if (strncmp(p, map->from[i], len) != 0 || len <= best)
+        if (len <= best || strncmp(p, map->from[i], len) != 0)
             continue;
+        after = p[len]; /* P is at least LEN long: it starts with FROM */
         if (after == '/' || after == '\0' || after == ',' || map->from[i][len - 1] == '/') {
             best = len;
             *which = i;
