@@ -19,8 +19,7 @@
 #include "worker.h"
 #include "zframe.h"
 
-#define CP_ZSTD_MAGIC_BE                                                                           \
-    0x28b52ffdu /* ZSTD_MAGICNUMBER as the file's first four bytes, read be32 */
+#define CP_ZSTD_MAGIC_BE 0x28b52ffdu /* ZSTD_MAGICNUMBER as the file's first four bytes, read be32 */
 
 struct cp_restore_stream {
     /* set by cp_restore_start before the stream's thread starts */
@@ -86,13 +85,12 @@ static int cp_restore_plan(struct cp_restore *r, const struct cp_file *files, in
     }
     if (nmain == 0)
         return cp_msg(err, errlen, -EINVAL, "no main stream among the files");
-    /* A stream reads into two buffers (one read ahead); a zstd stream also holds a buffer of
-     * output and a window of a frame or so. */
+    /* A zstd stream holds a file buffer, a buffer of output and a window of a frame or so. */
     int zstd = 0;
     for (int i = 0; i < r->nstreams; i++)
         zstd |= r->streams[i].f.zstd;
     if (r->buf_size == 0)
-        r->buf_size = cp_buf_share(r->nstreams, zstd ? 4 : 2);
+        r->buf_size = cp_buf_share(r->nstreams, zstd ? 3 : 1);
     return cp_buf_size(&r->buf_size, err, errlen);
 }
 
@@ -157,7 +155,8 @@ static int cp_restore_next(struct cp_restore_stream *st, char *why, size_t whyle
 static int cp_restore_open(struct cp_restore_stream *st, char *why, size_t whylen)
 {
     struct cp_restore *r = st->r;
-    int rc = cp_freader_open(&st->rd, r->dir, st->f.name, r->buf_size, r->direct_io, why, whylen);
+    int rc =
+        cp_freader_open(&st->rd, r->dir, st->f.name, r->buf_size, r->direct_io, why, whylen);
     if (rc < 0)
         return rc;
     /* The whole file is checked at its end; a wrong size shows now, before QEMU sees a byte. */

@@ -43,7 +43,7 @@ struct cp_save {
     char sock_path[sizeof(((struct sockaddr_un *)0)->sun_path)];
     char dir[PATH_MAX];
     int nchannels;
-    size_t buf_size;        /* the file writer's, or with zstd the frame's */
+    size_t buf_size;   /* the file writer's, or with zstd the frame's */
     struct cp_zpool *zpool; /* NULL: no compression */
     int direct_io;
     int listen_fd;
@@ -297,10 +297,9 @@ static int cp_save_init(struct cp_save *s, const char *sock_path, const char *di
         return cp_msg(err, errlen, -EINVAL, "%d channels: 1 to %d are supported", nchannels,
                       CP_MAX_CHANNELS);
     s->nchannels = nchannels;
-    /* Each stream's writer has two buffers (one written while the other fills); with zstd the
-     * stream also holds a frame. */
+    /* With zstd, each stream holds a frame and its compressed form. */
     int level = opts->zstd_level;
-    s->buf_size = opts->buf_size ? opts->buf_size : cp_buf_share(nchannels + 1, level ? 3 : 2);
+    s->buf_size = opts->buf_size ? opts->buf_size : cp_buf_share(nchannels + 1, level ? 2 : 1);
     int r = cp_buf_size(&s->buf_size, err, errlen);
     if (r < 0)
         return r;

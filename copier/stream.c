@@ -1,47 +1,27 @@
 /* stream: the file side of a copy: the stage interface, the file writer that ends every write
- * path, the file reader, XXH3 on both. Under O_DIRECT both keep one asynchronous request in
- * flight (Linux AIO) beside the buffer being filled or drained, so that the disk and the socket
- * work at the same time in one thread. Each object is used by one thread at a time. */
+ * path, the file reader, XXH3 on both. Each object is used by one thread at a time. */
 #include "stream.h"
 
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
-#include <linux/aio_abi.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
-#include <sys/syscall.h>
 #include <unistd.h>
 #include <xxhash.h>
 
 #include "worker.h"
 
-/* How far ahead of its writes an O_DIRECT file is allocated: on ext4 a direct write that
- * extends the file waits for its completion even when submitted asynchronously. */
-#define CP_PREALLOC (64u << 20)
-
-/* One asynchronous request at a time on its own context; 0 means synchronous I/O. */
-struct cp_aio {
-    aio_context_t ctx;
-    struct iocb cb;
-    size_t len; /* of the request in flight, 0 if none */
-};
-
 struct cp_fwriter {
     struct cp_stage stage; /* first: the stage callbacks cast back to the writer */
     char path[PATH_MAX];
     int fd;
-    int direct;        /* 1 while O_DIRECT is on */
-    uint8_t *bufs[2];  /* the second only with asynchronous writes: one is written, one filled */
-    uint8_t *buf;      /* the one being filled */
-    size_t cap, len;   /* buffer size; bytes held */
-    uint64_t size;     /* bytes committed */
-    uint64_t written;  /* bytes handed to the file: where buf's first byte goes */
-    uint64_t alloc;    /* bytes allocated with fallocate */
-    int prealloc;      /* fallocate works in this file system */
-    struct cp_aio aio; /* writes */
+    int direct; /* 1 while O_DIRECT is on */
+    uint8_t *buf;
+    size_t cap, len; /* buffer size; bytes held */
+    uint64_t size;   /* bytes committed */
     XXH3_state_t *xxh;
 };
 
@@ -49,77 +29,12 @@ struct cp_freader {
     char path[PATH_MAX];
     int fd;
     int direct;
-    uint8_t *bufs[2]; /* the second only with asynchronous reads: the next chunk, read ahead */
-    uint8_t *buf;     /* the chunk handed out last */
+    uint8_t *buf;
     size_t cap;
     uint64_t size;      /* bytes read so far */
     uint64_t file_size; /* at open */
-    struct cp_aio aio;  /* the read ahead */
     XXH3_state_t *xxh;
 };
-
-/* ---- Linux AIO, which with O_DIRECT really runs in the background ---- */
-
-static int cp_aio_setup(struct cp_aio *a)
-{
-    a->ctx = 0;
-    a->len = 0;
-    if (syscall(SYS_io_setup, 1, &a->ctx) < 0) {
-        a->ctx = 0;
-        return -errno;
-    }
-    return 0;
-}
-
-static int cp_aio_submit(struct cp_aio *a, int opcode, int fd, void *buf, size_t len, uint64_t off)
-{
-    struct iocb *list[1] = {&a->cb};
-    memset(&a->cb, 0, sizeof(a->cb));
-    a->cb.aio_lio_opcode = (uint16_t)opcode;
-    a->cb.aio_fildes = (uint32_t)fd;
-    a->cb.aio_buf = (uint64_t)(uintptr_t)buf;
-    a->cb.aio_nbytes = len;
-    a->cb.aio_offset = (int64_t)off;
-    for (;;) {
-        long r = syscall(SYS_io_submit, a->ctx, 1, list);
-        if (r == 1) {
-            a->len = len;
-            return 0;
-        }
-        if (r < 0 && (errno == EINTR || errno == EAGAIN))
-            continue;
-        return r < 0 ? -errno : -EIO;
-    }
-}
-
-/* The result of the request in flight (bytes or -errno); 0 if there is none. */
-static long cp_aio_wait(struct cp_aio *a)
-{
-    struct io_event ev;
-    if (a->len == 0)
-        return 0;
-    for (;;) {
-        long r = syscall(SYS_io_getevents, a->ctx, 1, 1, &ev, NULL);
-        if (r == 1) {
-            a->len = 0;
-            return (long)ev.res;
-        }
-        if (r < 0 && errno == EINTR)
-            continue;
-        a->len = 0;
-        return r < 0 ? -errno : -EIO;
-    }
-}
-
-/* Waits for what is in flight (its buffer is about to go) and frees the context. */
-static void cp_aio_destroy(struct cp_aio *a)
-{
-    if (a->ctx == 0)
-        return;
-    (void)cp_aio_wait(a);
-    syscall(SYS_io_destroy, a->ctx);
-    a->ctx = 0;
-}
 
 int cp_stage_put(struct cp_stage *st, const void *buf, size_t len, char *err, size_t errlen)
 {
@@ -225,79 +140,25 @@ static int cp_buf_alloc(uint8_t **buf, size_t cap, XXH3_state_t **xxh, char *err
     return 0;
 }
 
-static int cp_pwrite_all(int fd, const uint8_t *p, size_t n, uint64_t off, const char *path,
-                         char *err, size_t errlen)
+static int cp_write_all(int fd, const uint8_t *p, size_t n, const char *path, char *err,
+                        size_t errlen)
 {
     while (n > 0) {
-        ssize_t w = pwrite(fd, p, n, (off_t)off);
+        ssize_t w = write(fd, p, n);
         if (w < 0 && errno == EINTR)
             continue;
         if (w < 0)
             return cp_errno_msg(err, errlen, -errno, "write %s", path);
         p += w;
         n -= (size_t)w;
-        off += (uint64_t)w;
     }
     return 0;
 }
 
-/* The write in flight has ended: 0, or its error. A short write (a full disk) is finished
- * synchronously, which tells why it stopped. */
-static int cp_fwriter_wait(struct cp_fwriter *w, char *err, size_t errlen)
+static int cp_fwriter_flush(struct cp_fwriter *w, char *err, size_t errlen)
 {
-    size_t len = w->aio.len;
-    long r = cp_aio_wait(&w->aio);
-    if (r < 0)
-        return cp_errno_msg(err, errlen, (int)r, "write %s", w->path);
-    if ((size_t)r == len)
-        return 0;
-    const uint8_t *p = (const uint8_t *)(uintptr_t)w->aio.cb.aio_buf;
-    int e = cp_set_direct(w->fd, 0);
-    if (e < 0)
-        return cp_errno_msg(err, errlen, e, "fcntl %s", w->path);
-    w->direct = 0;
-    return cp_pwrite_all(w->fd, p + r, len - (size_t)r,
-                         (uint64_t)w->aio.cb.aio_offset + (uint64_t)r, w->path, err, errlen);
-}
-
-/* Allocates the file ahead of a write up to END. Where fallocate is not supported, or finds
- * the disk full before the data would, the writes go on without it and tell. */
-static int cp_fwriter_grow(struct cp_fwriter *w, uint64_t end, char *err, size_t errlen)
-{
-    if (!w->prealloc || end <= w->alloc)
-        return 0;
-    uint64_t want = end - w->alloc < CP_PREALLOC ? CP_PREALLOC : end - w->alloc;
-    if (fallocate(w->fd, 0, (off_t)w->alloc, (off_t)want) == 0) {
-        w->alloc += want;
-        return 0;
-    }
-    if (errno == EOPNOTSUPP || errno == ENOSYS || errno == ENOSPC || errno == EFBIG) {
-        w->prealloc = 0;
-        return 0;
-    }
-    return cp_errno_msg(err, errlen, -errno, "fallocate %s", w->path);
-}
-
-/* Hands the first N bytes of buf to the file at its end. Asynchronously, the filling then goes
- * on in the other buffer, once the write before has finished with it. */
-static int cp_fwriter_put(struct cp_fwriter *w, size_t n, char *err, size_t errlen)
-{
-    int r = 0;
-    if (w->aio.ctx == 0) {
-        r = cp_pwrite_all(w->fd, w->buf, n, w->written, w->path, err, errlen);
-        w->written += n;
-        return r;
-    }
-    r = cp_fwriter_wait(w, err, errlen);
-    if (r == 0)
-        r = cp_fwriter_grow(w, w->written + n, err, errlen);
-    if (r == 0 && n > 0) {
-        r = cp_aio_submit(&w->aio, IOCB_CMD_PWRITE, w->fd, w->buf, n, w->written);
-        if (r < 0)
-            return cp_errno_msg(err, errlen, r, "write %s", w->path);
-        w->written += n;
-        w->buf = w->buf == w->bufs[0] ? w->bufs[1] : w->bufs[0];
-    }
+    int r = cp_write_all(w->fd, w->buf, w->len, w->path, err, errlen);
+    w->len = 0;
     return r;
 }
 
@@ -316,9 +177,7 @@ static int cp_fwriter_commit(struct cp_stage *st, size_t n, char *err, size_t er
     w->size += n;
     if (w->len < w->cap)
         return 0;
-    int r = cp_fwriter_put(w, w->len, err, errlen);
-    w->len = 0;
-    return r;
+    return cp_fwriter_flush(w, err, errlen);
 }
 
 int cp_fwriter_reserve(struct cp_fwriter *w, size_t n, char *err, size_t errlen)
@@ -326,15 +185,13 @@ int cp_fwriter_reserve(struct cp_fwriter *w, size_t n, char *err, size_t errlen)
     if (w->cap - w->len >= n)
         return 0;
     if (n > w->cap - CP_ALIGN)
-        return cp_msg(err, errlen, -EINVAL, "%s: %zu bytes do not fit a buffer of %zu", w->path, n,
-                      w->cap);
-    /* Whole blocks go; a partial one (O_DIRECT) starts the next buffer. */
+        return cp_msg(err, errlen, -EINVAL, "%s: %zu bytes do not fit a buffer of %zu", w->path,
+                      n, w->cap);
     size_t whole = w->direct ? w->len - w->len % CP_ALIGN : w->len;
-    const uint8_t *tail = w->buf + whole;
-    int r = cp_fwriter_put(w, whole, err, errlen);
+    int r = cp_write_all(w->fd, w->buf, whole, w->path, err, errlen);
     if (r < 0)
         return r;
-    memmove(w->buf, tail, w->len - whole);
+    memmove(w->buf, w->buf + whole, w->len - whole);
     w->len -= whole;
     return 0;
 }
@@ -342,19 +199,15 @@ int cp_fwriter_reserve(struct cp_fwriter *w, size_t n, char *err, size_t errlen)
 /* Writes what the buffer holds, then makes the file durable. With O_DIRECT the whole blocks go
  * first and O_DIRECT comes off for the partial last block, which goes through the page cache
  * and fdatasync: no padding to write and truncate away, and the file never holds a byte that
- * is not the stream's (what was allocated ahead is cut off). */
+ * is not the stream's. */
 static int cp_fwriter_finish(struct cp_stage *st, char *err, size_t errlen)
 {
     struct cp_fwriter *w = (struct cp_fwriter *)st;
     size_t whole = w->direct ? w->len - w->len % CP_ALIGN : 0;
-    const uint8_t *tail = w->buf + whole;
-    size_t rest = w->len - whole;
-    int r = cp_fwriter_put(w, whole, err, errlen);
-    if (r == 0)
-        r = cp_fwriter_wait(w, err, errlen);
+    int r = cp_write_all(w->fd, w->buf, whole, w->path, err, errlen);
     if (r < 0)
         goto out;
-    if (rest > 0 && w->direct) {
+    if (whole < w->len && w->direct) {
         r = cp_set_direct(w->fd, 0);
         if (r < 0) {
             cp_errno_msg(err, errlen, r, "fcntl %s", w->path);
@@ -362,15 +215,10 @@ static int cp_fwriter_finish(struct cp_stage *st, char *err, size_t errlen)
         }
         w->direct = 0;
     }
-    r = cp_pwrite_all(w->fd, tail, rest, w->written, w->path, err, errlen);
+    r = cp_write_all(w->fd, w->buf + whole, w->len - whole, w->path, err, errlen);
     if (r < 0)
         goto out;
-    w->written += rest;
     w->len = 0;
-    if (w->alloc > w->written && ftruncate(w->fd, (off_t)w->written) < 0) {
-        r = cp_errno_msg(err, errlen, -errno, "truncate %s", w->path);
-        goto out;
-    }
     if (fdatasync(w->fd) < 0) {
         r = cp_errno_msg(err, errlen, -errno, "fdatasync %s", w->path);
         goto out;
@@ -403,10 +251,9 @@ int cp_fwriter_open(struct cp_fwriter **out, const char *dir, const char *name, 
     r = cp_path(w->path, sizeof(w->path), dir, name, err, errlen);
     if (r < 0)
         goto out;
-    r = cp_buf_alloc(&w->bufs[0], w->cap, &w->xxh, err, errlen);
+    r = cp_buf_alloc(&w->buf, w->cap, &w->xxh, err, errlen);
     if (r < 0)
         goto out;
-    w->buf = w->bufs[0];
     w->fd = open(w->path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
     if (w->fd < 0) {
         r = cp_errno_msg(err, errlen, -errno, "create %s", w->path);
@@ -416,14 +263,6 @@ int cp_fwriter_open(struct cp_fwriter **out, const char *dir, const char *name, 
     if (r < 0)
         goto out;
     w->direct = r;
-    /* Buffered writes return once copied, and AIO on them would not be asynchronous. Without an
-     * AIO context (aio-max-nr reached), writes are synchronous. */
-    if (w->direct && cp_aio_setup(&w->aio) == 0) {
-        r = cp_buf_map(&w->bufs[1], w->cap, err, errlen);
-        if (r < 0)
-            goto out;
-        w->prealloc = 1;
-    }
     r = 0;
 out:
     if (r < 0) {
@@ -467,12 +306,10 @@ void cp_fwriter_free(struct cp_fwriter *w)
 {
     if (w == NULL)
         return;
-    cp_aio_destroy(&w->aio); /* before its buffer goes */
     if (w->fd >= 0)
         close(w->fd); /* the copy has failed already; nothing to report */
     XXH3_freeState(w->xxh);
-    cp_buf_unmap(w->bufs[0], w->cap);
-    cp_buf_unmap(w->bufs[1], w->cap);
+    cp_buf_unmap(w->buf, w->cap);
     free(w);
 }
 
@@ -493,10 +330,9 @@ int cp_freader_open(struct cp_freader **out, const char *dir, const char *name, 
     r = cp_path(rd->path, sizeof(rd->path), dir, name, err, errlen);
     if (r < 0)
         goto out;
-    r = cp_buf_alloc(&rd->bufs[0], rd->cap, &rd->xxh, err, errlen);
+    r = cp_buf_alloc(&rd->buf, rd->cap, &rd->xxh, err, errlen);
     if (r < 0)
         goto out;
-    rd->buf = rd->bufs[0];
     rd->fd = open(rd->path, O_RDONLY | O_CLOEXEC);
     if (rd->fd < 0) {
         r = cp_errno_msg(err, errlen, -errno, "open %s", rd->path);
@@ -512,12 +348,6 @@ int cp_freader_open(struct cp_freader **out, const char *dir, const char *name, 
     if (r < 0)
         goto out;
     rd->direct = r;
-    /* Buffered reads have the kernel's read-ahead. */
-    if (rd->direct && rd->file_size > rd->cap && cp_aio_setup(&rd->aio) == 0) {
-        r = cp_buf_map(&rd->bufs[1], rd->cap, err, errlen);
-        if (r < 0)
-            goto out;
-    }
     r = 0;
 out:
     if (r < 0) {
@@ -531,14 +361,15 @@ out:
 ssize_t cp_freader_fill(struct cp_freader *r, const uint8_t **data, char *err, size_t errlen)
 {
     size_t got = 0;
-    if (r->aio.len > 0) { /* the read ahead holds the next chunk */
-        long n = cp_aio_wait(&r->aio);
-        if (n < 0)
-            return cp_errno_msg(err, errlen, (int)n, "read %s", r->path);
-        r->buf = r->buf == r->bufs[0] ? r->bufs[1] : r->bufs[0];
-        got = (size_t)n;
-    }
     while (got < r->cap) {
+        ssize_t n = read(r->fd, r->buf + got, r->cap - got);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0)
+            return cp_errno_msg(err, errlen, -errno, "read %s", r->path);
+        if (n == 0)
+            break;
+        got += (size_t)n;
         /* A partial block is the file's end; the next read, from an unaligned offset, would
          * fail under O_DIRECT. */
         if (r->direct && got % CP_ALIGN != 0) {
@@ -547,25 +378,10 @@ ssize_t cp_freader_fill(struct cp_freader *r, const uint8_t **data, char *err, s
                 return cp_errno_msg(err, errlen, e, "fcntl %s", r->path);
             r->direct = 0;
         }
-        ssize_t n = pread(r->fd, r->buf + got, r->cap - got, (off_t)(r->size + got));
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n < 0)
-            return cp_errno_msg(err, errlen, -errno, "read %s", r->path);
-        if (n == 0)
-            break;
-        got += (size_t)n;
     }
     (void)XXH3_64bits_update(r->xxh, r->buf, got);
     r->size += got;
     *data = r->buf;
-    /* The next chunk goes to the other buffer while the caller sends this one. */
-    if (r->aio.ctx != 0 && r->direct && got == r->cap && r->size < r->file_size) {
-        uint8_t *next = r->buf == r->bufs[0] ? r->bufs[1] : r->bufs[0];
-        int e = cp_aio_submit(&r->aio, IOCB_CMD_PREAD, r->fd, next, r->cap, r->size);
-        if (e < 0)
-            return cp_errno_msg(err, errlen, e, "read %s", r->path);
-    }
     return (ssize_t)got;
 }
 
@@ -596,12 +412,10 @@ void cp_freader_free(struct cp_freader *r)
 {
     if (r == NULL)
         return;
-    cp_aio_destroy(&r->aio); /* before its buffer goes */
     if (r->fd >= 0)
         close(r->fd); /* read-only: nothing to lose */
     XXH3_freeState(r->xxh);
-    cp_buf_unmap(r->bufs[0], r->cap);
-    cp_buf_unmap(r->bufs[1], r->cap);
+    cp_buf_unmap(r->buf, r->cap);
     free(r);
 }
 

@@ -258,9 +258,8 @@ int job_restore_run(struct job *job)
     int rc;
 
     if (!(rc = load_snapshot(&r)) && !(rc = check_trust(&r)) && !(rc = check_vm_stopped(&r)) &&
-        !(rc = start_qemu(&r)) &&
-        !(rc = connect_qmp(&r)) && !(rc = start_incoming(&r)) && !(rc = pump(&r)) &&
-        !(rc = wait_completed(&r)))
+        !(rc = start_qemu(&r)) && !(rc = connect_qmp(&r)) && !(rc = start_incoming(&r)) &&
+        !(rc = pump(&r)) && !(rc = wait_completed(&r)))
         rc = resume(&r);
     if (rc && r.pidfd >= 0) {
         qemu_kill(r.pidfd, KILL_TIMEOUT_MS);

@@ -248,8 +248,8 @@ static void page_fill(uint8_t *p, int block, uint64_t ram)
     uint64_t s = ram * 31 + (uint64_t)block * 0x100000001b3ull;
     if (block == 1 || block == 2) {
         char line[64];
-        int n =
-            snprintf(line, sizeof(line), "block %d page at %" PRIx64 " says hello. ", block, ram);
+        int n = snprintf(line, sizeof(line), "block %d page at %" PRIx64 " says hello. ", block,
+                         ram);
         for (int i = 0; i < PAGE; i++)
             p[i] = (uint8_t)line[i % n];
         return;
@@ -979,13 +979,11 @@ static void test_writer(const char *base, int want_direct)
     rm_rf(dir);
 }
 
-/* ---- zstd frames: the writer stage at every length, the pool's bound, a damaged seek table ----
- */
+/* ---- zstd frames: the writer stage at every length, the pool's bound, a damaged seek table ---- */
 
 #define ZFRAME (64 * 1024)
 
-/* Writes B's first LEN bytes to DIR/NAME as zstd frames of ZFRAME bytes; the file's bytes to RAW.
- */
+/* Writes B's first LEN bytes to DIR/NAME as zstd frames of ZFRAME bytes; the file's bytes to RAW. */
 static int zwrite(const char *dir, const char *name, const struct buf *b, size_t len,
                   struct cp_zpool *pool, int *direct, struct buf *raw)
 {
@@ -1085,7 +1083,7 @@ struct zseek_damage {
     long at;   /* where to write VALUE: from the start if >= 0, else from the end */
     int width; /* 1 or 4 bytes; 0 writes nothing */
     uint32_t value;
-    long cut; /* bytes cut off the end */
+    long cut;  /* bytes cut off the end */
     const char *msg;
 };
 
@@ -1161,8 +1159,8 @@ static void test_zseek(void)
         fd = open(path, O_RDONLY);
         err[0] = '\0';
         int r = cp_zseek_load(&z, fd, err, sizeof(err));
-        CHECKM(r == -EBADMSG && z == NULL && strstr(err, d->msg) != NULL, "%s: %d \"%s\"", d->what,
-               r, err);
+        CHECKM(r == -EBADMSG && z == NULL && strstr(err, d->msg) != NULL, "%s: %d \"%s\"",
+               d->what, r, err);
         cp_zseek_free(z);
         close(fd);
         free(t.p);
@@ -1477,107 +1475,30 @@ struct restore_case {
 
 static const struct restore_case restore_cases[] = {
     {"all streams", 0, {D_ALL, D_EXACT_CLOSE, D_ALL, D_EXACT_CLOSE}, 0, 5000, 0, 0, 0, NULL},
-    {"checksum mismatch",
-     0,
-     {D_ALL, D_ALL, D_ALL, D_ALL},
-     0,
-     5000,
-     DMG_FLIP,
-     0,
-     -EBADMSG,
+    {"checksum mismatch", 0, {D_ALL, D_ALL, D_ALL, D_ALL}, 0, 5000, DMG_FLIP, 0, -EBADMSG,
      "channel-0: /var/tmp/"},
-    {"truncated file",
-     0,
-     {D_NONE, D_NONE, D_NONE, D_NONE},
-     0,
-     5000,
-     DMG_TRUNCATE,
-     0,
-     -EBADMSG,
+    {"truncated file", 0, {D_NONE, D_NONE, D_NONE, D_NONE}, 0, 5000, DMG_TRUNCATE, 0, -EBADMSG,
      "channel-0: /var/tmp/"},
-    {"damaged index",
-     0,
-     {D_ALL, D_ALL, D_ALL, D_ALL},
-     0,
-     5000,
-     DMG_INDEX,
-     0,
-     -EBADMSG,
+    {"damaged index", 0, {D_ALL, D_ALL, D_ALL, D_ALL}, 0, 5000, DMG_INDEX, 0, -EBADMSG,
      "channel-1.idx: /var/tmp/"},
-    {"peer stops reading",
-     0,
-     {D_NONE, D_NONE, D_NONE, D_NONE},
-     0,
-     300,
-     0,
-     0,
-     -ETIMEDOUT,
+    {"peer stops reading", 0, {D_NONE, D_NONE, D_NONE, D_NONE}, 0, 300, 0, 0, -ETIMEDOUT,
      "QEMU took no byte for 300 ms"},
-    {"peer closes early",
-     0,
-     {D_ALL, D_ALL, D_CLOSE_AFTER, D_ALL},
-     100000,
-     5000,
-     0,
-     0,
-     -EPIPE,
+    {"peer closes early", 0, {D_ALL, D_ALL, D_CLOSE_AFTER, D_ALL}, 100000, 5000, 0, 0, -EPIPE,
      "channel-0: QEMU closed the connection after "},
     {"cancel", 0, {D_NONE, D_NONE, D_NONE, D_NONE}, 0, 0, 0, 1, -ECANCELED, "restore cancelled"},
-    {"plain file the manifest calls zstd",
-     0,
-     {D_NONE, D_NONE, D_NONE, D_NONE},
-     0,
-     5000,
-     DMG_SAYS_ZSTD,
-     0,
-     -EBADMSG,
-     "channel-0: not zstd frames"},
+    {"plain file the manifest calls zstd", 0, {D_NONE, D_NONE, D_NONE, D_NONE}, 0, 5000,
+     DMG_SAYS_ZSTD, 0, -EBADMSG, "channel-0: not zstd frames"},
     {"zstd: all streams", 1, {D_ALL, D_EXACT_CLOSE, D_ALL, D_EXACT_CLOSE}, 0, 5000, 0, 0, 0, NULL},
-    {"zstd: a damaged frame",
-     1,
-     {D_ALL, D_ALL, D_ALL, D_ALL},
-     0,
-     5000,
-     DMG_FLIP,
-     0,
-     -EBADMSG,
+    {"zstd: a damaged frame", 1, {D_ALL, D_ALL, D_ALL, D_ALL}, 0, 5000, DMG_FLIP, 0, -EBADMSG,
      "channel-0: zstd frame "},
-    {"zstd: truncated file",
-     3,
-     {D_NONE, D_NONE, D_NONE, D_NONE},
-     0,
-     5000,
-     DMG_TRUNCATE,
-     0,
-     -EBADMSG,
-     "channel-0: /var/tmp/"},
-    {"zstd: stream checksum mismatch",
-     1,
-     {D_ALL, D_ALL, D_ALL, D_ALL},
-     0,
-     5000,
-     DMG_STREAM_SUM,
-     0,
-     -EBADMSG,
-     "channel-0: stream checksum mismatch"},
-    {"zstd file the manifest calls plain",
-     1,
-     {D_NONE, D_NONE, D_NONE, D_NONE},
-     0,
-     5000,
-     DMG_SAYS_PLAIN,
-     0,
-     -EBADMSG,
-     "channel-0: holds zstd frames, but the manifest says"},
-    {"zstd: peer closes early",
-     1,
-     {D_ALL, D_ALL, D_CLOSE_AFTER, D_ALL},
-     100000,
-     5000,
-     0,
-     0,
-     -EPIPE,
-     "channel-0: QEMU closed the connection after "},
+    {"zstd: truncated file", 3, {D_NONE, D_NONE, D_NONE, D_NONE}, 0, 5000, DMG_TRUNCATE, 0,
+     -EBADMSG, "channel-0: /var/tmp/"},
+    {"zstd: stream checksum mismatch", 1, {D_ALL, D_ALL, D_ALL, D_ALL}, 0, 5000, DMG_STREAM_SUM,
+     0, -EBADMSG, "channel-0: stream checksum mismatch"},
+    {"zstd file the manifest calls plain", 1, {D_NONE, D_NONE, D_NONE, D_NONE}, 0, 5000,
+     DMG_SAYS_PLAIN, 0, -EBADMSG, "channel-0: holds zstd frames, but the manifest says"},
+    {"zstd: peer closes early", 1, {D_ALL, D_ALL, D_CLOSE_AFTER, D_ALL}, 100000, 5000, 0, 0,
+     -EPIPE, "channel-0: QEMU closed the connection after "},
 };
 
 static void damage_file(const char *dir, const char *name, int truncate_it)
@@ -1631,8 +1552,8 @@ static void test_restore(const struct restore_case *rc, uint64_t seed)
     struct cp_restore *r = NULL;
     char err[512] = "";
     /* Found while opening the files, before any connect. */
-    int early =
-        rc->damage == DMG_TRUNCATE || rc->damage == DMG_SAYS_PLAIN || rc->damage == DMG_SAYS_ZSTD;
+    int early = rc->damage == DMG_TRUNCATE || rc->damage == DMG_SAYS_PLAIN ||
+                rc->damage == DMG_SAYS_ZSTD;
     printf("restore: %s\n", rc->what);
     make_saved(&sr, 4 << 20, rc->level, seed);
     int n = restore_files(&sr, files, order);
