@@ -115,7 +115,7 @@ store_on_loop() {
     LOOP_MOUNTS+=("$STORE")
 }
 
-# Caps savefs's reads and writes of the loop store at $1 bytes/s (cgroup v1 blkio; O_DIRECT I/O
+# Caps savefs's reads and writes (only writes with $2 = writes) of the loop store at $1 bytes/s (cgroup v1 blkio; O_DIRECT I/O
 # is charged to the process that issues it), so that a job lasts long enough to be hit mid-way.
 # Exits 77 (skipped) where the machine has no blkio throttling.
 throttle_savefs() {
@@ -124,7 +124,9 @@ throttle_savefs() {
     dev=$(findmnt -n -o MAJ:MIN --target "$STORE" | tr -d ' ')
     mkdir -p "$cg"
     echo "$dev $1" >"$cg/blkio.throttle.write_bps_device"
-    echo "$dev $1" >"$cg/blkio.throttle.read_bps_device"
+    # "writes": reads through the mount (tar of published snapshots) go at the disk's speed.
+    [[ ${2:-} == writes ]] && echo "$dev 0" >"$cg/blkio.throttle.read_bps_device" ||
+        echo "$dev $1" >"$cg/blkio.throttle.read_bps_device"
     echo "${SAVEFS_PIDS[-1]}" >"$cg/cgroup.procs"
     THROTTLE_CG=$cg
 }
