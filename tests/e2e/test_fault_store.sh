@@ -4,7 +4,7 @@
 # earlier snapshot stays whole and restorable.
 source "$SRC_DIR/tests/e2e/lib.sh"
 e2e_setup
-store_on_loop 480
+store_on_loop 800
 savefs_start
 vm_start vm1
 pass=$(guest_last_pass "$T/vm1.serial")
@@ -15,6 +15,10 @@ sums=$(cd "$STORE/vm1/snapshots/first" && md5sum ./*)
 log "first snapshot: $(du -sh "$STORE/vm1/snapshots/first" | cut -f1) of $(df -h --output=size "$STORE" | tail -1)"
 
 log "store full: ENOSPC, VM running, no partial snapshot"
+# Leave room for half a snapshot, whatever the guest's size.
+first_kib=$(du -sk "$STORE/vm1/snapshots/first" | cut -f1)
+free_kib=$(df -k --output=avail "$STORE" | tail -1)
+fallocate -l $(((free_kib - first_kib / 2) * 1024)) "$STORE/lost+found/filler" || die "cannot fill the store"
 if echo "name=second" >"$MNT/vm1/save" 2>"$T/err"; then die "a save into a full store succeeded"; fi
 grep -q "No space left on device" "$T/err" || die "the write failed with: $(cat "$T/err")"
 log "status: $(status_field vm1 error)"
@@ -24,6 +28,7 @@ log "status: $(status_field vm1 error)"
 check_no_partial vm1
 guest_wait_pass_above "$T/vm1.serial" "$(guest_last_pass "$T/vm1.serial")" 60 || die "vm1 stopped"
 [[ $(cd "$STORE/vm1/snapshots/first" && md5sum ./*) == "$sums" ]] || die "the first snapshot changed"
+rm "$STORE/lost+found/filler"
 
 log "the earlier snapshot restores"
 kill "$(vm_pid vm1)"
