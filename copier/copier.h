@@ -48,6 +48,8 @@ int cp_save_start(struct cp_save **out, const char *sock_path, const char *dir, 
 uint64_t cp_save_bytes(struct cp_save *s);
 /* 1 once every stream has ended (EOF, error or cancel), else 0. */
 int cp_save_done(struct cp_save *s);
+/* A descriptor that polls readable once cp_save_done says 1. */
+int cp_save_done_fd(struct cp_save *s);
 /* Fails the save: stops accepting, shuts every socket down; cp_save_finish then returns
  * -ECANCELED (or the error that came first). Any thread. */
 void cp_save_cancel(struct cp_save *s);
@@ -72,6 +74,8 @@ int cp_restore_start(struct cp_restore **out, const char *sock_path, const char 
                      size_t errlen);
 uint64_t cp_restore_bytes(struct cp_restore *r);
 int cp_restore_done(struct cp_restore *r);
+/* A descriptor that polls readable once cp_restore_done says 1. */
+int cp_restore_done_fd(struct cp_restore *r);
 void cp_restore_cancel(struct cp_restore *r);
 /* Waits for every pump; returns 0 only if every file was sent whole and its size and checksum
  * match FILES (and, for zstd files, the stream's too). Otherwise the first error, naming the

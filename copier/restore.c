@@ -19,7 +19,8 @@
 #include "worker.h"
 #include "zframe.h"
 
-#define CP_ZSTD_MAGIC_BE 0x28b52ffdu /* ZSTD_MAGICNUMBER as the file's first four bytes, read be32 */
+#define CP_ZSTD_MAGIC_BE                                                                           \
+    0x28b52ffdu /* ZSTD_MAGICNUMBER as the file's first four bytes, read be32 */
 
 struct cp_restore_stream {
     /* set by cp_restore_start before the stream's thread starts */
@@ -51,7 +52,7 @@ struct cp_restore {
     int joined; /* caller's thread only */
     /* any thread */
     atomic_uint_fast64_t bytes;
-    atomic_int live;     /* stream threads not ended */
+    struct cp_live live; /* the stream threads */
     struct cp_fail fail; /* socket slot 1 + i is stream i */
 };
 
@@ -85,12 +86,12 @@ static int cp_restore_plan(struct cp_restore *r, const struct cp_file *files, in
     }
     if (nmain == 0)
         return cp_msg(err, errlen, -EINVAL, "no main stream among the files");
-    /* A zstd stream holds a file buffer, a buffer of output and a window of a frame or so. */
+    /* Each stream holds its file reader's buffers; a zstd one, output and a window of a frame. */
     int zstd = 0;
     for (int i = 0; i < r->nstreams; i++)
         zstd |= r->streams[i].f.zstd;
     if (r->buf_size == 0)
-        r->buf_size = cp_buf_share(r->nstreams, zstd ? 3 : 1);
+        r->buf_size = cp_buf_share(r->nstreams, CP_IO_BUFS + (zstd ? 2 : 0));
     return cp_buf_size(&r->buf_size, err, errlen);
 }
 
@@ -155,8 +156,7 @@ static int cp_restore_next(struct cp_restore_stream *st, char *why, size_t whyle
 static int cp_restore_open(struct cp_restore_stream *st, char *why, size_t whylen)
 {
     struct cp_restore *r = st->r;
-    int rc =
-        cp_freader_open(&st->rd, r->dir, st->f.name, r->buf_size, r->direct_io, why, whylen);
+    int rc = cp_freader_open(&st->rd, r->dir, st->f.name, r->buf_size, r->direct_io, why, whylen);
     if (rc < 0)
         return rc;
     /* The whole file is checked at its end; a wrong size shows now, before QEMU sees a byte. */
@@ -233,6 +233,10 @@ static int cp_restore_connect(struct cp_restore_stream *st, int slot, const char
     struct timeval tv = {.tv_sec = ms / 1000, .tv_usec = (ms % 1000) * 1000};
     if (setsockopt(st->fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv)) < 0)
         return cp_errno_msg(why, whylen, -errno, "SO_SNDTIMEO");
+    /* Room for a whole buffer in the socket: QEMU is woken once per buffer, not every 200 KiB
+     * (net.core.wmem_max caps it; less is only slower). */
+    int sndbuf = (int)st->r->buf_size;
+    (void)setsockopt(st->fd, SOL_SOCKET, SO_SNDBUF, &sndbuf, sizeof(sndbuf));
     if (connect(st->fd, (struct sockaddr *)&a, sizeof(a)) < 0) {
         if (errno == EAGAIN)
             return cp_msg(why, whylen, -ETIMEDOUT, "QEMU accepted no connection for %d ms", ms);
@@ -269,7 +273,7 @@ static void *cp_restore_stream_main(void *arg)
     int r = cp_restore_pump(st, why, sizeof(why));
     if (r < 0)
         cp_fail(&st->r->fail, cp_msg(msg, sizeof(msg), r, "%s: %s", st->f.name, why), msg);
-    atomic_fetch_sub(&st->r->live, 1);
+    cp_live_end(&st->r->live, 1);
     return NULL;
 }
 
@@ -278,6 +282,8 @@ static int cp_restore_init(struct cp_restore *r, const char *dir, const struct c
 {
     r->joined = 1; /* no thread yet */
     cp_fail_init(&r->fail);
+    if (cp_live_init(&r->live, 0) < 0)
+        return cp_errno_msg(err, errlen, -errno, "restore: eventfd");
     for (int i = 0; i <= CP_MAX_CHANNELS; i++) {
         r->streams[i].r = r;
         r->streams[i].fd = -1;
@@ -312,13 +318,13 @@ static int cp_restore_setup(struct cp_restore *r, const char *sock_path, char *e
 
 static int cp_restore_run(struct cp_restore *r, char *err, size_t errlen)
 {
-    atomic_store(&r->live, r->nstreams);
+    cp_live_add(&r->live, r->nstreams);
     r->joined = 0;
     for (int i = 0; i < r->nstreams; i++) {
         struct cp_restore_stream *st = &r->streams[i];
         int rc = cp_thread_start(&st->thread, cp_restore_stream_main, st);
         if (rc < 0) {
-            atomic_fetch_sub(&r->live, r->nstreams - i);
+            cp_live_end(&r->live, r->nstreams - i);
             cp_errno_msg(err, errlen, rc, "%s: thread", st->f.name);
             cp_fail(&r->fail, rc, err); /* wakes the threads already started */
             return rc;
@@ -361,7 +367,12 @@ uint64_t cp_restore_bytes(struct cp_restore *r)
 
 int cp_restore_done(struct cp_restore *r)
 {
-    return atomic_load(&r->live) == 0;
+    return cp_live_done(&r->live);
+}
+
+int cp_restore_done_fd(struct cp_restore *r)
+{
+    return r->live.efd;
 }
 
 void cp_restore_cancel(struct cp_restore *r)
@@ -403,6 +414,7 @@ void cp_restore_free(struct cp_restore *r)
         if (r->streams[i].fd >= 0)
             close(r->streams[i].fd);
     }
+    cp_live_destroy(&r->live);
     cp_fail_destroy(&r->fail);
     free(r);
 }

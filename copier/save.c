@@ -43,7 +43,7 @@ struct cp_save {
     char sock_path[sizeof(((struct sockaddr_un *)0)->sun_path)];
     char dir[PATH_MAX];
     int nchannels;
-    size_t buf_size;   /* the file writer's, or with zstd the frame's */
+    size_t buf_size;        /* the file writer's, or with zstd the frame's */
     struct cp_zpool *zpool; /* NULL: no compression */
     int direct_io;
     int listen_fd;
@@ -56,7 +56,7 @@ struct cp_save {
     /* any thread */
     atomic_int claimed[CP_MAX_CHANNELS + 1]; /* [0] main, [1 + K] channel K */
     atomic_uint_fast64_t bytes;
-    atomic_int live;     /* threads not ended: the accept thread and every connection's */
+    struct cp_live live; /* the accept thread and every connection's */
     struct cp_fail fail; /* socket slot 0 is the listener, 1 + i connection i */
 };
 
@@ -222,7 +222,7 @@ static void *cp_save_conn_main(void *arg)
         cp_fail(&c->s->fail, cp_msg(msg, sizeof(msg), r, "%s: %s", c->name, why), msg);
     else if (r < 0)
         cp_fail(&c->s->fail, cp_msg(msg, sizeof(msg), r, "connection %d: %s", c->num, why), msg);
-    atomic_fetch_sub(&c->s->live, 1);
+    cp_live_end(&c->s->live, 1);
     return NULL;
 }
 
@@ -235,10 +235,10 @@ static int cp_save_add_conn(struct cp_save *s, int fd, char *why, size_t whylen)
     c->fd = fd;
     c->channel = -1;
     cp_fail_add_sock(&s->fail, c->num, fd);
-    atomic_fetch_add(&s->live, 1);
+    cp_live_add(&s->live, 1);
     int r = cp_thread_start(&c->thread, cp_save_conn_main, c);
     if (r < 0) {
-        atomic_fetch_sub(&s->live, 1);
+        cp_live_end(&s->live, 1);
         return cp_errno_msg(why, whylen, r, "connection %d: thread", c->num);
     }
     c->started = 1;
@@ -263,7 +263,7 @@ static void *cp_save_accept_main(void *arg)
     }
     if (r < 0)
         cp_fail(&s->fail, r, why); /* after cancel, the first error is already there */
-    atomic_fetch_sub(&s->live, 1);
+    cp_live_end(&s->live, 1);
     return NULL;
 }
 
@@ -293,13 +293,16 @@ static int cp_save_init(struct cp_save *s, const char *sock_path, const char *di
     s->listen_fd = -1;
     s->joined = 1; /* no thread yet */
     cp_fail_init(&s->fail);
+    if (cp_live_init(&s->live, 1) < 0) /* the accept thread */
+        return cp_errno_msg(err, errlen, -errno, "save: eventfd");
     if (nchannels < 1 || nchannels > CP_MAX_CHANNELS)
         return cp_msg(err, errlen, -EINVAL, "%d channels: 1 to %d are supported", nchannels,
                       CP_MAX_CHANNELS);
     s->nchannels = nchannels;
-    /* With zstd, each stream holds a frame and its compressed form. */
+    /* Each stream holds its file writer's buffers, and with zstd a frame being filled. */
     int level = opts->zstd_level;
-    s->buf_size = opts->buf_size ? opts->buf_size : cp_buf_share(nchannels + 1, level ? 2 : 1);
+    s->buf_size =
+        opts->buf_size ? opts->buf_size : cp_buf_share(nchannels + 1, CP_IO_BUFS + (level ? 1 : 0));
     int r = cp_buf_size(&s->buf_size, err, errlen);
     if (r < 0)
         return r;
@@ -332,7 +335,6 @@ int cp_save_start(struct cp_save **out, const char *sock_path, const char *dir, 
     r = cp_save_listen(s, err, errlen);
     if (r < 0)
         goto out;
-    atomic_store(&s->live, 1);
     r = cp_thread_start(&s->accept_thread, cp_save_accept_main, s);
     if (r < 0)
         cp_errno_msg(err, errlen, r, "save: accept thread");
@@ -354,7 +356,12 @@ uint64_t cp_save_bytes(struct cp_save *s)
 
 int cp_save_done(struct cp_save *s)
 {
-    return atomic_load(&s->live) == 0;
+    return cp_live_done(&s->live);
+}
+
+int cp_save_done_fd(struct cp_save *s)
+{
+    return s->live.efd;
 }
 
 void cp_save_cancel(struct cp_save *s)
@@ -444,6 +451,7 @@ void cp_save_free(struct cp_save *s)
     if (s->bound)
         unlink(s->sock_path); /* a stale socket file is harmless */
     cp_zpool_free(s->zpool);
+    cp_live_destroy(&s->live);
     cp_fail_destroy(&s->fail);
     free(s);
 }

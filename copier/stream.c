@@ -5,6 +5,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -14,26 +15,52 @@
 
 #include "worker.h"
 
+/* Buffers in order, handed between a stream's thread and its file's I/O thread. */
+struct cp_bufq {
+    uint8_t *buf[CP_IO_BUFS];
+    size_t len[CP_IO_BUFS];
+    unsigned head, count;
+};
+
+/* A file's I/O thread and the two queues it shares with the stream's thread: the disk works
+ * on one buffer while the stream's thread fills or empties another. */
+struct cp_io {
+    pthread_mutex_t lock; /* guards all below */
+    pthread_cond_t cond;  /* any change */
+    struct cp_bufq todo;  /* to the I/O thread: full buffers to write, or empty ones to fill */
+    struct cp_bufq done;  /* back from it: emptied buffers, or filled ones */
+    int stop;             /* the stream's side is going: the I/O thread ends */
+    int ended;            /* the I/O thread has ended (reader: at EOF or an error) */
+    int err;              /* its first error, 0 if none */
+    char msg[CP_ERR_MAX];
+    pthread_t thread;
+    int started;
+};
+
 struct cp_fwriter {
     struct cp_stage stage; /* first: the stage callbacks cast back to the writer */
     char path[PATH_MAX];
     int fd;
     int direct; /* 1 while O_DIRECT is on */
-    uint8_t *buf;
+    uint8_t *all[CP_IO_BUFS];
+    uint8_t *buf;    /* the one being filled */
     size_t cap, len; /* buffer size; bytes held */
     uint64_t size;   /* bytes committed */
     XXH3_state_t *xxh;
+    struct cp_io io;
 };
 
 struct cp_freader {
     char path[PATH_MAX];
     int fd;
-    int direct;
-    uint8_t *buf;
+    int direct; /* the I/O thread's once it runs */
+    uint8_t *all[CP_IO_BUFS];
+    uint8_t *held; /* the buffer the stream's thread reads, NULL if none */
     size_t cap;
-    uint64_t size;      /* bytes read so far */
+    uint64_t size;      /* bytes taken so far */
     uint64_t file_size; /* at open */
     XXH3_state_t *xxh;
+    struct cp_io io;
 };
 
 int cp_stage_put(struct cp_stage *st, const void *buf, size_t len, char *err, size_t errlen)
@@ -128,17 +155,94 @@ void cp_buf_unmap(uint8_t *buf, size_t cap)
         munmap(buf, cap);
 }
 
-/* An aligned buffer and a fresh XXH3 state. */
-static int cp_buf_alloc(uint8_t **buf, size_t cap, XXH3_state_t **xxh, char *err, size_t errlen)
+/* The buffers of one file and a fresh XXH3 state. */
+static int cp_bufs_alloc(uint8_t **all, size_t cap, XXH3_state_t **xxh, char *err, size_t errlen)
 {
-    int r = cp_buf_map(buf, cap, err, errlen);
-    if (r < 0)
-        return r;
+    for (int i = 0; i < CP_IO_BUFS; i++) {
+        int r = cp_buf_map(&all[i], cap, err, errlen);
+        if (r < 0)
+            return r;
+    }
     *xxh = XXH3_createState();
     if (*xxh == NULL || XXH3_64bits_reset(*xxh) != XXH_OK)
         return cp_msg(err, errlen, -ENOMEM, "XXH3 state: out of memory");
     return 0;
 }
+
+static void cp_bufs_free(uint8_t **all, size_t cap, XXH3_state_t *xxh)
+{
+    for (int i = 0; i < CP_IO_BUFS; i++)
+        cp_buf_unmap(all[i], cap);
+    XXH3_freeState(xxh);
+}
+
+/* ---- the I/O thread's queues ---- */
+
+static void cp_bufq_push(struct cp_bufq *q, uint8_t *buf, size_t len)
+{
+    unsigned i = (q->head + q->count++) % CP_IO_BUFS;
+    q->buf[i] = buf;
+    q->len[i] = len;
+}
+
+static uint8_t *cp_bufq_pop(struct cp_bufq *q, size_t *len)
+{
+    uint8_t *buf = q->buf[q->head];
+    *len = q->len[q->head];
+    q->head = (q->head + 1) % CP_IO_BUFS;
+    q->count--;
+    return buf;
+}
+
+static void cp_io_init(struct cp_io *io)
+{
+    pthread_mutex_init(&io->lock, NULL);
+    pthread_cond_init(&io->cond, NULL);
+}
+
+static int cp_io_start(struct cp_io *io, void *(*fn)(void *), void *arg, const char *path,
+                       char *err, size_t errlen)
+{
+    int r = cp_thread_start(&io->thread, fn, arg);
+    if (r < 0)
+        return cp_errno_msg(err, errlen, r, "%s: I/O thread", path);
+    io->started = 1;
+    return 0;
+}
+
+/* Ends the I/O thread (it drops what it was handed) and frees the queues. */
+static void cp_io_stop(struct cp_io *io)
+{
+    if (io->started) {
+        pthread_mutex_lock(&io->lock);
+        io->stop = 1;
+        pthread_cond_broadcast(&io->cond);
+        pthread_mutex_unlock(&io->lock);
+        pthread_join(io->thread, NULL);
+        io->started = 0;
+    }
+    pthread_cond_destroy(&io->cond);
+    pthread_mutex_destroy(&io->lock);
+}
+
+/* The I/O thread's error, under the lock: 0, or its code with its message in ERR. */
+static int cp_io_error(struct cp_io *io, char *err, size_t errlen)
+{
+    if (io->err != 0)
+        cp_msg(err, errlen, io->err, "%s", io->msg);
+    return io->err;
+}
+
+/* Records the I/O thread's first error, under the lock. */
+static void cp_io_fail(struct cp_io *io, int code, const char *msg)
+{
+    if (io->err == 0) {
+        io->err = code;
+        snprintf(io->msg, sizeof(io->msg), "%s", msg);
+    }
+}
+
+/* ---- the file writer ---- */
 
 static int cp_write_all(int fd, const uint8_t *p, size_t n, const char *path, char *err,
                         size_t errlen)
@@ -155,10 +259,66 @@ static int cp_write_all(int fd, const uint8_t *p, size_t n, const char *path, ch
     return 0;
 }
 
-static int cp_fwriter_flush(struct cp_fwriter *w, char *err, size_t errlen)
+/* The writer's I/O thread: writes the buffers it is handed, in order, and hands them back.
+ * After an error, or once told to stop, it drops them unwritten. */
+static void *cp_fwriter_main(void *arg)
 {
-    int r = cp_write_all(w->fd, w->buf, w->len, w->path, err, errlen);
-    w->len = 0;
+    struct cp_fwriter *w = arg;
+    struct cp_io *io = &w->io;
+    char msg[CP_ERR_MAX];
+    pthread_mutex_lock(&io->lock);
+    for (;;) {
+        while (io->todo.count == 0 && !io->stop)
+            pthread_cond_wait(&io->cond, &io->lock);
+        if (io->todo.count == 0)
+            break;
+        size_t n;
+        uint8_t *buf = cp_bufq_pop(&io->todo, &n);
+        int skip = io->err != 0 || io->stop;
+        pthread_mutex_unlock(&io->lock);
+        int r = skip ? 0 : cp_write_all(w->fd, buf, n, w->path, msg, sizeof(msg));
+        pthread_mutex_lock(&io->lock);
+        if (r < 0)
+            cp_io_fail(io, r, msg);
+        cp_bufq_push(&io->done, buf, 0);
+        pthread_cond_broadcast(&io->cond);
+    }
+    io->ended = 1;
+    pthread_mutex_unlock(&io->lock);
+    return NULL;
+}
+
+/* Hands the buffer's first N bytes to the I/O thread and goes on in a free buffer, which gets
+ * the bytes held after those N (under O_DIRECT, a partial block). */
+static int cp_fwriter_hand(struct cp_fwriter *w, size_t n, char *err, size_t errlen)
+{
+    struct cp_io *io = &w->io;
+    size_t unused;
+    pthread_mutex_lock(&io->lock);
+    while (io->done.count == 0 && io->err == 0)
+        pthread_cond_wait(&io->cond, &io->lock);
+    int r = cp_io_error(io, err, errlen);
+    if (r == 0) {
+        uint8_t *next = cp_bufq_pop(&io->done, &unused);
+        memcpy(next, w->buf + n, w->len - n);
+        cp_bufq_push(&io->todo, w->buf, n);
+        pthread_cond_broadcast(&io->cond);
+        w->buf = next;
+        w->len -= n;
+    }
+    pthread_mutex_unlock(&io->lock);
+    return r;
+}
+
+/* Waits until the I/O thread has written everything it was handed. */
+static int cp_fwriter_drain(struct cp_fwriter *w, char *err, size_t errlen)
+{
+    struct cp_io *io = &w->io;
+    pthread_mutex_lock(&io->lock);
+    while (io->done.count < CP_IO_BUFS - 1)
+        pthread_cond_wait(&io->cond, &io->lock);
+    int r = cp_io_error(io, err, errlen);
+    pthread_mutex_unlock(&io->lock);
     return r;
 }
 
@@ -177,7 +337,7 @@ static int cp_fwriter_commit(struct cp_stage *st, size_t n, char *err, size_t er
     w->size += n;
     if (w->len < w->cap)
         return 0;
-    return cp_fwriter_flush(w, err, errlen);
+    return cp_fwriter_hand(w, w->len, err, errlen);
 }
 
 int cp_fwriter_reserve(struct cp_fwriter *w, size_t n, char *err, size_t errlen)
@@ -185,15 +345,9 @@ int cp_fwriter_reserve(struct cp_fwriter *w, size_t n, char *err, size_t errlen)
     if (w->cap - w->len >= n)
         return 0;
     if (n > w->cap - CP_ALIGN)
-        return cp_msg(err, errlen, -EINVAL, "%s: %zu bytes do not fit a buffer of %zu", w->path,
-                      n, w->cap);
-    size_t whole = w->direct ? w->len - w->len % CP_ALIGN : w->len;
-    int r = cp_write_all(w->fd, w->buf, whole, w->path, err, errlen);
-    if (r < 0)
-        return r;
-    memmove(w->buf, w->buf + whole, w->len - whole);
-    w->len -= whole;
-    return 0;
+        return cp_msg(err, errlen, -EINVAL, "%s: %zu bytes do not fit a buffer of %zu", w->path, n,
+                      w->cap);
+    return cp_fwriter_hand(w, w->direct ? w->len - w->len % CP_ALIGN : w->len, err, errlen);
 }
 
 /* Writes what the buffer holds, then makes the file durable. With O_DIRECT the whole blocks go
@@ -203,32 +357,29 @@ int cp_fwriter_reserve(struct cp_fwriter *w, size_t n, char *err, size_t errlen)
 static int cp_fwriter_finish(struct cp_stage *st, char *err, size_t errlen)
 {
     struct cp_fwriter *w = (struct cp_fwriter *)st;
-    size_t whole = w->direct ? w->len - w->len % CP_ALIGN : 0;
-    int r = cp_write_all(w->fd, w->buf, whole, w->path, err, errlen);
-    if (r < 0)
-        goto out;
-    if (whole < w->len && w->direct) {
+    size_t whole = w->direct ? w->len - w->len % CP_ALIGN : w->len;
+    int r = whole > 0 ? cp_fwriter_hand(w, whole, err, errlen) : 0;
+    if (r == 0)
+        r = cp_fwriter_drain(w, err, errlen);
+    if (r == 0 && w->len > 0 && w->direct) {
+        /* The I/O thread is idle: the descriptor is ours alone. */
         r = cp_set_direct(w->fd, 0);
-        if (r < 0) {
-            cp_errno_msg(err, errlen, r, "fcntl %s", w->path);
-            goto out;
-        }
+        if (r < 0)
+            return cp_errno_msg(err, errlen, r, "fcntl %s", w->path);
         w->direct = 0;
     }
-    r = cp_write_all(w->fd, w->buf + whole, w->len - whole, w->path, err, errlen);
+    if (r == 0)
+        r = cp_write_all(w->fd, w->buf, w->len, w->path, err, errlen);
     if (r < 0)
-        goto out;
+        return r;
     w->len = 0;
-    if (fdatasync(w->fd) < 0) {
-        r = cp_errno_msg(err, errlen, -errno, "fdatasync %s", w->path);
-        goto out;
-    }
+    if (fdatasync(w->fd) < 0)
+        return cp_errno_msg(err, errlen, -errno, "fdatasync %s", w->path);
     int fd = w->fd;
     w->fd = -1;
     if (close(fd) < 0)
-        r = cp_errno_msg(err, errlen, -errno, "close %s", w->path);
-out:
-    return r;
+        return cp_errno_msg(err, errlen, -errno, "close %s", w->path);
+    return 0;
 }
 
 int cp_fwriter_open(struct cp_fwriter **out, const char *dir, const char *name, size_t buf_size,
@@ -241,6 +392,7 @@ int cp_fwriter_open(struct cp_fwriter **out, const char *dir, const char *name, 
         goto out;
     }
     w->fd = -1;
+    cp_io_init(&w->io);
     w->stage.room = cp_fwriter_room;
     w->stage.commit = cp_fwriter_commit;
     w->stage.finish = cp_fwriter_finish;
@@ -251,9 +403,12 @@ int cp_fwriter_open(struct cp_fwriter **out, const char *dir, const char *name, 
     r = cp_path(w->path, sizeof(w->path), dir, name, err, errlen);
     if (r < 0)
         goto out;
-    r = cp_buf_alloc(&w->buf, w->cap, &w->xxh, err, errlen);
+    r = cp_bufs_alloc(w->all, w->cap, &w->xxh, err, errlen);
     if (r < 0)
         goto out;
+    w->buf = w->all[0];
+    for (int i = 1; i < CP_IO_BUFS; i++)
+        cp_bufq_push(&w->io.done, w->all[i], 0);
     w->fd = open(w->path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
     if (w->fd < 0) {
         r = cp_errno_msg(err, errlen, -errno, "create %s", w->path);
@@ -263,7 +418,7 @@ int cp_fwriter_open(struct cp_fwriter **out, const char *dir, const char *name, 
     if (r < 0)
         goto out;
     w->direct = r;
-    r = 0;
+    r = cp_io_start(&w->io, cp_fwriter_main, w, w->path, err, errlen);
 out:
     if (r < 0) {
         cp_fwriter_free(w);
@@ -306,63 +461,21 @@ void cp_fwriter_free(struct cp_fwriter *w)
 {
     if (w == NULL)
         return;
+    cp_io_stop(&w->io);
     if (w->fd >= 0)
         close(w->fd); /* the copy has failed already; nothing to report */
-    XXH3_freeState(w->xxh);
-    cp_buf_unmap(w->buf, w->cap);
+    cp_bufs_free(w->all, w->cap, w->xxh);
     free(w);
 }
 
-int cp_freader_open(struct cp_freader **out, const char *dir, const char *name, size_t buf_size,
-                    int direct_io, char *err, size_t errlen)
-{
-    struct cp_freader *rd = calloc(1, sizeof(*rd));
-    int r = -ENOMEM;
-    if (rd == NULL) {
-        cp_msg(err, errlen, r, "%s/%s: out of memory", dir, name);
-        goto out;
-    }
-    rd->fd = -1;
-    r = cp_buf_size(&buf_size, err, errlen);
-    if (r < 0)
-        goto out;
-    rd->cap = buf_size;
-    r = cp_path(rd->path, sizeof(rd->path), dir, name, err, errlen);
-    if (r < 0)
-        goto out;
-    r = cp_buf_alloc(&rd->buf, rd->cap, &rd->xxh, err, errlen);
-    if (r < 0)
-        goto out;
-    rd->fd = open(rd->path, O_RDONLY | O_CLOEXEC);
-    if (rd->fd < 0) {
-        r = cp_errno_msg(err, errlen, -errno, "open %s", rd->path);
-        goto out;
-    }
-    off_t end = lseek(rd->fd, 0, SEEK_END);
-    if (end < 0 || lseek(rd->fd, 0, SEEK_SET) < 0) {
-        r = cp_errno_msg(err, errlen, -errno, "seek %s", rd->path);
-        goto out;
-    }
-    rd->file_size = (uint64_t)end;
-    r = cp_try_direct(rd->fd, direct_io, rd->path, err, errlen);
-    if (r < 0)
-        goto out;
-    rd->direct = r;
-    r = 0;
-out:
-    if (r < 0) {
-        cp_freader_free(rd);
-        rd = NULL;
-    }
-    *out = rd;
-    return r;
-}
+/* ---- the file reader ---- */
 
-ssize_t cp_freader_fill(struct cp_freader *r, const uint8_t **data, char *err, size_t errlen)
+/* Reads into BUF until it is full or the file ends: the byte count, or -errno. */
+static ssize_t cp_read_full(struct cp_freader *r, uint8_t *buf, char *err, size_t errlen)
 {
     size_t got = 0;
     while (got < r->cap) {
-        ssize_t n = read(r->fd, r->buf + got, r->cap - got);
+        ssize_t n = read(r->fd, buf + got, r->cap - got);
         if (n < 0 && errno == EINTR)
             continue;
         if (n < 0)
@@ -379,10 +492,117 @@ ssize_t cp_freader_fill(struct cp_freader *r, const uint8_t **data, char *err, s
             r->direct = 0;
         }
     }
-    (void)XXH3_64bits_update(r->xxh, r->buf, got);
-    r->size += got;
-    *data = r->buf;
     return (ssize_t)got;
+}
+
+/* The reader's I/O thread: fills the buffers it is handed, in order, reading ahead of the
+ * stream's thread until the file ends or a read fails. */
+static void *cp_freader_main(void *arg)
+{
+    struct cp_freader *r = arg;
+    struct cp_io *io = &r->io;
+    char msg[CP_ERR_MAX];
+    pthread_mutex_lock(&io->lock);
+    for (;;) {
+        while (io->todo.count == 0 && !io->stop)
+            pthread_cond_wait(&io->cond, &io->lock);
+        if (io->stop)
+            break;
+        size_t unused;
+        uint8_t *buf = cp_bufq_pop(&io->todo, &unused);
+        pthread_mutex_unlock(&io->lock);
+        ssize_t n = cp_read_full(r, buf, msg, sizeof(msg));
+        pthread_mutex_lock(&io->lock);
+        if (n < 0) {
+            cp_io_fail(io, (int)n, msg);
+            break;
+        }
+        cp_bufq_push(&io->done, buf, (size_t)n);
+        pthread_cond_broadcast(&io->cond);
+        if ((size_t)n < r->cap)
+            break; /* the end of the file */
+    }
+    io->ended = 1;
+    pthread_cond_broadcast(&io->cond);
+    pthread_mutex_unlock(&io->lock);
+    return NULL;
+}
+
+int cp_freader_open(struct cp_freader **out, const char *dir, const char *name, size_t buf_size,
+                    int direct_io, char *err, size_t errlen)
+{
+    struct cp_freader *rd = calloc(1, sizeof(*rd));
+    int r = -ENOMEM;
+    if (rd == NULL) {
+        cp_msg(err, errlen, r, "%s/%s: out of memory", dir, name);
+        goto out;
+    }
+    rd->fd = -1;
+    cp_io_init(&rd->io);
+    r = cp_buf_size(&buf_size, err, errlen);
+    if (r < 0)
+        goto out;
+    rd->cap = buf_size;
+    r = cp_path(rd->path, sizeof(rd->path), dir, name, err, errlen);
+    if (r < 0)
+        goto out;
+    r = cp_bufs_alloc(rd->all, rd->cap, &rd->xxh, err, errlen);
+    if (r < 0)
+        goto out;
+    for (int i = 0; i < CP_IO_BUFS; i++)
+        cp_bufq_push(&rd->io.todo, rd->all[i], 0);
+    rd->fd = open(rd->path, O_RDONLY | O_CLOEXEC);
+    if (rd->fd < 0) {
+        r = cp_errno_msg(err, errlen, -errno, "open %s", rd->path);
+        goto out;
+    }
+    off_t end = lseek(rd->fd, 0, SEEK_END);
+    if (end < 0 || lseek(rd->fd, 0, SEEK_SET) < 0) {
+        r = cp_errno_msg(err, errlen, -errno, "seek %s", rd->path);
+        goto out;
+    }
+    rd->file_size = (uint64_t)end;
+    r = cp_try_direct(rd->fd, direct_io, rd->path, err, errlen);
+    if (r < 0)
+        goto out;
+    rd->direct = r;
+    r = cp_io_start(&rd->io, cp_freader_main, rd, rd->path, err, errlen);
+out:
+    if (r < 0) {
+        cp_freader_free(rd);
+        rd = NULL;
+    }
+    *out = rd;
+    return r;
+}
+
+ssize_t cp_freader_fill(struct cp_freader *r, const uint8_t **data, char *err, size_t errlen)
+{
+    struct cp_io *io = &r->io;
+    size_t n = 0;
+    pthread_mutex_lock(&io->lock);
+    if (io->done.count == 0 && io->ended) {
+        /* Past the end, or the error the buffers before it led up to. */
+        int e = cp_io_error(io, err, errlen);
+        pthread_mutex_unlock(&io->lock);
+        *data = r->held;
+        return e;
+    }
+    if (r->held != NULL) {
+        cp_bufq_push(&io->todo, r->held, 0);
+        pthread_cond_broadcast(&io->cond);
+    }
+    while (io->done.count == 0 && !io->ended)
+        pthread_cond_wait(&io->cond, &io->lock);
+    r->held = io->done.count > 0 ? cp_bufq_pop(&io->done, &n) : NULL;
+    int e = r->held == NULL ? cp_io_error(io, err, errlen) : 0;
+    pthread_mutex_unlock(&io->lock);
+    if (e < 0)
+        return e;
+    (void)XXH3_64bits_update(r->xxh, r->held, n);
+    r->size += n;
+    *data = r->held;
+    return (ssize_t)n;
 }
 
 uint64_t cp_freader_file_size(const struct cp_freader *r)
@@ -412,10 +632,10 @@ void cp_freader_free(struct cp_freader *r)
 {
     if (r == NULL)
         return;
+    cp_io_stop(&r->io);
     if (r->fd >= 0)
         close(r->fd); /* read-only: nothing to lose */
-    XXH3_freeState(r->xxh);
-    cp_buf_unmap(r->buf, r->cap);
+    cp_bufs_free(r->all, r->cap, r->xxh);
     free(r);
 }
 

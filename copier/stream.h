@@ -11,6 +11,9 @@
 #define CP_ALIGN       4096
 #define CP_BUF_DEFAULT (2u << 20)
 #define CP_BUF_MIN     (256u << 10)
+/* Buffers of each file writer and reader: the disk works on one while the stream's thread fills
+ * or empties another, so that neither waits for the other. */
+#define CP_IO_BUFS 3
 /* What the stream buffers of one copy may hold together, so that savefs's memory does not grow
  * with the channel count (nor ever with the VM's size). */
 #define CP_MEM_BUDGET (32u << 20)
@@ -42,7 +45,9 @@ struct cp_stage {
 /* Copies LEN bytes into ST through room and commit. */
 int cp_stage_put(struct cp_stage *st, const void *buf, size_t len, char *err, size_t errlen);
 
-/* A new file (O_EXCL, 0600) as the last stage of a write path. Checksums what it writes. */
+/* A new file (O_EXCL, 0600) as the last stage of a write path. Checksums what it writes; its
+ * own thread writes each full buffer while the next fills. A write error shows at a later
+ * commit, reserve or finish. */
 struct cp_fwriter;
 
 /* Creates DIR/NAME. */
@@ -64,13 +69,13 @@ void cp_fwriter_free(struct cp_fwriter *w);
 int cp_fwriter_discard(struct cp_fwriter *w, char *err, size_t errlen);
 
 /* Reads a file in buffer-sized chunks, O_DIRECT where the file system allows it, checksumming
- * what it reads. */
+ * what it reads. Its own thread reads ahead, CP_IO_BUFS - 1 buffers at most. */
 struct cp_freader;
 
 int cp_freader_open(struct cp_freader **out, const char *dir, const char *name, size_t buf_size,
                     int direct_io, char *err, size_t errlen);
-/* Fills the buffer from the file: sets *DATA and returns the byte count (fewer than the buffer
- * holds only at the end, 0 at EOF) or -errno. */
+/* The next chunk of the file: sets *DATA and returns the byte count (fewer than the buffer
+ * holds only at the end, 0 at EOF) or -errno. *DATA stays valid until the next call. */
 ssize_t cp_freader_fill(struct cp_freader *r, const uint8_t **data, char *err, size_t errlen);
 /* Size of the file when opened; bytes read so far. */
 uint64_t cp_freader_file_size(const struct cp_freader *r);

@@ -5,9 +5,12 @@
 #include <errno.h>
 #include <signal.h>
 #include <stdarg.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/eventfd.h>
 #include <sys/socket.h>
+#include <unistd.h>
 
 void cp_fail_init(struct cp_fail *f)
 {
@@ -65,6 +68,40 @@ void cp_fail_add_sock(struct cp_fail *f, int i, int fd)
      * sees this socket or we see its code. */
     if (cp_failed(f) != 0)
         shutdown(fd, SHUT_RDWR);
+}
+
+int cp_live_init(struct cp_live *l, int n)
+{
+    atomic_init(&l->n, n);
+    l->efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+    return l->efd < 0 ? -errno : 0;
+}
+
+void cp_live_destroy(struct cp_live *l)
+{
+    if (l->efd >= 0)
+        close(l->efd);
+    l->efd = -1;
+}
+
+void cp_live_add(struct cp_live *l, int n)
+{
+    atomic_fetch_add(&l->n, n);
+}
+
+void cp_live_end(struct cp_live *l, int n)
+{
+    uint64_t one = 1;
+    if (atomic_fetch_sub(&l->n, n) != n)
+        return;
+    /* Cannot fail otherwise: the descriptor is ours and its counter far from full. */
+    while (write(l->efd, &one, sizeof(one)) < 0 && errno == EINTR)
+        ;
+}
+
+int cp_live_done(struct cp_live *l)
+{
+    return atomic_load(&l->n) == 0;
 }
 
 int cp_msg(char *err, size_t errlen, int code, const char *fmt, ...)

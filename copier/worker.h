@@ -31,6 +31,21 @@ int cp_fail_get(struct cp_fail *f, char *err, size_t errlen);
 /* Registers socket FD in slot I; shuts it down at once if the copy has already failed. */
 void cp_fail_add_sock(struct cp_fail *f, int i, int fd);
 
+/* The running threads of a copy. Its eventfd polls readable once the last one has ended, so
+ * that the caller can wait on it beside other descriptors. */
+struct cp_live {
+    atomic_int n;
+    int efd;
+};
+
+/* 0, or -errno if the eventfd cannot be made. */
+int cp_live_init(struct cp_live *l, int n);
+void cp_live_destroy(struct cp_live *l);
+void cp_live_add(struct cp_live *l, int n);
+/* N threads ended (or will never start). */
+void cp_live_end(struct cp_live *l, int n);
+int cp_live_done(struct cp_live *l);
+
 /* Formats FMT into ERR and returns CODE. */
 int cp_msg(char *err, size_t errlen, int code, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));

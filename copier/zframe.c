@@ -97,9 +97,8 @@ static ZSTD_CCtx *cp_zpool_get(struct cp_zpool *p, char *err, size_t errlen)
     if (!make)
         return c;
     c = ZSTD_createCCtx();
-    if (c != NULL &&
-        (ZSTD_isError(ZSTD_CCtx_setParameter(c, ZSTD_c_compressionLevel, p->level)) ||
-         ZSTD_isError(ZSTD_CCtx_setParameter(c, ZSTD_c_checksumFlag, 1)))) {
+    if (c != NULL && (ZSTD_isError(ZSTD_CCtx_setParameter(c, ZSTD_c_compressionLevel, p->level)) ||
+                      ZSTD_isError(ZSTD_CCtx_setParameter(c, ZSTD_c_checksumFlag, 1)))) {
         ZSTD_freeCCtx(c);
         c = NULL;
     }
@@ -314,7 +313,7 @@ void cp_zwriter_free(struct cp_zwriter *z)
 struct cp_zreader {
     struct cp_freader *rd;
     ZSTD_DCtx *dctx;
-    ZSTD_inBuffer in; /* the file chunk read last */
+    ZSTD_inBuffer in;   /* the file chunk read last */
     uint64_t in_offset; /* where it starts in the file */
     uint8_t *out;
     size_t cap;
@@ -368,9 +367,9 @@ static int cp_zreader_fill(struct cp_zreader *z, char *err, size_t errlen)
     z->in = (ZSTD_inBuffer){data, (size_t)n, 0};
     z->eof = n == 0;
     if (first && (n < 4 || cp_zget32(data) != ZSTD_MAGICNUMBER))
-        return cp_msg(err, errlen, -EBADMSG, "not zstd frames (the file starts with %02x%02x%02x%02x)",
-                      n > 0 ? data[0] : 0, n > 1 ? data[1] : 0, n > 2 ? data[2] : 0,
-                      n > 3 ? data[3] : 0);
+        return cp_msg(
+            err, errlen, -EBADMSG, "not zstd frames (the file starts with %02x%02x%02x%02x)",
+            n > 0 ? data[0] : 0, n > 1 ? data[1] : 0, n > 2 ? data[2] : 0, n > 3 ? data[3] : 0);
     return 0;
 }
 
@@ -464,15 +463,13 @@ static int cp_pread_all(int fd, uint8_t *buf, size_t len, uint64_t off, char *er
 
 /* Checks the footer and skippable frame header (in TAIL, the file's last bytes) against the
  * file's SIZE; *N gets the frame count. */
-static int cp_zseek_check(const uint8_t *foot, uint64_t size, uint32_t *n, char *err,
-                          size_t errlen)
+static int cp_zseek_check(const uint8_t *foot, uint64_t size, uint32_t *n, char *err, size_t errlen)
 {
     if (cp_zget32(foot + 5) != CP_ZSEEK_MAGIC)
         return cp_msg(err, errlen, -EBADMSG, "no seek table (no 0x%08x at the end)",
                       CP_ZSEEK_MAGIC);
     if ((foot[4] & 0x7c) != 0 || (foot[4] & 0x80) != 0)
-        return cp_msg(err, errlen, -EBADMSG, "seek table descriptor 0x%02x not supported",
-                      foot[4]);
+        return cp_msg(err, errlen, -EBADMSG, "seek table descriptor 0x%02x not supported", foot[4]);
     *n = cp_zget32(foot);
     uint64_t table = (uint64_t)*n * CP_ZSEEK_ENTRY_LEN + CP_ZSEEK_FOOTER;
     if (table + 8 > size)
@@ -519,8 +516,7 @@ int cp_zseek_load(struct cp_zseek **out, int fd, char *err, size_t errlen)
     if (r < 0)
         goto out;
     memcpy(head, raw, 8);
-    if (cp_zget32(head) != CP_ZSKIP_MAGIC ||
-        cp_zget32(head + 4) != entries + CP_ZSEEK_FOOTER) {
+    if (cp_zget32(head) != CP_ZSKIP_MAGIC || cp_zget32(head + 4) != entries + CP_ZSEEK_FOOTER) {
         r = cp_msg(err, errlen, -EBADMSG, "the seek table's skippable frame header is wrong");
         goto out;
     }
@@ -604,9 +600,10 @@ int cp_zseek_read(const struct cp_zseek *z, int fd, uint32_t i, uint8_t *out, ch
     unsigned long long content = ZSTD_getFrameContentSize(buf, f->file_size);
     size_t whole = ZSTD_findFrameCompressedSize(buf, f->file_size);
     if (content != f->stream_size || ZSTD_isError(whole) || whole != f->file_size) {
-        r = cp_msg(err, errlen, -EBADMSG, "frame %u at file offset %llu is not one zstd frame of "
-                   "%u bytes holding %u", i, (unsigned long long)f->file_offset, f->file_size,
-                   f->stream_size);
+        r = cp_msg(err, errlen, -EBADMSG,
+                   "frame %u at file offset %llu is not one zstd frame of "
+                   "%u bytes holding %u",
+                   i, (unsigned long long)f->file_offset, f->file_size, f->stream_size);
         goto out;
     }
     size_t n = ZSTD_decompress(out, f->stream_size, buf, f->file_size);

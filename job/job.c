@@ -6,6 +6,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <limits.h>
+#include <poll.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -169,9 +170,26 @@ static struct vm_state *vm_get_locked(struct job_ctx *ctx, const char *name)
 
 /* ---- progress, from the job thread ---- */
 
+/* Closes the current phase: its time goes to the phases' record (a phase entered twice adds). */
+static void end_phase_locked(struct job *job)
+{
+    struct job_phases *ph = &job->phases;
+    double now = job_now();
+    int i = 0;
+
+    while (i < ph->n && strcmp(ph->at[i].name, job->phase) != 0)
+        i++;
+    if (i == ph->n && ph->n < JOB_PHASES_MAX)
+        ph->at[ph->n++].name = job->phase;
+    if (i < ph->n)
+        ph->at[i].s += now - job->phase_started;
+    job->phase_started = now;
+}
+
 void job_set_phase(struct job *job, const char *phase)
 {
     pthread_mutex_lock(&job->ctx->lock);
+    end_phase_locked(job);
     job->phase = phase;
     pthread_mutex_unlock(&job->ctx->lock);
 }
@@ -191,6 +209,16 @@ void job_set_pid(struct job *job, int pid)
     pthread_mutex_unlock(&job->ctx->lock);
 }
 
+void job_wait(int fd, int *tick_ms)
+{
+    struct pollfd p = {.fd = fd, .events = POLLIN};
+
+    poll(&p, 1, *tick_ms); /* fd < 0: a sleep */
+    *tick_ms += *tick_ms / 2 + 1;
+    if (*tick_ms > JOB_TICK_MAX_MS)
+        *tick_ms = JOB_TICK_MAX_MS;
+}
+
 /* ---- running a job ---- */
 
 static void record_result_locked(struct job *job)
@@ -205,6 +233,9 @@ static void record_result_locked(struct job *job)
     snprintf(r->message, sizeof(r->message), "%s", job->rc ? job->err : job->summary);
     job_rfc3339(r->finished, sizeof(r->finished));
     r->duration_s = job_now() - job->started;
+    if (job->phase_started > 0)
+        end_phase_locked(job);
+    r->phases = job->phases;
     if (job->op == JOB_SAVE)
         job->vm->last_save = *r;
 }
@@ -273,7 +304,7 @@ static int run_job(struct job *job, const char *vm, job_interrupted_fn interrupt
         goto out;
     /* libfuse cancels its workers at exit: this one must stay until the job is over. */
     pthread_setcancelstate(PTHREAD_CANCEL_DISABLE, &oldstate);
-    job->started = job_now();
+    job->started = job->phase_started = job_now();
     rc = start_thread(job);
     if (rc) {
         pthread_mutex_lock(&ctx->lock);

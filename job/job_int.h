@@ -11,6 +11,17 @@
 
 enum job_op { JOB_SAVE, JOB_RESTORE };
 
+#define JOB_PHASES_MAX 12
+
+/* Where a job's time went: each phase it entered and the seconds it spent there. */
+struct job_phases {
+    int n;
+    struct {
+        const char *name;
+        double s;
+    } at[JOB_PHASES_MAX];
+};
+
 /* The outcome of a finished job, kept for status and for reading NAME/save. */
 struct job_result {
     int valid;
@@ -20,6 +31,7 @@ struct job_result {
     char message[JOB_ERR_MAX]; /* the reason on failure, a summary on success */
     char finished[32];         /* RFC 3339 */
     double duration_s;
+    struct job_phases phases;
 };
 
 struct job {
@@ -33,6 +45,8 @@ struct job {
     atomic_int cancel; /* set by any thread; the job thread polls it */
     /* guarded by ctx->lock */
     const char *phase;
+    double phase_started;
+    struct job_phases phases; /* the phases ended so far */
     uint64_t bytes_done, bytes_total;
     int pid; /* the QEMU the job works on, 0 if none yet */
     int done;
@@ -57,7 +71,7 @@ struct job_ctx {
     char *store, *qmp_dir, *run_dir;
     int watchdog_ms;
     const struct trust *trust; /* borrowed from the config */
-    atomic_int shutdown; /* set from a signal handler: every job cancels */
+    atomic_int shutdown;       /* set from a signal handler: every job cancels */
     /* guarded by lock */
     pthread_mutex_t lock;
     pthread_cond_t changed; /* a job ended */
@@ -82,6 +96,12 @@ int job_fail(struct job *job, int rc, const char *fmt, ...) __attribute__((forma
 
 /* 1 once JOB should stop: a FUSE interrupt or savefs shutting down. */
 int job_cancelled(struct job *job);
+
+/* Waits until FD (if >= 0) polls readable or *TICK_MS passes. The tick then grows by half, up
+ * to JOB_TICK_MAX_MS: a wait overshoots what it waits for by a third at most, and a long one
+ * polls rarely. Start *TICK_MS at 1. */
+void job_wait(int fd, int *tick_ms);
+#define JOB_TICK_MAX_MS 100
 
 /* Seconds on the monotonic clock. */
 double job_now(void);

@@ -67,15 +67,15 @@ static json_t *manifest_to_json(const struct manifest *m)
     for (i = 0; i < m->nfiles; i++)
         if (json_array_append_new(files, file_to_json(&m->files[i])))
             goto out;
-    root = json_pack("{s:s, s:i, s:s, s:s, s:s, s:{s:s, s:s, s:s, s:s, s:s, s:O}, s:I, s:b, s:i, "
-                     "s:s, s:i, s:f, s:O}",
-                     "format", "savefs-snapshot", "version", m->version, "vm", m->vm, "snapshot",
-                     m->snapshot, "created", m->created, "qemu", "version", m->qemu_version,
-                     "binary", m->binary, "cwd", m->cwd, "machine", m->machine, "uuid", m->uuid,
-                     "argv", argv, "ram_size", (json_int_t)m->ram_size, "was_running",
-                     m->was_running, "channels", m->channels, "compression", m->compression,
-                     "compression_level", m->compression_level, "duration_s", m->duration_s,
-                     "files", files);
+    root =
+        json_pack("{s:s, s:i, s:s, s:s, s:s, s:{s:s, s:s, s:s, s:s, s:s, s:O}, s:I, s:b, s:i, "
+                  "s:s, s:i, s:f, s:O}",
+                  "format", "savefs-snapshot", "version", m->version, "vm", m->vm, "snapshot",
+                  m->snapshot, "created", m->created, "qemu", "version", m->qemu_version, "binary",
+                  m->binary, "cwd", m->cwd, "machine", m->machine, "uuid", m->uuid, "argv", argv,
+                  "ram_size", (json_int_t)m->ram_size, "was_running", m->was_running, "channels",
+                  m->channels, "compression", m->compression, "compression_level",
+                  m->compression_level, "duration_s", m->duration_s, "files", files);
 out:
     json_decref(argv);
     json_decref(files);
@@ -213,8 +213,8 @@ static int parse_file(json_t *jf, size_t i, struct cp_file *f, char *err, size_t
     int channel = -1;
 
     if (json_unpack(jf, "{s:s, s:s, s?i, s:I, s:s, s?I, s?s}", "name", &name, "role", &role,
-                    "channel", &channel, "size", &size, "xxh3", &sum, "stream_size",
-                    &stream_size, "stream_xxh3", &stream_sum) ||
+                    "channel", &channel, "size", &size, "xxh3", &sum, "stream_size", &stream_size,
+                    "stream_xxh3", &stream_sum) ||
         parse_kind(role, &f->kind) || size < 0 || strlen(name) >= sizeof(f->name) ||
         strlen(sum) != 16) {
         snprintf(err, errlen,

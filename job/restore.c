@@ -7,7 +7,6 @@
 
 #include <errno.h>
 #include <limits.h>
-#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -23,7 +22,6 @@
 #include "store.h"
 #include "trust.h"
 
-#define TICK_MS              100
 #define QMP_START_TIMEOUT_MS 20000
 #define KILL_TIMEOUT_MS      5000
 
@@ -138,9 +136,10 @@ static int qemu_gone(struct restore *r, const char *when)
 static int connect_qmp(struct restore *r)
 {
     char err[JOB_ERR_MAX - 80];
+    double deadline = job_now() + QMP_START_TIMEOUT_MS / 1000.0;
     int rc = -ENOENT;
 
-    for (int waited = 0; waited < QMP_START_TIMEOUT_MS; waited += TICK_MS) {
+    for (int tick = 1; job_now() < deadline; job_wait(-1, &tick)) {
         if (qemu_exited(r->pidfd))
             return qemu_gone(r, "at start");
         if (qemu_listening(r->qmp_path)) {
@@ -149,7 +148,6 @@ static int connect_qmp(struct restore *r)
         }
         if (job_cancelled(r->job))
             return job_fail(r->job, -EINTR, "restore cancelled");
-        poll(NULL, 0, TICK_MS);
     }
     return job_fail(r->job, -ETIMEDOUT, "QEMU did not open %s", r->qmp_path);
 }
@@ -163,14 +161,16 @@ static int start_incoming(struct restore *r)
     if ((rc = job_sock_path(r->job->ctx, vm_name(r), "restore", r->sock)))
         return job_fail(r->job, rc, "socket path too long");
     unlink(r->sock);
+    job_set_phase(r->job, "preparing QEMU");
     if ((rc = mig_setup(r->job, r->qmp, r->m.channels, NULL)))
         return rc;
     snprintf(uri, sizeof(uri), "unix:%s", r->sock);
     if ((rc = mig_cmd(r->job, r->qmp, "migrate-incoming", json_pack("{s:s}", "uri", uri), NULL)))
         return rc;
-    job_set_phase(r->job, "restoring");
+    job_set_phase(r->job, "connecting");
     rc =
         cp_restore_start(&r->cp, r->sock, r->dir, r->m.files, r->m.nfiles, &opts, err, sizeof(err));
+    job_set_phase(r->job, "restoring");
     return rc ? job_fail(r->job, rc, "%s", err) : 0;
 }
 
@@ -190,9 +190,9 @@ static int pump(struct restore *r)
     uint64_t total = stream_bytes(&r->m), last = 0, now;
     double last_move = job_now(), limit = r->job->ctx->watchdog_ms / 1000.0;
     char err[JOB_ERR_MAX - 80];
-    int rc;
+    int rc, tick = 1;
 
-    while (!cp_restore_done(r->cp)) {
+    for (; !cp_restore_done(r->cp); job_wait(cp_restore_done_fd(r->cp), &tick)) {
         now = cp_restore_bytes(r->cp);
         job_set_progress(r->job, now, total);
         if (now != last) {
@@ -206,7 +206,6 @@ static int pump(struct restore *r)
         if (job_now() - last_move > limit)
             return job_fail(r->job, -ETIMEDOUT,
                             "no bytes moved for %.0f s: QEMU stopped taking the stream", limit);
-        poll(NULL, 0, TICK_MS);
     }
     job_set_progress(r->job, cp_restore_bytes(r->cp), total);
     rc = cp_restore_finish(r->cp, err, sizeof(err));
@@ -221,7 +220,7 @@ static int wait_completed(struct restore *r)
     int rc;
 
     job_set_phase(r->job, "loading");
-    for (;;) {
+    for (int tick = 1;; job_wait(-1, &tick)) {
         if (qemu_exited(r->pidfd))
             return qemu_gone(r, "while loading the snapshot");
         rc = mig_query(r->job, r->qmp, status, sizeof(status), why, sizeof(why));
@@ -236,7 +235,6 @@ static int wait_completed(struct restore *r)
                             status);
         if (job_cancelled(r->job))
             return job_fail(r->job, -EINTR, "restore cancelled");
-        poll(NULL, 0, TICK_MS);
     }
 }
 

@@ -21,7 +21,6 @@
 #include "store.h"
 #include "trust.h"
 
-#define TICK_MS          100
 #define DRAIN_TIMEOUT_MS 30000 /* after QEMU says completed, its sockets close at once */
 #define QUIT_TIMEOUT_MS  10000
 
@@ -214,7 +213,8 @@ static int copier_or_qemu_reason(struct save *s, const char *qemu_why)
 static int wait_migration(struct save *s)
 {
     char status[32], why[JOB_ERR_MAX - 160];
-    int rc;
+    int rc, tick = 1;
+    double deadline;
 
     for (;;) {
         job_set_progress(s->job, cp_save_bytes(s->cp), s->m.ram_size);
@@ -233,14 +233,14 @@ static int wait_migration(struct save *s)
             s->migrating = 0;
             return copier_or_qemu_reason(s, why);
         }
-        poll(NULL, 0, TICK_MS);
+        /* QEMU closes its streams as it completes: the copier's end is the moment to ask. */
+        job_wait(cp_save_done(s->cp) ? -1 : cp_save_done_fd(s->cp), &tick);
     }
     s->migrating = 0;
-    for (int waited = 0; !cp_save_done(s->cp); waited += TICK_MS) {
-        if (waited >= DRAIN_TIMEOUT_MS)
+    deadline = job_now() + DRAIN_TIMEOUT_MS / 1000.0;
+    for (tick = 1; !cp_save_done(s->cp); job_wait(cp_save_done_fd(s->cp), &tick))
+        if (job_now() > deadline)
             return job_fail(s->job, -ETIMEDOUT, "QEMU completed but left a stream open");
-        poll(NULL, 0, TICK_MS);
-    }
     return 0;
 }
 
@@ -310,13 +310,12 @@ static void roll_back(struct save *s)
     char status[32], why[256];
 
     if (s->qmp && s->migrating) {
+        double deadline = job_now() + DRAIN_TIMEOUT_MS / 1000.0;
         mig_cmd(s->job, s->qmp, "migrate_cancel", NULL, NULL);
-        for (int waited = 0; waited < DRAIN_TIMEOUT_MS; waited += TICK_MS) {
+        for (int tick = 1; job_now() < deadline; job_wait(-1, &tick))
             if (mig_query(s->job, s->qmp, status, sizeof(status), why, sizeof(why)) ||
                 mig_finished(status))
                 break;
-            poll(NULL, 0, TICK_MS);
-        }
     }
     if (s->cp)
         cp_save_cancel(s->cp);

@@ -78,16 +78,25 @@ static const char *idle_state(struct job_ctx *ctx, const char *vm, json_t *out)
 static json_t *job_json(const struct job *job)
 {
     double elapsed = job_now() - job->started;
-    json_t *j =
-        json_pack("{s:s, s:s, s:I, s:I, s:f, s:f}", "op", op_name(job->op), "phase", job->phase,
-                  "bytes_done", (json_int_t)job->bytes_done, "bytes_total",
-                  (json_int_t)job->bytes_total, "rate_bytes_per_s",
-                  elapsed > 0 ? (double)job->bytes_done / elapsed : 0.0, "elapsed_s", elapsed);
+    json_t *j = json_pack("{s:s, s:s, s:I, s:I, s:I, s:f}", "op", op_name(job->op), "phase",
+                          job->phase, "bytes_done", (json_int_t)job->bytes_done, "bytes_total",
+                          (json_int_t)job->bytes_total, "rate_bytes_per_s",
+                          (json_int_t)(elapsed > 0 ? (double)job->bytes_done / elapsed : 0.0),
+                          "elapsed_s", elapsed);
 
     if (j && job->snapshot[0])
         json_object_set_new(j, "snapshot", json_string(job->snapshot));
     if (j && job->op == JOB_SAVE)
         json_object_set_new(j, "parallel", json_integer(job->words.parallel));
+    return j;
+}
+
+static json_t *phases_json(const struct job_phases *ph)
+{
+    json_t *j = json_object();
+
+    for (int i = 0; j && i < ph->n; i++)
+        json_object_set_new(j, ph->at[i].name, json_real(ph->at[i].s));
     return j;
 }
 
@@ -101,6 +110,8 @@ static json_t *result_json(const struct job_result *r)
         return NULL;
     if (r->snapshot[0])
         json_object_set_new(j, "snapshot", json_string(r->snapshot));
+    if (r->phases.n)
+        json_object_set_new(j, "phases_s", phases_json(&r->phases));
     if (r->rc) {
         json_object_set_new(j, "errno", json_string(strerrorname_np(-r->rc)));
         json_object_set_new(j, "error", json_string(r->message));
@@ -130,7 +141,8 @@ char *job_status_json(struct job_ctx *ctx, const char *vm)
     json_object_set_new(root, "state", json_string(state));
     json_object_set_new(root, "job", v.has_job ? job_json(&v.job) : json_null());
     json_object_set_new(root, "last", v.last.valid ? result_json(&v.last) : json_null());
-    text = json_dumps(root, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
+    /* Six significant digits, not 17. */
+    text = json_dumps(root, JSON_INDENT(2) | JSON_PRESERVE_ORDER | JSON_REAL_PRECISION(6));
     json_decref(root);
     if (!text)
         return NULL;

@@ -78,8 +78,8 @@ static int parse_compress(const char *value, struct save_words *out, char *err, 
         return 0;
     }
     if (strncmp(value, "zstd:", 5) != 0 || level[0] < '0' || level[0] > '9') {
-        snprintf(err, errlen, "compress: '%s' must be none, zstd or zstd:N (N from 1 to %d)",
-                 value, ZSTD_LEVEL_MAX);
+        snprintf(err, errlen, "compress: '%s' must be none, zstd or zstd:N (N from 1 to %d)", value,
+                 ZSTD_LEVEL_MAX);
         return -EINVAL;
     }
     errno = 0;
