@@ -64,14 +64,18 @@ void cp_save_free(struct cp_save *s);
 /* ---- restore: we connect to QEMU ---- */
 struct cp_restore;
 
-/* Connects to SOCK_PATH once for FILES[i] of kind CP_MAIN, then once per CP_CHANNEL file in
- * order, writing each channel's 64-byte handshake right after its connect (QEMU 7.2 takes the
- * first connection as main and reads each handshake synchronously), then pumps every file from
- * DIR concurrently, decompressing zstd files (which must open with a zstd frame; a plain one
- * must not). CP_INDEX entries are checked against their size and checksum only. */
-int cp_restore_start(struct cp_restore **out, const char *sock_path, const char *dir,
-                     const struct cp_file *files, int nfiles, const struct cp_opts *opts, char *err,
-                     size_t errlen);
+/* Opens FILES[i] in DIR: the file of kind CP_MAIN, and those of kind CP_CHANNEL in order; each
+ * starts reading ahead at once (so that a restore can open its files while QEMU starts). A file
+ * missing, of the wrong size, or not starting as the manifest says (zstd frames or a plain
+ * stream, a channel's handshake) fails it here, before anything reaches QEMU. CP_INDEX entries
+ * are checked against their size and checksum only. */
+int cp_restore_open(struct cp_restore **out, const char *dir, const struct cp_file *files,
+                    int nfiles, const struct cp_opts *opts, char *err, size_t errlen);
+/* Connects to SOCK_PATH once per file in that order, writing each channel's 64-byte handshake
+ * right after its connect (QEMU 7.2 takes the first connection as main and reads each handshake
+ * synchronously), then pumps every file concurrently, decompressing zstd files. On failure, R
+ * is still the caller's to free. */
+int cp_restore_start(struct cp_restore *r, const char *sock_path, char *err, size_t errlen);
 uint64_t cp_restore_bytes(struct cp_restore *r);
 int cp_restore_done(struct cp_restore *r);
 /* A descriptor that polls readable once cp_restore_done says 1. */

@@ -153,7 +153,7 @@ static int cp_restore_next(struct cp_restore_stream *st, char *why, size_t whyle
 }
 
 /* Opens the stream's file and takes its first chunk, which must hold a channel's handshake. */
-static int cp_restore_open(struct cp_restore_stream *st, char *why, size_t whylen)
+static int cp_restore_open_stream(struct cp_restore_stream *st, char *why, size_t whylen)
 {
     struct cp_restore *r = st->r;
     int rc = cp_freader_open(&st->rd, r->dir, st->f.name, r->buf_size, r->direct_io, why, whylen);
@@ -297,23 +297,29 @@ static int cp_restore_init(struct cp_restore *r, const char *dir, const struct c
     return 0;
 }
 
-/* Opens every file, then connects in order: nothing reaches QEMU if a file is missing. */
-static int cp_restore_setup(struct cp_restore *r, const char *sock_path, char *err, size_t errlen)
+/* Opens every file; their I/O threads start reading ahead. */
+static int cp_restore_open_all(struct cp_restore *r, char *err, size_t errlen)
 {
     char why[CP_ERR_MAX];
-    struct cp_restore_stream *st = NULL;
-    int rc = 0;
-    for (int i = 0; rc == 0 && i < r->nstreams; i++) {
-        st = &r->streams[i];
-        rc = cp_restore_open(st, why, sizeof(why));
+    for (int i = 0; i < r->nstreams; i++) {
+        int rc = cp_restore_open_stream(&r->streams[i], why, sizeof(why));
+        if (rc < 0)
+            return cp_msg(err, errlen, rc, "%s: %s", r->streams[i].f.name, why);
     }
-    for (int i = 0; rc == 0 && i < r->nstreams; i++) {
-        st = &r->streams[i];
-        rc = cp_restore_connect(st, 1 + i, sock_path, why, sizeof(why));
+    return 0;
+}
+
+/* Connects in order. */
+static int cp_restore_connect_all(struct cp_restore *r, const char *sock_path, char *err,
+                                  size_t errlen)
+{
+    char why[CP_ERR_MAX];
+    for (int i = 0; i < r->nstreams; i++) {
+        int rc = cp_restore_connect(&r->streams[i], 1 + i, sock_path, why, sizeof(why));
+        if (rc < 0)
+            return cp_msg(err, errlen, rc, "%s: %s", r->streams[i].f.name, why);
     }
-    if (rc < 0)
-        cp_msg(err, errlen, rc, "%s: %s", st->f.name, why);
-    return rc;
+    return 0;
 }
 
 static int cp_restore_run(struct cp_restore *r, char *err, size_t errlen)
@@ -334,9 +340,8 @@ static int cp_restore_run(struct cp_restore *r, char *err, size_t errlen)
     return 0;
 }
 
-int cp_restore_start(struct cp_restore **out, const char *sock_path, const char *dir,
-                     const struct cp_file *files, int nfiles, const struct cp_opts *opts, char *err,
-                     size_t errlen)
+int cp_restore_open(struct cp_restore **out, const char *dir, const struct cp_file *files,
+                    int nfiles, const struct cp_opts *opts, char *err, size_t errlen)
 {
     struct cp_restore *r = calloc(1, sizeof(*r));
     int rc = -ENOMEM;
@@ -348,9 +353,7 @@ int cp_restore_start(struct cp_restore **out, const char *sock_path, const char 
     if (rc == 0)
         rc = cp_restore_plan(r, files, nfiles, err, errlen);
     if (rc == 0)
-        rc = cp_restore_setup(r, sock_path, err, errlen);
-    if (rc == 0)
-        rc = cp_restore_run(r, err, errlen);
+        rc = cp_restore_open_all(r, err, errlen);
 out:
     if (rc < 0) {
         cp_restore_free(r);
@@ -358,6 +361,12 @@ out:
     }
     *out = r;
     return rc;
+}
+
+int cp_restore_start(struct cp_restore *r, const char *sock_path, char *err, size_t errlen)
+{
+    int rc = cp_restore_connect_all(r, sock_path, err, errlen);
+    return rc < 0 ? rc : cp_restore_run(r, err, errlen);
 }
 
 uint64_t cp_restore_bytes(struct cp_restore *r)

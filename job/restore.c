@@ -152,9 +152,20 @@ static int connect_qmp(struct restore *r)
     return job_fail(r->job, -ETIMEDOUT, "QEMU did not open %s", r->qmp_path);
 }
 
-static int start_incoming(struct restore *r)
+/* The files open and start streaming in before QEMU is even started. */
+static int open_files(struct restore *r)
 {
     struct cp_opts opts = {.direct_io = 1, .stall_ms = r->job->ctx->watchdog_ms};
+    char err[JOB_ERR_MAX - 80];
+    int rc;
+
+    job_set_phase(r->job, "opening files");
+    rc = cp_restore_open(&r->cp, r->dir, r->m.files, r->m.nfiles, &opts, err, sizeof(err));
+    return rc ? job_fail(r->job, rc, "%s", err) : 0;
+}
+
+static int start_incoming(struct restore *r)
+{
     char uri[PATH_MAX + 8], err[JOB_ERR_MAX - 80];
     int rc;
 
@@ -168,8 +179,7 @@ static int start_incoming(struct restore *r)
     if ((rc = mig_cmd(r->job, r->qmp, "migrate-incoming", json_pack("{s:s}", "uri", uri), NULL)))
         return rc;
     job_set_phase(r->job, "connecting");
-    rc =
-        cp_restore_start(&r->cp, r->sock, r->dir, r->m.files, r->m.nfiles, &opts, err, sizeof(err));
+    rc = cp_restore_start(r->cp, r->sock, err, sizeof(err));
     job_set_phase(r->job, "restoring");
     return rc ? job_fail(r->job, rc, "%s", err) : 0;
 }
@@ -256,8 +266,8 @@ int job_restore_run(struct job *job)
     int rc;
 
     if (!(rc = load_snapshot(&r)) && !(rc = check_trust(&r)) && !(rc = check_vm_stopped(&r)) &&
-        !(rc = start_qemu(&r)) && !(rc = connect_qmp(&r)) && !(rc = start_incoming(&r)) &&
-        !(rc = pump(&r)) && !(rc = wait_completed(&r)))
+        !(rc = open_files(&r)) && !(rc = start_qemu(&r)) && !(rc = connect_qmp(&r)) &&
+        !(rc = start_incoming(&r)) && !(rc = pump(&r)) && !(rc = wait_completed(&r)))
         rc = resume(&r);
     if (rc && r.pidfd >= 0) {
         qemu_kill(r.pidfd, KILL_TIMEOUT_MS);

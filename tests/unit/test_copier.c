@@ -1572,7 +1572,9 @@ static void test_restore(const struct restore_case *rc, uint64_t seed)
     dest_run(&d);
     struct cp_opts o = {.direct_io = 1, .buf_size = 128 * 1024, .stall_ms = rc->stall_ms};
     double t0 = now_s();
-    int e = cp_restore_start(&r, d.sock, sr.dir, files, 7, &o, err, sizeof(err));
+    int e = cp_restore_open(&r, sr.dir, files, 7, &o, err, sizeof(err));
+    if (e == 0)
+        e = cp_restore_start(r, d.sock, err, sizeof(err));
     if (e == 0) {
         if (rc->cancel) {
             usleep(100000);
