@@ -33,6 +33,7 @@ struct restore {
     pid_t pid;
     int pidfd;
     struct qmp *qmp;
+    struct mig_saved saved; /* the fresh QEMU's migration settings, put back once restored */
     struct cp_restore *cp;
 };
 
@@ -173,7 +174,7 @@ static int start_incoming(struct restore *r)
         return job_fail(r->job, rc, "socket path too long");
     unlink(r->sock);
     job_set_phase(r->job, "preparing QEMU");
-    if ((rc = mig_setup(r->job, r->qmp, r->m.channels, NULL)))
+    if ((rc = mig_setup(r->job, r->qmp, r->m.channels, &r->saved)))
         return rc;
     snprintf(uri, sizeof(uri), "unix:%s", r->sock);
     if ((rc = mig_cmd(r->job, r->qmp, "migrate-incoming", json_pack("{s:s}", "uri", uri), NULL)))
@@ -252,6 +253,8 @@ static int resume(struct restore *r)
 {
     int rc = 0;
 
+    /* A later migration of this VM by other tools (exec:, one stream) must not meet multifd. */
+    mig_undo(r->job, r->qmp, &r->saved);
     if (r->m.was_running)
         rc = mig_cmd(r->job, r->qmp, "cont", NULL, NULL);
     if (!rc)
@@ -277,6 +280,8 @@ int job_restore_run(struct job *job)
         cp_restore_cancel(r.cp);
         cp_restore_free(r.cp);
     }
+    json_decref(r.saved.caps); /* if the restore failed before resume put them back */
+    json_decref(r.saved.params);
     if (r.qmp)
         qmp_close(r.qmp);
     if (r.pidfd >= 0)

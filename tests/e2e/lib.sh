@@ -91,6 +91,15 @@ vm_state() {
     sed -n 's/^  "state": "\(.*\)",$/\1/p' "$MNT/$1/status"
 }
 
+# VM $1's multifd capability over its QMP socket: "true" or "false". After a save or a
+# restore, QEMU's migration settings are as before: a later `virsh save` (one exec: stream)
+# would fail with multifd on.
+vm_multifd() {
+    printf '%s\n' '{"execute":"qmp_capabilities"}' '{"execute":"query-migrate-capabilities"}' |
+        nc -U -q 1 "$QMP/$1.qmp" |
+        jq -r 'select(.return | type == "array") | .return[] | select(.capability == "multifd") | .state'
+}
+
 # After a restore: the QEMU that savefs started now writes VM $1's serial log.
 vm_adopt() {
     local pid

@@ -42,6 +42,7 @@ cycle() {
     mv "$MNT/vm1/snapshots/$snap" "$MNT/vm1/restore/" || die "restore failed: $(cat "$MNT/vm1/status")"
     vm_adopt vm1
     [[ $(vm_state vm1) == running ]] || die "vm1 state after restore: $(vm_state vm1)"
+    [[ $(vm_multifd vm1) == false ]] || die "the restored QEMU has multifd '$(vm_multifd vm1)'"
     [[ -d $MNT/vm1/snapshots/$snap ]] || die "$snap no longer listed after the restore"
     vm_check_alive vm1 "$pass" "$seed"
     log "restored: passes go on past $pass with seed $seed"

@@ -11,6 +11,7 @@ seed=$(guest_seed "$T/vm1.serial")
 echo "keep-running parallel=2 name=kept" >"$MNT/vm1/save" || die "save failed: $(cat "$MNT/vm1/status")"
 [[ $(vm_pid vm1) == "$pid" ]] || die "the QEMU changed or quit"
 [[ $(vm_state vm1) == running ]] || die "vm1 is $(vm_state vm1) after keep-running"
+[[ $(vm_multifd vm1) == false ]] || die "vm1 has multifd '$(vm_multifd vm1)' after the save"
 guest_wait_pass_above "$T/vm1.serial" "$pass" 60 || die "the guest stopped verifying"
 
 log "a restore while the VM runs is refused"
