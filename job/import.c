@@ -523,7 +523,7 @@ char *import_status(struct import *imp, const char *vm, char *status)
     pthread_mutex_lock(&imp->lock);
     add_imports_locked(imp, vm, root);
     pthread_mutex_unlock(&imp->lock);
-    dumped = json_dumps(root, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
+    dumped = json_dumps(root, JOB_STATUS_JSON_FLAGS);
     json_decref(root);
     if (!dumped || asprintf(&text, "%s\n", dumped) < 0) {
         free(dumped);

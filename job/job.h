@@ -52,6 +52,9 @@ int job_vm_remove(struct job_ctx *ctx, const char *vm);
 /* 1 while a restore reads VM's snapshot SNAP. */
 int job_snapshot_busy(struct job_ctx *ctx, const char *vm, const char *snap);
 
+/* How status JSON is written: indented, in order, seconds to six significant digits. */
+#define JOB_STATUS_JSON_FLAGS (JSON_INDENT(2) | JSON_PRESERVE_ORDER | JSON_REAL_PRECISION(6))
+
 /* The status of VM as JSON text, and the outcome of its last save as text; malloc'd. */
 char *job_status_json(struct job_ctx *ctx, const char *vm);
 char *job_last_save_text(struct job_ctx *ctx, const char *vm);

@@ -141,8 +141,7 @@ char *job_status_json(struct job_ctx *ctx, const char *vm)
     json_object_set_new(root, "state", json_string(state));
     json_object_set_new(root, "job", v.has_job ? job_json(&v.job) : json_null());
     json_object_set_new(root, "last", v.last.valid ? result_json(&v.last) : json_null());
-    /* Six significant digits, not 17. */
-    text = json_dumps(root, JSON_INDENT(2) | JSON_PRESERVE_ORDER | JSON_REAL_PRECISION(6));
+    text = json_dumps(root, JOB_STATUS_JSON_FLAGS);
     json_decref(root);
     if (!text)
         return NULL;

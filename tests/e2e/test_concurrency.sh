@@ -17,11 +17,13 @@ done
 # Reads of the whole mount answer while jobs run (the caller checks that the jobs still run
 # after; the bounds only allow for a loaded machine; tar reads every snapshot: it gets longer).
 read_everything() {
-    local t0=$SECONDS
+    local t0=$SECONDS t1 t2
     timeout 30 ls -R "$MNT" >/dev/null || die "ls -R of the mount waited on a job"
+    t1=$SECONDS
     timeout 30 cat "$MNT"/*/status >/dev/null || die "cat of the statuses waited on a job"
+    t2=$SECONDS
     timeout 30 cat "$MNT"/*/save >/dev/null || die "cat of the saves waited on a job"
-    log "ls -R, cat: $((SECONDS - t0)) s"
+    log "ls -R $((t1 - t0)) s, cat status $((t2 - t1)) s, cat save $((SECONDS - t2)) s"
     if [[ ${1:-} != no-tar ]]; then
         timeout 90 tar cf - --exclude='*/restore' -C "$MNT" . | wc -c >/dev/null ||
             die "tar c of the mount waited on a job"
