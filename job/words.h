@@ -10,9 +10,8 @@
 #define PARALLEL_DEFAULT  4
 #define PARALLEL_MAX      64
 #define ZSTD_LEVEL_MAX    19
-#define ZSTD_LEVEL_PLAIN                                                                           \
-    1 /* `compress=zstd`: the fastest level, the one that pays off in a save                       \
-       */
+/* `compress=zstd`: the fastest level, the one that pays off in a save. */
+#define ZSTD_LEVEL_PLAIN 1
 
 struct save_words {
     int parallel;                     /* multifd channels, 1..64 */
