@@ -19,8 +19,8 @@
 #include "worker.h"
 #include "zframe.h"
 
-#define CP_ZSTD_MAGIC_BE                                                                           \
-    0x28b52ffdu /* ZSTD_MAGICNUMBER as the file's first four bytes, read be32 */
+/* ZSTD_MAGICNUMBER as the file's first four bytes, read be32. */
+#define CP_ZSTD_MAGIC_BE 0x28b52ffdu
 
 struct cp_restore_stream {
     /* set by cp_restore_start before the stream's thread starts */

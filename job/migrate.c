@@ -114,3 +114,14 @@ int mig_finished(const char *status)
     return strcmp(status, "completed") == 0 || strcmp(status, "failed") == 0 ||
            strcmp(status, "cancelled") == 0;
 }
+
+void mig_cancel(struct job *job, struct qmp *q, int timeout_ms)
+{
+    double deadline = job_now() + timeout_ms / 1000.0;
+    char status[32], why[256];
+
+    mig_cmd(job, q, "migrate_cancel", NULL, NULL);
+    for (int tick = 1; job_now() < deadline; job_wait(-1, &tick))
+        if (mig_query(job, q, status, sizeof(status), why, sizeof(why)) || mig_finished(status))
+            return;
+}

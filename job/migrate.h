@@ -35,4 +35,7 @@ int mig_query(struct job *job, struct qmp *q, char *status, size_t len, char *wh
 /* 1 for a status after which nothing more happens. */
 int mig_finished(const char *status);
 
+/* Cancels the outgoing migration and waits up to TIMEOUT_MS until QEMU says it is over. */
+void mig_cancel(struct job *job, struct qmp *q, int timeout_ms);
+
 #endif

@@ -7,7 +7,6 @@
 #include <dirent.h>
 #include <errno.h>
 #include <limits.h>
-#include <poll.h>
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
@@ -20,7 +19,6 @@
 
 #define RECOVER_QMP_TIMEOUT_MS 2000
 #define CANCEL_WAIT_MS         10000
-#define TICK_MS                100
 
 /* A job to lend mig_cmd its VM name and error buffer. */
 struct recovery {
@@ -87,12 +85,7 @@ static void cancel_migration(struct recovery *r, struct qmp *q)
     if (mig_query(&r->job, q, status, sizeof(status), why, sizeof(why)) || mig_finished(status) ||
         strcmp(status, "none") == 0)
         return;
-    mig_cmd(&r->job, q, "migrate_cancel", NULL, NULL);
-    for (int waited = 0; waited < CANCEL_WAIT_MS; waited += TICK_MS) {
-        if (mig_query(&r->job, q, status, sizeof(status), why, sizeof(why)) || mig_finished(status))
-            return;
-        poll(NULL, 0, TICK_MS);
-    }
+    mig_cancel(&r->job, q, CANCEL_WAIT_MS);
 }
 
 static void resume_saved_vm(void *opaque, const char *vm, const char *tmpdir)

@@ -307,16 +307,8 @@ static void finish_vm(struct save *s)
 /* Leaves the VM as it was before the save. */
 static void roll_back(struct save *s)
 {
-    char status[32], why[256];
-
-    if (s->qmp && s->migrating) {
-        double deadline = job_now() + DRAIN_TIMEOUT_MS / 1000.0;
-        mig_cmd(s->job, s->qmp, "migrate_cancel", NULL, NULL);
-        for (int tick = 1; job_now() < deadline; job_wait(-1, &tick))
-            if (mig_query(s->job, s->qmp, status, sizeof(status), why, sizeof(why)) ||
-                mig_finished(status))
-                break;
-    }
+    if (s->qmp && s->migrating)
+        mig_cancel(s->job, s->qmp, DRAIN_TIMEOUT_MS);
     if (s->cp)
         cp_save_cancel(s->cp);
     if (s->qmp && s->saved.caps)
