@@ -11,6 +11,7 @@
 #define CP_ALIGN       4096
 #define CP_BUF_DEFAULT (2u << 20)
 #define CP_BUF_MIN     (128u << 10)
+#define CP_HUGE_PAGE   (2u << 20)
 /* Buffers of each file writer and reader: the disk works on one while the stream's thread fills
  * or empties another, so that neither waits for the other. */
 #define CP_IO_BUFS 3
