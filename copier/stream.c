@@ -173,14 +173,15 @@ void cp_buf_unmap(uint8_t *buf, size_t cap)
         munmap(buf, cap);
 }
 
-/* The buffers of one file and a fresh XXH3 state. */
+/* The buffers of one file, side by side in one mapping (so that buffers smaller than a huge
+ * page share huge pages too), and a fresh XXH3 state. */
 static int cp_bufs_alloc(uint8_t **all, size_t cap, XXH3_state_t **xxh, char *err, size_t errlen)
 {
-    for (int i = 0; i < CP_IO_BUFS; i++) {
-        int r = cp_buf_map(&all[i], cap, err, errlen);
-        if (r < 0)
-            return r;
-    }
+    int r = cp_buf_map(&all[0], CP_IO_BUFS * cap, err, errlen);
+    if (r < 0)
+        return r;
+    for (int i = 1; i < CP_IO_BUFS; i++)
+        all[i] = all[0] + i * cap;
     *xxh = XXH3_createState();
     if (*xxh == NULL || XXH3_64bits_reset(*xxh) != XXH_OK)
         return cp_msg(err, errlen, -ENOMEM, "XXH3 state: out of memory");
@@ -189,8 +190,7 @@ static int cp_bufs_alloc(uint8_t **all, size_t cap, XXH3_state_t **xxh, char *er
 
 static void cp_bufs_free(uint8_t **all, size_t cap, XXH3_state_t *xxh)
 {
-    for (int i = 0; i < CP_IO_BUFS; i++)
-        cp_buf_unmap(all[i], cap);
+    cp_buf_unmap(all[0], CP_IO_BUFS * cap);
     XXH3_freeState(xxh);
 }
 
