@@ -160,8 +160,7 @@ int cp_buf_map(uint8_t **buf, size_t cap, char *err, size_t errlen)
      * the kernel has no transparent huge pages). */
     if (head > 0)
         (void)munmap(p, head);
-    if (slack - head > 0)
-        (void)munmap(p + head + cap, slack - head);
+    (void)munmap(p + head + cap, slack - head); /* never empty: head < slack */
     *buf = p + head;
     (void)madvise(*buf, cap, MADV_HUGEPAGE);
     return 0;
