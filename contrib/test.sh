@@ -1,7 +1,8 @@
 #!/bin/sh
 # The whole test suite: installs dependencies, then builds and runs ctest three ways: plain (with
 # valgrind over the unit tests), with AddressSanitizer and UndefinedBehaviorSanitizer, and the
-# libFuzzer targets for a bounded time. `contrib/test.sh --quick` runs the plain pass only.
+# libFuzzer targets for a bounded time; Release is built with gcc and with clang, warnings as
+# errors (as in every build here). `contrib/test.sh --quick` runs the plain pass only.
 # Further arguments go to ctest (e.g. -R core).
 set -eu
 cd "$(dirname "$0")/.."
@@ -14,13 +15,13 @@ contrib/install-deps.sh
 jobs=$(nproc)
 
 echo "==== plain build"
-cmake -S . -B build -DCMAKE_BUILD_TYPE=RelWithDebInfo
+cmake -S . -B build -DCMAKE_BUILD_TYPE=RelWithDebInfo -DSAVEFS_WERROR=ON
 cmake --build build -j"$jobs"
 ctest --test-dir build --output-on-failure -j2 "$@"
 [ -n "$quick" ] && exit 0
 
 echo "==== AddressSanitizer + UndefinedBehaviorSanitizer build"
-cmake -S . -B build-asan -DCMAKE_BUILD_TYPE=Debug -DSAVEFS_SANITIZE=ON
+cmake -S . -B build-asan -DCMAKE_BUILD_TYPE=Debug -DSAVEFS_SANITIZE=ON -DSAVEFS_WERROR=ON
 cmake --build build-asan -j"$jobs"
 # Guests fill less memory here: snapshots copied through an instrumented savefs are slow. The two
 # tests that copy whole snapshots many times over (cp -a, tar, rsync, between hosts) take over
@@ -29,7 +30,14 @@ cmake --build build-asan -j"$jobs"
 GUEST_MIB=64 ASAN_OPTIONS=detect_leaks=1 LSAN_OPTIONS=suppressions=$PWD/tests/lsan.supp \
     ctest --test-dir build-asan --output-on-failure -j2 -E 'test_portable|test_two_hosts' "$@"
 
+# Distributions build Release with their own compiler: both must build it without a warning.
+for cc in gcc clang; do
+    echo "==== Release build with $cc"
+    CC=$cc cmake -S . -B "build-release-$cc" -DCMAKE_BUILD_TYPE=Release -DSAVEFS_WERROR=ON
+    cmake --build "build-release-$cc" -j"$jobs"
+done
+
 echo "==== libFuzzer targets"
-CC=clang cmake -S . -B build-fuzz -DCMAKE_BUILD_TYPE=Debug -DSAVEFS_FUZZ=ON
+CC=clang cmake -S . -B build-fuzz -DCMAKE_BUILD_TYPE=Debug -DSAVEFS_FUZZ=ON -DSAVEFS_WERROR=ON
 cmake --build build-fuzz -j"$jobs"
 ctest --test-dir build-fuzz --output-on-failure "$@"

@@ -3,7 +3,7 @@
 #ifndef SAVEFS_SFS_H
 #define SAVEFS_SFS_H
 
-#define FUSE_USE_VERSION 35
+#define FUSE_USE_VERSION 312 /* fuse_loop_cfg_*: libfuse 3.17 declares them only from 3.12 on */
 #include <fuse.h>
 
 struct job_ctx;

@@ -117,7 +117,7 @@ static void kill_half_restored(struct recovery *r, const char *mark)
 {
     json_t *status = NULL;
     struct qmp *q;
-    pid_t pid;
+    pid_t pid = 0; /* read_pid_file sets it on success; gcc -O2 cannot tell */
 
     if (read_pid_file(mark, &pid, NULL))
         goto out;

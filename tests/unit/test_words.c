@@ -61,8 +61,8 @@ static const char *const bad[] = {
     "name=a/b",
     "name=..",
     "name=a b",
-    "name="
-    "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa",
+    ("name="
+     "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"), /* one word: 65 bytes */
     "direct-io=maybe",
     "=4",
     "keep-running=1",
