@@ -1,18 +1,34 @@
 #!/bin/sh
-# Installs what savefs needs to build, run and test on Debian 12 (as root, or through sudo).
+# Installs what savefs needs to build, run and test on Debian 12 or 13 (as root, or through sudo).
+# Names that differ between releases are found, not assumed: the sanitizer runtime follows the
+# version of the clang that the release installs.
 set -eu
 SUDO=
 [ "$(id -u)" -eq 0 ] || SUDO=sudo
 packages="build-essential cmake pkg-config libfuse3-dev fuse3 libjansson-dev libzstd-dev
-libxxhash-dev nettle-dev qemu-system-x86 cpio gzip kmod clang libclang-rt-14-dev valgrind
-jq attr rsync netcat-openbsd iproute2"
-missing=
-for p in $packages; do
-    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing="$missing $p"
-done
-if [ -n "$missing" ]; then
+libxxhash-dev nettle-dev qemu-system-x86 cpio gzip kmod clang valgrind jq attr rsync
+netcat-openbsd iproute2 shellcheck clang-format"
+updated=
+
+# Installs whichever of the packages named in $@ are missing.
+install_missing() {
+    missing=
+    for p in "$@"; do
+        dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' ||
+            missing="$missing $p"
+    done
+    [ -n "$missing" ] || return 0
     echo "install-deps: installing$missing"
-    $SUDO apt-get update -q
+    if [ -z "$updated" ]; then
+        $SUDO apt-get update -q
+        updated=1
+    fi
     # shellcheck disable=SC2086
     DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -q --no-install-recommends $missing
-fi
+}
+
+# shellcheck disable=SC2086
+install_missing $packages
+# libFuzzer and the sanitizers' runtime: libclang-rt-14-dev on Debian 12, -19- on Debian 13.
+clang_major=$(clang -dumpversion | cut -d. -f1)
+install_missing "libclang-rt-$clang_major-dev"
