@@ -2,7 +2,8 @@
 # The whole test suite: installs dependencies, then builds and runs ctest three ways: plain (with
 # valgrind over the unit tests), with AddressSanitizer and UndefinedBehaviorSanitizer, and the
 # libFuzzer targets for a bounded time; Release is built with gcc and with clang, warnings as
-# errors (as in every build here). `contrib/test.sh --quick` runs the plain pass only.
+# errors (as in every build here). `contrib/test.sh --quick` runs the plain pass only,
+# `contrib/test.sh --unit` the unit tests only (a minute at most, no root needed).
 # Further arguments go to ctest (e.g. -R core).
 set -eu
 cd "$(dirname "$0")/.."
@@ -11,8 +12,15 @@ if [ "${1:-}" = --quick ]; then
     quick=1
     shift
 fi
-contrib/install-deps.sh
 jobs=$(nproc)
+if [ "${1:-}" = --unit ]; then
+    # The fast tier: the unit tests alone, without root once the dependencies are there.
+    shift
+    cmake -S . -B build -DCMAKE_BUILD_TYPE=RelWithDebInfo -DSAVEFS_WERROR=ON
+    cmake --build build -j"$jobs"
+    exec ctest --test-dir build --output-on-failure -j"$jobs" -L unit "$@"
+fi
+contrib/install-deps.sh
 
 echo "==== plain build"
 cmake -S . -B build -DCMAKE_BUILD_TYPE=RelWithDebInfo -DSAVEFS_WERROR=ON
