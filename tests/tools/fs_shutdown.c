@@ -7,7 +7,7 @@
 #include <sys/ioctl.h>
 #include <unistd.h>
 
-#define FS_IOC_SHUTDOWN _IOR('X', 125, __u32)
+#define FS_IOC_SHUTDOWN        _IOR('X', 125, __u32)
 #define FS_SHUTDOWN_NOLOGFLUSH 2
 
 int main(int argc, char **argv)

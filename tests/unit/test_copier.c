@@ -248,8 +248,8 @@ static void page_fill(uint8_t *p, int block, uint64_t ram)
     uint64_t s = ram * 31 + (uint64_t)block * 0x100000001b3ull;
     if (block == 1 || block == 2) {
         char line[64];
-        int n = snprintf(line, sizeof(line), "block %d page at %" PRIx64 " says hello. ", block,
-                         ram);
+        int n =
+            snprintf(line, sizeof(line), "block %d page at %" PRIx64 " says hello. ", block, ram);
         for (int i = 0; i < PAGE; i++)
             p[i] = (uint8_t)line[i % n];
         return;
@@ -987,11 +987,11 @@ static void test_writer(const char *base, int want_direct)
     rm_rf(dir);
 }
 
-/* ---- zstd frames: the writer stage at every length, the pool's bound, a damaged seek table ---- */
+/* ---- zstd frames: the writer stage at every length, the pool's bound, a damaged seek table */
 
 #define ZFRAME (64 * 1024)
 
-/* Writes B's first LEN bytes to DIR/NAME as zstd frames of ZFRAME bytes; the file's bytes to RAW. */
+/* Writes B's first LEN bytes to DIR/NAME as zstd frames of ZFRAME bytes, the file's to RAW. */
 static int zwrite(const char *dir, const char *name, const struct buf *b, size_t len,
                   struct cp_zpool *pool, int *direct, struct buf *raw)
 {
@@ -1129,7 +1129,7 @@ struct zseek_damage {
     long at;   /* where to write VALUE: from the start if >= 0, else from the end */
     int width; /* 1 or 4 bytes; 0 writes nothing */
     uint32_t value;
-    long cut;  /* bytes cut off the end */
+    long cut; /* bytes cut off the end */
     const char *msg;
 };
 
@@ -1205,8 +1205,8 @@ static void test_zseek(void)
         fd = open(path, O_RDONLY);
         err[0] = '\0';
         int r = cp_zseek_load(&z, fd, err, sizeof(err));
-        CHECKM(r == -EBADMSG && z == NULL && strstr(err, d->msg) != NULL, "%s: %d \"%s\"",
-               d->what, r, err);
+        CHECKM(r == -EBADMSG && z == NULL && strstr(err, d->msg) != NULL, "%s: %d \"%s\"", d->what,
+               r, err);
         cp_zseek_free(z);
         close(fd);
         free(t.p);
@@ -1519,6 +1519,8 @@ struct restore_case {
     const char *msg;
 };
 
+/* One case a line or two, its fields in the struct's order. */
+/* clang-format off */
 static const struct restore_case restore_cases[] = {
     {"all streams", 0, {D_ALL, D_EXACT_CLOSE, D_ALL, D_EXACT_CLOSE}, 0, 5000, 0, 0, 0, NULL},
     {"checksum mismatch", 0, {D_ALL, D_ALL, D_ALL, D_ALL}, 0, 5000, DMG_FLIP, 0, -EBADMSG,
@@ -1546,6 +1548,7 @@ static const struct restore_case restore_cases[] = {
     {"zstd: peer closes early", 1, {D_ALL, D_ALL, D_CLOSE_AFTER, D_ALL}, 100000, 5000, 0, 0,
      -EPIPE, "channel-0: QEMU closed the connection after "},
 };
+/* clang-format on */
 
 static void damage_file(const char *dir, const char *name, int truncate_it)
 {
@@ -1598,8 +1601,8 @@ static void test_restore(const struct restore_case *rc, uint64_t seed)
     struct cp_restore *r = NULL;
     char err[512] = "";
     /* Found while opening the files, before any connect. */
-    int early = rc->damage == DMG_TRUNCATE || rc->damage == DMG_SAYS_PLAIN ||
-                rc->damage == DMG_SAYS_ZSTD;
+    int early =
+        rc->damage == DMG_TRUNCATE || rc->damage == DMG_SAYS_PLAIN || rc->damage == DMG_SAYS_ZSTD;
     printf("restore: %s\n", rc->what);
     make_saved(&sr, 4 << 20, rc->level, seed);
     int n = restore_files(&sr, files, order);
