@@ -7,6 +7,7 @@ e2e_setup
 store_on_loop 2000
 savefs_start
 throttle_savefs $((8 << 20)) writes
+# shellcheck disable=SC2034 # read by guest.sh
 GUEST_MEM_MB=256
 VMS=(vm1 vm2 vm3 vm4)
 for vm in "${VMS[@]}"; do guest_start "$vm" "$QMP" "$T/$vm.serial" 96 >/dev/null; done

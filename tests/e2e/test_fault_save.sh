@@ -7,6 +7,7 @@ e2e_setup
 store_on_loop 1200
 savefs_start
 throttle_savefs $((25 << 20))
+# shellcheck disable=SC2034 # read by guest.sh
 GUEST_MIB=256
 
 # Starts `echo 4 > save` in the background as its own shell, with SIGINT at its default action

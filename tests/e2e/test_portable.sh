@@ -7,6 +7,7 @@
 source "$SRC_DIR/tests/e2e/lib.sh"
 command -v rsync >/dev/null && command -v getfattr >/dev/null && command -v jq >/dev/null ||
     { echo "SKIP: rsync, getfattr (attr) and jq are needed"; exit 77; }
+# shellcheck disable=SC2034 # read by guest.sh
 GUEST_MEM_MB=192 GUEST_MIB=48
 e2e_setup
 store_on_loop 1500

@@ -7,6 +7,7 @@
 # memory on B. The last one is saved on B and carried back to A the same way.
 source "$SRC_DIR/tests/e2e/lib.sh"
 command -v getfattr >/dev/null || { echo "SKIP: getfattr (attr) is needed"; exit 77; }
+# shellcheck disable=SC2034 # read by guest.sh
 GUEST_MEM_MB=192 GUEST_MIB=48
 e2e_setup
 A=$T/a B=$T/b
