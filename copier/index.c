@@ -82,12 +82,12 @@ int cp_index_put_block(struct cp_stage *st, uint32_t block_id, const char *name,
     return cp_stage_put(st, padded, cp_pad8(name_len), err, errlen);
 }
 
-int cp_index_put_pages(struct cp_stage *st, uint32_t block_id, uint32_t npages,
+int cp_index_put_pages(struct cp_stage *st, uint32_t type, uint32_t block_id, uint32_t npages,
                        uint64_t stream_offset, const uint64_t *ram_offsets, char *err,
                        size_t errlen)
 {
     uint8_t v[8 * 64];
-    int r = cp_index_put_rec(st, CP_INDEX_PAGES, block_id, npages, err, errlen);
+    int r = cp_index_put_rec(st, type, block_id, npages, err, errlen);
     cp_le64(v, stream_offset);
     if (r == 0)
         r = cp_stage_put(st, v, 8, err, errlen);
@@ -168,10 +168,12 @@ static int64_t cp_index_check_block(struct cp_index *ix, const uint8_t *p, size_
     return (int64_t)(CP_INDEX_REC_LEN + cp_pad8(len));
 }
 
-/* Checks a PAGES record; *END is where the pages of the previous record end in the stream. */
+/* Checks a PAGES or ZEROS record; *END is where the pages of the previous record end in the
+ * stream. */
 static int64_t cp_index_check_pages(struct cp_index *ix, const uint8_t *p, size_t rest,
                                     uint64_t *end, char *err, size_t errlen)
 {
+    int zero = cp_get_le32(p) == CP_INDEX_ZEROS;
     uint32_t id = cp_get_le32(p + 4), n = cp_get_le32(p + 8);
     if (id >= ix->nblocks)
         return cp_msg(err, errlen, -EBADMSG, "pages of unknown block %u", id);
@@ -180,7 +182,7 @@ static int64_t cp_index_check_pages(struct cp_index *ix, const uint8_t *p, size_
     if (rest < CP_INDEX_PAGES_LEN || (uint64_t)n > (rest - CP_INDEX_PAGES_LEN) / 8)
         return cp_msg(err, errlen, -EBADMSG, "%u pages past the end", n);
     uint64_t off = cp_get_le64(p + 16);
-    uint64_t span = (uint64_t)n * CP_INDEX_PAGE_SIZE;
+    uint64_t span = zero ? 0 : (uint64_t)n * CP_INDEX_PAGE_SIZE;
     if (off < *end || off > UINT64_MAX - span)
         return cp_msg(err, errlen, -EBADMSG, "pages at stream offset %llu out of order",
                       (unsigned long long)off);
@@ -237,7 +239,7 @@ static int cp_index_check(struct cp_index *ix, size_t *pos, char *err, size_t er
             return cp_index_check_end(ix, p, rest, end, err, errlen);
         if (type == CP_INDEX_BLOCK)
             n = cp_index_check_block(ix, p, rest, err, errlen);
-        else if (type == CP_INDEX_PAGES)
+        else if (type == CP_INDEX_PAGES || type == CP_INDEX_ZEROS)
             n = cp_index_check_pages(ix, p, rest, &end, err, errlen);
         else
             n = cp_msg(err, errlen, -EBADMSG, "unknown record type %u", type);
@@ -307,8 +309,11 @@ int cp_index_next(const struct cp_index *ix, struct cp_index_iter *it, struct cp
         }
         uint32_t n = cp_get_le32(p + 8);
         if (it->i < n) {
+            pg->zero = type == CP_INDEX_ZEROS;
             pg->block_id = cp_get_le32(p + 4);
-            pg->stream_offset = cp_get_le64(p + 16) + (uint64_t)it->i * CP_INDEX_PAGE_SIZE;
+            pg->stream_offset = cp_get_le64(p + 16);
+            if (!pg->zero)
+                pg->stream_offset += (uint64_t)it->i * CP_INDEX_PAGE_SIZE;
             pg->ram_offset = cp_get_le64(p + CP_INDEX_PAGES_LEN + (size_t)it->i * 8);
             it->i++;
             return 1;

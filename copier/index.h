@@ -16,8 +16,12 @@
  *     u64 ram_offset[npages]: each page's offset in its RAMBlock, as QEMU sent it.
  *     Page i is the page_size bytes at stream_offset + i * page_size. Records follow the
  *     stream: each starts at or after the end of the one before.
+ *   ZEROS (type 4), the zero pages of one packet (QEMU >= 9.0 sends them in the channels, with
+ *     no bytes; 7.2 sends them in the main stream): laid out as PAGES, stream_offset being
+ *     where the packet's page bytes end, so that records stay in stream order.
+ *     A page is as its last record in stream order says.
  *   END (type 3), last, written only when the channel ended cleanly on a packet boundary:
- *     u32 type, u32 0, u64 npages (all PAGES records together), u64 stream_size (of the file)
+ *     u32 type, u32 0, u64 npages (all PAGES and ZEROS records together), u64 stream_size
  * A channel the indexer did not understand has no index file at all. */
 #ifndef SAVEFS_COPIER_INDEX_H
 #define SAVEFS_COPIER_INDEX_H
@@ -38,13 +42,15 @@ enum cp_index_type {
     CP_INDEX_BLOCK = 1,
     CP_INDEX_PAGES = 2,
     CP_INDEX_END = 3,
+    CP_INDEX_ZEROS = 4,
 };
 
 /* ---- writing: each call appends one encoded part to stage ST ---- */
 int cp_index_put_header(struct cp_stage *st, char *err, size_t errlen);
 int cp_index_put_block(struct cp_stage *st, uint32_t block_id, const char *name, uint32_t name_len,
                        char *err, size_t errlen);
-int cp_index_put_pages(struct cp_stage *st, uint32_t block_id, uint32_t npages,
+/* TYPE is CP_INDEX_PAGES or CP_INDEX_ZEROS. */
+int cp_index_put_pages(struct cp_stage *st, uint32_t type, uint32_t block_id, uint32_t npages,
                        uint64_t stream_offset, const uint64_t *ram_offsets, char *err,
                        size_t errlen);
 int cp_index_put_end(struct cp_stage *st, uint64_t npages, uint64_t stream_size, char *err,
@@ -56,7 +62,8 @@ struct cp_index;
 struct cp_index_page {
     uint32_t block_id;
     uint64_t ram_offset;
-    uint64_t stream_offset;
+    uint64_t stream_offset; /* of a zero page: where its packet's page bytes end */
+    int zero;               /* a zero page: no bytes in the stream */
 };
 
 struct cp_index_iter {

@@ -1,6 +1,8 @@
-/* multifd: an incremental parser of one QEMU 7.2 multifd channel (handshake, then packets of a
+/* multifd: an incremental parser of one QEMU multifd channel (handshake, then packets of a
  * 1344-byte big-endian header and normal_pages * 4096 bytes of pages) that streams the page
- * index through a small buffered file writer. Runs in the channel's save thread. */
+ * index through a small buffered file writer. Runs in the channel's save thread.
+ * QEMU 7.2 to 10.0 share the layout; from 9.0 a packet also lists zero pages (zero_pages, in
+ * what 7.2 left unused and zero), whose offsets follow the normal pages' and carry no bytes. */
 #include "multifd.h"
 
 #include <errno.h>
@@ -14,10 +16,12 @@
 #define CP_MULTIFD_INDEX_BUF (64 * 1024)
 
 /* Offsets in MultiFDPacket_t (packed): u32 magic, version, flags, pages_alloc, normal_pages,
- * next_packet_size, u64 packet_num, u64 unused[4], char ramblock[256], u64 offset[]. */
+ * next_packet_size, u64 packet_num, u32 zero_pages (9.0 on; 7.2: unused, zero), unused to 64,
+ * char ramblock[256], u64 offset[] (normal pages, then zero pages). */
 #define CP_PKT_FLAGS    8
 #define CP_PKT_ALLOC    12
 #define CP_PKT_NORMAL   16
+#define CP_PKT_ZERO     32
 #define CP_PKT_RAMBLOCK 64
 #define CP_PKT_OFFSETS  320
 
@@ -109,14 +113,18 @@ static int cp_multifd_packet(struct cp_multifd *m, char *err, size_t errlen)
 {
     const uint8_t *h = m->hdr;
     uint32_t alloc = cp_be32(h + CP_PKT_ALLOC), n = cp_be32(h + CP_PKT_NORMAL);
-    /* Compression flags, another page count per packet or a bad magic: not understood. */
+    uint32_t z = cp_be32(h + CP_PKT_ZERO);
+    /* From 9.0 a packet without pages (a SYNC) may say pages_alloc 0. */
+    int empty = n == 0 && z == 0;
+    /* Compression or device-state flags, another page count per packet or a bad magic: not
+     * understood. */
     if (cp_be32(h) != CP_MULTIFD_MAGIC || cp_be32(h + 4) != CP_MULTIFD_VERSION ||
         (cp_be32(h + CP_PKT_FLAGS) & ~CP_MULTIFD_FLAG_SYNC) != 0 ||
-        alloc != CP_MULTIFD_PAGES_ALLOC || n > alloc)
+        (alloc != CP_MULTIFD_PAGES_ALLOC && !(alloc == 0 && empty)) || n > alloc || z > alloc - n)
         return cp_multifd_stop(m, err, errlen);
     m->packets++;
     /* 7.2 leaves the block name (and next_packet_size) stale on packets without pages. */
-    if (n == 0)
+    if (empty)
         return 0;
     char name[CP_INDEX_NAME_MAX + 1];
     /* Like QEMU's receiver, which NUL-terminates the 256-byte name at its last byte. */
@@ -130,12 +138,18 @@ static int cp_multifd_packet(struct cp_multifd *m, char *err, size_t errlen)
     if (id == CP_INDEX_MAX_BLOCKS)
         return cp_multifd_stop(m, err, errlen);
     uint64_t offsets[CP_MULTIFD_PAGES_ALLOC];
-    for (uint32_t i = 0; i < n; i++)
+    for (uint32_t i = 0; i < n + z; i++)
         offsets[i] = cp_be64(h + CP_PKT_OFFSETS + 8 * i);
-    m->npages += n;
+    struct cp_stage *st = cp_fwriter_stage(m->idx);
+    m->npages += n + z;
     m->skip = (uint64_t)n * CP_INDEX_PAGE_SIZE;
-    m->state = CP_MF_PAGES;
-    return cp_index_put_pages(cp_fwriter_stage(m->idx), id, n, m->pos, offsets, err, errlen);
+    m->state = n ? CP_MF_PAGES : CP_MF_HEADER;
+    if (n)
+        r = cp_index_put_pages(st, CP_INDEX_PAGES, id, n, m->pos, offsets, err, errlen);
+    if (r == 0 && z)
+        r = cp_index_put_pages(st, CP_INDEX_ZEROS, id, z, m->pos + m->skip, offsets + n, err,
+                               errlen);
+    return r;
 }
 
 /* Handshake or packet header complete in hdr. */

@@ -1,7 +1,7 @@
 #!/bin/bash
 # The core gestures on a real guest: bad words change nothing; `echo 4 > save` saves and quits
-# the VM; `ls` shows the files; `mv` into restore/ brings the guest back with its memory intact;
-# a second cycle with 8 channels and a name works the same.
+# the VM; `ls` shows the files (a page index for every channel); `mv` into restore/ brings the
+# guest back with its memory intact; a second cycle with 8 channels and a name works the same.
 source "$SRC_DIR/tests/e2e/lib.sh"
 e2e_setup
 vm_start vm1
@@ -32,7 +32,9 @@ cycle() {
     vm_wait_gone vm1 || die "vm1's QEMU did not quit after the save"
     snap=$(ls -t "$MNT/vm1/snapshots" | head -n1)
     log "snapshot $snap: $(ls "$MNT/vm1/snapshots/$snap" | tr '\n' ' ')"
-    for f in manifest.json main $(seq -f 'channel-%g' 0 $((channels - 1))); do
+    # Every channel has its page index, whichever QEMU wrote it (a lazy restore needs them).
+    for f in manifest.json main $(seq -f 'channel-%g' 0 $((channels - 1))) \
+        $(seq -f 'channel-%g.idx' 0 $((channels - 1))); do
         [[ -s $MNT/vm1/snapshots/$snap/$f ]] || die "$snap/$f missing or empty"
     done
     [[ ! -e $MNT/vm1/snapshots/$snap/channel-$channels ]] || die "$snap has too many channels"

@@ -230,6 +230,7 @@ static const char *const block_names[] = {"pc.ram", "vga.vram", "/rom@etc/acpi/t
 struct exp_page {
     int block;
     uint64_t ram_offset, stream_offset;
+    int zero; /* listed as a zero page (QEMU >= 9.0): no bytes */
 };
 
 enum gen_kind { GEN_PLAIN, GEN_BAD_MAGIC, GEN_ZLIB, GEN_CUT };
@@ -280,40 +281,49 @@ static void gen_handshake(struct buf *b, int id)
     buf_put(b, rest, sizeof(rest));
 }
 
-/* A packet of N pages of BLOCK at random offsets; without pages the block name and
- * next_packet_size are stale, as 7.2 sends them. */
-static void gen_packet(struct chan *c, uint64_t *rng, uint32_t magic, uint32_t flags, int n,
+static void exp_add(struct chan *c, struct exp_page pg)
+{
+    if (c->npages == c->cap) {
+        c->cap = c->cap ? 2 * c->cap : 64;
+        c->pages = realloc(c->pages, c->cap * sizeof(*c->pages));
+        if (c->pages == NULL)
+            die("realloc");
+    }
+    c->pages[c->npages++] = pg;
+}
+
+/* A packet of N pages and Z zero pages (QEMU >= 9.0; 7.2 sends none) of BLOCK at random
+ * offsets; without pages the block name and next_packet_size are stale, as 7.2 sends them, and
+ * pages_alloc is 0 half the time, as QEMU >= 9.0 sends its SYNC packets. */
+static void gen_packet(struct chan *c, uint64_t *rng, uint32_t magic, uint32_t flags, int n, int z,
                        int block, uint64_t num)
 {
     struct buf *b = &c->b;
     char name[256] = {0};
     uint64_t offs[CP_MULTIFD_PAGES_ALLOC] = {0};
-    snprintf(name, sizeof(name), "%s", n ? block_names[block] : "stale-name");
-    for (int i = 0; i < n; i++)
+    snprintf(name, sizeof(name), "%s", n + z ? block_names[block] : "stale-name");
+    for (int i = 0; i < n + z; i++)
         offs[i] = rng_below(rng, 1 << 14) * PAGE;
     buf_be32(b, magic);
     buf_be32(b, 1);
     buf_be32(b, flags);
-    buf_be32(b, CP_MULTIFD_PAGES_ALLOC);
+    buf_be32(b, n + z == 0 && rng_below(rng, 2) ? 0 : CP_MULTIFD_PAGES_ALLOC);
     buf_be32(b, (uint32_t)n);
     buf_be32(b, n ? (uint32_t)n * PAGE : 512 * 1024);
     buf_be64(b, num);
-    buf_zeros(b, 32);
+    buf_be32(b, (uint32_t)z);
+    buf_zeros(b, 28);
     buf_put(b, name, sizeof(name));
     for (int i = 0; i < CP_MULTIFD_PAGES_ALLOC; i++)
         buf_be64(b, offs[i]);
     for (int i = 0; i < n; i++) {
         uint8_t page[PAGE];
-        if (c->npages == c->cap) {
-            c->cap = c->cap ? 2 * c->cap : 64;
-            c->pages = realloc(c->pages, c->cap * sizeof(*c->pages));
-            if (c->pages == NULL)
-                die("realloc");
-        }
-        c->pages[c->npages++] = (struct exp_page){block, offs[i], b->len};
+        exp_add(c, (struct exp_page){block, offs[i], b->len, 0});
         page_fill(page, block, offs[i]);
         buf_put(b, page, PAGE);
     }
+    for (int i = n; i < n + z; i++)
+        exp_add(c, (struct exp_page){block, offs[i], b->len, 1});
 }
 
 static void gen_channel(struct chan *c, int id, int npackets, uint64_t *rng, enum gen_kind kind)
@@ -324,6 +334,8 @@ static void gen_channel(struct chan *c, int id, int npackets, uint64_t *rng, enu
     int block = 0;
     for (int k = 0; k < npackets; k++) {
         int n = rng_below(rng, 5) == 0 ? 0 : 1 + (int)rng_below(rng, CP_MULTIFD_PAGES_ALLOC);
+        /* Zero pages in a third of the packets, as QEMU >= 9.0 sends them. */
+        int z = rng_below(rng, 3) == 0 ? (int)rng_below(rng, CP_MULTIFD_PAGES_ALLOC - n + 1) : 0;
         uint32_t flags = k % 4 == 3 ? CP_MULTIFD_FLAG_SYNC : 0; /* SYNC may carry pages */
         if (rng_below(rng, 3) == 0)
             block = (int)rng_below(rng, NBLOCKS);
@@ -332,11 +344,11 @@ static void gen_channel(struct chan *c, int id, int npackets, uint64_t *rng, enu
             magic = 0xdeadbeef;
         if (k == npackets / 2 && kind == GEN_ZLIB)
             flags |= 1u << 1;
-        gen_packet(c, rng, magic, flags, n, block, (uint64_t)k);
+        gen_packet(c, rng, magic, flags, n, z, block, (uint64_t)k);
     }
-    gen_packet(c, rng, CP_MULTIFD_MAGIC, CP_MULTIFD_FLAG_SYNC, 0, block, (uint64_t)npackets);
+    gen_packet(c, rng, CP_MULTIFD_MAGIC, CP_MULTIFD_FLAG_SYNC, 0, 0, block, (uint64_t)npackets);
     if (kind == GEN_CUT) {
-        gen_packet(c, rng, CP_MULTIFD_MAGIC, 0, 9, block, (uint64_t)npackets + 1);
+        gen_packet(c, rng, CP_MULTIFD_MAGIC, 0, 9, 0, block, (uint64_t)npackets + 1);
         c->b.len -= 5 * PAGE + 100;
     }
 }
@@ -597,14 +609,17 @@ static void check_index(const char *dir, const struct cp_file *files, int n, con
         while (bi < NBLOCKS && strcmp(block_names[bi], block) != 0)
             bi++;
         CHECKM(bi < NBLOCKS, "unknown block %s", block);
-        page_fill(want, bi, pg.ram_offset);
-        CHECK(stream_pread(&sr, have, PAGE, pg.stream_offset) == 0);
-        CHECKM(memcmp(want, have, PAGE) == 0, "%s page %zu at %" PRIu64, path, i, pg.stream_offset);
         if (i < c->npages) {
             CHECK(bi == c->pages[i].block);
             CHECK(pg.ram_offset == c->pages[i].ram_offset);
             CHECK(pg.stream_offset == c->pages[i].stream_offset);
+            CHECK(pg.zero == c->pages[i].zero);
         }
+        if (pg.zero)
+            continue;
+        page_fill(want, bi, pg.ram_offset);
+        CHECK(stream_pread(&sr, have, PAGE, pg.stream_offset) == 0);
+        CHECKM(memcmp(want, have, PAGE) == 0, "%s page %zu at %" PRIu64, path, i, pg.stream_offset);
     }
     CHECK(i == c->npages);
     stream_close(&sr);
@@ -746,8 +761,10 @@ static void test_save_zstd(const char *base, int nch, size_t buf_size, int level
         CHECK(!sr.files[1 + nch + i].zstd); /* indexes stay plain */
         stored += sr.files[1 + i].size;
         total += ch[i].b.len;
-        for (size_t k = 0; k < ch[i].npages; k++)
-            text += ch[i].pages[k].block == 1 || ch[i].pages[k].block == 2 ? PAGE : 0;
+        for (size_t k = 0; k < ch[i].npages; k++) {
+            const struct exp_page *pg = &ch[i].pages[k];
+            text += !pg->zero && (pg->block == 1 || pg->block == 2) ? PAGE : 0;
+        }
     }
     CHECK(cp_save_bytes(sr.s) == total);
     /* Half of main and the pages of blocks 1 and 2 are text-like: they shrink at least twofold. */
@@ -1231,9 +1248,10 @@ static void make_index(const char *dir, struct buf *out)
     struct cp_stage *st = cp_fwriter_stage(w);
     CHECK(cp_index_put_header(st, err, sizeof(err)) == 0);
     CHECK(cp_index_put_block(st, 0, "pc.ram", 6, err, sizeof(err)) == 0);
-    CHECK(cp_index_put_pages(st, 0, 2, 1408, offs0, err, sizeof(err)) == 0);
+    CHECK(cp_index_put_pages(st, CP_INDEX_PAGES, 0, 2, 1408, offs0, err, sizeof(err)) == 0);
     CHECK(cp_index_put_block(st, 1, "vga", 3, err, sizeof(err)) == 0);
-    CHECK(cp_index_put_pages(st, 1, 1, 1408 + 2 * PAGE + 1344, offs1, err, sizeof(err)) == 0);
+    CHECK(cp_index_put_pages(st, CP_INDEX_PAGES, 1, 1, 1408 + 2 * PAGE + 1344, offs1, err,
+                             sizeof(err)) == 0);
     CHECK(cp_index_put_end(st, 3, 1408 + 3 * PAGE + 1344, err, sizeof(err)) == 0);
     CHECK(st->finish(st, err, sizeof(err)) == 0);
     cp_fwriter_free(w);
@@ -1292,7 +1310,7 @@ static void test_index_reader(void)
     CHECK(strcmp(cp_index_block_name(ix, 1), "vga") == 0);
     CHECK(cp_index_npages(ix) == 3);
     static const struct cp_index_page want[] = {
-        {0, 0x1000, 1408}, {0, 0x5000, 1408 + PAGE}, {1, 0x2000, 1408 + 2 * PAGE + 1344}};
+        {0, 0x1000, 1408, 0}, {0, 0x5000, 1408 + PAGE, 0}, {1, 0x2000, 1408 + 2 * PAGE + 1344, 0}};
     struct cp_index_iter it = {0};
     struct cp_index_page pg;
     for (int i = 0; i < 3; i++) {
@@ -1319,6 +1337,55 @@ static void test_index_reader(void)
     }
 out:
     free(ok.p);
+    rm_rf(dir);
+}
+
+/* An index with zero pages (QEMU >= 9.0): read back as such, in stream order; a ZEROS record
+ * that starts inside the pages before it is refused. */
+static void test_index_zeros(void)
+{
+    char dir[256], path[512], err[512];
+    uint64_t offs[3] = {0x3000, 0x1000, 0x7000};
+    struct cp_fwriter *w;
+    struct cp_index *ix;
+    printf("index: zero pages\n");
+    make_tmp(dir, sizeof(dir), "/tmp", "index-zeros");
+    snprintf(path, sizeof(path), "%s/z.idx", dir);
+    for (int bad = 0; bad < 2; bad++) {
+        unlink(path);
+        if (cp_fwriter_open(&w, dir, "z.idx", 4096, 0, err, sizeof(err)) < 0) {
+            CHECKM(0, "%s", err);
+            break;
+        }
+        struct cp_stage *st = cp_fwriter_stage(w);
+        uint64_t zeros_at = 1408 + PAGE - (bad ? 1 : 0);
+        CHECK(cp_index_put_header(st, err, sizeof(err)) == 0);
+        CHECK(cp_index_put_block(st, 0, "pc.ram", 6, err, sizeof(err)) == 0);
+        CHECK(cp_index_put_pages(st, CP_INDEX_PAGES, 0, 1, 1408, offs, err, sizeof(err)) == 0);
+        CHECK(cp_index_put_pages(st, CP_INDEX_ZEROS, 0, 2, zeros_at, offs + 1, err, sizeof(err)) ==
+              0);
+        CHECK(cp_index_put_end(st, 3, 1408 + PAGE, err, sizeof(err)) == 0);
+        CHECK(st->finish(st, err, sizeof(err)) == 0);
+        cp_fwriter_free(w);
+        int r = cp_index_load(&ix, path, err, sizeof(err));
+        if (bad) {
+            CHECKM(r == -EBADMSG && strstr(err, "out of order") != NULL, "%d \"%s\"", r, err);
+            continue;
+        }
+        CHECKM(r == 0, "%s", err);
+        if (r < 0)
+            continue;
+        CHECK(cp_index_npages(ix) == 3);
+        struct cp_index_iter it = {0};
+        struct cp_index_page pg;
+        for (int i = 0; i < 3; i++) {
+            CHECK(cp_index_next(ix, &it, &pg) == 1);
+            CHECK(pg.ram_offset == offs[i] && pg.zero == (i > 0));
+            CHECK(pg.stream_offset == (i ? 1408 + PAGE : 1408));
+        }
+        CHECK(cp_index_next(ix, &it, &pg) == 0);
+        cp_index_free(ix);
+    }
     rm_rf(dir);
 }
 
@@ -1685,7 +1752,7 @@ static void *bench_main(void *arg)
     gen_handshake(&c.b, b->id);
     send(b->fd, c.b.p, c.b.len, MSG_NOSIGNAL);
     c.b.len = 0;
-    gen_packet(&c, &rng, CP_MULTIFD_MAGIC, 0, CP_MULTIFD_PAGES_ALLOC, 0, 0);
+    gen_packet(&c, &rng, CP_MULTIFD_MAGIC, 0, CP_MULTIFD_PAGES_ALLOC, 0, 0, 0);
     for (uint64_t sent = 0; sent < b->bytes; sent += c.b.len)
         if (send(b->fd, c.b.p, c.b.len, MSG_NOSIGNAL) != (ssize_t)c.b.len)
             break;
@@ -1751,6 +1818,7 @@ int main(int argc, char **argv)
     }
     test_buf_map();
     test_index_reader();
+    test_index_zeros();
     test_zpool();
     test_zseek();
     test_zwriter("/var/tmp", -1);
