@@ -317,7 +317,8 @@ static void show_paths(const struct trust_review *rv)
         put_quoted(rv->note[i].abs);
         printf("  (argv[%d] ", f->opt);
         put_quoted(rv->m.argv[f->opt]);
-        printf(" %s)%s%s\n", f->why, rv->note[i].refused ? ": " : "", rv->note[i].why);
+        printf("%s%s)%s%s\n", f->why[0] ? " " : "", f->why, rv->note[i].refused ? ": " : "",
+               rv->note[i].why);
     }
     printf("\n");
 }

@@ -260,7 +260,7 @@ static void image(struct ctx *c, const char *v, enum qemuopts_access access, con
     else if (strncmp(v, "file:", 5) == 0)
         path(c, access, v + 5, key);
     else
-        allowance(c, "%s names the %.*s: protocol, not a host file", key, (int)n, v);
+        allowance(c, "the %.*s: protocol reaches beyond the host's files", (int)n, v);
 }
 
 /* ---- the allowlist of backends and keys ---- */
@@ -599,20 +599,26 @@ static void check_device(struct ctx *c, const char *value)
 }
 
 /* -global DRIVER.PROP=VALUE or driver=,property=,value=: a default for devices made elsewhere;
- * only a ROM file names a host file. */
+ * only a ROM file and a loader's file name host files. */
+static int global_path(const char *prop, size_t len)
+{
+    return (len == 7 && strncmp(prop, "romfile", 7) == 0) ||
+           (len == 4 && strncmp(prop, "file", 4) == 0);
+}
+
 static void check_global(struct ctx *c, const char *value)
 {
-    const char *dot = strchr(value, '.'), *eq = strchr(value, '=');
+    const char *dot = strchr(value, '.'), *eq = strchr(value, '='), *prop;
     struct opts o;
 
     /* Both readings: QEMU chooses by a sscanf with field widths. */
-    if (dot && eq && dot < eq && eq - dot - 1 == 7 && strncmp(dot + 1, "romfile", 7) == 0)
-        key_path(c, 'r', eq + 1, "romfile");
+    if (dot && eq && dot < eq && global_path(dot + 1, (size_t)(eq - dot - 1)))
+        key_path(c, 'r', eq + 1, "property");
     if ((c->rc = c->rc ? c->rc : opts_parse(value, NULL, 0, &o)))
         return;
-    if (opts_last(&o, "property") && strcmp(opts_last(&o, "property"), "romfile") == 0 &&
-        opts_last(&o, "value"))
-        key_path(c, 'r', opts_last(&o, "value"), "romfile");
+    prop = opts_last(&o, "property");
+    if (prop && global_path(prop, strlen(prop)) && opts_last(&o, "value"))
+        key_path(c, 'r', opts_last(&o, "value"), "value");
     opts_free(&o);
 }
 
@@ -860,11 +866,11 @@ static void check_value(struct ctx *c, const struct rule *r, const char *v)
              r->how == PATH_R   ? QEMUOPTS_READS
              : r->how == PATH_W ? QEMUOPTS_WRITES
                                 : QEMUOPTS_DIRECTORY,
-             v, "value");
+             v, "");
         break;
     case IMAGE:
     case IMAGE_R:
-        image(c, v, r->how == IMAGE ? QEMUOPTS_READS_WRITES : QEMUOPTS_READS, "image");
+        image(c, v, r->how == IMAGE ? QEMUOPTS_READS_WRITES : QEMUOPTS_READS, "");
         break;
     case USBDEVICE:
         check_usbdevice(c, v);
@@ -882,7 +888,7 @@ int qemuopts_check(char *const *argv, int argc, struct qemuopts_report *r)
 
         c.opt = i;
         if (argv[i][0] != '-') {
-            image(&c, argv[i], QEMUOPTS_READS_WRITES, "disk image"); /* QEMU's -hda */
+            image(&c, argv[i], QEMUOPTS_READS_WRITES, "a disk image"); /* QEMU's -hda */
         } else if (!rule) {
             /* Its arity is unknown: the element after it is checked as an option too. */
             allowance(&c, "not an option QEMU 7.2 knows");

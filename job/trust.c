@@ -436,14 +436,16 @@ static int vm_own(const char *rest, const char *vm)
            strcmp(ext, "qmp") != 0;
 }
 
-/* 0 if QEMU running VM may open ABS, else -EPERM and why. */
-static int path_verdict_of(const struct trust *t, const char *vm, const char *abs, char *why,
-                           size_t len)
+/* 0 if QEMU running VM may open ABS (a directory: the files below it), else -EPERM and why. */
+static int path_verdict_of(const struct trust *t, const char *vm, const char *abs, int dir,
+                           char *why, size_t len)
 {
     const char *rest;
 
     if (t->store && below(abs, t->store))
         snprintf(why, len, "it is in the store %s", t->store);
+    else if (dir && ((t->store && below(t->store, abs)) || (t->qmp_dir && below(t->qmp_dir, abs))))
+        snprintf(why, len, "the directory holds the store or savefs's QMP directory");
     else if (t->qmp_dir && (rest = below(abs, t->qmp_dir)) && !vm_own(rest, vm))
         snprintf(why, len,
                  "it is in savefs's QMP directory %s, and not one of %s's own files there "
@@ -455,19 +457,19 @@ static int path_verdict_of(const struct trust *t, const char *vm, const char *ab
 }
 
 /* Both ABS and where it leads now (a symlink), checked. */
-static int path_verdict(const struct trust *t, const char *vm, const char *abs, char *why,
-                        size_t len)
+static int path_verdict(const struct trust *t, const char *vm, const char *abs, int isdir,
+                        char *why, size_t len)
 {
     char real[PATH_MAX], dir[PATH_MAX], *slash;
-    int rc = path_verdict_of(t, vm, abs, why, len);
+    int rc = path_verdict_of(t, vm, abs, isdir, why, len);
 
     snprintf(dir, sizeof(dir), "%s", abs);
     slash = strrchr(dir, '/');
     if (!rc && realpath(abs, real))
-        rc = path_verdict_of(t, vm, real, why, len);
+        rc = path_verdict_of(t, vm, real, isdir, why, len);
     else if (!rc && slash && slash != dir && (*slash = '\0', realpath(dir, real)) &&
              strlen(real) + strlen(slash + 1) + 2 < sizeof(real))
-        rc = path_verdict_of(t, vm, strcat(strcat(real, "/"), slash + 1), why, len);
+        rc = path_verdict_of(t, vm, strcat(strcat(real, "/"), slash + 1), isdir, why, len);
     return rc;
 }
 
@@ -482,7 +484,8 @@ static void judge(const struct trust *t, const struct localdef *def, const char 
     note->abs[0] = note->why[0] = '\0';
     if (f->kind == QEMUOPTS_PATH) {
         absolute(cwd, f->path, note->abs, sizeof(note->abs));
-        note->refused = path_verdict(t, vm, note->abs, note->why, sizeof(note->why));
+        note->refused = path_verdict(t, vm, note->abs, f->access == QEMUOPTS_DIRECTORY, note->why,
+                                     sizeof(note->why));
     } else {
         snprintf(note->why, sizeof(note->why), "%s", f->why);
         note->refused = -EPERM;

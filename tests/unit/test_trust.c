@@ -107,6 +107,7 @@ static const struct check_case checks[] = {
     {"-global romfile",
      {"-global", "e1000.romfile=/r", "-global", "driver=e1000,property=romfile,value=/s"},
      "P1r/r P3r/s"},
+    {"-global loader file", {"-global", "loader.file=/etc/shadow"}, "P1r/etc/shadow"},
     {"acpitable list", {"-acpitable", "file=/a:/b"}, "P1r/a P1r/b"},
     {"kernel", {"-kernel", "/k", "-initrd", "/i", "-append", "console=ttyS0"}, "P1r/k P3r/i"},
     {"blockdev", {"-blockdev", "driver=file,node-name=f,filename=/x.img"}, "P1b/x.img"},
@@ -519,6 +520,8 @@ static void test_paths(void)
         {"-serial", "file:%s/vm2.qmp", link, -EPERM, "QMP directory"},
         {"-D", "%s/sub/../vm2.pid", qmp, -EPERM, "QMP directory"},
         {"-D", "%s/vm1.log", "/tmp", 0, "vm1.log"},
+        {"-fsdev", "local,id=f,path=%s,security_model=none", dir, -EPERM, "holds the store"},
+        {"-L", "%s", "/", -EPERM, "holds the store"},
     };
     struct trust *t;
 
