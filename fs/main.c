@@ -304,15 +304,20 @@ static void put_quoted(const char *s)
     free(q);
 }
 
-static void show_paths(const struct trust_review *rv)
+/* The host paths of RV, one a line; the number of them that are refused. */
+static int show_paths(const struct trust_review *rv)
 {
+    int n = 0, refused = 0;
+
     printf("host paths QEMU would open (each also in argv above):\n");
     for (int i = 0; i < rv->rep.n; i++) {
         const struct qemuopts_finding *f = &rv->rep.f[i];
 
         if (f->kind != QEMUOPTS_PATH)
             continue;
-        printf("  %s%-16s ", rv->note[i].refused ? "REFUSED " : "",
+        n++;
+        refused += rv->note[i].refused != 0;
+        printf("  %-8s%-17s", rv->note[i].refused ? "REFUSED" : "",
                qemuopts_access_name(f->access));
         put_quoted(rv->note[i].abs);
         printf("  (argv[%d] ", f->opt);
@@ -320,17 +325,21 @@ static void show_paths(const struct trust_review *rv)
         printf("%s%s)%s%s\n", f->why[0] ? " " : "", f->why, rv->note[i].refused ? ": " : "",
                rv->note[i].why);
     }
-    printf("\n");
+    printf("%s\n", n ? "" : "  (none)\n");
+    return refused;
 }
 
 static void show_allowances(const struct trust_review *rv, const char *store, const char *vm)
 {
+    int n = 0;
+
     printf("options that need a local allowance (\"allow\" in %s/%s/local.json):\n", store, vm);
     for (int i = 0; i < rv->rep.n; i++) {
         const struct qemuopts_finding *f = &rv->rep.f[i];
 
         if (f->kind != QEMUOPTS_ALLOWANCE)
             continue;
+        n++;
         printf("  argv[%d] ", f->opt);
         put_quoted(rv->m.argv[f->opt]);
         if (f->opt + 1 < rv->m.argc) {
@@ -339,7 +348,7 @@ static void show_allowances(const struct trust_review *rv, const char *store, co
         }
         printf(": %s%s\n", rv->note[i].refused ? "" : "(allowed) ", f->why);
     }
-    printf("\n");
+    printf("%s\n", n ? "" : "  (none)\n");
 }
 
 /* Shows what the snapshot would run, for a review before accepting it. */
@@ -347,6 +356,7 @@ static int show_snapshot(const struct trust *t, const struct trust_subject *s)
 {
     struct trust_review rv;
     char err[1024];
+    int refused;
 
     if (trust_review(t, s, &rv, err, sizeof(err))) {
         fprintf(stderr, "savefs: %s\n", err);
@@ -363,10 +373,15 @@ static int show_snapshot(const struct trust *t, const struct trust_subject *s)
         putchar('\n');
     }
     printf("\n");
-    show_paths(&rv);
+    refused = show_paths(&rv);
     show_allowances(&rv, s->store, s->vm);
-    printf("digest: %s\n\nTo accept it for this host: savefs accept --store %s -- %s %s %s\n",
-           rv.digest, s->store, s->vm, s->snap, rv.digest);
+    printf("digest: %s\n\n", rv.digest);
+    if (refused)
+        printf("It cannot be accepted on this host: %d path%s above %s refused.\n", refused,
+               refused == 1 ? "" : "s", refused == 1 ? "is" : "are");
+    else
+        printf("To accept it for this host: savefs accept --store %s -- %s %s %s\n", s->store,
+               s->vm, s->snap, rv.digest);
     trust_review_free(&rv);
     return 0;
 }
