@@ -304,6 +304,16 @@ static void put_quoted(const char *s)
     free(q);
 }
 
+/* An error of accept, which may hold text of the manifest: bytes that are not printable ASCII
+ * are written as \xHH, as in put_quoted. */
+static void accept_error(const char *err)
+{
+    fputs("savefs: ", stderr);
+    for (const unsigned char *p = (const unsigned char *)err; *p; p++)
+        fprintf(stderr, *p >= 0x20 && *p < 0x7f ? "%c" : "\\x%02x", *p);
+    fputc('\n', stderr);
+}
+
 /* The host paths of RV, one a line; the number of them that are refused. */
 static int show_paths(const struct trust_review *rv)
 {
@@ -359,7 +369,7 @@ static int show_snapshot(const struct trust *t, const struct trust_subject *s)
     int refused;
 
     if (trust_review(t, s, &rv, err, sizeof(err))) {
-        fprintf(stderr, "savefs: %s\n", err);
+        accept_error(err);
         return 1;
     }
     printf("binary: ");
@@ -403,7 +413,7 @@ static int run_accept(int argc, char **argv)
     tc.store = o.store;
     tc.qmp_dir = o.qmp_dir;
     if (trust_new(&t, &tc, err, sizeof(err))) {
-        fprintf(stderr, "savefs: %s\n", err);
+        accept_error(err);
         goto out;
     }
     struct trust_subject s = {o.store, pos[0], pos[1]};
@@ -412,7 +422,7 @@ static int run_accept(int argc, char **argv)
         goto out;
     }
     if (trust_accept(t, &s, pos[2], err, sizeof(err))) {
-        fprintf(stderr, "savefs: %s\n", err);
+        accept_error(err);
         goto out;
     }
     printf("accepted %s of %s (%s) in %s/%s/local.json\n", pos[1], pos[0], pos[2], o.store, pos[0]);

@@ -404,7 +404,7 @@ static const struct backend nets[] = {
 
 #define CHR "id mux logappend logfile=w "
 #define SOCKET_UNIX                                                                                \
-    CHR "path=s server wait nodelay telnet tn3270 websocket reconnect abstract tight"
+    CHR "path=s server wait nodelay delay telnet tn3270 websocket reconnect abstract tight"
 
 static const struct backend chardevs[] = {
     {"null", CHR, NULL},
@@ -545,7 +545,7 @@ static void check_keyed(struct ctx *c, const struct backend *b, const char *valu
     struct opts o;
     const char *fmt[] = {"format", "driver"};
 
-    if ((c->rc = c->rc ? c->rc : opts_parse(value, keyed_implied(b->type), 0, &o)))
+    if ((c->rc = opts_parse(value, keyed_implied(b->type), 0, &o)))
         return;
     check_keys(c, b->type, b, &o, NULL);
     for (int i = 0; strcmp(b->type, "drive") == 0 && i < 2; i++) {
@@ -584,7 +584,7 @@ static void check_device(struct ctx *c, const char *value)
     struct opts o;
     const char *driver;
 
-    if ((c->rc = c->rc ? c->rc : opts_parse(value, "driver", 1, &o)))
+    if ((c->rc = opts_parse(value, "driver", 1, &o)))
         return;
     driver = opts_last(&o, "driver");
     if (o.unchecked)
@@ -614,7 +614,7 @@ static void check_global(struct ctx *c, const char *value)
     /* Both readings: QEMU chooses by a sscanf with field widths. */
     if (dot && eq && dot < eq && global_path(dot + 1, (size_t)(eq - dot - 1)))
         key_path(c, 'r', eq + 1, "property");
-    if ((c->rc = c->rc ? c->rc : opts_parse(value, NULL, 0, &o)))
+    if (c->rc || (c->rc = opts_parse(value, NULL, 0, &o)))
         return;
     prop = opts_last(&o, "property");
     if (prop && global_path(prop, strlen(prop)) && opts_last(&o, "value"))
