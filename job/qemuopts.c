@@ -518,11 +518,9 @@ static const struct backend keyed[] = {
 /* The implied key of the options in KEYED. */
 static const char *keyed_implied(const char *name)
 {
-    static const char *const pairs[][2] = {{"boot", "order"},
-                                           {"fw_cfg", "name"},
-                                           {"trace", "enable"},
-                                           {"icount", "shift"},
-                                           {"option-rom", "romfile"}};
+    static const char *const pairs[][2] = {{"boot", "order"},         {"fw_cfg", "name"},
+                                           {"trace", "enable"},       {"icount", "shift"},
+                                           {"option-rom", "romfile"}, {"mon", "chardev"}};
 
     for (size_t i = 0; i < sizeof(pairs) / sizeof(pairs[0]); i++)
         if (strcmp(pairs[i][0], name) == 0)

@@ -1,6 +1,7 @@
-/* test_trust: the trust model without a QEMU. Tables of command lines that start programs or
- * not, of path maps, and of restore decisions (signed by this store, by the fleet, by nobody;
- * accepted, supplied, tampered); plus keys, signatures and accepting a digest. */
+/* test_trust: the trust model without a QEMU. Tables of command lines as QEMU 7.2 reads them
+ * (what needs an allowance, which host paths they open), of quoting, of path maps, and of restore
+ * decisions (signed by this store, by the fleet, by nobody; accepted, supplied, tampered; paths
+ * in the store or the QMP directory); plus keys, signatures and accepting a digest. */
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -37,6 +38,7 @@ static const struct check_case checks[] = {
     {"machine", {"-m", "512", "-smp", "2", "-machine", "pc,accel=tcg", "-nodefaults"}, ""},
     {"display none", {"-display", "none", "-vga", "none", "-usbdevice", "tablet"}, ""},
     {"escaped comma is a value", {"-netdev", "user,id=n0,,type=tap"}, ""},
+    {"-mon names a chardev", {"-mon", "mon0,mode=control"}, ""},
     {"reserved elsewhere", {"-incoming", "defer", "-daemonize"}, ""},
     /* the bypasses: backends that start programs */
     {"vde runs cmd://", {"-netdev", "vde,id=n0,sock=cmd://touch /tmp/x"}, "A1"},
