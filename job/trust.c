@@ -456,20 +456,37 @@ static int path_verdict_of(const struct trust *t, const char *vm, const char *ab
     return -EPERM;
 }
 
-/* Both ABS and where it leads now (a symlink), checked. */
-static int path_verdict(const struct trust *t, const char *vm, const char *abs, int isdir,
-                        char *why, size_t len)
+/* Where RAW (PATH joined to QEMU's working directory, as the kernel resolves it: symlinks
+ * before "..") leads now, in REAL: the real path, or that of its directory and its name when it
+ * does not exist yet. 0 if its directory does not exist either. */
+static int leads_to(const char *raw, char *real)
 {
-    char real[PATH_MAX], dir[PATH_MAX], *slash;
+    char dir[PATH_MAX], *slash;
+
+    if (realpath(raw, real))
+        return 1;
+    snprintf(dir, sizeof(dir), "%s", raw);
+    slash = strrchr(dir, '/');
+    if (!slash || !slash[1] || strcmp(slash + 1, ".") == 0 || strcmp(slash + 1, "..") == 0)
+        return 0;
+    *slash = '\0';
+    if (!realpath(slash == dir ? "/" : dir, real) ||
+        strlen(real) + strlen(slash + 1) + 2 >= PATH_MAX)
+        return 0;
+    strcat(strcmp(real, "/") == 0 ? real : strcat(real, "/"), slash + 1);
+    return 1;
+}
+
+/* PATH of QEMU in CWD checked as written (ABS, lexically) and where it leads now. */
+static int path_verdict(const struct trust *t, const char *vm, const char *cwd, const char *path,
+                        const char *abs, int isdir, char *why, size_t len)
+{
+    char raw[PATH_MAX], real[PATH_MAX];
     int rc = path_verdict_of(t, vm, abs, isdir, why, len);
 
-    snprintf(dir, sizeof(dir), "%s", abs);
-    slash = strrchr(dir, '/');
-    if (!rc && realpath(abs, real))
+    snprintf(raw, sizeof(raw), "%s/%s", path[0] == '/' ? "" : cwd, path);
+    if (!rc && leads_to(raw, real))
         rc = path_verdict_of(t, vm, real, isdir, why, len);
-    else if (!rc && slash && slash != dir && (*slash = '\0', realpath(dir, real)) &&
-             strlen(real) + strlen(slash + 1) + 2 < sizeof(real))
-        rc = path_verdict_of(t, vm, strcat(strcat(real, "/"), slash + 1), isdir, why, len);
     return rc;
 }
 
@@ -484,8 +501,8 @@ static void judge(const struct trust *t, const struct localdef *def, const char 
     note->abs[0] = note->why[0] = '\0';
     if (f->kind == QEMUOPTS_PATH) {
         absolute(cwd, f->path, note->abs, sizeof(note->abs));
-        note->refused = path_verdict(t, vm, note->abs, f->access == QEMUOPTS_DIRECTORY, note->why,
-                                     sizeof(note->why));
+        note->refused = path_verdict(t, vm, cwd, f->path, note->abs,
+                                     f->access == QEMUOPTS_DIRECTORY, note->why, sizeof(note->why));
     } else {
         snprintf(note->why, sizeof(note->why), "%s", f->why);
         note->refused = -EPERM;

@@ -506,7 +506,7 @@ static void test_decisions(void)
  * store, also through a symlink or "..". */
 static void test_paths(void)
 {
-    char store[300], link[300], a[6][400], local[600];
+    char store[300], link[300], deep[300], sub[400], a[6][400], local[600];
     struct decision_case c = {"", {"qemu", a[0], a[1]}, 0, "{\"accept\": [\"%s\"]}", 0, ""};
     struct {
         const char *opt, *fmt, *dir;
@@ -521,6 +521,7 @@ static void test_paths(void)
         {"-serial", "file:%s/.savefs-key", store, -EPERM, "in the store"},
         {"-serial", "file:%s/vm2.qmp", link, -EPERM, "QMP directory"},
         {"-D", "%s/sub/../vm2.pid", qmp, -EPERM, "QMP directory"},
+        {"-D", "%s/../vm2.pid", deep, -EPERM, "QMP directory"}, /* the kernel: link, then .. */
         {"-D", "%s/vm1.log", "/tmp", 0, "vm1.log"},
         {"-fsdev", "local,id=f,path=%s,security_model=none", dir, -EPERM, "holds the store"},
         {"-L", "%s", "/", -EPERM, "holds the store"},
@@ -529,8 +530,11 @@ static void test_paths(void)
 
     snprintf(store, sizeof(store), "%s/p", dir);
     snprintf(link, sizeof(link), "%s/link", dir);
+    snprintf(deep, sizeof(deep), "%s/deep", dir);
+    snprintf(sub, sizeof(sub), "%s/.savefs", qmp);
     mkdir(qmp, 0700);
-    CHECK(symlink(qmp, link) == 0, "symlink");
+    mkdir(sub, 0700);
+    CHECK(symlink(qmp, link) == 0 && symlink(sub, deep) == 0, "symlink");
     t = new_trust(store, NULL, NULL);
     if (!t)
         return;
