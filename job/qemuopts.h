@@ -28,14 +28,15 @@ enum qemuopts_access {
     QEMUOPTS_DIRECTORY, /* the files below it (read, shared with the guest, or created) */
 };
 
+/* One finding: an option that needs an allowance, or a host path. PATH is as QEMU reads it
+ * (relative to its working directory if not absolute); WHY says why an option needs an
+ * allowance, or which key names a path. */
 struct qemuopts_finding {
     enum qemuopts_kind kind;
-    int opt;                     /* index in argv of the option (its value follows) or of a
-                                    bare argument (a disk image) */
+    int opt; /* index in argv of the option (its value follows) or of a bare disk image */
     enum qemuopts_access access; /* QEMUOPTS_PATH */
-    char *path; /* QEMUOPTS_PATH: as QEMU reads it, relative to its working directory if not
-                   absolute */
-    char why[160]; /* ALLOWANCE: why it is not on the allowlist; PATH: which key names it */
+    char *path;                  /* QEMUOPTS_PATH */
+    char why[160];
 };
 
 struct qemuopts_report {
