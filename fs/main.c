@@ -84,7 +84,7 @@ static void usage(const char *prog)
            "    -h, --help        this help\n"
            "    -V, --version     the version\n\n"
            "Unmount with: fusermount3 -u MOUNTPOINT\n\n"
-           "%s accept [--store DIR] VM SNAPSHOT [DIGEST]\n"
+           "%s accept [--store DIR] [--qmp-dir DIR] [--] VM SNAPSHOT [DIGEST]\n"
            "    shows what snapshot SNAPSHOT of VM would run (without DIGEST), or accepts it\n"
            "    for this host (with the digest that was shown): see docs/trust.md\n",
            prog, WATCHDOG_DEFAULT_S, prog);
@@ -191,7 +191,8 @@ static int daemon_open(struct daemon *d, const struct options *o, char *err, siz
                               .key_file = o->trust_key,
                               .qemu = o->qemu,
                               .nqemu = o->nqemu,
-                              .path_map_file = o->path_map};
+                              .path_map_file = o->path_map,
+                              .qmp_dir = o->qmp_dir};
     struct job_config cfg = {
         .store = o->store, .qmp_dir = o->qmp_dir, .watchdog_ms = o->watchdog_s * 1000};
     int rc;
@@ -267,42 +268,131 @@ out:
     return rc;
 }
 
-/* savefs accept [--store DIR] VM SNAPSHOT [DIGEST] */
+/* savefs accept [--store DIR] [--qmp-dir DIR] [--] VM SNAPSHOT [DIGEST] */
 static int accept_args(int argc, char **argv, struct options *o, char **pos)
 {
-    int n = 0;
+    int n = 0, names = 0;
 
     for (int i = 0; i < argc; i++) {
-        if (strncmp(argv[i], "--store=", 8) == 0)
-            o->store = strdup(argv[i] + 8);
-        else if (strcmp(argv[i], "--store") == 0 && i + 1 < argc)
-            o->store = strdup(argv[++i]);
-        else if (argv[i][0] == '-' || n == 3)
+        const char *eq = strchr(argv[i], '=');
+        size_t len = eq ? (size_t)(eq - argv[i]) : strlen(argv[i]);
+        char **dir = len == 7 && strncmp(argv[i], "--store", 7) == 0     ? &o->store
+                     : len == 9 && strncmp(argv[i], "--qmp-dir", 9) == 0 ? &o->qmp_dir
+                                                                         : NULL;
+
+        if (!names && dir && (eq || i + 1 < argc)) {
+            free(*dir);
+            *dir = strdup(eq ? eq + 1 : argv[++i]);
+        } else if (!names && strcmp(argv[i], "--") == 0) {
+            names = 1; /* what follows are names, even "-rf" */
+        } else if ((!names && argv[i][0] == '-') || n == 3) {
             return -EINVAL;
-        else
+        } else {
             pos[n++] = argv[i];
+        }
     }
     return n < 2 ? -EINVAL : 0;
 }
 
-/* Shows what the snapshot would run, for a review before accepting it. */
-static int show_snapshot(const char *store, const char *vm, const char *snap)
+/* S quoted and escaped: a manifest's strings reach the terminal only this way, so that no \r or
+ * ESC sequence in them can hide what precedes it. */
+static void put_quoted(const char *s)
 {
-    char path[PATH_MAX], err[1024], digest[TRUST_DIGEST_MAX];
-    struct manifest m;
+    char *q = qemuopts_quote(s);
 
-    snprintf(path, sizeof(path), "%s/%s/snapshots/%s/%s", store, vm, snap, MANIFEST_NAME);
-    if (manifest_read(path, &m, err, sizeof(err))) {
-        fprintf(stderr, "savefs: %s\n", err);
+    fputs(q ? q : "(out of memory)", stdout);
+    free(q);
+}
+
+/* An error of accept, which may hold text of the manifest: bytes that are not printable ASCII
+ * are written as \xHH, as in put_quoted. */
+static void accept_error(const char *err)
+{
+    fputs("savefs: ", stderr);
+    for (const unsigned char *p = (const unsigned char *)err; *p; p++)
+        fprintf(stderr, *p >= 0x20 && *p < 0x7f ? "%c" : "\\x%02x", *p);
+    fputc('\n', stderr);
+}
+
+/* The host paths of RV, one a line; the number of them that are refused. */
+static int show_paths(const struct trust_review *rv)
+{
+    int n = 0, refused = 0;
+
+    printf("host paths QEMU would open (each also in argv above):\n");
+    for (int i = 0; i < rv->rep.n; i++) {
+        const struct qemuopts_finding *f = &rv->rep.f[i];
+
+        if (f->kind != QEMUOPTS_PATH)
+            continue;
+        n++;
+        refused += rv->note[i].refused != 0;
+        printf("  %-8s%-17s", rv->note[i].refused ? "REFUSED" : "",
+               qemuopts_access_name(f->access));
+        put_quoted(rv->note[i].abs);
+        printf("  (argv[%d] ", f->opt);
+        put_quoted(rv->m.argv[f->opt]);
+        printf("%s%s)%s%s\n", f->why[0] ? " " : "", f->why, rv->note[i].refused ? ": " : "",
+               rv->note[i].why);
+    }
+    printf("%s\n", n ? "" : "  (none)\n");
+    return refused;
+}
+
+static void show_allowances(const struct trust_review *rv, const char *store, const char *vm)
+{
+    int n = 0;
+
+    printf("options that need a local allowance (\"allow\" in %s/%s/local.json):\n", store, vm);
+    for (int i = 0; i < rv->rep.n; i++) {
+        const struct qemuopts_finding *f = &rv->rep.f[i];
+
+        if (f->kind != QEMUOPTS_ALLOWANCE)
+            continue;
+        n++;
+        printf("  argv[%d] ", f->opt);
+        put_quoted(rv->m.argv[f->opt]);
+        if (f->opt + 1 < rv->m.argc) {
+            putchar(' ');
+            put_quoted(rv->m.argv[f->opt + 1]);
+        }
+        printf(": %s%s\n", rv->note[i].refused ? "" : "(allowed) ", f->why);
+    }
+    printf("%s\n", n ? "" : "  (none)\n");
+}
+
+/* Shows what the snapshot would run, for a review before accepting it. */
+static int show_snapshot(const struct trust *t, const struct trust_subject *s)
+{
+    struct trust_review rv;
+    char err[1024];
+    int refused;
+
+    if (trust_review(t, s, &rv, err, sizeof(err))) {
+        accept_error(err);
         return 1;
     }
-    trust_digest(&m, digest, sizeof(digest));
-    printf("binary: %s\ncwd: %s\nargv:\n", m.binary, m.cwd ? m.cwd : "/");
-    for (int i = 0; i < m.argc; i++)
-        printf("  %s\n", m.argv[i]);
-    printf("digest: %s\n\nTo accept it for this host: savefs accept --store %s %s %s %s\n", digest,
-           store, vm, snap, digest);
-    manifest_free(&m);
+    printf("binary: ");
+    put_quoted(rv.m.binary);
+    printf("\ncwd:    ");
+    put_quoted(rv.m.cwd);
+    printf("\nargv:\n");
+    for (int i = 0; i < rv.m.argc; i++) {
+        printf("  [%d] ", i);
+        put_quoted(rv.m.argv[i]);
+        putchar('\n');
+    }
+    printf("\n");
+    refused = show_paths(&rv);
+    show_allowances(&rv, s->store, s->vm);
+    printf("digest: %s\n\n", rv.digest);
+    if (refused)
+        printf("It cannot be accepted on this host: %d path%s above %s refused.\n", refused,
+               refused == 1 ? "" : "s", refused == 1 ? "is" : "are");
+    else
+        printf("To accept it for this host: savefs accept --store %s -- %s %s %s\n", s->store,
+               s->vm, s->snap, rv.digest);
+    trust_review_free(&rv);
     return 0;
 }
 
@@ -310,25 +400,35 @@ static int run_accept(int argc, char **argv)
 {
     struct options o = {0};
     char *pos[3] = {NULL, NULL, NULL}, err[1024];
+    struct trust *t = NULL;
+    struct trust_config tc = {0};
     int rc = 1;
 
-    if (accept_args(argc, argv, &o, pos) || default_dirs(&o) || !words_valid_name(pos[0]) ||
-        !words_valid_name(pos[1])) {
-        fprintf(stderr, "usage: savefs accept [--store DIR] VM SNAPSHOT [DIGEST]\n");
+    if (accept_args(argc, argv, &o, pos) || default_dirs(&o) || make_absolute(&o.store) ||
+        make_absolute(&o.qmp_dir) || !words_valid_name(pos[0]) || !words_valid_name(pos[1])) {
+        fprintf(stderr, "usage: savefs accept [--store DIR] [--qmp-dir DIR] [--] VM SNAPSHOT "
+                        "[DIGEST]\n");
         goto out;
     }
-    if (!pos[2]) {
-        rc = show_snapshot(o.store, pos[0], pos[1]);
+    tc.store = o.store;
+    tc.qmp_dir = o.qmp_dir;
+    if (trust_new(&t, &tc, err, sizeof(err))) {
+        accept_error(err);
         goto out;
     }
     struct trust_subject s = {o.store, pos[0], pos[1]};
-    if (trust_accept(NULL, &s, pos[2], err, sizeof(err))) {
-        fprintf(stderr, "savefs: %s\n", err);
+    if (!pos[2]) {
+        rc = show_snapshot(t, &s);
+        goto out;
+    }
+    if (trust_accept(t, &s, pos[2], err, sizeof(err))) {
+        accept_error(err);
         goto out;
     }
     printf("accepted %s of %s (%s) in %s/%s/local.json\n", pos[1], pos[0], pos[2], o.store, pos[0]);
     rc = 0;
 out:
+    trust_free(t);
     free(o.store);
     free(o.qmp_dir);
     return rc;

@@ -1,6 +1,7 @@
 /* qemuopts: reads a QEMU command line the way a host that did not write it must: which options
- * make QEMU start another program, which ones savefs sets itself, and where host paths are (for
- * a path map). Pure functions, any thread. */
+ * are not known to be harmless (they start programs, reach beyond the VM's own files, or cannot
+ * be checked), which host paths QEMU would open, which options savefs sets itself, and where
+ * host paths are (for a path map). Pure functions, any thread. */
 #ifndef SAVEFS_QEMUOPTS_H
 #define SAVEFS_QEMUOPTS_H
 
@@ -13,10 +14,50 @@ struct path_map {
     char **from, **to;
 };
 
-/* The index in ARGV of the first option (its name) that makes QEMU start another program or
- * load code into itself, with the reason in WHY; -1 if there is none. Options that cannot be
- * checked (-readconfig, -set, a netdev in JSON) count as such. */
-int qemuopts_find_program(char *const *argv, int argc, char *why, size_t whylen);
+enum qemuopts_kind {
+    QEMUOPTS_ALLOWANCE, /* not on the allowlist: needs the host's allowance */
+    QEMUOPTS_PATH,      /* a host path that QEMU opens */
+};
+
+/* What QEMU does with a host path. */
+enum qemuopts_access {
+    QEMUOPTS_READS,
+    QEMUOPTS_WRITES, /* creates or truncates */
+    QEMUOPTS_READS_WRITES,
+    QEMUOPTS_SOCKET,    /* a unix socket: creates it (server) or connects to it */
+    QEMUOPTS_DIRECTORY, /* the files below it (read, shared with the guest, or created) */
+};
+
+/* One finding: an option that needs an allowance, or a host path. PATH is as QEMU reads it
+ * (relative to its working directory if not absolute); WHY says why an option needs an
+ * allowance, or which key names a path. */
+struct qemuopts_finding {
+    enum qemuopts_kind kind;
+    int opt; /* index in argv of the option (its value follows) or of a bare disk image */
+    enum qemuopts_access access; /* QEMUOPTS_PATH */
+    char *path;                  /* QEMUOPTS_PATH */
+    char why[160];
+};
+
+struct qemuopts_report {
+    struct qemuopts_finding *f;
+    int n;
+};
+
+/* Reads ARGV (ARGV[0] is the program) with QEMU 7.2's own rules (an option's arity, QemuOpts: the
+ * last of a repeated key wins, type=/driver= override the implied first item, ",," escapes a
+ * comma, JSON forms; the -nic/-net/-netdev, chardev and disk shorthands) and reports, in order,
+ * every option whose backend, driver or key is not on the allowlist (docs/trust.md) and every
+ * host path. 0, or -ENOMEM. */
+int qemuopts_check(char *const *argv, int argc, struct qemuopts_report *r);
+void qemuopts_report_free(struct qemuopts_report *r);
+
+/* "reads", "writes", ... */
+const char *qemuopts_access_name(enum qemuopts_access a);
+
+/* S in double quotes with '\', '"' and every byte that is not printable ASCII escaped (\r, \n,
+ * \t, \xHH), so that a terminal shows it as it is: malloc'd, or NULL. */
+char *qemuopts_quote(const char *s);
 
 /* The index of the first option that savefs sets itself on a restore (-incoming, -daemonize),
  * or -1. */

@@ -37,6 +37,7 @@ struct trust {
     char **qemu;            /* real paths of the allowed binaries */
     int nqemu;
     struct path_map paths; /* the host's --path-map */
+    char *store, *qmp_dir; /* real paths: no accepted snapshot may name a path in them */
 };
 
 static void hex(const uint8_t *b, size_t n, char *out)
@@ -157,6 +158,17 @@ static int allowed_binaries(struct trust *t, const struct trust_config *cfg, cha
     return rc;
 }
 
+/* The real path of DIR, or DIR itself while it does not exist; NULL for none. */
+static int real_dir(const char *dir, char **out)
+{
+    if (!dir)
+        return 0;
+    *out = realpath(dir, NULL);
+    if (!*out)
+        *out = strdup(dir);
+    return *out ? 0 : -ENOMEM;
+}
+
 int trust_new(struct trust **out, const struct trust_config *cfg, char *err, size_t errlen)
 {
     struct trust *t = calloc(1, sizeof(*t));
@@ -164,7 +176,10 @@ int trust_new(struct trust **out, const struct trust_config *cfg, char *err, siz
 
     if (!t)
         return -ENOMEM;
-    if (!(rc = host_key(cfg->store, &t->host, err, errlen)) && cfg->key_file)
+    if (!(rc = host_key(cfg->store, &t->host, err, errlen)) &&
+        !(rc = real_dir(cfg->store, &t->store)))
+        rc = real_dir(cfg->qmp_dir, &t->qmp_dir);
+    if (!rc && cfg->key_file)
         rc = read_key(cfg->key_file, 1, &t->fleet, err, errlen);
     if (!rc)
         rc = allowed_binaries(t, cfg, err, errlen);
@@ -185,6 +200,8 @@ void trust_free(struct trust *t)
         free(t->qemu[i]);
     free(t->qemu);
     qemuopts_map_free(&t->paths);
+    free(t->store);
+    free(t->qmp_dir);
     explicit_bzero(t, sizeof(*t));
     free(t);
 }
@@ -370,32 +387,176 @@ static int vouch(struct decision *d, char *how, size_t howlen, char *err, size_t
     return -EPERM;
 }
 
-/* Options that start programs must be in the local definition, unless a key vouches. */
-static int check_programs(struct decision *d, char *err, size_t errlen)
+/* ---- what QEMU would open ---- */
+
+/* PATH as QEMU in CWD opens it, with ".", ".." and "//" taken out, in ABS. */
+static void absolute(const char *cwd, const char *path, char *abs, size_t len)
 {
-    char why[256];
+    char joined[PATH_MAX], *save = NULL;
+    size_t n = 0;
+
+    snprintf(joined, sizeof(joined), "%s/%s", path[0] == '/' ? "" : cwd, path);
+    abs[0] = '\0';
+    for (char *c = strtok_r(joined, "/", &save); c; c = strtok_r(NULL, "/", &save)) {
+        if (strcmp(c, "..") == 0) {
+            while (n > 0 && abs[--n] != '/')
+                ;
+            abs[n] = '\0';
+        } else if (strcmp(c, ".") != 0) {
+            n += (size_t)snprintf(abs + n, len - n, "/%s", c);
+            n = n < len ? n : len - 1;
+        }
+    }
+    if (!n)
+        snprintf(abs, len, "/");
+}
+
+/* ABS below DIR (or DIR itself): what follows DIR's "/", or "" for DIR; else NULL. */
+static const char *below(const char *abs, const char *dir)
+{
+    size_t n = strlen(dir);
+
+    if (!dir[0] || strncmp(abs, dir, n) != 0)
+        return NULL;
+    if (abs[n] == '\0')
+        return "";
+    if (strcmp(dir, "/") == 0)
+        return abs + 1;
+    return abs[n] == '/' ? abs + n + 1 : NULL;
+}
+
+/* VM's own file in the QMP directory: VM.EXT, one more name component that is not "qmp" (that
+ * socket is savefs's to make, each other VM's NAME.qmp its monitor). */
+static int vm_own(const char *rest, const char *vm)
+{
+    size_t n = strlen(vm);
+    const char *ext = rest + n + 1;
+
+    return strncmp(rest, vm, n) == 0 && rest[n] == '.' && ext[0] && !strpbrk(ext, "./") &&
+           strcmp(ext, "qmp") != 0;
+}
+
+/* 0 if QEMU running VM may open ABS (a directory: the files below it), else -EPERM and why. */
+static int path_verdict_of(const struct trust *t, const char *vm, const char *abs, int dir,
+                           char *why, size_t len)
+{
+    const char *rest;
+
+    if (t->store && below(abs, t->store))
+        snprintf(why, len, "it is in the store %s", t->store);
+    else if (dir && ((t->store && below(t->store, abs)) || (t->qmp_dir && below(t->qmp_dir, abs))))
+        snprintf(why, len, "the directory holds the store or savefs's QMP directory");
+    else if (t->qmp_dir && (rest = below(abs, t->qmp_dir)) && !vm_own(rest, vm))
+        snprintf(why, len,
+                 "it is in savefs's QMP directory %s, and not one of %s's own files there "
+                 "(%s.EXT): another VM's monitor or savefs's own",
+                 t->qmp_dir, vm, vm);
+    else
+        return 0;
+    return -EPERM;
+}
+
+/* Where RAW (PATH joined to QEMU's working directory, as the kernel resolves it: symlinks
+ * before "..") leads now, in REAL: the real path, or that of its directory and its name when it
+ * does not exist yet. 0 if its directory does not exist either. */
+static int leads_to(const char *raw, char *real)
+{
+    char dir[PATH_MAX], *slash;
+
+    if (realpath(raw, real))
+        return 1;
+    snprintf(dir, sizeof(dir), "%s", raw);
+    slash = strrchr(dir, '/');
+    if (!slash || !slash[1] || strcmp(slash + 1, ".") == 0 || strcmp(slash + 1, "..") == 0)
+        return 0;
+    *slash = '\0';
+    if (!realpath(slash == dir ? "/" : dir, real) ||
+        strlen(real) + strlen(slash + 1) + 2 >= PATH_MAX)
+        return 0;
+    strcat(strcmp(real, "/") == 0 ? real : strcat(real, "/"), slash + 1);
+    return 1;
+}
+
+/* PATH of QEMU in CWD checked as written (ABS, lexically) and where it leads now. */
+static int path_verdict(const struct trust *t, const char *vm, const char *cwd, const char *path,
+                        const char *abs, int isdir, char *why, size_t len)
+{
+    char raw[PATH_MAX], real[PATH_MAX];
+    int rc = path_verdict_of(t, vm, abs, isdir, why, len);
+
+    snprintf(raw, sizeof(raw), "%s/%s", path[0] == '/' ? "" : cwd, path);
+    if (!rc && leads_to(raw, real))
+        rc = path_verdict_of(t, vm, real, isdir, why, len);
+    return rc;
+}
+
+/* What finding F of ARGV (QEMU running in CWD) means here, in NOTE. */
+static void judge(const struct trust *t, const struct localdef *def, const char *vm,
+                  const char *cwd, char *const *argv, int argc, const struct qemuopts_finding *f,
+                  struct trust_note *note)
+{
+    const char *value = f->opt + 1 < argc ? argv[f->opt + 1] : "";
+
+    note->refused = 0;
+    note->abs[0] = note->why[0] = '\0';
+    if (f->kind == QEMUOPTS_PATH) {
+        absolute(cwd, f->path, note->abs, sizeof(note->abs));
+        note->refused = path_verdict(t, vm, cwd, f->path, note->abs,
+                                     f->access == QEMUOPTS_DIRECTORY, note->why, sizeof(note->why));
+    } else {
+        snprintf(note->why, sizeof(note->why), "%s", f->why);
+        note->refused = -EPERM;
+    }
+    /* The host's own argv and allow list vouch for an option and its value as they are. */
+    if (note->refused && localdef_has_option(def, argv[f->opt], value))
+        note->refused = 0;
+}
+
+/* The first finding of the command line that is refused, in ERR; 0 if there is none. */
+static int refused_finding(const struct decision *d, const struct qemuopts_report *rep, char *err,
+                           size_t errlen)
+{
+    struct trust_note note;
+
+    for (int i = 0; i < rep->n; i++) {
+        const struct qemuopts_finding *f = &rep->f[i];
+        char *opt, *value;
+
+        judge(d->t, &d->def, d->s->vm, d->cwd, d->argv, d->argc, f, &note);
+        if (!note.refused)
+            continue;
+        opt = qemuopts_quote(d->argv[f->opt]);
+        value = qemuopts_quote(f->opt + 1 < d->argc ? d->argv[f->opt + 1] : "");
+        if (f->kind == QEMUOPTS_PATH)
+            snprintf(err, errlen, "snapshot %s: option %s %s is refused: its path %s: %s",
+                     d->s->snap, opt ? opt : "", value ? value : "", note.abs, note.why);
+        else
+            snprintf(err, errlen,
+                     "snapshot %s: option %s %s is refused: %s. Only %s/%s/%s can allow it "
+                     "(\"allow\": [%s, %s])",
+                     d->s->snap, opt ? opt : "", value ? value : "", note.why, d->s->store,
+                     d->s->vm, LOCALDEF_NAME, opt ? opt : "", value ? value : "");
+        free(opt);
+        free(value);
+        return -EPERM;
+    }
+    return 0;
+}
+
+/* Options off the allowlist must be in the local definition, and no path may be refused,
+ * unless a key or the host's own argv vouches for the whole command line. */
+static int check_findings(struct decision *d, char *err, size_t errlen)
+{
+    struct qemuopts_report rep;
+    int rc;
 
     if (d->def.argv || d->origin == TRUST_HOST || d->origin == TRUST_FLEET)
         return 0;
-    for (int i = 0; i < d->argc;) {
-        int at = qemuopts_find_program(d->argv + i, d->argc - i, why, sizeof(why));
-        const char *value;
-
-        if (at < 0)
-            return 0;
-        at += i;
-        value = at + 1 < d->argc ? d->argv[at + 1] : "";
-        if (!localdef_has_option(&d->def, d->argv[at], value)) {
-            snprintf(err, errlen,
-                     "snapshot %s: option %s %s is refused: %s. Only %s/%s/%s can allow it "
-                     "(\"allow\": [\"%s\", \"%s\"])",
-                     d->s->snap, d->argv[at], value, why, d->s->store, d->s->vm, LOCALDEF_NAME,
-                     d->argv[at], value);
-            return -EPERM;
-        }
-        i = at + 1;
-    }
-    return 0;
+    if ((rc = qemuopts_check(d->argv, d->argc, &rep)))
+        return rc;
+    rc = refused_finding(d, &rep, err, errlen);
+    qemuopts_report_free(&rep);
+    return rc;
 }
 
 static int check_binary(struct decision *d, char *err, size_t errlen)
@@ -477,7 +638,7 @@ int trust_resolve(const struct trust *t, const struct trust_subject *s, struct m
         goto out;
     d.origin = trust_origin(t, m, d.keyid, sizeof(d.keyid));
     if ((rc = vouch(&d, how, howlen, err, errlen)) || (rc = choose(&d)) ||
-        (rc = check_binary(&d, err, errlen)) || (rc = check_programs(&d, err, errlen)))
+        (rc = check_binary(&d, err, errlen)) || (rc = check_findings(&d, err, errlen)))
         goto out;
     if ((at = qemuopts_find_reserved(d.argv, d.argc)) >= 0) {
         rc = refuse(err, errlen, "snapshot %s: option %s is savefs's to set", s->snap, d.argv[at]);
@@ -489,27 +650,99 @@ out:
     return rc;
 }
 
+static int read_subject(const struct trust_subject *s, struct manifest *m, char *err, size_t errlen)
+{
+    char path[PATH_MAX];
+
+    memset(m, 0, sizeof(*m));
+    if (store_path(path, "%s/%s/snapshots/%s/%s", s->store, s->vm, s->snap, MANIFEST_NAME))
+        return -ENAMETOOLONG;
+    return manifest_read(path, m, err, errlen);
+}
+
+/* The snapshot's own command line, binary and directory through the maps, into RV->m. */
+static int review_command(struct decision *d, struct trust_review *rv)
+{
+    int rc = map_all(d, rv->m.argv, rv->m.argc);
+
+    if (!rc)
+        rc = qemuopts_map_arg(rv->m.binary, &d->map, &d->binary);
+    if (!rc)
+        rc = qemuopts_map_arg(rv->m.cwd ? rv->m.cwd : "/", &d->map, &d->cwd);
+    if (!rc)
+        install(d);
+    return rc;
+}
+
+int trust_review(const struct trust *t, const struct trust_subject *s, struct trust_review *rv,
+                 char *err, size_t errlen)
+{
+    struct decision d = {.t = t, .s = s, .m = &rv->m};
+    int rc;
+
+    memset(rv, 0, sizeof(*rv));
+    if ((rc = read_subject(s, &rv->m, err, errlen)) ||
+        (rc = trust_digest(&rv->m, rv->digest, sizeof(rv->digest))) ||
+        (rc = localdef_read(s->store, s->vm, &d.def, err, errlen)) || (rc = merge_maps(&d)) ||
+        (rc = review_command(&d, rv)) || (rc = qemuopts_check(rv->m.argv, rv->m.argc, &rv->rep)))
+        goto out;
+    rv->note = calloc((size_t)rv->rep.n + 1, sizeof(*rv->note));
+    if (!rv->note) {
+        rc = -ENOMEM;
+        goto out;
+    }
+    for (int i = 0; i < rv->rep.n; i++)
+        judge(t, &d.def, s->vm, rv->m.cwd, rv->m.argv, rv->m.argc, &rv->rep.f[i], &rv->note[i]);
+out:
+    decision_free(&d);
+    if (rc)
+        trust_review_free(rv);
+    return rc;
+}
+
+void trust_review_free(struct trust_review *rv)
+{
+    manifest_free(&rv->m);
+    qemuopts_report_free(&rv->rep);
+    free(rv->note);
+    memset(rv, 0, sizeof(*rv));
+}
+
+/* The first path of RV that is refused, in ERR. */
+static int refused_path(const struct trust_subject *s, const struct trust_review *rv, char *err,
+                        size_t errlen)
+{
+    for (int i = 0; i < rv->rep.n; i++) {
+        char *path, *opt;
+
+        if (rv->rep.f[i].kind != QEMUOPTS_PATH || !rv->note[i].refused)
+            continue;
+        path = qemuopts_quote(rv->note[i].abs);
+        opt = qemuopts_quote(rv->m.argv[rv->rep.f[i].opt]);
+        snprintf(err, errlen, "snapshot %s: path %s of option %s is refused: %s", s->snap,
+                 path ? path : "", opt ? opt : "", rv->note[i].why);
+        free(path);
+        free(opt);
+        return -EPERM;
+    }
+    return 0;
+}
+
 int trust_accept(const struct trust *t, const struct trust_subject *s, const char *digest,
                  char *err, size_t errlen)
 {
-    char path[PATH_MAX], now[TRUST_DIGEST_MAX], why[512];
-    struct manifest m;
-    int rc;
+    struct trust_review rv;
+    int rc = trust_review(t, s, &rv, err, errlen);
 
-    (void)t;
-    if (store_path(path, "%s/%s/snapshots/%s/%s", s->store, s->vm, s->snap, MANIFEST_NAME))
-        return -ENAMETOOLONG;
-    rc = manifest_read(path, &m, why, sizeof(why));
-    if (rc) {
-        snprintf(err, errlen, "%s", why);
+    if (rc)
         return rc;
-    }
-    rc = trust_digest(&m, now, sizeof(now));
-    manifest_free(&m);
-    if (!rc && strcmp(now, digest) != 0) {
+    if (strcmp(rv.digest, digest) != 0) {
         snprintf(err, errlen, "snapshot %s: its manifest's digest is %s, not %s: it changed",
-                 s->snap, now, digest);
-        return -ESTALE;
+                 s->snap, rv.digest, digest);
+        rc = -ESTALE;
     }
+    if (!rc)
+        rc = refused_path(s, &rv, err, errlen);
+    trust_review_free(&rv);
     return rc ? rc : localdef_accept(s->store, s->vm, digest, err, errlen);
 }

@@ -4,7 +4,8 @@
  *   - signed (an HMAC-SHA256 over the canonical manifest) with this store's own key or with the
  *     fleet key (--trust-key): restores as it is, through the path map;
  *   - else only if STORE/NAME/local.json supplies the command line, or accepts the manifest's
- *     digest; options that start programs then need the local definition too;
+ *     digest; options off qemuopts's allowlist then need the local definition too, and no host
+ *     path may be in the store or be another VM's file in the QMP directory;
  *   - always: the binary must be one the host allows (--qemu), and a bad HMAC under a known key
  *     is refused.
  * Keys are read once at start; the object is then read-only and shared by every thread. */
@@ -14,6 +15,7 @@
 #include <stddef.h>
 
 #include "manifest.h"
+#include "qemuopts.h"
 
 #define TRUST_HOST_KEY   ".savefs-key" /* STORE/.savefs-key, made at first start */
 #define TRUST_DIGEST_MAX 80            /* "sha256:" + 64 hex digits */
@@ -28,6 +30,8 @@ struct trust_config {
     char *const *qemu;         /* --qemu: the binaries QEMU may be started from */
     int nqemu;                 /* 0: every /usr/bin/qemu-system-* */
     const char *path_map_file; /* --path-map: the host's path map, or NULL */
+    const char *qmp_dir;       /* --qmp-dir: a snapshot may name no path in it but its VM's own
+                                  files (NAME.EXT), or NULL */
 };
 
 enum trust_origin {
@@ -62,8 +66,29 @@ int trust_digest(const struct manifest *m, char *digest, size_t len);
 int trust_resolve(const struct trust *t, const struct trust_subject *s, struct manifest *m,
                   char *how, size_t howlen, char *err, size_t errlen);
 
+/* What the user reviews before accepting a snapshot: its manifest with the command line, binary
+ * and working directory through the path maps, and what each finding of qemuopts_check means
+ * on this host. */
+struct trust_note {
+    char abs[4096]; /* a path: where QEMU would open it (from its working directory) */
+    int refused;    /* -EPERM: refused (a path) or not allowed yet (an option); else 0 */
+    char why[256];  /* why, when refused */
+};
+
+struct trust_review {
+    struct manifest m;
+    char digest[TRUST_DIGEST_MAX];
+    struct qemuopts_report rep; /* of m.argv */
+    struct trust_note *note;    /* one per rep.f */
+};
+
+int trust_review(const struct trust *t, const struct trust_subject *s, struct trust_review *rv,
+                 char *err, size_t errlen);
+void trust_review_free(struct trust_review *rv);
+
 /* Accepts the manifest of S whose digest is DIGEST for this host (STORE/VM/local.json).
- * -ESTALE if the manifest's digest is not DIGEST (it changed since the user looked). */
+ * -ESTALE if the manifest's digest is not DIGEST (it changed since the user looked); -EPERM if
+ * it names a path that is refused whatever the user accepts (trust_review). */
 int trust_accept(const struct trust *t, const struct trust_subject *s, const char *digest,
                  char *err, size_t errlen);
 

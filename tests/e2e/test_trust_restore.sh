@@ -1,8 +1,9 @@
 #!/bin/bash
 # The trust model on a real guest (docs/trust.md): this store's own snapshot restores as it is;
 # a signed manifest changed after signing fails its HMAC; a crafted manifest that would truncate a
-# host file or run a script is refused, also once accepted, and also when it arrives by cp -r into
-# restore/, and the host file stays as it was; a snapshot from nowhere restores once accepted with
+# host file or run a script is refused, also once accepted (also through vde's cmd:// and a type=
+# that overrides the backend), and also when it arrives by cp -r into restore/, and the host file
+# stays as it was; a snapshot from nowhere restores once accepted with
 # `savefs accept`; a QEMU binary the host does not allow is refused.
 source "$SRC_DIR/tests/e2e/lib.sh"
 command -v jq >/dev/null || { echo "SKIP: jq is needed"; exit 77; }
@@ -58,7 +59,16 @@ digest=$(getfattr --only-values -n user.savefs.digest "$SNAPS/crafted")
 "$SAVEFS_BIN" accept --store "$STORE" vm1 crafted | grep -q "$digest" ||
     die "savefs accept does not show the digest"
 "$SAVEFS_BIN" accept --store "$STORE" vm1 crafted "$digest" || die "savefs accept failed"
-refused crafted "is refused: a tap backend runs"
+refused crafted "is refused: netdev type .tap. is not on the allowlist"
+
+log "accepted, a backend off the allowlist is still refused: vde's cmd://, a type= override"
+for how in "vde,id=n9,sock=cmd://touch $T/pwned" "user,id=n9,type=tap,script=$T/evil.sh"; do
+    craft sly "del(.hmac) | .qemu.argv += [\"-netdev\", \"$how\"]"
+    "$SAVEFS_BIN" accept --store "$STORE" --qmp-dir "$QMP" vm1 sly \
+        "$(getfattr --only-values -n user.savefs.digest "$SNAPS/sly")" >/dev/null
+    refused sly "is refused: netdev type '[a-z]*' is not on the allowlist"
+    rm -r "$SNAPS/sly"
+done
 
 log "a QEMU binary the host does not allow is refused"
 craft shell 'del(.hmac) | .qemu.binary = "/bin/sh"'
@@ -76,7 +86,7 @@ for _ in $(seq 50); do
     sleep 0.1
 done
 grep -q "does not recognize it" "$MNT/vm1/status" || die "no reason: $(cat "$MNT/vm1/status")"
-ls "$SNAPS" | grep -qx crafted2 || die "the refused import is not in snapshots/"
+[[ -d $SNAPS/crafted2 ]] || die "the refused import is not in snapshots/"
 refused crafted2 "does not recognize it"
 
 log "an unsigned snapshot restores once accepted"
@@ -84,7 +94,7 @@ craft foreign 'del(.hmac)'
 refused foreign "does not recognize it"
 "$SAVEFS_BIN" accept --store "$STORE" vm1 foreign \
     "$(getfattr --only-values -n user.savefs.digest "$SNAPS/foreign")" >/dev/null
-jq -e '.accept | length == 3' "$STORE/vm1/local.json" >/dev/null || die "local.json: $(cat "$STORE/vm1/local.json")"
+jq -e '.accept | length == 5' "$STORE/vm1/local.json" >/dev/null || die "local.json: $(cat "$STORE/vm1/local.json")"
 mv "$SNAPS/foreign" "$MNT/vm1/restore/" || die "accepted snapshot refused: $(cat "$MNT/vm1/status")"
 vm_adopt vm1
 vm_check_alive vm1 "$pass" "$seed"

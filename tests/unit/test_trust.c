@@ -1,6 +1,7 @@
-/* test_trust: the trust model without a QEMU. Tables of command lines that start programs or
- * not, of path maps, and of restore decisions (signed by this store, by the fleet, by nobody;
- * accepted, supplied, tampered); plus keys, signatures and accepting a digest. */
+/* test_trust: the trust model without a QEMU. Tables of command lines as QEMU 7.2 reads them
+ * (what needs an allowance, which host paths they open), of quoting, of path maps, and of restore
+ * decisions (signed by this store, by the fleet, by nobody; accepted, supplied, tampered; paths
+ * in the store or the QMP directory); plus keys, signatures and accepting a digest. */
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -16,57 +17,173 @@
 
 static char dir[] = "/tmp/test_trust.XXXXXX";
 
-/* ---- options that start programs ---- */
+/* ---- the option check: QEMU's grammar and the allowlist ---- */
 
-struct program_case {
+struct check_case {
     const char *what;
-    const char *argv[4];
-    int want; /* index of the option, or -1 */
+    const char *argv[8]; /* after argv[0] */
+    /* Every finding in order: "A1" needs an allowance (option at argv[1]), "P1w/x" a path /x
+     * (r reads, w writes, b both, s socket, d directory). */
+    const char *want;
 };
 
-static const struct program_case programs[] = {
-    {"user networking", {"-netdev", "user,id=n0"}, -1},
-    {"tap with default scripts", {"-netdev", "tap,id=n0"}, 0},
-    {"tap with scripts off", {"-netdev", "tap,id=n0,script=no,downscript=no"}, -1},
-    {"tap with empty scripts", {"-netdev", "tap,id=n0,script=,downscript="}, -1},
-    {"tap with only script off", {"-netdev", "tap,id=n0,script=no"}, 0},
-    {"tap with a script", {"-netdev", "tap,id=n0,script=/tmp/x.sh,downscript=no"}, 0},
-    {"escaped comma hides a script", {"-netdev", "tap,script=no,,script=/x,downscript=no"}, 0},
-    {"last key wins", {"-netdev", "tap,script=/x,script=no,downscript=no"}, -1},
-    {"tap on a passed fd", {"-netdev", "tap,id=n0,fd=3"}, -1},
-    {"tap with a helper", {"-netdev", "tap,id=n0,helper=/usr/lib/qemu/qemu-bridge-helper"}, 0},
-    {"bridge", {"-netdev", "bridge,id=n0,br=br0"}, 0},
-    {"type= form", {"--netdev", "type=tap,id=n0"}, 0},
-    {"JSON netdev", {"-netdev", "{\"type\":\"user\",\"id\":\"n0\"}"}, 0},
-    {"legacy -net tap", {"-net", "tap"}, 0},
-    {"-nic smb", {"-nic", "user,smb=/srv"}, 0},
-    {"guestfwd to a command", {"-netdev", "user,id=n,guestfwd=tcp:10.0.2.9:1-cmd:/bin/sh"}, 0},
-    {"after a flag", {"-no-reboot", "-netdev", "tap,id=n0"}, 1},
-    {"readconfig", {"-readconfig", "/etc/qemu.cfg"}, 0},
-    {"set", {"-set", "netdev.n0.script=/x"}, 0},
-    {"plugin", {"-plugin", "/tmp/evil.so"}, 0},
-    {"a file is not a program", {"-serial", "file:/etc/shadow"}, -1},
-    {"a disk is not a program", {"-drive", "file=/dev/sda,format=raw"}, -1},
+static const struct check_case checks[] = {
+    /* allowed as they are */
+    {"user networking", {"-netdev", "user,id=n0,hostfwd=tcp::2222-:22"}, ""},
+    {"-nic defaults to user", {"-nic", "model=e1000"}, ""},
+    {"-net nic and user", {"-net", "nic,model=e1000", "-net", "user"}, ""},
+    {"JSON user", {"-netdev", "{\"type\":\"user\",\"id\":\"n0\"}"}, ""},
+    {"hubport", {"-netdev", "hubport,id=h,hubid=0"}, ""},
+    {"a NIC", {"-device", "virtio-net-pci,netdev=n0,mac=52:54:00:12:34:56"}, ""},
+    {"machine", {"-m", "512", "-smp", "2", "-machine", "pc,accel=tcg", "-nodefaults"}, ""},
+    {"display none", {"-display", "none", "-vga", "none", "-usbdevice", "tablet"}, ""},
+    {"escaped comma is a value", {"-netdev", "user,id=n0,,type=tap"}, ""},
+    {"-mon names a chardev", {"-mon", "mon0,mode=control"}, ""},
+    {"reserved elsewhere", {"-incoming", "defer", "-daemonize"}, ""},
+    /* the bypasses: backends that start programs */
+    {"vde runs cmd://", {"-netdev", "vde,id=n0,sock=cmd://touch /tmp/x"}, "A1"},
+    {"type= overrides the implied type", {"-netdev", "user,id=n0,type=tap,script=/x.sh"}, "A1"},
+    {"type=bridge overrides", {"-netdev", "user,id=n0,type=bridge"}, "A1"},
+    {"-nic type= override", {"-nic", "user,type=tap,script=/x.sh"}, "A1"},
+    {"-net type= override", {"-net", "user,type=tap,script=/x.sh"}, "A1"},
+    {"--netdev is -netdev", {"--netdev", "type=tap,id=n0"}, "A1"},
+    {"last type wins", {"-netdev", "tap,script=/x,type=user"}, "A1"},
+    {"JSON tap", {"-netdev", "{\"type\":\"tap\",\"id\":\"n0\",\"script\":\"/x\"}"}, "A1"},
+    {"JSON repeated key", {"-netdev", "{\"type\":\"user\",\"type\":\"tap\"}"}, "A1"},
+    {"tap even with scripts off", {"-netdev", "tap,id=n0,script=no,downscript=no"}, "A1"},
+    {"a flag is a key", {"-netdev", "type=user,tap"}, "A1"},
+    {"escaped comma in the type", {"-netdev", "user,,type=tap"}, "A1"},
+    {"stream", {"-netdev", "stream,id=n,addr.type=unix,addr.path=/x"}, "A1"},
+    {"smb", {"-nic", "user,smb=/srv"}, "A1"},
+    {"guestfwd", {"-netdev", "user,id=n,guestfwd=tcp:10.0.2.9:1-cmd:/bin/sh"}, "A1"},
+    {"plugin", {"-plugin", "/tmp/evil.so"}, "A1"},
+    {"readconfig and set", {"-readconfig", "/etc/q.cfg", "-set", "netdev.n0.script=/x"}, "A1 A3"},
+    {"chroot and runas", {"-chroot", "/srv/jail", "-runas", "nobody"}, "A1 A3"},
+    {"unknown option", {"-bogus", "-m", "64"}, "A1"},
+    {"missing value", {"-m", "64", "-netdev"}, "A3"},
+    {"device passthrough", {"-device", "vfio-pci,host=01:00.0"}, "A1"},
+    {"driver= overrides", {"-device", "e1000,driver=vfio-pci"}, "A1"},
+    {"JSON device", {"-device", "{\"driver\":\"usb-host\",\"hostbus\":1}"}, "A1"},
+    {"tcp monitor", {"-monitor", "telnet::4444,server=on,wait=off"}, "A1"},
+    {"tcp chardev", {"-chardev", "socket,id=c,host=0.0.0.0,port=4444,server=on"}, "A1"},
+    {"network disk", {"-drive", "file=nbd:localhost:10809"}, "A1"},
+    {"JSON disk", {"-drive", "file=json:{\"driver\":\"ssh\"}"}, "A1"},
+    {"vvfat", {"-drive", "file=/srv,format=vvfat"}, "P1b/srv A1"},
+    {"pulseaudio", {"-audiodev", "pa,id=a"}, "A1"},
+    {"vnc", {"-vnc", ":0", "-display", "gtk"}, "A1 A3"},
+    /* host paths, listed */
+    {"serial file", {"-serial", "file:/etc/shadow"}, "P1w/etc/shadow"},
+    {"mon: prefix", {"-serial", "mon:file:/x"}, "P1w/x"},
+    {"disk", {"-drive", "file=/etc/shadow,format=raw,if=virtio"}, "P1b/etc/shadow"},
+    {"file: protocol", {"-hda", "file:/d.img"}, "P1b/d.img"},
+    {"bare disk image", {"disk.img", "-m", "64"}, "P1bdisk.img"},
+    {"cdrom", {"-cdrom", "/x.iso"}, "P1r/x.iso"},
+    {"chardev socket",
+     {"-chardev", "socket,id=c,path=/run/x.sock,server=on,wait=off"},
+     "P1s/run/x.sock"},
+    {"chardev file and log", {"-chardev", "file,id=f,path=/x,logfile=/y"}, "P1w/x P1w/y"},
+    {"unix monitor",
+     {"-monitor", "unix:/run/savefs/vm2.qmp,server=on,wait=off"},
+     "P1s/run/savefs/vm2.qmp"},
+    {"unix: then backend=",
+     {"-qmp", "unix:/s,backend=file,path=/etc/shadow"},
+     "P1w/s P1w/etc/shadow"},
+    {"escaped comma in a path", {"-serial", "file:/a,,b"}, "P1w/a,,b"},
+    {"escaped comma in a key value", {"-chardev", "file,id=f,path=/a,,b"}, "P1w/a,b"},
+    {"shared memory file",
+     {"-object", "memory-backend-file,id=m,size=1G,mem-path=/dev/shm/x,share=on"},
+     "P1b/dev/shm/x"},
+    {"JSON object",
+     {"-object", "{\"qom-type\":\"memory-backend-file\",\"id\":\"m\",\"size\":1,\"mem-path\":"
+                 "\"/x\"}"},
+     "P1b/x"},
+    {"secret file", {"-object", "secret,id=s,file=/root/key"}, "P1r/root/key"},
+    {"log, pidfile, -L", {"-D", "/l", "-pidfile", "/p", "-L", "/b"}, "P1w/l P3w/p P5d/b"},
+    {"loader", {"-device", "loader,file=/etc/shadow,addr=0x1000"}, "P1r/etc/shadow"},
+    {"romfile", {"-device", "e1000,romfile=/etc/shadow"}, "P1r/etc/shadow"},
+    {"romfile off", {"-device", "e1000,romfile="}, ""},
+    {"fw_cfg", {"-fw_cfg", "name=opt/x,file=/etc/shadow"}, "P1r/etc/shadow"},
+    {"wav", {"-audiodev", "wav,id=a,path=/a.wav"}, "P1w/a.wav"},
+    {"wav's default", {"-audiodev", "wav,id=a"}, "P1wqemu.wav"},
+    {"trace", {"-trace", "enable=x*,events=/e,file=/t"}, "P1r/e P1w/t"},
+    {"-global romfile",
+     {"-global", "e1000.romfile=/r", "-global", "driver=e1000,property=romfile,value=/s"},
+     "P1r/r P3r/s"},
+    {"-global loader file", {"-global", "loader.file=/etc/shadow"}, "P1r/etc/shadow"},
+    {"acpitable list", {"-acpitable", "file=/a:/b"}, "P1r/a P1r/b"},
+    {"kernel", {"-kernel", "/k", "-initrd", "/i", "-append", "console=ttyS0"}, "P1r/k P3r/i"},
+    {"blockdev", {"-blockdev", "driver=file,node-name=f,filename=/x.img"}, "P1b/x.img"},
+    {"machine kernel", {"-machine", "pc,dumpdtb=/d"}, "P1w/d"},
+    {"fsdev", {"-fsdev", "local,id=f,path=/srv,security_model=none"}, "P1d/srv"},
+    {"tftp", {"-netdev", "user,id=n0,tftp=/srv/tftp"}, "P1d/srv/tftp"},
+    {"hugepages", {"-mem-path", "/dev/hugepages"}, "P1d/dev/hugepages"},
 };
 
-static void test_programs(void)
+/* The report of C as the table writes it. */
+static void render(const struct qemuopts_report *r, char *out, size_t len)
 {
-    char why[256];
+    size_t n = 0;
 
-    for (size_t i = 0; i < sizeof(programs) / sizeof(programs[0]); i++) {
-        const struct program_case *c = &programs[i];
-        int argc = 0, got;
+    out[0] = '\0';
+    for (int i = 0; i < r->n && n < len; i++) {
+        const struct qemuopts_finding *f = &r->f[i];
+        const char access[] = "rwbsd";
 
-        while (argc < 4 && c->argv[argc])
-            argc++;
-        why[0] = '\0';
-        got = qemuopts_find_program((char *const *)c->argv, argc, why, sizeof(why));
-        CHECK(got == c->want, "%s: found %d, want %d (%s)", c->what, got, c->want, why);
-        CHECK(got < 0 || why[0], "%s: no reason", c->what);
+        if (f->kind == QEMUOPTS_ALLOWANCE)
+            n += (size_t)snprintf(out + n, len - n, "%sA%d", i ? " " : "", f->opt);
+        else
+            n += (size_t)snprintf(out + n, len - n, "%sP%d%c%s", i ? " " : "", f->opt,
+                                  access[f->access], f->path);
+    }
+}
+
+static void test_check(void)
+{
+    struct qemuopts_report r;
+    char got[512];
+
+    for (size_t i = 0; i < sizeof(checks) / sizeof(checks[0]); i++) {
+        const struct check_case *c = &checks[i];
+        char *argv[9] = {"qemu-system-x86_64"};
+        int argc = 1;
+
+        while (argc < 9 && c->argv[argc - 1])
+            argv[argc] = (char *)c->argv[argc - 1], argc++;
+        if (qemuopts_check(argv, argc, &r) != 0) {
+            CHECK(0, "%s: check failed", c->what);
+            continue;
+        }
+        render(&r, got, sizeof(got));
+        CHECK(strcmp(got, c->want) == 0, "%s: found '%s', want '%s'", c->what, got, c->want);
+        for (int k = 0; k < r.n; k++)
+            CHECK(r.f[k].kind == QEMUOPTS_PATH || r.f[k].why[0], "%s: no reason", c->what);
+        qemuopts_report_free(&r);
     }
     char *reserved[] = {"-m", "512", "--incoming", "exec:sh -c x"};
     CHECK(qemuopts_find_reserved(reserved, 4) == 2, "--incoming not reserved");
     CHECK(qemuopts_find_reserved(reserved, 2) == -1, "-m reserved");
+}
+
+struct quote_case {
+    const char *in, *want;
+};
+
+static const struct quote_case quotes[] = {
+    {"-m", "\"-m\""},
+    {"a b", "\"a b\""},
+    {"-name\r\x1b[1A\x1b[2Kvm1", "\"-name\\r\\x1b[1A\\x1b[2Kvm1\""},
+    {"x\ny\tz", "\"x\\ny\\tz\""},
+    {"\"\\", "\"\\\"\\\\\""},
+    {"caf\xc3\xa9\x7f", "\"caf\\xc3\\xa9\\x7f\""},
+};
+
+static void test_quote(void)
+{
+    for (size_t i = 0; i < sizeof(quotes) / sizeof(quotes[0]); i++) {
+        char *q = qemuopts_quote(quotes[i].in);
+        CHECK(q && strcmp(q, quotes[i].want) == 0, "quote: %s, want %s", q, quotes[i].want);
+        free(q);
+    }
 }
 
 static void test_get(void)
@@ -187,10 +304,13 @@ static int read_manifest(const char *store, struct manifest *m)
     return rc;
 }
 
+/* The QMP directory of every trust made by new_trust. */
+static char qmp[300];
+
 static struct trust *new_trust(const char *store, const char *key, const char *map)
 {
     char *qemu[] = {"/bin/sh"};
-    struct trust_config cfg = {store, key, qemu, 1, map};
+    struct trust_config cfg = {store, key, qemu, 1, map, qmp};
     struct trust *t = NULL;
     char err[512];
     int rc = trust_new(&t, &cfg, err, sizeof(err));
@@ -204,7 +324,7 @@ static void test_keys(void)
     char store[300], key[300], err[512];
     struct trust *t = NULL;
     char *qemu[] = {"/bin/sh"};
-    struct trust_config cfg = {store, key, qemu, 1, NULL};
+    struct trust_config cfg = {store, key, qemu, 1, NULL, NULL};
 
     snprintf(store, sizeof(store), "%s/keys", dir);
     snprintf(key, sizeof(key), "%s/open.key", dir);
@@ -290,6 +410,18 @@ static const struct decision_case decisions[] = {
     {"unsigned", {"qemu", "-m", "512"}, 0, NULL, -EPERM, "savefs accept"},
     {"accepted", {"qemu", "-m", "512"}, 0, "{\"accept\": [\"%s\"]}", 0, "512"},
     {"accepted other digest", {"qemu"}, 0, "{\"accept\": [\"sha256:00\"]}", -EPERM, "not signed"},
+    {"accepted vde",
+     {"qemu", "-netdev", "vde,id=n0,sock=cmd://touch /tmp/x"},
+     0,
+     "{\"accept\": [\"%s\"]}",
+     -EPERM,
+     "allow"},
+    {"accepted type= override",
+     {"qemu", "-nic", "user,type=tap,script=/tmp/evil.sh"},
+     0,
+     "{\"accept\": [\"%s\"]}",
+     -EPERM,
+     "allow"},
     {"accepted with a script",
      {"qemu", "-netdev", "tap,id=n0,script=/tmp/evil.sh"},
      0,
@@ -370,6 +502,62 @@ static void test_decisions(void)
     trust_free(t);
 }
 
+/* Paths of accepted snapshots: in the QMP directory only the VM's own files, nothing in the
+ * store, also through a symlink or "..". */
+static void test_paths(void)
+{
+    char store[300], link[300], deep[300], sub[400], a[6][400], local[600];
+    struct decision_case c = {"", {"qemu", a[0], a[1]}, 0, "{\"accept\": [\"%s\"]}", 0, ""};
+    struct {
+        const char *opt, *fmt, *dir;
+        int want;
+        const char *expect;
+    } cases[] = {
+        {"-monitor", "unix:%s/vm2.qmp,server=on,wait=off", qmp, -EPERM, "QMP directory"},
+        {"-qmp", "unix:%s/vm1.qmp,server=on", qmp, -EPERM, "QMP directory"},
+        {"-chardev", "socket,id=c,path=%s/.savefs/x", qmp, -EPERM, "QMP directory"},
+        {"-pidfile", "%s/vm1.pid", qmp, 0, "vm1.pid"},
+        {"-serial", "file:%s/vm1.x.log", qmp, -EPERM, "QMP directory"},
+        {"-serial", "file:%s/.savefs-key", store, -EPERM, "in the store"},
+        {"-serial", "file:%s/vm2.qmp", link, -EPERM, "QMP directory"},
+        {"-D", "%s/sub/../vm2.pid", qmp, -EPERM, "QMP directory"},
+        {"-D", "%s/../vm2.pid", deep, -EPERM, "QMP directory"}, /* the kernel: link, then .. */
+        {"-D", "%s/vm1.log", "/tmp", 0, "vm1.log"},
+        {"-fsdev", "local,id=f,path=%s,security_model=none", dir, -EPERM, "holds the store"},
+        {"-L", "%s", "/", -EPERM, "holds the store"},
+    };
+    struct trust *t;
+
+    snprintf(store, sizeof(store), "%s/p", dir);
+    snprintf(link, sizeof(link), "%s/link", dir);
+    snprintf(deep, sizeof(deep), "%s/deep", dir);
+    snprintf(sub, sizeof(sub), "%s/.savefs", qmp);
+    mkdir(qmp, 0700);
+    mkdir(sub, 0700);
+    CHECK(symlink(qmp, link) == 0 && symlink(sub, deep) == 0, "symlink");
+    t = new_trust(store, NULL, NULL);
+    if (!t)
+        return;
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        snprintf(a[0], sizeof(a[0]), "%s", cases[i].opt);
+        snprintf(a[1], sizeof(a[1]), cases[i].fmt, cases[i].dir);
+        c.what = a[1];
+        c.want = cases[i].want;
+        c.expect = cases[i].expect;
+        decide(t, store, &c);
+    }
+    /* The host allows that monitor: it runs. */
+    snprintf(a[0], sizeof(a[0]), "-monitor");
+    snprintf(a[1], sizeof(a[1]), "unix:%s/vm2.qmp", qmp);
+    snprintf(local, sizeof(local), "{\"accept\": [\"%%s\"], \"allow\": [\"-monitor\", \"%s\"]}",
+             a[1]);
+    c.local = local;
+    c.want = 0;
+    c.expect = "vm2.qmp";
+    decide(t, store, &c);
+    trust_free(t);
+}
+
 static void test_accept(void)
 {
     char store[300], digest[TRUST_DIGEST_MAX], how[256], err[1024];
@@ -392,6 +580,21 @@ static void test_accept(void)
               "accepted snapshot refused: %s", err);
         manifest_free(&m);
     }
+    char monitor[400], *bad[] = {"qemu", "-monitor", monitor};
+    snprintf(monitor, sizeof(monitor), "unix:%s/vm2.qmp", qmp);
+    make_manifest(store, bad, 3, NULL);
+    if (!read_manifest(store, &m)) {
+        char path[400], *text;
+        trust_digest(&m, digest, sizeof(digest));
+        CHECK(trust_accept(t, &s, digest, err, sizeof(err)) == -EPERM,
+              "another VM's monitor accepted");
+        CHECK(strstr(err, "vm2.qmp") && strstr(err, "QMP directory"), "no reason: %s", err);
+        snprintf(path, sizeof(path), "%s/vm1/%s", store, LOCALDEF_NAME);
+        text = read_text(path);
+        CHECK(text && !strstr(text, digest), "the refused digest is in local.json");
+        free(text);
+        manifest_free(&m);
+    }
     trust_free(t);
 }
 
@@ -403,12 +606,15 @@ int main(void)
         perror("mkdtemp");
         return 1;
     }
-    test_programs();
+    snprintf(qmp, sizeof(qmp), "%s/qmp", dir);
+    test_check();
+    test_quote();
     test_get();
     test_map();
     test_keys();
     test_origins();
     test_decisions();
+    test_paths();
     test_accept();
     snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
     if (system(cmd) != 0)
