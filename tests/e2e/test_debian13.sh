@@ -4,8 +4,8 @@
 # (save, restore, zstd, the page index of every channel) runs there against QEMU 10.0.
 set -euo pipefail
 : "${GUEST_DIR:?GUEST_DIR must name the test guest}"
-# shellcheck source=debian13.sh
-source "$SRC_DIR/tests/e2e/debian13.sh"
+# shellcheck source=debroot.sh
+source "$SRC_DIR/tests/e2e/debroot.sh"
 
 log() {
     echo "[$(date +%T)] $*" >&2
@@ -16,22 +16,22 @@ die() {
     exit 1
 }
 
-d13_require
-trap d13_cleanup EXIT
-log "the Debian 13 root in $ROOT"
-d13_setup
-d13_bind "$GUEST_DIR" /guest ro
-log "$(d13_run qemu-system-x86_64 --version | head -n1), libfuse $(d13_run pkg-config --modversion fuse3), $(d13_run gcc --version | head -n1)"
+droot_require
+trap droot_cleanup EXIT
+log "the Debian 13 root in $DROOT_CACHE/trixie"
+droot_setup trixie "$DROOT_CACHE/trixie" "${DROOT_BUILD_PACKAGES[@]}"
+droot_bind "$GUEST_DIR" /guest ro
+log "$(droot_run qemu-system-x86_64 --version | head -n1), libfuse $(droot_run pkg-config --modversion fuse3), $(droot_run gcc --version | head -n1)"
 log "building savefs with warnings as errors"
-d13_build || die "savefs does not build without warnings in Debian 13"
+droot_build || die "savefs does not build without warnings in Debian 13"
 
 log "unit tests"
 # lint needs git, shellcheck and clang-format: the host's pass runs it.
-d13_run ctest --test-dir /build-savefs -L unit -E lint --output-on-failure >"$ROOT/ctest.log" 2>&1 ||
+droot_run ctest --test-dir /build-savefs -L unit -E lint --output-on-failure >"$ROOT/ctest.log" 2>&1 ||
     die "unit tests failed in Debian 13: $(tail -n 30 "$ROOT/ctest.log")"
 
 log "the core e2e test against QEMU 10"
-d13_run SAVEFS_BIN=/build-savefs/fs/savefs GUEST_DIR=/guest SRC_DIR=/src \
+droot_run SAVEFS_BIN=/build-savefs/fs/savefs GUEST_DIR=/guest SRC_DIR=/src \
     FS_SHUTDOWN=/build-savefs/tests/fs_shutdown GUEST_MIB=64 GUEST_MEM_MB=256 \
     bash /src/tests/e2e/test_core.sh || die "test_core failed under Debian 13"
 log "PASS"

@@ -17,9 +17,32 @@ die() {
 suite=$1 dir=$2
 shift 2
 want="$suite $*"
-if [[ -f $dir/.savefs-ready && $(cat "$dir/.savefs-ready") == "$want" ]]; then
-    echo "$dir"
-    exit 0
+# Installs the packages $@ into root $1, with /proc mounted meanwhile (maintainer scripts).
+install_into() {
+    local root=$1 rc=0
+    shift
+    mount -t proc proc "$root/proc"
+    chroot "$root" env DEBIAN_FRONTEND=noninteractive apt-get install -y -q \
+        --no-install-recommends "$@" >>"$root.log" 2>&1 || rc=$?
+    umount "$root/proc"
+    [[ $rc -eq 0 ]] || die "apt-get install failed: $(tail -5 "$root.log")"
+    chroot "$root" apt-get clean
+}
+if [[ -f $dir/.savefs-ready ]]; then
+    have=$(cat "$dir/.savefs-ready")
+    if [[ $have == "$want" ]]; then
+        echo "$dir"
+        exit 0
+    fi
+    # The same release with other packages: add them rather than start again.
+    if [[ ${have%% *} == "$suite" && $# -gt 0 ]]; then
+        echo "debian-root: installing $* into $dir" >&2
+        install_into "$dir" "$@"
+        echo "$want" >"$dir/.savefs-ready"
+        rm -f "$dir.log"
+        echo "$dir"
+        exit 0
+    fi
 fi
 command -v debootstrap >/dev/null || die "debootstrap not found (apt-get install debootstrap)"
 mirror=${DEBIAN_MIRROR:-http://deb.debian.org/debian}
@@ -31,14 +54,7 @@ debootstrap --variant=minbase "$suite" "$tmp" "$mirror" >"$tmp.log" 2>&1 ||
     die "debootstrap failed: $(tail -5 "$tmp.log")"
 if [[ $# -gt 0 ]]; then
     echo "debian-root: installing $* into $tmp" >&2
-    # Installing needs /proc for some maintainer scripts; unmounted again right after.
-    mount -t proc proc "$tmp/proc"
-    rc=0
-    chroot "$tmp" env DEBIAN_FRONTEND=noninteractive apt-get install -y -q \
-        --no-install-recommends "$@" >>"$tmp.log" 2>&1 || rc=$?
-    umount "$tmp/proc"
-    [[ $rc -eq 0 ]] || die "apt-get install failed: $(tail -5 "$tmp.log")"
-    chroot "$tmp" apt-get clean
+    install_into "$tmp" "$@"
 fi
 echo "$want" >"$tmp/.savefs-ready"
 rm -rf "$dir"
