@@ -1,13 +1,16 @@
 /* import: the registry of imports and their threads. An import is checked only when nothing
  * writes into it (the last writer's close, a rename): a file that merely appeared starts
- * nothing, and a restore starts only after every checksum matched. Items are never freed before
- * import_free, so a thread may hold one without a reference count. Never holds the lock across
- * I/O or a job. */
+ * nothing, and a restore starts only after every checksum matched. A manifest written through
+ * the mount that names another VM is refused at its close, and so is every later write into
+ * that snapshot. Items live in a hash table and are freed when their directory goes (a thread
+ * that still works on one frees it when it ends), so memory and lookups stay bounded however
+ * many imports came and went. Never holds the lock across I/O or a job. */
 #include "import.h"
 
 #include <errno.h>
 #include <jansson.h>
 #include <limits.h>
+#include <malloc.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -16,15 +19,18 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "copier.h"
 #include "job.h"
+#include "localdef.h"
 #include "manifest.h"
 #include "store.h"
 #include "trust.h"
 #include "words.h"
 
 #define STOP_TICK_MS 100
+#define BUCKETS_MIN  64
 
 enum import_phase {
     IMP_WAITING,   /* importing: files still arriving, or incomplete */
@@ -45,10 +51,12 @@ struct seen {
 };
 
 struct item {
-    struct item *next;
+    struct item *next; /* in its bucket */
     char vm[SNAPSHOT_NAME_MAX + 1], snap[SNAPSHOT_NAME_MAX + 1];
+    int in_restore; /* made in NAME/restore/: listed there, and restored once complete */
     /* guarded by imp->lock */
-    int forgotten;
+    int forgotten; /* out of the table; the thread that runs frees it */
+    int foreign;   /* its manifest names another VM: refused for good */
     enum import_phase phase;
     int writers; /* files open for writing through the mount */
     int running; /* a thread works on it */
@@ -66,17 +74,24 @@ struct import {
     /* guarded by lock */
     pthread_mutex_t lock;
     pthread_cond_t changed; /* a thread ended */
-    struct item *items;
+    struct item **buckets;
+    size_t nbuckets, nitems;
     int threads;
     int stopping;
+    struct fact_cache *facts; /* the facts of the snapshots last asked about (below) */
 };
+
+static void facts_cache_free(struct fact_cache *fc);
 
 int import_new(struct import **out, struct job_ctx *ctx, const struct trust *trust)
 {
     struct import *imp = calloc(1, sizeof(*imp));
 
-    if (!imp)
+    if (!imp || !(imp->buckets = calloc(BUCKETS_MIN, sizeof(*imp->buckets)))) {
+        free(imp);
         return -ENOMEM;
+    }
+    imp->nbuckets = BUCKETS_MIN;
     imp->ctx = ctx;
     imp->trust = trust;
     pthread_mutex_init(&imp->lock, NULL);
@@ -105,47 +120,120 @@ void import_free(struct import *imp)
         pthread_cond_timedwait(&imp->changed, &imp->lock, &ts);
     }
     pthread_mutex_unlock(&imp->lock);
-    for (it = imp->items; it; it = next) {
-        next = it->next;
-        free(it);
-    }
+    for (size_t b = 0; b < imp->nbuckets; b++)
+        for (it = imp->buckets[b]; it; it = next) {
+            next = it->next;
+            free(it);
+        }
+    free(imp->buckets);
+    facts_cache_free(imp->facts);
     pthread_mutex_destroy(&imp->lock);
     pthread_cond_destroy(&imp->changed);
     free(imp);
 }
 
+/* FNV-1a of VM NUL SNAP. */
+static size_t hash(const char *vm, const char *snap)
+{
+    uint64_t h = 14695981039346656037ULL;
+
+    for (const char *p = vm; *p; p++)
+        h = (h ^ (unsigned char)*p) * 1099511628211ULL;
+    h *= 1099511628211ULL;
+    for (const char *p = snap; *p; p++)
+        h = (h ^ (unsigned char)*p) * 1099511628211ULL;
+    return (size_t)h;
+}
+
+static struct item **bucket_locked(struct import *imp, const char *vm, const char *snap)
+{
+    return &imp->buckets[hash(vm, snap) % imp->nbuckets];
+}
+
 static struct item *find_locked(struct import *imp, const char *vm, const char *snap)
 {
-    for (struct item *it = imp->items; it; it = it->next)
-        if (!it->forgotten && strcmp(it->vm, vm) == 0 && strcmp(it->snap, snap) == 0)
+    for (struct item *it = *bucket_locked(imp, vm, snap); it; it = it->next)
+        if (strcmp(it->vm, vm) == 0 && strcmp(it->snap, snap) == 0)
             return it;
     return NULL;
 }
 
-int import_begin(struct import *imp, const char *vm, const char *snap)
+/* Doubles the table once it holds more items than buckets; stays as it is if memory is short. */
+static void grow_locked(struct import *imp)
 {
-    struct item *it = calloc(1, sizeof(*it));
+    size_t n = imp->nbuckets * 2;
+    struct item **b = calloc(n, sizeof(*b)), *it, *next;
+
+    if (!b)
+        return;
+    for (size_t i = 0; i < imp->nbuckets; i++)
+        for (it = imp->buckets[i]; it; it = next) {
+            next = it->next;
+            it->next = b[hash(it->vm, it->snap) % n];
+            b[hash(it->vm, it->snap) % n] = it;
+        }
+    free(imp->buckets);
+    imp->buckets = b;
+    imp->nbuckets = n;
+}
+
+/* Takes IT out of the table; a thread that works on it frees it when it ends. */
+static void drop_locked(struct import *imp, struct item *it)
+{
+    struct item **p = bucket_locked(imp, it->vm, it->snap);
+
+    while (*p != it)
+        p = &(*p)->next;
+    *p = it->next;
+    imp->nitems--;
+    if (it->running)
+        it->forgotten = 1;
+    else
+        free(it);
+}
+
+/* A new item for VM's SNAP, replacing an older one of that name. */
+static struct item *add_locked(struct import *imp, const char *vm, const char *snap)
+{
+    struct item *it = calloc(1, sizeof(*it)), *old = find_locked(imp, vm, snap), **b;
 
     if (!it)
-        return -ENOMEM;
+        return NULL;
     snprintf(it->vm, sizeof(it->vm), "%s", vm);
     snprintf(it->snap, sizeof(it->snap), "%s", snap);
-    snprintf(it->reason, sizeof(it->reason), "waiting: %s is missing", MANIFEST_NAME);
+    if (old)
+        drop_locked(imp, old);
+    if (imp->nitems >= imp->nbuckets)
+        grow_locked(imp);
+    b = bucket_locked(imp, vm, snap);
+    it->next = *b;
+    *b = it;
+    imp->nitems++;
+    return it;
+}
+
+int import_begin(struct import *imp, const char *vm, const char *snap)
+{
+    struct item *it;
+
     pthread_mutex_lock(&imp->lock);
-    for (struct item *old = find_locked(imp, vm, snap); old; old = find_locked(imp, vm, snap))
-        old->forgotten = 1;
-    it->next = imp->items;
-    imp->items = it;
+    it = add_locked(imp, vm, snap);
+    if (it) {
+        it->in_restore = 1;
+        snprintf(it->reason, sizeof(it->reason), "waiting: %s is missing", MANIFEST_NAME);
+    }
     pthread_mutex_unlock(&imp->lock);
-    return 0;
+    return it ? 0 : -ENOMEM;
 }
 
 int import_known(struct import *imp, const char *vm, const char *snap)
 {
+    struct item *it;
     int known;
 
     pthread_mutex_lock(&imp->lock);
-    known = find_locked(imp, vm, snap) != NULL;
+    it = find_locked(imp, vm, snap);
+    known = it && it->in_restore;
     pthread_mutex_unlock(&imp->lock);
     return known;
 }
@@ -153,20 +241,18 @@ int import_known(struct import *imp, const char *vm, const char *snap)
 char **import_names(struct import *imp, const char *vm)
 {
     char **names;
-    int n = 0;
+    size_t n = 0;
 
     pthread_mutex_lock(&imp->lock);
-    for (struct item *it = imp->items; it; it = it->next)
-        n++;
-    names = calloc((size_t)n + 1, sizeof(char *));
-    n = 0;
-    for (struct item *it = imp->items; names && it; it = it->next) {
-        if (it->forgotten || strcmp(it->vm, vm) != 0 || it->phase >= IMP_RESTORED)
-            continue;
-        if (!(names[n] = strdup(it->snap)))
-            break;
-        n++;
-    }
+    names = calloc(imp->nitems + 1, sizeof(char *));
+    for (size_t b = 0; names && b < imp->nbuckets; b++)
+        for (struct item *it = imp->buckets[b]; it; it = it->next) {
+            if (!it->in_restore || strcmp(it->vm, vm) != 0 || it->phase >= IMP_RESTORED)
+                continue;
+            if (!(names[n] = strdup(it->snap)))
+                break;
+            n++;
+        }
     pthread_mutex_unlock(&imp->lock);
     return names;
 }
@@ -180,9 +266,11 @@ void import_names_free(char **names)
 
 void import_forget(struct import *imp, const char *vm, const char *snap)
 {
+    struct item *it;
+
     pthread_mutex_lock(&imp->lock);
-    for (struct item *it = find_locked(imp, vm, snap); it; it = find_locked(imp, vm, snap))
-        it->forgotten = 1;
+    if ((it = find_locked(imp, vm, snap)))
+        drop_locked(imp, it);
     pthread_mutex_unlock(&imp->lock);
 }
 
@@ -196,6 +284,64 @@ int import_busy(struct import *imp, const char *vm, const char *snap)
     busy = it && it->running && (it->phase == IMP_VERIFYING || it->phase == IMP_RESTORING);
     pthread_mutex_unlock(&imp->lock);
     return busy;
+}
+
+/* ---- snapshots of another VM ---- */
+
+static void refuse_foreign_locked(struct item *it, const char *named)
+{
+    it->foreign = 1;
+    it->phase = IMP_FAILED;
+    snprintf(it->reason, sizeof(it->reason),
+             "refused: %s names VM %s, not %s: a snapshot goes to another VM only with "
+             "`savefs adopt`",
+             MANIFEST_NAME, named, it->vm);
+}
+
+/* The "vm" of the manifest at PATH into NAMED; "" if it has none or is not JSON (yet). */
+static void manifest_vm(const char *path, char *named, size_t len)
+{
+    json_t *root = json_load_file(path, 0, NULL);
+    const char *vm = json_string_value(json_object_get(root, "vm"));
+
+    snprintf(named, len, "%s", vm ? vm : "");
+    json_decref(root);
+}
+
+int import_manifest_written(struct import *imp, const char *vm, const char *snap, const char *rel)
+{
+    char path[PATH_MAX], named[SNAPSHOT_NAME_MAX + 1];
+    struct item *it;
+    int rc = 0;
+
+    if (store_path(path, "%s/%s", job_store(imp->ctx), rel))
+        return -ENAMETOOLONG;
+    manifest_vm(path, named, sizeof(named));
+    if (!named[0] || strcmp(named, vm) == 0)
+        return 0;
+    /* Not kept: nothing of the refused copy can be restored, by an import or by mv. */
+    if (unlink(path) < 0)
+        rc = -errno;
+    pthread_mutex_lock(&imp->lock);
+    it = find_locked(imp, vm, snap);
+    if (!it)
+        it = add_locked(imp, vm, snap);
+    if (it)
+        refuse_foreign_locked(it, named);
+    pthread_mutex_unlock(&imp->lock);
+    return rc ? rc : -EXDEV;
+}
+
+int import_refused(struct import *imp, const char *vm, const char *snap)
+{
+    struct item *it;
+    int refused;
+
+    pthread_mutex_lock(&imp->lock);
+    it = find_locked(imp, vm, snap);
+    refused = it && it->foreign;
+    pthread_mutex_unlock(&imp->lock);
+    return refused;
 }
 
 /* ---- the check, in the import's thread ---- */
@@ -224,10 +370,13 @@ static void set_phase(struct check *c, enum import_phase phase, const char *fmt,
     va_list ap;
 
     pthread_mutex_lock(&c->imp->lock);
-    c->it->phase = phase;
-    va_start(ap, fmt);
-    vsnprintf(c->it->reason, sizeof(c->it->reason), fmt, ap);
-    va_end(ap);
+    /* A refusal for naming another VM, made at a close meanwhile, stays. */
+    if (!c->it->foreign) {
+        c->it->phase = phase;
+        va_start(ap, fmt);
+        vsnprintf(c->it->reason, sizeof(c->it->reason), fmt, ap);
+        va_end(ap);
+    }
     pthread_mutex_unlock(&c->imp->lock);
 }
 
@@ -274,6 +423,17 @@ static int check_complete(struct check *c, struct seen *seen)
     if (rc)
         set_phase(c, IMP_WAITING, "waiting: %s", why);
     return rc;
+}
+
+/* A manifest that names another VM is refused for good, however it got there. */
+static int check_owner(struct check *c)
+{
+    if (strcmp(c->m.vm, c->it->vm) == 0)
+        return 0;
+    pthread_mutex_lock(&c->imp->lock);
+    refuse_foreign_locked(c->it, c->m.vm);
+    pthread_mutex_unlock(&c->imp->lock);
+    return -EXDEV;
 }
 
 static int check_trust(struct check *c)
@@ -362,7 +522,7 @@ static int check_once(struct check *c)
     struct seen seen[MANIFEST_MAX_FILES];
     int rc;
 
-    if ((rc = check_complete(c, seen)) || (rc = check_trust(c)))
+    if ((rc = check_complete(c, seen)) || (rc = check_owner(c)) || (rc = check_trust(c)))
         return rc;
     set_phase(c, IMP_VERIFYING, "verifying checksums");
     if ((rc = check_sums(c)) || (rc = keep_verified(c, seen)))
@@ -386,6 +546,8 @@ static int again(struct check *c)
     c->it->recheck = 0;
     if (!more)
         c->it->running = 0;
+    if (!more && c->it->forgotten)
+        free(c->it);
     pthread_mutex_unlock(&c->imp->lock);
     return more;
 }
@@ -440,7 +602,8 @@ static int start_check_locked(struct import *imp, struct item *it)
 
 static void kick_locked(struct import *imp, struct item *it)
 {
-    if (!it || it->writers > 0 || imp->stopping || it->phase == IMP_RESTORED)
+    if (!it || !it->in_restore || it->foreign || it->writers > 0 || imp->stopping ||
+        it->phase == IMP_RESTORED)
         return;
     if (it->running)
         it->recheck = 1;
@@ -498,15 +661,16 @@ static void add_imports_locked(struct import *imp, const char *vm, json_t *root)
     const char *state = json_string_value(json_object_get(root, "state"));
     int idle = json_is_null(json_object_get(root, "job"));
 
-    for (struct item *it = imp->items; list && it; it = it->next) {
-        if (it->forgotten || strcmp(it->vm, vm) != 0)
-            continue;
-        json_array_append_new(list, item_json_locked(it));
-        if (idle && state && it->phase <= IMP_VERIFYING && strcmp(state, "stopped") == 0) {
-            json_object_set_new(root, "state", json_string(phase_names[it->phase]));
-            state = json_string_value(json_object_get(root, "state"));
+    for (size_t b = 0; list && b < imp->nbuckets; b++)
+        for (struct item *it = imp->buckets[b]; it; it = it->next) {
+            if (strcmp(it->vm, vm) != 0)
+                continue;
+            json_array_append_new(list, item_json_locked(it));
+            if (idle && state && it->phase <= IMP_VERIFYING && strcmp(state, "stopped") == 0) {
+                json_object_set_new(root, "state", json_string(phase_names[it->phase]));
+                state = json_string_value(json_object_get(root, "state"));
+            }
         }
-    }
     if (list && json_array_size(list))
         json_object_set_new(root, "imports", list);
     else
@@ -534,12 +698,20 @@ char *import_status(struct import *imp, const char *vm, char *status)
     return text;
 }
 
-/* ---- facts and acceptance ---- */
+/* ---- facts ---- */
 
-static int add_fact(struct import_facts *f, const char *name, const char *fmt, ...)
+/* Facts as NUL-separated names (each with IMPORT_XATTR_PREFIX) and their values. */
+struct facts {
+    char *names;
+    size_t names_len;
+    char **values;
+    int n;
+};
+
+static int add_fact(struct facts *f, const char *name, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 
-static int add_fact(struct import_facts *f, const char *name, const char *fmt, ...)
+static int add_fact(struct facts *f, const char *name, const char *fmt, ...)
 {
     size_t len = strlen(IMPORT_XATTR_PREFIX) + strlen(name) + 1;
     char *names = realloc(f->names, f->names_len + len);
@@ -564,7 +736,7 @@ static int add_fact(struct import_facts *f, const char *name, const char *fmt, .
     return 0;
 }
 
-void import_facts_free(struct import_facts *f)
+static void facts_free(struct facts *f)
 {
     for (int i = 0; i < f->n; i++)
         free(f->values[i]);
@@ -573,7 +745,18 @@ void import_facts_free(struct import_facts *f)
     memset(f, 0, sizeof(*f));
 }
 
-static int manifest_facts(struct import_facts *f, const struct manifest *m)
+/* The value of NAME in F, or NULL. */
+static const char *fact_value(const struct facts *f, const char *name)
+{
+    const char *n = f->names;
+
+    for (int i = 0; i < f->n; n += strlen(n) + 1, i++)
+        if (strcmp(n, name) == 0)
+            return f->values[i];
+    return NULL;
+}
+
+static int manifest_facts(struct facts *f, const struct manifest *m)
 {
     char digest[TRUST_DIGEST_MAX];
     int rc;
@@ -593,77 +776,325 @@ static int manifest_facts(struct import_facts *f, const struct manifest *m)
     return 0;
 }
 
-static int trust_fact(struct import *imp, const struct trust_subject *s, const char *path,
-                      struct import_facts *f)
+/* ---- the facts of a manifest, kept while its file and local.json stay as they are ---- */
+
+/* Reading a manifest (up to 4 MiB of JSON) and deciding trust costs far more than a getxattr:
+ * `getfattr -d` asks for 13 facts in a row, so each snapshot's are computed once and kept until
+ * its manifest or its VM's local.json changes. */
+#define FACT_CACHE_SLOTS 8
+#define BIG_MANIFEST     (1 << 20) /* after parsing one, give the heap back to the system */
+
+struct file_key {
+    dev_t dev;
+    ino_t ino;
+    off_t size;
+    struct timespec mtime, ctime;
+};
+
+struct fact_entry {
+    char vm[SNAPSHOT_NAME_MAX + 1], snap[SNAPSHOT_NAME_MAX + 1];
+    struct file_key manifest, local;
+    struct facts f; /* the manifest's facts and trust; empty if it could not be read */
+    char unreadable[JOB_ERR_MAX]; /* why, if it could not be read */
+    struct cp_file files[MANIFEST_MAX_FILES];
+    int nfiles;
+};
+
+struct fact_cache {
+    struct fact_entry *slot[FACT_CACHE_SLOTS];
+    int next; /* the slot replaced next */
+};
+
+static void entry_free(struct fact_entry *e)
+{
+    if (e)
+        facts_free(&e->f);
+    free(e);
+}
+
+static void facts_cache_free(struct fact_cache *fc)
+{
+    for (int i = 0; fc && i < FACT_CACHE_SLOTS; i++)
+        entry_free(fc->slot[i]);
+    free(fc);
+}
+
+static void file_key(const char *path, struct file_key *k)
+{
+    struct stat st;
+
+    memset(k, 0, sizeof(*k));
+    if (stat(path, &st) == 0)
+        *k = (struct file_key){st.st_dev, st.st_ino, st.st_size, st.st_mtim, st.st_ctim};
+}
+
+static int same_key(const struct file_key *a, const struct file_key *b)
+{
+    return a->dev == b->dev && a->ino == b->ino && a->size == b->size &&
+           a->mtime.tv_sec == b->mtime.tv_sec && a->mtime.tv_nsec == b->mtime.tv_nsec &&
+           a->ctime.tv_sec == b->ctime.tv_sec && a->ctime.tv_nsec == b->ctime.tv_nsec;
+}
+
+/* Where facts are computed from: the snapshot's directory, its manifest and its VM's local.json,
+ * and the keys those files have now. */
+struct fact_src {
+    struct trust_subject s;
+    char dir[PATH_MAX], manifest[PATH_MAX], local[PATH_MAX];
+    struct fact_entry key;
+};
+
+static int fact_src(struct import *imp, const char *vm, const char *snap, struct fact_src *src)
+{
+    memset(src, 0, sizeof(*src));
+    src->s = (struct trust_subject){job_store(imp->ctx), vm, snap};
+    if (store_path(src->dir, "%s/%s/snapshots/%s", src->s.store, vm, snap) ||
+        store_path(src->manifest, "%s/%s", src->dir, MANIFEST_NAME) ||
+        store_path(src->local, "%s/%s/%s", src->s.store, vm, LOCALDEF_NAME))
+        return -ENAMETOOLONG;
+    snprintf(src->key.vm, sizeof(src->key.vm), "%s", vm);
+    snprintf(src->key.snap, sizeof(src->key.snap), "%s", snap);
+    file_key(src->manifest, &src->key.manifest);
+    file_key(src->local, &src->key.local);
+    return 0;
+}
+
+static int trust_fact(struct import *imp, const struct trust_subject *s, struct manifest *m,
+                      struct facts *f)
 {
     char how[256], why[JOB_ERR_MAX];
-    struct manifest m;
-    int rc = manifest_read(path, &m, why, sizeof(why));
+    int rc = trust_resolve(imp->trust, s, m, how, sizeof(how), why, sizeof(why));
 
-    if (!rc)
-        rc = trust_resolve(imp->trust, s, &m, how, sizeof(how), why, sizeof(why));
-    manifest_free(&m);
     return rc ? add_fact(f, "trust", "refused: %s", why) : add_fact(f, "trust", "ok: %s", how);
 }
 
-/* Verified if the last verification saw exactly the files that are there now. */
-static int verified_fact(struct import *imp, const struct trust_subject *s, const char *dir,
-                         const struct manifest *m, struct import_facts *f)
+/* Reads the manifest and decides trust: a new entry, or NULL without memory. */
+static struct fact_entry *entry_compute(struct import *imp, const struct fact_src *src)
 {
-    struct seen now[MANIFEST_MAX_FILES];
-    char why[256], at[32] = "";
-    struct item *it;
-
-    if (check_sizes(dir, m, now, why, sizeof(why)))
-        return add_fact(f, "verified", "no: incomplete: %s", why);
-    pthread_mutex_lock(&imp->lock);
-    it = find_locked(imp, s->vm, s->snap);
-    if (it && it->nseen == m->nfiles && it->verified_at[0] &&
-        memcmp(it->seen, now, sizeof(*now) * (size_t)m->nfiles) == 0)
-        snprintf(at, sizeof(at), "%s", it->verified_at);
-    pthread_mutex_unlock(&imp->lock);
-    if (at[0])
-        return add_fact(f, "verified", "yes: every file's size and xxh3 matched at %s", at);
-    return add_fact(f, "verified",
-                    "sizes: every file has its size; checksums are verified as a restore reads "
-                    "them");
-}
-
-static int import_fact(struct import *imp, const char *vm, const char *snap, struct import_facts *f)
-{
-    char phase[16], reason[JOB_ERR_MAX];
-    struct item *it;
-
-    pthread_mutex_lock(&imp->lock);
-    it = find_locked(imp, vm, snap);
-    if (it) {
-        snprintf(phase, sizeof(phase), "%s", phase_names[it->phase]);
-        snprintf(reason, sizeof(reason), "%s", it->reason);
-    }
-    pthread_mutex_unlock(&imp->lock);
-    return it ? add_fact(f, "import", "%s: %s", phase, reason) : 0;
-}
-
-int import_facts(struct import *imp, const char *vm, const char *snap, struct import_facts *f)
-{
-    struct trust_subject s = {job_store(imp->ctx), vm, snap};
-    char dir[PATH_MAX], path[PATH_MAX], why[JOB_ERR_MAX];
+    struct fact_entry *e = malloc(sizeof(*e));
     struct manifest m;
     int rc;
 
-    memset(f, 0, sizeof(*f));
-    if (store_path(dir, "%s/%s/snapshots/%s", s.store, vm, snap) ||
-        store_path(path, "%s/%s", dir, MANIFEST_NAME))
-        return -ENAMETOOLONG;
-    rc = manifest_read(path, &m, why, sizeof(why));
-    if (rc)
-        rc = add_fact(f, "verified", "no: %s", why);
-    else if (!(rc = manifest_facts(f, &m)) && !(rc = trust_fact(imp, &s, path, f)))
-        rc = verified_fact(imp, &s, dir, &m, f);
-    if (!rc)
-        rc = import_fact(imp, vm, snap, f);
+    if (!e)
+        return NULL;
+    *e = src->key;
+    rc = manifest_read(src->manifest, &m, e->unreadable, sizeof(e->unreadable));
+    if (rc && !e->unreadable[0])
+        snprintf(e->unreadable, sizeof(e->unreadable), "%s: %s", MANIFEST_NAME, strerror(-rc));
+    if (!rc) {
+        e->unreadable[0] = '\0';
+        memcpy(e->files, m.files, sizeof(m.files));
+        e->nfiles = m.nfiles;
+        /* Last: trust_resolve rewrites the command line. */
+        if ((rc = manifest_facts(&e->f, &m)) || (rc = trust_fact(imp, &src->s, &m, &e->f)))
+            facts_free(&e->f);
+    }
     manifest_free(&m);
+    if (src->key.manifest.size > BIG_MANIFEST)
+        malloc_trim(0);
+    if (rc == -ENOMEM) {
+        entry_free(e);
+        return NULL;
+    }
+    return e;
+}
+
+static struct fact_entry *entry_find_locked(struct import *imp, const struct fact_src *src)
+{
+    for (int i = 0; imp->facts && i < FACT_CACHE_SLOTS; i++) {
+        struct fact_entry *e = imp->facts->slot[i];
+
+        if (e && strcmp(e->vm, src->key.vm) == 0 && strcmp(e->snap, src->key.snap) == 0 &&
+            same_key(&e->manifest, &src->key.manifest) && same_key(&e->local, &src->key.local))
+            return e;
+    }
+    return NULL;
+}
+
+static void entry_keep_locked(struct import *imp, struct fact_entry *e)
+{
+    struct fact_cache *fc = imp->facts ? imp->facts : calloc(1, sizeof(*fc));
+
+    if (!fc) {
+        entry_free(e);
+        return;
+    }
+    imp->facts = fc;
+    entry_free(fc->slot[fc->next]);
+    fc->slot[fc->next] = e;
+    fc->next = (fc->next + 1) % FACT_CACHE_SLOTS;
+}
+
+/* Calls FN(ARG, ENTRY, IT) with the lock held, the entry for SRC (computed if not kept) and the
+ * import of that snapshot, if any. */
+static int with_entry(struct import *imp, const struct fact_src *src,
+                      int (*fn)(void *arg, const struct fact_entry *e, const struct item *it),
+                      void *arg)
+{
+    struct fact_entry *e, *fresh = NULL;
+    int rc;
+
+    pthread_mutex_lock(&imp->lock);
+    e = entry_find_locked(imp, src);
+    pthread_mutex_unlock(&imp->lock);
+    if (!e && !(fresh = entry_compute(imp, src)))
+        return -ENOMEM;
+    pthread_mutex_lock(&imp->lock);
+    if (fresh && !(e = entry_find_locked(imp, src))) {
+        entry_keep_locked(imp, fresh);
+        e = entry_find_locked(imp, src);
+        fresh = NULL;
+    }
+    rc = e ? fn(arg, e, find_locked(imp, src->key.vm, src->key.snap)) : -ENOMEM;
+    pthread_mutex_unlock(&imp->lock);
+    entry_free(fresh); /* another thread kept the same meanwhile */
+    return rc;
+}
+
+/* ---- one fact ---- */
+
+/* What "verified" is decided on, copied under the lock: the files are looked at without it. */
+struct verified_q {
+    char unreadable[JOB_ERR_MAX];
+    struct manifest m; /* only the files */
+    struct seen seen[MANIFEST_MAX_FILES];
+    int nseen;
+    char at[32];
+};
+
+static int verified_collect(void *arg, const struct fact_entry *e, const struct item *it)
+{
+    struct verified_q *q = arg;
+
+    snprintf(q->unreadable, sizeof(q->unreadable), "%s", e->unreadable);
+    memcpy(q->m.files, e->files, sizeof(e->files));
+    q->m.nfiles = e->nfiles;
+    if (it && it->verified_at[0]) {
+        memcpy(q->seen, it->seen, sizeof(it->seen));
+        q->nseen = it->nseen;
+        snprintf(q->at, sizeof(q->at), "%s", it->verified_at);
+    }
+    return 0;
+}
+
+/* "verified": yes if the last verification saw exactly the files that are there now. */
+static int verified_value(const struct fact_src *src, const struct verified_q *q, char **value)
+{
+    struct seen now[MANIFEST_MAX_FILES];
+    char why[256];
+    int n;
+
+    if (q->unreadable[0])
+        n = asprintf(value, "no: %s", q->unreadable);
+    else if (check_sizes(src->dir, &q->m, now, why, sizeof(why)))
+        n = asprintf(value, "no: incomplete: %s", why);
+    else if (q->at[0] && q->nseen == q->m.nfiles &&
+             memcmp(q->seen, now, sizeof(*now) * (size_t)q->m.nfiles) == 0)
+        n = asprintf(value, "yes: every file's size and xxh3 matched at %s", q->at);
+    else
+        n = asprintf(value, "sizes: every file has its size; checksums are verified as a "
+                            "restore reads them");
+    return n < 0 ? -ENOMEM : 0;
+}
+
+static int verified_fact(struct import *imp, const struct fact_src *src, char **value)
+{
+    struct verified_q *q = calloc(1, sizeof(*q));
+    int rc = q ? with_entry(imp, src, verified_collect, q) : -ENOMEM;
+
+    if (!rc)
+        rc = verified_value(src, q, value);
+    free(q);
+    return rc;
+}
+
+struct one_fact {
+    const char *name;
+    char *value;
+};
+
+static int one_fact(void *arg, const struct fact_entry *e, const struct item *it)
+{
+    struct one_fact *q = arg;
+    const char *v;
+
+    if (strcmp(q->name, IMPORT_XATTR_PREFIX "import") == 0) {
+        if (!it)
+            return -ENODATA;
+        return asprintf(&q->value, "%s: %s", phase_names[it->phase], it->reason) < 0 ? -ENOMEM : 0;
+    }
+    if (!(v = fact_value(&e->f, q->name)))
+        return -ENODATA;
+    return (q->value = strdup(v)) ? 0 : -ENOMEM;
+}
+
+int import_fact(struct import *imp, const char *vm, const char *snap, const char *name,
+                char **value)
+{
+    struct fact_src src;
+    struct one_fact q = {name, NULL};
+    int rc = fact_src(imp, vm, snap, &src);
+
+    *value = NULL;
     if (rc)
-        import_facts_free(f);
+        return rc;
+    if (strcmp(name, IMPORT_XATTR_PREFIX "verified") == 0)
+        return verified_fact(imp, &src, value);
+    rc = with_entry(imp, &src, one_fact, &q);
+    if (rc)
+        free(q.value);
+    else
+        *value = q.value;
+    return rc;
+}
+
+/* ---- the names of the facts ---- */
+
+struct fact_names {
+    char *names;
+    size_t len;
+};
+
+static int append_name(struct fact_names *q, const char *name)
+{
+    size_t len = strlen(IMPORT_XATTR_PREFIX) + strlen(name) + 1;
+    char *names = realloc(q->names, q->len + len);
+
+    if (!names)
+        return -ENOMEM;
+    q->names = names;
+    snprintf(q->names + q->len, len, "%s%s", IMPORT_XATTR_PREFIX, name);
+    q->len += len;
+    return 0;
+}
+
+static int fact_names(void *arg, const struct fact_entry *e, const struct item *it)
+{
+    struct fact_names *q = arg;
+    int rc;
+
+    if (e->f.names_len && !(q->names = malloc(e->f.names_len)))
+        return -ENOMEM;
+    if (e->f.names_len)
+        memcpy(q->names, e->f.names, e->f.names_len);
+    q->len = e->f.names_len;
+    rc = append_name(q, "verified");
+    if (!rc && it)
+        rc = append_name(q, "import");
+    return rc;
+}
+
+int import_fact_names(struct import *imp, const char *vm, const char *snap, char **names,
+                      size_t *len)
+{
+    struct fact_src src;
+    struct fact_names q = {NULL, 0};
+    int rc = fact_src(imp, vm, snap, &src);
+
+    if (!rc)
+        rc = with_entry(imp, &src, fact_names, &q);
+    if (rc)
+        free(q.names);
+    *names = rc ? NULL : q.names;
+    *len = rc ? 0 : q.len;
     return rc;
 }
