@@ -3,8 +3,8 @@
 # snapshot into b/restore/ or b/snapshots/ fails when its manifest (naming a) is closed or renamed
 # into place, with EXDEV: mv keeps the source, b runs nothing, the refused manifest is not kept
 # and b's status says why; files after it are refused at once. A restore of a manifest naming
-# another VM, put straight into the store, never runs. `savefs adopt` gives the snapshot to b,
-# and b restores it.
+# another VM, put straight into the store, never runs. `savefs adopt` gives the snapshot to b
+# (only one this host runs as it is), and b restores it.
 # shellcheck source=lib.sh
 source "$SRC_DIR/tests/e2e/lib.sh"
 export GUEST_MEM_MB=128 GUEST_MIB=32
@@ -74,6 +74,14 @@ if mv "$MNT/b/snapshots/direct" "$MNT/b/restore/" 2>/dev/null; then die "restore
 [[ ! -e $QMP/.savefs/b.log ]] || die "a QEMU was started for b: $(cat "$QMP/.savefs/b.log")"
 grep -q 'manifest.json names VM a, not b' "$MNT/b/status" || die "no reason: $(cat "$MNT/b/status")"
 rm -r "$MNT/b/snapshots/direct"
+
+log "savefs adopt refuses a snapshot this host does not run as it is"
+cp -a "$SRC" "$STORE/a/snapshots/U"
+jq 'del(.hmac)' "$SRC/manifest.json" >"$STORE/a/snapshots/U/manifest.json"
+if "$SAVEFS_BIN" adopt --store "$STORE" a U b 2>"$T/adopt.err"; then die "adopt re-signed an unsigned snapshot"; fi
+grep -q 'accept it first' "$T/adopt.err" || die "adopt does not say why: $(cat "$T/adopt.err")"
+[[ ! -e $STORE/b/snapshots/U ]] || die "adopt left b/snapshots/U"
+check_no_partial b
 
 log "savefs adopt gives S to b, and b restores it"
 "$SAVEFS_BIN" adopt --store "$STORE" a S b >"$T/adopt.out" || die "adopt failed"
