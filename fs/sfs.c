@@ -686,7 +686,11 @@ static int make_snapshot_dir(const struct sfs_path *sp, mode_t mode)
     if ((rc = ensure_snapshots_dir(&parent)) ||
         (rc = sfs_store_mkdir(ctx()->store_fd, sp->rel, mode)))
         return rc;
-    return sp->kind == SFS_RESTORE_ENTRY ? import_begin(ctx()->imp, sp->vm, sp->snap) : 0;
+    if (sp->kind == SFS_RESTORE_ENTRY)
+        return import_begin(ctx()->imp, sp->vm, sp->snap);
+    /* A new directory: what was refused in one of that name removed behind savefs is over. */
+    import_forget(ctx()->imp, sp->vm, sp->snap);
+    return 0;
 }
 
 static int sfs_mkdir(const char *path, mode_t mode)

@@ -46,6 +46,9 @@ refused "cp -r restore/" S
 rm -r "$MNT/b/snapshots/S"
 if cp -r "$MNT/a/snapshots/S" "$MNT/b/snapshots/" 2>/dev/null; then die "cp -r into snapshots/ succeeded"; fi
 refused "cp -r snapshots/" S
+rm -r "$STORE/b/snapshots/S" # behind savefs's back: a new S of that name is not refused
+mkdir "$MNT/b/snapshots/S"
+cp "$SRC/main" "$MNT/b/snapshots/S/" || die "a write into a new S was refused"
 rm -r "$MNT/b/snapshots/S"
 
 log "rsync (a temporary file renamed to manifest.json) and tar x fail the same way"
