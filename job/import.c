@@ -10,7 +10,6 @@
 #include <errno.h>
 #include <jansson.h>
 #include <limits.h>
-#include <malloc.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -23,7 +22,7 @@
 
 #include "copier.h"
 #include "job.h"
-#include "localdef.h"
+#include "facts.h"
 #include "manifest.h"
 #include "store.h"
 #include "trust.h"
@@ -71,6 +70,7 @@ struct import {
     /* set before threads start */
     struct job_ctx *ctx;
     const struct trust *trust;
+    struct facts_cache *facts; /* its own lock */
     /* guarded by lock */
     pthread_mutex_t lock;
     pthread_cond_t changed; /* a thread ended */
@@ -78,16 +78,15 @@ struct import {
     size_t nbuckets, nitems;
     int threads;
     int stopping;
-    struct fact_cache *facts; /* the facts of the snapshots last asked about (below) */
 };
-
-static void facts_cache_free(struct fact_cache *fc);
 
 int import_new(struct import **out, struct job_ctx *ctx, const struct trust *trust)
 {
     struct import *imp = calloc(1, sizeof(*imp));
 
-    if (!imp || !(imp->buckets = calloc(BUCKETS_MIN, sizeof(*imp->buckets)))) {
+    if (!imp || !(imp->buckets = calloc(BUCKETS_MIN, sizeof(*imp->buckets))) ||
+        facts_cache_new(&imp->facts, trust)) {
+        free(imp ? imp->buckets : NULL);
         free(imp);
         return -ENOMEM;
     }
@@ -381,14 +380,14 @@ static void set_phase(struct check *c, enum import_phase phase, const char *fmt,
 }
 
 /* Every file the manifest names is there with its size; what was seen goes to SEEN. */
-static int check_sizes(const char *dir, const struct manifest *m, struct seen *seen, char *why,
-                       size_t len)
+static int check_sizes(const char *dir, const struct cp_file *files, int nfiles, struct seen *seen,
+                       char *why, size_t len)
 {
     char path[PATH_MAX];
     struct stat st;
 
-    for (int i = 0; i < m->nfiles; i++) {
-        const struct cp_file *f = &m->files[i];
+    for (int i = 0; i < nfiles; i++) {
+        const struct cp_file *f = &files[i];
 
         if (store_path(path, "%s/%s", dir, f->name))
             return -ENAMETOOLONG;
@@ -419,7 +418,7 @@ static int check_complete(struct check *c, struct seen *seen)
     if (rc == -ENOENT)
         snprintf(why, sizeof(why), "%s is missing", MANIFEST_NAME);
     if (!rc)
-        rc = check_sizes(c->dir, &c->m, seen, why, sizeof(why));
+        rc = check_sizes(c->dir, c->m.files, c->m.nfiles, seen, why, sizeof(why));
     if (rc)
         set_phase(c, IMP_WAITING, "waiting: %s", why);
     return rc;
@@ -474,7 +473,7 @@ static int keep_verified(struct check *c, const struct seen *seen)
 {
     struct seen now[MANIFEST_MAX_FILES];
     char why[256];
-    int rc = check_sizes(c->dir, &c->m, now, why, sizeof(why));
+    int rc = check_sizes(c->dir, c->m.files, c->m.nfiles, now, why, sizeof(why));
 
     /* A file that changed while it was read is not verified. */
     if (!rc && memcmp(now, seen, sizeof(*now) * (size_t)c->m.nfiles) != 0)
@@ -698,403 +697,102 @@ char *import_status(struct import *imp, const char *vm, char *status)
     return text;
 }
 
-/* ---- facts ---- */
-
-/* Facts as NUL-separated names (each with IMPORT_XATTR_PREFIX) and their values. */
-struct facts {
-    char *names;
-    size_t names_len;
-    char **values;
-    int n;
-};
-
-static int add_fact(struct facts *f, const char *name, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-
-static int add_fact(struct facts *f, const char *name, const char *fmt, ...)
-{
-    size_t len = strlen(IMPORT_XATTR_PREFIX) + strlen(name) + 1;
-    char *names = realloc(f->names, f->names_len + len);
-    char **values = realloc(f->values, (size_t)(f->n + 1) * sizeof(char *));
-    va_list ap;
-    int rc;
-
-    if (names)
-        f->names = names;
-    if (values)
-        f->values = values;
-    if (!names || !values)
-        return -ENOMEM;
-    va_start(ap, fmt);
-    rc = vasprintf(&f->values[f->n], fmt, ap);
-    va_end(ap);
-    if (rc < 0)
-        return -ENOMEM;
-    snprintf(f->names + f->names_len, len, "%s%s", IMPORT_XATTR_PREFIX, name);
-    f->names_len += len;
-    f->n++;
-    return 0;
-}
-
-static void facts_free(struct facts *f)
-{
-    for (int i = 0; i < f->n; i++)
-        free(f->values[i]);
-    free(f->values);
-    free(f->names);
-    memset(f, 0, sizeof(*f));
-}
-
-/* The value of NAME in F, or NULL. */
-static const char *fact_value(const struct facts *f, const char *name)
-{
-    const char *n = f->names;
-
-    for (int i = 0; i < f->n; n += strlen(n) + 1, i++)
-        if (strcmp(n, name) == 0)
-            return f->values[i];
-    return NULL;
-}
-
-static int manifest_facts(struct facts *f, const struct manifest *m)
-{
-    char digest[TRUST_DIGEST_MAX];
-    int rc;
-
-    trust_digest(m, digest, sizeof(digest));
-    if ((rc = add_fact(f, "vm", "%s", m->vm)) ||
-        (rc = add_fact(f, "snapshot", "%s", m->snapshot)) ||
-        (rc = add_fact(f, "created", "%s", m->created)) ||
-        (rc = add_fact(f, "qemu_version", "%s", m->qemu_version)) ||
-        (rc = add_fact(f, "machine", "%s", m->machine)) ||
-        (rc = add_fact(f, "ram_size", "%llu", (unsigned long long)m->ram_size)) ||
-        (rc = add_fact(f, "channels", "%d", m->channels)) ||
-        (rc = add_fact(f, "compression", "%s", m->compression)) ||
-        (rc = add_fact(f, "was_running", "%s", m->was_running ? "yes" : "no")) ||
-        (rc = add_fact(f, "digest", "%s", digest)))
-        return rc;
-    return 0;
-}
-
-/* ---- the facts of a manifest, kept while its file and local.json stay as they are ---- */
-
-/* Reading a manifest (up to 4 MiB of JSON) and deciding trust costs far more than a getxattr:
- * `getfattr -d` asks for 13 facts in a row, so each snapshot's are computed once and kept until
- * its manifest or its VM's local.json changes. */
-#define FACT_CACHE_SLOTS 8
-#define BIG_MANIFEST     (1 << 20) /* after parsing one, give the heap back to the system */
-
-struct file_key {
-    dev_t dev;
-    ino_t ino;
-    off_t size;
-    struct timespec mtime, ctime;
-};
-
-struct fact_entry {
-    char vm[SNAPSHOT_NAME_MAX + 1], snap[SNAPSHOT_NAME_MAX + 1];
-    struct file_key manifest, local;
-    struct facts f; /* the manifest's facts and trust; empty if it could not be read */
-    char unreadable[JOB_ERR_MAX]; /* why, if it could not be read */
-    struct cp_file files[MANIFEST_MAX_FILES];
-    int nfiles;
-};
-
-struct fact_cache {
-    struct fact_entry *slot[FACT_CACHE_SLOTS];
-    int next; /* the slot replaced next */
-};
-
-static void entry_free(struct fact_entry *e)
-{
-    if (e)
-        facts_free(&e->f);
-    free(e);
-}
-
-static void facts_cache_free(struct fact_cache *fc)
-{
-    for (int i = 0; fc && i < FACT_CACHE_SLOTS; i++)
-        entry_free(fc->slot[i]);
-    free(fc);
-}
-
-static void file_key(const char *path, struct file_key *k)
-{
-    struct stat st;
-
-    memset(k, 0, sizeof(*k));
-    if (stat(path, &st) == 0)
-        *k = (struct file_key){st.st_dev, st.st_ino, st.st_size, st.st_mtim, st.st_ctim};
-}
-
-static int same_key(const struct file_key *a, const struct file_key *b)
-{
-    return a->dev == b->dev && a->ino == b->ino && a->size == b->size &&
-           a->mtime.tv_sec == b->mtime.tv_sec && a->mtime.tv_nsec == b->mtime.tv_nsec &&
-           a->ctime.tv_sec == b->ctime.tv_sec && a->ctime.tv_nsec == b->ctime.tv_nsec;
-}
-
-/* Where facts are computed from: the snapshot's directory, its manifest and its VM's local.json,
- * and the keys those files have now. */
-struct fact_src {
-    struct trust_subject s;
-    char dir[PATH_MAX], manifest[PATH_MAX], local[PATH_MAX];
-    struct fact_entry key;
-};
-
-static int fact_src(struct import *imp, const char *vm, const char *snap, struct fact_src *src)
-{
-    memset(src, 0, sizeof(*src));
-    src->s = (struct trust_subject){job_store(imp->ctx), vm, snap};
-    if (store_path(src->dir, "%s/%s/snapshots/%s", src->s.store, vm, snap) ||
-        store_path(src->manifest, "%s/%s", src->dir, MANIFEST_NAME) ||
-        store_path(src->local, "%s/%s/%s", src->s.store, vm, LOCALDEF_NAME))
-        return -ENAMETOOLONG;
-    snprintf(src->key.vm, sizeof(src->key.vm), "%s", vm);
-    snprintf(src->key.snap, sizeof(src->key.snap), "%s", snap);
-    file_key(src->manifest, &src->key.manifest);
-    file_key(src->local, &src->key.local);
-    return 0;
-}
-
-static int trust_fact(struct import *imp, const struct trust_subject *s, struct manifest *m,
-                      struct facts *f)
-{
-    char how[256], why[JOB_ERR_MAX];
-    int rc = trust_resolve(imp->trust, s, m, how, sizeof(how), why, sizeof(why));
-
-    return rc ? add_fact(f, "trust", "refused: %s", why) : add_fact(f, "trust", "ok: %s", how);
-}
-
-/* Reads the manifest and decides trust: a new entry, or NULL without memory. */
-static struct fact_entry *entry_compute(struct import *imp, const struct fact_src *src)
-{
-    struct fact_entry *e = malloc(sizeof(*e));
-    struct manifest m;
-    int rc;
-
-    if (!e)
-        return NULL;
-    *e = src->key;
-    rc = manifest_read(src->manifest, &m, e->unreadable, sizeof(e->unreadable));
-    if (rc && !e->unreadable[0])
-        snprintf(e->unreadable, sizeof(e->unreadable), "%s: %s", MANIFEST_NAME, strerror(-rc));
-    if (!rc) {
-        e->unreadable[0] = '\0';
-        memcpy(e->files, m.files, sizeof(m.files));
-        e->nfiles = m.nfiles;
-        /* Last: trust_resolve rewrites the command line. */
-        if ((rc = manifest_facts(&e->f, &m)) || (rc = trust_fact(imp, &src->s, &m, &e->f)))
-            facts_free(&e->f);
-    }
-    manifest_free(&m);
-    if (src->key.manifest.size > BIG_MANIFEST)
-        malloc_trim(0);
-    if (rc == -ENOMEM) {
-        entry_free(e);
-        return NULL;
-    }
-    return e;
-}
-
-static struct fact_entry *entry_find_locked(struct import *imp, const struct fact_src *src)
-{
-    for (int i = 0; imp->facts && i < FACT_CACHE_SLOTS; i++) {
-        struct fact_entry *e = imp->facts->slot[i];
-
-        if (e && strcmp(e->vm, src->key.vm) == 0 && strcmp(e->snap, src->key.snap) == 0 &&
-            same_key(&e->manifest, &src->key.manifest) && same_key(&e->local, &src->key.local))
-            return e;
-    }
-    return NULL;
-}
-
-static void entry_keep_locked(struct import *imp, struct fact_entry *e)
-{
-    struct fact_cache *fc = imp->facts ? imp->facts : calloc(1, sizeof(*fc));
-
-    if (!fc) {
-        entry_free(e);
-        return;
-    }
-    imp->facts = fc;
-    entry_free(fc->slot[fc->next]);
-    fc->slot[fc->next] = e;
-    fc->next = (fc->next + 1) % FACT_CACHE_SLOTS;
-}
-
-/* Calls FN(ARG, ENTRY, IT) with the lock held, the entry for SRC (computed if not kept) and the
- * import of that snapshot, if any. */
-static int with_entry(struct import *imp, const struct fact_src *src,
-                      int (*fn)(void *arg, const struct fact_entry *e, const struct item *it),
-                      void *arg)
-{
-    struct fact_entry *e, *fresh = NULL;
-    int rc;
-
-    pthread_mutex_lock(&imp->lock);
-    e = entry_find_locked(imp, src);
-    pthread_mutex_unlock(&imp->lock);
-    if (!e && !(fresh = entry_compute(imp, src)))
-        return -ENOMEM;
-    pthread_mutex_lock(&imp->lock);
-    if (fresh && !(e = entry_find_locked(imp, src))) {
-        entry_keep_locked(imp, fresh);
-        e = entry_find_locked(imp, src);
-        fresh = NULL;
-    }
-    rc = e ? fn(arg, e, find_locked(imp, src->key.vm, src->key.snap)) : -ENOMEM;
-    pthread_mutex_unlock(&imp->lock);
-    entry_free(fresh); /* another thread kept the same meanwhile */
-    return rc;
-}
-
-/* ---- one fact ---- */
-
-/* What "verified" is decided on, copied under the lock: the files are looked at without it. */
-struct verified_q {
-    char unreadable[JOB_ERR_MAX];
-    struct manifest m; /* only the files */
-    struct seen seen[MANIFEST_MAX_FILES];
-    int nseen;
-    char at[32];
-};
-
-static int verified_collect(void *arg, const struct fact_entry *e, const struct item *it)
-{
-    struct verified_q *q = arg;
-
-    snprintf(q->unreadable, sizeof(q->unreadable), "%s", e->unreadable);
-    memcpy(q->m.files, e->files, sizeof(e->files));
-    q->m.nfiles = e->nfiles;
-    if (it && it->verified_at[0]) {
-        memcpy(q->seen, it->seen, sizeof(it->seen));
-        q->nseen = it->nseen;
-        snprintf(q->at, sizeof(q->at), "%s", it->verified_at);
-    }
-    return 0;
-}
+/* ---- facts: the manifest's (facts.h), and what the import saw ---- */
 
 /* "verified": yes if the last verification saw exactly the files that are there now. */
-static int verified_value(const struct fact_src *src, const struct verified_q *q, char **value)
+static int verified_value(struct import *imp, const char *vm, const char *snap,
+                          const struct facts *f, char **value)
 {
     struct seen now[MANIFEST_MAX_FILES];
-    char why[256];
+    char dir[PATH_MAX], why[256], at[32] = "";
+    struct item *it;
     int n;
 
-    if (q->unreadable[0])
-        n = asprintf(value, "no: %s", q->unreadable);
-    else if (check_sizes(src->dir, &q->m, now, why, sizeof(why)))
-        n = asprintf(value, "no: incomplete: %s", why);
-    else if (q->at[0] && q->nseen == q->m.nfiles &&
-             memcmp(q->seen, now, sizeof(*now) * (size_t)q->m.nfiles) == 0)
-        n = asprintf(value, "yes: every file's size and xxh3 matched at %s", q->at);
+    if (f->unreadable[0])
+        return asprintf(value, "no: %s", f->unreadable) < 0 ? -ENOMEM : 0;
+    if (store_path(dir, "%s/%s/snapshots/%s", job_store(imp->ctx), vm, snap))
+        return -ENAMETOOLONG;
+    if (check_sizes(dir, f->files, f->nfiles, now, why, sizeof(why)))
+        return asprintf(value, "no: incomplete: %s", why) < 0 ? -ENOMEM : 0;
+    pthread_mutex_lock(&imp->lock);
+    it = find_locked(imp, vm, snap);
+    if (it && it->nseen == f->nfiles && it->verified_at[0] &&
+        memcmp(it->seen, now, sizeof(*now) * (size_t)f->nfiles) == 0)
+        snprintf(at, sizeof(at), "%s", it->verified_at);
+    pthread_mutex_unlock(&imp->lock);
+    if (at[0])
+        n = asprintf(value, "yes: every file's size and xxh3 matched at %s", at);
     else
-        n = asprintf(value, "sizes: every file has its size; checksums are verified as a "
-                            "restore reads them");
+        n = asprintf(value, "sizes: every file has its size; checksums are verified as a restore "
+                            "reads them");
     return n < 0 ? -ENOMEM : 0;
 }
 
-static int verified_fact(struct import *imp, const struct fact_src *src, char **value)
+/* "import": the phase and reason of SNAP's import; -ENODATA if there is none. */
+static int import_value(struct import *imp, const char *vm, const char *snap, char **value)
 {
-    struct verified_q *q = calloc(1, sizeof(*q));
-    int rc = q ? with_entry(imp, src, verified_collect, q) : -ENOMEM;
+    struct item *it;
+    int rc = -ENODATA;
 
-    if (!rc)
-        rc = verified_value(src, q, value);
-    free(q);
+    pthread_mutex_lock(&imp->lock);
+    if ((it = find_locked(imp, vm, snap)))
+        rc = asprintf(value, "%s: %s", phase_names[it->phase], it->reason) < 0 ? -ENOMEM : 0;
+    pthread_mutex_unlock(&imp->lock);
     return rc;
-}
-
-struct one_fact {
-    const char *name;
-    char *value;
-};
-
-static int one_fact(void *arg, const struct fact_entry *e, const struct item *it)
-{
-    struct one_fact *q = arg;
-    const char *v;
-
-    if (strcmp(q->name, IMPORT_XATTR_PREFIX "import") == 0) {
-        if (!it)
-            return -ENODATA;
-        return asprintf(&q->value, "%s: %s", phase_names[it->phase], it->reason) < 0 ? -ENOMEM : 0;
-    }
-    if (!(v = fact_value(&e->f, q->name)))
-        return -ENODATA;
-    return (q->value = strdup(v)) ? 0 : -ENOMEM;
 }
 
 int import_fact(struct import *imp, const char *vm, const char *snap, const char *name,
                 char **value)
 {
-    struct fact_src src;
-    struct one_fact q = {name, NULL};
-    int rc = fact_src(imp, vm, snap, &src);
-
-    *value = NULL;
-    if (rc)
-        return rc;
-    if (strcmp(name, IMPORT_XATTR_PREFIX "verified") == 0)
-        return verified_fact(imp, &src, value);
-    rc = with_entry(imp, &src, one_fact, &q);
-    if (rc)
-        free(q.value);
-    else
-        *value = q.value;
-    return rc;
-}
-
-/* ---- the names of the facts ---- */
-
-struct fact_names {
-    char *names;
-    size_t len;
-};
-
-static int append_name(struct fact_names *q, const char *name)
-{
-    size_t len = strlen(IMPORT_XATTR_PREFIX) + strlen(name) + 1;
-    char *names = realloc(q->names, q->len + len);
-
-    if (!names)
-        return -ENOMEM;
-    q->names = names;
-    snprintf(q->names + q->len, len, "%s%s", IMPORT_XATTR_PREFIX, name);
-    q->len += len;
-    return 0;
-}
-
-static int fact_names(void *arg, const struct fact_entry *e, const struct item *it)
-{
-    struct fact_names *q = arg;
+    struct facts *f;
+    const char *v;
     int rc;
 
-    if (e->f.names_len && !(q->names = malloc(e->f.names_len)))
+    *value = NULL;
+    if (strcmp(name, IMPORT_XATTR_PREFIX "import") == 0)
+        return import_value(imp, vm, snap, value);
+    if (!(f = malloc(sizeof(*f))))
         return -ENOMEM;
-    if (e->f.names_len)
-        memcpy(q->names, e->f.names, e->f.names_len);
-    q->len = e->f.names_len;
-    rc = append_name(q, "verified");
-    if (!rc && it)
-        rc = append_name(q, "import");
+    if (!(rc = facts_get(imp->facts, job_store(imp->ctx), vm, snap, f))) {
+        if (strcmp(name, IMPORT_XATTR_PREFIX "verified") == 0)
+            rc = verified_value(imp, vm, snap, f, value);
+        else if (!(v = facts_value(f, name)))
+            rc = -ENODATA;
+        else if (!(*value = strdup(v)))
+            rc = -ENOMEM;
+        facts_free(f);
+    }
+    free(f);
     return rc;
 }
 
 int import_fact_names(struct import *imp, const char *vm, const char *snap, char **names,
                       size_t *len)
 {
-    struct fact_src src;
-    struct fact_names q = {NULL, 0};
-    int rc = fact_src(imp, vm, snap, &src);
+    static const char verified[] = IMPORT_XATTR_PREFIX "verified";
+    static const char import[] = IMPORT_XATTR_PREFIX "import";
+    struct facts *f = malloc(sizeof(*f));
+    int rc = f ? facts_get(imp->facts, job_store(imp->ctx), vm, snap, f) : -ENOMEM;
+    size_t n = 0;
+    char *p = NULL;
+    int has;
 
-    if (!rc)
-        rc = with_entry(imp, &src, fact_names, &q);
-    if (rc)
-        free(q.names);
-    *names = rc ? NULL : q.names;
-    *len = rc ? 0 : q.len;
+    if (!rc) {
+        pthread_mutex_lock(&imp->lock);
+        has = find_locked(imp, vm, snap) != NULL;
+        pthread_mutex_unlock(&imp->lock);
+        n = f->names_len + sizeof(verified) + (has ? sizeof(import) : 0);
+        if ((p = malloc(n))) {
+            memcpy(p, f->names, f->names_len);
+            memcpy(p + f->names_len, verified, sizeof(verified));
+            if (has)
+                memcpy(p + f->names_len + sizeof(verified), import, sizeof(import));
+        }
+        rc = p ? 0 : -ENOMEM;
+        facts_free(f);
+    }
+    free(f);
+    *names = p;
+    *len = p ? n : 0;
     return rc;
 }

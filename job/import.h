@@ -11,11 +11,13 @@
 
 #include <stddef.h>
 
+#include "facts.h"
+
 struct import;
 struct job_ctx;
 struct trust;
 
-#define IMPORT_XATTR_PREFIX "user.savefs."
+#define IMPORT_XATTR_PREFIX FACTS_XATTR_PREFIX
 
 int import_new(struct import **out, struct job_ctx *ctx, const struct trust *trust);
 /* Stops every import (cancelling the restores they started) and waits for their threads. */
@@ -51,7 +53,8 @@ int import_manifest_written(struct import *imp, const char *vm, const char *snap
 int import_refused(struct import *imp, const char *vm, const char *snap);
 
 /* The user.savefs.* fact NAME of snapshot SNAP into *VALUE (malloc'd): -ENODATA if SNAP has no
- * such fact. Each snapshot's facts are computed once per version of its manifest. */
+ * such fact. The manifest's facts are facts.h's (kept per version of the manifest); "verified"
+ * and "import" say what the files and the import are now. */
 int import_fact(struct import *imp, const char *vm, const char *snap, const char *name,
                 char **value);
 /* The names of SNAP's facts, NUL-separated, in *NAMES (malloc'd), their length in *LEN. */

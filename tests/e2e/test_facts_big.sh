@@ -48,8 +48,13 @@ log "getfattr -d: $took s; savefs's RSS $rss0 -> $rss1 KiB"
 [[ $(grep -c '^user.savefs.' "$T/facts") -ge 12 ]] || die "facts missing: $(cat "$T/facts")"
 grep -q '^user.savefs.trust="ok: accepted' "$T/facts" || die "not accepted: $(grep trust "$T/facts")"
 grep -q '^user.savefs.verified="sizes' "$T/facts" || die "not complete: $(grep verified "$T/facts")"
-awk -v t="$took" 'BEGIN { exit !(t < 3) }' || die "getfattr -d took $took s"
-((rss1 - rss0 < 65536)) || die "savefs grew by $((rss1 - rss0)) KiB"
+# Under AddressSanitizer (a Debug build in CI) parsing is several times slower and freed memory
+# waits in a quarantine.
+asan=0
+grep -qa __asan_init "$SAVEFS_BIN" && asan=1
+awk -v t="$took" -v limit=$((asan ? 15 : 3)) 'BEGIN { exit !(t < limit) }' ||
+    die "getfattr -d took $took s"
+((asan || rss1 - rss0 < 65536)) || die "savefs grew by $((rss1 - rss0)) KiB"
 
 log "a changed manifest and a changed local.json are seen"
 jq '.ram_size = 268435456' "$T/manifest.json" >"$T/m2.json"
