@@ -34,10 +34,14 @@ refused() {
     return 0
 }
 
-log "mv of a's snapshot into b/restore/ fails and keeps the source"
+log "mv of a's snapshot into b/restore/ or b/snapshots/ fails and keeps the source"
 if mv "$MNT/a/snapshots/S" "$MNT/b/restore/" 2>"$T/mv.err"; then die "mv succeeded"; fi
 grep -q 'manifest.json' "$T/mv.err" || die "mv does not name the manifest: $(cat "$T/mv.err")"
 refused mv S
+rm -r "$MNT/b/snapshots/S"
+
+if mv "$MNT/a/snapshots/S" "$MNT/b/snapshots/" 2>/dev/null; then die "mv into snapshots/ succeeded"; fi
+refused "mv snapshots/" S
 rm -r "$MNT/b/snapshots/S"
 
 log "cp -r into b/restore/ and into b/snapshots/ fail"
