@@ -105,9 +105,12 @@ int adopt_snapshot(const struct trust *t, const struct adoption *a, char *err, s
     struct manifest m;
     int rc;
 
+    err[0] = '\0';
     if (store_path(src, "%s/%s/snapshots/%s", a->store, a->from, a->snap) ||
-        store_path(path, "%s/%s", src, MANIFEST_NAME))
+        store_path(path, "%s/%s", src, MANIFEST_NAME)) {
+        snprintf(err, errlen, "%s: path too long", src);
         return -ENAMETOOLONG;
+    }
     if ((rc = manifest_read(path, &m, err, errlen)))
         return rc;
     if ((rc = adopt_trusted(t, &s, &m, err, errlen)))
@@ -115,6 +118,8 @@ int adopt_snapshot(const struct trust *t, const struct adoption *a, char *err, s
     snprintf(m.vm, sizeof(m.vm), "%s", a->to);
     snprintf(m.snapshot, sizeof(m.snapshot), "%s", a->newsnap);
     rc = store_vm_create(a->store, a->to, err, errlen);
+    if (rc == -EEXIST)
+        err[0] = '\0';
     if ((rc && rc != -EEXIST) || (rc = trust_sign(t, &m)) ||
         (rc = store_tmp_create(a->store, a->to, a->newsnap, tmp, err, errlen)) ||
         (rc = adopt_files(src, tmp, &m, err, errlen)))
@@ -125,6 +130,9 @@ int adopt_snapshot(const struct trust *t, const struct adoption *a, char *err, s
 out:
     if (tmp[0])
         store_remove_dir(tmp);
+    if (rc && !err[0])
+        snprintf(err, errlen, "adopt %s of %s as %s of %s: %s", a->snap, a->from, a->newsnap, a->to,
+                 strerror(-rc));
     manifest_free(&m);
     return rc;
 }
