@@ -10,6 +10,7 @@
 #include <syslog.h>
 #include <unistd.h>
 
+#include "adopt.h"
 #include "import.h"
 #include "manifest.h"
 #include "job.h"
@@ -86,8 +87,11 @@ static void usage(const char *prog)
            "Unmount with: fusermount3 -u MOUNTPOINT\n\n"
            "%s accept [--store DIR] [--qmp-dir DIR] [--] VM SNAPSHOT [DIGEST]\n"
            "    shows what snapshot SNAPSHOT of VM would run (without DIGEST), or accepts it\n"
-           "    for this host (with the digest that was shown): see docs/trust.md\n",
-           prog, WATCHDOG_DEFAULT_S, prog);
+           "    for this host (with the digest that was shown): see docs/trust.md\n\n"
+           "%s adopt [--store DIR] [--trust-key FILE] FROM SNAPSHOT TO [NEWNAME]\n"
+           "    copies snapshot SNAPSHOT of VM FROM to VM TO (as NEWNAME), its manifest naming\n"
+           "    TO and signed: the one way a snapshot goes to another VM\n",
+           prog, WATCHDOG_DEFAULT_S, prog, prog);
 }
 
 /* --qemu PATH, repeatable: fuse_opt hands over "--qemu=PATH" or "--qemuPATH". */
@@ -434,6 +438,59 @@ out:
     return rc;
 }
 
+/* savefs adopt [--store DIR] [--trust-key FILE] FROM SNAPSHOT TO [NEWNAME] */
+static int adopt_args(int argc, char **argv, struct options *o, char **pos)
+{
+    int n = 0;
+
+    for (int i = 0; i < argc; i++) {
+        char **opt = strcmp(argv[i], "--store") == 0       ? &o->store
+                     : strcmp(argv[i], "--trust-key") == 0 ? &o->trust_key
+                                                           : NULL;
+
+        if (opt && i + 1 < argc && !*opt)
+            *opt = strdup(argv[++i]);
+        else if (argv[i][0] == '-' || n == 4)
+            return -EINVAL;
+        else
+            pos[n++] = argv[i];
+    }
+    if (n == 3)
+        pos[3] = pos[1];
+    return n < 3 ? -EINVAL : 0;
+}
+
+static int run_adopt(int argc, char **argv)
+{
+    struct options o = {0};
+    char *pos[4] = {NULL}, err[1024];
+    struct trust *t = NULL;
+    int rc = 1;
+
+    if (adopt_args(argc, argv, &o, pos) || default_dirs(&o) || !words_valid_name(pos[0]) ||
+        !words_valid_name(pos[1]) || !words_valid_name(pos[2]) || !words_valid_name(pos[3])) {
+        fprintf(stderr, "usage: savefs adopt [--store DIR] [--trust-key FILE] FROM SNAPSHOT TO "
+                        "[NEWNAME]\n");
+        goto out;
+    }
+    struct trust_config tc = {.store = o.store, .key_file = o.trust_key};
+    struct adoption a = {o.store, pos[0], pos[1], pos[2], pos[3]};
+    if (trust_new(&t, &tc, err, sizeof(err)) || adopt_snapshot(t, &a, err, sizeof(err))) {
+        fprintf(stderr, "savefs: %s\n", err);
+        goto out;
+    }
+    printf("adopted %s of %s as %s of %s (signed); it runs %s's command line unless "
+           "%s/%s/local.json gives %s its own\n",
+           pos[1], pos[0], pos[3], pos[2], pos[0], o.store, pos[2], pos[2]);
+    rc = 0;
+out:
+    trust_free(t);
+    free(o.store);
+    free(o.qmp_dir);
+    free(o.trust_key);
+    return rc;
+}
+
 static void options_free(struct fuse_args *args, struct options *o)
 {
     fuse_opt_free_args(args);
@@ -453,6 +510,8 @@ int main(int argc, char *argv[])
 
     if (argc > 1 && strcmp(argv[1], "accept") == 0)
         return run_accept(argc - 2, argv + 2);
+    if (argc > 1 && strcmp(argv[1], "adopt") == 0)
+        return run_adopt(argc - 2, argv + 2);
     if (fuse_opt_parse(&args, &o, option_spec, opt_proc) == -1)
         goto out;
     if (o.help || o.version) {

@@ -176,13 +176,24 @@ static int snapshot_file_name(const char *name)
     return digits > 0 && (name[8 + digits] == '\0' || strcmp(name + 8 + digits, ".idx") == 0);
 }
 
+/* The path of SP inside its snapshot (SFS_IN_SNAPSHOT only): "main", "sub/x". */
+static const char *snapshot_member(const struct sfs_path *sp)
+{
+    return sp->rel + strlen(sp->vm) + strlen("/snapshots/") + strlen(sp->snap) + 1;
+}
+
+/* 1 if SP is the manifest of a snapshot. */
+static int is_manifest(const struct sfs_path *sp)
+{
+    return sp->kind == SFS_IN_SNAPSHOT && strcmp(snapshot_member(sp), "manifest.json") == 0;
+}
+
 /* 1 while a restore or an import's verification reads the snapshot and SP is the snapshot or a
  * file that they read. Other files may come and go: restores ignore them, and copy tools bring
  * them along (rsync's temporary names, whatever else was in the directory). */
 static int snapshot_busy(const struct sfs_path *sp)
 {
-    size_t base = strlen(sp->vm) + strlen("/snapshots/") + strlen(sp->snap) + 1;
-    const char *name = sp->rel + base;
+    const char *name = snapshot_member(sp);
 
     if (sp->kind == SFS_IN_SNAPSHOT && (strchr(name, '/') || !snapshot_file_name(name)))
         return 0;
@@ -233,6 +244,7 @@ struct sfs_file {
     size_t len;
     char vm[SNAPSHOT_NAME_MAX + 1];
     char snap[NAME_MAX + 1];
+    int manifest; /* a snapshot's manifest, opened for writing: checked at close */
 };
 
 static struct sfs_file *file_of(const struct fuse_file_info *fi)
@@ -381,6 +393,9 @@ static int open_store(struct fuse_file_info *fi, const struct sfs_path *sp, mode
         return sp->kind == SFS_SNAPSHOT || sp->kind == SFS_RESTORE_ENTRY ? -EISDIR : -EPERM;
     if (wr && snapshot_busy(sp))
         return -EBUSY;
+    /* A snapshot refused for naming another VM: cp fails at once for every later file. */
+    if (wr && import_refused(ctx()->imp, sp->vm, sp->snap))
+        return -EXDEV;
     fd = sfs_store_open(ctx()->store_fd, sp->rel, store_flags(fi->flags), mode);
     if (fd < 0)
         return fd;
@@ -397,6 +412,7 @@ static int open_store(struct fuse_file_info *fi, const struct sfs_path *sp, mode
         file_of(fi)->writer = 1;
         import_writer_open(ctx()->imp, sp->vm, sp->snap);
     }
+    file_of(fi)->manifest = wr && is_manifest(sp);
     return 0;
 }
 
@@ -536,11 +552,14 @@ static int sfs_truncate(const char *path, off_t size, struct fuse_file_info *fi)
     return rc;
 }
 
-/* A failed close of a store file (NFS reports write errors there) reaches the writer. */
+/* A failed close of a store file (NFS reports write errors there) reaches the writer. A manifest
+ * that names another VM fails here: close is where cp and tar see it, the first moment its
+ * bytes are all there (cp may copy it before or after the chunk files). */
 static int sfs_flush(const char *path, struct fuse_file_info *fi)
 {
     struct sfs_file *f = file_of(fi);
-    int fd;
+    char rel[PATH_MAX];
+    int fd, rc;
 
     (void)path;
     if (!f || f->fd < 0 || !f->writer)
@@ -548,7 +567,12 @@ static int sfs_flush(const char *path, struct fuse_file_info *fi)
     fd = dup(f->fd);
     if (fd < 0)
         return -errno;
-    return close(fd) < 0 ? -errno : 0;
+    rc = close(fd) < 0 ? -errno : 0;
+    if (!rc && f->manifest) {
+        snprintf(rel, sizeof(rel), "%s/snapshots/%s/manifest.json", f->vm, f->snap);
+        rc = import_manifest_written(ctx()->imp, f->vm, f->snap, rel);
+    }
+    return rc;
 }
 
 static int sfs_fsync(const char *path, int datasync, struct fuse_file_info *fi)
@@ -595,6 +619,10 @@ static int rename_in_store(const struct sfs_path *src, const struct sfs_path *ds
         return -EINVAL;
     if (snapshot_busy(src) || snapshot_busy(dst))
         return -EBUSY;
+    /* rsync writes a temporary file and renames it to manifest.json. */
+    if (is_manifest(dst) &&
+        (rc = import_manifest_written(ctx()->imp, dst->vm, dst->snap, src->rel)))
+        return rc;
     /* A snapshot never replaces another. */
     rc = sfs_store_rename(ctx()->store_fd, src->rel, dst->rel, dir ? RENAME_NOREPLACE : flags);
     if (rc)
@@ -658,7 +686,11 @@ static int make_snapshot_dir(const struct sfs_path *sp, mode_t mode)
     if ((rc = ensure_snapshots_dir(&parent)) ||
         (rc = sfs_store_mkdir(ctx()->store_fd, sp->rel, mode)))
         return rc;
-    return sp->kind == SFS_RESTORE_ENTRY ? import_begin(ctx()->imp, sp->vm, sp->snap) : 0;
+    if (sp->kind == SFS_RESTORE_ENTRY)
+        return import_begin(ctx()->imp, sp->vm, sp->snap);
+    /* A new directory: what was refused in one of that name removed behind savefs is over. */
+    import_forget(ctx()->imp, sp->vm, sp->snap);
+    return 0;
 }
 
 static int sfs_mkdir(const char *path, mode_t mode)
@@ -809,25 +841,17 @@ static int is_fact(const char *name)
 /* The value of fact NAME of the snapshot SP into VALUE (SIZE 0: only its length). */
 static int get_fact(const struct sfs_path *sp, const char *name, char *value, size_t size)
 {
-    struct import_facts facts;
-    const char *n;
-    int rc = import_facts(ctx()->imp, sp->vm, sp->snap, &facts);
+    char *v;
+    size_t len;
+    int rc = import_fact(ctx()->imp, sp->vm, sp->snap, name, &v);
 
     if (rc)
         return rc;
-    rc = -ENODATA;
-    n = facts.names;
-    for (int i = 0; i < facts.n; n += strlen(n) + 1, i++) {
-        size_t len = strlen(facts.values[i]);
-
-        if (strcmp(n, name) != 0)
-            continue;
-        rc = size == 0 ? (int)len : len > size ? -ERANGE : (int)len;
-        if (size && len <= size)
-            memcpy(value, facts.values[i], len);
-        break;
-    }
-    import_facts_free(&facts);
+    len = strlen(v);
+    rc = size == 0 ? (int)len : len > size ? -ERANGE : (int)len;
+    if (size && len <= size)
+        memcpy(value, v, len);
+    free(v);
     return rc;
 }
 
@@ -849,15 +873,15 @@ static int sfs_getxattr(const char *path, const char *name, char *value, size_t 
  * while such writes were ignored elsewhere), then the facts for a snapshot directory. */
 static int list_with_facts(const struct sfs_path *sp, char *list, size_t size)
 {
-    struct import_facts facts = {0};
-    char stored[65536], *p;
+    char stored[65536], *p, *facts = NULL;
     int n = sfs_store_listxattr(ctx()->store_fd, sp->rel, stored, sizeof(stored));
-    size_t len = 0;
+    size_t len = 0, facts_len = 0;
     int rc = 0;
 
     if (n < 0)
         return n;
-    if (sp->kind != SFS_IN_SNAPSHOT && (rc = import_facts(ctx()->imp, sp->vm, sp->snap, &facts)))
+    if (sp->kind != SFS_IN_SNAPSHOT &&
+        (rc = import_fact_names(ctx()->imp, sp->vm, sp->snap, &facts, &facts_len)))
         return rc;
     for (p = stored; p < stored + n; p += strlen(p) + 1) {
         size_t l = strlen(p) + 1;
@@ -867,10 +891,10 @@ static int list_with_facts(const struct sfs_path *sp, char *list, size_t size)
             memcpy(list + len, p, l);
         len += l;
     }
-    if (size && len + facts.names_len <= size)
-        memcpy(list + len, facts.names, facts.names_len);
-    len += facts.names_len;
-    import_facts_free(&facts);
+    if (size && len + facts_len <= size)
+        memcpy(list + len, facts, facts_len);
+    len += facts_len;
+    free(facts);
     return size && len > size ? -ERANGE : (int)len;
 }
 

@@ -1,8 +1,10 @@
 /* import: the registry of imports and their threads. An import is checked only when nothing
  * writes into it (the last writer's close, a rename): a file that merely appeared starts
- * nothing, and a restore starts only after every checksum matched. Items are never freed before
- * import_free, so a thread may hold one without a reference count. Never holds the lock across
- * I/O or a job. */
+ * nothing, and a restore starts only after every checksum matched. A manifest written through
+ * the mount that names another VM is refused at its close, and so is every later write into
+ * that snapshot. Items live in a hash table and are freed when their directory goes (a thread
+ * that still works on one frees it when it ends), so memory and lookups stay bounded however
+ * many imports came and went. Never holds the lock across I/O or a job. */
 #include "import.h"
 
 #include <errno.h>
@@ -16,15 +18,18 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "copier.h"
 #include "job.h"
+#include "facts.h"
 #include "manifest.h"
 #include "store.h"
 #include "trust.h"
 #include "words.h"
 
 #define STOP_TICK_MS 100
+#define BUCKETS_MIN  64
 
 enum import_phase {
     IMP_WAITING,   /* importing: files still arriving, or incomplete */
@@ -45,10 +50,12 @@ struct seen {
 };
 
 struct item {
-    struct item *next;
+    struct item *next; /* in its bucket */
     char vm[SNAPSHOT_NAME_MAX + 1], snap[SNAPSHOT_NAME_MAX + 1];
+    int in_restore; /* made in NAME/restore/: listed there, and restored once complete */
     /* guarded by imp->lock */
-    int forgotten;
+    int forgotten; /* out of the table; the thread that runs frees it */
+    int foreign;   /* its manifest names another VM: refused for good */
     enum import_phase phase;
     int writers; /* files open for writing through the mount */
     int running; /* a thread works on it */
@@ -63,10 +70,12 @@ struct import {
     /* set before threads start */
     struct job_ctx *ctx;
     const struct trust *trust;
+    struct facts_cache *facts; /* its own lock */
     /* guarded by lock */
     pthread_mutex_t lock;
     pthread_cond_t changed; /* a thread ended */
-    struct item *items;
+    struct item **buckets;
+    size_t nbuckets, nitems;
     int threads;
     int stopping;
 };
@@ -75,8 +84,13 @@ int import_new(struct import **out, struct job_ctx *ctx, const struct trust *tru
 {
     struct import *imp = calloc(1, sizeof(*imp));
 
-    if (!imp)
+    if (!imp || !(imp->buckets = calloc(BUCKETS_MIN, sizeof(*imp->buckets))) ||
+        facts_cache_new(&imp->facts, trust)) {
+        free(imp ? imp->buckets : NULL);
+        free(imp);
         return -ENOMEM;
+    }
+    imp->nbuckets = BUCKETS_MIN;
     imp->ctx = ctx;
     imp->trust = trust;
     pthread_mutex_init(&imp->lock, NULL);
@@ -105,47 +119,120 @@ void import_free(struct import *imp)
         pthread_cond_timedwait(&imp->changed, &imp->lock, &ts);
     }
     pthread_mutex_unlock(&imp->lock);
-    for (it = imp->items; it; it = next) {
-        next = it->next;
-        free(it);
-    }
+    for (size_t b = 0; b < imp->nbuckets; b++)
+        for (it = imp->buckets[b]; it; it = next) {
+            next = it->next;
+            free(it);
+        }
+    free(imp->buckets);
+    facts_cache_free(imp->facts);
     pthread_mutex_destroy(&imp->lock);
     pthread_cond_destroy(&imp->changed);
     free(imp);
 }
 
+/* FNV-1a of VM NUL SNAP. */
+static size_t hash(const char *vm, const char *snap)
+{
+    uint64_t h = 14695981039346656037ULL;
+
+    for (const char *p = vm; *p; p++)
+        h = (h ^ (unsigned char)*p) * 1099511628211ULL;
+    h *= 1099511628211ULL;
+    for (const char *p = snap; *p; p++)
+        h = (h ^ (unsigned char)*p) * 1099511628211ULL;
+    return (size_t)h;
+}
+
+static struct item **bucket_locked(struct import *imp, const char *vm, const char *snap)
+{
+    return &imp->buckets[hash(vm, snap) % imp->nbuckets];
+}
+
 static struct item *find_locked(struct import *imp, const char *vm, const char *snap)
 {
-    for (struct item *it = imp->items; it; it = it->next)
-        if (!it->forgotten && strcmp(it->vm, vm) == 0 && strcmp(it->snap, snap) == 0)
+    for (struct item *it = *bucket_locked(imp, vm, snap); it; it = it->next)
+        if (strcmp(it->vm, vm) == 0 && strcmp(it->snap, snap) == 0)
             return it;
     return NULL;
 }
 
-int import_begin(struct import *imp, const char *vm, const char *snap)
+/* Doubles the table once it holds more items than buckets; stays as it is if memory is short. */
+static void grow_locked(struct import *imp)
 {
-    struct item *it = calloc(1, sizeof(*it));
+    size_t n = imp->nbuckets * 2;
+    struct item **b = calloc(n, sizeof(*b)), *it, *next;
+
+    if (!b)
+        return;
+    for (size_t i = 0; i < imp->nbuckets; i++)
+        for (it = imp->buckets[i]; it; it = next) {
+            next = it->next;
+            it->next = b[hash(it->vm, it->snap) % n];
+            b[hash(it->vm, it->snap) % n] = it;
+        }
+    free(imp->buckets);
+    imp->buckets = b;
+    imp->nbuckets = n;
+}
+
+/* Takes IT out of the table; a thread that works on it frees it when it ends. */
+static void drop_locked(struct import *imp, struct item *it)
+{
+    struct item **p = bucket_locked(imp, it->vm, it->snap);
+
+    while (*p != it)
+        p = &(*p)->next;
+    *p = it->next;
+    imp->nitems--;
+    if (it->running)
+        it->forgotten = 1;
+    else
+        free(it);
+}
+
+/* A new item for VM's SNAP, replacing an older one of that name. */
+static struct item *add_locked(struct import *imp, const char *vm, const char *snap)
+{
+    struct item *it = calloc(1, sizeof(*it)), *old = find_locked(imp, vm, snap), **b;
 
     if (!it)
-        return -ENOMEM;
+        return NULL;
     snprintf(it->vm, sizeof(it->vm), "%s", vm);
     snprintf(it->snap, sizeof(it->snap), "%s", snap);
-    snprintf(it->reason, sizeof(it->reason), "waiting: %s is missing", MANIFEST_NAME);
+    if (old)
+        drop_locked(imp, old);
+    if (imp->nitems >= imp->nbuckets)
+        grow_locked(imp);
+    b = bucket_locked(imp, vm, snap);
+    it->next = *b;
+    *b = it;
+    imp->nitems++;
+    return it;
+}
+
+int import_begin(struct import *imp, const char *vm, const char *snap)
+{
+    struct item *it;
+
     pthread_mutex_lock(&imp->lock);
-    for (struct item *old = find_locked(imp, vm, snap); old; old = find_locked(imp, vm, snap))
-        old->forgotten = 1;
-    it->next = imp->items;
-    imp->items = it;
+    it = add_locked(imp, vm, snap);
+    if (it) {
+        it->in_restore = 1;
+        snprintf(it->reason, sizeof(it->reason), "waiting: %s is missing", MANIFEST_NAME);
+    }
     pthread_mutex_unlock(&imp->lock);
-    return 0;
+    return it ? 0 : -ENOMEM;
 }
 
 int import_known(struct import *imp, const char *vm, const char *snap)
 {
+    struct item *it;
     int known;
 
     pthread_mutex_lock(&imp->lock);
-    known = find_locked(imp, vm, snap) != NULL;
+    it = find_locked(imp, vm, snap);
+    known = it && it->in_restore;
     pthread_mutex_unlock(&imp->lock);
     return known;
 }
@@ -153,20 +240,18 @@ int import_known(struct import *imp, const char *vm, const char *snap)
 char **import_names(struct import *imp, const char *vm)
 {
     char **names;
-    int n = 0;
+    size_t n = 0;
 
     pthread_mutex_lock(&imp->lock);
-    for (struct item *it = imp->items; it; it = it->next)
-        n++;
-    names = calloc((size_t)n + 1, sizeof(char *));
-    n = 0;
-    for (struct item *it = imp->items; names && it; it = it->next) {
-        if (it->forgotten || strcmp(it->vm, vm) != 0 || it->phase >= IMP_RESTORED)
-            continue;
-        if (!(names[n] = strdup(it->snap)))
-            break;
-        n++;
-    }
+    names = calloc(imp->nitems + 1, sizeof(char *));
+    for (size_t b = 0; names && b < imp->nbuckets; b++)
+        for (struct item *it = imp->buckets[b]; it; it = it->next) {
+            if (!it->in_restore || strcmp(it->vm, vm) != 0 || it->phase >= IMP_RESTORED)
+                continue;
+            if (!(names[n] = strdup(it->snap)))
+                break;
+            n++;
+        }
     pthread_mutex_unlock(&imp->lock);
     return names;
 }
@@ -180,9 +265,11 @@ void import_names_free(char **names)
 
 void import_forget(struct import *imp, const char *vm, const char *snap)
 {
+    struct item *it;
+
     pthread_mutex_lock(&imp->lock);
-    for (struct item *it = find_locked(imp, vm, snap); it; it = find_locked(imp, vm, snap))
-        it->forgotten = 1;
+    if ((it = find_locked(imp, vm, snap)))
+        drop_locked(imp, it);
     pthread_mutex_unlock(&imp->lock);
 }
 
@@ -196,6 +283,64 @@ int import_busy(struct import *imp, const char *vm, const char *snap)
     busy = it && it->running && (it->phase == IMP_VERIFYING || it->phase == IMP_RESTORING);
     pthread_mutex_unlock(&imp->lock);
     return busy;
+}
+
+/* ---- snapshots of another VM ---- */
+
+static void refuse_foreign_locked(struct item *it, const char *named)
+{
+    it->foreign = 1;
+    it->phase = IMP_FAILED;
+    snprintf(it->reason, sizeof(it->reason),
+             "refused: %s names VM %s, not %s: a snapshot goes to another VM only with "
+             "`savefs adopt`",
+             MANIFEST_NAME, named, it->vm);
+}
+
+/* The "vm" of the manifest at PATH into NAMED; "" if it has none or is not JSON (yet). */
+static void manifest_vm(const char *path, char *named, size_t len)
+{
+    json_t *root = json_load_file(path, 0, NULL);
+    const char *vm = json_string_value(json_object_get(root, "vm"));
+
+    snprintf(named, len, "%s", vm ? vm : "");
+    json_decref(root);
+}
+
+int import_manifest_written(struct import *imp, const char *vm, const char *snap, const char *rel)
+{
+    char path[PATH_MAX], named[SNAPSHOT_NAME_MAX + 1];
+    struct item *it;
+    int rc = 0;
+
+    if (store_path(path, "%s/%s", job_store(imp->ctx), rel))
+        return -ENAMETOOLONG;
+    manifest_vm(path, named, sizeof(named));
+    if (!named[0] || strcmp(named, vm) == 0)
+        return 0;
+    /* Not kept: nothing of the refused copy can be restored, by an import or by mv. */
+    if (unlink(path) < 0)
+        rc = -errno;
+    pthread_mutex_lock(&imp->lock);
+    it = find_locked(imp, vm, snap);
+    if (!it)
+        it = add_locked(imp, vm, snap);
+    if (it)
+        refuse_foreign_locked(it, named);
+    pthread_mutex_unlock(&imp->lock);
+    return rc ? rc : -EXDEV;
+}
+
+int import_refused(struct import *imp, const char *vm, const char *snap)
+{
+    struct item *it;
+    int refused;
+
+    pthread_mutex_lock(&imp->lock);
+    it = find_locked(imp, vm, snap);
+    refused = it && it->foreign;
+    pthread_mutex_unlock(&imp->lock);
+    return refused;
 }
 
 /* ---- the check, in the import's thread ---- */
@@ -224,22 +369,25 @@ static void set_phase(struct check *c, enum import_phase phase, const char *fmt,
     va_list ap;
 
     pthread_mutex_lock(&c->imp->lock);
-    c->it->phase = phase;
-    va_start(ap, fmt);
-    vsnprintf(c->it->reason, sizeof(c->it->reason), fmt, ap);
-    va_end(ap);
+    /* A refusal for naming another VM, made at a close meanwhile, stays. */
+    if (!c->it->foreign) {
+        c->it->phase = phase;
+        va_start(ap, fmt);
+        vsnprintf(c->it->reason, sizeof(c->it->reason), fmt, ap);
+        va_end(ap);
+    }
     pthread_mutex_unlock(&c->imp->lock);
 }
 
 /* Every file the manifest names is there with its size; what was seen goes to SEEN. */
-static int check_sizes(const char *dir, const struct manifest *m, struct seen *seen, char *why,
-                       size_t len)
+static int check_sizes(const char *dir, const struct cp_file *files, int nfiles, struct seen *seen,
+                       char *why, size_t len)
 {
     char path[PATH_MAX];
     struct stat st;
 
-    for (int i = 0; i < m->nfiles; i++) {
-        const struct cp_file *f = &m->files[i];
+    for (int i = 0; i < nfiles; i++) {
+        const struct cp_file *f = &files[i];
 
         if (store_path(path, "%s/%s", dir, f->name))
             return -ENAMETOOLONG;
@@ -270,10 +418,21 @@ static int check_complete(struct check *c, struct seen *seen)
     if (rc == -ENOENT)
         snprintf(why, sizeof(why), "%s is missing", MANIFEST_NAME);
     if (!rc)
-        rc = check_sizes(c->dir, &c->m, seen, why, sizeof(why));
+        rc = check_sizes(c->dir, c->m.files, c->m.nfiles, seen, why, sizeof(why));
     if (rc)
         set_phase(c, IMP_WAITING, "waiting: %s", why);
     return rc;
+}
+
+/* A manifest that names another VM is refused for good, however it got there. */
+static int check_owner(struct check *c)
+{
+    if (strcmp(c->m.vm, c->it->vm) == 0)
+        return 0;
+    pthread_mutex_lock(&c->imp->lock);
+    refuse_foreign_locked(c->it, c->m.vm);
+    pthread_mutex_unlock(&c->imp->lock);
+    return -EXDEV;
 }
 
 static int check_trust(struct check *c)
@@ -314,7 +473,7 @@ static int keep_verified(struct check *c, const struct seen *seen)
 {
     struct seen now[MANIFEST_MAX_FILES];
     char why[256];
-    int rc = check_sizes(c->dir, &c->m, now, why, sizeof(why));
+    int rc = check_sizes(c->dir, c->m.files, c->m.nfiles, now, why, sizeof(why));
 
     /* A file that changed while it was read is not verified. */
     if (!rc && memcmp(now, seen, sizeof(*now) * (size_t)c->m.nfiles) != 0)
@@ -362,7 +521,7 @@ static int check_once(struct check *c)
     struct seen seen[MANIFEST_MAX_FILES];
     int rc;
 
-    if ((rc = check_complete(c, seen)) || (rc = check_trust(c)))
+    if ((rc = check_complete(c, seen)) || (rc = check_owner(c)) || (rc = check_trust(c)))
         return rc;
     set_phase(c, IMP_VERIFYING, "verifying checksums");
     if ((rc = check_sums(c)) || (rc = keep_verified(c, seen)))
@@ -386,6 +545,8 @@ static int again(struct check *c)
     c->it->recheck = 0;
     if (!more)
         c->it->running = 0;
+    if (!more && c->it->forgotten)
+        free(c->it);
     pthread_mutex_unlock(&c->imp->lock);
     return more;
 }
@@ -440,7 +601,8 @@ static int start_check_locked(struct import *imp, struct item *it)
 
 static void kick_locked(struct import *imp, struct item *it)
 {
-    if (!it || it->writers > 0 || imp->stopping || it->phase == IMP_RESTORED)
+    if (!it || !it->in_restore || it->foreign || it->writers > 0 || imp->stopping ||
+        it->phase == IMP_RESTORED)
         return;
     if (it->running)
         it->recheck = 1;
@@ -498,15 +660,16 @@ static void add_imports_locked(struct import *imp, const char *vm, json_t *root)
     const char *state = json_string_value(json_object_get(root, "state"));
     int idle = json_is_null(json_object_get(root, "job"));
 
-    for (struct item *it = imp->items; list && it; it = it->next) {
-        if (it->forgotten || strcmp(it->vm, vm) != 0)
-            continue;
-        json_array_append_new(list, item_json_locked(it));
-        if (idle && state && it->phase <= IMP_VERIFYING && strcmp(state, "stopped") == 0) {
-            json_object_set_new(root, "state", json_string(phase_names[it->phase]));
-            state = json_string_value(json_object_get(root, "state"));
+    for (size_t b = 0; list && b < imp->nbuckets; b++)
+        for (struct item *it = imp->buckets[b]; it; it = it->next) {
+            if (strcmp(it->vm, vm) != 0)
+                continue;
+            json_array_append_new(list, item_json_locked(it));
+            if (idle && state && it->phase <= IMP_VERIFYING && strcmp(state, "stopped") == 0) {
+                json_object_set_new(root, "state", json_string(phase_names[it->phase]));
+                state = json_string_value(json_object_get(root, "state"));
+            }
         }
-    }
     if (list && json_array_size(list))
         json_object_set_new(root, "imports", list);
     else
@@ -534,136 +697,102 @@ char *import_status(struct import *imp, const char *vm, char *status)
     return text;
 }
 
-/* ---- facts and acceptance ---- */
+/* ---- facts: the manifest's (facts.h), and what the import saw ---- */
 
-static int add_fact(struct import_facts *f, const char *name, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-
-static int add_fact(struct import_facts *f, const char *name, const char *fmt, ...)
-{
-    size_t len = strlen(IMPORT_XATTR_PREFIX) + strlen(name) + 1;
-    char *names = realloc(f->names, f->names_len + len);
-    char **values = realloc(f->values, (size_t)(f->n + 1) * sizeof(char *));
-    va_list ap;
-    int rc;
-
-    if (names)
-        f->names = names;
-    if (values)
-        f->values = values;
-    if (!names || !values)
-        return -ENOMEM;
-    va_start(ap, fmt);
-    rc = vasprintf(&f->values[f->n], fmt, ap);
-    va_end(ap);
-    if (rc < 0)
-        return -ENOMEM;
-    snprintf(f->names + f->names_len, len, "%s%s", IMPORT_XATTR_PREFIX, name);
-    f->names_len += len;
-    f->n++;
-    return 0;
-}
-
-void import_facts_free(struct import_facts *f)
-{
-    for (int i = 0; i < f->n; i++)
-        free(f->values[i]);
-    free(f->values);
-    free(f->names);
-    memset(f, 0, sizeof(*f));
-}
-
-static int manifest_facts(struct import_facts *f, const struct manifest *m)
-{
-    char digest[TRUST_DIGEST_MAX];
-    int rc;
-
-    trust_digest(m, digest, sizeof(digest));
-    if ((rc = add_fact(f, "vm", "%s", m->vm)) ||
-        (rc = add_fact(f, "snapshot", "%s", m->snapshot)) ||
-        (rc = add_fact(f, "created", "%s", m->created)) ||
-        (rc = add_fact(f, "qemu_version", "%s", m->qemu_version)) ||
-        (rc = add_fact(f, "machine", "%s", m->machine)) ||
-        (rc = add_fact(f, "ram_size", "%llu", (unsigned long long)m->ram_size)) ||
-        (rc = add_fact(f, "channels", "%d", m->channels)) ||
-        (rc = add_fact(f, "compression", "%s", m->compression)) ||
-        (rc = add_fact(f, "was_running", "%s", m->was_running ? "yes" : "no")) ||
-        (rc = add_fact(f, "digest", "%s", digest)))
-        return rc;
-    return 0;
-}
-
-static int trust_fact(struct import *imp, const struct trust_subject *s, const char *path,
-                      struct import_facts *f)
-{
-    char how[256], why[JOB_ERR_MAX];
-    struct manifest m;
-    int rc = manifest_read(path, &m, why, sizeof(why));
-
-    if (!rc)
-        rc = trust_resolve(imp->trust, s, &m, how, sizeof(how), why, sizeof(why));
-    manifest_free(&m);
-    return rc ? add_fact(f, "trust", "refused: %s", why) : add_fact(f, "trust", "ok: %s", how);
-}
-
-/* Verified if the last verification saw exactly the files that are there now. */
-static int verified_fact(struct import *imp, const struct trust_subject *s, const char *dir,
-                         const struct manifest *m, struct import_facts *f)
+/* "verified": yes if the last verification saw exactly the files that are there now. */
+static int verified_value(struct import *imp, const char *vm, const char *snap,
+                          const struct facts *f, char **value)
 {
     struct seen now[MANIFEST_MAX_FILES];
-    char why[256], at[32] = "";
+    char dir[PATH_MAX], why[256], at[32] = "";
     struct item *it;
+    int n;
 
-    if (check_sizes(dir, m, now, why, sizeof(why)))
-        return add_fact(f, "verified", "no: incomplete: %s", why);
+    if (f->unreadable[0])
+        return asprintf(value, "no: %s", f->unreadable) < 0 ? -ENOMEM : 0;
+    if (store_path(dir, "%s/%s/snapshots/%s", job_store(imp->ctx), vm, snap))
+        return -ENAMETOOLONG;
+    if (check_sizes(dir, f->files, f->nfiles, now, why, sizeof(why)))
+        return asprintf(value, "no: incomplete: %s", why) < 0 ? -ENOMEM : 0;
     pthread_mutex_lock(&imp->lock);
-    it = find_locked(imp, s->vm, s->snap);
-    if (it && it->nseen == m->nfiles && it->verified_at[0] &&
-        memcmp(it->seen, now, sizeof(*now) * (size_t)m->nfiles) == 0)
+    it = find_locked(imp, vm, snap);
+    if (it && it->nseen == f->nfiles && it->verified_at[0] &&
+        memcmp(it->seen, now, sizeof(*now) * (size_t)f->nfiles) == 0)
         snprintf(at, sizeof(at), "%s", it->verified_at);
     pthread_mutex_unlock(&imp->lock);
     if (at[0])
-        return add_fact(f, "verified", "yes: every file's size and xxh3 matched at %s", at);
-    return add_fact(f, "verified",
-                    "sizes: every file has its size; checksums are verified as a restore reads "
-                    "them");
+        n = asprintf(value, "yes: every file's size and xxh3 matched at %s", at);
+    else
+        n = asprintf(value, "sizes: every file has its size; checksums are verified as a restore "
+                            "reads them");
+    return n < 0 ? -ENOMEM : 0;
 }
 
-static int import_fact(struct import *imp, const char *vm, const char *snap, struct import_facts *f)
+/* "import": the phase and reason of SNAP's import; -ENODATA if there is none. */
+static int import_value(struct import *imp, const char *vm, const char *snap, char **value)
 {
-    char phase[16], reason[JOB_ERR_MAX];
     struct item *it;
+    int rc = -ENODATA;
 
     pthread_mutex_lock(&imp->lock);
-    it = find_locked(imp, vm, snap);
-    if (it) {
-        snprintf(phase, sizeof(phase), "%s", phase_names[it->phase]);
-        snprintf(reason, sizeof(reason), "%s", it->reason);
-    }
+    if ((it = find_locked(imp, vm, snap)))
+        rc = asprintf(value, "%s: %s", phase_names[it->phase], it->reason) < 0 ? -ENOMEM : 0;
     pthread_mutex_unlock(&imp->lock);
-    return it ? add_fact(f, "import", "%s: %s", phase, reason) : 0;
+    return rc;
 }
 
-int import_facts(struct import *imp, const char *vm, const char *snap, struct import_facts *f)
+int import_fact(struct import *imp, const char *vm, const char *snap, const char *name,
+                char **value)
 {
-    struct trust_subject s = {job_store(imp->ctx), vm, snap};
-    char dir[PATH_MAX], path[PATH_MAX], why[JOB_ERR_MAX];
-    struct manifest m;
+    struct facts *f;
+    const char *v;
     int rc;
 
-    memset(f, 0, sizeof(*f));
-    if (store_path(dir, "%s/%s/snapshots/%s", s.store, vm, snap) ||
-        store_path(path, "%s/%s", dir, MANIFEST_NAME))
-        return -ENAMETOOLONG;
-    rc = manifest_read(path, &m, why, sizeof(why));
-    if (rc)
-        rc = add_fact(f, "verified", "no: %s", why);
-    else if (!(rc = manifest_facts(f, &m)) && !(rc = trust_fact(imp, &s, path, f)))
-        rc = verified_fact(imp, &s, dir, &m, f);
-    if (!rc)
-        rc = import_fact(imp, vm, snap, f);
-    manifest_free(&m);
-    if (rc)
-        import_facts_free(f);
+    *value = NULL;
+    if (strcmp(name, IMPORT_XATTR_PREFIX "import") == 0)
+        return import_value(imp, vm, snap, value);
+    if (!(f = malloc(sizeof(*f))))
+        return -ENOMEM;
+    if (!(rc = facts_get(imp->facts, job_store(imp->ctx), vm, snap, f))) {
+        if (strcmp(name, IMPORT_XATTR_PREFIX "verified") == 0)
+            rc = verified_value(imp, vm, snap, f, value);
+        else if (!(v = facts_value(f, name)))
+            rc = -ENODATA;
+        else if (!(*value = strdup(v)))
+            rc = -ENOMEM;
+        facts_free(f);
+    }
+    free(f);
+    return rc;
+}
+
+int import_fact_names(struct import *imp, const char *vm, const char *snap, char **names,
+                      size_t *len)
+{
+    static const char verified[] = IMPORT_XATTR_PREFIX "verified";
+    static const char import[] = IMPORT_XATTR_PREFIX "import";
+    struct facts *f = malloc(sizeof(*f));
+    int rc = f ? facts_get(imp->facts, job_store(imp->ctx), vm, snap, f) : -ENOMEM;
+    size_t n = 0;
+    char *p = NULL;
+    int has;
+
+    if (!rc) {
+        pthread_mutex_lock(&imp->lock);
+        has = find_locked(imp, vm, snap) != NULL;
+        pthread_mutex_unlock(&imp->lock);
+        n = f->names_len + sizeof(verified) + (has ? sizeof(import) : 0);
+        if ((p = malloc(n))) {
+            memcpy(p, f->names, f->names_len);
+            memcpy(p + f->names_len, verified, sizeof(verified));
+            if (has)
+                memcpy(p + f->names_len + sizeof(verified), import, sizeof(import));
+        }
+        rc = p ? 0 : -ENOMEM;
+        facts_free(f);
+    }
+    free(f);
+    *names = p;
+    *len = p ? n : 0;
     return rc;
 }

@@ -1,8 +1,9 @@
 /* import: snapshots that arrive through the mount. A directory made in NAME/restore/ is an
  * import: it is stored as NAME/snapshots/S, and once no file in it is open for writing and every
  * file its manifest names is there with its size, savefs checks that the host trusts it, verifies
- * every checksum, and only then restores it (phases importing, verifying, restoring). Also the
- * facts of a snapshot shown as user.savefs.* xattrs.
+ * every checksum, and only then restores it (phases importing, verifying, restoring). A copy whose
+ * manifest names another VM is refused. Also the facts of a snapshot shown as user.savefs.*
+ * xattrs.
  * Called from FUSE worker threads; each import that checks or restores runs in a thread of its
  * own. */
 #ifndef SAVEFS_IMPORT_H
@@ -10,11 +11,13 @@
 
 #include <stddef.h>
 
+#include "facts.h"
+
 struct import;
 struct job_ctx;
 struct trust;
 
-#define IMPORT_XATTR_PREFIX "user.savefs."
+#define IMPORT_XATTR_PREFIX FACTS_XATTR_PREFIX
 
 int import_new(struct import **out, struct job_ctx *ctx, const struct trust *trust);
 /* Stops every import (cancelling the restores they started) and waits for their threads. */
@@ -42,15 +45,20 @@ int import_busy(struct import *imp, const char *vm, const char *snap);
 /* STATUS (a job_status_json text, taken over) with VM's imports added; malloc'd. */
 char *import_status(struct import *imp, const char *vm, char *status);
 
-/* The user.savefs.* facts of snapshot SNAP: NUL-separated names in *NAMES (length *NAMES_LEN)
- * and their values in VALUES[] (all malloc'd; import_facts_free). */
-struct import_facts {
-    char *names;
-    size_t names_len;
-    char **values;
-    int n;
-};
-int import_facts(struct import *imp, const char *vm, const char *snap, struct import_facts *f);
-void import_facts_free(struct import_facts *f);
+/* A manifest was written into snapshot SNAP of VM through the mount: REL is the file, relative to
+ * the store. If it names another VM, it is removed, SNAP is refused for good (its reason in VM's
+ * status) and -EXDEV returned; else 0. */
+int import_manifest_written(struct import *imp, const char *vm, const char *snap, const char *rel);
+/* 1 if SNAP of VM was refused for naming another VM: nothing more may be written into it. */
+int import_refused(struct import *imp, const char *vm, const char *snap);
+
+/* The user.savefs.* fact NAME of snapshot SNAP into *VALUE (malloc'd): -ENODATA if SNAP has no
+ * such fact. The manifest's facts are facts.h's (kept per version of the manifest); "verified"
+ * and "import" say what the files and the import are now. */
+int import_fact(struct import *imp, const char *vm, const char *snap, const char *name,
+                char **value);
+/* The names of SNAP's facts, NUL-separated, in *NAMES (malloc'd), their length in *LEN. */
+int import_fact_names(struct import *imp, const char *vm, const char *snap, char **names,
+                      size_t *len);
 
 #endif

@@ -982,7 +982,7 @@ static size_t map_match(const char *p, const struct path_map *map, int *which)
 
 int qemuopts_map_arg(const char *arg, const struct path_map *map, char **out)
 {
-    size_t cap = strlen(arg) + 1, n = 0;
+    size_t alen = strlen(arg), cap = alen + 1, n = 0; /* strlen once: args run to 64 KiB */
     char *s = malloc(cap);
 
     if (!s)
@@ -994,8 +994,8 @@ int qemuopts_map_arg(const char *arg, const struct path_map *map, char **out)
         const char *add = len ? map->to[which] : arg + i;
         size_t addlen = len ? strlen(add) : 1;
 
-        if (n + addlen + strlen(arg + i) + 1 > cap) {
-            char *grown = realloc(s, cap = n + addlen + strlen(arg + i) + 1);
+        if (n + addlen + (alen - i) + 1 > cap) {
+            char *grown = realloc(s, cap = n + addlen + (alen - i) + 1);
             if (!grown) {
                 free(s);
                 return -ENOMEM;

@@ -77,6 +77,12 @@ static int load_snapshot(struct restore *r)
     rc = manifest_read(path, &r->m, err, sizeof(err));
     if (rc)
         return job_fail(r->job, rc, "%s", err);
+    /* The last line of defence: another VM's guest would run on its disks under this name. */
+    if (strcmp(r->m.vm, vm_name(r)) != 0)
+        return job_fail(r->job, -EPERM,
+                        "%s names VM %s, not %s: a snapshot goes to another VM only with "
+                        "`savefs adopt`",
+                        MANIFEST_NAME, r->m.vm, vm_name(r));
     return check_files(r);
 }
 
