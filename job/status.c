@@ -49,6 +49,16 @@ static void view_take(struct job_ctx *ctx, const char *vm, struct status_view *v
     pthread_mutex_unlock(&ctx->lock);
 }
 
+/* A restored VM whose console was on stdio has it on a socket (qemu.h): say where. */
+static void add_console(struct job_ctx *ctx, const char *vm, json_t *out)
+{
+    char path[PATH_MAX];
+
+    if (snprintf(path, sizeof(path), "%s/%s.console", ctx->run_dir, vm) < (int)sizeof(path) &&
+        qemu_listening(path))
+        json_object_set_new(out, "console", json_string(path));
+}
+
 /* Asks QEMU for its run state: "running", "paused", "stopped" (nothing listens) or "unknown". */
 static const char *idle_state(struct job_ctx *ctx, const char *vm, json_t *out)
 {
@@ -64,6 +74,7 @@ static const char *idle_state(struct job_ctx *ctx, const char *vm, json_t *out)
         return state;
     }
     json_object_set_new(out, "pid", json_integer(qmp_peer_pid(q)));
+    add_console(ctx, vm, out);
     if (qmp_cmd(q, "query-status", NULL, &ret, STATUS_QMP_TIMEOUT_MS, err, sizeof(err)) == 0) {
         json_object_set(out, "qemu_status", json_object_get(ret, "status"));
         state = json_is_true(json_object_get(ret, "running")) ? "running" : "paused";
