@@ -18,6 +18,7 @@
 #include <time.h>
 
 #include "copier.h"
+#include "disks.h"
 #include "job.h"
 #include "manifest.h"
 #include "store.h"
@@ -573,6 +574,19 @@ void import_facts_free(struct import_facts *f)
     memset(f, 0, sizeof(*f));
 }
 
+/* Whether the VM ran on after the save, and whether its disks are still as saved (disks.h). */
+static int disks_facts(struct import_facts *f, const struct manifest *m)
+{
+    char disks[JOB_ERR_MAX];
+    int rc;
+
+    disks_fact(m, disks, sizeof(disks));
+    if (m->disks_recorded &&
+        (rc = add_fact(f, "keep_running", "%s", m->keep_running ? "yes" : "no")))
+        return rc;
+    return add_fact(f, "disks", "%s", disks);
+}
+
 static int manifest_facts(struct import_facts *f, const struct manifest *m)
 {
     char digest[TRUST_DIGEST_MAX];
@@ -590,7 +604,7 @@ static int manifest_facts(struct import_facts *f, const struct manifest *m)
         (rc = add_fact(f, "was_running", "%s", m->was_running ? "yes" : "no")) ||
         (rc = add_fact(f, "digest", "%s", digest)))
         return rc;
-    return 0;
+    return disks_facts(f, m);
 }
 
 static int trust_fact(struct import *imp, const struct trust_subject *s, const char *path,

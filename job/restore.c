@@ -33,6 +33,7 @@ struct restore {
     char **argv;
     char console[PATH_MAX]; /* the console socket, if the original's console was on stdio */
     int console_made;
+    char note[64]; /* for the summary: a check that was overridden */
     pid_t pid;
     int pidfd;
     struct qmp *qmp;
@@ -284,7 +285,7 @@ int job_restore_run(struct job *job)
     int rc;
 
     if (!(rc = load_snapshot(&r)) && !(rc = check_trust(&r)) && !(rc = check_vm_stopped(&r)) &&
-        !(rc = precheck_restore(job, &r.m, r.dir)) && !(rc = open_files(&r)) &&
+        !(rc = precheck_restore(job, &r.m, r.dir, r.note, sizeof(r.note))) && !(rc = open_files(&r)) &&
         !(rc = start_qemu(&r)) && !(rc = connect_qmp(&r)) && !(rc = start_incoming(&r)) &&
         !(rc = pump(&r)) && !(rc = wait_completed(&r)))
         rc = resume(&r);
@@ -307,8 +308,9 @@ int job_restore_run(struct job *job)
     if (r.mark[0])
         unlink(r.mark);
     if (!rc)
-        snprintf(job->summary, sizeof(job->summary), "restored %s: %d channels, %s (pid %d)",
-                 job->snapshot, r.m.channels, r.m.was_running ? "running" : "paused", (int)r.pid);
+        snprintf(job->summary, sizeof(job->summary), "restored %s: %d channels, %s (pid %d)%s",
+                 job->snapshot, r.m.channels, r.m.was_running ? "running" : "paused", (int)r.pid,
+                 r.note);
     qemu_argv_free(r.argv);
     manifest_free(&r.m);
     return rc;

@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "copier.h"
+#include "disks.h"
 #include "manifest.h"
 #include "migrate.h"
 #include "qemu.h"
@@ -328,7 +329,8 @@ int job_save_run(struct job *job)
 
     job_set_phase(job, "connecting");
     if (!(rc = save_connect(&s)) && !(rc = describe_vm(&s)) && !(rc = check_idle(&s)) &&
-        !(rc = prepare(&s)) && !(rc = start_migration(&s)) && !(rc = wait_migration(&s)))
+        !(rc = prepare(&s)) && !(rc = start_migration(&s)) && !(rc = wait_migration(&s)) &&
+        !(rc = disks_record(job, s.qmp, &s.m)))
         rc = write_snapshot(&s);
     if (rc) {
         roll_back(&s);

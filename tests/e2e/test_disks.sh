@@ -1,0 +1,83 @@
+#!/bin/bash
+# A snapshot's RAM describes the VM's disks as they were when it was saved: the manifest records
+# each writable disk (from QEMU's query-block), the xattrs show it and whether the VM ran on
+# (keep-running), and a restore over a disk that changed since is refused with ESTALE, naming the
+# disk, until forced with `setfattr -n user.savefs.force -v disks` (used once).
+source "$SRC_DIR/tests/e2e/lib.sh"
+command -v jq >/dev/null || { echo "SKIP: jq is needed"; exit 77; }
+e2e_setup
+truncate -s 64M "$T/disk.raw" "$T/data.raw"
+truncate -s 1M "$T/ro.raw"
+# shellcheck disable=SC2034 # read by guest_args
+# The guest does not drive these disks: QEMU's own block layer writes them (HMP qemu-io) where
+# the guest would.
+GUEST_EXTRA_ARGS=(-drive "file=$T/disk.raw,format=raw,if=virtio"
+    -drive "file=data.raw,format=raw,if=virtio"
+    -drive "file=$T/ro.raw,format=raw,if=virtio,readonly=on")
+(cd "$T" && vm_start vm1)
+savefs_start "$@"
+
+fact() {
+    getfattr --absolute-names --only-values -n "user.savefs.$2" "$MNT/vm1/snapshots/$1"
+}
+
+# Restores snapshot $1 and expects the refusal: ESTALE, naming disk $2.
+refused() {
+    if mv "$MNT/vm1/snapshots/$1" "$MNT/vm1/restore/" 2>"$T/mv.err"; then
+        die "restore of $1 over a changed disk was accepted"
+    fi
+    grep -qi "stale" "$T/mv.err" || die "not ESTALE: $(cat "$T/mv.err")"
+    grep -qF "$2" "$MNT/vm1/status" || die "the reason does not name $2: $(cat "$MNT/vm1/status")"
+    [[ -z $(vm_pid vm1 || true) ]] || die "a QEMU runs after the refusal"
+}
+
+# Writes 64 KiB through the block layer of VM vm1's QEMU to its drive $1 (virtio0, virtio1).
+qemu_write() {
+    printf '%s\n' '{"execute":"qmp_capabilities"}' \
+        "{\"execute\":\"human-monitor-command\",\"arguments\":{\"command-line\":\"qemu-io $1 \\\"write -P 0x5a 1M 64k\\\"\"}}" |
+        nc -U -q 1 "$QMP/vm1.qmp" | tee -a "$T/hmp.out" | grep -q '"return": ""' || die "qemu-io $1 failed: $(cat "$T/hmp.out")"
+}
+
+pass=$(guest_last_pass "$T/vm1.serial")
+seed=$(guest_seed "$T/vm1.serial")
+echo "2 name=s1" >"$MNT/vm1/save" || die "save failed: $(cat "$MNT/vm1/status")"
+vm_wait_gone vm1 || die "vm1 did not quit after the save"
+# data.raw is relative to QEMU's working directory: recorded as an absolute path.
+jq -e --arg raw "$T/disk.raw" --arg data "$T/data.raw" \
+    '.keep_running == false and (.disks | length == 2) and .disks[0].path == $raw and
+     .disks[1].path == $data and .disks[1].format == "raw" and
+     (.disks[0].fingerprint | startswith("xxh3:"))' \
+    "$MNT/vm1/snapshots/s1/manifest.json" >/dev/null ||
+    die "the manifest does not record the writable disks: $(jq -c .disks "$MNT/vm1/snapshots/s1/manifest.json")"
+[[ $(fact s1 keep_running) == no ]] || die "keep_running fact: $(fact s1 keep_running)"
+[[ $(fact s1 disks) == "unchanged"* ]] || die "disks fact: $(fact s1 disks)"
+
+log "an unchanged disk restores"
+mv "$MNT/vm1/snapshots/s1" "$MNT/vm1/restore/" || die "restore failed: $(cat "$MNT/vm1/status")"
+vm_adopt vm1
+vm_check_alive vm1 "$pass" "$seed"
+
+log "keep-running: the VM runs on and writes its disks; both snapshots are then refused"
+echo "keep-running 2 name=kept" >"$MNT/vm1/save" || die "save failed: $(cat "$MNT/vm1/status")"
+[[ $(fact kept keep_running) == yes ]] || die "keep_running fact: $(fact kept keep_running)"
+[[ $(fact kept disks) == "unchanged"* ]] || die "disks fact right after the save: $(fact kept disks)"
+qemu_write virtio0
+qemu_write virtio1
+kill "$(vm_pid vm1)"
+vm_wait_gone vm1 || die "QEMU did not exit on SIGTERM"
+[[ $(fact kept disks) == "changed"*"$T/disk.raw"* ]] || die "disks fact after a write: $(fact kept disks)"
+refused kept "$T/disk.raw"
+refused s1 "$T/disk.raw"
+
+log "forced once: the restore goes ahead, and the force is used up"
+setfattr -n user.savefs.force -v disks "$MNT/vm1/snapshots/kept"
+mv "$MNT/vm1/snapshots/kept" "$MNT/vm1/restore/" || die "forced restore failed: $(cat "$MNT/vm1/status")"
+vm_adopt vm1
+grep -q "disk check overridden" "$MNT/vm1/status" || die "status does not say it was forced: $(cat "$MNT/vm1/status")"
+if getfattr --absolute-names -n user.savefs.force "$MNT/vm1/snapshots/kept" >/dev/null 2>&1; then
+    die "the force is still set after the restore"
+fi
+kill "$(vm_pid vm1)"
+vm_wait_gone vm1 || die "QEMU did not exit on SIGTERM"
+refused kept "$T/disk.raw"
+log "PASS"
