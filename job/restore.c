@@ -13,6 +13,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "agent.h"
 #include "copier.h"
 #include "manifest.h"
 #include "migrate.h"
@@ -33,7 +34,7 @@ struct restore {
     char **argv;
     char console[PATH_MAX]; /* the console socket, if the original's console was on stdio */
     int console_made;
-    char note[64]; /* for the summary: a check that was overridden */
+    char note[128]; /* for the summary: a check overridden, the guest clock set */
     pid_t pid;
     int pidfd;
     struct qmp *qmp;
@@ -285,10 +286,12 @@ int job_restore_run(struct job *job)
     int rc;
 
     if (!(rc = load_snapshot(&r)) && !(rc = check_trust(&r)) && !(rc = check_vm_stopped(&r)) &&
-        !(rc = precheck_restore(job, &r.m, r.dir, r.note, sizeof(r.note))) && !(rc = open_files(&r)) &&
-        !(rc = start_qemu(&r)) && !(rc = connect_qmp(&r)) && !(rc = start_incoming(&r)) &&
-        !(rc = pump(&r)) && !(rc = wait_completed(&r)))
+        !(rc = precheck_restore(job, &r.m, r.dir, r.note, sizeof(r.note))) &&
+        !(rc = open_files(&r)) && !(rc = start_qemu(&r)) && !(rc = connect_qmp(&r)) &&
+        !(rc = start_incoming(&r)) && !(rc = pump(&r)) && !(rc = wait_completed(&r)))
         rc = resume(&r);
+    if (!rc)
+        agent_sync_clock(&r.m, r.note + strlen(r.note), sizeof(r.note) - strlen(r.note));
     if (rc && r.pidfd >= 0) {
         qemu_kill(r.pidfd, KILL_TIMEOUT_MS);
         unlink(r.qmp_path); /* a killed QEMU leaves its socket file behind */
