@@ -16,20 +16,10 @@
 #include <unistd.h>
 
 #include "manifest.h"
+#include "qemu.h"
 #include "qemuopts.h"
 
 #define LINE_MAX_BYTES 4096
-
-/* "-opt" or "--opt" with a value. */
-static const char *opt_value(char *const *argv, int argc, int i, const char *name)
-{
-    const char *a = argv[i];
-
-    if (i + 1 >= argc || a[0] != '-')
-        return NULL;
-    a += a[1] == '-' ? 2 : 1;
-    return strcmp(a, name) == 0 ? argv[i + 1] : NULL;
-}
 
 /* The chardev that the agent's virtserialport uses, in ID. */
 static int agent_chardev(char *const *argv, int argc, char *id, size_t len)
@@ -37,7 +27,7 @@ static int agent_chardev(char *const *argv, int argc, char *id, size_t len)
     char name[64];
 
     for (int i = 0; i < argc; i++) {
-        const char *v = opt_value(argv, argc, i, "device");
+        const char *v = qemu_opt_value(argv, argc, i, "device");
 
         if (v && strncmp(v, "virtserialport,", 15) == 0 &&
             qemuopts_get(v, "name", name, sizeof(name)) && strcmp(name, AGENT_PORT_NAME) == 0 &&
@@ -54,7 +44,7 @@ int agent_socket(char *const *argv, int argc, const char *cwd, char *path, size_
     if (!agent_chardev(argv, argc, id, sizeof(id)))
         return 0;
     for (int i = 0; i < argc; i++) {
-        const char *v = opt_value(argv, argc, i, "chardev");
+        const char *v = qemu_opt_value(argv, argc, i, "chardev");
 
         if (!v || strncmp(v, "socket,", 7) != 0 || !qemuopts_get(v, "id", cid, sizeof(cid)) ||
             strcmp(cid, id) != 0 || !qemuopts_get(v, "path", sock, sizeof(sock)))

@@ -195,13 +195,9 @@ int qemu_argv_portable(char *const *argv, int argc, const char *qmp_name, char *
 
 #define CONSOLE_ID "savefs-console"
 
-/* The option value, when argv[i] is option NAME (or its short ALIAS) and has one. */
-static const char *opt_value(char *const *argv, int argc, int i, const char *name,
-                             const char *alias)
+const char *qemu_opt_value(char *const *argv, int argc, int i, const char *name)
 {
-    if (i + 1 >= argc || !(is_opt(argv[i], name) || (alias && is_opt(argv[i], alias))))
-        return NULL;
-    return argv[i + 1];
+    return i + 1 < argc && is_opt(argv[i], name) ? argv[i + 1] : NULL;
 }
 
 /* A growing argv of new strings. */
@@ -341,22 +337,24 @@ static int rewrite_opt(struct argv_out *o, char *const *argv, int argc, int i,
 {
     const char *v;
 
-    if (ro->machine && ro->machine[0] && (v = opt_value(argv, argc, i, "machine", "M"))) {
+    if (ro->machine && ro->machine[0] &&
+        ((v = qemu_opt_value(argv, argc, i, "machine")) ||
+         (v = qemu_opt_value(argv, argc, i, "M")))) {
         out_add(o, "%s", argv[i]);
         *pinned |= pin_machine(o, v, ro->machine);
         return i + 2;
     }
-    if ((v = opt_value(argv, argc, i, "serial", NULL)) && strncmp(v, "file:", 5) == 0) {
+    if ((v = qemu_opt_value(argv, argc, i, "serial")) && strncmp(v, "file:", 5) == 0) {
         serial_file(o, v + 5, nserial);
         return i + 2;
     }
-    if ((v = opt_value(argv, argc, i, "serial", NULL)) && ro->console && !*ro->console_made &&
+    if ((v = qemu_opt_value(argv, argc, i, "serial")) && ro->console && !*ro->console_made &&
         (strcmp(v, "stdio") == 0 || strcmp(v, "mon:stdio") == 0)) {
         console_socket(o, ro->console, v[0] == 'm');
         *ro->console_made = 1;
         return i + 2;
     }
-    if ((v = opt_value(argv, argc, i, "chardev", NULL))) {
+    if ((v = qemu_opt_value(argv, argc, i, "chardev"))) {
         out_add(o, "%s", argv[i]);
         chardev(o, v);
         return i + 2;

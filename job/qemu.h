@@ -25,6 +25,9 @@ int qemu_read_cwd(pid_t pid, char *cwd, size_t len);
  * borrowed strings in *OUT (free only the array). */
 int qemu_argv_portable(char *const *argv, int argc, const char *qmp_name, char ***out, int *outc);
 
+/* The value of option NAME ("-NAME" or "--NAME") if ARGV[I] is that option and has one. */
+const char *qemu_opt_value(char *const *argv, int argc, int i, const char *name);
+
 /* What a restore's command line needs besides the recorded one. */
 struct qemu_restore_opts {
     const char *qmp_path; /* savefs's QMP socket for the VM */
