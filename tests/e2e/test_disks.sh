@@ -80,4 +80,14 @@ fi
 kill "$(vm_pid vm1)"
 vm_wait_gone vm1 || die "QEMU did not exit on SIGTERM"
 refused kept "$T/disk.raw"
+
+log "a snapshot of an older savefs (no disks recorded) restores, unchecked"
+mkdir "$STORE/vm1/snapshots/old"
+cp "$STORE/vm1/snapshots/s1"/* "$STORE/vm1/snapshots/old/"
+jq '.snapshot = "old" | del(.disks, .keep_running, .hmac)' "$STORE/vm1/snapshots/s1/manifest.json" \
+    >"$STORE/vm1/snapshots/old/manifest.json"
+[[ $(fact old disks) == unknown* ]] || die "disks fact of an older snapshot: $(fact old disks)"
+"$SAVEFS_BIN" accept --store "$STORE" vm1 old "$(fact old digest)" >/dev/null || die "accept failed"
+mv "$MNT/vm1/snapshots/old" "$MNT/vm1/restore/" || die "older snapshot refused: $(cat "$MNT/vm1/status")"
+vm_adopt vm1
 log "PASS"
