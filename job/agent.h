@@ -9,13 +9,13 @@
 
 #include "manifest.h"
 
-#define AGENT_PORT_NAME  "org.qemu.guest_agent.0"
-#define AGENT_TIMEOUT_MS 2000 /* a restore waits this long at most for an agent that is not there  \
-                               */
+#define AGENT_PORT_NAME "org.qemu.guest_agent.0"
+/* As libvirt's: an agent that is not there costs a restore this long. */
+#define AGENT_TIMEOUT_MS 5000
 
 /* 1 and the absolute path of the unix socket in PATH if ARGV (run in CWD) has a guest agent
- * channel (a virtserialport named AGENT_PORT_NAME on a "-chardev socket,server=on" with a path);
- * else 0. */
+ * channel (a virtserialport named AGENT_PORT_NAME on a "-chardev socket,server=on" with a
+ * path); else 0. */
 int agent_socket(char *const *argv, int argc, const char *cwd, char *path, size_t len);
 
 /* Connects to the agent at PATH, flushes stale replies with guest-sync, then sends
