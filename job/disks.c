@@ -95,10 +95,11 @@ int disks_fingerprint(int fd, char *out, size_t len)
     return rc;
 }
 
-/* The disk at D->path as it is now: size, mtime, inode, fingerprint. */
+/* The disk at D->path as it is now: size, mtime, inode, fingerprint. A manifest from elsewhere
+ * names these paths: only regular files and block devices are read, and a FIFO cannot block. */
 static int disk_now(struct manifest_disk *d)
 {
-    int fd = open(d->path, O_RDONLY | O_CLOEXEC | O_NOCTTY), rc;
+    int fd = open(d->path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK), rc;
     struct stat st;
     off_t size;
 
@@ -106,6 +107,10 @@ static int disk_now(struct manifest_disk *d)
         return -errno;
     if (fstat(fd, &st) < 0 || (size = lseek(fd, 0, SEEK_END)) < 0) {
         rc = -errno;
+        goto out;
+    }
+    if (!S_ISREG(st.st_mode) && !S_ISBLK(st.st_mode)) {
+        rc = -EINVAL;
         goto out;
     }
     d->size = (uint64_t)size;

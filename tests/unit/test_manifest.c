@@ -385,6 +385,10 @@ static void test_disks_compare(void)
           "a write with the mtime put back: %s", why);
     unlink(path);
     CHECK(disks_compare(&m, why, sizeof(why)) == -ESTALE && strstr(why, path), "gone: %s", why);
+    /* A manifest from elsewhere may name a FIFO: refused at once, not waited on. */
+    CHECK(mkfifo(path, 0600) == 0, "mkfifo");
+    CHECK(disks_compare(&m, why, sizeof(why)) == -ESTALE && strstr(why, path), "a FIFO: %s", why);
+    unlink(path);
 }
 
 int main(void)
