@@ -19,6 +19,7 @@
 
 #include "import.h"
 #include "job.h"
+#include "manifest.h"
 #include "sfs_store.h"
 #include "words.h"
 
@@ -835,7 +836,9 @@ static int sfs_fsyncdir(const char *path, int datasync, struct fuse_file_info *f
 
 static int is_fact(const char *name)
 {
-    return strncmp(name, IMPORT_XATTR_PREFIX, strlen(IMPORT_XATTR_PREFIX)) == 0;
+    /* The one user.savefs.* the user sets: it lets a restore over changed disks go ahead. */
+    return strncmp(name, IMPORT_XATTR_PREFIX, strlen(IMPORT_XATTR_PREFIX)) == 0 &&
+           strcmp(name, MANIFEST_FORCE_XATTR) != 0;
 }
 
 /* The value of fact NAME of the snapshot SP into VALUE (SIZE 0: only its length). */

@@ -138,7 +138,9 @@ static int manifest_facts(struct facts *f, const struct manifest *m)
         (rc = add_fact(f, "channels", "%d", m->channels)) ||
         (rc = add_fact(f, "compression", "%s", m->compression)) ||
         (rc = add_fact(f, "was_running", "%s", m->was_running ? "yes" : "no")) ||
-        (rc = add_fact(f, "digest", "%s", digest)))
+        (rc = add_fact(f, "digest", "%s", digest)) ||
+        (m->disks_recorded &&
+         (rc = add_fact(f, "keep_running", "%s", m->keep_running ? "yes" : "no"))))
         return rc;
     return 0;
 }

@@ -1,6 +1,7 @@
 /* facts: what a snapshot's manifest says, as its user.savefs.* attributes show it (vm, snapshot,
- * created, qemu_version, machine, ram_size, channels, compression, was_running, digest, and
- * trust: whether this host would run it). Reading a manifest (up to 4 MiB of JSON) and deciding
+ * created, qemu_version, machine, ram_size, channels, compression, was_running, digest,
+ * keep_running where the disks were recorded, and trust: whether this host would run it; the
+ * disks' state is no fact of the manifest's). Reading a manifest (up to 4 MiB of JSON) and deciding
  * trust costs far more than a getxattr, and `getfattr -d` asks for 13 attributes in a row: each
  * snapshot's facts are computed once and kept while its manifest and its VM's local.json stay as
  * they are. Any thread. */

@@ -21,6 +21,7 @@
 #include <unistd.h>
 
 #include "copier.h"
+#include "disks.h"
 #include "job.h"
 #include "facts.h"
 #include "manifest.h"
@@ -728,6 +729,23 @@ static int verified_value(struct import *imp, const char *vm, const char *snap,
     return n < 0 ? -ENOMEM : 0;
 }
 
+/* "disks": whether the disks the manifest records are still as saved (disks.h). Not kept with
+ * the other facts: it changes with the disks, not with the manifest. */
+static int disks_value(struct import *imp, const char *vm, const char *snap, char **value)
+{
+    char path[PATH_MAX], fact[JOB_ERR_MAX], why[JOB_ERR_MAX];
+    struct manifest m;
+    int rc;
+
+    if (store_path(path, "%s/%s/snapshots/%s/%s", job_store(imp->ctx), vm, snap, MANIFEST_NAME))
+        return -ENAMETOOLONG;
+    if ((rc = manifest_read(path, &m, why, sizeof(why))))
+        return rc == -ENOMEM ? rc : -ENODATA;
+    disks_fact(&m, fact, sizeof(fact));
+    manifest_free(&m);
+    return (*value = strdup(fact)) ? 0 : -ENOMEM;
+}
+
 /* "import": the phase and reason of SNAP's import; -ENODATA if there is none. */
 static int import_value(struct import *imp, const char *vm, const char *snap, char **value)
 {
@@ -751,6 +769,8 @@ int import_fact(struct import *imp, const char *vm, const char *snap, const char
     *value = NULL;
     if (strcmp(name, IMPORT_XATTR_PREFIX "import") == 0)
         return import_value(imp, vm, snap, value);
+    if (strcmp(name, IMPORT_XATTR_PREFIX "disks") == 0)
+        return disks_value(imp, vm, snap, value);
     if (!(f = malloc(sizeof(*f))))
         return -ENOMEM;
     if (!(rc = facts_get(imp->facts, job_store(imp->ctx), vm, snap, f))) {
@@ -769,7 +789,8 @@ int import_fact(struct import *imp, const char *vm, const char *snap, const char
 int import_fact_names(struct import *imp, const char *vm, const char *snap, char **names,
                       size_t *len)
 {
-    static const char verified[] = IMPORT_XATTR_PREFIX "verified";
+    /* "verified" and "disks", side by side: computed at each read, not kept. */
+    static const char verified[] = IMPORT_XATTR_PREFIX "verified\0" IMPORT_XATTR_PREFIX "disks";
     static const char import[] = IMPORT_XATTR_PREFIX "import";
     struct facts *f = malloc(sizeof(*f));
     int rc = f ? facts_get(imp->facts, job_store(imp->ctx), vm, snap, f) : -ENOMEM;

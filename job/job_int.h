@@ -48,6 +48,8 @@ struct job {
     double phase_started;
     struct job_phases phases; /* the phases ended so far */
     uint64_t bytes_done, bytes_total;
+    uint64_t bytes_written, bytes_to_write; /* a save's (progress.h) */
+    int bytes_to_write_known;
     int pid; /* the QEMU the job works on, 0 if none yet */
     int done;
     /* owned by the job thread until done */

@@ -7,6 +7,7 @@
 #include <fcntl.h>
 #include <inttypes.h>
 #include <jansson.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -53,6 +54,30 @@ static json_t *file_to_json(const struct cp_file *f)
     return j;
 }
 
+static json_t *disk_to_json(const struct manifest_disk *d)
+{
+    return json_pack("{s:s, s:s, s:I, s:I, s:I, s:s}", "path", d->path, "format", d->format, "size",
+                     (json_int_t)d->size, "mtime_ns", (json_int_t)d->mtime_ns, "inode",
+                     (json_int_t)d->inode, "fingerprint", d->fingerprint);
+}
+
+/* The disks and keep_running, for manifests that record them (older ones stay as they were
+ * signed). */
+static int disks_to_json(const struct manifest *m, json_t *root)
+{
+    json_t *disks = json_array();
+
+    for (int i = 0; disks && i < m->ndisks; i++)
+        if (json_array_append_new(disks, disk_to_json(&m->disks[i]))) {
+            json_decref(disks);
+            disks = NULL;
+        }
+    if (!disks || json_object_set_new(root, "disks", disks) ||
+        json_object_set_new(root, "keep_running", json_boolean(m->keep_running)))
+        return -ENOMEM;
+    return 0;
+}
+
 static json_t *manifest_to_json(const struct manifest *m)
 {
     json_t *argv = json_array(), *files = json_array();
@@ -76,6 +101,10 @@ static json_t *manifest_to_json(const struct manifest *m)
                   "ram_size", (json_int_t)m->ram_size, "was_running", m->was_running, "channels",
                   m->channels, "compression", m->compression, "compression_level",
                   m->compression_level, "duration_s", m->duration_s, "files", files);
+    if (root && m->disks_recorded && disks_to_json(m, root)) {
+        json_decref(root);
+        root = NULL;
+    }
 out:
     json_decref(argv);
     json_decref(files);
@@ -258,6 +287,59 @@ static int parse_files(json_t *files, struct manifest *m, char *err, size_t errl
     return 0;
 }
 
+static int parse_disk(json_t *jd, size_t i, struct manifest_disk *d, char *err, size_t errlen)
+{
+    json_int_t size = -1, mtime = 0, inode = -1;
+    const char *path = NULL, *format = NULL, *fp = NULL;
+
+    if (json_unpack(jd, "{s:s, s:s, s:I, s:I, s:I, s:s}", "path", &path, "format", &format, "size",
+                    &size, "mtime_ns", &mtime, "inode", &inode, "fingerprint", &fp) ||
+        path[0] != '/' || strlen(path) >= PATH_MAX || strlen(format) >= sizeof(d->format) ||
+        strlen(fp) >= sizeof(d->fingerprint) || size < 0 || inode < 0) {
+        snprintf(err, errlen,
+                 "'disks[%zu]' needs an absolute path, format, size, mtime_ns, inode and "
+                 "fingerprint",
+                 i);
+        return -EINVAL;
+    }
+    d->path = strdup(path);
+    if (!d->path)
+        return -ENOMEM;
+    strcpy(d->format, format);
+    strcpy(d->fingerprint, fp);
+    d->size = (uint64_t)size;
+    d->mtime_ns = (int64_t)mtime;
+    d->inode = (uint64_t)inode;
+    return 0;
+}
+
+/* "disks" and "keep_running" come together, or not at all (a manifest of an older savefs). */
+static int parse_disks(json_t *root, struct manifest *m, char *err, size_t errlen)
+{
+    json_t *disks = json_object_get(root, "disks"), *keep = json_object_get(root, "keep_running");
+    size_t n = json_array_size(disks);
+    int rc;
+
+    if (!disks && !keep)
+        return 0;
+    if (!json_is_array(disks) || n > MANIFEST_MAX_DISKS || !json_is_boolean(keep)) {
+        snprintf(err, errlen,
+                 "'disks' must be an array of at most %d entries, with a boolean "
+                 "'keep_running'",
+                 MANIFEST_MAX_DISKS);
+        return -EINVAL;
+    }
+    m->disks_recorded = 1;
+    m->keep_running = json_is_true(keep);
+    for (size_t i = 0; i < n; i++) {
+        rc = parse_disk(json_array_get(disks, i), i, &m->disks[i], err, errlen);
+        if (rc)
+            return rc;
+        m->ndisks = (int)i + 1;
+    }
+    return 0;
+}
+
 static int parse_root(json_t *root, struct manifest *m, char *err, size_t errlen)
 {
     json_t *qemu = json_object_get(root, "qemu");
@@ -303,6 +385,8 @@ static int parse_root(json_t *root, struct manifest *m, char *err, size_t errlen
     rc = parse_argv(json_object_get(qemu, "argv"), m, err, errlen);
     if (!rc)
         rc = parse_files(json_object_get(root, "files"), m, err, errlen);
+    if (!rc)
+        rc = parse_disks(root, m, err, errlen);
     return rc ? rc : manifest_check(m, err, errlen);
 }
 
@@ -512,6 +596,9 @@ void manifest_free(struct manifest *m)
     free(m->binary);
     free(m->cwd);
     free(m->canonical);
+    for (i = 0; i < m->ndisks; i++)
+        free(m->disks[i].path);
+    m->ndisks = 0;
     m->canonical = NULL;
     m->argv = NULL;
     m->binary = NULL;

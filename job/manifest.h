@@ -12,6 +12,21 @@
 #define MANIFEST_VERSION   1
 #define MANIFEST_MAX_FILES (2 * CP_MAX_CHANNELS + 1)
 #define MANIFEST_MAX_ARGS  4096
+#define MANIFEST_MAX_DISKS 32
+
+/* The one attribute of a snapshot directory that the user sets rather than savefs computes:
+ * "disks" lets the next restore go ahead over disks that changed since the save (disks.h). */
+#define MANIFEST_FORCE_XATTR "user.savefs.force"
+
+/* A writable disk of the VM as it was when the snapshot was taken (disks.h). */
+struct manifest_disk {
+    char *path;           /* absolute */
+    char format[16];      /* QEMU's driver: "raw", "qcow2", ... */
+    uint64_t size;        /* bytes */
+    int64_t mtime_ns;     /* st_mtim in ns */
+    uint64_t inode;       /* st_ino: shown, not compared (a disk copied back keeps its content) */
+    char fingerprint[24]; /* "xxh3:" + 16 hex digits of sampled content and qcow2 metadata */
+};
 
 struct manifest {
     int version;
@@ -31,6 +46,11 @@ struct manifest {
     char compression[16];  /* "none", or "zstd": main and channels are zstd files (zframe.h) */
     int compression_level; /* zstd's level, 1..19; 0 with "none" */
     double duration_s;
+    /* Since savefs recorded disks; a manifest without them restores as before, unchecked. */
+    int disks_recorded;
+    int keep_running; /* the VM ran on after the save: its disks went on changing */
+    struct manifest_disk disks[MANIFEST_MAX_DISKS];
+    int ndisks;
     struct cp_file files[MANIFEST_MAX_FILES];
     int nfiles;
     char hmac[128];  /* optional: "hmac-sha256:KEYID:MAC" over the canonical text (see trust.h) */

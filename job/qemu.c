@@ -6,13 +6,21 @@
 #include <fcntl.h>
 #include <limits.h>
 #include <poll.h>
+#include <pthread.h>
 #include <signal.h>
+#include <spawn.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
+
+#include "qemuopts.h"
+
+extern char **environ;
 
 #define SO_ACCEPTCON_FLAG 0x10000 /* __SO_ACCEPTCON in /proc/net/unix: a listening socket */
 
@@ -183,25 +191,295 @@ int qemu_argv_portable(char *const *argv, int argc, const char *qmp_name, char *
     return 0;
 }
 
-int qemu_argv_restore(char *const *portable, int argc, const char *qmp_path, char ***out)
-{
-    char qmp[PATH_MAX + 64];
-    const char *extra[] = {"-qmp", qmp, "-S", "-incoming", "defer"};
-    int nextra = (int)(sizeof(extra) / sizeof(extra[0]));
-    char **v = calloc((size_t)(argc + nextra) + 1, sizeof(char *));
-    int i;
+/* ---- the restore's command line ---- */
 
-    if (!v)
-        return -ENOMEM;
-    snprintf(qmp, sizeof(qmp), "unix:%s,server=on,wait=off", qmp_path);
-    for (i = 0; i < argc + nextra; i++) {
-        v[i] = strdup(i < argc ? portable[i] : extra[i - argc]);
-        if (!v[i]) {
-            qemu_argv_free(v);
-            return -ENOMEM;
+#define CONSOLE_ID "savefs-console"
+
+const char *qemu_opt_value(char *const *argv, int argc, int i, const char *name)
+{
+    return i + 1 < argc && is_opt(argv[i], name) ? argv[i + 1] : NULL;
+}
+
+/* A growing argv of new strings. */
+struct argv_out {
+    char **v;
+    int n, cap;
+    int rc;
+};
+
+static void out_add(struct argv_out *o, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+static void out_add(struct argv_out *o, const char *fmt, ...)
+{
+    va_list ap;
+
+    if (o->rc)
+        return;
+    if (o->n + 2 > o->cap) {
+        int cap = o->cap ? 2 * o->cap : 64;
+        char **v = realloc(o->v, (size_t)cap * sizeof(char *));
+
+        if (!v) {
+            o->rc = -ENOMEM;
+            return;
         }
+        o->v = v;
+        o->cap = cap;
     }
-    *out = v;
+    va_start(ap, fmt);
+    if (vasprintf(&o->v[o->n], fmt, ap) < 0)
+        o->rc = -ENOMEM;
+    else
+        o->v[++o->n] = NULL;
+    va_end(ap);
+}
+
+/* VALUE with every ',' doubled, as QEMU's option strings want a literal comma. */
+static char *opt_escape(const char *value)
+{
+    char *out = malloc(2 * strlen(value) + 1), *p = out;
+
+    for (; out && *value; value++) {
+        *p++ = *value;
+        if (*value == ',')
+            *p++ = ',';
+    }
+    if (out)
+        *p = '\0';
+    return out;
+}
+
+/* -machine TYPE[,OPTS] with the unversioned TYPE ("pc", "q35", or none at all) replaced by the
+ * versioned MACHINE the snapshot was saved with: a newer QEMU resolves "pc" to a newer type,
+ * whose migration stream differs (libvirt pins it the same way). 1 if VALUE named a type. */
+static int pin_machine(struct argv_out *o, const char *value, const char *machine)
+{
+    size_t type_len = strcspn(value, ",");
+    const char *rest = value + type_len;
+
+    if (strncmp(value, "type=", 5) == 0) {
+        out_add(o, "type=%s%s", machine, rest);
+        return 1;
+    }
+    if (memchr(value, '=', type_len)) { /* only options: the type comes from elsewhere */
+        out_add(o, "%s", value);
+        return 0;
+    }
+    out_add(o, "%s%s", machine, rest);
+    return 1;
+}
+
+/* -serial file:PATH truncates PATH when QEMU opens it: the log before the save would be lost.
+ * The file chardev can append instead. */
+static void serial_file(struct argv_out *o, const char *path, int *nserial)
+{
+    char *esc = opt_escape(path);
+
+    if (!esc) {
+        o->rc = -ENOMEM;
+        return;
+    }
+    out_add(o, "-chardev");
+    out_add(o, "file,id=savefs-serial%d,path=%s,append=on", *nserial, esc);
+    out_add(o, "-serial");
+    out_add(o, "chardev:savefs-serial%d", (*nserial)++);
+    free(esc);
+}
+
+/* A console that was on the original's stdio (gone: a restored QEMU's stdin is /dev/null) comes
+ * back on a unix socket one can attach to. MON: the monitor was multiplexed on it, too. */
+static void console_socket(struct argv_out *o, const char *path, int mon)
+{
+    char *esc = opt_escape(path);
+
+    if (!esc) {
+        o->rc = -ENOMEM;
+        return;
+    }
+    out_add(o, "-chardev");
+    out_add(o, "socket,id=" CONSOLE_ID ",path=%s,server=on,wait=off%s", esc, mon ? ",mux=on" : "");
+    out_add(o, "-serial");
+    out_add(o, "chardev:" CONSOLE_ID);
+    if (mon) {
+        out_add(o, "-mon");
+        out_add(o, "chardev=" CONSOLE_ID ",mode=readline");
+    }
+    free(esc);
+}
+
+/* -chardev file,...: appends, unless it says otherwise. */
+static void chardev(struct argv_out *o, const char *value)
+{
+    char append[8];
+
+    if (strncmp(value, "file,", 5) == 0 && !qemuopts_get(value, "append", append, sizeof(append)))
+        out_add(o, "%s,append=on", value);
+    else
+        out_add(o, "%s", value);
+}
+
+/* With -nographic and no -serial, QEMU puts the first serial port on stdio (-nodefaults: none). */
+static int stdio_by_default(char *const *argv, int argc)
+{
+    int nographic = 0;
+
+    for (int i = 0; i < argc; i++) {
+        if (is_opt(argv[i], "serial") || is_opt(argv[i], "nodefaults"))
+            return 0;
+        nographic |= is_opt(argv[i], "nographic");
+    }
+    return nographic;
+}
+
+/* Copies option I of ARGV (and its value) into O, rewritten for a restore; the next index. */
+static int rewrite_opt(struct argv_out *o, char *const *argv, int argc, int i,
+                       const struct qemu_restore_opts *ro, int *pinned, int *nserial)
+{
+    const char *v;
+
+    if (ro->machine && ro->machine[0] &&
+        ((v = qemu_opt_value(argv, argc, i, "machine")) ||
+         (v = qemu_opt_value(argv, argc, i, "M")))) {
+        out_add(o, "%s", argv[i]);
+        *pinned |= pin_machine(o, v, ro->machine);
+        return i + 2;
+    }
+    if ((v = qemu_opt_value(argv, argc, i, "serial")) && strncmp(v, "file:", 5) == 0) {
+        serial_file(o, v + 5, nserial);
+        return i + 2;
+    }
+    if ((v = qemu_opt_value(argv, argc, i, "serial")) && ro->console && !*ro->console_made &&
+        (strcmp(v, "stdio") == 0 || strcmp(v, "mon:stdio") == 0)) {
+        console_socket(o, ro->console, v[0] == 'm');
+        *ro->console_made = 1;
+        return i + 2;
+    }
+    if ((v = qemu_opt_value(argv, argc, i, "chardev"))) {
+        out_add(o, "%s", argv[i]);
+        chardev(o, v);
+        return i + 2;
+    }
+    out_add(o, "%s", argv[i]);
+    return i + 1;
+}
+
+int qemu_argv_restore(char *const *portable, int argc, const struct qemu_restore_opts *ro,
+                      char ***out)
+{
+    struct argv_out o = {0};
+    int pinned = 0, nserial = 0, i = 0;
+
+    *ro->console_made = 0;
+    while (i < argc && !o.rc)
+        i = rewrite_opt(&o, portable, argc, i, ro, &pinned, &nserial);
+    if (ro->machine && ro->machine[0] && !pinned) {
+        out_add(&o, "-machine");
+        out_add(&o, "%s", ro->machine);
+    }
+    if (ro->console && !*ro->console_made && stdio_by_default(portable, argc)) {
+        console_socket(&o, ro->console, 0);
+        *ro->console_made = 1;
+    }
+    out_add(&o, "-qmp");
+    out_add(&o, "unix:%s,server=on,wait=off", ro->qmp_path);
+    out_add(&o, "-S");
+    out_add(&o, "-incoming");
+    out_add(&o, "defer");
+    if (o.rc) {
+        qemu_argv_free(o.v);
+        return o.rc;
+    }
+    *out = o.v;
+    return 0;
+}
+
+/* ---- the binary's version ---- */
+
+/* A binary's version, remembered while its file stays the same: asking costs a QEMU start. */
+static struct {
+    pthread_mutex_t lock;
+    char path[PATH_MAX];
+    struct stat st;
+    char version[32];
+} version_cache = {.lock = PTHREAD_MUTEX_INITIALIZER};
+
+static int same_file(const struct stat *a, const struct stat *b)
+{
+    return a->st_dev == b->st_dev && a->st_ino == b->st_ino && a->st_size == b->st_size &&
+           a->st_mtim.tv_sec == b->st_mtim.tv_sec && a->st_mtim.tv_nsec == b->st_mtim.tv_nsec;
+}
+
+/* Runs "BINARY -version" and reads "QEMU emulator version X.Y.Z" from its output. */
+static int ask_version(const char *binary, char *version, size_t len)
+{
+    char *const argv[] = {(char *)binary, "-version", NULL};
+    posix_spawn_file_actions_t fa;
+    char out[512] = "";
+    int pipefd[2], status, rc, a, b, c;
+    size_t n = 0;
+    ssize_t got;
+    pid_t pid;
+
+    if (pipe2(pipefd, O_CLOEXEC) < 0)
+        return -errno;
+    posix_spawn_file_actions_init(&fa);
+    posix_spawn_file_actions_addopen(&fa, STDIN_FILENO, "/dev/null", O_RDONLY, 0);
+    posix_spawn_file_actions_adddup2(&fa, pipefd[1], STDOUT_FILENO);
+    rc = -posix_spawn(&pid, binary, &fa, NULL, argv, environ);
+    posix_spawn_file_actions_destroy(&fa);
+    close(pipefd[1]);
+    while (
+        !rc && n < sizeof(out) - 1 &&
+        ((got = read(pipefd[0], out + n, sizeof(out) - 1 - n)) > 0 || (got < 0 && errno == EINTR)))
+        n += got > 0 ? (size_t)got : 0;
+    close(pipefd[0]);
+    if (!rc)
+        while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
+            ;
+    if (rc)
+        return rc;
+    out[n] = '\0';
+    if (sscanf(out, "QEMU emulator version %d.%d.%d", &a, &b, &c) != 3)
+        return -EPROTO;
+    snprintf(version, len, "%d.%d.%d", a, b, c);
+    return 0;
+}
+
+int qemu_binary_version(const char *binary, char *version, size_t len)
+{
+    struct stat st;
+    int rc = 0;
+
+    if (stat(binary, &st) < 0)
+        return -errno;
+    pthread_mutex_lock(&version_cache.lock);
+    if (strcmp(version_cache.path, binary) == 0 && same_file(&version_cache.st, &st))
+        snprintf(version, len, "%s", version_cache.version);
+    else
+        rc = 1;
+    pthread_mutex_unlock(&version_cache.lock);
+    if (rc <= 0)
+        return rc;
+    rc = ask_version(binary, version, len);
+    pthread_mutex_lock(&version_cache.lock);
+    if (!rc && strlen(binary) < sizeof(version_cache.path)) {
+        strcpy(version_cache.path, binary);
+        version_cache.st = st;
+        snprintf(version_cache.version, sizeof(version_cache.version), "%s", version);
+    }
+    pthread_mutex_unlock(&version_cache.lock);
+    return rc;
+}
+
+int qemu_version_cmp(const char *a, const char *b)
+{
+    int va[3] = {0}, vb[3] = {0};
+
+    sscanf(a, "%d.%d.%d", &va[0], &va[1], &va[2]);
+    sscanf(b, "%d.%d.%d", &vb[0], &vb[1], &vb[2]);
+    for (int i = 0; i < 3; i++)
+        if (va[i] != vb[i])
+            return va[i] < vb[i] ? -1 : 1;
     return 0;
 }
 

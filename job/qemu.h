@@ -25,9 +25,29 @@ int qemu_read_cwd(pid_t pid, char *cwd, size_t len);
  * borrowed strings in *OUT (free only the array). */
 int qemu_argv_portable(char *const *argv, int argc, const char *qmp_name, char ***out, int *outc);
 
-/* The command line for a restore: PORTABLE + "-qmp unix:QMP_PATH,server=on,wait=off -S
- * -incoming defer". New array of new strings (qemu_argv_free). */
-int qemu_argv_restore(char *const *portable, int argc, const char *qmp_path, char ***out);
+/* The value of option NAME ("-NAME" or "--NAME") if ARGV[I] is that option and has one. */
+const char *qemu_opt_value(char *const *argv, int argc, int i, const char *name);
+
+/* What a restore's command line needs besides the recorded one. */
+struct qemu_restore_opts {
+    const char *qmp_path; /* savefs's QMP socket for the VM */
+    const char *machine;  /* the versioned machine type the snapshot was saved with, or "" */
+    const char *console;  /* where a console that was on stdio goes (a unix socket), or NULL */
+    int *console_made;    /* out: 1 if the command line puts a console there */
+};
+
+/* The command line for a restore: PORTABLE with the machine type pinned to RO->machine, serial
+ * log files appended to instead of truncated, a console on stdio moved to RO->console, then
+ * "-qmp unix:QMP_PATH,server=on,wait=off -S -incoming defer". New array of new strings
+ * (qemu_argv_free). */
+int qemu_argv_restore(char *const *portable, int argc, const struct qemu_restore_opts *ro,
+                      char ***out);
+
+/* BINARY's version ("7.2.22"), from "BINARY -version"; remembered while the file is the same. */
+int qemu_binary_version(const char *binary, char *version, size_t len);
+
+/* <0, 0 or >0 as QEMU version A ("7.2.22") is older than, the same as or newer than B. */
+int qemu_version_cmp(const char *a, const char *b);
 
 /* Starts BINARY with ARGV in directory CWD, in its own session, reparented away from savefs,
  * stdout and stderr appended to LOG. *PID and a pidfd *PIDFD (readable once it exits). */

@@ -13,9 +13,11 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "agent.h"
 #include "copier.h"
 #include "manifest.h"
 #include "migrate.h"
+#include "precheck.h"
 #include "qemu.h"
 #include "qmp.h"
 #include "record.h"
@@ -30,6 +32,9 @@ struct restore {
     char dir[PATH_MAX], qmp_path[PATH_MAX], sock[PATH_MAX], log[PATH_MAX], mark[PATH_MAX];
     struct manifest m;
     char **argv;
+    char console[PATH_MAX]; /* the console socket, if the original's console was on stdio */
+    int console_made;
+    char note[128]; /* for the summary: a check overridden, the guest clock set */
     pid_t pid;
     int pidfd;
     struct qmp *qmp;
@@ -107,14 +112,26 @@ static int check_vm_stopped(struct restore *r)
     return 0;
 }
 
+/* The recorded command line, rewritten for a restore (qemu.h); a stale console socket goes. */
+static int restore_argv(struct restore *r)
+{
+    struct qemu_restore_opts o = {r->qmp_path, r->m.machine, r->console, &r->console_made};
+    int rc = store_path(r->console, "%s/%s.console", r->job->ctx->run_dir, vm_name(r));
+
+    if (!rc)
+        rc = qemu_argv_restore(r->m.argv, r->m.argc, &o, &r->argv);
+    if (!rc && r->console_made)
+        unlink(r->console);
+    return rc;
+}
+
 static int start_qemu(struct restore *r)
 {
     char err[JOB_ERR_MAX - 80];
     int rc;
 
     job_set_phase(r->job, "starting QEMU");
-    if ((rc = job_log_path(r->job->ctx, vm_name(r), r->log)) ||
-        (rc = qemu_argv_restore(r->m.argv, r->m.argc, r->qmp_path, &r->argv)))
+    if ((rc = job_log_path(r->job->ctx, vm_name(r), r->log)) || (rc = restore_argv(r)))
         return job_fail(r->job, rc, "cannot build the command line");
     unlink(r->log);
     unlink(r->qmp_path); /* a stale socket file of a QEMU that is gone */
@@ -275,9 +292,12 @@ int job_restore_run(struct job *job)
     int rc;
 
     if (!(rc = load_snapshot(&r)) && !(rc = check_trust(&r)) && !(rc = check_vm_stopped(&r)) &&
+        !(rc = precheck_restore(job, &r.m, r.dir, r.note, sizeof(r.note))) &&
         !(rc = open_files(&r)) && !(rc = start_qemu(&r)) && !(rc = connect_qmp(&r)) &&
         !(rc = start_incoming(&r)) && !(rc = pump(&r)) && !(rc = wait_completed(&r)))
         rc = resume(&r);
+    if (!rc)
+        agent_sync_clock(&r.m, r.note + strlen(r.note), sizeof(r.note) - strlen(r.note));
     if (rc && r.pidfd >= 0) {
         qemu_kill(r.pidfd, KILL_TIMEOUT_MS);
         unlink(r.qmp_path); /* a killed QEMU leaves its socket file behind */
@@ -297,8 +317,9 @@ int job_restore_run(struct job *job)
     if (r.mark[0])
         unlink(r.mark);
     if (!rc)
-        snprintf(job->summary, sizeof(job->summary), "restored %s: %d channels, %s (pid %d)",
-                 job->snapshot, r.m.channels, r.m.was_running ? "running" : "paused", (int)r.pid);
+        snprintf(job->summary, sizeof(job->summary), "restored %s: %d channels, %s (pid %d)%s",
+                 job->snapshot, r.m.channels, r.m.was_running ? "running" : "paused", (int)r.pid,
+                 r.note);
     qemu_argv_free(r.argv);
     manifest_free(&r.m);
     return rc;

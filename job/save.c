@@ -13,8 +13,10 @@
 #include <unistd.h>
 
 #include "copier.h"
+#include "disks.h"
 #include "manifest.h"
 #include "migrate.h"
+#include "progress.h"
 #include "qemu.h"
 #include "qmp.h"
 #include "record.h"
@@ -217,7 +219,7 @@ static int wait_migration(struct save *s)
     double deadline;
 
     for (;;) {
-        job_set_progress(s->job, cp_save_bytes(s->cp), s->m.ram_size);
+        progress_save(s->job, s->qmp, cp_save_bytes(s->cp));
         if (job_cancelled(s->job))
             return job_fail(s->job, -EINTR, "save cancelled");
         rc = mig_query(s->job, s->qmp, status, sizeof(status), why, sizeof(why));
@@ -241,6 +243,7 @@ static int wait_migration(struct save *s)
     for (tick = 1; !cp_save_done(s->cp); job_wait(cp_save_done_fd(s->cp), &tick))
         if (job_now() > deadline)
             return job_fail(s->job, -ETIMEDOUT, "QEMU completed but left a stream open");
+    progress_save_sent(s->job, cp_save_bytes(s->cp));
     return 0;
 }
 
@@ -328,7 +331,8 @@ int job_save_run(struct job *job)
 
     job_set_phase(job, "connecting");
     if (!(rc = save_connect(&s)) && !(rc = describe_vm(&s)) && !(rc = check_idle(&s)) &&
-        !(rc = prepare(&s)) && !(rc = start_migration(&s)) && !(rc = wait_migration(&s)))
+        !(rc = prepare(&s)) && !(rc = start_migration(&s)) && !(rc = wait_migration(&s)) &&
+        !(rc = disks_record(job, s.qmp, &s.m)))
         rc = write_snapshot(&s);
     if (rc) {
         roll_back(&s);

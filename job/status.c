@@ -40,6 +40,9 @@ static void view_take(struct job_ctx *ctx, const char *vm, struct status_view *v
                 v->job.phase = s->job->phase;
                 v->job.bytes_done = s->job->bytes_done;
                 v->job.bytes_total = s->job->bytes_total;
+                v->job.bytes_written = s->job->bytes_written;
+                v->job.bytes_to_write = s->job->bytes_to_write;
+                v->job.bytes_to_write_known = s->job->bytes_to_write_known;
                 v->job.started = s->job->started;
                 v->job.pid = s->job->pid;
                 memcpy(v->job.snapshot, s->job->snapshot, sizeof(v->job.snapshot));
@@ -47,6 +50,16 @@ static void view_take(struct job_ctx *ctx, const char *vm, struct status_view *v
             }
         }
     pthread_mutex_unlock(&ctx->lock);
+}
+
+/* A restored VM whose console was on stdio has it on a socket (qemu.h): say where. */
+static void add_console(struct job_ctx *ctx, const char *vm, json_t *out)
+{
+    char path[PATH_MAX];
+
+    if (snprintf(path, sizeof(path), "%s/%s.console", ctx->run_dir, vm) < (int)sizeof(path) &&
+        qemu_listening(path))
+        json_object_set_new(out, "console", json_string(path));
 }
 
 /* Asks QEMU for its run state: "running", "paused", "stopped" (nothing listens) or "unknown". */
@@ -64,6 +77,7 @@ static const char *idle_state(struct job_ctx *ctx, const char *vm, json_t *out)
         return state;
     }
     json_object_set_new(out, "pid", json_integer(qmp_peer_pid(q)));
+    add_console(ctx, vm, out);
     if (qmp_cmd(q, "query-status", NULL, &ret, STATUS_QMP_TIMEOUT_MS, err, sizeof(err)) == 0) {
         json_object_set(out, "qemu_status", json_object_get(ret, "status"));
         state = json_is_true(json_object_get(ret, "running")) ? "running" : "paused";
@@ -73,6 +87,17 @@ static const char *idle_state(struct job_ctx *ctx, const char *vm, json_t *out)
     json_decref(ret);
     qmp_close(q);
     return state;
+}
+
+/* A save's fraction is the RAM QEMU scanned (progress.h); what it wrote is beside it, and what
+ * it will write once QEMU has sent everything. */
+static void save_progress_json(const struct job *job, json_t *j)
+{
+    json_object_set_new(j, "bytes_written", json_integer((json_int_t)job->bytes_written));
+    json_object_set_new(j, "bytes_to_write",
+                        job->bytes_to_write_known ? json_integer((json_int_t)job->bytes_to_write)
+                                                  : json_null());
+    json_object_set_new(j, "parallel", json_integer(job->words.parallel));
 }
 
 static json_t *job_json(const struct job *job)
@@ -87,7 +112,7 @@ static json_t *job_json(const struct job *job)
     if (j && job->snapshot[0])
         json_object_set_new(j, "snapshot", json_string(job->snapshot));
     if (j && job->op == JOB_SAVE)
-        json_object_set_new(j, "parallel", json_integer(job->words.parallel));
+        save_progress_json(job, j);
     return j;
 }
 

@@ -9,8 +9,9 @@
 #   guest_wait_pass_above "$dir/vm1.serial" "$(guest_last_pass "$dir/vm1.serial")" 60
 #
 # Settings (environment or shell variables): GUEST_DIR (required), GUEST_QEMU, GUEST_MEM_MB,
-# GUEST_MIB (memcheck's size when the MIB argument is omitted) and the array GUEST_EXTRA_ARGS,
-# appended to the QEMU argv (e.g. -incoming defer).
+# GUEST_MIB (memcheck's size when the MIB argument is omitted), GUEST_APPEND (more of the guest's
+# kernel command line: virtio=1 diskwrite=1 agent=1, see tests/guest/init) and the array
+# GUEST_EXTRA_ARGS, appended to the QEMU argv (e.g. -incoming defer).
 
 : "${GUEST_QEMU:=qemu-system-x86_64}"
 : "${GUEST_MEM_MB:=512}"
@@ -36,7 +37,7 @@ guest_args() {
     GUEST_ARGV=("$GUEST_QEMU" -name "$name" -machine pc -accel tcg -m "$GUEST_MEM_MB" -smp 1
         -nodefaults -display none -vga none -no-user-config -no-reboot
         -kernel "$GUEST_DIR/vmlinuz" -initrd "$GUEST_DIR/initramfs.cpio.gz"
-        -append "console=ttyS0 memcheck=$mib quiet panic=-1"
+        -append "console=ttyS0 memcheck=$mib quiet panic=-1${GUEST_APPEND:+ $GUEST_APPEND}"
         -serial "file:$serial" -qmp "unix:$qmpdir/$name.qmp,server=on,wait=off"
         -pidfile "$qmpdir/$name.pid" ${GUEST_EXTRA_ARGS[@]+"${GUEST_EXTRA_ARGS[@]}"})
 }
@@ -128,6 +129,12 @@ guest_wait_pass_above() {
         fi
         sleep 0.5
     done
+}
+
+# guest_has_virtio: true if the guest in GUEST_DIR carries the virtio modules (virtio=1).
+guest_has_virtio() {
+    gzip -dc "$GUEST_DIR/initramfs.cpio.gz" | cpio -t --quiet 2>/dev/null |
+        grep -qx 'lib/modules/virtio_blk.ko'
 }
 
 # guest_cleanup: stop every guest started here (SIGTERM, SIGKILL after a grace period).

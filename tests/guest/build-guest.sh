@@ -17,7 +17,7 @@ log() {
 SRC=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 mkdir -p "$1" || die "cannot create $1"
 OUT=$(cd "$1" && pwd)
-SOURCES=("$SRC/memcheck.c" "$SRC/init" "$SRC/build-guest.sh")
+SOURCES=("$SRC/memcheck.c" "$SRC/init" "$SRC/fake-agent" "$SRC/build-guest.sh")
 
 up_to_date() {
     local out src
@@ -88,7 +88,8 @@ dpkg-deb -x "$BDEB" "$WORK/busybox" || die "cannot unpack $BDEB"
 VMLINUZ=$(ls "$WORK"/kernel/boot/vmlinuz-* 2>/dev/null | head -n 1 || true)
 CONFIG=$(ls "$WORK"/kernel/boot/config-* 2>/dev/null | head -n 1 || true)
 [[ -n $VMLINUZ && -n $CONFIG ]] || die "no vmlinuz or config in $KDEB"
-# Everything the guest needs must be built in: the initramfs has no modules.
+# Everything the guest needs must be built in, but for the virtio modules that a guest with a
+# disk or an agent channel loads (init: virtio=1).
 for opt in BLK_DEV_INITRD RD_GZIP DEVTMPFS PROC_FS SYSFS SERIAL_8250 SERIAL_8250_CONSOLE \
     BINFMT_ELF ACPI; do
     grep -qx "CONFIG_$opt=y" "$CONFIG" || die "kernel $(basename "$CONFIG") lacks CONFIG_$opt=y"
@@ -106,6 +107,14 @@ done
 # The kernel opens /dev/console for /init before devtmpfs is mounted; /init reopens it anyway.
 mknod -m 600 "$ROOT/dev/console" c 5 1 2>/dev/null || log "warning: cannot mknod dev/console"
 install -m 755 "$SRC/init" "$ROOT/init"
+install -m 755 "$SRC/fake-agent" "$ROOT/bin/fake-agent"
+mkdir -p "$ROOT/lib/modules"
+for mod in virtio_ring virtio virtio_pci_modern_dev virtio_pci_legacy_dev virtio_pci virtio_blk \
+    virtio_console; do
+    ko=$(find "$WORK/kernel/lib/modules" -name "$mod.ko*" | head -n 1)
+    [[ -n $ko ]] || die "no $mod module in $KDEB"
+    cp "$ko" "$ROOT/lib/modules/"
+done
 gcc -std=c11 -static -O2 -Wall -Wextra -Werror -o "$ROOT/memcheck" "$SRC/memcheck.c" ||
     die "cannot build memcheck (static glibc comes with libc6-dev)"
 

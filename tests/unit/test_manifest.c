@@ -1,12 +1,16 @@
 /* test_manifest: manifest.json written and read back, and a table of damaged or hostile
- * manifests, each refused with a reason. */
+ * manifests, each refused with a reason; the disks a manifest records, compared with the files. */
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
+#include <fcntl.h>
+#include <sys/stat.h>
+
 #include "check.h"
+#include "disks.h"
 #include "manifest.h"
 
 static char dir[] = "/tmp/test_manifest.XXXXXX";
@@ -234,6 +238,159 @@ static void test_zstd(void)
     CHECK(manifest_write(bad_path, &m, err, sizeof(err)) == -EINVAL, "zstd file in a plain one");
 }
 
+/* Disks and keep_running go through a write and a read, into the signed text; a manifest of an
+ * older savefs has neither, and its signed text stays as it was. */
+static void test_disks_roundtrip(void)
+{
+    char *argv[] = {"qemu-system-x86_64", "-m", "512", NULL};
+    char path[256], err[512] = "", *canonical = NULL;
+    struct manifest m, r;
+    int rc;
+
+    sample(&m, argv);
+    m.disks_recorded = 1;
+    m.keep_running = 1;
+    m.ndisks = 2;
+    m.disks[0] = (struct manifest_disk){"/vm/a,b.raw",         "raw", 1 << 30,
+                                        1764160000123456789LL, 42,    "xxh3:0123456789abcdef"};
+    m.disks[1] = (struct manifest_disk){"/vm/c.qcow2", "qcow2", 0, -5, 0, "xxh3:0"};
+    snprintf(path, sizeof(path), "%s/disks.json", dir);
+    rc = manifest_write(path, &m, err, sizeof(err));
+    CHECK(rc == 0, "write: %s", err);
+    rc = manifest_read(path, &r, err, sizeof(err));
+    CHECK(rc == 0, "read: %s", err);
+    if (rc)
+        return;
+    CHECK(r.disks_recorded && r.keep_running && r.ndisks == 2, "disks read back: %d", r.ndisks);
+    for (int i = 0; i < r.ndisks && i < 2; i++)
+        CHECK(strcmp(r.disks[i].path, m.disks[i].path) == 0 &&
+                  strcmp(r.disks[i].format, m.disks[i].format) == 0 &&
+                  r.disks[i].size == m.disks[i].size &&
+                  r.disks[i].mtime_ns == m.disks[i].mtime_ns &&
+                  r.disks[i].inode == m.disks[i].inode &&
+                  strcmp(r.disks[i].fingerprint, m.disks[i].fingerprint) == 0,
+              "disk %d differs", i);
+    CHECK(manifest_canonical(&m, &canonical) == 0 && strcmp(canonical, r.canonical) == 0,
+          "what is signed differs from what is read:\n %s\n %s", canonical, r.canonical);
+    CHECK(strstr(r.canonical, "\"keep_running\":true") && strstr(r.canonical, "a,b.raw"),
+          "the signed text lacks the disks: %s", r.canonical);
+    free(canonical);
+    manifest_free(&r);
+
+    snprintf(path, sizeof(path), "%s/roundtrip.json", dir);
+    rc = manifest_read(path, &r, err, sizeof(err));
+    CHECK(rc == 0 && !r.disks_recorded && r.ndisks == 0 && !strstr(r.canonical, "disks") &&
+              !strstr(r.canonical, "keep_running"),
+          "an older manifest: %s", err);
+    if (!rc)
+        manifest_free(&r);
+}
+
+static const struct bad_case bad_disks[] = {
+    {"relative disk", "\"/vm/c.qcow2\"", "\"c.qcow2\"", -EINVAL},
+    {"disks without keep_running", "\"keep_running\": true", "\"x\": true", -EINVAL},
+    {"keep_running not a boolean", "\"keep_running\": true", "\"keep_running\": 1", -EINVAL},
+    {"negative disk size", "\"size\": 1073741824", "\"size\": -1", -EINVAL},
+    {"disk without fingerprint", "\"fingerprint\": \"xxh3:0\"", "\"f\": \"\"", -EINVAL},
+};
+
+static void test_disks_bad(void)
+{
+    char good[256], path[256], err[512];
+    char *text;
+    struct manifest m;
+
+    snprintf(good, sizeof(good), "%s/disks.json", dir);
+    snprintf(path, sizeof(path), "%s/disks-bad.json", dir);
+    text = read_all(good);
+    for (size_t i = 0; text && i < sizeof(bad_disks) / sizeof(bad_disks[0]); i++) {
+        char *mutated = replace(text, bad_disks[i].from, bad_disks[i].to);
+        int rc;
+
+        CHECK(mutated, "%s: '%s' not in the manifest", bad_disks[i].what, bad_disks[i].from);
+        if (!mutated)
+            continue;
+        write_text(path, mutated);
+        rc = manifest_read(path, &m, err, sizeof(err));
+        CHECK(rc == bad_disks[i].rc, "%s: rc %d (%s)", bad_disks[i].what, rc, err);
+        if (rc == 0)
+            manifest_free(&m);
+        free(mutated);
+    }
+    free(text);
+}
+
+static void put(const char *path, off_t off, const void *buf, size_t len)
+{
+    int fd = open(path, O_WRONLY | O_CREAT, 0600);
+
+    CHECK(fd >= 0 && pwrite(fd, buf, len, off) == (ssize_t)len, "write %s", path);
+    if (fd >= 0)
+        close(fd);
+}
+
+static void fingerprint(const char *path, char *out)
+{
+    int fd = open(path, O_RDONLY);
+
+    CHECK(fd >= 0 && disks_fingerprint(fd, out, 24) == 0, "fingerprint %s", path);
+    if (fd >= 0)
+        close(fd);
+}
+
+/* A disk recorded as it is compares equal; a write (mtime), a rewrite that kept mtime (the
+ * fingerprint) and a qcow2 that allocated a cluster (its L1 table) do not; a copy with the same
+ * content and times (another inode) does. */
+static void test_disks_compare(void)
+{
+    static const unsigned char qcow2[48] = {'Q', 'F', 'I', 0xfb, [39] = 1, [45] = 0x10};
+    char path[256], copy[300], why[512] = "", fp[24], fp2[24];
+    struct manifest m = {.disks_recorded = 1, .ndisks = 1};
+    struct stat st;
+
+    snprintf(path, sizeof(path), "%s/disk.qcow2", dir);
+    snprintf(copy, sizeof(copy), "%s.copy", path);
+    put(path, 0, qcow2, sizeof(qcow2)); /* L1: 1 entry at 0x100000 */
+    put(path, (64 << 20) - 1, "", 1);
+    fingerprint(path, fp);
+    CHECK(strncmp(fp, "xxh3:", 5) == 0 && strlen(fp) == 21, "fingerprint '%s'", fp);
+    put(path, 0x100000, "\x80", 1);
+    fingerprint(path, fp2);
+    CHECK(strcmp(fp, fp2) != 0, "an L1 entry changed, the fingerprint did not");
+
+    CHECK(stat(path, &st) == 0, "stat");
+    m.disks[0] = (struct manifest_disk){path,
+                                        "qcow2",
+                                        (uint64_t)st.st_size,
+                                        st.st_mtim.tv_sec * 1000000000LL + st.st_mtim.tv_nsec,
+                                        st.st_ino,
+                                        ""};
+    strcpy(m.disks[0].fingerprint, fp2);
+    CHECK(disks_compare(&m, why, sizeof(why)) == 0, "unchanged disk: %s", why);
+
+    /* A copy with the same content and times: another inode, the same disk. */
+    char cmd[1200];
+    snprintf(cmd, sizeof(cmd), "cp -p %s %s && mv %s %s", path, copy, copy, path);
+    CHECK(system(cmd) == 0, "%s", cmd);
+    CHECK(stat(path, &st) == 0 && st.st_ino != m.disks[0].inode, "the copy kept the inode");
+    CHECK(disks_compare(&m, why, sizeof(why)) == 0, "a copy with the same times: %s", why);
+
+    put(path, 100, "x", 1); /* in the first 64 KiB: sampled */
+    CHECK(disks_compare(&m, why, sizeof(why)) == -ESTALE && strstr(why, path) &&
+              strstr(why, "modified"),
+          "a write: %s", why);
+    CHECK(utimensat(AT_FDCWD, path, (struct timespec[2]){st.st_atim, st.st_mtim}, 0) == 0,
+          "utimensat");
+    CHECK(disks_compare(&m, why, sizeof(why)) == -ESTALE && strstr(why, "content"),
+          "a write with the mtime put back: %s", why);
+    unlink(path);
+    CHECK(disks_compare(&m, why, sizeof(why)) == -ESTALE && strstr(why, path), "gone: %s", why);
+    /* A manifest from elsewhere may name a FIFO: refused at once, not waited on. */
+    CHECK(mkfifo(path, 0600) == 0, "mkfifo");
+    CHECK(disks_compare(&m, why, sizeof(why)) == -ESTALE && strstr(why, path), "a FIFO: %s", why);
+    unlink(path);
+}
+
 int main(void)
 {
     char cmd[300];
@@ -245,6 +402,9 @@ int main(void)
     test_roundtrip();
     test_bad();
     test_zstd();
+    test_disks_roundtrip();
+    test_disks_bad();
+    test_disks_compare();
     snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
     if (system(cmd) != 0)
         check_failures++;

@@ -1,0 +1,88 @@
+/* test_qemuargv: a restore's command line from a table of recorded ones: the machine type pinned
+ * whichever way -machine was given, serial files appended to, a console on stdio moved to a
+ * socket, savefs's own options at the end. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "check.h"
+#include "qemu.h"
+
+#define TAIL " -qmp unix:/q/vm.qmp,server=on,wait=off -S -incoming defer"
+#define CON  "-chardev socket,id=savefs-console,path=/r/vm.console,server=on,wait=off"
+
+static const struct {
+    const char *in, *machine, *want;
+    int console;
+} cases[] = {
+    {"qemu -m 512", "pc-i440fx-7.2", "qemu -m 512 -machine pc-i440fx-7.2" TAIL, 0},
+    {"qemu -machine pc", "pc-i440fx-7.2", "qemu -machine pc-i440fx-7.2" TAIL, 0},
+    {"qemu -M q35,accel=tcg", "pc-q35-7.2", "qemu -M pc-q35-7.2,accel=tcg" TAIL, 0},
+    {"qemu --machine type=pc,usb=off", "pc-i440fx-7.2",
+     "qemu --machine type=pc-i440fx-7.2,usb=off" TAIL, 0},
+    {"qemu -machine accel=tcg", "pc-i440fx-7.2",
+     "qemu -machine accel=tcg -machine pc-i440fx-7.2" TAIL, 0},
+    {"qemu -machine pc", "", "qemu -machine pc" TAIL, 0},
+    {"qemu -serial file:/l/a,b.log -serial file:x", "",
+     "qemu -chardev file,id=savefs-serial0,path=/l/a,,b.log,append=on -serial "
+     "chardev:savefs-serial0"
+     " -chardev file,id=savefs-serial1,path=x,append=on -serial chardev:savefs-serial1" TAIL,
+     0},
+    {"qemu -chardev file,id=c,path=/l", "", "qemu -chardev file,id=c,path=/l,append=on" TAIL, 0},
+    {"qemu -chardev file,id=c,path=/l,append=off", "",
+     "qemu -chardev file,id=c,path=/l,append=off" TAIL, 0},
+    {"qemu -serial mon:stdio", "",
+     "qemu " CON ",mux=on -serial chardev:savefs-console -mon "
+     "chardev=savefs-console,mode=readline" TAIL,
+     1},
+    {"qemu -serial stdio -serial stdio", "",
+     "qemu " CON " -serial chardev:savefs-console -serial stdio" TAIL, 1},
+    {"qemu -nographic", "", "qemu -nographic " CON " -serial chardev:savefs-console" TAIL, 1},
+    {"qemu -nographic -nodefaults", "", "qemu -nographic -nodefaults" TAIL, 0},
+    {"qemu -nographic -serial file:/l", "",
+     "qemu -nographic -chardev file,id=savefs-serial0,path=/l,append=on -serial "
+     "chardev:savefs-serial0" TAIL,
+     0},
+};
+
+/* Splits S at spaces into a NULL-terminated argv (strings point into S). */
+static int split(char *s, char **argv)
+{
+    int n = 0;
+
+    for (char *t = strtok(s, " "); t; t = strtok(NULL, " "))
+        argv[n++] = t;
+    argv[n] = NULL;
+    return n;
+}
+
+static void join(char **argv, char *out, size_t len)
+{
+    out[0] = '\0';
+    for (int i = 0; argv[i]; i++)
+        snprintf(out + strlen(out), len - strlen(out), "%s%s", i ? " " : "", argv[i]);
+}
+
+int main(void)
+{
+    for (size_t c = 0; c < sizeof(cases) / sizeof(cases[0]); c++) {
+        char in[512], got[1024], *argv[32], **out = NULL;
+        int made = -1, argc;
+        struct qemu_restore_opts o = {"/q/vm.qmp", cases[c].machine, "/r/vm.console", &made};
+
+        snprintf(in, sizeof(in), "%s", cases[c].in);
+        argc = split(in, argv);
+        CHECK(qemu_argv_restore(argv, argc, &o, &out) == 0, "%s: failed", cases[c].in);
+        if (!out)
+            continue;
+        join(out, got, sizeof(got));
+        CHECK(strcmp(got, cases[c].want) == 0, "%s:\n got  %s\n want %s", cases[c].in, got,
+              cases[c].want);
+        CHECK(made == cases[c].console, "%s: console %d", cases[c].in, made);
+        qemu_argv_free(out);
+    }
+    CHECK(qemu_version_cmp("7.2.22", "7.2.3") > 0 && qemu_version_cmp("7.2.0", "8.0.0") < 0 &&
+              qemu_version_cmp("10.0.0", "9.2.1") > 0 && qemu_version_cmp("7.2.1", "7.2.1") == 0,
+          "version order");
+    return check_result("test_qemuargv");
+}
