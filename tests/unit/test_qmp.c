@@ -426,7 +426,7 @@ static void *fake_main(void *arg)
 {
     struct fake *f = arg;
     struct pollfd p = {.fd = f->lfd, .events = POLLIN};
-    struct timeval tv = {.tv_sec = 5};
+    struct timeval tv = {.tv_sec = 30}; /* valgrind on a loaded machine parses 5 MiB slowly */
     int fd;
 
     if (poll(&p, 1, 5000) != 1) {
