@@ -4,8 +4,11 @@
   qmp_peers.py flood PATH       greets, then streams events without pause to every client
   qmp_peers.py endless PATH     greets, then sends one line that never ends
   qmp_peers.py many DIR N       N listening sockets DIR/many0000.qmp ... (no answer)
-  qmp_peers.py listen DIR NAME  one listening socket bound to NAME from inside DIR, so that
-                                /proc/net/unix shows NAME as given (a relative NAME stays relative)
+  qmp_peers.py listen DIR NAME [SEE]
+                                one listening socket bound to NAME from inside DIR, so that
+                                /proc/net/unix shows NAME as given (a relative NAME stays relative);
+                                then prints "ready", and whether path SEE exists the moment after
+                                the socket listens ("seen" or "unseen")
 """
 import os
 import resource
@@ -62,7 +65,8 @@ def main():
     elif mode == "listen":
         os.chdir(sys.argv[2])
         keep = listener(sys.argv[3])
-        print("ready", keep.fileno(), flush=True)
+        seen = "" if len(sys.argv) < 5 else " seen" if os.path.exists(sys.argv[4]) else " unseen"
+        print("ready" + seen, keep.fileno(), flush=True)
         threading.Event().wait()
     else:
         sys.exit("unknown mode " + mode)

@@ -90,15 +90,20 @@ log "a socket that starts listening shows at once, even while listings keep the 
 while :; do ls -l "$MNT" >/dev/null 2>&1; done &
 PEERS+=("$!")
 sleep 0.3
-peer listen "$QMP" "$QMP/fresh.qmp"
-wait_for 100 grep -q ready "$T/peer4.out" || die "fresh.qmp did not listen"
-[[ -d $MNT/fresh ]] || die "fresh.qmp listens but $MNT/fresh is not there yet"
+for i in 1 2 3 4 5; do
+    n=${#PEERS[@]}
+    # The peer looks for the VM's directory right after its listen().
+    peer listen "$QMP" "$QMP/fresh$i.qmp" "$MNT/fresh$i"
+    wait_for 100 grep -q ready "$T/peer$n.out" || die "fresh$i.qmp did not listen"
+    grep -q "ready seen" "$T/peer$n.out" || die "fresh$i.qmp listens but $MNT/fresh$i was not there"
+done
 
 log "sockets that are no VM: the log says which and why, once each"
+n=${#PEERS[@]}
 peer listen "$QMP" rel.qmp
 peer listen "$QMP" "$QMP/bad name.qmp"
-wait_for 100 grep -q ready "$T/peer5.out" || die "rel.qmp did not listen"
-wait_for 100 grep -q ready "$T/peer6.out" || die "'bad name.qmp' did not listen"
+wait_for 100 grep -q ready "$T/peer$n.out" || die "rel.qmp did not listen"
+wait_for 100 grep -q ready "$T/peer$((n + 1)).out" || die "'bad name.qmp' did not listen"
 for _ in 1 2 3; do ls "$MNT" >/dev/null; done
 for what in "rel.qmp.*relative" "bad name.qmp.*not a valid VM name"; do
     n=$(grep -cE "skipped .*$what" "$T/savefs.log" || true)
