@@ -15,6 +15,10 @@ cleanup() {
         kill "$pid" 2>/dev/null
         wait "$pid" 2>/dev/null
     done
+    if [[ -n ${FLOOR_PID:-} ]]; then
+        fusermount3 -u "$FLOOR/mnt" 2>/dev/null || fusermount3 -uz "$FLOOR/mnt"
+        wait "$FLOOR_PID" 2>/dev/null
+    fi
     (exit "$rc")
     e2e_cleanup
 }
@@ -67,23 +71,32 @@ for vm in flood endless; do
 done
 
 log "2000 listening sockets: ls -l of the mount"
-# ls -l asks FUSE four or five times per name: on a loaded machine each round trip costs a
-# millisecond whatever savefs does. 2000 VMs that exist only in the store cost no socket lookup;
-# their ls -l is the floor that the 2000 sockets are measured against.
-for i in $(seq -w 0 1999); do mkdir -p "$STORE/stored$i/snapshots"; done
-t0=$(ms_now)
-ls -l "$MNT" >"$T/ls.out"
-floor=$(($(ms_now) - t0))
-[[ $(grep -c stored "$T/ls.out") == 2000 ]] || die "the mount does not list the 2000 stored VMs"
-rm -rf "$STORE"/stored*
+# ls -l asks FUSE four or five times per name, and on a loaded machine each round trip costs a
+# millisecond whatever savefs does. A second savefs over 2000 VMs that exist only in the store
+# (no socket to look up) gives the floor: its ls -l just before and just after.
+FLOOR=$T/floor
+mkdir -p "$FLOOR/store" "$FLOOR/qmp" "$FLOOR/mnt"
+for i in $(seq -w 0 1999); do mkdir -p "$FLOOR/store/stored$i/snapshots"; done
+"$SAVEFS_BIN" -f --store "$FLOOR/store" --qmp-dir "$FLOOR/qmp" "$FLOOR/mnt" 2>>"$T/savefs.log" &
+FLOOR_PID=$!
+wait_for 100 mountpoint -q "$FLOOR/mnt" || die "the second savefs did not mount"
 peer many "$QMP" 2000
 wait_for 300 grep -q ready "$T/peer2.out" || die "the 2000 sockets did not listen"
 count() { [[ $(find "$MNT" -mindepth 1 -maxdepth 1 -name 'many*' | wc -l) == 2000 ]]; }
 wait_for 300 count || die "the mount does not list the 2000 VMs"
-t0=$(ms_now)
-timeout 120 ls -l "$MNT" >"$T/ls.out" || die "ls -l of 2000 VMs did not end within 120 s"
-ms=$(($(ms_now) - t0))
-log "ls -l of $(grep -c many "$T/ls.out") listening VMs: $ms ms (of 2000 stored VMs: $floor ms)"
+# Prints how many ms ls -l of $1 took; its output goes to $2.
+ls_ms() {
+    local t0
+    t0=$(ms_now)
+    timeout 120 ls -l "$1" >"$2" || return 1
+    echo $(($(ms_now) - t0))
+}
+f1=$(ls_ms "$FLOOR/mnt" "$T/floor.out") || die "ls -l of 2000 stored VMs did not end within 120 s"
+ms=$(ls_ms "$MNT" "$T/ls.out") || die "ls -l of 2000 VMs did not end within 120 s"
+f2=$(ls_ms "$FLOOR/mnt" "$T/floor.out") || die "ls -l of 2000 stored VMs did not end within 120 s"
+[[ $(grep -c stored "$T/floor.out") == 2000 ]] || die "the second mount lists no 2000 stored VMs"
+floor=$((f1 > f2 ? f1 : f2))
+log "ls -l of $(grep -c many "$T/ls.out") listening VMs: $ms ms (of 2000 stored VMs: $f1, $f2 ms)"
 ((ms < 3000 || ms < 2 * floor)) || die "ls -l of 2000 VMs took $ms ms"
 
 log "a socket that starts listening shows at once, even while listings keep the cache warm"
