@@ -72,6 +72,7 @@ int job_ctx_new(struct job_ctx **out, const struct job_config *cfg, void (*log)(
         return -ENOMEM;
     ctx->watchdog_ms = cfg->watchdog_ms;
     ctx->trust = cfg->trust;
+    ctx->log = log;
     pthread_mutex_init(&ctx->lock, NULL);
     pthread_cond_init(&ctx->changed, NULL);
     rc = store_path(run_dir, "%s/.savefs", cfg->qmp_dir);

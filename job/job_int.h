@@ -72,8 +72,9 @@ struct job_ctx {
     /* set before threads start */
     char *store, *qmp_dir, *run_dir;
     int watchdog_ms;
-    const struct trust *trust; /* borrowed from the config */
-    atomic_int shutdown;       /* set from a signal handler: every job cancels */
+    const struct trust *trust;    /* borrowed from the config */
+    void (*log)(const char *msg); /* savefs's log, or NULL */
+    atomic_int shutdown;          /* set from a signal handler: every job cancels */
     /* guarded by lock */
     pthread_mutex_t lock;
     pthread_cond_t changed; /* a job ended */

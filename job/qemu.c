@@ -24,25 +24,38 @@ extern char **environ;
 
 #define SO_ACCEPTCON_FLAG 0x10000 /* __SO_ACCEPTCON in /proc/net/unix: a listening socket */
 
-int qemu_listening(const char *path)
+int qemu_listeners(int (*fn)(const char *name, void *arg), void *arg)
 {
     FILE *f = fopen("/proc/net/unix", "re");
     char line[PATH_MAX + 128];
-    int found = 0;
+    int rc = 0;
 
     if (!f)
-        return 0;
-    while (!found && fgets(line, sizeof(line), f)) {
+        return -errno;
+    /* The file lists every unix socket of the host (thousands): ask for it in big reads. */
+    setvbuf(f, NULL, _IOFBF, 1 << 16);
+    while (!rc && fgets(line, sizeof(line), f)) {
         unsigned long flags;
         int off = 0;
 
         line[strcspn(line, "\n")] = '\0';
         if (sscanf(line, "%*s %*s %*s %lx %*s %*s %*s %n", &flags, &off) != 1 || off == 0)
             continue;
-        found = (flags & SO_ACCEPTCON_FLAG) && strcmp(line + off, path) == 0;
+        if (flags & SO_ACCEPTCON_FLAG)
+            rc = fn(line + off, arg);
     }
     fclose(f);
-    return found;
+    return rc;
+}
+
+static int is_path(const char *name, void *path)
+{
+    return strcmp(name, path) == 0;
+}
+
+int qemu_listening(const char *path)
+{
+    return qemu_listeners(is_path, (void *)path) > 0;
 }
 
 void qemu_argv_free(char **argv)

@@ -11,6 +11,12 @@
  * QEMU nor a client holding its monitor notices). */
 int qemu_listening(const char *path);
 
+/* Calls FN with the name of every listening unix socket in /proc/net/unix, as it was bound: an
+ * absolute path, a relative one (resolved against the binder's directory, unknown here) or
+ * "@..." for an abstract socket. Stops at FN's first nonzero return and returns it; 0 after the
+ * last, -errno if the file cannot be opened. */
+int qemu_listeners(int (*fn)(const char *name, void *arg), void *arg);
+
 /* Reads /proc/PID/cmdline into a NULL-terminated *ARGV of *ARGC strings (free with
  * qemu_argv_free) and /proc/PID/exe into BINARY. */
 int qemu_read_cmdline(pid_t pid, char ***argv, int *argc, char *binary, size_t binlen, char *err,

@@ -21,6 +21,14 @@
 #define QMP_RETRY_MS 10          /* connect retry interval while QEMU's listen backlog is full */
 #define QMP_QUOTE    60          /* bytes of an unparsable line quoted in error messages */
 
+/* QEMU's greeting is ~150 bytes: a peer that sends more before its first newline is no QEMU, and
+ * reading 16 MiB of it would only cost time and memory. */
+#define QMP_GREETING_MAX (64u << 10)
+/* Bytes one call reads before it gives up, deadline or not: a peer that streams events without
+ * pause would otherwise keep a call without a deadline reading for ever. A maximal answer and
+ * as much again in events. */
+#define QMP_CALL_BYTES_MAX (2 * (size_t)QMP_LINE_MAX)
+
 struct qmp {
     int fd;
     pid_t pid;          /* SO_PEERCRED of the socket */
@@ -29,7 +37,9 @@ struct qmp {
     char *path;         /* for error messages */
     char *buf;          /* bytes read; buf[off, len) are not consumed yet */
     size_t off, len, cap;
-    size_t scanned; /* bytes from off already searched for '\n' */
+    size_t scanned;    /* bytes from off already searched for '\n' */
+    size_t line_max;   /* longest line accepted now: QMP_GREETING_MAX until greeted */
+    size_t call_bytes; /* bytes read since the API call began (QMP_CALL_BYTES_MAX) */
 };
 
 /* ---- errors and time ---- */
@@ -198,12 +208,15 @@ static int buf_room(struct qmp *q)
     return 0;
 }
 
-/* Reads what the socket has, waiting until DEADLINE for at least one byte. */
+/* Reads what the socket has, waiting until DEADLINE for at least one byte. A call that has read
+ * QMP_CALL_BYTES_MAX already fails with -EPROTO. */
 static int buf_fill(struct qmp *q, int64_t deadline)
 {
     ssize_t n;
     int rc;
 
+    if (q->call_bytes > QMP_CALL_BYTES_MAX)
+        return -EPROTO;
     rc = buf_room(q);
     if (rc < 0)
         return rc;
@@ -211,6 +224,7 @@ static int buf_fill(struct qmp *q, int64_t deadline)
         n = read(q->fd, q->buf + q->len, q->cap - q->len);
         if (n > 0) {
             q->len += n;
+            q->call_bytes += n;
             return 0;
         }
         if (n == 0)
@@ -226,7 +240,8 @@ static int buf_fill(struct qmp *q, int64_t deadline)
 }
 
 /* Returns the next complete line, NUL-terminated in place without its '\n'. It stays valid until
- * the next read. */
+ * the next read. DEADLINE is checked before every read, not only when a read would block: a peer
+ * that sends without pause never lets a read block. */
 static int read_line(struct qmp *q, int64_t deadline, char **line, size_t *linelen)
 {
     char *start, *nl;
@@ -245,8 +260,10 @@ static int read_line(struct qmp *q, int64_t deadline, char **line, size_t *linel
             return 0;
         }
         q->scanned = q->len - q->off;
-        if (q->scanned > QMP_LINE_MAX)
+        if (q->scanned > q->line_max)
             return -EMSGSIZE;
+        if (ms_left(deadline) == 0)
+            return -ETIMEDOUT;
         rc = buf_fill(q, deadline);
         if (rc < 0)
             return rc;
@@ -262,7 +279,11 @@ static int io_fail(struct qmp *q, const char *what, int rc, int timeout_ms, char
     if (rc == -ECONNRESET)
         return qfail(q->path, err, errlen, rc, "%s: connection closed by QEMU", what);
     if (rc == -EMSGSIZE)
-        return qfail(q->path, err, errlen, rc, "%s: line longer than %u bytes", what, QMP_LINE_MAX);
+        return qfail(q->path, err, errlen, rc, "%s: line longer than %zu bytes", what, q->line_max);
+    if (rc == -EPROTO)
+        return qfail(q->path, err, errlen, rc,
+                     "%s: %zu MiB read without an answer (endless events?)", what,
+                     QMP_CALL_BYTES_MAX >> 20);
     return qfail(q->path, err, errlen, rc, "%s: %s", what, strerror(-rc));
 }
 
@@ -497,6 +518,7 @@ static int read_greeting(struct qmp *q, int64_t deadline, int timeout_ms, char *
     int rc;
 
     rc = read_msg(q, "greeting", deadline, timeout_ms, &msg, err, errlen);
+    q->line_max = QMP_LINE_MAX;
     if (rc == -ETIMEDOUT)
         qfail(q->path, err, errlen, rc,
               "no greeting within %d ms (another client holds the monitor?)", timeout_ms);
@@ -521,6 +543,7 @@ int qmp_connect(struct qmp **out, const char *path, int timeout_ms, char *err, s
         return qfail(path, err, errlen, -ENOMEM, "out of memory");
     q->fd = -1;
     q->next_id = 1;
+    q->line_max = QMP_GREETING_MAX;
     q->path = strdup(path);
     if (q->path == NULL) {
         rc = qfail(path, err, errlen, -ENOMEM, "out of memory");
@@ -564,5 +587,6 @@ pid_t qmp_peer_pid(const struct qmp *q)
 int qmp_cmd(struct qmp *q, const char *name, json_t *args, json_t **ret, int timeout_ms, char *err,
             size_t errlen)
 {
+    q->call_bytes = 0;
     return run_cmd(q, name, args, ret, deadline_after(timeout_ms), timeout_ms, err, errlen);
 }

@@ -373,6 +373,49 @@ static void srv_answer(int fd, const char *fmt, json_int_t id)
     srv_send(fd, buf);
 }
 
+/* Sends LINE (LEN bytes) again and again, 64 KiB at a time so that the socket stays full whatever
+ * the client does, until the client hangs up or FLOOD_MS pass: a client that never gives up
+ * fails its timing checks instead of hanging the test. */
+#define FLOOD_MS 10000
+static void srv_flood(int fd, const char *line, size_t len)
+{
+    struct timeval tv = {.tv_sec = 1};
+    int sndbuf = 8 << 20;
+    int64_t end = now_ms() + FLOOD_MS;
+    size_t reps = len < (64u << 10) ? (64u << 10) / len : 1, size = reps * len, done, i;
+    char *block = malloc(size);
+    ssize_t n = 0;
+
+    CHECK(block != NULL && setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv)) == 0);
+    /* Megabytes queued (root may exceed wmem_max): the client never drains the socket before the
+     * server is scheduled again, as with a peer on another core. */
+    (void)setsockopt(fd, SOL_SOCKET, SO_SNDBUFFORCE, &sndbuf, sizeof(sndbuf));
+    for (i = 0; block != NULL && i < reps; i++)
+        memcpy(block + i * len, line, len);
+    while (block != NULL && n >= 0 && now_ms() < end)
+        for (done = 0; done < size && n >= 0; done += n) {
+            n = send(fd, block + done, size - done, MSG_NOSIGNAL);
+            if (n < 0 && errno == EINTR)
+                n = 0;
+        }
+    free(block); /* n < 0: the client hung up */
+}
+
+/* HEAD, PAD bytes C, then TAIL: lines that move megabytes quickly. NUL-terminated. */
+static char *padded_line(const char *head, char c, size_t pad, const char *tail, size_t *len)
+{
+    size_t hlen = strlen(head), tlen = strlen(tail);
+    char *line = malloc(hlen + pad + tlen + 1);
+
+    if (line == NULL)
+        return NULL;
+    memcpy(line, head, hlen);
+    memset(line + hlen, c, pad);
+    memcpy(line + hlen + pad, tail, tlen + 1);
+    *len = hlen + pad + tlen;
+    return line;
+}
+
 static void srv_handshake(int fd)
 {
     srv_send(fd, GREETING);
@@ -383,7 +426,7 @@ static void *fake_main(void *arg)
 {
     struct fake *f = arg;
     struct pollfd p = {.fd = f->lfd, .events = POLLIN};
-    struct timeval tv = {.tv_sec = 5};
+    struct timeval tv = {.tv_sec = 30}; /* valgrind on a loaded machine parses 5 MiB slowly */
     int fd;
 
     if (poll(&p, 1, 5000) != 1) {
@@ -785,6 +828,97 @@ static void test_big(void)
     fake_join(&f);
 }
 
+/* A peer that streams events without pause never lets a read block: the deadline must still end
+ * the call. */
+static void script_flood(int fd)
+{
+    static const char ev[] = "{\"event\": \"X\", \"data\": {}}\n";
+
+    srv_handshake(fd);
+    (void)srv_expect(fd, "query-status", NULL);
+    srv_flood(fd, ev, sizeof(ev) - 1);
+}
+
+/* A call without a deadline ends after a bounded number of bytes. Each event comes with a blank
+ * line of a MiB, which the client skips without parsing, so that the bound is reached in moments
+ * even under valgrind. */
+static void script_flood_blank(int fd)
+{
+    size_t len;
+    char *line = padded_line("{\"event\": \"X\"}\n", ' ', 1u << 20, "\n", &len);
+
+    srv_handshake(fd);
+    (void)srv_expect(fd, "query-status", NULL);
+    if (line != NULL)
+        srv_flood(fd, line, len);
+    free(line);
+}
+
+static void test_flood(void)
+{
+    struct fake f;
+    struct qmp *q = fake_connect(&f, "flood", script_flood);
+    char err[512];
+    int64_t t0, dt;
+    int rc;
+
+    if (q != NULL) {
+        t0 = now_ms();
+        rc = qmp_cmd(q, "query-status", NULL, NULL, 300, err, sizeof(err));
+        dt = now_ms() - t0;
+        CHECK_RC(rc, -ETIMEDOUT, err);
+        CHECK_HAS(err, "query-status: no answer within 300 ms");
+        CHECK(dt >= 290 && dt < 1000);
+        qmp_close(q);
+    }
+    fake_join(&f);
+
+    q = fake_connect(&f, "blank", script_flood_blank);
+    if (q != NULL) {
+        t0 = now_ms();
+        rc = qmp_cmd(q, "query-status", NULL, NULL, -1, err, sizeof(err));
+        dt = now_ms() - t0;
+        CHECK_RC(rc, -EPROTO, err);
+        CHECK_HAS(err, "MiB read without an answer");
+        CHECK(dt < FLOOD_MS); /* then the server stops: the call must have ended on its own */
+        fprintf(stderr, "test_qmp: a flood of events ends a call without a deadline in %lld ms\n",
+                (long long)dt);
+        qmp_close(q);
+    }
+    fake_join(&f);
+}
+
+/* an answer that never ends: a bounded line, within the deadline */
+static void script_endless(int fd)
+{
+    char line[4096];
+
+    srv_handshake(fd);
+    (void)srv_expect(fd, "e", NULL);
+    srv_send(fd, "{\"return\": \"");
+    memset(line, 'a', sizeof(line));
+    srv_flood(fd, line, sizeof(line));
+}
+
+static void test_endless(void)
+{
+    struct fake f;
+    struct qmp *q = fake_connect(&f, "endless", script_endless);
+    char err[512];
+    int64_t t0, dt;
+    int rc;
+
+    if (q != NULL) {
+        t0 = now_ms();
+        rc = qmp_cmd(q, "e", NULL, NULL, 300, err, sizeof(err));
+        dt = now_ms() - t0;
+        CHECK(rc == -EMSGSIZE || rc == -ETIMEDOUT);
+        CHECK(dt < 1000);
+        qmp_close(q);
+    }
+    fake_join(&f);
+}
+
 /* no greeting at all (a busy monitor), a wrong greeting, a capabilities refusal */
 static void script_silent(int fd)
 {
@@ -814,6 +948,38 @@ static void script_caps_refused(int fd)
                id);
 }
 
+/* the greeting, then events without pause: qmp_capabilities's answer never comes */
+static void script_flood_greeting(int fd)
+{
+    static const char ev[] = "{\"event\": \"X\"}\n";
+
+    srv_send(fd, GREETING);
+    srv_flood(fd, ev, sizeof(ev) - 1);
+}
+
+/* a greeting of 1 MiB: QEMU's has ~150 bytes */
+static void script_huge_greeting(int fd)
+{
+    size_t len;
+    char *line = padded_line("{\"QMP\": {}, \"pad\": \"", 'p', 1u << 20, "\"}\n", &len);
+
+    if (line == NULL)
+        return;
+    srv_send(fd, line);
+    free(line);
+    script_silent(fd);
+}
+
+/* a greeting without end */
+static void script_endless_greeting(int fd)
+{
+    char line[4096];
+
+    srv_send(fd, "{");
+    memset(line, ' ', sizeof(line));
+    srv_flood(fd, line, sizeof(line));
+}
+
 static void test_greetings(void)
 {
     struct {
@@ -826,6 +992,9 @@ static void test_greetings(void)
         {"hmp", script_not_qmp, -EPROTO, "not a JSON object"},
         {"nokey", script_no_qmp_key, -EPROTO, "no \"QMP\""},
         {"caps", script_caps_refused, -EIO, "qmp_capabilities: CommandNotFound: nope"},
+        {"flood", script_flood_greeting, -ETIMEDOUT, "qmp_capabilities: no answer within 300 ms"},
+        {"huge", script_huge_greeting, -EMSGSIZE, "greeting: line longer than 65536 bytes"},
+        {"endless", script_endless_greeting, -EMSGSIZE, "greeting: line longer than 65536 bytes"},
     };
     struct qmp *q = NULL;
     struct fake f;
@@ -872,6 +1041,8 @@ int main(void)
     test_array();
     test_hangup();
     test_big();
+    test_flood();
+    test_endless();
     test_real_qemu();
 
     qemu_stop();
