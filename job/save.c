@@ -244,6 +244,16 @@ static int wait_migration(struct save *s)
     return 0;
 }
 
+/* The mount lists the store directory that savefs started on: a snapshot published into one that
+ * replaced it since would say ok and never be seen. */
+static int check_store(struct save *s)
+{
+    char err[JOB_ERR_MAX - 80];
+    int rc = store_check(s->job->ctx->store, &s->job->ctx->store_id, err, sizeof(err));
+
+    return rc ? job_fail(s->job, rc, "%s", err) : 0;
+}
+
 static int write_snapshot(struct save *s)
 {
     char err[JOB_ERR_MAX - 80], path[PATH_MAX];
@@ -272,11 +282,13 @@ static int write_snapshot(struct save *s)
     if ((rc = store_path(path, "%s/%s", s->tmp, STORE_SAVE_MARK)) ||
         (unlink(path) < 0 && (rc = -errno)))
         return job_fail(s->job, rc, "remove %s: %s", path, strerror(-rc));
+    if ((rc = check_store(s)))
+        return rc;
     rc = store_publish(job->ctx->store, vm_name(s), s->tmp, job->snapshot, err, sizeof(err));
     if (rc)
         return job_fail(s->job, rc, "%s", err);
     s->tmp[0] = '\0';
-    return 0;
+    return check_store(s);
 }
 
 static uint64_t snapshot_bytes(const struct manifest *m)
