@@ -115,13 +115,43 @@ int mig_finished(const char *status)
            strcmp(status, "cancelled") == 0;
 }
 
-void mig_cancel(struct job *job, struct qmp *q, int timeout_ms)
+/* 1 while QEMU still holds the migration's yank instance: it registers one at migrate and drops
+ * it only at the very end of its clean-up, after the migration thread and every channel ended.
+ * Until then a new migrate fails ("duplicate yank instance") and leaves QEMU's state in "setup"
+ * for good (7.2). A QEMU without query-yank is taken as clean. */
+static int mig_yank_held(struct job *job, struct qmp *q)
+{
+    json_t *list = NULL, *e;
+    size_t i;
+    int held = 0;
+
+    if (mig_cmd(job, q, "query-yank", NULL, &list))
+        return 0;
+    json_array_foreach(list, i, e)
+    {
+        const char *type = json_string_value(json_object_get(e, "type"));
+        held |= type && strcmp(type, "migration") == 0;
+    }
+    json_decref(list);
+    return held;
+}
+
+int mig_cancel(struct job *job, struct qmp *q, int timeout_ms)
 {
     double deadline = job_now() + timeout_ms / 1000.0;
-    char status[32], why[256];
+    char status[32] = "unknown", why[256], keep[JOB_ERR_MAX];
+    int rc = -ETIMEDOUT;
 
+    /* The job's own error says why it cancels: what the cancel meets must not replace it. */
+    memcpy(keep, job->err, sizeof(keep));
     mig_cmd(job, q, "migrate_cancel", NULL, NULL);
-    for (int tick = 1; job_now() < deadline; job_wait(-1, &tick))
-        if (mig_query(job, q, status, sizeof(status), why, sizeof(why)) || mig_finished(status))
-            return;
+    for (int tick = 1; job_now() < deadline; job_wait(-1, &tick)) {
+        if ((rc = mig_query(job, q, status, sizeof(status), why, sizeof(why))))
+            break;
+        if ((mig_finished(status) || strcmp(status, "none") == 0) && !mig_yank_held(job, q))
+            break;
+        rc = -ETIMEDOUT;
+    }
+    memcpy(job->err, keep, sizeof(keep));
+    return rc;
 }

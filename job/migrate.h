@@ -35,7 +35,9 @@ int mig_query(struct job *job, struct qmp *q, char *status, size_t len, char *wh
 /* 1 for a status after which nothing more happens. */
 int mig_finished(const char *status);
 
-/* Cancels the outgoing migration and waits up to TIMEOUT_MS until QEMU says it is over. */
-void mig_cancel(struct job *job, struct qmp *q, int timeout_ms);
+/* Cancels the outgoing migration and waits up to TIMEOUT_MS until QEMU says it is over and has
+ * cleaned it up, so that the VM can migrate again. 0, -ETIMEDOUT, or a QMP error; job->err is
+ * left as it was. */
+int mig_cancel(struct job *job, struct qmp *q, int timeout_ms);
 
 #endif
