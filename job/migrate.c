@@ -8,6 +8,8 @@
 
 #include "qmp.h"
 
+#define MIG_RELEASE_TIMEOUT_MS 5000 /* QEMU cleans a migration up within milliseconds */
+
 int mig_cmd(struct job *job, struct qmp *q, const char *name, json_t *args, json_t **ret)
 {
     char err[JOB_ERR_MAX - 80];
@@ -48,12 +50,54 @@ static json_t *caps_list(json_t *current, int as_wanted)
     return list;
 }
 
+/* 1 while QEMU still holds the migration's yank instance: it registers one at migrate and drops
+ * it only at the very end of its clean-up, after the migration thread and every channel ended.
+ * Until then a new migrate fails ("duplicate yank instance") and leaves QEMU's state in "setup"
+ * for good (7.2). A QEMU without query-yank is taken as clean. */
+static int mig_yank_held(struct job *job, struct qmp *q)
+{
+    json_t *list = NULL, *e;
+    size_t i;
+    int held = 0;
+
+    if (mig_cmd(job, q, "query-yank", NULL, &list))
+        return 0;
+    json_array_foreach(list, i, e)
+    {
+        const char *type = json_string_value(json_object_get(e, "type"));
+        held |= type && strcmp(type, "migration") == 0;
+    }
+    json_decref(list);
+    return held;
+}
+
+/* A migration that QEMU has not let go of yet (a failed one whose clean-up is still running or
+ * stuck): a migrate now would leave 7.2 in "setup" for good. -EBUSY after TIMEOUT_MS. */
+static int mig_wait_released(struct job *job, struct qmp *q, int timeout_ms)
+{
+    double deadline = job_now() + timeout_ms / 1000.0;
+    int tick = 1;
+
+    while (mig_yank_held(job, q)) {
+        if (job_now() > deadline) {
+            snprintf(job->err, sizeof(job->err),
+                     "%s: QEMU has not let go of its last migration yet (query-yank)",
+                     job->vm->name);
+            return -EBUSY;
+        }
+        job_wait(-1, &tick);
+    }
+    return 0;
+}
+
 int mig_setup(struct job *job, struct qmp *q, int channels, struct mig_saved *saved)
 {
     json_t *caps = NULL, *params = NULL;
     int rc;
 
-    rc = mig_cmd(job, q, "query-migrate-capabilities", NULL, &caps);
+    rc = mig_wait_released(job, q, MIG_RELEASE_TIMEOUT_MS);
+    if (!rc)
+        rc = mig_cmd(job, q, "query-migrate-capabilities", NULL, &caps);
     if (!rc && saved) {
         saved->caps = caps_list(caps, 0);
         rc = mig_cmd(job, q, "query-migrate-parameters", NULL, &params);
@@ -113,27 +157,6 @@ int mig_finished(const char *status)
 {
     return strcmp(status, "completed") == 0 || strcmp(status, "failed") == 0 ||
            strcmp(status, "cancelled") == 0;
-}
-
-/* 1 while QEMU still holds the migration's yank instance: it registers one at migrate and drops
- * it only at the very end of its clean-up, after the migration thread and every channel ended.
- * Until then a new migrate fails ("duplicate yank instance") and leaves QEMU's state in "setup"
- * for good (7.2). A QEMU without query-yank is taken as clean. */
-static int mig_yank_held(struct job *job, struct qmp *q)
-{
-    json_t *list = NULL, *e;
-    size_t i;
-    int held = 0;
-
-    if (mig_cmd(job, q, "query-yank", NULL, &list))
-        return 0;
-    json_array_foreach(list, i, e)
-    {
-        const char *type = json_string_value(json_object_get(e, "type"));
-        held |= type && strcmp(type, "migration") == 0;
-    }
-    json_decref(list);
-    return held;
 }
 
 int mig_cancel(struct job *job, struct qmp *q, int timeout_ms)

@@ -25,7 +25,8 @@ int mig_cmd(struct job *job, struct qmp *q, const char *name, json_t *args, json
 
 /* Enables multifd with CHANNELS channels and no compression, no bandwidth cap, and turns off what
  * would make either side talk back or pause (return-path, postcopy, pause-before-switchover).
- * With SAVED, remembers the old values for mig_undo. */
+ * With SAVED, remembers the old values for mig_undo. -EBUSY if QEMU has not let go of an earlier
+ * migration within a few seconds. */
 int mig_setup(struct job *job, struct qmp *q, int channels, struct mig_saved *saved);
 void mig_undo(struct job *job, struct qmp *q, struct mig_saved *saved);
 
