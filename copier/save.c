@@ -31,7 +31,7 @@
 #define CP_FDS_BESIDES     8
 /* Out of descriptors after a failure: drained streams give theirs back as they end. */
 #define CP_ACCEPT_RETRY_NS (10 * 1000 * 1000)
-#define CP_DRAIN_BUF       (64u << 10)
+#define CP_DRAIN_BUF       (16u << 10) /* on the stream thread's stack */
 
 /* One accepted connection. */
 struct cp_save_conn {
@@ -74,8 +74,7 @@ struct cp_save {
     atomic_int stopped;  /* the caller stops the save: sockets are shut down, threads end */
     struct cp_live live; /* the accept thread and every connection's */
     struct cp_fail fail; /* the first error; no socket: a failure must not cut QEMU off */
-    struct cp_fail
-        stop; /* its sockets (slot 0 the listener, 1 + i connection i) shut down at stop */
+    struct cp_fail stop; /* sockets shut down at stop: [0] the listener, [1 + i] connection i */
 };
 
 /* Records the save's first error. QEMU 7.2 must not see a stream cut while its migration lives:
@@ -251,7 +250,7 @@ out:
  * closes the stream (or the caller stops the save). */
 static void cp_save_drain(struct cp_save_conn *c)
 {
-    static uint8_t sink[CP_DRAIN_BUF]; /* never read: every thread may scribble on it */
+    uint8_t sink[CP_DRAIN_BUF];
     ssize_t n;
 
     while (!c->eof && ((n = recv(c->fd, sink, sizeof(sink), 0)) > 0 || (n < 0 && errno == EINTR)))

@@ -18,7 +18,8 @@ if echo "keep-running name=second" >"$MNT/vm1/save" 2>"$T/save.err"; then
     die "a save into the replaced store succeeded: $(cat "$MNT/vm1/save")"
 fi
 log "save: $(cat "$T/save.err"); $(cat "$MNT/vm1/save")"
-[[ $(cat "$MNT/vm1/save") != ok* ]] || die "the save says ok"
+[[ $(cat "$MNT/vm1/save") == "error ESTALE"* ]] || die "the save says: $(cat "$MNT/vm1/save")"
+grep -q "Stale file handle" "$T/save.err" || die "the write's errno is not ESTALE: $(cat "$T/save.err")"
 [[ $(status_field vm1 error) == *"$STORE"* ]] || die "the reason does not name the store: $(status_field vm1 error)"
 [[ -z $(find "$STORE" -mindepth 1) ]] || die "the save wrote into the new store: $(find "$STORE")"
 [[ $(vm_state vm1) == running ]] || die "vm1 is $(vm_state vm1) after the refused save"
