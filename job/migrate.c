@@ -162,19 +162,23 @@ int mig_finished(const char *status)
 int mig_cancel(struct job *job, struct qmp *q, int timeout_ms)
 {
     double deadline = job_now() + timeout_ms / 1000.0;
-    char status[32] = "unknown", why[256], keep[JOB_ERR_MAX];
-    int rc = -ETIMEDOUT;
+    char status[32], why[256], keep[JOB_ERR_MAX];
+    int rc;
 
     /* The job's own error says why it cancels: what the cancel meets must not replace it. */
     memcpy(keep, job->err, sizeof(keep));
     mig_cmd(job, q, "migrate_cancel", NULL, NULL);
-    for (int tick = 1; job_now() < deadline; job_wait(-1, &tick)) {
-        if ((rc = mig_query(job, q, status, sizeof(status), why, sizeof(why))))
+    for (int tick = 1;; job_wait(-1, &tick)) {
+        rc = mig_query(job, q, status, sizeof(status), why, sizeof(why));
+        if (rc || mig_finished(status) || strcmp(status, "none") == 0)
             break;
-        if ((mig_finished(status) || strcmp(status, "none") == 0) && !mig_yank_held(job, q))
+        if (job_now() > deadline) {
+            rc = -ETIMEDOUT;
             break;
-        rc = -ETIMEDOUT;
+        }
     }
+    if (!rc)
+        rc = mig_wait_released(job, q, (int)((deadline - job_now()) * 1000));
     memcpy(job->err, keep, sizeof(keep));
     return rc;
 }

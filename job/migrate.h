@@ -37,8 +37,8 @@ int mig_query(struct job *job, struct qmp *q, char *status, size_t len, char *wh
 int mig_finished(const char *status);
 
 /* Cancels the outgoing migration and waits up to TIMEOUT_MS until QEMU says it is over and has
- * cleaned it up, so that the VM can migrate again. 0, -ETIMEDOUT, or a QMP error; job->err is
- * left as it was. */
+ * cleaned it up, so that the VM can migrate again. 0, -ETIMEDOUT (not over), -EBUSY (not let
+ * go of), or a QMP error; job->err is left as it was. */
 int mig_cancel(struct job *job, struct qmp *q, int timeout_ms);
 
 #endif
