@@ -6,8 +6,9 @@
 source "$SRC_DIR/tests/e2e/lib.sh"
 e2e_setup
 savefs_start
+# shellcheck disable=SC2034 # read by guest.sh
 GUEST_MIB=64
-# shellcheck disable=SC2054 # one QEMU option, with its commas
+# shellcheck disable=SC2034,SC2054 # read by guest.sh; one QEMU option, with its commas
 GUEST_EXTRA_ARGS=(-device virtio-rng-pci,id=rng0)
 vm_start vm1
 echo "name=good" >"$MNT/vm1/save" || die "save failed: $(cat "$MNT/vm1/status")"

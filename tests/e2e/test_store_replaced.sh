@@ -6,6 +6,7 @@
 source "$SRC_DIR/tests/e2e/lib.sh"
 e2e_setup
 savefs_start
+# shellcheck disable=SC2034 # read by guest.sh
 GUEST_MIB=64
 
 vm_start vm1
