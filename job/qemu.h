@@ -45,8 +45,7 @@ int qemu_wait_exit(int pidfd, int timeout_ms);
 /* SIGKILL through PIDFD and wait up to TIMEOUT_MS for the process to be gone. */
 void qemu_kill(int pidfd, int timeout_ms);
 
-/* The last whole lines of the file LOG that fit in LEN-1 bytes, as one line with newlines as ";".
- */
+/* The last whole lines of the file LOG that fit in LEN-1 bytes, joined by ";". */
 void qemu_log_tail(const char *log, char *out, size_t len);
 
 #endif
