@@ -8,7 +8,8 @@
 source "$SRC_DIR/tests/e2e/lib.sh"
 e2e_setup
 # QEMU's own output tells how it failed (it aborted on an assertion in 7.2 before savefs drained).
-trap 'rc=$?; tail -n 5 "$QMP"/*.qemu.log >&2; (exit $rc); e2e_cleanup' EXIT
+# Without errexit: e2e_cleanup must run, and it takes the test's status from $?.
+trap 'rc=$?; set +e; tail -n 5 "$QMP"/*.qemu.log >&2; (exit $rc); e2e_cleanup' EXIT
 # shellcheck disable=SC2034 # read by guest.sh
 GUEST_MIB=64
 REPEAT=${REPEAT:-8}
