@@ -33,6 +33,7 @@ struct cp_opts {
     int stall_ms;    /* restore: a stream whose peer accepts no byte for this long fails */
     int zstd_level;  /* save: 0 stores main and channels as they come; 1..19 compresses them
                         (indexes stay plain). A restore follows each file's zstd flag. */
+    int debug_fail_accept; /* save, tests only: the Nth accept fails as if out of descriptors */
 };
 
 /* ---- save: QEMU connects to us ---- */
@@ -41,7 +42,8 @@ struct cp_save;
 /* Listens on SOCK_PATH (created, mode 0600) for the main stream and NCHANNELS multifd channels,
  * which may connect in any order, and streams each into its file in DIR: "main", "channel-K" and
  * the index "channel-K.idx" (which maps pages to offsets in the stream, compressed or not).
- * Returns at once; threads do the work. */
+ * Returns at once; threads do the work. -EMFILE, before anything listens, if savefs may not open
+ * the files and sockets of every stream. */
 int cp_save_start(struct cp_save **out, const char *sock_path, const char *dir, int nchannels,
                   const struct cp_opts *opts, char *err, size_t errlen);
 /* Bytes received so far, all streams together. Any thread. */
@@ -50,15 +52,21 @@ uint64_t cp_save_bytes(struct cp_save *s);
 int cp_save_done(struct cp_save *s);
 /* A descriptor that polls readable once cp_save_done says 1. */
 int cp_save_done_fd(struct cp_save *s);
-/* Fails the save: stops accepting, shuts every socket down; cp_save_finish then returns
- * -ECANCELED (or the error that came first). Any thread. */
+/* The save's first error (a stream's, an accept's, a cancel), 0 if none; its reason in ERR. Any
+ * thread. */
+int cp_save_failed(struct cp_save *s, char *err, size_t errlen);
+/* Fails the save: no more bytes reach a file, but connections are still accepted and every
+ * stream is read to its end and dropped, so that QEMU can end its migration (cancel it) without
+ * seeing a stream cut; cp_save_done says 1 once QEMU closed them all. cp_save_finish then
+ * returns -ECANCELED (or the error that came first). Any thread. */
 void cp_save_cancel(struct cp_save *s);
 /* Waits for every stream to end, fsyncs every file and DIR, and fills FILES (room for
  * 2 * nchannels + 1 entries) and *NFILES. Returns 0, or the first error with its reason in ERR
- * (a stream missing or cut short, a duplicate channel id, an I/O error naming the file). */
+ * (a stream missing or cut short, a duplicate channel id, an I/O error naming the file). After
+ * a failure it does not wait: it shuts every socket down (as free does) and returns the error. */
 int cp_save_finish(struct cp_save *s, struct cp_file *files, int *nfiles, char *err, size_t errlen);
-/* Joins threads (cancelling a save still running), closes and frees; removes the socket file.
- * Leaves the files in DIR. */
+/* Joins threads (cancelling a save still running, and shutting its sockets down: call it once
+ * QEMU's migration is over), closes and frees; removes the socket file. Leaves the files in DIR. */
 void cp_save_free(struct cp_save *s);
 
 /* ---- restore: we connect to QEMU ---- */

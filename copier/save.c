@@ -1,8 +1,11 @@
 /* save: QEMU's source connects to our socket with its main stream and N multifd channels, in
  * any order. An accept thread gives every connection a thread of its own, which tells the
  * stream by its first bytes and copies it into its file, verbatim or as zstd frames, indexing
- * channels on the way. The cp_save_* functions are called from the caller's thread; cancel and
- * the progress counters from any thread. */
+ * channels on the way. A failure does not cut QEMU off: every stream is then read to its end
+ * and dropped, and connections are still accepted, until the caller stops the save (free).
+ * The cp_save_* functions are called from the caller's thread; cancel and the progress
+ * counters from any thread. */
+#include <dirent.h>
 #include <errno.h>
 #include <limits.h>
 #include <stdio.h>
@@ -10,7 +13,9 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/resource.h>
 #include <sys/un.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "copier.h"
@@ -20,6 +25,13 @@
 #include "zframe.h"
 
 #define CP_MAIN_MAGIC 0x5145564du /* "QEVM" */
+/* Descriptors a save holds per channel (socket, chunk file, index) and besides (the listener,
+ * main's socket and file, the directory's fsync, and some room for the rest of savefs). */
+#define CP_FDS_PER_CHANNEL 3
+#define CP_FDS_BESIDES     8
+/* Out of descriptors after a failure: drained streams give theirs back as they end. */
+#define CP_ACCEPT_RETRY_NS (10 * 1000 * 1000)
+#define CP_DRAIN_BUF       (16u << 10) /* on the stream thread's stack */
 
 /* One accepted connection. */
 struct cp_save_conn {
@@ -36,6 +48,7 @@ struct cp_save_conn {
     int indexed;
     uint64_t idx_size, idx_xxh3;
     uint64_t stream_size, stream_xxh3; /* when compressed */
+    int eof;                           /* the peer ended the stream */
 };
 
 struct cp_save {
@@ -46,6 +59,7 @@ struct cp_save {
     size_t buf_size;        /* the file writer's, or with zstd the frame's */
     struct cp_zpool *zpool; /* NULL: no compression */
     int direct_io;
+    int fail_accept; /* debug: accept number N fails as if out of descriptors; 0: never */
     int listen_fd;
     int bound; /* sock_path is ours to remove */
     pthread_t accept_thread;
@@ -56,24 +70,40 @@ struct cp_save {
     /* any thread */
     atomic_int claimed[CP_MAX_CHANNELS + 1]; /* [0] main, [1 + K] channel K */
     atomic_uint_fast64_t bytes;
+    atomic_int failed;   /* the save failed: streams are read to their end and dropped */
+    atomic_int stopped;  /* the caller stops the save: sockets are shut down, threads end */
     struct cp_live live; /* the accept thread and every connection's */
-    struct cp_fail fail; /* socket slot 0 is the listener, 1 + i connection i */
+    struct cp_fail fail; /* the first error; no socket: a failure must not cut QEMU off */
+    struct cp_fail stop; /* sockets shut down at stop: [0] the listener, [1 + i] connection i */
 };
+
+/* Records the save's first error. QEMU 7.2 must not see a stream cut while its migration lives:
+ * a channel that fails while QEMU sets up, or a connection refused, leaves its migration in
+ * "setup" for good or aborts QEMU (multifd.c). So the sockets stay open, and the streams are
+ * drained until QEMU closes them. */
+static void cp_save_fail(struct cp_save *s, int code, const char *msg)
+{
+    cp_fail(&s->fail, code, msg);
+    atomic_store(&s->failed, 1);
+}
 
 static uint32_t cp_be32(const uint8_t *p)
 {
     return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
 }
 
-/* Reads until BUF holds LEN bytes or the peer ends the stream; *HAVE counts what BUF holds. */
-static int cp_recv_upto(int fd, uint8_t *buf, size_t len, size_t *have, char *why, size_t whylen)
+/* Reads from C until BUF holds LEN bytes or the peer ends the stream; *HAVE counts what BUF
+ * holds. */
+static int cp_recv_upto(struct cp_save_conn *c, uint8_t *buf, size_t len, size_t *have, char *why,
+                        size_t whylen)
 {
     while (*have < len) {
-        ssize_t n = recv(fd, buf + *have, len - *have, 0);
+        ssize_t n = recv(c->fd, buf + *have, len - *have, 0);
         if (n < 0 && errno == EINTR)
             continue;
         if (n < 0)
             return cp_errno_msg(why, whylen, -errno, "read socket");
+        c->eof = n == 0;
         if (n == 0)
             break;
         *have += (size_t)n;
@@ -93,7 +123,7 @@ static int cp_save_identify(struct cp_save_conn *c, uint8_t *head, size_t *have,
                             size_t whylen)
 {
     struct cp_save *s = c->s;
-    int r = cp_recv_upto(c->fd, head, 4, have, why, whylen);
+    int r = cp_recv_upto(c, head, 4, have, why, whylen);
     if (r < 0)
         return r;
     if (*have < 4)
@@ -107,7 +137,7 @@ static int cp_save_identify(struct cp_save_conn *c, uint8_t *head, size_t *have,
     }
     if (magic != CP_MULTIFD_MAGIC)
         return cp_msg(why, whylen, -EPROTO, "unknown stream magic 0x%08x", magic);
-    r = cp_recv_upto(c->fd, head, CP_MULTIFD_HANDSHAKE_LEN, have, why, whylen);
+    r = cp_recv_upto(c, head, CP_MULTIFD_HANDSHAKE_LEN, have, why, whylen);
     if (r < 0)
         return r;
     if (*have < CP_MULTIFD_HANDSHAKE_LEN)
@@ -145,11 +175,14 @@ static int cp_save_pump(struct cp_save_conn *c, struct cp_stage *st, struct cp_m
     while (r == 0) {
         size_t room;
         uint8_t *p = st->room(st, &room);
+        if (atomic_load(&c->s->failed))
+            return cp_msg(why, whylen, -ECANCELED, "save cancelled");
         ssize_t n = recv(c->fd, p, room, 0);
         if (n < 0 && errno == EINTR)
             continue;
         if (n < 0)
             return cp_errno_msg(why, whylen, -errno, "read socket");
+        c->eof = n == 0;
         if (n == 0)
             break;
         r = cp_save_seen(c, m, p, (size_t)n, why, whylen);
@@ -213,15 +246,28 @@ out:
     return r;
 }
 
+/* Reads the rest of a failed stream and drops it, so that QEMU's writes go on until QEMU itself
+ * closes the stream (or the caller stops the save). */
+static void cp_save_drain(struct cp_save_conn *c)
+{
+    uint8_t sink[CP_DRAIN_BUF];
+    ssize_t n;
+
+    while (!c->eof && ((n = recv(c->fd, sink, sizeof(sink), 0)) > 0 || (n < 0 && errno == EINTR)))
+        atomic_fetch_add(&c->s->bytes, n > 0 ? (uint64_t)n : 0);
+}
+
 static void *cp_save_conn_main(void *arg)
 {
     struct cp_save_conn *c = arg;
     char why[CP_ERR_MAX], msg[CP_ERR_MAX];
     int r = cp_save_stream(c, why, sizeof(why));
     if (r < 0 && c->name[0] != '\0')
-        cp_fail(&c->s->fail, cp_msg(msg, sizeof(msg), r, "%s: %s", c->name, why), msg);
+        cp_save_fail(c->s, cp_msg(msg, sizeof(msg), r, "%s: %s", c->name, why), msg);
     else if (r < 0)
-        cp_fail(&c->s->fail, cp_msg(msg, sizeof(msg), r, "connection %d: %s", c->num, why), msg);
+        cp_save_fail(c->s, cp_msg(msg, sizeof(msg), r, "connection %d: %s", c->num, why), msg);
+    if (r < 0)
+        cp_save_drain(c);
     cp_live_end(&c->s->live, 1);
     return NULL;
 }
@@ -234,7 +280,7 @@ static int cp_save_add_conn(struct cp_save *s, int fd, char *why, size_t whylen)
     c->num = ++s->nconns;
     c->fd = fd;
     c->channel = -1;
-    cp_fail_add_sock(&s->fail, c->num, fd);
+    cp_fail_add_sock(&s->stop, c->num, fd);
     cp_live_add(&s->live, 1);
     int r = cp_thread_start(&c->thread, cp_save_conn_main, c);
     if (r < 0) {
@@ -245,24 +291,39 @@ static int cp_save_add_conn(struct cp_save *s, int fd, char *why, size_t whylen)
     return 0;
 }
 
-/* Accepts main and the channels, then stops. Cancel or a failure shuts the listener down,
- * which makes accept fail at once (Linux). */
+/* The next connection, or -1 after a failure (recorded; a short pause, so that an error that
+ * lasts, as running out of descriptors until drained streams end, is not a busy loop). */
+static int cp_save_accept(struct cp_save *s)
+{
+    char why[CP_ERR_MAX];
+    struct timespec pause = {0, CP_ACCEPT_RETRY_NS};
+    int fd;
+    if (s->nconns + 1 == s->fail_accept && !atomic_load(&s->failed)) {
+        fd = -1;
+        errno = EMFILE; /* the debug fault: as if out of descriptors, once */
+    } else {
+        fd = accept4(s->listen_fd, NULL, NULL, SOCK_CLOEXEC);
+    }
+    if (fd >= 0 || errno == EINTR || errno == ECONNABORTED || atomic_load(&s->stopped))
+        return fd;
+    cp_save_fail(s, cp_errno_msg(why, sizeof(why), -errno, "accept on %s", s->sock_path), why);
+    nanosleep(&pause, NULL);
+    return -1;
+}
+
+/* Accepts main and the channels, then ends; after a failure too, so that every connect of QEMU
+ * succeeds. Stop shuts the listener down, which makes accept fail at once (Linux). */
 static void *cp_save_accept_main(void *arg)
 {
     struct cp_save *s = arg;
     char why[CP_ERR_MAX];
-    int r = 0;
-    while (r == 0 && s->nconns < s->nchannels + 1) {
-        int fd = accept4(s->listen_fd, NULL, NULL, SOCK_CLOEXEC);
-        if (fd < 0 && (errno == EINTR || errno == ECONNABORTED))
-            continue;
-        if (fd < 0)
-            r = cp_errno_msg(why, sizeof(why), -errno, "accept on %s", s->sock_path);
-        else
-            r = cp_save_add_conn(s, fd, why, sizeof(why));
+    while (s->nconns < s->nchannels + 1 && !atomic_load(&s->stopped)) {
+        int fd = cp_save_accept(s);
+        /* Without a thread, that one stream is not drained: QEMU's writes to it may block until
+         * the caller stops the save. */
+        if (fd >= 0 && cp_save_add_conn(s, fd, why, sizeof(why)) < 0)
+            cp_save_fail(s, -EAGAIN, why);
     }
-    if (r < 0)
-        cp_fail(&s->fail, r, why); /* after cancel, the first error is already there */
     cp_live_end(&s->live, 1);
     return NULL;
 }
@@ -283,8 +344,39 @@ static int cp_save_listen(struct cp_save *s, char *err, size_t errlen)
     s->bound = 1;
     if (listen(s->listen_fd, s->nchannels + 1) < 0)
         return cp_errno_msg(err, errlen, -errno, "listen %s", s->sock_path);
-    cp_fail_add_sock(&s->fail, 0, s->listen_fd);
+    cp_fail_add_sock(&s->stop, 0, s->listen_fd);
     return 0;
+}
+
+/* Enough descriptors for every stream, before QEMU connects: running out midway fails the save
+ * and leaves connections that cannot even be accepted to drain. Raises the soft limit up to the
+ * hard one if needed. */
+static int cp_save_fd_room(int nchannels, char *err, size_t errlen)
+{
+    struct rlimit lim;
+    rlim_t used = 0, need;
+    DIR *d = opendir("/proc/self/fd");
+    if (d == NULL)
+        return cp_errno_msg(err, errlen, -errno, "open /proc/self/fd");
+    while (readdir(d) != NULL)
+        used++;
+    closedir(d);
+    used -= 2; /* "." and ".."; the directory's own descriptor stands for the one fsync needs */
+    if (getrlimit(RLIMIT_NOFILE, &lim) < 0)
+        return cp_errno_msg(err, errlen, -errno, "getrlimit");
+    need = used + (rlim_t)nchannels * CP_FDS_PER_CHANNEL + CP_FDS_BESIDES;
+    if (need <= lim.rlim_cur)
+        return 0;
+    if (need <= lim.rlim_max) {
+        lim.rlim_cur = need;
+        if (setrlimit(RLIMIT_NOFILE, &lim) == 0)
+            return 0;
+    }
+    return cp_msg(err, errlen, -EMFILE,
+                  "a save of %d channels needs %llu open files and savefs may have %llu (%llu in "
+                  "use; ulimit -n): save with fewer channels, or raise the limit",
+                  nchannels, (unsigned long long)need, (unsigned long long)lim.rlim_max,
+                  (unsigned long long)used);
 }
 
 static int cp_save_init(struct cp_save *s, const char *sock_path, const char *dir, int nchannels,
@@ -293,6 +385,7 @@ static int cp_save_init(struct cp_save *s, const char *sock_path, const char *di
     s->listen_fd = -1;
     s->joined = 1; /* no thread yet */
     cp_fail_init(&s->fail);
+    cp_fail_init(&s->stop);
     if (cp_live_init(&s->live, 1) < 0) /* the accept thread */
         return cp_errno_msg(err, errlen, -errno, "save: eventfd");
     if (nchannels < 1 || nchannels > CP_MAX_CHANNELS)
@@ -311,6 +404,9 @@ static int cp_save_init(struct cp_save *s, const char *sock_path, const char *di
     if (level && (r = cp_zpool_new(&s->zpool, level, s->buf_size, nchannels + 1, err, errlen)))
         return r;
     s->direct_io = opts->direct_io;
+    s->fail_accept = opts->debug_fail_accept;
+    if ((r = cp_save_fd_room(nchannels, err, errlen)) < 0)
+        return r;
     if (strlen(sock_path) >= sizeof(s->sock_path))
         return cp_msg(err, errlen, -ENAMETOOLONG, "socket path too long: %s", sock_path);
     if (strlen(dir) >= sizeof(s->dir))
@@ -364,9 +460,22 @@ int cp_save_done_fd(struct cp_save *s)
     return s->live.efd;
 }
 
+int cp_save_failed(struct cp_save *s, char *err, size_t errlen)
+{
+    return cp_fail_get(&s->fail, err, errlen);
+}
+
 void cp_save_cancel(struct cp_save *s)
 {
-    cp_fail(&s->fail, -ECANCELED, "save cancelled");
+    cp_save_fail(s, -ECANCELED, "save cancelled");
+}
+
+/* Ends the save for good: blocked accepts and reads wake up at once. */
+static void cp_save_stop(struct cp_save *s)
+{
+    cp_save_cancel(s);
+    atomic_store(&s->stopped, 1);
+    cp_fail(&s->stop, -ECANCELED, "save stopped");
 }
 
 static void cp_save_join(struct cp_save *s)
@@ -424,6 +533,8 @@ static int cp_save_list(struct cp_save *s, struct cp_file *files)
 int cp_save_finish(struct cp_save *s, struct cp_file *files, int *nfiles, char *err, size_t errlen)
 {
     *nfiles = 0;
+    if (atomic_load(&s->failed))
+        cp_save_stop(s); /* the drain ends here: the caller is done with QEMU */
     cp_save_join(s);
     int r = cp_fail_get(&s->fail, err, errlen);
     if (r < 0)
@@ -441,7 +552,7 @@ void cp_save_free(struct cp_save *s)
     if (s == NULL)
         return;
     if (!s->joined) {
-        cp_save_cancel(s);
+        cp_save_stop(s);
         cp_save_join(s);
     }
     for (int i = 0; i < s->nconns; i++)
@@ -453,5 +564,6 @@ void cp_save_free(struct cp_save *s)
     cp_zpool_free(s->zpool);
     cp_live_destroy(&s->live);
     cp_fail_destroy(&s->fail);
+    cp_fail_destroy(&s->stop);
     free(s);
 }

@@ -85,7 +85,8 @@ int job_ctx_new(struct job_ctx **out, const struct job_config *cfg, void (*log)(
     }
     if ((rc = store_mkdirs(ctx->store, err, errlen)) ||
         (rc = store_mkdirs(ctx->qmp_dir, err, errlen)) ||
-        (rc = store_mkdirs(ctx->run_dir, err, errlen)))
+        (rc = store_mkdirs(ctx->run_dir, err, errlen)) ||
+        (rc = store_id_get(ctx->store, &ctx->store_id, err, errlen)))
         goto out;
     job_recover(ctx, log);
 out:
@@ -362,6 +363,8 @@ int job_save(struct job_ctx *ctx, const char *vm, const char *words, size_t len,
     if (!job)
         return -ENOMEM;
     rc = words_parse(words, len, &job->words, why, sizeof(why));
+    if (!rc)
+        rc = store_check(ctx->store, &ctx->store_id, why, sizeof(why));
     if (!rc && job->words.name[0] && store_snapshot_exists(ctx->store, vm, job->words.name)) {
         snprintf(why, sizeof(why), "snapshot %s exists", job->words.name);
         rc = -EEXIST;
@@ -377,9 +380,15 @@ int job_restore(struct job_ctx *ctx, const char *vm, const char *snap,
                 job_interrupted_fn interrupted)
 {
     struct job *job = job_new(ctx, JOB_RESTORE);
+    char why[JOB_ERR_MAX];
+    int rc;
 
     if (!job)
         return -ENOMEM;
     snprintf(job->snapshot, sizeof(job->snapshot), "%s", snap);
+    if ((rc = store_check(ctx->store, &ctx->store_id, why, sizeof(why)))) {
+        free(job);
+        return refuse(ctx, vm, JOB_RESTORE, rc, why);
+    }
     return run_job(job, vm, interrupted);
 }

@@ -7,6 +7,7 @@
 #include <stdint.h>
 
 #include "job.h"
+#include "store.h"
 #include "words.h"
 
 enum job_op { JOB_SAVE, JOB_RESTORE };
@@ -71,6 +72,7 @@ struct vm_state {
 struct job_ctx {
     /* set before threads start */
     char *store, *qmp_dir, *run_dir;
+    struct store_id store_id; /* the store directory as it was when savefs started */
     int watchdog_ms;
     const struct trust *trust;    /* borrowed from the config */
     void (*log)(const char *msg); /* savefs's log, or NULL */

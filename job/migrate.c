@@ -8,6 +8,8 @@
 
 #include "qmp.h"
 
+#define MIG_RELEASE_TIMEOUT_MS 5000 /* QEMU cleans a migration up within milliseconds */
+
 int mig_cmd(struct job *job, struct qmp *q, const char *name, json_t *args, json_t **ret)
 {
     char err[JOB_ERR_MAX - 80];
@@ -48,12 +50,54 @@ static json_t *caps_list(json_t *current, int as_wanted)
     return list;
 }
 
+/* 1 while QEMU still holds the migration's yank instance: it registers one at migrate and drops
+ * it only at the very end of its clean-up, after the migration thread and every channel ended.
+ * Until then a new migrate fails ("duplicate yank instance") and leaves QEMU's state in "setup"
+ * for good (7.2). A QEMU without query-yank is taken as clean. */
+static int mig_yank_held(struct job *job, struct qmp *q)
+{
+    json_t *list = NULL, *e;
+    size_t i;
+    int held = 0;
+
+    if (mig_cmd(job, q, "query-yank", NULL, &list))
+        return 0;
+    json_array_foreach(list, i, e)
+    {
+        const char *type = json_string_value(json_object_get(e, "type"));
+        held |= type && strcmp(type, "migration") == 0;
+    }
+    json_decref(list);
+    return held;
+}
+
+/* A migration that QEMU has not let go of yet (a failed one whose clean-up is still running or
+ * stuck): a migrate now would leave 7.2 in "setup" for good. -EBUSY after TIMEOUT_MS. */
+static int mig_wait_released(struct job *job, struct qmp *q, int timeout_ms)
+{
+    double deadline = job_now() + timeout_ms / 1000.0;
+    int tick = 1;
+
+    while (mig_yank_held(job, q)) {
+        if (job_now() > deadline) {
+            snprintf(job->err, sizeof(job->err),
+                     "%s: QEMU has not let go of its last migration yet (query-yank)",
+                     job->vm->name);
+            return -EBUSY;
+        }
+        job_wait(-1, &tick);
+    }
+    return 0;
+}
+
 int mig_setup(struct job *job, struct qmp *q, int channels, struct mig_saved *saved)
 {
     json_t *caps = NULL, *params = NULL;
     int rc;
 
-    rc = mig_cmd(job, q, "query-migrate-capabilities", NULL, &caps);
+    rc = mig_wait_released(job, q, MIG_RELEASE_TIMEOUT_MS);
+    if (!rc)
+        rc = mig_cmd(job, q, "query-migrate-capabilities", NULL, &caps);
     if (!rc && saved) {
         saved->caps = caps_list(caps, 0);
         rc = mig_cmd(job, q, "query-migrate-parameters", NULL, &params);
@@ -115,13 +159,26 @@ int mig_finished(const char *status)
            strcmp(status, "cancelled") == 0;
 }
 
-void mig_cancel(struct job *job, struct qmp *q, int timeout_ms)
+int mig_cancel(struct job *job, struct qmp *q, int timeout_ms)
 {
     double deadline = job_now() + timeout_ms / 1000.0;
-    char status[32], why[256];
+    char status[32], why[256], keep[JOB_ERR_MAX];
+    int rc;
 
+    /* The job's own error says why it cancels: what the cancel meets must not replace it. */
+    memcpy(keep, job->err, sizeof(keep));
     mig_cmd(job, q, "migrate_cancel", NULL, NULL);
-    for (int tick = 1; job_now() < deadline; job_wait(-1, &tick))
-        if (mig_query(job, q, status, sizeof(status), why, sizeof(why)) || mig_finished(status))
-            return;
+    for (int tick = 1;; job_wait(-1, &tick)) {
+        rc = mig_query(job, q, status, sizeof(status), why, sizeof(why));
+        if (rc || mig_finished(status) || strcmp(status, "none") == 0)
+            break;
+        if (job_now() > deadline) {
+            rc = -ETIMEDOUT;
+            break;
+        }
+    }
+    if (!rc)
+        rc = mig_wait_released(job, q, (int)((deadline - job_now()) * 1000));
+    memcpy(job->err, keep, sizeof(keep));
+    return rc;
 }

@@ -25,7 +25,8 @@ int mig_cmd(struct job *job, struct qmp *q, const char *name, json_t *args, json
 
 /* Enables multifd with CHANNELS channels and no compression, no bandwidth cap, and turns off what
  * would make either side talk back or pause (return-path, postcopy, pause-before-switchover).
- * With SAVED, remembers the old values for mig_undo. */
+ * With SAVED, remembers the old values for mig_undo. -EBUSY if QEMU has not let go of an earlier
+ * migration within a few seconds. */
 int mig_setup(struct job *job, struct qmp *q, int channels, struct mig_saved *saved);
 void mig_undo(struct job *job, struct qmp *q, struct mig_saved *saved);
 
@@ -35,7 +36,9 @@ int mig_query(struct job *job, struct qmp *q, char *status, size_t len, char *wh
 /* 1 for a status after which nothing more happens. */
 int mig_finished(const char *status);
 
-/* Cancels the outgoing migration and waits up to TIMEOUT_MS until QEMU says it is over. */
-void mig_cancel(struct job *job, struct qmp *q, int timeout_ms);
+/* Cancels the outgoing migration and waits up to TIMEOUT_MS until QEMU says it is over and has
+ * cleaned it up, so that the VM can migrate again. 0, -ETIMEDOUT (not over), -EBUSY (not let
+ * go of), or a QMP error; job->err is left as it was. */
+int mig_cancel(struct job *job, struct qmp *q, int timeout_ms);
 
 #endif

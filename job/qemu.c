@@ -599,20 +599,25 @@ int qemu_pid_is_incoming(pid_t pid)
     return found && strstr(binary, "qemu") != NULL;
 }
 
-int qemu_exited(int pidfd)
+int qemu_wait_exit(int pidfd, int timeout_ms)
 {
     struct pollfd p = {.fd = pidfd, .events = POLLIN};
+    int n;
 
-    return poll(&p, 1, 0) == 1;
+    while ((n = poll(&p, 1, timeout_ms)) < 0 && errno == EINTR)
+        ;
+    return n == 1;
+}
+
+int qemu_exited(int pidfd)
+{
+    return qemu_wait_exit(pidfd, 0);
 }
 
 void qemu_kill(int pidfd, int timeout_ms)
 {
-    struct pollfd p = {.fd = pidfd, .events = POLLIN};
-
     syscall(SYS_pidfd_send_signal, pidfd, SIGKILL, NULL, 0);
-    while (poll(&p, 1, timeout_ms) < 0 && errno == EINTR)
-        ;
+    qemu_wait_exit(pidfd, timeout_ms);
 }
 
 void qemu_log_tail(const char *log, char *out, size_t len)
@@ -635,6 +640,10 @@ void qemu_log_tail(const char *log, char *out, size_t len)
     out[n > 0 ? n : 0] = '\0';
     while (n > 0 && (out[n - 1] == '\n' || out[n - 1] == ' '))
         out[--n] = '\0';
+    /* Whole lines only: a line cut at the front would read as QEMU's words but is not. */
+    p = strchr(out, '\n');
+    if (size > (off_t)(len - 1) && p)
+        memmove(out, p + 1, strlen(p + 1) + 1);
     for (p = out; *p; p++)
         if (*p == '\n')
             *p = ';';

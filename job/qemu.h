@@ -65,11 +65,13 @@ int qemu_pid_is_incoming(pid_t pid);
 
 /* 1 if PIDFD says the process has exited. */
 int qemu_exited(int pidfd);
+/* 1 once the process has exited, 0 if it still runs after TIMEOUT_MS. */
+int qemu_wait_exit(int pidfd, int timeout_ms);
 
 /* SIGKILL through PIDFD and wait up to TIMEOUT_MS for the process to be gone. */
 void qemu_kill(int pidfd, int timeout_ms);
 
-/* The last LEN-1 bytes (at most) of the file LOG, as one line with newlines as ";". */
+/* The last whole lines of the file LOG that fit in LEN-1 bytes, joined by ";". */
 void qemu_log_tail(const char *log, char *out, size_t len);
 
 #endif

@@ -85,7 +85,11 @@ static void cancel_migration(struct recovery *r, struct qmp *q)
     if (mig_query(&r->job, q, status, sizeof(status), why, sizeof(why)) || mig_finished(status) ||
         strcmp(status, "none") == 0)
         return;
-    mig_cancel(&r->job, q, CANCEL_WAIT_MS);
+    if (mig_cancel(&r->job, q, CANCEL_WAIT_MS))
+        say(r,
+            "QEMU did not end the interrupted save's migration: the VM may need a restart "
+            "before it can be saved again",
+            status);
 }
 
 static void resume_saved_vm(void *opaque, const char *vm, const char *tmpdir)

@@ -26,6 +26,7 @@
 
 #define QMP_START_TIMEOUT_MS 20000
 #define KILL_TIMEOUT_MS      5000
+#define QEMU_EXIT_GRACE_MS   3000 /* a QEMU that refused the stream exits at once */
 
 struct restore {
     struct job *job;
@@ -286,6 +287,15 @@ static int resume(struct restore *r)
     return rc;
 }
 
+/* RC, unless it is a connection that QEMU closed (a stream cut with EPIPE or ECONNRESET, QMP gone)
+ * because it refused the snapshot: such a QEMU exits, and its log says why. */
+static int blame_qemu(struct restore *r, int rc)
+{
+    if ((rc == -EPIPE || rc == -ECONNRESET) && qemu_wait_exit(r->pidfd, QEMU_EXIT_GRACE_MS))
+        return qemu_gone(r, "while loading the snapshot");
+    return rc;
+}
+
 int job_restore_run(struct job *job)
 {
     struct restore r = {.job = job, .pidfd = -1};
@@ -299,6 +309,7 @@ int job_restore_run(struct job *job)
     if (!rc)
         agent_sync_clock(&r.m, r.note + strlen(r.note), sizeof(r.note) - strlen(r.note));
     if (rc && r.pidfd >= 0) {
+        rc = blame_qemu(&r, rc);
         qemu_kill(r.pidfd, KILL_TIMEOUT_MS);
         unlink(r.qmp_path); /* a killed QEMU leaves its socket file behind */
     }

@@ -34,7 +34,7 @@ struct save {
     struct manifest m;
     struct mig_saved saved;
     struct cp_save *cp;
-    int migrating; /* migrate was sent and has not ended */
+    int migrating; /* migrate was sent to a QEMU that lives: it must end and be cleaned up */
     int stopped;   /* we stopped a running VM */
 };
 
@@ -151,6 +151,7 @@ static int prepare(struct save *s)
     struct job *job = s->job;
     const struct save_words *w = &job->words;
     struct cp_opts opts = {.direct_io = w->direct_io, .zstd_level = w->zstd_level};
+    const char *fault = getenv("SAVEFS_DEBUG_SAVE_FAIL_ACCEPT"); /* tests: docs/reliability.md */
     char err[JOB_ERR_MAX - 80];
     int rc;
 
@@ -169,6 +170,7 @@ static int prepare(struct save *s)
     if ((rc = job_sock_path(job->ctx, vm_name(s), "save", s->sock)))
         return job_fail(s->job, rc, "socket path too long");
     unlink(s->sock);
+    opts.debug_fail_accept = fault ? atoi(fault) : 0;
     rc = cp_save_start(&s->cp, s->sock, s->tmp, w->parallel, &opts, err, sizeof(err));
     return rc ? job_fail(s->job, rc, "%s", err) : 0;
 }
@@ -198,15 +200,12 @@ static int start_migration(struct save *s)
     return rc;
 }
 
-/* Why the copier stopped, if it did; else QEMU's reason. */
+/* Why the copier failed, if it did (QEMU then fails for want of it); else QEMU's reason. */
 static int copier_or_qemu_reason(struct save *s, const char *qemu_why)
 {
-    struct cp_file files[MANIFEST_MAX_FILES];
     char err[JOB_ERR_MAX - 80];
-    int n, rc;
+    int rc = cp_save_failed(s->cp, err, sizeof(err));
 
-    cp_save_cancel(s->cp);
-    rc = cp_save_finish(s->cp, files, &n, err, sizeof(err));
     if (rc && rc != -ECANCELED)
         return job_fail(s->job, rc, "%s", err);
     return job_fail(s->job, -EIO, "QEMU: migration failed: %s", qemu_why);
@@ -231,10 +230,9 @@ static int wait_migration(struct save *s)
             return rc;
         if (strcmp(status, "completed") == 0)
             break;
-        if (mig_finished(status)) {
-            s->migrating = 0;
+        /* A failed copier drains QEMU's streams: QEMU goes on until roll_back cancels it. */
+        if (mig_finished(status) || cp_save_failed(s->cp, why, 0))
             return copier_or_qemu_reason(s, why);
-        }
         /* QEMU closes its streams as it completes: the copier's end is the moment to ask. */
         job_wait(cp_save_done(s->cp) ? -1 : cp_save_done_fd(s->cp), &tick);
     }
@@ -245,6 +243,16 @@ static int wait_migration(struct save *s)
             return job_fail(s->job, -ETIMEDOUT, "QEMU completed but left a stream open");
     progress_save_sent(s->job, cp_save_bytes(s->cp));
     return 0;
+}
+
+/* The mount lists the store directory that savefs started on: a snapshot published into one that
+ * replaced it since would say ok and never be seen. */
+static int check_store(struct save *s)
+{
+    char err[JOB_ERR_MAX - 80];
+    int rc = store_check(s->job->ctx->store, &s->job->ctx->store_id, err, sizeof(err));
+
+    return rc ? job_fail(s->job, rc, "%s", err) : 0;
 }
 
 static int write_snapshot(struct save *s)
@@ -275,11 +283,13 @@ static int write_snapshot(struct save *s)
     if ((rc = store_path(path, "%s/%s", s->tmp, STORE_SAVE_MARK)) ||
         (unlink(path) < 0 && (rc = -errno)))
         return job_fail(s->job, rc, "remove %s: %s", path, strerror(-rc));
+    if ((rc = check_store(s)))
+        return rc;
     rc = store_publish(job->ctx->store, vm_name(s), s->tmp, job->snapshot, err, sizeof(err));
     if (rc)
         return job_fail(s->job, rc, "%s", err);
     s->tmp[0] = '\0';
-    return 0;
+    return check_store(s);
 }
 
 static uint64_t snapshot_bytes(const struct manifest *m)
@@ -307,13 +317,20 @@ static void finish_vm(struct save *s)
     poll(&p, 1, QUIT_TIMEOUT_MS);
 }
 
-/* Leaves the VM as it was before the save. */
+/* Leaves the VM as it was before the save, and able to migrate again: the copier drains every
+ * stream QEMU still writes until QEMU has cancelled and cleaned its migration up (QEMU 7.2 stays
+ * in "setup" for good, or aborts, if a stream is cut while it sets up). */
 static void roll_back(struct save *s)
 {
-    if (s->qmp && s->migrating)
-        mig_cancel(s->job, s->qmp, DRAIN_TIMEOUT_MS);
+    size_t n = strlen(s->job->err);
+
     if (s->cp)
         cp_save_cancel(s->cp);
+    if (s->qmp && s->migrating && mig_cancel(s->job, s->qmp, DRAIN_TIMEOUT_MS))
+        snprintf(s->job->err + n, sizeof(s->job->err) - n,
+                 "; QEMU did not end its migration within %d s: it may need a restart before the "
+                 "VM can be saved again",
+                 DRAIN_TIMEOUT_MS / 1000);
     if (s->qmp && s->saved.caps)
         mig_undo(s->job, s->qmp, &s->saved);
     if (s->qmp && s->stopped) {

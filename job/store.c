@@ -26,6 +26,33 @@ int store_path(char *path, const char *fmt, ...)
     return n < 0 || n >= PATH_MAX ? -ENAMETOOLONG : 0;
 }
 
+int store_id_get(const char *store, struct store_id *id, char *err, size_t errlen)
+{
+    struct stat st;
+
+    if (stat(store, &st) < 0) {
+        int rc = -errno;
+        snprintf(err, errlen, "stat %s: %s", store, strerror(errno));
+        return rc;
+    }
+    id->dev = st.st_dev;
+    id->ino = st.st_ino;
+    return 0;
+}
+
+int store_check(const char *store, const struct store_id *id, char *err, size_t errlen)
+{
+    struct stat st;
+
+    if (stat(store, &st) == 0 && st.st_dev == id->dev && st.st_ino == id->ino)
+        return 0;
+    snprintf(err, errlen,
+             "the store %s is no longer the directory savefs mounted (removed or replaced since): "
+             "restart savefs on it",
+             store);
+    return -ESTALE;
+}
+
 int store_mkdirs(const char *dir, char *err, size_t errlen)
 {
     char path[PATH_MAX];

@@ -9,11 +9,24 @@
 #define SAVEFS_STORE_H
 
 #include <stddef.h>
+#include <sys/types.h>
 
 #define STORE_TMP          ".tmp"
 #define STORE_QEMU_RECORD  ".qemu.json"
 #define STORE_SAVE_MARK    ".source" /* in a save's tmp dir: "PID RUNNING", before the VM stops */
 #define STORE_RESTORE_MARK ".restoring" /* in STORE/VM: "PID" of a QEMU being restored */
+
+/* Which directory a path named when savefs started: the mount lists that one for good. */
+struct store_id {
+    dev_t dev;
+    ino_t ino;
+};
+
+/* Reads the identity of directory STORE into ID. */
+int store_id_get(const char *store, struct store_id *id, char *err, size_t errlen);
+/* 0 if STORE is still the directory ID; else -ESTALE (removed, or replaced by another directory:
+ * what a job would write there could never be listed), with the reason naming STORE. */
+int store_check(const char *store, const struct store_id *id, char *err, size_t errlen);
 
 /* snprintf into PATH of length PATH_MAX; -ENAMETOOLONG if it does not fit. */
 int store_path(char *path, const char *fmt, ...) __attribute__((format(printf, 2, 3)));

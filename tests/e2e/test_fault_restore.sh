@@ -71,7 +71,7 @@ if mv "$MNT/vm1/snapshots/smaller" "$MNT/vm1/restore/" 2>/dev/null; then
     die "a restore into another RAM size succeeded"
 fi
 log "refused: $(status_field vm1 error)"
-[[ $(status_field vm1 error) == *QEMU* ]] || die "no QEMU words in: $(cat "$MNT/vm1/status")"
+[[ $(status_field vm1 error) == *"Size mismatch: pc.ram"* ]] || die "no QEMU words in: $(cat "$MNT/vm1/status")"
 [[ $(vm_state vm1) == stopped ]] || die "a QEMU was left after a rejected stream"
 rm -r "$snaps/smaller"
 
