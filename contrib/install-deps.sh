@@ -1,5 +1,6 @@
 #!/bin/sh
-# Installs what savefs needs to build, run and test on Debian 12 or 13 (as root, or through sudo).
+# Installs what savefs needs to build, run and test on Debian 12 or 13 (as root, or through sudo):
+# debootstrap and lintian for the tests of Debian 13 and of the package.
 # Names that differ between releases are found, not assumed: the sanitizer runtime follows the
 # version of the clang that the release installs.
 set -eu
@@ -7,7 +8,7 @@ SUDO=
 [ "$(id -u)" -eq 0 ] || SUDO=sudo
 packages="build-essential cmake pkg-config libfuse3-dev fuse3 libjansson-dev libzstd-dev
 libxxhash-dev nettle-dev qemu-system-x86 cpio gzip kmod clang valgrind jq attr rsync
-netcat-openbsd iproute2 shellcheck clang-format"
+netcat-openbsd iproute2 shellcheck clang-format debootstrap lintian"
 updated=
 
 # Installs whichever of the packages named in $@ are missing.

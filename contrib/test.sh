@@ -34,9 +34,10 @@ cmake --build build-asan -j"$jobs"
 # Guests fill less memory here: snapshots copied through an instrumented savefs are slow. The two
 # tests that copy whole snapshots many times over (cp -a, tar, rsync, between hosts) take over
 # 10 minutes each under ASan and run in the plain pass only; test_trust_restore covers the import
-# path under ASan. test_debian13 builds its own savefs in a Debian 13 root: once is enough.
+# path under ASan. test_debian13, test_upgrade and test_package build their own savefs (in a
+# Debian 13 root, or as the .deb): once is enough.
 GUEST_MIB=64 ASAN_OPTIONS=detect_leaks=1 LSAN_OPTIONS=suppressions=$PWD/tests/lsan.supp \
-    ctest --test-dir build-asan --output-on-failure -j2 -E 'test_portable|test_two_hosts|test_debian13' "$@"
+    ctest --test-dir build-asan --output-on-failure -j2 -E 'test_portable|test_two_hosts|test_debian13|test_upgrade|test_package' "$@"
 
 # Distributions build Release with their own compiler: both must build it without a warning.
 for cc in gcc clang; do

@@ -20,7 +20,7 @@ DROOT_CACHE=${DROOT_CACHE:-/var/cache/savefs-test}
 # shellcheck disable=SC2034
 DROOT_BUILD_PACKAGES=(build-essential cmake pkg-config libfuse3-dev fuse3 libjansson-dev
     libzstd-dev libxxhash-dev nettle-dev qemu-system-x86 jq attr rsync kmod cpio netcat-openbsd
-    iproute2)
+    iproute2 e2fsprogs)
 DROOT_MOUNTS=()
 
 # Exits 77 (ctest's skip) where the root cannot be made: not root, no debootstrap.

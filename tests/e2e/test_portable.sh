@@ -38,8 +38,10 @@ for f in "$BASE"/*; do
 done
 [[ $(jq -r .channels "$SNAPS/base/manifest.json") == 4 ]] || die "jq cannot read the manifest"
 getfattr -d "$SNAPS/base" >"$T/facts" || die "getfattr failed"
-facts=('channels="4"' 'compression="none"' 'ram_size="201326592"' 'qemu_version="7' 'created="'
-    'verified="sizes' 'trust="ok: signed' 'digest="sha256:')
+# The version of the QEMU that saved, whichever it is (7.2 on Debian 12, 10.0 on Debian 13).
+qemu_major=$(qemu-system-x86_64 --version | sed -n 's/^QEMU emulator version \([0-9]*\)\..*/\1/p')
+facts=('channels="4"' 'compression="none"' 'ram_size="201326592"' "qemu_version=\"$qemu_major."
+    'created="' 'verified="sizes' 'trust="ok: signed' 'digest="sha256:')
 for fact in "${facts[@]}"; do
     grep -q "^user.savefs.$fact" "$T/facts" || die "no user.savefs.$fact in: $(cat "$T/facts")"
 done
