@@ -67,11 +67,13 @@ void sfs_ctx_close(struct sfs_ctx *c)
 /* ---- paths ---- */
 
 /* Copies the path component at *P (up to '/' or the end) into OUT and advances *P past it.
- * "." and ".." never name anything in savefs. */
+ * "." and ".." never name anything in savefs; a name longer than NAME_MAX none anywhere. */
 static int next_component(const char **p, char *out, size_t len)
 {
     size_t n = strcspn(*p, "/");
 
+    if (n > NAME_MAX)
+        return -ENAMETOOLONG;
     if (n == 0 || n >= len)
         return -ENOENT;
     memcpy(out, *p, n);
@@ -129,6 +131,7 @@ static int classify_vm_child(const char *p, struct sfs_path *sp)
 static int classify(const char *path, struct sfs_path *sp)
 {
     const char *p = path ? path + 1 : "";
+    int rc;
 
     memset(sp, 0, sizeof(*sp));
     if (!path)
@@ -137,7 +140,9 @@ static int classify(const char *path, struct sfs_path *sp)
         sp->kind = SFS_ROOT;
         return 0;
     }
-    if (next_component(&p, sp->vm, sizeof(sp->vm)) || !words_valid_name(sp->vm))
+    if ((rc = next_component(&p, sp->vm, sizeof(sp->vm))))
+        return rc == -ENAMETOOLONG ? rc : -ENOENT;
+    if (!words_valid_name(sp->vm))
         return -ENOENT;
     sp->kind = SFS_VM;
     return *p ? classify_vm_child(p, sp) : 0;
@@ -225,12 +230,13 @@ static int caller_acts(void)
 }
 
 /* An open file: a store file (FD) or a text rendered at open (status, save's outcome), or the
- * save file opened for writing (VM set, no FD, no text). */
+ * save file opened for writing (WORDS, no FD, no text). */
 struct sfs_file {
     int fd;
     int writer; /* opened for writing: the import is told at release */
     char *text;
     size_t len;
+    struct words_input *words; /* save's words gathered until a newline or the close */
     char vm[SNAPSHOT_NAME_MAX + 1];
     char snap[NAME_MAX + 1];
 };
@@ -354,6 +360,18 @@ static int new_file(struct fuse_file_info *fi, int fd, char *text, const struct 
     return 0;
 }
 
+static int open_words(struct fuse_file_info *fi, const struct sfs_path *sp)
+{
+    struct words_input *words = calloc(1, sizeof(*words));
+    int rc = words ? new_file(fi, -1, NULL, sp) : -ENOMEM;
+
+    if (rc)
+        free(words);
+    else
+        file_of(fi)->words = words;
+    return rc;
+}
+
 static int open_text(struct fuse_file_info *fi, char *text, const struct sfs_path *sp)
 {
     if (!text)
@@ -412,7 +430,7 @@ static int sfs_open(const char *path, struct fuse_file_info *fi)
     case SFS_SAVE:
         if (wr) {
             fi->direct_io = 1;
-            return new_file(fi, -1, NULL, &sp);
+            return open_words(fi, &sp);
         }
         return open_text(fi, job_last_save_text(ctx()->job, sp.vm), &sp);
     case SFS_STATUS:
@@ -425,13 +443,29 @@ static int sfs_open(const char *path, struct fuse_file_info *fi)
     }
 }
 
+static int sfs_getattr(const char *path, struct stat *st, struct fuse_file_info *fi);
+
+/* RC (ENOENT) of a name that savefs does not have: EPERM instead where its directory exists, for
+ * savefs's own directories hold only what savefs puts there (`touch NAME/x`). */
+static int not_creatable(const char *path, int rc)
+{
+    const char *slash = strrchr(path, '/');
+    char parent[PATH_MAX];
+    struct stat st;
+
+    if (rc != -ENOENT || !slash)
+        return rc;
+    snprintf(parent, sizeof(parent), "%.*s", slash == path ? 1 : (int)(slash - path), path);
+    return sfs_getattr(parent, &st, NULL) == 0 && S_ISDIR(st.st_mode) ? -EPERM : rc;
+}
+
 static int sfs_create(const char *path, mode_t mode, struct fuse_file_info *fi)
 {
     struct sfs_path sp;
     int rc = resolve(path, &sp);
 
     if (rc)
-        return rc;
+        return not_creatable(path, rc);
     /* Only regular files, and only inside a snapshot: snapshots/ holds directories. */
     if (!S_ISREG(mode) || sp.kind != SFS_IN_SNAPSHOT)
         return -EPERM;
@@ -491,6 +525,15 @@ static int sfs_read_buf(const char *path, struct fuse_bufvec **bufp, size_t size
     return 0;
 }
 
+/* Runs the save of F's complete words. The kernel serializes the write()s of one file. */
+static int save_words(struct sfs_file *f)
+{
+    int rc = job_save(ctx()->job, f->vm, f->words->buf, f->words->ready, fuse_interrupted);
+
+    words_input_consume(f->words);
+    return rc;
+}
+
 static int sfs_write(const char *path, const char *buf, size_t size, off_t off,
                      struct fuse_file_info *fi)
 {
@@ -503,8 +546,10 @@ static int sfs_write(const char *path, const char *buf, size_t size, off_t off,
         return -EBADF;
     if (!caller_acts())
         return -EACCES;
-    if (f->fd < 0 && !f->text) {
-        rc = job_save(ctx()->job, f->vm, buf, size, fuse_interrupted);
+    if (f->words) {
+        /* A save starts on complete words only: inside the write() that brings the newline,
+         * whose errno is the save's (so `echo 4 > save` blocks until the snapshot is durable). */
+        rc = words_input_add(f->words, buf, size) ? save_words(f) : 0;
         return rc ? rc : (int)size;
     }
     if (f->fd < 0)
@@ -536,6 +581,21 @@ static int sfs_truncate(const char *path, off_t size, struct fuse_file_info *fi)
     return rc;
 }
 
+/* Words without a newline are complete at close: their save runs in the flush of the close(),
+ * which gets its errno (release cannot report one), and Ctrl-C cancels it there. A writer killed
+ * mid-words closes in its exit with the signal pending: the kernel interrupts that flush, and
+ * the save is cancelled (the VM runs on as before). */
+static int flush_words(struct sfs_file *f)
+{
+    if (!words_input_close(f->words))
+        return 0;
+    if (fuse_interrupted()) {
+        words_input_consume(f->words);
+        return -EINTR;
+    }
+    return save_words(f);
+}
+
 /* A failed close of a store file (NFS reports write errors there) reaches the writer. */
 static int sfs_flush(const char *path, struct fuse_file_info *fi)
 {
@@ -543,6 +603,8 @@ static int sfs_flush(const char *path, struct fuse_file_info *fi)
     int fd;
 
     (void)path;
+    if (f && f->words)
+        return flush_words(f);
     if (!f || f->fd < 0 || !f->writer)
         return 0;
     fd = dup(f->fd);
@@ -573,6 +635,7 @@ static int sfs_release(const char *path, struct fuse_file_info *fi)
     if (f->writer)
         import_writer_close(ctx()->imp, f->vm, f->snap);
     free(f->text);
+    free(f->words);
     free(f);
     return 0;
 }
@@ -687,6 +750,33 @@ static int sfs_mkdir(const char *path, mode_t mode)
     }
 }
 
+static void count_one(void *arg, const char *name)
+{
+    (void)name;
+    (*(int *)arg)++;
+}
+
+/* `rm -rf NAME` empties restore/ and snapshots/ and then removes them: they stay as long as NAME
+ * does, and the removal of NAME itself (job_vm_remove) takes the store's directory with it. */
+static int control_dir_empty(const struct sfs_path *sp)
+{
+    char **names;
+    int n = 0, rc = 0;
+
+    if (sp->kind == SFS_SNAPSHOTS) {
+        rc = sfs_store_list(ctx()->store_fd, sp->rel, count_one, &n);
+    } else {
+        names = import_names(ctx()->imp, sp->vm);
+        rc = names ? 0 : -ENOMEM;
+        for (char **p = names; p && *p; p++)
+            n++;
+        import_names_free(names);
+    }
+    if (rc == -ENOENT)
+        rc = 0;
+    return rc ? rc : n ? -ENOTEMPTY : 0;
+}
+
 static int sfs_rmdir(const char *path)
 {
     struct sfs_path sp;
@@ -698,6 +788,8 @@ static int sfs_rmdir(const char *path)
         return rc;
     if (sp.kind == SFS_VM)
         return job_vm_remove(ctx()->job, sp.vm);
+    if (sp.kind == SFS_RESTORE || sp.kind == SFS_SNAPSHOTS)
+        return control_dir_empty(&sp);
     if (!in_store(&sp))
         return -EPERM;
     if (snapshot_busy(&sp))
@@ -717,6 +809,9 @@ static int sfs_unlink(const char *path)
         return -EACCES;
     if (rc)
         return rc;
+    /* save and status are there as long as NAME is: `rm -rf NAME` passes over them. */
+    if (sp.kind == SFS_SAVE || sp.kind == SFS_STATUS)
+        return 0;
     if (sp.kind != SFS_IN_SNAPSHOT)
         return -EPERM;
     if (snapshot_busy(&sp))
