@@ -197,13 +197,42 @@ static int snapshot_busy(const struct sfs_path *sp)
 
 /* ---- attributes and listing ---- */
 
+#define ATTR_TIMEOUT_S 1.0
+
+/* Snapshots are carried with tar's 10 KiB records and cp's 128 KiB ones at the disk's speed: their
+ * pages stay in the kernel's cache and are read ahead in large requests, and imports write
+ * through the cache in large requests. */
+static void want_cache(struct fuse_conn_info *conn, struct fuse_config *cfg)
+{
+    /* A published snapshot never changes: the page cache of a file is kept across opens while
+     * its mtime and size are unchanged (a snapshot deleted and made again under the same name
+     * has another mtime), rather than asked for the attributes at every read(), which made
+     * each of tar's records a round trip. */
+    cfg->auto_cache = 1;
+    conn->want &= ~FUSE_CAP_AUTO_INVAL_DATA;
+    /* Imports: the kernel gathers small writes into pages and sends them up to max_write at
+     * once. Every dirty page reaches savefs before the close's flush, so an import's last
+     * release still sees the whole file. */
+    if (conn->capable & FUSE_CAP_WRITEBACK_CACHE)
+        conn->want |= FUSE_CAP_WRITEBACK_CACHE;
+}
+
 static void *sfs_init(struct fuse_conn_info *conn, struct fuse_config *cfg)
 {
-    (void)conn;
-    /* Names appear and vanish with VMs and jobs: never let the kernel answer from a cache. */
+    /* Names appear and vanish with VMs and jobs: never let the kernel answer a lookup from its
+     * cache. */
     cfg->entry_timeout = 0;
-    cfg->attr_timeout = 0;
     cfg->negative_timeout = 0;
+    /* Attributes may be cached a little: savefs's own entries have fixed ones (status and save
+     * are read with direct_io, whatever their size says), a published snapshot's never change,
+     * and every lookup brings fresh ones. With 0, each write() of an import asked for the
+     * attributes first (the writeback cache's size and mode check). */
+    cfg->attr_timeout = ATTR_TIMEOUT_S;
+    /* ... but every open of a file checks its mtime and size, so that no page of a snapshot
+     * deleted and made again under the same name is served from the cache. */
+    cfg->ac_attr_timeout_set = 1;
+    cfg->ac_attr_timeout = 0;
+    want_cache(conn, cfg);
     /* An unlinked open file stays readable through its descriptor: no .fuse_hidden renames. */
     cfg->hard_remove = 1;
     return fuse_get_context()->private_data;
@@ -382,10 +411,14 @@ static int open_text(struct fuse_file_info *fi, char *text, const struct sfs_pat
 }
 
 /* The flags of an open that reach the store: no O_DIRECT (the store's alignment is not the
- * caller's), no O_NOCTTY or O_LARGEFILE noise. */
+ * caller's), no O_NOCTTY or O_LARGEFILE noise. A writer's file is also read: with the writeback
+ * cache the kernel reads the rest of a page it writes part of. Nor O_APPEND: the kernel places
+ * appends itself, and pwrite() at its offset must land there. */
 static int store_flags(int flags)
 {
-    return flags & (O_ACCMODE | O_TRUNC | O_APPEND | O_CREAT | O_EXCL | O_SYNC | O_DSYNC);
+    int acc = (flags & O_ACCMODE) == O_RDONLY ? O_RDONLY : O_RDWR;
+
+    return acc | (flags & (O_TRUNC | O_CREAT | O_EXCL | O_SYNC | O_DSYNC));
 }
 
 /* Opens a regular file of a snapshot; a writer is counted for the import. */
@@ -397,6 +430,8 @@ static int open_store(struct fuse_file_info *fi, const struct sfs_path *sp, mode
 
     if (sp->kind != SFS_IN_SNAPSHOT)
         return sp->kind == SFS_SNAPSHOT || sp->kind == SFS_RESTORE_ENTRY ? -EISDIR : -EPERM;
+    if (wr && !caller_acts())
+        return -EACCES;
     if (wr && snapshot_busy(sp))
         return -EBUSY;
     fd = sfs_store_open(ctx()->store_fd, sp->rel, store_flags(fi->flags), mode);
@@ -544,14 +579,16 @@ static int sfs_write(const char *path, const char *buf, size_t size, off_t off,
     (void)path;
     if (!f)
         return -EBADF;
-    if (!caller_acts())
-        return -EACCES;
     if (f->words) {
+        if (!caller_acts())
+            return -EACCES;
         /* A save starts on complete words only: inside the write() that brings the newline,
          * whose errno is the save's (so `echo 4 > save` blocks until the snapshot is durable). */
         rc = words_input_add(f->words, buf, size) ? save_words(f) : 0;
         return rc ? rc : (int)size;
     }
+    /* A store file: its writer was checked at open; the kernel's writeback may send its pages
+     * from a thread of its own. */
     if (f->fd < 0)
         return -EBADF;
     n = pwrite(f->fd, buf, size, off);
@@ -880,7 +917,9 @@ static int sfs_utimens(const char *path, const struct timespec tv[2], struct fus
         return rc;
     if (sp.kind == SFS_SNAPSHOTS || in_store(&sp))
         return sfs_store_utimens(ctx()->store_fd, sp.rel, tv);
-    return -EPERM;
+    /* With the writeback cache the kernel keeps a written file's times and sends them at close:
+     * save's stay what they are, and that close succeeds. */
+    return sp.kind == SFS_SAVE ? 0 : -EPERM;
 }
 
 static int sfs_fsyncdir(const char *path, int datasync, struct fuse_file_info *fi)

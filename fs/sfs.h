@@ -3,7 +3,8 @@
 #ifndef SAVEFS_SFS_H
 #define SAVEFS_SFS_H
 
-#define FUSE_USE_VERSION 35
+/* 3.12: fuse_loop_mt() takes the configuration that fuse_loop_cfg_create() makes. */
+#define FUSE_USE_VERSION 312
 #include <fuse.h>
 
 struct job_ctx;
@@ -21,6 +22,10 @@ struct sfs_ctx {
 /* Opens the store of JOB for CTX. 0 or a negative errno. */
 int sfs_ctx_init(struct sfs_ctx *ctx, struct job_ctx *job, struct import *imp);
 void sfs_ctx_close(struct sfs_ctx *ctx);
+
+/* How far the kernel reads ahead in a file (bytes): main.c raises the mount's read_ahead_kb to
+ * it, which the kernel caps at 128 KiB otherwise. */
+#define SFS_READAHEAD (4u << 20)
 
 extern const struct fuse_operations sfs_ops;
 
