@@ -229,9 +229,8 @@ static int loop(struct fuse *fuse, const struct fuse_cmdline_opts *cl)
 
     fuse_loop_cfg_set_clone_fd(cfg, cl->clone_fd);
     fuse_loop_cfg_set_max_threads(cfg, 64);
-    /* Idle workers wait for the next request instead of exiting: without -o max_idle_threads,
-     * libfuse 3.14 ended each worker after one request, so that a stream of tar's 10 KiB writes
-     * made and ended a thread for every record. */
+    /* Idle workers wait for the next request instead of ending: a stream of small requests
+     * (tar's 10 KiB writes) must not make and end a thread for each. */
     fuse_loop_cfg_set_idle_threads(cfg, cl->max_idle_threads == 0 || cl->max_idle_threads > 64
                                             ? IDLE_THREADS
                                             : cl->max_idle_threads);

@@ -23,10 +23,6 @@ struct sfs_ctx {
 int sfs_ctx_init(struct sfs_ctx *ctx, struct job_ctx *job, struct import *imp);
 void sfs_ctx_close(struct sfs_ctx *ctx);
 
-/* How far the kernel reads ahead in a file (bytes): main.c raises the mount's read_ahead_kb to
- * it, which the kernel caps at 128 KiB otherwise. */
-#define SFS_READAHEAD (4u << 20)
-
 extern const struct fuse_operations sfs_ops;
 
 #endif
