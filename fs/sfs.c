@@ -215,6 +215,10 @@ static void want_cache(struct fuse_conn_info *conn, struct fuse_config *cfg)
      * release still sees the whole file. */
     if (conn->capable & FUSE_CAP_WRITEBACK_CACHE)
         conn->want |= FUSE_CAP_WRITEBACK_CACHE;
+    /* Reads of a store file (sfs_read_buf) go from its descriptor to the kernel by splice(),
+     * without a copy through savefs's memory. */
+    if (conn->capable & FUSE_CAP_SPLICE_WRITE)
+        conn->want |= FUSE_CAP_SPLICE_WRITE;
 }
 
 static void *sfs_init(struct fuse_conn_info *conn, struct fuse_config *cfg)
@@ -1055,6 +1059,16 @@ static int sfs_statfs(const char *path, struct statvfs *st)
     return fstatvfs(ctx()->store_fd, st) < 0 ? -errno : 0;
 }
 
+/* The kernel asks for security.capability before every write() (to drop it, as a write must),
+ * one request per tar record of an import: answered at once. Nothing written through the mount
+ * sets a security.* attribute (setxattr takes user.* only). */
+static int sfs_getxattr_of(const char *path, const char *name, char *value, size_t size)
+{
+    if (strncmp(name, "security.", strlen("security.")) == 0)
+        return -ENODATA;
+    return sfs_getxattr(path, name, value, size);
+}
+
 const struct fuse_operations sfs_ops = {
     .init = sfs_init,
     .getattr = sfs_getattr,
@@ -1078,7 +1092,7 @@ const struct fuse_operations sfs_ops = {
     .chown = sfs_chown,
     .utimens = sfs_utimens,
     .fsyncdir = sfs_fsyncdir,
-    .getxattr = sfs_getxattr,
+    .getxattr = sfs_getxattr_of,
     .listxattr = sfs_listxattr,
     .setxattr = sfs_setxattr,
     .removexattr = sfs_removexattr,
