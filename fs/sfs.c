@@ -200,8 +200,8 @@ static int snapshot_busy(const struct sfs_path *sp)
 #define ATTR_TIMEOUT_S 1.0
 
 /* Snapshots are carried with tar's 10 KiB records and cp's 128 KiB ones at the disk's speed: their
- * pages stay in the kernel's cache and are read ahead in large requests, and imports write
- * through the cache in large requests. */
+ * pages stay in the kernel's cache and are read ahead, and imports reach savefs in large writes
+ * (docs/benchmarks.md has the figures). */
 static void want_cache(struct fuse_conn_info *conn, struct fuse_config *cfg)
 {
     /* A published snapshot never changes: the page cache of a file is kept across opens while
