@@ -24,6 +24,9 @@
 
 #define QEMU_MAX 16
 
+/* FUSE workers kept waiting for requests: tar and cp keep a few busy, jobs one per VM. */
+#define IDLE_THREADS 16
+
 struct options {
     char *store;
     char *qmp_dir;
@@ -231,6 +234,11 @@ static int loop(struct fuse *fuse, const struct fuse_cmdline_opts *cl)
 
     fuse_loop_cfg_set_clone_fd(cfg, cl->clone_fd);
     fuse_loop_cfg_set_max_threads(cfg, 64);
+    /* Idle workers wait for the next request instead of ending: a stream of small requests
+     * (tar's 10 KiB writes) must not make and end a thread for each. */
+    fuse_loop_cfg_set_idle_threads(cfg, cl->max_idle_threads == 0 || cl->max_idle_threads > 64
+                                            ? IDLE_THREADS
+                                            : cl->max_idle_threads);
     rc = fuse_loop_mt(fuse, cfg) ? 1 : 0;
     fuse_loop_cfg_destroy(cfg);
     return rc;

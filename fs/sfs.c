@@ -68,11 +68,13 @@ void sfs_ctx_close(struct sfs_ctx *c)
 /* ---- paths ---- */
 
 /* Copies the path component at *P (up to '/' or the end) into OUT and advances *P past it.
- * "." and ".." never name anything in savefs. */
+ * "." and ".." never name anything in savefs; a name longer than NAME_MAX none anywhere. */
 static int next_component(const char **p, char *out, size_t len)
 {
     size_t n = strcspn(*p, "/");
 
+    if (n > NAME_MAX)
+        return -ENAMETOOLONG;
     if (n == 0 || n >= len)
         return -ENOENT;
     memcpy(out, *p, n);
@@ -130,6 +132,7 @@ static int classify_vm_child(const char *p, struct sfs_path *sp)
 static int classify(const char *path, struct sfs_path *sp)
 {
     const char *p = path ? path + 1 : "";
+    int rc;
 
     memset(sp, 0, sizeof(*sp));
     if (!path)
@@ -138,7 +141,9 @@ static int classify(const char *path, struct sfs_path *sp)
         sp->kind = SFS_ROOT;
         return 0;
     }
-    if (next_component(&p, sp->vm, sizeof(sp->vm)) || !words_valid_name(sp->vm))
+    if ((rc = next_component(&p, sp->vm, sizeof(sp->vm))))
+        return rc == -ENAMETOOLONG ? rc : -ENOENT;
+    if (!words_valid_name(sp->vm))
         return -ENOENT;
     sp->kind = SFS_VM;
     return *p ? classify_vm_child(p, sp) : 0;
@@ -204,13 +209,46 @@ static int snapshot_busy(const struct sfs_path *sp)
 
 /* ---- attributes and listing ---- */
 
+#define ATTR_TIMEOUT_S 1.0
+
+/* Snapshots are carried with tar's 10 KiB records and cp's 128 KiB ones at the disk's speed: their
+ * pages stay in the kernel's cache and are read ahead, and imports reach savefs in large writes
+ * (docs/benchmarks.md has the figures). */
+static void want_cache(struct fuse_conn_info *conn, struct fuse_config *cfg)
+{
+    /* A published snapshot never changes: the page cache of a file is kept across opens while
+     * its mtime and size are unchanged (a snapshot deleted and made again under the same name
+     * has another mtime), rather than asked for the attributes at every read(), which made
+     * each of tar's records a round trip. */
+    cfg->auto_cache = 1;
+    conn->want &= ~FUSE_CAP_AUTO_INVAL_DATA;
+    /* Imports: the kernel gathers small writes into pages and sends them up to max_write at
+     * once. Every dirty page reaches savefs before the close's flush, so an import's last
+     * release still sees the whole file. */
+    if (conn->capable & FUSE_CAP_WRITEBACK_CACHE)
+        conn->want |= FUSE_CAP_WRITEBACK_CACHE;
+    /* Reads of a store file (sfs_read_buf) go from its descriptor to the kernel by splice(),
+     * without a copy through savefs's memory. */
+    if (conn->capable & FUSE_CAP_SPLICE_WRITE)
+        conn->want |= FUSE_CAP_SPLICE_WRITE;
+}
+
 static void *sfs_init(struct fuse_conn_info *conn, struct fuse_config *cfg)
 {
-    (void)conn;
-    /* Names appear and vanish with VMs and jobs: never let the kernel answer from a cache. */
+    /* Names appear and vanish with VMs and jobs: never let the kernel answer a lookup from its
+     * cache. */
     cfg->entry_timeout = 0;
-    cfg->attr_timeout = 0;
     cfg->negative_timeout = 0;
+    /* Attributes may be cached a little: savefs's own entries have fixed ones (status and save
+     * are read with direct_io, whatever their size says), a published snapshot's never change,
+     * and every lookup brings fresh ones. With 0, each write() of an import asked for the
+     * attributes first (the writeback cache's size and mode check). */
+    cfg->attr_timeout = ATTR_TIMEOUT_S;
+    /* ... but every open of a file checks its mtime and size, so that no page of a snapshot
+     * deleted and made again under the same name is served from the cache. */
+    cfg->ac_attr_timeout_set = 1;
+    cfg->ac_attr_timeout = 0;
+    want_cache(conn, cfg);
     /* An unlinked open file stays readable through its descriptor: no .fuse_hidden renames. */
     cfg->hard_remove = 1;
     return fuse_get_context()->private_data;
@@ -237,12 +275,13 @@ static int caller_acts(void)
 }
 
 /* An open file: a store file (FD) or a text rendered at open (status, save's outcome), or the
- * save file opened for writing (VM set, no FD, no text). */
+ * save file opened for writing (WORDS, no FD, no text). */
 struct sfs_file {
     int fd;
     int writer; /* opened for writing: the import is told at release */
     char *text;
     size_t len;
+    struct words_input *words; /* save's words gathered until a newline or the close */
     char vm[SNAPSHOT_NAME_MAX + 1];
     char snap[NAME_MAX + 1];
     int manifest; /* a snapshot's manifest, opened for writing: checked at close */
@@ -367,6 +406,18 @@ static int new_file(struct fuse_file_info *fi, int fd, char *text, const struct 
     return 0;
 }
 
+static int open_words(struct fuse_file_info *fi, const struct sfs_path *sp)
+{
+    struct words_input *words = calloc(1, sizeof(*words));
+    int rc = words ? new_file(fi, -1, NULL, sp) : -ENOMEM;
+
+    if (rc)
+        free(words);
+    else
+        file_of(fi)->words = words;
+    return rc;
+}
+
 static int open_text(struct fuse_file_info *fi, char *text, const struct sfs_path *sp)
 {
     if (!text)
@@ -377,10 +428,14 @@ static int open_text(struct fuse_file_info *fi, char *text, const struct sfs_pat
 }
 
 /* The flags of an open that reach the store: no O_DIRECT (the store's alignment is not the
- * caller's), no O_NOCTTY or O_LARGEFILE noise. */
+ * caller's), no O_NOCTTY or O_LARGEFILE noise. A writer's file is also read: with the writeback
+ * cache the kernel reads the rest of a page it writes part of. Nor O_APPEND: the kernel places
+ * appends itself, and pwrite() at its offset must land there. */
 static int store_flags(int flags)
 {
-    return flags & (O_ACCMODE | O_TRUNC | O_APPEND | O_CREAT | O_EXCL | O_SYNC | O_DSYNC);
+    int acc = (flags & O_ACCMODE) == O_RDONLY ? O_RDONLY : O_RDWR;
+
+    return acc | (flags & (O_TRUNC | O_CREAT | O_EXCL | O_SYNC | O_DSYNC));
 }
 
 /* Opens a regular file of a snapshot; a writer is counted for the import. */
@@ -392,6 +447,8 @@ static int open_store(struct fuse_file_info *fi, const struct sfs_path *sp, mode
 
     if (sp->kind != SFS_IN_SNAPSHOT)
         return sp->kind == SFS_SNAPSHOT || sp->kind == SFS_RESTORE_ENTRY ? -EISDIR : -EPERM;
+    if (wr && !caller_acts())
+        return -EACCES;
     if (wr && snapshot_busy(sp))
         return -EBUSY;
     /* A snapshot refused for naming another VM: cp fails at once for every later file. */
@@ -429,7 +486,7 @@ static int sfs_open(const char *path, struct fuse_file_info *fi)
     case SFS_SAVE:
         if (wr) {
             fi->direct_io = 1;
-            return new_file(fi, -1, NULL, &sp);
+            return open_words(fi, &sp);
         }
         return open_text(fi, job_last_save_text(ctx()->job, sp.vm), &sp);
     case SFS_STATUS:
@@ -442,13 +499,29 @@ static int sfs_open(const char *path, struct fuse_file_info *fi)
     }
 }
 
+static int sfs_getattr(const char *path, struct stat *st, struct fuse_file_info *fi);
+
+/* RC (ENOENT) of a name that savefs does not have: EPERM instead where its directory exists, for
+ * savefs's own directories hold only what savefs puts there (`touch NAME/x`). */
+static int not_creatable(const char *path, int rc)
+{
+    const char *slash = strrchr(path, '/');
+    char parent[PATH_MAX];
+    struct stat st;
+
+    if (rc != -ENOENT || !slash)
+        return rc;
+    snprintf(parent, sizeof(parent), "%.*s", slash == path ? 1 : (int)(slash - path), path);
+    return sfs_getattr(parent, &st, NULL) == 0 && S_ISDIR(st.st_mode) ? -EPERM : rc;
+}
+
 static int sfs_create(const char *path, mode_t mode, struct fuse_file_info *fi)
 {
     struct sfs_path sp;
     int rc = resolve(path, &sp);
 
     if (rc)
-        return rc;
+        return not_creatable(path, rc);
     /* Only regular files, and only inside a snapshot: snapshots/ holds directories. */
     if (!S_ISREG(mode) || sp.kind != SFS_IN_SNAPSHOT)
         return -EPERM;
@@ -508,6 +581,15 @@ static int sfs_read_buf(const char *path, struct fuse_bufvec **bufp, size_t size
     return 0;
 }
 
+/* Runs the save of F's complete words. The kernel serializes the write()s of one file. */
+static int save_words(struct sfs_file *f)
+{
+    int rc = job_save(ctx()->job, f->vm, f->words->buf, f->words->ready, fuse_interrupted);
+
+    words_input_consume(f->words);
+    return rc;
+}
+
 static int sfs_write(const char *path, const char *buf, size_t size, off_t off,
                      struct fuse_file_info *fi)
 {
@@ -518,12 +600,16 @@ static int sfs_write(const char *path, const char *buf, size_t size, off_t off,
     (void)path;
     if (!f)
         return -EBADF;
-    if (!caller_acts())
-        return -EACCES;
-    if (f->fd < 0 && !f->text) {
-        rc = job_save(ctx()->job, f->vm, buf, size, fuse_interrupted);
+    if (f->words) {
+        if (!caller_acts())
+            return -EACCES;
+        /* A save starts on complete words only: inside the write() that brings the newline,
+         * whose errno is the save's (so `echo 4 > save` blocks until the snapshot is durable). */
+        rc = words_input_add(f->words, buf, size) ? save_words(f) : 0;
         return rc ? rc : (int)size;
     }
+    /* A store file: its writer was checked at open; the kernel's writeback may send its pages
+     * from a thread of its own. */
     if (f->fd < 0)
         return -EBADF;
     n = pwrite(f->fd, buf, size, off);
@@ -553,6 +639,21 @@ static int sfs_truncate(const char *path, off_t size, struct fuse_file_info *fi)
     return rc;
 }
 
+/* Words without a newline are complete at close: their save runs in the flush of the close(),
+ * which gets its errno (release cannot report one), and Ctrl-C cancels it there. A writer killed
+ * mid-words closes in its exit with the signal pending: the kernel interrupts that flush, and
+ * the save is cancelled (the VM runs on as before). */
+static int flush_words(struct sfs_file *f)
+{
+    if (!words_input_close(f->words))
+        return 0;
+    if (fuse_interrupted()) {
+        words_input_consume(f->words);
+        return -EINTR;
+    }
+    return save_words(f);
+}
+
 /* A failed close of a store file (NFS reports write errors there) reaches the writer. A manifest
  * that names another VM fails here: close is where cp and tar see it, the first moment its
  * bytes are all there (cp may copy it before or after the chunk files). */
@@ -563,6 +664,8 @@ static int sfs_flush(const char *path, struct fuse_file_info *fi)
     int fd, rc;
 
     (void)path;
+    if (f && f->words)
+        return flush_words(f);
     if (!f || f->fd < 0 || !f->writer)
         return 0;
     fd = dup(f->fd);
@@ -598,6 +701,7 @@ static int sfs_release(const char *path, struct fuse_file_info *fi)
     if (f->writer)
         import_writer_close(ctx()->imp, f->vm, f->snap);
     free(f->text);
+    free(f->words);
     free(f);
     return 0;
 }
@@ -720,6 +824,33 @@ static int sfs_mkdir(const char *path, mode_t mode)
     }
 }
 
+static void count_one(void *arg, const char *name)
+{
+    (void)name;
+    (*(int *)arg)++;
+}
+
+/* `rm -rf NAME` empties restore/ and snapshots/ and then removes them: they stay as long as NAME
+ * does, and the removal of NAME itself (job_vm_remove) takes the store's directory with it. */
+static int control_dir_empty(const struct sfs_path *sp)
+{
+    char **names;
+    int n = 0, rc = 0;
+
+    if (sp->kind == SFS_SNAPSHOTS) {
+        rc = sfs_store_list(ctx()->store_fd, sp->rel, count_one, &n);
+    } else {
+        names = import_names(ctx()->imp, sp->vm);
+        rc = names ? 0 : -ENOMEM;
+        for (char **p = names; p && *p; p++)
+            n++;
+        import_names_free(names);
+    }
+    if (rc == -ENOENT)
+        rc = 0;
+    return rc ? rc : n ? -ENOTEMPTY : 0;
+}
+
 static int sfs_rmdir(const char *path)
 {
     struct sfs_path sp;
@@ -731,6 +862,8 @@ static int sfs_rmdir(const char *path)
         return rc;
     if (sp.kind == SFS_VM)
         return job_vm_remove(ctx()->job, sp.vm);
+    if (sp.kind == SFS_RESTORE || sp.kind == SFS_SNAPSHOTS)
+        return control_dir_empty(&sp);
     if (!in_store(&sp))
         return -EPERM;
     if (snapshot_busy(&sp))
@@ -750,6 +883,9 @@ static int sfs_unlink(const char *path)
         return -EACCES;
     if (rc)
         return rc;
+    /* save and status are there as long as NAME is: `rm -rf NAME` passes over them. */
+    if (sp.kind == SFS_SAVE || sp.kind == SFS_STATUS)
+        return 0;
     if (sp.kind != SFS_IN_SNAPSHOT)
         return -EPERM;
     if (snapshot_busy(&sp))
@@ -818,7 +954,9 @@ static int sfs_utimens(const char *path, const struct timespec tv[2], struct fus
         return rc;
     if (sp.kind == SFS_SNAPSHOTS || in_store(&sp))
         return sfs_store_utimens(ctx()->store_fd, sp.rel, tv);
-    return -EPERM;
+    /* With the writeback cache the kernel keeps a written file's times and sends them at close:
+     * save's stay what they are, and that close succeeds. */
+    return sp.kind == SFS_SAVE ? 0 : -EPERM;
 }
 
 static int sfs_fsyncdir(const char *path, int datasync, struct fuse_file_info *fi)
@@ -948,6 +1086,16 @@ static int sfs_statfs(const char *path, struct statvfs *st)
     return fstatvfs(ctx()->store_fd, st) < 0 ? -errno : 0;
 }
 
+/* The kernel asks for security.capability before every write() (to drop it, as a write must),
+ * one request per tar record of an import: answered at once. Nothing written through the mount
+ * sets a security.* attribute (setxattr takes user.* only). */
+static int sfs_getxattr_of(const char *path, const char *name, char *value, size_t size)
+{
+    if (strncmp(name, "security.", strlen("security.")) == 0)
+        return -ENODATA;
+    return sfs_getxattr(path, name, value, size);
+}
+
 const struct fuse_operations sfs_ops = {
     .init = sfs_init,
     .getattr = sfs_getattr,
@@ -971,7 +1119,7 @@ const struct fuse_operations sfs_ops = {
     .chown = sfs_chown,
     .utimens = sfs_utimens,
     .fsyncdir = sfs_fsyncdir,
-    .getxattr = sfs_getxattr,
+    .getxattr = sfs_getxattr_of,
     .listxattr = sfs_listxattr,
     .setxattr = sfs_setxattr,
     .removexattr = sfs_removexattr,

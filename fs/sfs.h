@@ -3,7 +3,9 @@
 #ifndef SAVEFS_SFS_H
 #define SAVEFS_SFS_H
 
-#define FUSE_USE_VERSION 312 /* fuse_loop_cfg_*: libfuse 3.17 declares them only from 3.12 on */
+/* 3.12: fuse_loop_mt() takes the configuration that fuse_loop_cfg_create() makes (with 35 it
+ * read it as the old struct), and libfuse 3.17 declares fuse_loop_cfg_* only from 3.12 on. */
+#define FUSE_USE_VERSION 312
 #include <fuse.h>
 
 struct job_ctx;

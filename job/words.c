@@ -163,6 +163,10 @@ int words_parse(const char *buf, size_t len, struct save_words *out, char *err, 
     memset(out, 0, sizeof(*out));
     out->parallel = PARALLEL_DEFAULT;
     out->direct_io = 1;
+    if (len > WORDS_INPUT_MAX) {
+        snprintf(err, errlen, "the words are longer than %d bytes", WORDS_INPUT_MAX);
+        return -EINVAL;
+    }
     if (memchr(buf, '\0', len)) {
         snprintf(err, errlen, "a NUL byte is not a word");
         return -EINVAL;
@@ -189,4 +193,56 @@ int words_parse(const char *buf, size_t len, struct save_words *out, char *err, 
             return rc;
     }
     return 0;
+}
+
+/* Past WORDS_INPUT_MAX: keep one byte more than words_parse takes, so that the save is refused
+ * with its reason, and drop the rest of the line. */
+static int input_overflow(struct words_input *in, const char *data, size_t size, int newline)
+{
+    size_t room = sizeof(in->buf) - in->len;
+
+    memcpy(in->buf + in->len, data, room < size ? room : size);
+    in->len = sizeof(in->buf);
+    in->ready = in->len;
+    in->skipping = !newline;
+    return 1;
+}
+
+int words_input_add(struct words_input *in, const char *data, size_t size)
+{
+    const char *nl = size ? memrchr(data, '\n', size) : NULL;
+
+    if (in->skipping) {
+        const char *end = nl ? memchr(data, '\n', size) : NULL;
+
+        if (!end)
+            return 0;
+        in->skipping = 0;
+        size -= (size_t)(end + 1 - data);
+        data = end + 1;
+        nl = nl == end ? NULL : nl;
+    }
+    if (in->len + size > WORDS_INPUT_MAX)
+        return input_overflow(in, data, size, nl != NULL);
+    memcpy(in->buf + in->len, data, size);
+    in->len += size;
+    if (!nl)
+        return 0;
+    in->ready = in->len - (size - (size_t)(nl + 1 - data));
+    return 1;
+}
+
+int words_input_close(struct words_input *in)
+{
+    in->skipping = 0;
+    in->ready = in->len;
+    return in->len > 0;
+}
+
+void words_input_consume(struct words_input *in)
+{
+    /* After an overflow nothing that followed is kept: ready == len. */
+    memmove(in->buf, in->buf + in->ready, in->len - in->ready);
+    in->len -= in->ready;
+    in->ready = 0;
 }

@@ -140,11 +140,80 @@ static void test_names(void)
     CHECK(!words_valid_name("é"), "non-ASCII");
 }
 
+/* Words written in pieces: the saves that start (their words, '|' after each) as the pieces
+ * arrive and at close. */
+struct input_case {
+    const char *pieces[8];
+    const char *saves;
+};
+
+static const struct input_case inputs[] = {
+    {{"2", " ", "k", "eep-running", "\n"}, "2 keep-running\n|"},
+    {{"4"}, "4|"},
+    {{"keep-running", " name=b"}, "keep-running name=b|"},
+    {{"4\n8\n"}, "4\n8\n|"},
+    {{"4\nname=x"}, "4\n|name=x|"},
+    {{"4\n", "\n"}, "4\n|\n|"},
+    {{"4\n", "keep-", "running"}, "4\n|keep-running|"},
+    {{""}, ""},
+    {{NULL}, ""},
+};
+
+static void feed(struct words_input *in, const char *data, size_t size, char *out, size_t outlen)
+{
+    size_t n = strlen(out);
+
+    if (!words_input_add(in, data, size))
+        return;
+    snprintf(out + n, outlen - n, "%.*s|", (int)in->ready, in->buf);
+    words_input_consume(in);
+}
+
+static void test_input(void)
+{
+    for (size_t i = 0; i < sizeof(inputs) / sizeof(inputs[0]); i++) {
+        static struct words_input in;
+        char saves[256] = "";
+
+        memset(&in, 0, sizeof(in));
+        for (int p = 0; p < 8 && inputs[i].pieces[p]; p++)
+            feed(&in, inputs[i].pieces[p], strlen(inputs[i].pieces[p]), saves, sizeof(saves));
+        if (words_input_close(&in))
+            snprintf(saves + strlen(saves), sizeof(saves) - strlen(saves), "%.*s|", (int)in.ready,
+                     in.buf);
+        CHECK(strcmp(saves, inputs[i].saves) == 0, "case %zu: saves '%s', expected '%s'", i, saves,
+              inputs[i].saves);
+    }
+}
+
+/* More than WORDS_INPUT_MAX bytes: one save that words_parse refuses, and the rest of that line
+ * starts nothing. */
+static void test_input_too_long(void)
+{
+    static struct words_input in;
+    static char big[WORDS_INPUT_MAX + 100];
+    char err[256], saves[256] = "";
+    struct save_words w;
+
+    memset(big, ' ', sizeof(big));
+    CHECK(words_input_add(&in, big, sizeof(big)) == 1, "too long: no refusal");
+    CHECK(in.ready == WORDS_INPUT_MAX + 1, "too long: %zu bytes handed over", in.ready);
+    CHECK(words_parse(in.buf, in.ready, &w, err, sizeof(err)) == -EINVAL, "too long: parsed");
+    words_input_consume(&in);
+    feed(&in, "4 name=x", 8, saves, sizeof(saves));
+    feed(&in, "\n8\n", 3, saves, sizeof(saves));
+    feed(&in, "keep-running\n", 13, saves, sizeof(saves));
+    CHECK(strcmp(saves, "8\n|keep-running\n|") == 0, "after too long: saves '%s'", saves);
+    CHECK(!words_input_close(&in), "after too long: a save at close");
+}
+
 int main(void)
 {
     test_good();
     test_bad();
     test_nul_and_garbage();
     test_names();
+    test_input();
+    test_input_too_long();
     return check_result("test_words");
 }
