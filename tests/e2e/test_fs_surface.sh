@@ -4,6 +4,7 @@
 # restore), `rm -rf` of a VM's directory (its snapshots and store entry go; the VM's own
 # entries do not stop rm; a VM whose QEMU runs stays, EBUSY).
 source "$SRC_DIR/tests/e2e/lib.sh"
+# shellcheck disable=SC2034 # read by guest.sh
 GUEST_MEM_MB=192 GUEST_MIB=48
 e2e_setup
 store_on_loop 1200

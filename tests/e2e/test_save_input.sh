@@ -4,6 +4,7 @@
 # A save starts only on complete words (up to a newline, or all of them at close), never on a
 # prefix; without a newline, close() carries the save's errno; Ctrl-C during that close cancels.
 source "$SRC_DIR/tests/e2e/lib.sh"
+# shellcheck disable=SC2034 # read by guest.sh
 GUEST_MEM_MB=192 GUEST_MIB=48
 e2e_setup
 store_on_loop 1200
