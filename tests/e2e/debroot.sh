@@ -23,6 +23,15 @@ DROOT_BUILD_PACKAGES=(build-essential cmake pkg-config libfuse3-dev fuse3 libjan
     iproute2 e2fsprogs)
 DROOT_MOUNTS=()
 
+# The tests that use a root without lib.sh get its log and die.
+declare -F log >/dev/null || log() {
+    echo "[$(date +%T)] $*" >&2
+}
+declare -F die >/dev/null || die() {
+    echo "FAIL: $*" >&2
+    exit 1
+}
+
 # Exits 77 (ctest's skip) where the root cannot be made: not root, no debootstrap.
 droot_require() {
     [[ $(id -u) -eq 0 ]] || { echo "SKIP: needs root (chroot, mounts)"; exit 77; }

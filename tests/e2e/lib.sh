@@ -32,16 +32,24 @@ e2e_setup() {
     trap e2e_cleanup EXIT
 }
 
-savefs_start() {
-    "$SAVEFS_BIN" -f --store "$STORE" --qmp-dir "$QMP" --watchdog "${WATCHDOG:-20}" "$@" "$MNT" \
-        2>>"$T/savefs.log" &
+# savefs_spawn MNT CMD...: runs CMD, a savefs in the foreground (-f) that mounts MNT, in the
+# background (its pid kept for savefs_stop) and waits for the mount.
+savefs_spawn() {
+    local mnt=$1
+    shift
+    "$@" 2>>"$T/savefs.log" &
     SAVEFS_PIDS+=("$!")
     for _ in $(seq 100); do
-        mountpoint -q "$MNT" && return 0
+        mountpoint -q "$mnt" && return 0
         kill -0 "${SAVEFS_PIDS[-1]}" 2>/dev/null || die "savefs exited: $(cat "$T/savefs.log")"
         sleep 0.1
     done
-    die "savefs did not mount $MNT"
+    die "savefs did not mount $mnt: $(cat "$T/savefs.log")"
+}
+
+savefs_start() {
+    savefs_spawn "$MNT" "$SAVEFS_BIN" -f --store "$STORE" --qmp-dir "$QMP" \
+        --watchdog "${WATCHDOG:-20}" "$@" "$MNT"
 }
 
 savefs_stop() {

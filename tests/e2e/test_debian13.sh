@@ -8,15 +8,6 @@ set -euo pipefail
 # shellcheck source=debroot.sh
 source "$SRC_DIR/tests/e2e/debroot.sh"
 
-log() {
-    echo "[$(date +%T)] $*" >&2
-}
-
-die() {
-    echo "FAIL: $*" >&2
-    exit 1
-}
-
 droot_require
 trap droot_cleanup EXIT
 log "the Debian 13 root in $DROOT_CACHE/trixie"

@@ -8,15 +8,6 @@ set -euo pipefail
 # shellcheck source=debroot.sh
 source "$SRC_DIR/tests/e2e/debroot.sh"
 
-log() {
-    echo "[$(date +%T)] $*" >&2
-}
-
-die() {
-    echo "FAIL: $*" >&2
-    exit 1
-}
-
 droot_require
 command -v cpack >/dev/null || { echo "SKIP: cpack is needed"; exit 77; }
 T=$(mktemp -d /tmp/savefs-pkg.XXXXXX)

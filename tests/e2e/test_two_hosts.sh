@@ -74,14 +74,8 @@ use_host() {
 
 start_host() {
     local dir=$T/$1
-    on_host "$1" "$SAVEFS_BIN" -f --store "$dir/store" --qmp-dir "$dir/qmp" \
-        --trust-key "$T/fleet.key" --path-map "$dir/paths.json" "$dir/mnt" 2>>"$T/savefs.log" &
-    SAVEFS_PIDS+=("$!")
-    for _ in $(seq 100); do
-        mountpoint -q "$dir/mnt" && return 0
-        sleep 0.1
-    done
-    die "savefs of host $1 did not mount: $(cat "$T/savefs.log")"
+    savefs_spawn "$dir/mnt" on_host "$1" "$SAVEFS_BIN" -f --store "$dir/store" \
+        --qmp-dir "$dir/qmp" --trust-key "$T/fleet.key" --path-map "$dir/paths.json" "$dir/mnt"
 }
 
 # Waits until vm1 runs on host $1 (restored from an import), then follows its serial log.

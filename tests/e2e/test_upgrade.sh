@@ -13,21 +13,17 @@ trap 'rc=$?; droot_cleanup; (exit $rc); e2e_cleanup' EXIT
 GUEST_MEM_MB=256 GUEST_MIB=64
 droot_setup trixie "$DROOT_CACHE/trixie" "${DROOT_BUILD_PACKAGES[@]}"
 droot_build || die "savefs does not build in Debian 13"
-# The scratch dir (store, QMP dir, serial logs) and the guest at the same paths in the root.
+# The scratch dir (store, QMP dir, serial logs) and the guest at the same paths in the root, and
+# the VM started from the scratch dir: a restore runs QEMU in the directory the source ran in.
 droot_bind "$T"
 droot_bind "$GUEST_DIR" "$GUEST_DIR" ro
+cd "$T"
 
 # savefs of the Debian 13 root on the same store and QMP directory, mounted at $ROOT$MNT.
 D13_MNT=$ROOT$MNT
 d13_savefs_start() {
-    droot_run /build-savefs/fs/savefs -f --store "$STORE" --qmp-dir "$QMP" "$MNT" \
-        2>>"$T/savefs13.log" &
-    SAVEFS_PIDS+=("$!")
-    for _ in $(seq 100); do
-        mountpoint -q "$D13_MNT" && return 0
-        sleep 0.1
-    done
-    die "savefs did not mount in the root: $(cat "$T/savefs13.log")"
+    savefs_spawn "$D13_MNT" droot_run /build-savefs/fs/savefs -f --store "$STORE" \
+        --qmp-dir "$QMP" "$MNT"
 }
 d13_savefs_stop() {
     fusermount3 -u "$D13_MNT" || fusermount3 -uz "$D13_MNT"
