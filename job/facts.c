@@ -252,7 +252,8 @@ static int copy_facts(const struct facts *from, struct facts *to)
     to->n = 0;
     if (!to->names || !to->values)
         return -ENOMEM;
-    memcpy(to->names, from->names, from->names_len);
+    if (from->names_len) /* an unreadable manifest's facts have no names (NULL) */
+        memcpy(to->names, from->names, from->names_len);
     for (; to->n < from->n; to->n++)
         if (!(to->values[to->n] = strdup(from->values[to->n])))
             return -ENOMEM;

@@ -118,8 +118,11 @@ static void reread_locked(struct listeners *l)
         clear(l->abs, &l->nabs); /* no snapshot: every socket looks silent until the next read */
         clear(l->rel, &l->nrel);
     }
-    qsort(l->abs, l->nabs, sizeof(char *), cmp_str);
-    qsort(l->rel, l->nrel, sizeof(char *), cmp_last);
+    /* qsort of no array (NULL) is undefined, however few its elements. */
+    if (l->nabs)
+        qsort(l->abs, l->nabs, sizeof(char *), cmp_str);
+    if (l->nrel)
+        qsort(l->rel, l->nrel, sizeof(char *), cmp_last);
     l->read_ms = mono_ms();
 }
 

@@ -32,6 +32,11 @@ e2e_setup() {
     trap e2e_cleanup EXIT
 }
 
+# True while something is mounted at $1, even a FUSE mount whose daemon died.
+mounted() {
+    awk -v m="$1" '$2 == m { found = 1 } END { exit !found }' /proc/mounts
+}
+
 # savefs_spawn MNT CMD...: runs CMD, a savefs in the foreground (-f) that mounts MNT, in the
 # background (its pid kept for savefs_stop) and waits for the mount.
 savefs_spawn() {
@@ -55,7 +60,8 @@ savefs_start() {
 savefs_stop() {
     local pid
     # A writer still blocked in the mount keeps it busy: detach it then.
-    mountpoint -q "$MNT" && { fusermount3 -u "$MNT" 2>/dev/null || fusermount3 -uz "$MNT"; }
+    # A mount whose savefs died answers ENOTCONN, which mountpoint(1) takes for no mount.
+    mounted "$MNT" && { fusermount3 -u "$MNT" 2>/dev/null || fusermount3 -uz "$MNT"; }
     for pid in ${SAVEFS_PIDS[@]+"${SAVEFS_PIDS[@]}"}; do
         for _ in $(seq 50); do
             kill -0 "$pid" 2>/dev/null || break

@@ -19,7 +19,7 @@ two_cleanup() {
     set +e
     for h in "$A" "$B"; do
         pid=$(cat "$h/qmp/vm1.pid" 2>/dev/null) && kill -9 "$pid" 2>/dev/null
-        mountpoint -q "$h/mnt" && fusermount3 -u "$h/mnt"
+        mounted "$h/mnt" && fusermount3 -uz "$h/mnt"
     done
     if ((NET)); then
         ip netns del "$NS_A"
