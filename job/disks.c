@@ -214,25 +214,29 @@ static int disk_changed(const struct manifest_disk *saved, char *why, size_t len
     return 1;
 }
 
-int disks_compare(const struct manifest *m, char *why, size_t len)
+static int compare_list(const struct manifest_disk *disks, int n, char *why, size_t len)
 {
-    for (int i = 0; i < m->ndisks; i++)
-        if (disk_changed(&m->disks[i], why, len))
+    for (int i = 0; i < n; i++)
+        if (disk_changed(&disks[i], why, len))
             return -ESTALE;
     return 0;
 }
 
-void disks_fact(const struct manifest *m, char *out, size_t len)
+int disks_compare(const struct manifest *m, char *why, size_t len)
+{
+    return compare_list(m->disks, m->ndisks, why, len);
+}
+
+void disks_fact(const struct manifest_disk *disks, int n, int recorded, char *out, size_t len)
 {
     char why[PATH_MAX + 128];
 
-    if (!m->disks_recorded)
+    if (!recorded)
         snprintf(out, len, "unknown: not recorded (saved by an older savefs)");
-    else if (disks_compare(m, why, sizeof(why)))
+    else if (compare_list(disks, n, why, sizeof(why)))
         snprintf(out, len, "changed: %s", why);
     else
-        snprintf(out, len, "unchanged: %d writable disk%s as saved", m->ndisks,
-                 m->ndisks == 1 ? "" : "s");
+        snprintf(out, len, "unchanged: %d writable disk%s as saved", n, n == 1 ? "" : "s");
 }
 
 int disks_take_force(const char *dir)

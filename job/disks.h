@@ -26,8 +26,9 @@ int disks_record(struct job *job, struct qmp *q, struct manifest *m);
  * back from a backup taken with the snapshot keeps its content and times. */
 int disks_compare(const struct manifest *m, char *why, size_t len);
 
-/* What disks_compare says, in words for the snapshot's user.savefs.disks. */
-void disks_fact(const struct manifest *m, char *out, size_t len);
+/* What disks_compare says of the N disks a manifest recorded (RECORDED: 0 where it predates
+ * the record), in words for the snapshot's user.savefs.disks. */
+void disks_fact(const struct manifest_disk *disks, int n, int recorded, char *out, size_t len);
 
 /* 1 if the snapshot directory DIR carries DISKS_FORCE_XATTR = "disks"; it is removed. */
 int disks_take_force(const char *dir);

@@ -77,10 +77,24 @@ void facts_free(struct facts *f)
         free(f->values[i]);
     free(f->values);
     free(f->names);
+    for (int i = 0; i < f->ndisks; i++)
+        free(f->disks[i].path);
     f->names = NULL;
     f->values = NULL;
     f->names_len = 0;
     f->n = 0;
+    f->ndisks = 0;
+}
+
+/* The disks of FROM into F, each path a copy of its own: 0 or -ENOMEM (F holds those copied). */
+static int copy_disks(struct facts *f, const struct manifest_disk *from, int n)
+{
+    for (f->ndisks = 0; f->ndisks < n; f->ndisks++) {
+        f->disks[f->ndisks] = from[f->ndisks];
+        if (!(f->disks[f->ndisks].path = strdup(from[f->ndisks].path)))
+            return -ENOMEM;
+    }
+    return 0;
 }
 
 const char *facts_value(const struct facts *f, const char *name)
@@ -210,7 +224,9 @@ static struct entry *entry_compute(const struct trust *t, const struct source *s
         f->unreadable[0] = '\0';
         memcpy(f->files, m.files, sizeof(m.files));
         f->nfiles = m.nfiles;
-        if ((rc = manifest_facts(f, &m)) || (rc = trust_fact(t, &src->s, &m, f)))
+        f->disks_recorded = m.disks_recorded;
+        if ((rc = manifest_facts(f, &m)) || (rc = trust_fact(t, &src->s, &m, f)) ||
+            (rc = copy_disks(f, m.disks, m.ndisks)))
             facts_free(f);
     }
     manifest_free(&m);
@@ -250,7 +266,7 @@ static int copy_facts(const struct facts *from, struct facts *to)
     to->names = malloc(from->names_len ? from->names_len : 1);
     to->values = calloc((size_t)from->n + 1, sizeof(char *));
     to->n = 0;
-    if (!to->names || !to->values)
+    if (copy_disks(to, from->disks, from->ndisks) || !to->names || !to->values)
         return -ENOMEM;
     if (from->names_len) /* an unreadable manifest's facts have no names (NULL) */
         memcpy(to->names, from->names, from->names_len);

@@ -27,6 +27,10 @@ struct facts {
     char unreadable[FACTS_ERR_MAX]; /* why the manifest could not be read; "" if it could */
     struct cp_file files[MANIFEST_MAX_FILES]; /* the files the manifest names */
     int nfiles;
+    /* The writable disks it recorded (their paths owned here): their state is no fact of the
+     * manifest, it is looked at where it is asked for (disks.h). */
+    struct manifest_disk disks[MANIFEST_MAX_DISKS];
+    int ndisks, disks_recorded;
 };
 
 int facts_cache_new(struct facts_cache **out, const struct trust *trust);

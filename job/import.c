@@ -729,20 +729,14 @@ static int verified_value(struct import *imp, const char *vm, const char *snap,
     return n < 0 ? -ENOMEM : 0;
 }
 
-/* "disks": whether the disks the manifest records are still as saved (disks.h). Not kept with
- * the other facts: it changes with the disks, not with the manifest. */
-static int disks_value(struct import *imp, const char *vm, const char *snap, char **value)
+/* "disks": whether the disks the manifest recorded are still as saved, looked at now. */
+static int disks_value(const struct facts *f, char **value)
 {
-    char path[PATH_MAX], fact[JOB_ERR_MAX], why[JOB_ERR_MAX];
-    struct manifest m;
-    int rc;
+    char fact[JOB_ERR_MAX];
 
-    if (store_path(path, "%s/%s/snapshots/%s/%s", job_store(imp->ctx), vm, snap, MANIFEST_NAME))
-        return -ENAMETOOLONG;
-    if ((rc = manifest_read(path, &m, why, sizeof(why))))
-        return rc == -ENOMEM ? rc : -ENODATA;
-    disks_fact(&m, fact, sizeof(fact));
-    manifest_free(&m);
+    if (f->unreadable[0])
+        return -ENODATA;
+    disks_fact(f->disks, f->ndisks, f->disks_recorded, fact, sizeof(fact));
     return (*value = strdup(fact)) ? 0 : -ENOMEM;
 }
 
@@ -769,13 +763,13 @@ int import_fact(struct import *imp, const char *vm, const char *snap, const char
     *value = NULL;
     if (strcmp(name, IMPORT_XATTR_PREFIX "import") == 0)
         return import_value(imp, vm, snap, value);
-    if (strcmp(name, IMPORT_XATTR_PREFIX "disks") == 0)
-        return disks_value(imp, vm, snap, value);
     if (!(f = malloc(sizeof(*f))))
         return -ENOMEM;
     if (!(rc = facts_get(imp->facts, job_store(imp->ctx), vm, snap, f))) {
         if (strcmp(name, IMPORT_XATTR_PREFIX "verified") == 0)
             rc = verified_value(imp, vm, snap, f, value);
+        else if (strcmp(name, IMPORT_XATTR_PREFIX "disks") == 0)
+            rc = disks_value(f, value);
         else if (!(v = facts_value(f, name)))
             rc = -ENODATA;
         else if (!(*value = strdup(v)))
