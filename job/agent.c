@@ -15,6 +15,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "job_int.h"
 #include "manifest.h"
 #include "qemu.h"
 #include "qemuopts.h"
@@ -59,14 +60,6 @@ int agent_socket(char *const *argv, int argc, const char *cwd, char *path, size_
     return 0;
 }
 
-static double now_s(void)
-{
-    struct timespec ts;
-
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
 /* A connection and what has been read of it. */
 struct agent_conn {
     int fd;
@@ -102,7 +95,7 @@ static int read_line(struct agent_conn *c, json_t **out)
 
     while (!(nl = memchr(c->buf, '\n', c->len))) {
         struct pollfd p = {.fd = c->fd, .events = POLLIN};
-        int left = (int)((c->deadline - now_s()) * 1000);
+        int left = (int)((c->deadline - job_now()) * 1000);
         ssize_t n;
 
         if (left <= 0 || poll(&p, 1, left) == 0)
@@ -171,7 +164,7 @@ static int connect_unix(const char *path, int *fd)
 
 int agent_set_time(const char *path, int64_t now_ns, int timeout_ms, char *err, size_t errlen)
 {
-    struct agent_conn c = {.fd = -1, .deadline = now_s() + timeout_ms / 1000.0};
+    struct agent_conn c = {.fd = -1, .deadline = job_now() + timeout_ms / 1000.0};
     json_int_t id = (json_int_t)(now_ns & 0x3fffffff) | 1;
     int rc = connect_unix(path, &c.fd);
 

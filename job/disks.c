@@ -179,15 +179,6 @@ int disks_record(struct job *job, struct qmp *q, struct manifest *m)
 
 /* ---- comparing at restore ---- */
 
-static void utc(int64_t ns, char *out, size_t len)
-{
-    time_t t = (time_t)(ns / 1000000000);
-    struct tm tm;
-
-    gmtime_r(&t, &tm);
-    strftime(out, len, "%Y-%m-%dT%H:%M:%SZ", &tm);
-}
-
 /* How disk SAVED differs from what is at its path now, in WHY; 0 if it does not. */
 static int disk_changed(const struct manifest_disk *saved, char *why, size_t len)
 {
@@ -199,8 +190,8 @@ static int disk_changed(const struct manifest_disk *saved, char *why, size_t len
         snprintf(why, len, "disk %s: %s", saved->path, strerror(-rc));
         return 1;
     }
-    utc(saved->mtime_ns, then_s, sizeof(then_s));
-    utc(now.mtime_ns, now_s, sizeof(now_s));
+    job_rfc3339_at((time_t)(saved->mtime_ns / 1000000000), then_s, sizeof(then_s));
+    job_rfc3339_at((time_t)(now.mtime_ns / 1000000000), now_s, sizeof(now_s));
     if (now.size != saved->size)
         snprintf(why, len, "disk %s changed: %llu bytes, %llu when saved", saved->path,
                  (unsigned long long)now.size, (unsigned long long)saved->size);

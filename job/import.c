@@ -346,15 +346,6 @@ int import_refused(struct import *imp, const char *vm, const char *snap)
 
 /* ---- the check, in the import's thread ---- */
 
-static void rfc3339_now(char *buf, size_t len)
-{
-    time_t now = time(NULL);
-    struct tm tm;
-
-    gmtime_r(&now, &tm);
-    strftime(buf, len, "%Y-%m-%dT%H:%M:%SZ", &tm);
-}
-
 struct check {
     struct import *imp;
     struct item *it;
@@ -483,7 +474,7 @@ static int keep_verified(struct check *c, const struct seen *seen)
     if (!rc) {
         memcpy(c->it->seen, seen, sizeof(*seen) * (size_t)c->m.nfiles);
         c->it->nseen = c->m.nfiles;
-        rfc3339_now(c->it->verified_at, sizeof(c->it->verified_at));
+        job_rfc3339(c->it->verified_at, sizeof(c->it->verified_at));
     }
     pthread_mutex_unlock(&c->imp->lock);
     return rc;

@@ -30,13 +30,17 @@ double job_now(void)
     return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
-void job_rfc3339(char *buf, size_t len)
+void job_rfc3339_at(time_t t, char *buf, size_t len)
 {
-    time_t now = time(NULL);
     struct tm tm;
 
-    gmtime_r(&now, &tm);
+    gmtime_r(&t, &tm);
     strftime(buf, len, "%Y-%m-%dT%H:%M:%SZ", &tm);
+}
+
+void job_rfc3339(char *buf, size_t len)
+{
+    job_rfc3339_at(time(NULL), buf, len);
 }
 
 int job_qmp_path(const struct job_ctx *ctx, const char *vm, char *path)

@@ -5,6 +5,7 @@
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdint.h>
+#include <time.h>
 
 #include "job.h"
 #include "store.h"
@@ -110,8 +111,9 @@ void job_wait(int fd, int *tick_ms);
 
 /* Seconds on the monotonic clock. */
 double job_now(void);
-/* Fills BUF with the current UTC time in RFC 3339. */
+/* Fills BUF with the current UTC time in RFC 3339, or with time T's. */
 void job_rfc3339(char *buf, size_t len);
+void job_rfc3339_at(time_t t, char *buf, size_t len);
 
 /* Path of VM's QMP socket, its private copier socket for OP, and its QEMU log. */
 int job_qmp_path(const struct job_ctx *ctx, const char *vm, char *path);

@@ -52,10 +52,7 @@ static struct listeners listeners = {.lock = PTHREAD_MUTEX_INITIALIZER};
 
 static int64_t mono_ms(void)
 {
-    struct timespec ts;
-
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+    return (int64_t)(job_now() * 1000);
 }
 
 static const char *last_component(const char *name)
