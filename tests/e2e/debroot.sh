@@ -88,8 +88,11 @@ _droot_mounts() {
     droot_bind "$SRC_DIR" /src ro
 }
 
+# What a command in the root runs under (also contrib/bench's, which keeps the pids of the
+# processes it starts there: chroot and env exec them).
+DROOT_ENV=(env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin HOME=/root LANG=C.UTF-8)
 droot_run() {
-    chroot "$ROOT" env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin HOME=/root LANG=C.UTF-8 "$@"
+    chroot "$ROOT" "${DROOT_ENV[@]}" "$@"
 }
 
 # Builds savefs from /src into /build-savefs in the root; fails on any warning.
