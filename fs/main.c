@@ -14,6 +14,7 @@
 #include "import.h"
 #include "manifest.h"
 #include "job.h"
+#include "preflight.h"
 #include "sfs.h"
 #include "trust.h"
 #include "words.h"
@@ -32,8 +33,10 @@ struct options {
     char *qmp_dir;
     char *trust_key;
     char *path_map;
+    char *mountpoint; /* the last argument that is no option, as fuse_parse_cmdline takes it */
     char *qemu[QEMU_MAX];
     int nqemu;
+    int qmp_dir_given; /* --qmp-dir given: it must exist (preflight.h) */
     int watchdog_s;
     int help;
     int version;
@@ -93,17 +96,25 @@ static void usage(const char *prog)
            "    for this host (with the digest that was shown): see docs/trust.md\n\n"
            "%s adopt [--store DIR] [--trust-key FILE] FROM SNAPSHOT TO [NEWNAME]\n"
            "    copies snapshot SNAPSHOT of VM FROM to VM TO (as NEWNAME), its manifest naming\n"
-           "    TO and signed: the one way a snapshot goes to another VM\n",
+           "    TO and signed: the one way a snapshot goes to another VM\n\n",
            prog, WATCHDOG_DEFAULT_S, prog, prog);
+    preflight_usage();
+    putchar('\n');
 }
 
-/* --qemu PATH, repeatable: fuse_opt hands over "--qemu=PATH" or "--qemuPATH". */
+/* --qemu PATH, repeatable: fuse_opt hands over "--qemu=PATH" or "--qemuPATH". The mountpoint is
+ * noted for the checks before the mount (fuse_parse_cmdline refuses a missing one with its own
+ * words and status) and kept in the arguments. */
 static int opt_proc(void *data, const char *arg, int key, struct fuse_args *outargs)
 {
     struct options *o = data;
     const char *path = arg + strlen("--qemu") + (arg[strlen("--qemu")] == '=');
 
     (void)outargs;
+    if (key == FUSE_OPT_KEY_NONOPT) {
+        free(o->mountpoint);
+        return (o->mountpoint = strdup(arg)) ? 1 : -1;
+    }
     if (key != KEY_QEMU)
         return 1;
     if (o->nqemu == QEMU_MAX) {
@@ -246,18 +257,25 @@ static int loop(struct fuse *fuse, const struct fuse_cmdline_opts *cl)
 
 static int run(struct fuse_args *args, struct options *o)
 {
-    struct fuse_cmdline_opts cl;
+    struct fuse_cmdline_opts cl = {0};
+    struct preflight pf = {o->mountpoint, o->store, o->qmp_dir, o->qmp_dir_given};
     struct daemon d = {0};
     struct fuse *fuse = NULL;
     char err[1024];
-    int rc = 1;
+    int lock_fd = -1, rc = PREFLIGHT_USAGE;
 
-    if (fuse_parse_cmdline(args, &cl) != 0)
-        return 1;
-    if (!cl.mountpoint) {
+    if (!o->mountpoint) {
         fprintf(stderr, "savefs: no mountpoint (see --help)\n");
+        return rc;
+    }
+    if ((rc = preflight_check(&pf, &lock_fd, err, sizeof(err)))) {
+        fprintf(stderr, "savefs: %s\n", err);
         goto out;
     }
+    rc = PREFLIGHT_USAGE;
+    if (fuse_parse_cmdline(args, &cl) != 0 || !cl.mountpoint)
+        goto out;
+    rc = 1;
     if (daemon_open(&d, o, err, sizeof(err))) {
         fprintf(stderr, "savefs: %s\n", err);
         goto out;
@@ -276,6 +294,8 @@ out:
     if (fuse)
         fuse_destroy(fuse);
     daemon_close(&d);
+    if (lock_fd >= 0)
+        close(lock_fd);
     free(cl.mountpoint);
     return rc;
 }
@@ -506,6 +526,7 @@ static void options_free(struct fuse_args *args, struct options *o)
     free(o->qmp_dir);
     free(o->trust_key);
     free(o->path_map);
+    free(o->mountpoint);
     for (int i = 0; i < o->nqemu; i++)
         free(o->qemu[i]);
 }
@@ -514,7 +535,7 @@ int main(int argc, char *argv[])
 {
     struct fuse_args args = FUSE_ARGS_INIT(argc, argv);
     struct options o = {.watchdog_s = WATCHDOG_DEFAULT_S};
-    int rc = 1;
+    int rc = PREFLIGHT_USAGE;
 
     if (argc > 1 && strcmp(argv[1], "accept") == 0)
         return run_accept(argc - 2, argv + 2);
@@ -522,6 +543,7 @@ int main(int argc, char *argv[])
         return run_adopt(argc - 2, argv + 2);
     if (fuse_opt_parse(&args, &o, option_spec, opt_proc) == -1)
         goto out;
+    o.qmp_dir_given = o.qmp_dir != NULL;
     if (o.help || o.version) {
         if (o.help) {
             usage(argv[0]);

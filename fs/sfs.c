@@ -25,6 +25,7 @@
 
 enum sfs_kind {
     SFS_ROOT,
+    SFS_README, /* MOUNT/README: what each file does, for who only sees the mount */
     SFS_VM,
     SFS_SAVE,
     SFS_STATUS,
@@ -42,6 +43,26 @@ struct sfs_path {
     char snap[NAME_MAX + 1];
     char rel[PATH_MAX]; /* below the store, for SFS_RESTORE_ENTRY and SFS_SNAPSHOTS on */
 };
+
+#define SFS_README_NAME "README"
+
+/* For someone who only ever sees the mount: what each file does, in a few lines. */
+static const char sfs_readme[] =
+    "savefs: every QEMU VM is a directory NAME here (a QEMU started with\n"
+    "-qmp unix:QMPDIR/NAME.qmp,server=on,wait=off, or one with snapshots in the store).\n"
+    "\n"
+    "NAME/save        write save words to save NAME: echo 4 > NAME/save (4 channels;\n"
+    "                 also name=S, keep-running, compress=zstd, direct-io=off); the write\n"
+    "                 returns once the snapshot is durable. Read it: the last save's outcome.\n"
+    "NAME/snapshots/  one directory per snapshot (manifest.json, main, channel-K); ls, cp,\n"
+    "                 tar and rm -r work on them.\n"
+    "NAME/restore/    move a snapshot in to restore NAME from it:\n"
+    "                 mv NAME/snapshots/S NAME/restore/ (returns once NAME runs); copying\n"
+    "                 one in from elsewhere imports and then restores it.\n"
+    "NAME/status      JSON: NAME's state, the job in progress, the last job's result.\n"
+    "\n"
+    "savefs save NAME [WORDS] and savefs restore NAME S do the same with a progress bar.\n"
+    "Errors and everything else: man savefs.\n";
 
 static struct sfs_ctx *ctx(void)
 {
@@ -141,6 +162,10 @@ static int classify(const char *path, struct sfs_path *sp)
         sp->kind = SFS_ROOT;
         return 0;
     }
+    if (strcmp(p, SFS_README_NAME) == 0) {
+        sp->kind = SFS_README;
+        return 0;
+    }
     if ((rc = next_component(&p, sp->vm, sizeof(sp->vm))))
         return rc == -ENAMETOOLONG ? rc : -ENOENT;
     if (!words_valid_name(sp->vm))
@@ -161,7 +186,7 @@ static int resolve(const char *path, struct sfs_path *sp)
 {
     int rc = classify(path, sp);
 
-    if (!rc && sp->kind != SFS_ROOT && !job_vm_exists(ctx()->job, sp->vm))
+    if (!rc && sp->kind != SFS_ROOT && sp->kind != SFS_README && !job_vm_exists(ctx()->job, sp->vm))
         rc = -ENOENT;
     if (!rc && sp->kind == SFS_IN_SNAPSHOT && sp->via_restore &&
         !import_known(ctx()->imp, sp->vm, sp->snap))
@@ -314,6 +339,10 @@ static int sfs_getattr(const char *path, struct stat *st, struct fuse_file_info 
     case SFS_STATUS:
         fill_virtual(st, S_IFREG | 0400);
         return 0;
+    case SFS_README:
+        fill_virtual(st, S_IFREG | 0444);
+        st->st_size = (off_t)strlen(sfs_readme);
+        return 0;
     case SFS_SNAPSHOTS:
         /* A running VM that was never saved has no directory in the store yet. */
         rc = sfs_store_stat(ctx()->store_fd, sp.rel, st);
@@ -337,12 +366,14 @@ static void fill_one(void *arg, const char *name)
     fc->filler(fc->buf, name, NULL, 0, 0);
 }
 
-static int list_names(char **names, void *buf, fuse_fill_dir_t filler)
+/* NAMES but SKIP (if not NULL). */
+static int list_names(char **names, const char *skip, void *buf, fuse_fill_dir_t filler)
 {
     if (!names)
         return -ENOMEM;
     for (char **n = names; *n; n++)
-        filler(buf, *n, NULL, 0, 0);
+        if (!skip || strcmp(*n, skip) != 0)
+            filler(buf, *n, NULL, 0, 0);
     return 0;
 }
 
@@ -364,8 +395,11 @@ static int sfs_readdir(const char *path, void *buf, fuse_fill_dir_t filler, off_
     filler(buf, "..", NULL, 0, 0);
     switch (sp.kind) {
     case SFS_ROOT:
+        filler(buf, SFS_README_NAME, NULL, 0, 0);
         names = job_vm_list(ctx()->job);
-        rc = list_names(names, buf, filler);
+        /* The README takes the place of a VM of that name (a QEMU may call its socket
+         * README.qmp; its directory cannot be reached through the mount). */
+        rc = list_names(names, SFS_README_NAME, buf, filler);
         job_vm_list_free(names);
         return rc;
     case SFS_VM:
@@ -374,7 +408,7 @@ static int sfs_readdir(const char *path, void *buf, fuse_fill_dir_t filler, off_
         return 0;
     case SFS_RESTORE:
         names = import_names(ctx()->imp, sp.vm);
-        rc = list_names(names, buf, filler);
+        rc = list_names(names, NULL, buf, filler);
         import_names_free(names);
         return rc;
     case SFS_SNAPSHOTS:
@@ -489,6 +523,8 @@ static int sfs_open(const char *path, struct fuse_file_info *fi)
             return open_words(fi, &sp);
         }
         return open_text(fi, job_last_save_text(ctx()->job, sp.vm), &sp);
+    case SFS_README:
+        return wr ? -EACCES : open_text(fi, strdup(sfs_readme), &sp);
     case SFS_STATUS:
         if (wr)
             return -EACCES;
@@ -807,6 +843,8 @@ static int sfs_mkdir(const char *path, mode_t mode)
         return -EACCES;
     if (rc)
         return rc == -ENOENT ? -EINVAL : rc;
+    if (sp.kind == SFS_README)
+        return -EEXIST;
     if (sp.kind == SFS_VM)
         return job_vm_create(ctx()->job, sp.vm);
     if (!job_vm_exists(ctx()->job, sp.vm))
