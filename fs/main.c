@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include "adopt.h"
+#include "cli.h"
 #include "import.h"
 #include "manifest.h"
 #include "job.h"
@@ -98,6 +99,8 @@ static void usage(const char *prog)
            "    copies snapshot SNAPSHOT of VM FROM to VM TO (as NEWNAME), its manifest naming\n"
            "    TO and signed: the one way a snapshot goes to another VM\n\n",
            prog, WATCHDOG_DEFAULT_S, prog, prog);
+    cli_usage(stdout);
+    putchar('\n');
     preflight_usage();
     putchar('\n');
 }
@@ -541,6 +544,8 @@ int main(int argc, char *argv[])
         return run_accept(argc - 2, argv + 2);
     if (argc > 1 && strcmp(argv[1], "adopt") == 0)
         return run_adopt(argc - 2, argv + 2);
+    if (argc > 1 && (strcmp(argv[1], "save") == 0 || strcmp(argv[1], "restore") == 0))
+        return cli_main(argc - 1, argv + 1);
     if (fuse_opt_parse(&args, &o, option_spec, opt_proc) == -1)
         goto out;
     o.qmp_dir_given = o.qmp_dir != NULL;

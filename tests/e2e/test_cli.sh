@@ -21,6 +21,7 @@ refused() {
 "$SAVEFS_BIN" --help >"$T/help"
 grep -q -- '--store DIR' "$T/help" || die "--help does not describe --store"
 grep -q -- ' 26  another savefs' "$T/help" || die "--help does not list the mount's exit statuses"
+grep -q -- ' 130  interrupted' "$T/help" || die "--help does not list save's exit statuses"
 refused 2 "mountpoint" "$SAVEFS_BIN" --store "$STORE" --qmp-dir "$QMP"
 
 log "a mount that cannot start: one line and its own exit status, nothing mounted"
