@@ -12,6 +12,7 @@
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <sys/stat.h>
 #include <sys/vfs.h>
 #include <time.h>
@@ -284,6 +285,14 @@ static void say_cancelling(const struct cli_cmd *c, int tty)
                     : "the VM runs on as before, nothing partial is kept");
 }
 
+/* Columns of the terminal on standard output (80 where it does not say). */
+static int term_width(void)
+{
+    struct winsize w;
+
+    return ioctl(STDOUT_FILENO, TIOCGWINSZ, &w) == 0 && w.ws_col > 1 ? w.ws_col : 80;
+}
+
 static void show_progress(const struct cli_cmd *c, int tty)
 {
     struct cli_progress p;
@@ -292,8 +301,12 @@ static void show_progress(const struct cli_cmd *c, int tty)
     if (cli_progress_read(c->mount, c->vm, &p) || !p.running)
         return;
     cli_progress_line(&p, c->op, c->vm, tty, line, sizeof(line));
-    /* On a terminal the line is drawn over itself; elsewhere each is a line of a log. */
-    printf(tty ? "\r%s\033[K" : "%s\n", line);
+    /* On a terminal the line is drawn over itself, cut to the width: a line that wrapped would
+     * leave its first row behind at each redraw. Elsewhere each is a line of a log. */
+    if (tty)
+        printf("\r%.*s\033[K", term_width() - 1, line);
+    else
+        printf("%s\n", line);
     fflush(stdout);
 }
 

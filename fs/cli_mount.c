@@ -86,7 +86,7 @@ static double scaled(double bytes, double ref, const char **unit)
     return bytes / (gib ? 1024.0 * 1024 * 1024 : 1024.0 * 1024);
 }
 
-#define BAR_WIDTH 24
+#define BAR_WIDTH 20
 
 void cli_progress_line(const struct cli_progress *p, const char *op, const char *vm, int bar,
                        char *buf, size_t len)
@@ -101,8 +101,7 @@ void cli_progress_line(const struct cli_progress *p, const char *op, const char 
     frac = frac > 1 ? 1 : frac;
     if (bar) {
         n = (int)(frac * BAR_WIDTH);
-        snprintf(bars, sizeof(bars), " [%.*s%*s]", n, "########################", BAR_WIDTH - n,
-                 "");
+        snprintf(bars, sizeof(bars), " [%.*s%*s]", n, "####################", BAR_WIDTH - n, "");
     }
     if (p->rate > 0 && p->total > p->done)
         snprintf(eta, sizeof(eta), "  ETA %.0fs", (p->total - p->done) / p->rate);

@@ -85,6 +85,9 @@ log "on a terminal: one bar, drawn over itself"
 script -qec "$SAVEFS_BIN save vm1 name=s4 keep-running" /dev/null >"$T/tty.out" ||
     die "savefs save on a pty failed: $(cat "$T/tty.out")"
 grep -q $'\r''save vm1 \[#* *\] ' "$T/tty.out" || die "no bar on a terminal: $(cat -A "$T/tty.out")"
-grep -q '^ok s4 ' <(tr '\r' '\n' <"$T/tty.out" | sed 's/\x1b\[K//g') || die "no outcome on a pty"
+tr '\r' '\n' <"$T/tty.out" | sed 's/\x1b\[K//g' >"$T/tty.lines"
+grep -q '^ok s4 ' "$T/tty.lines" || die "no outcome on a pty"
+# The pty says no width: 80 columns, and a bar that wrapped would leave a row behind at each redraw.
+[[ -z $(awk 'length > 79' "$T/tty.lines") ]] || die "a bar wider than the terminal"
 [[ $(vm_state vm1) == running ]] || die "vm1 not running after a keep-running save"
 log "PASS"
