@@ -3,7 +3,8 @@
 # them (standard output not a terminal: plain progress lines, then the outcome) and as a person
 # does (a pty: one bar drawn over itself): an exit status per errno (no mount, no VM, bad words,
 # busy, no snapshot), a save and a restore with the guest's memory intact, Ctrl-C cancelling a
-# save with the VM running on. A throttled store makes each save last several seconds.
+# save with the VM running on, and a restore with no QEMU left. A throttled store makes each job
+# last several seconds.
 source "$SRC_DIR/tests/e2e/lib.sh"
 e2e_setup
 store_on_loop 1000
@@ -90,4 +91,26 @@ grep -q '^ok s4 ' "$T/tty.lines" || die "no outcome on a pty"
 # The pty says no width: 80 columns, and a bar that wrapped would leave a row behind at each redraw.
 [[ -z $(awk 'length > 79' "$T/tty.lines") ]] || die "a bar wider than the terminal"
 [[ $(vm_state vm1) == running ]] || die "vm1 not running after a keep-running save"
+log "Ctrl-C cancels a restore: its fresh QEMU is killed, nothing else changes"
+kill -9 "$(vm_pid vm1)"
+vm_wait_gone vm1 || die "vm1's QEMU did not go"
+# s4 was written with O_DIRECT: its reads reach the disk, throttled now.
+echo "$(findmnt -n -o MAJ:MIN --target "$STORE" | tr -d ' ') $((24 << 20))" \
+    >"$THROTTLE_CG/blkio.throttle.read_bps_device"
+"$SAVEFS_BIN" restore vm1 s4 >"$T/rint.out" 2>"$T/rint.err" &
+restorer=$!
+for _ in $(seq 100); do
+    [[ $(status_field vm1 phase) == restoring ]] && break
+    sleep 0.1
+done
+[[ $(status_field vm1 phase) == restoring ]] || die "vm1 never restoring: $(cat "$MNT/vm1/status")"
+kill -INT "$restorer"
+rc=0
+wait "$restorer" || rc=$?
+cat "$T/rint.err"
+[[ $rc == 130 ]] || die "interrupted restore exited $rc, not 130"
+grep -q "cancelling the restore of vm1: a fresh QEMU is killed" "$T/rint.err" ||
+    die "Ctrl-C not explained"
+[[ $(vm_state vm1) == stopped ]] || die "vm1 $(vm_state vm1) after a cancelled restore"
+[[ -d $MNT/vm1/snapshots/s4 ]] || die "s4 went away"
 log "PASS"
