@@ -114,12 +114,14 @@ static void on_cancel(int sig)
     errno = saved;
 }
 
+/* What cancels a job: Ctrl-C, and a stop of the command by kill or a closed terminal. */
+static const int cancel_sigs[] = {SIGINT, SIGTERM, SIGHUP};
+
 static void cancel_signals(sigset_t *set)
 {
     sigemptyset(set);
-    sigaddset(set, SIGINT);
-    sigaddset(set, SIGTERM);
-    sigaddset(set, SIGHUP);
+    for (size_t i = 0; i < sizeof(cancel_sigs) / sizeof(cancel_sigs[0]); i++)
+        sigaddset(set, cancel_sigs[i]);
 }
 
 /* A name the mount could have: no '/', no leading '.', not empty. */
@@ -355,22 +357,28 @@ static int run(struct cli_cmd *c)
     pthread_t t;
     int fds[2], rc;
 
-    if (pipe2(fds, O_CLOEXEC) < 0)
+    if (pipe2(fds, O_CLOEXEC) < 0) {
+        fprintf(stderr, "savefs: pipe: %s\n", strerror(errno));
         return 1;
+    }
     cancel_fd = c->done_fd = fds[1];
     cancel_signals(&set);
     pthread_sigmask(SIG_BLOCK, &set, NULL);
     sigemptyset(&sa.sa_mask);
-    for (int s = 1; s < NSIG; s++)
-        if (sigismember(&set, s))
-            sigaction(s, &sa, NULL);
+    for (size_t i = 0; i < sizeof(cancel_sigs) / sizeof(cancel_sigs[0]); i++)
+        sigaction(cancel_sigs[i], &sa, NULL);
     if ((rc = pthread_create(&t, NULL, worker, c))) {
         fprintf(stderr, "savefs: %s\n", strerror(rc));
-        return 1;
+        rc = 1;
+        goto out;
     }
     watch(c, fds[0]);
     pthread_join(t, NULL);
-    return report(c, since);
+    rc = report(c, since);
+out:
+    close(fds[0]);
+    close(fds[1]);
+    return rc;
 }
 
 int cli_main(int argc, char **argv)
