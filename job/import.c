@@ -67,6 +67,14 @@ struct item {
     int nseen;
 };
 
+/* Files open for writing through the mount in one snapshot, an import's or a copy's into
+ * snapshots/: while there are any, the snapshot is in use (a keep=N deletes none in use). */
+struct writing {
+    struct writing *next;
+    char vm[SNAPSHOT_NAME_MAX + 1], snap[NAME_MAX + 1];
+    int n;
+};
+
 struct import {
     /* set before threads start */
     struct job_ctx *ctx;
@@ -79,7 +87,11 @@ struct import {
     size_t nbuckets, nitems;
     int threads;
     int stopping;
+    struct writing *writing; /* only snapshots with files open for writing */
 };
+
+static int users_in_use(void *imp, const char *vm, const char *snap);
+static void users_deleted(void *imp, const char *vm, const char *snap);
 
 int import_new(struct import **out, struct job_ctx *ctx, const struct trust *trust)
 {
@@ -96,6 +108,7 @@ int import_new(struct import **out, struct job_ctx *ctx, const struct trust *tru
     imp->trust = trust;
     pthread_mutex_init(&imp->lock, NULL);
     pthread_cond_init(&imp->changed, NULL);
+    job_set_snapshot_users(ctx, &(struct job_snapshot_users){users_in_use, users_deleted, imp});
     *out = imp;
     return 0;
 }
@@ -107,6 +120,7 @@ void import_free(struct import *imp)
 
     if (!imp)
         return;
+    job_set_snapshot_users(imp->ctx, NULL);
     pthread_mutex_lock(&imp->lock);
     imp->stopping = 1;
     while (imp->threads > 0) {
@@ -126,6 +140,11 @@ void import_free(struct import *imp)
             free(it);
         }
     free(imp->buckets);
+    while (imp->writing) {
+        struct writing *w = imp->writing;
+        imp->writing = w->next;
+        free(w);
+    }
     facts_cache_free(imp->facts);
     pthread_mutex_destroy(&imp->lock);
     pthread_cond_destroy(&imp->changed);
@@ -284,6 +303,31 @@ int import_busy(struct import *imp, const char *vm, const char *snap)
     busy = it && it->running && (it->phase == IMP_VERIFYING || it->phase == IMP_RESTORING);
     pthread_mutex_unlock(&imp->lock);
     return busy;
+}
+
+int import_in_use(struct import *imp, const char *vm, const char *snap)
+{
+    struct item *it;
+    int used = 0;
+
+    pthread_mutex_lock(&imp->lock);
+    for (struct writing *w = imp->writing; w && !used; w = w->next)
+        used = strcmp(w->vm, vm) == 0 && strcmp(w->snap, snap) == 0;
+    it = find_locked(imp, vm, snap);
+    used |= it && (it->running || (it->in_restore && it->phase < IMP_RESTORED));
+    pthread_mutex_unlock(&imp->lock);
+    return used;
+}
+
+/* The job context asks and tells through these (job_set_snapshot_users). */
+static int users_in_use(void *imp, const char *vm, const char *snap)
+{
+    return import_in_use(imp, vm, snap);
+}
+
+static void users_deleted(void *imp, const char *vm, const char *snap)
+{
+    import_forget(imp, vm, snap);
 }
 
 /* ---- snapshots of another VM ---- */
@@ -602,11 +646,32 @@ static void kick_locked(struct import *imp, struct item *it)
         snprintf(it->reason, sizeof(it->reason), "cannot start a thread to check the import");
 }
 
+/* Counts a writer of SNAP more (DELTA 1) or less (-1); the count of none is dropped. */
+static void count_writer_locked(struct import *imp, const char *vm, const char *snap, int delta)
+{
+    struct writing **p = &imp->writing, *w;
+
+    while (*p && (strcmp((*p)->vm, vm) != 0 || strcmp((*p)->snap, snap) != 0))
+        p = &(*p)->next;
+    if (!*p && delta > 0 && (*p = calloc(1, sizeof(**p)))) {
+        snprintf((*p)->vm, sizeof((*p)->vm), "%s", vm);
+        snprintf((*p)->snap, sizeof((*p)->snap), "%s", snap);
+    }
+    if (!(w = *p))
+        return;
+    w->n += delta;
+    if (w->n <= 0) {
+        *p = w->next;
+        free(w);
+    }
+}
+
 void import_writer_open(struct import *imp, const char *vm, const char *snap)
 {
     struct item *it;
 
     pthread_mutex_lock(&imp->lock);
+    count_writer_locked(imp, vm, snap, 1);
     if ((it = find_locked(imp, vm, snap)))
         it->writers++;
     pthread_mutex_unlock(&imp->lock);
@@ -617,6 +682,7 @@ void import_writer_close(struct import *imp, const char *vm, const char *snap)
     struct item *it;
 
     pthread_mutex_lock(&imp->lock);
+    count_writer_locked(imp, vm, snap, -1);
     if ((it = find_locked(imp, vm, snap))) {
         if (it->writers > 0)
             it->writers--;

@@ -41,6 +41,10 @@ void import_writer_close(struct import *imp, const char *vm, const char *snap);
 void import_changed(struct import *imp, const char *vm, const char *snap);
 /* 1 while an import verifies or restores SNAP: its files must not change. */
 int import_busy(struct import *imp, const char *vm, const char *snap);
+/* 1 while SNAP is in use: a file in it is open for writing through the mount (an import, or a
+ * copy into snapshots/), or it is an import not over yet. A save's keep=N asks this (through
+ * job_set_snapshot_users, which import_new sets) before it deletes a snapshot. */
+int import_in_use(struct import *imp, const char *vm, const char *snap);
 
 /* STATUS (a job_status_json text, taken over) with VM's imports added; malloc'd. */
 char *import_status(struct import *imp, const char *vm, char *status);

@@ -52,6 +52,17 @@ int job_vm_remove(struct job_ctx *ctx, const char *vm);
 /* 1 while a restore reads VM's snapshot SNAP. */
 int job_snapshot_busy(struct job_ctx *ctx, const char *vm, const char *snap);
 
+/* Who else uses snapshots (imports, import.h): a save's keep=N deletes none that IN_USE says is
+ * used, and tells DELETED of each it deleted. Called from a job thread, with the context's lock
+ * held: both must be quick and call nothing of the job module. */
+struct job_snapshot_users {
+    int (*in_use)(void *opaque, const char *vm, const char *snap);
+    void (*deleted)(void *opaque, const char *vm, const char *snap);
+    void *opaque;
+};
+/* Sets them (NULL: none); once a call returns, no job calls the former ones any more. */
+void job_set_snapshot_users(struct job_ctx *ctx, const struct job_snapshot_users *users);
+
 /* How status JSON is written: indented, in order, seconds to six significant digits. */
 #define JOB_STATUS_JSON_FLAGS (JSON_INDENT(2) | JSON_PRESERVE_ORDER | JSON_REAL_PRECISION(6))
 

@@ -57,7 +57,7 @@ struct job {
     /* owned by the job thread until done */
     int rc;
     char err[JOB_ERR_MAX];
-    char summary[256];
+    char summary[JOB_ERR_MAX]; /* a save's ends with what keep=N deleted */
     pthread_t thread;
 };
 
@@ -82,6 +82,7 @@ struct job_ctx {
     pthread_mutex_t lock;
     pthread_cond_t changed; /* a job ended */
     struct vm_state *vms;
+    struct job_snapshot_users users; /* in_use NULL: none */
 };
 
 /* Resumes VMs that a killed savefs left paused and kills QEMUs of restores it left unfinished;

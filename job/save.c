@@ -14,6 +14,7 @@
 
 #include "copier.h"
 #include "disks.h"
+#include "keep.h"
 #include "manifest.h"
 #include "migrate.h"
 #include "progress.h"
@@ -359,6 +360,7 @@ int job_save_run(struct job *job)
                  (unsigned long long)(s.m.ram_size >> 20),
                  (unsigned long long)(snapshot_bytes(&s.m) >> 20), job_now() - job->started);
         finish_vm(&s);
+        keep_prune(job);
     }
     if (s.cp)
         cp_save_free(s.cp);

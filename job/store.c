@@ -6,6 +6,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <ftw.h>
 #include <limits.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -234,6 +235,45 @@ int store_publish(const char *store, const char *vm, const char *tmp, const char
     if ((rc = store_fsync_dir(snaps)))
         snprintf(err, errlen, "fsync %s: %s", snaps, strerror(-rc));
     return rc;
+}
+
+static int remove_entry(const char *path, const struct stat *st, int type, struct FTW *ftw)
+{
+    (void)st;
+    (void)type;
+    (void)ftw;
+    return remove(path) < 0 ? errno : 0; /* nftw stops at the first that is not 0 */
+}
+
+int store_snapshot_delete(const char *store, const char *vm, const char *snap, char *err,
+                          size_t errlen)
+{
+    char snaps[PATH_MAX], src[PATH_MAX], tmp[PATH_MAX], base[65];
+    int rc;
+
+    /* A name put into the store by hand may be too long for NAME.XXXXXX: 64 bytes of it do. */
+    snprintf(base, sizeof(base), "%s", snap);
+    if ((rc = store_path(snaps, "%s/%s/snapshots", store, vm)) ||
+        (rc = store_path(src, "%s/%s", snaps, snap)) ||
+        (rc = store_tmp_create(store, vm, base, tmp, err, errlen)))
+        return rc;
+    /* Onto the empty directory just made: rename(2) replaces an empty directory. */
+    if (rename(src, tmp) < 0) {
+        rc = -errno;
+        snprintf(err, errlen, "rename %s to %s: %s", src, tmp, strerror(errno));
+        rmdir(tmp);
+        return rc;
+    }
+    if ((rc = store_fsync_dir(snaps))) {
+        snprintf(err, errlen, "fsync %s: %s", snaps, strerror(-rc));
+        return rc;
+    }
+    /* Depth first, symlinks not followed: only what lies in the snapshot goes. */
+    rc = nftw(tmp, remove_entry, 16, FTW_DEPTH | FTW_PHYS);
+    rc = rc < 0 ? errno : rc;
+    if (rc)
+        snprintf(err, errlen, "remove %s: %s", tmp, strerror(rc));
+    return -rc;
 }
 
 int store_remove_dir(const char *dir)

@@ -53,6 +53,11 @@ int store_tmp_create(const char *store, const char *vm, const char *snap, char *
  */
 int store_publish(const char *store, const char *vm, const char *tmp, const char *snap, char *err,
                   size_t errlen);
+/* Deletes STORE/VM/snapshots/SNAP and all it holds. It is first renamed into STORE/VM/.tmp, and
+ * that rename made durable: the snapshot vanishes whole, never a part of it, and what a deletion
+ * cut short leaves there is removed at the next start. */
+int store_snapshot_delete(const char *store, const char *vm, const char *snap, char *err,
+                          size_t errlen);
 /* Removes DIR and the regular files in it (one level: that is all a save creates). */
 int store_remove_dir(const char *dir);
 /* Calls LEFTOVER(OPAQUE, VM, PATH) for every leftover save directory STORE/VM/.tmp/X, then
