@@ -1275,6 +1275,33 @@ out:
     rm_rf(dir);
 }
 
+/* A skippable frame where the table says a frame is: its seek table is sound, but reading the
+ * frame must fail as a restore of the file fails ("not zstd frames"), not read as no bytes. */
+static void test_zseek_skippable(void)
+{
+    static const uint8_t file[] = {
+        0x50, 0x2a, 0x4d, 0x18, 4,  0, 0, 0, 'a', 'b',  'c',  'd', /* skippable */
+        0x5e, 0x2a, 0x4d, 0x18, 17, 0, 0, 0, 12,  0,    0,    0,   /* table, entry */
+        0,    0,    0,    0,    1,  0, 0, 0, 0,   0xb1, 0xea, 0x92, 0x8f};
+    char dir[256], path[512], err[512] = "";
+    struct cp_zseek *z;
+    uint8_t out[1];
+    printf("zstd seek table: a skippable frame is not a frame\n");
+    make_tmp(dir, sizeof(dir), "/tmp", "zskip");
+    snprintf(path, sizeof(path), "%s/skip", dir);
+    write_file(path, file, sizeof(file));
+    int fd = open(path, O_RDONLY);
+    CHECKM(cp_zseek_load(&z, fd, err, sizeof(err)) == 0, "%s", err);
+    if (z != NULL) {
+        CHECK(cp_zseek_nframes(z) == 1 && cp_zseek_stream_size(z) == 0);
+        int r = cp_zseek_read(z, fd, 0, out, err, sizeof(err));
+        CHECKM(r == -EBADMSG && strstr(err, "is not one zstd frame") != NULL, "%d: %s", r, err);
+        cp_zseek_free(z);
+    }
+    close(fd);
+    rm_rf(dir);
+}
+
 /* ---- the index reader: a valid index, then table-driven damage ---- */
 
 /* header, BLOCK 0 "pc.ram", PAGES (block 0, 2 pages), BLOCK 1 "vga", PAGES (block 1, 1 page),
@@ -1861,6 +1888,7 @@ int main(int argc, char **argv)
     test_index_zeros();
     test_zpool();
     test_zseek();
+    test_zseek_skippable();
     test_zwriter("/var/tmp", -1);
     test_zwriter("/dev/shm", -1);
     if (mount_tmp(mnt, sizeof(mnt), "ramfs", NULL)) {
