@@ -1,7 +1,7 @@
 /* fuzz_index: libFuzzer target for the page-index loader, which the lazy restore will run on
- * channel-K.idx files from other hosts. Whatever it accepts must walk as index.h promises: every
- * page of a known block, in stream order without overlap, inside the stream END describes, and
- * as many pages as END counts. */
+ * channel-K.idx files from other hosts. Whatever it accepts must walk as index.h promises: blocks
+ * of distinct names, every page of a known block, in stream order without overlap, inside the
+ * stream END describes, and as many pages as END counts. */
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -24,6 +24,9 @@ static void check_index(const struct cp_index *ix)
         size_t n = strlen(cp_index_block_name(ix, i));
         if (n == 0 || n > CP_INDEX_NAME_MAX)
             abort();
+        for (uint32_t k = 0; k < i; k++)
+            if (strcmp(cp_index_block_name(ix, k), cp_index_block_name(ix, i)) == 0)
+                abort();
     }
     while (cp_index_next(ix, &it, &pg)) {
         uint64_t bytes = pg.zero ? 0 : CP_INDEX_PAGE_SIZE;

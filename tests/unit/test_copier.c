@@ -1467,6 +1467,31 @@ static void test_index_zeros(void)
     rm_rf(dir);
 }
 
+/* A second BLOCK record with a name seen before: refused, as the writer announces a name once. */
+static void test_index_repeated_block(void)
+{
+    char dir[256], path[512], err[512] = "";
+    struct cp_fwriter *w;
+    struct cp_index *ix;
+    printf("index: a block name announced twice\n");
+    make_tmp(dir, sizeof(dir), "/tmp", "index-repeat");
+    snprintf(path, sizeof(path), "%s/r.idx", dir);
+    CHECK(cp_fwriter_open(&w, dir, "r.idx", 4096, 0, err, sizeof(err)) == 0);
+    struct cp_stage *st = cp_fwriter_stage(w);
+    CHECK(cp_index_put_header(st, err, sizeof(err)) == 0);
+    CHECK(cp_index_put_block(st, 0, "pc.ram", 6, err, sizeof(err)) == 0);
+    CHECK(cp_index_put_block(st, 1, "pc.ram", 6, err, sizeof(err)) == 0);
+    CHECK(cp_index_put_end(st, 0, 0, err, sizeof(err)) == 0);
+    CHECK(st->finish(st, err, sizeof(err)) == 0);
+    cp_fwriter_free(w);
+    int r = cp_index_load(&ix, path, err, sizeof(err));
+    CHECKM(r == -EBADMSG && ix == NULL &&
+               strstr(err, "offset 48: block 1 repeats the name of block 0") != NULL,
+           "%d \"%s\"", r, err);
+    cp_index_free(ix);
+    rm_rf(dir);
+}
+
 /* ---- fake QEMU destination for restores ---- */
 
 enum dest_mode { D_ALL, D_EXACT_CLOSE, D_CLOSE_AFTER, D_NONE };
@@ -1946,6 +1971,7 @@ int main(int argc, char **argv)
     test_buf_map();
     test_index_reader();
     test_index_zeros();
+    test_index_repeated_block();
     test_zpool();
     test_zseek();
     test_zseek_skippable();
