@@ -164,6 +164,10 @@ static int64_t cp_index_check_block(struct cp_index *ix, const uint8_t *p, size_
         return cp_msg(err, errlen, -EBADMSG, "NUL in block name");
     memcpy(ix->names[id], name, len);
     ix->names[id][len] = '\0';
+    /* A block is announced once: a reader maps names to RAMBlocks and ids to names. */
+    for (uint32_t i = 0; i < id; i++)
+        if (strcmp(ix->names[i], ix->names[id]) == 0)
+            return cp_msg(err, errlen, -EBADMSG, "block %u repeats the name of block %u", id, i);
     ix->nblocks++;
     return (int64_t)(CP_INDEX_REC_LEN + cp_pad8(len));
 }

@@ -596,10 +596,12 @@ int cp_zseek_read(const struct cp_zseek *z, int fd, uint32_t i, uint8_t *out, ch
     r = cp_pread_all(fd, buf, f->file_size, f->file_offset, err, errlen);
     if (r < 0)
         goto out;
-    /* Exactly one frame, of the size the table says, that says so itself. */
+    /* Exactly one frame, of the size the table says, that says so itself; a zstd frame, not a
+     * skippable one, which would read as no bytes here where a restore refuses the file. */
     unsigned long long content = ZSTD_getFrameContentSize(buf, f->file_size);
     size_t whole = ZSTD_findFrameCompressedSize(buf, f->file_size);
-    if (content != f->stream_size || ZSTD_isError(whole) || whole != f->file_size) {
+    if (f->file_size < 4 || cp_zget32(buf) != ZSTD_MAGICNUMBER || content != f->stream_size ||
+        ZSTD_isError(whole) || whole != f->file_size) {
         r = cp_msg(err, errlen, -EBADMSG,
                    "frame %u at file offset %llu is not one zstd frame of "
                    "%u bytes holding %u",

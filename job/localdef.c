@@ -139,31 +139,49 @@ static int def_path(const char *store, const char *vm, char *path)
     return store_path(path, "%s/%s/%s", store, vm, LOCALDEF_NAME);
 }
 
+/* D from ROOT, loaded from NAME (NULL: JERR says why it did not load); ROOT is released. */
+static int from_json(json_t *root, const json_error_t *jerr, const char *name, struct localdef *d,
+                     char *err, size_t errlen)
+{
+    char why[512];
+    int rc;
+
+    if (!root) {
+        snprintf(err, errlen, "%s: %s (line %d)", name, jerr->text, jerr->line);
+        return -EINVAL;
+    }
+    d->present = 1;
+    rc = parse(root, d, why, sizeof(why));
+    if (rc) {
+        snprintf(err, errlen, "%s: %s", name, why);
+        localdef_free(d);
+    }
+    json_decref(root);
+    return rc;
+}
+
+int localdef_parse(const char *text, size_t len, const char *name, struct localdef *d, char *err,
+                   size_t errlen)
+{
+    json_error_t jerr;
+
+    memset(d, 0, sizeof(*d));
+    return from_json(json_loadb(text, len, JSON_REJECT_DUPLICATES, &jerr), &jerr, name, d, err,
+                     errlen);
+}
+
 int localdef_read(const char *store, const char *vm, struct localdef *d, char *err, size_t errlen)
 {
-    char path[PATH_MAX], why[512];
+    char path[PATH_MAX];
     json_error_t jerr;
-    json_t *root;
-    int rc;
 
     memset(d, 0, sizeof(*d));
     if (def_path(store, vm, path))
         return -ENAMETOOLONG;
     if (access(path, F_OK) < 0 && errno == ENOENT)
         return 0;
-    root = json_load_file(path, JSON_REJECT_DUPLICATES, &jerr);
-    if (!root) {
-        snprintf(err, errlen, "%s: %s (line %d)", path, jerr.text, jerr.line);
-        return -EINVAL;
-    }
-    d->present = 1;
-    rc = parse(root, d, why, sizeof(why));
-    if (rc) {
-        snprintf(err, errlen, "%s: %s", path, why);
-        localdef_free(d);
-    }
-    json_decref(root);
-    return rc;
+    return from_json(json_load_file(path, JSON_REJECT_DUPLICATES, &jerr), &jerr, path, d, err,
+                     errlen);
 }
 
 static void free_strings(char **v, int n)

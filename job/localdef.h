@@ -33,6 +33,10 @@ struct localdef {
 
 /* Reads STORE/VM/local.json into D; a missing file is an empty definition (present 0). */
 int localdef_read(const char *store, const char *vm, struct localdef *d, char *err, size_t errlen);
+/* Parses the LEN bytes of TEXT, a local.json read from NAME (named in errors), into D: the
+ * checks and the result of localdef_read, which loads the file's JSON and goes on as this does. */
+int localdef_parse(const char *text, size_t len, const char *name, struct localdef *d, char *err,
+                   size_t errlen);
 void localdef_free(struct localdef *d);
 
 /* 1 if D's argv or allow has OPT (by name: "-netdev" and "--netdev" are one) followed by VALUE. */
