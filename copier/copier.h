@@ -27,6 +27,9 @@ struct cp_file {
     uint64_t stream_size, stream_xxh3;
 };
 
+/* The highest zstd level a save takes (cp_opts.zstd_level). */
+#define CP_ZSTD_LEVEL_MAX 19
+
 struct cp_opts {
     int direct_io;   /* 1: O_DIRECT where the store supports it, silently buffered where not */
     size_t buf_size; /* per-stream buffer, a multiple of 4096; 0: a share of CP_MEM_BUDGET */

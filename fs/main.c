@@ -15,8 +15,8 @@
 #include "manifest.h"
 #include "job.h"
 #include "sfs.h"
+#include "store.h"
 #include "trust.h"
-#include "words.h"
 
 #include <fuse_lowlevel.h>
 
@@ -417,7 +417,7 @@ static int run_accept(int argc, char **argv)
     int rc = 1;
 
     if (accept_args(argc, argv, &o, pos) || default_dirs(&o) || make_absolute(&o.store) ||
-        make_absolute(&o.qmp_dir) || !words_valid_name(pos[0]) || !words_valid_name(pos[1])) {
+        make_absolute(&o.qmp_dir) || !store_valid_name(pos[0]) || !store_valid_name(pos[1])) {
         fprintf(stderr, "usage: savefs accept [--store DIR] [--qmp-dir DIR] [--] VM SNAPSHOT "
                         "[DIGEST]\n");
         goto out;
@@ -475,8 +475,8 @@ static int run_adopt(int argc, char **argv)
     struct trust *t = NULL;
     int rc = 1;
 
-    if (adopt_args(argc, argv, &o, pos) || default_dirs(&o) || !words_valid_name(pos[0]) ||
-        !words_valid_name(pos[1]) || !words_valid_name(pos[2]) || !words_valid_name(pos[3])) {
+    if (adopt_args(argc, argv, &o, pos) || default_dirs(&o) || !store_valid_name(pos[0]) ||
+        !store_valid_name(pos[1]) || !store_valid_name(pos[2]) || !store_valid_name(pos[3])) {
         fprintf(stderr, "usage: savefs adopt [--store DIR] [--trust-key FILE] FROM SNAPSHOT TO "
                         "[NEWNAME]\n");
         goto out;

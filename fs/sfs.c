@@ -21,6 +21,7 @@
 #include "job.h"
 #include "manifest.h"
 #include "sfs_store.h"
+#include "store.h"
 #include "words.h"
 
 enum sfs_kind {
@@ -143,7 +144,7 @@ static int classify(const char *path, struct sfs_path *sp)
     }
     if ((rc = next_component(&p, sp->vm, sizeof(sp->vm))))
         return rc == -ENAMETOOLONG ? rc : -ENOENT;
-    if (!words_valid_name(sp->vm))
+    if (!store_valid_name(sp->vm))
         return -ENOENT;
     sp->kind = SFS_VM;
     return *p ? classify_vm_child(p, sp) : 0;
@@ -720,7 +721,7 @@ static int rename_in_store(const struct sfs_path *src, const struct sfs_path *ds
         return -EXDEV;
     if (dir != (dst->kind != SFS_IN_SNAPSHOT))
         return -EPERM; /* a file is not a snapshot, a snapshot does not go inside another */
-    if (dir && !words_valid_name(dst->snap))
+    if (dir && !store_valid_name(dst->snap))
         return -EINVAL;
     if (snapshot_busy(src) || snapshot_busy(dst))
         return -EBUSY;
@@ -785,7 +786,7 @@ static int make_snapshot_dir(const struct sfs_path *sp, mode_t mode)
     struct sfs_path parent = *sp;
     int rc;
 
-    if (!words_valid_name(sp->snap))
+    if (!store_valid_name(sp->snap))
         return -EINVAL;
     snprintf(parent.rel, sizeof(parent.rel), "%s/snapshots", sp->vm);
     if ((rc = ensure_snapshots_dir(&parent)) ||

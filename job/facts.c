@@ -16,7 +16,6 @@
 #include "localdef.h"
 #include "store.h"
 #include "trust.h"
-#include "words.h"
 
 #define SLOTS        8
 #define BIG_MANIFEST (1 << 20) /* after parsing one, give the heap back to the system */

@@ -13,7 +13,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "words.h"
+#include "store.h"
 
 #define MANIFEST_MAX_BYTES (4 << 20)
 #define ARG_MAX_BYTES      65536
@@ -553,7 +553,7 @@ static int check_files(const struct manifest *m, char *err, size_t errlen)
 
 int manifest_check(const struct manifest *m, char *err, size_t errlen)
 {
-    if (!words_valid_name(m->vm) || !words_valid_name(m->snapshot)) {
+    if (!store_valid_name(m->vm) || !store_valid_name(m->snapshot)) {
         snprintf(err, errlen, "vm '%s' or snapshot '%s' is not a valid name", m->vm, m->snapshot);
         return -EINVAL;
     }
@@ -563,7 +563,7 @@ int manifest_check(const struct manifest *m, char *err, size_t errlen)
     }
     if (!(strcmp(m->compression, "none") == 0 && m->compression_level == 0) &&
         !(strcmp(m->compression, "zstd") == 0 && m->compression_level >= 1 &&
-          m->compression_level <= ZSTD_LEVEL_MAX)) {
+          m->compression_level <= CP_ZSTD_LEVEL_MAX)) {
         snprintf(err, errlen, "compression '%s' at level %d is not supported", m->compression,
                  m->compression_level);
         return -EINVAL;

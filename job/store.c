@@ -15,6 +15,15 @@
 #include <time.h>
 #include <unistd.h>
 
+int store_valid_name(const char *name)
+{
+    size_t n = strlen(name);
+
+    if (n == 0 || n > SNAPSHOT_NAME_MAX || name[0] == '.')
+        return 0;
+    return strspn(name, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789._-") == n;
+}
+
 int store_path(char *path, const char *fmt, ...)
 {
     va_list ap;

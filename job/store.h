@@ -11,6 +11,9 @@
 #include <stddef.h>
 #include <sys/types.h>
 
+/* The longest name of a VM or a snapshot. */
+#define SNAPSHOT_NAME_MAX 64
+
 #define STORE_TMP          ".tmp"
 #define STORE_QEMU_RECORD  ".qemu.json"
 #define STORE_SAVE_MARK    ".source" /* in a save's tmp dir: "PID RUNNING", before the VM stops */
@@ -27,6 +30,10 @@ int store_id_get(const char *store, struct store_id *id, char *err, size_t errle
 /* 0 if STORE is still the directory ID; else -ESTALE (removed, or replaced by another directory:
  * what a job would write there could never be listed), with the reason naming STORE. */
 int store_check(const char *store, const struct store_id *id, char *err, size_t errlen);
+
+/* 1 if NAME may name a VM or a snapshot in the store (a directory of its own): 1..64 of
+ * A-Za-z0-9._- and not starting with '.', else 0. */
+int store_valid_name(const char *name);
 
 /* snprintf into PATH of length PATH_MAX; -ENAMETOOLONG if it does not fit. */
 int store_path(char *path, const char *fmt, ...) __attribute__((format(printf, 2, 3)));

@@ -221,7 +221,7 @@ static const char *skip_reason_locked(const struct listeners *l, const char *fil
         return NULL;
     if (!name[0])
         return "a socket listens there, but its name is not NAME.qmp (NAME: a VM name)";
-    if (!words_valid_name(name)) {
+    if (!store_valid_name(name)) {
         snprintf(buf, len,
                  "'%s' is not a valid VM name (1 to %d of A-Z a-z 0-9 . _ -, not starting "
                  "with '.')",
@@ -300,7 +300,7 @@ static int listening_vm(const struct job_ctx *ctx, const char *file, char *name)
         memcpy(name, file, len - 4);
         name[len - 4] = '\0';
     }
-    if (qmp && words_valid_name(name) && job_qmp_path(ctx, name, path) == 0 &&
+    if (qmp && store_valid_name(name) && job_qmp_path(ctx, name, path) == 0 &&
         listening_cached(path))
         return 1;
     if ((size_t)snprintf(path, sizeof(path), "%s/%s", ctx->qmp_dir, file) < sizeof(path))
@@ -327,7 +327,7 @@ static int scan_dir(const char *dir, int (*pick)(const struct job_ctx *, const c
 
 static int stored_vm(const struct job_ctx *ctx, const char *file, char *name)
 {
-    if (!words_valid_name(file) || !store_vm_exists(ctx->store, file))
+    if (!store_valid_name(file) || !store_vm_exists(ctx->store, file))
         return 0;
     strcpy(name, file);
     return 1;
@@ -365,7 +365,7 @@ int job_vm_exists(struct job_ctx *ctx, const char *vm)
 {
     char path[PATH_MAX];
 
-    if (!words_valid_name(vm))
+    if (!store_valid_name(vm))
         return 0;
     return store_vm_exists(ctx->store, vm) ||
            (job_qmp_path(ctx, vm, path) == 0 && listening_cached(path));
@@ -375,7 +375,7 @@ int job_vm_create(struct job_ctx *ctx, const char *vm)
 {
     char err[JOB_ERR_MAX];
 
-    if (!words_valid_name(vm))
+    if (!store_valid_name(vm))
         return -EINVAL;
     return store_vm_create(ctx->store, vm, err, sizeof(err));
 }
@@ -385,7 +385,7 @@ int job_vm_remove(struct job_ctx *ctx, const char *vm)
     char err[JOB_ERR_MAX], path[PATH_MAX];
     int busy;
 
-    if (!words_valid_name(vm))
+    if (!store_valid_name(vm))
         return -ENOENT;
     if (job_qmp_path(ctx, vm, path) == 0 && qemu_listening(path))
         return -EBUSY;

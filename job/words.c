@@ -2,21 +2,14 @@
  * typo never starts a save with settings the user did not ask for. */
 #include "words.h"
 
+#include "copier.h"
+
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #define WORD_MAX 128
-
-int words_valid_name(const char *name)
-{
-    size_t n = strlen(name);
-
-    if (n == 0 || n > SNAPSHOT_NAME_MAX || name[0] == '.')
-        return 0;
-    return strspn(name, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789._-") == n;
-}
 
 static int parse_parallel(const char *value, struct save_words *out, char *err, size_t errlen)
 {
@@ -39,7 +32,7 @@ static int parse_parallel(const char *value, struct save_words *out, char *err, 
 
 static int parse_name(const char *value, struct save_words *out, char *err, size_t errlen)
 {
-    if (!words_valid_name(value)) {
+    if (!store_valid_name(value)) {
         snprintf(err, errlen,
                  "name: '%s' must be 1 to %d of A-Z a-z 0-9 . _ - and not start with '.'", value,
                  SNAPSHOT_NAME_MAX);
@@ -62,7 +55,7 @@ static int parse_onoff(const char *key, const char *value, int *out, char *err, 
     return 0;
 }
 
-/* none, zstd, or zstd:N with N from 1 to ZSTD_LEVEL_MAX. */
+/* none, zstd, or zstd:N with N from 1 to CP_ZSTD_LEVEL_MAX. */
 static int parse_compress(const char *value, struct save_words *out, char *err, size_t errlen)
 {
     const char *level = value + 5;
@@ -79,14 +72,14 @@ static int parse_compress(const char *value, struct save_words *out, char *err, 
     }
     if (strncmp(value, "zstd:", 5) != 0 || level[0] < '0' || level[0] > '9') {
         snprintf(err, errlen, "compress: '%s' must be none, zstd or zstd:N (N from 1 to %d)", value,
-                 ZSTD_LEVEL_MAX);
+                 CP_ZSTD_LEVEL_MAX);
         return -EINVAL;
     }
     errno = 0;
     n = strtol(level, &end, 10);
-    if (errno || *end || n < 1 || n > ZSTD_LEVEL_MAX) {
+    if (errno || *end || n < 1 || n > CP_ZSTD_LEVEL_MAX) {
         snprintf(err, errlen, "compress: level '%s' is not a number from 1 to %d", level,
-                 ZSTD_LEVEL_MAX);
+                 CP_ZSTD_LEVEL_MAX);
         return -EINVAL;
     }
     out->zstd_level = (int)n;
