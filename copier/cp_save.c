@@ -19,7 +19,7 @@
 #include <unistd.h>
 
 #include "copier.h"
-#include "multifd.h"
+#include "indexer.h"
 #include "stream.h"
 #include "worker.h"
 #include "zframe.h"

@@ -3,7 +3,7 @@
  * index through a small buffered file writer. Runs in the channel's save thread.
  * QEMU 7.2 to 10.0 share the layout; from 9.0 a packet also lists zero pages (zero_pages, in
  * what 7.2 left unused and zero), whose offsets follow the normal pages' and carry no bytes. */
-#include "multifd.h"
+#include "indexer.h"
 
 #include <errno.h>
 #include <stdlib.h>
