@@ -157,16 +157,16 @@ static int cp_save_identify(struct cp_save_conn *c, uint8_t *head, size_t *have,
 
 /* Bytes of the stream, in order, before they enter the write path: the indexer (if any) and
  * the progress counter see them. */
-static int cp_save_seen(struct cp_save_conn *c, struct cp_multifd *m, const uint8_t *p, size_t n,
+static int cp_save_seen(struct cp_save_conn *c, struct cp_indexer *m, const uint8_t *p, size_t n,
                         char *why, size_t whylen)
 {
     atomic_fetch_add(&c->s->bytes, n);
-    return m ? cp_multifd_feed(m, p, n, why, whylen) : 0;
+    return m ? cp_indexer_feed(m, p, n, why, whylen) : 0;
 }
 
 /* Copies the stream to its end: the HAVE bytes of HEAD, then the socket until EOF, reading
  * straight into the write path's buffer. */
-static int cp_save_pump(struct cp_save_conn *c, struct cp_stage *st, struct cp_multifd *m,
+static int cp_save_pump(struct cp_save_conn *c, struct cp_stage *st, struct cp_indexer *m,
                         const uint8_t *head, size_t have, char *why, size_t whylen)
 {
     int r = cp_save_seen(c, m, head, have, why, whylen);
@@ -192,7 +192,7 @@ static int cp_save_pump(struct cp_save_conn *c, struct cp_stage *st, struct cp_m
     if (r == 0)
         r = st->finish(st, why, whylen);
     if (r == 0 && m)
-        r = cp_multifd_finish(m, &c->indexed, why, whylen);
+        r = cp_indexer_finish(m, &c->indexed, why, whylen);
     return r;
 }
 
@@ -204,7 +204,7 @@ static int cp_save_stream(struct cp_save_conn *c, char *why, size_t whylen)
     size_t have = 0;
     struct cp_fwriter *w = NULL;
     struct cp_zwriter *z = NULL;
-    struct cp_multifd *m = NULL;
+    struct cp_indexer *m = NULL;
     char idx_name[CP_NAME_MAX];
     int r = cp_save_identify(c, head, &have, why, whylen);
     if (r < 0)
@@ -222,7 +222,7 @@ static int cp_save_stream(struct cp_save_conn *c, char *why, size_t whylen)
     }
     if (c->channel >= 0) {
         snprintf(idx_name, sizeof(idx_name), "channel-%d.idx", c->channel);
-        r = cp_multifd_open(&m, s->dir, idx_name, why, whylen);
+        r = cp_indexer_open(&m, s->dir, idx_name, why, whylen);
         if (r < 0)
             goto out;
     }
@@ -236,11 +236,11 @@ static int cp_save_stream(struct cp_save_conn *c, char *why, size_t whylen)
         c->stream_xxh3 = cp_zwriter_xxh3(z);
     }
     if (c->indexed) {
-        c->idx_size = cp_multifd_index_size(m);
-        c->idx_xxh3 = cp_multifd_index_xxh3(m);
+        c->idx_size = cp_indexer_size(m);
+        c->idx_xxh3 = cp_indexer_xxh3(m);
     }
 out:
-    cp_multifd_free(m);
+    cp_indexer_free(m);
     cp_zwriter_free(z);
     cp_fwriter_free(w);
     return r;
