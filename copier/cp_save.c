@@ -132,7 +132,7 @@ static int cp_save_identify(struct cp_save_conn *c, uint8_t *head, size_t *have,
     if (magic == CP_MAIN_MAGIC) {
         if (cp_save_claim(s, 0) < 0)
             return cp_msg(why, whylen, -EPROTO, "a second main stream");
-        snprintf(c->name, sizeof(c->name), "main");
+        cp_file_name(CP_MAIN, -1, c->name, sizeof(c->name));
         return 0;
     }
     if (magic != CP_MULTIFD_MAGIC)
@@ -151,7 +151,7 @@ static int cp_save_identify(struct cp_save_conn *c, uint8_t *head, size_t *have,
     if (cp_save_claim(s, 1 + id) < 0)
         return cp_msg(why, whylen, -EPROTO, "duplicate channel id %d", id);
     c->channel = id;
-    snprintf(c->name, sizeof(c->name), "channel-%d", id);
+    cp_file_name(CP_CHANNEL, id, c->name, sizeof(c->name));
     return 0;
 }
 
@@ -221,7 +221,7 @@ static int cp_save_stream(struct cp_save_conn *c, char *why, size_t whylen)
         st = cp_zwriter_stage(z);
     }
     if (c->channel >= 0) {
-        snprintf(idx_name, sizeof(idx_name), "channel-%d.idx", c->channel);
+        cp_file_name(CP_INDEX, c->channel, idx_name, sizeof(idx_name));
         r = cp_indexer_open(&m, s->dir, idx_name, why, whylen);
         if (r < 0)
             goto out;
@@ -524,7 +524,7 @@ static int cp_save_list(struct cp_save *s, struct cp_file *files)
         struct cp_save_conn *c = by_slot[i];
         if (!c->indexed)
             continue;
-        snprintf(files[n].name, sizeof(files[n].name), "channel-%d.idx", c->channel);
+        cp_file_name(CP_INDEX, c->channel, files[n].name, sizeof(files[n].name));
         cp_save_entry(&files[n++], CP_INDEX, c->channel, c->idx_size, c->idx_xxh3);
     }
     return n;

@@ -42,6 +42,7 @@ struct sfs_path {
     char vm[SNAPSHOT_NAME_MAX + 1];
     char snap[NAME_MAX + 1];
     char rel[PATH_MAX]; /* below the store, for SFS_RESTORE_ENTRY and SFS_SNAPSHOTS on */
+    size_t member;      /* SFS_IN_SNAPSHOT: where in REL the path inside the snapshot starts */
 };
 
 static struct sfs_ctx *ctx(void)
@@ -96,11 +97,13 @@ static int classify_snapshot(const char *p, struct sfs_path *sp)
     for (q = p; *q;)
         if ((rc = next_component(&q, rest, sizeof(rest))))
             return rc;
-    if (*p)
+    if ((rc = store_snapshot_rel(sp->rel, sizeof(sp->rel), sp->vm, sp->snap, NULL)))
+        return rc;
+    if (*p) {
         sp->kind = SFS_IN_SNAPSHOT;
-    rc = snprintf(sp->rel, sizeof(sp->rel), "%s/snapshots/%s%s%s", sp->vm, sp->snap, *p ? "/" : "",
-                  p);
-    return rc < 0 || rc >= (int)sizeof(sp->rel) ? -ENAMETOOLONG : 0;
+        sp->member = strlen(sp->rel) + 1;
+    }
+    return store_snapshot_rel(sp->rel, sizeof(sp->rel), sp->vm, sp->snap, *p ? p : NULL);
 }
 
 static int classify_vm_child(const char *p, struct sfs_path *sp)
@@ -119,13 +122,11 @@ static int classify_vm_child(const char *p, struct sfs_path *sp)
         sp->via_restore = 1;
         return *p ? classify_snapshot(p, sp) : 0;
     }
-    if (strcmp(name, "snapshots") != 0)
+    if (strcmp(name, STORE_SNAPSHOTS) != 0)
         return -ENOENT;
     sp->kind = *p ? SFS_SNAPSHOT : SFS_SNAPSHOTS;
-    if (!*p) {
-        rc = snprintf(sp->rel, sizeof(sp->rel), "%s/snapshots", sp->vm);
-        return rc < 0 || rc >= (int)sizeof(sp->rel) ? -ENAMETOOLONG : 0;
-    }
+    if (!*p)
+        return store_snapshot_rel(sp->rel, sizeof(sp->rel), sp->vm, NULL, NULL);
     return classify_snapshot(p, sp);
 }
 
@@ -173,26 +174,19 @@ static int resolve(const char *path, struct sfs_path *sp)
 /* 1 if NAME is one a manifest can name: manifest.json, main, channel-K, channel-K.idx. */
 static int snapshot_file_name(const char *name)
 {
-    size_t digits;
-
-    if (strcmp(name, "manifest.json") == 0 || strcmp(name, "main") == 0)
-        return 1;
-    if (strncmp(name, "channel-", 8) != 0)
-        return 0;
-    digits = strspn(name + 8, "0123456789");
-    return digits > 0 && (name[8 + digits] == '\0' || strcmp(name + 8 + digits, ".idx") == 0);
+    return strcmp(name, MANIFEST_NAME) == 0 || cp_file_name_valid(name);
 }
 
 /* The path of SP inside its snapshot (SFS_IN_SNAPSHOT only): "main", "sub/x". */
 static const char *snapshot_member(const struct sfs_path *sp)
 {
-    return sp->rel + strlen(sp->vm) + strlen("/snapshots/") + strlen(sp->snap) + 1;
+    return sp->rel + sp->member;
 }
 
 /* 1 if SP is the manifest of a snapshot. */
 static int is_manifest(const struct sfs_path *sp)
 {
-    return sp->kind == SFS_IN_SNAPSHOT && strcmp(snapshot_member(sp), "manifest.json") == 0;
+    return sp->kind == SFS_IN_SNAPSHOT && strcmp(snapshot_member(sp), MANIFEST_NAME) == 0;
 }
 
 /* 1 while a restore or an import's verification reads the snapshot and SP is the snapshot or a
@@ -674,7 +668,7 @@ static int sfs_flush(const char *path, struct fuse_file_info *fi)
         return -errno;
     rc = close(fd) < 0 ? -errno : 0;
     if (!rc && f->manifest) {
-        snprintf(rel, sizeof(rel), "%s/snapshots/%s/manifest.json", f->vm, f->snap);
+        store_snapshot_rel(rel, sizeof(rel), f->vm, f->snap, MANIFEST_NAME);
         rc = import_manifest_written(ctx()->imp, f->vm, f->snap, rel);
     }
     return rc;
@@ -788,7 +782,7 @@ static int make_snapshot_dir(const struct sfs_path *sp, mode_t mode)
 
     if (!store_valid_name(sp->snap))
         return -EINVAL;
-    snprintf(parent.rel, sizeof(parent.rel), "%s/snapshots", sp->vm);
+    store_snapshot_rel(parent.rel, sizeof(parent.rel), sp->vm, NULL, NULL);
     if ((rc = ensure_snapshots_dir(&parent)) ||
         (rc = sfs_store_mkdir(ctx()->store_fd, sp->rel, mode)))
         return rc;

@@ -573,7 +573,7 @@ static int start_check_locked(struct import *imp, struct item *it)
         return -ENOMEM;
     c->imp = imp;
     c->it = it;
-    rc = store_path(c->dir, "%s/%s/snapshots/%s", job_store(imp->ctx), it->vm, it->snap);
+    rc = store_snapshot_path(c->dir, job_store(imp->ctx), it->vm, it->snap, NULL);
     pthread_attr_init(&attr);
     pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
     sigfillset(&all);
@@ -702,7 +702,7 @@ static int verified_value(struct import *imp, const char *vm, const char *snap,
 
     if (f->unreadable[0])
         return asprintf(value, "no: %s", f->unreadable) < 0 ? -ENOMEM : 0;
-    if (store_path(dir, "%s/%s/snapshots/%s", job_store(imp->ctx), vm, snap))
+    if (store_snapshot_path(dir, job_store(imp->ctx), vm, snap, NULL))
         return -ENAMETOOLONG;
     if (check_sizes(dir, f->files, f->nfiles, now, why, sizeof(why)))
         return asprintf(value, "no: incomplete: %s", why) < 0 ? -ENOMEM : 0;

@@ -76,8 +76,7 @@ static int load_snapshot(struct restore *r)
     int rc;
 
     job_set_phase(job, "verifying");
-    if ((rc = store_path(r->dir, "%s/%s/snapshots/%s", job->ctx->store, vm_name(r),
-                         job->snapshot)) ||
+    if ((rc = store_snapshot_path(r->dir, job->ctx->store, vm_name(r), job->snapshot, NULL)) ||
         (rc = store_path(path, "%s/%s", r->dir, MANIFEST_NAME)))
         return job_fail(r->job, rc, "snapshot path too long");
     rc = manifest_read(path, &r->m, err, sizeof(err));
@@ -142,8 +141,7 @@ static int start_qemu(struct restore *r)
     job_set_pid(r->job, r->pid);
     /* If savefs dies from here on, its next start finds this and kills the half-restored QEMU. */
     snprintf(err, sizeof(err), "%d\n", (int)r->pid);
-    if ((rc =
-             store_path(r->mark, "%s/%s/%s", r->job->ctx->store, vm_name(r), STORE_RESTORE_MARK)) ||
+    if ((rc = store_vm_path(r->mark, r->job->ctx->store, vm_name(r), STORE_RESTORE_MARK)) ||
         (rc = store_write_text(r->mark, err)))
         return job_fail(r->job, rc, "write %s: %s", r->mark, strerror(-rc));
     return 0;

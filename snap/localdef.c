@@ -136,7 +136,7 @@ static int parse(json_t *root, struct localdef *d, char *err, size_t errlen)
 
 static int def_path(const char *store, const char *vm, char *path)
 {
-    return store_path(path, "%s/%s/%s", store, vm, LOCALDEF_NAME);
+    return store_vm_path(path, store, vm, LOCALDEF_NAME);
 }
 
 int localdef_read(const char *store, const char *vm, struct localdef *d, char *err, size_t errlen)
@@ -282,7 +282,7 @@ int localdef_accept(const char *store, const char *vm, const char *digest, char 
     json_t *root = NULL;
     int rc;
 
-    if (def_path(store, vm, path) || store_path(dir, "%s/%s", store, vm))
+    if (def_path(store, vm, path) || store_vm_path(dir, store, vm, NULL))
         return -ENAMETOOLONG;
     pthread_mutex_lock(&accept_lock);
     root = load_for_update(path, err, errlen);

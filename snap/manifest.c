@@ -494,19 +494,6 @@ int manifest_read(const char *path, struct manifest *m, char *err, size_t errlen
 
 /* ---- checks shared by reading and writing ---- */
 
-static int expected_name(const struct cp_file *f, char *name, size_t len)
-{
-    switch (f->kind) {
-    case CP_MAIN:
-        return snprintf(name, len, "main");
-    case CP_CHANNEL:
-        return snprintf(name, len, "channel-%d", f->channel);
-    case CP_INDEX:
-        return snprintf(name, len, "channel-%d.idx", f->channel);
-    }
-    return -1;
-}
-
 static int check_files(const struct manifest *m, char *err, size_t errlen)
 {
     int i, mains = 0, chans[CP_MAX_CHANNELS] = {0}, idx[CP_MAX_CHANNELS] = {0};
@@ -528,7 +515,7 @@ static int check_files(const struct manifest *m, char *err, size_t errlen)
                      m->channels);
             return -EINVAL;
         }
-        expected_name(f, want, sizeof(want));
+        cp_file_name(f->kind, f->channel, want, sizeof(want));
         if (strcmp(f->name, want) != 0) {
             snprintf(err, errlen, "file '%s' should be named '%s'", f->name, want);
             return -EINVAL;

@@ -30,6 +30,12 @@ struct cp_file {
 /* The highest zstd level a save takes (cp_opts.zstd_level). */
 #define CP_ZSTD_LEVEL_MAX 19
 
+/* The name of the file of KIND for CHANNEL in a snapshot directory ("main", "channel-K",
+ * "channel-K.idx") into NAME of LEN (CP_NAME_MAX is enough); -1 if it does not fit. */
+int cp_file_name(enum cp_kind kind, int channel, char *name, size_t len);
+/* 1 if NAME is the name of some copier file (cp_file_name of some kind and channel), else 0. */
+int cp_file_name_valid(const char *name);
+
 struct cp_opts {
     int direct_io;   /* 1: O_DIRECT where the store supports it, silently buffered where not */
     size_t buf_size; /* per-stream buffer, a multiple of 4096; 0: a share of CP_MEM_BUDGET */
