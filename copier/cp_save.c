@@ -18,6 +18,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "bytes.h"
 #include "copier.h"
 #include "indexer.h"
 #include "stream.h"
@@ -87,11 +88,6 @@ static void cp_save_fail(struct cp_save *s, int code, const char *msg)
     atomic_store(&s->failed, 1);
 }
 
-static uint32_t cp_be32(const uint8_t *p)
-{
-    return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
-}
-
 /* Reads from C until BUF holds LEN bytes or the peer ends the stream; *HAVE counts what BUF
  * holds. */
 static int cp_recv_upto(struct cp_save_conn *c, uint8_t *buf, size_t len, size_t *have, char *why,
@@ -128,7 +124,7 @@ static int cp_save_identify(struct cp_save_conn *c, uint8_t *head, size_t *have,
         return r;
     if (*have < 4)
         return cp_msg(why, whylen, -EPROTO, "stream ends after %zu bytes, before its magic", *have);
-    uint32_t magic = cp_be32(head);
+    uint32_t magic = cp_get_be32(head);
     if (magic == CP_MAIN_MAGIC) {
         if (cp_save_claim(s, 0) < 0)
             return cp_msg(why, whylen, -EPROTO, "a second main stream");

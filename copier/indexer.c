@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "bytes.h"
 #include "index.h"
 #include "stream.h"
 #include "worker.h"
@@ -44,16 +45,6 @@ struct cp_indexer {
     char names[CP_INDEX_MAX_BLOCKS][CP_INDEX_NAME_MAX + 1];
     uint8_t hdr[CP_MULTIFD_HEADER_LEN];
 };
-
-static uint32_t cp_be32(const uint8_t *p)
-{
-    return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
-}
-
-static uint64_t cp_be64(const uint8_t *p)
-{
-    return (uint64_t)cp_be32(p) << 32 | cp_be32(p + 4);
-}
 
 int cp_indexer_open(struct cp_indexer **out, const char *dir, const char *name, char *err,
                     size_t errlen)
@@ -112,14 +103,14 @@ static int cp_indexer_block(struct cp_indexer *m, const char *name, uint32_t len
 static int cp_indexer_packet(struct cp_indexer *m, char *err, size_t errlen)
 {
     const uint8_t *h = m->hdr;
-    uint32_t alloc = cp_be32(h + CP_PKT_ALLOC), n = cp_be32(h + CP_PKT_NORMAL);
-    uint32_t z = cp_be32(h + CP_PKT_ZERO);
+    uint32_t alloc = cp_get_be32(h + CP_PKT_ALLOC), n = cp_get_be32(h + CP_PKT_NORMAL);
+    uint32_t z = cp_get_be32(h + CP_PKT_ZERO);
     /* From 9.0 a packet without pages (a SYNC) may say pages_alloc 0. */
     int empty = n == 0 && z == 0;
     /* Compression or device-state flags, another page count per packet or a bad magic: not
      * understood. */
-    if (cp_be32(h) != CP_MULTIFD_MAGIC || cp_be32(h + 4) != CP_MULTIFD_VERSION ||
-        (cp_be32(h + CP_PKT_FLAGS) & ~CP_MULTIFD_FLAG_SYNC) != 0 ||
+    if (cp_get_be32(h) != CP_MULTIFD_MAGIC || cp_get_be32(h + 4) != CP_MULTIFD_VERSION ||
+        (cp_get_be32(h + CP_PKT_FLAGS) & ~CP_MULTIFD_FLAG_SYNC) != 0 ||
         (alloc != CP_MULTIFD_PAGES_ALLOC && !(alloc == 0 && empty)) || n > alloc || z > alloc - n)
         return cp_indexer_stop(m, err, errlen);
     m->packets++;
@@ -139,7 +130,7 @@ static int cp_indexer_packet(struct cp_indexer *m, char *err, size_t errlen)
         return cp_indexer_stop(m, err, errlen);
     uint64_t offsets[CP_MULTIFD_PAGES_ALLOC];
     for (uint32_t i = 0; i < n + z; i++)
-        offsets[i] = cp_be64(h + CP_PKT_OFFSETS + 8 * i);
+        offsets[i] = cp_get_be64(h + CP_PKT_OFFSETS + 8 * i);
     struct cp_stage *st = cp_fwriter_stage(m->idx);
     m->npages += n + z;
     m->skip = (uint64_t)n * CP_INDEX_PAGE_SIZE;
@@ -159,7 +150,7 @@ static int cp_indexer_parsed(struct cp_indexer *m, char *err, size_t errlen)
     if (m->state == CP_MF_HEADER)
         return cp_indexer_packet(m, err, errlen);
     m->state = CP_MF_HEADER;
-    if (cp_be32(m->hdr) != CP_MULTIFD_MAGIC || cp_be32(m->hdr + 4) != CP_MULTIFD_VERSION)
+    if (cp_get_be32(m->hdr) != CP_MULTIFD_MAGIC || cp_get_be32(m->hdr + 4) != CP_MULTIFD_VERSION)
         return cp_indexer_stop(m, err, errlen);
     return 0;
 }
