@@ -11,7 +11,6 @@
 #include <jansson.h>
 #include <limits.h>
 #include <pthread.h>
-#include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -564,8 +563,6 @@ static void *check_thread(void *arg)
 static int start_check_locked(struct import *imp, struct item *it)
 {
     struct check *c = calloc(1, sizeof(*c));
-    sigset_t all, old;
-    pthread_attr_t attr;
     pthread_t thread;
     int rc;
 
@@ -574,14 +571,10 @@ static int start_check_locked(struct import *imp, struct item *it)
     c->imp = imp;
     c->it = it;
     rc = store_snapshot_path(c->dir, job_store(imp->ctx), it->vm, it->snap, NULL);
-    pthread_attr_init(&attr);
-    pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
-    sigfillset(&all);
-    pthread_sigmask(SIG_SETMASK, &all, &old);
     if (!rc)
-        rc = -pthread_create(&thread, &attr, check_thread, c);
-    pthread_sigmask(SIG_SETMASK, &old, NULL);
-    pthread_attr_destroy(&attr);
+        rc = cp_thread_start(&thread, check_thread, c);
+    if (!rc)
+        pthread_detach(thread);
     if (rc) {
         free(c);
         return rc;

@@ -8,13 +8,13 @@
 #include <limits.h>
 #include <malloc.h>
 #include <poll.h>
-#include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
+#include "copier.h"
 #include "qemu.h"
 #include "qmp.h"
 #include "store.h"
@@ -159,13 +159,22 @@ void job_ctx_free(struct job_ctx *ctx)
     free(ctx);
 }
 
-static struct vm_state *vm_get_locked(struct job_ctx *ctx, const char *name)
+struct vm_state *job_vm_find_locked(struct job_ctx *ctx, const char *name)
 {
     struct vm_state *vm;
 
     for (vm = ctx->vms; vm; vm = vm->next)
         if (strcmp(vm->name, name) == 0)
             return vm;
+    return NULL;
+}
+
+static struct vm_state *vm_get_locked(struct job_ctx *ctx, const char *name)
+{
+    struct vm_state *vm = job_vm_find_locked(ctx, name);
+
+    if (vm)
+        return vm;
     vm = calloc(1, sizeof(*vm));
     if (!vm)
         return NULL;
@@ -264,19 +273,6 @@ static void *job_thread(void *arg)
     return NULL;
 }
 
-/* Starts JOB's thread with every signal blocked: signals belong to the main thread. */
-static int start_thread(struct job *job)
-{
-    sigset_t all, old;
-    int rc;
-
-    sigfillset(&all);
-    pthread_sigmask(SIG_SETMASK, &all, &old);
-    rc = -pthread_create(&job->thread, NULL, job_thread, job);
-    pthread_sigmask(SIG_SETMASK, &old, NULL);
-    return rc;
-}
-
 static void wait_done(struct job *job, job_interrupted_fn interrupted)
 {
     struct job_ctx *ctx = job->ctx;
@@ -315,7 +311,7 @@ static int run_job(struct job *job, const char *vm, job_interrupted_fn interrupt
     /* libfuse cancels its workers at exit: this one must stay until the job is over. */
     pthread_setcancelstate(PTHREAD_CANCEL_DISABLE, &oldstate);
     job->started = job->phase_started = job_now();
-    rc = start_thread(job);
+    rc = cp_thread_start(&job->thread, job_thread, job);
     if (rc) {
         pthread_mutex_lock(&ctx->lock);
         job->vm->job = NULL;

@@ -92,6 +92,9 @@ void job_recover(struct job_ctx *ctx, void (*log)(const char *msg));
 int job_save_run(struct job *job);
 int job_restore_run(struct job *job);
 
+/* The state of VM NAME, or NULL if no job ever ran on it. Caller holds ctx->lock. */
+struct vm_state *job_vm_find_locked(struct job_ctx *ctx, const char *name);
+
 /* Progress reports from the job thread. */
 void job_set_phase(struct job *job, const char *phase);
 void job_set_progress(struct job *job, uint64_t done, uint64_t total);

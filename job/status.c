@@ -31,24 +31,24 @@ static void view_take(struct job_ctx *ctx, const char *vm, struct status_view *v
 {
     memset(v, 0, sizeof(*v));
     pthread_mutex_lock(&ctx->lock);
-    for (struct vm_state *s = ctx->vms; s; s = s->next)
-        if (strcmp(s->name, vm) == 0) {
-            v->last = s->last;
-            if (s->job) {
-                v->has_job = 1;
-                v->job.op = s->job->op;
-                v->job.phase = s->job->phase;
-                v->job.bytes_done = s->job->bytes_done;
-                v->job.bytes_total = s->job->bytes_total;
-                v->job.bytes_written = s->job->bytes_written;
-                v->job.bytes_to_write = s->job->bytes_to_write;
-                v->job.bytes_to_write_known = s->job->bytes_to_write_known;
-                v->job.started = s->job->started;
-                v->job.pid = s->job->pid;
-                memcpy(v->job.snapshot, s->job->snapshot, sizeof(v->job.snapshot));
-                memcpy(&v->job.words, &s->job->words, sizeof(v->job.words));
-            }
+    struct vm_state *s = job_vm_find_locked(ctx, vm);
+    if (s) {
+        v->last = s->last;
+        if (s->job) {
+            v->has_job = 1;
+            v->job.op = s->job->op;
+            v->job.phase = s->job->phase;
+            v->job.bytes_done = s->job->bytes_done;
+            v->job.bytes_total = s->job->bytes_total;
+            v->job.bytes_written = s->job->bytes_written;
+            v->job.bytes_to_write = s->job->bytes_to_write;
+            v->job.bytes_to_write_known = s->job->bytes_to_write_known;
+            v->job.started = s->job->started;
+            v->job.pid = s->job->pid;
+            memcpy(v->job.snapshot, s->job->snapshot, sizeof(v->job.snapshot));
+            memcpy(&v->job.words, &s->job->words, sizeof(v->job.words));
         }
+    }
     pthread_mutex_unlock(&ctx->lock);
 }
 
@@ -185,9 +185,9 @@ char *job_last_save_text(struct job_ctx *ctx, const char *vm)
     char *text = NULL;
 
     pthread_mutex_lock(&ctx->lock);
-    for (struct vm_state *s = ctx->vms; s; s = s->next)
-        if (strcmp(s->name, vm) == 0)
-            r = s->last_save;
+    struct vm_state *s = job_vm_find_locked(ctx, vm);
+    if (s)
+        r = s->last_save;
     pthread_mutex_unlock(&ctx->lock);
     if (!r.valid)
         return strdup("no save yet\n");

@@ -383,30 +383,29 @@ int job_vm_create(struct job_ctx *ctx, const char *vm)
 int job_vm_remove(struct job_ctx *ctx, const char *vm)
 {
     char err[JOB_ERR_MAX], path[PATH_MAX];
-    int busy;
+    struct vm_state *s;
+    int rc;
 
     if (!store_valid_name(vm))
         return -ENOENT;
     if (job_qmp_path(ctx, vm, path) == 0 && qemu_listening(path))
         return -EBUSY;
+    /* Under the lock that a job takes to start: none starts between the check and the removal. */
     pthread_mutex_lock(&ctx->lock);
-    busy = 0;
-    for (struct vm_state *s = ctx->vms; s; s = s->next)
-        busy |= strcmp(s->name, vm) == 0 && s->job;
+    s = job_vm_find_locked(ctx, vm);
+    rc = s && s->job ? -EBUSY : store_vm_remove(ctx->store, vm, err, sizeof(err));
     pthread_mutex_unlock(&ctx->lock);
-    if (busy)
-        return -EBUSY;
-    return store_vm_remove(ctx->store, vm, err, sizeof(err));
+    return rc;
 }
 
 int job_snapshot_busy(struct job_ctx *ctx, const char *vm, const char *snap)
 {
-    int busy = 0;
+    struct vm_state *s;
+    int busy;
 
     pthread_mutex_lock(&ctx->lock);
-    for (struct vm_state *s = ctx->vms; s; s = s->next)
-        busy |= strcmp(s->name, vm) == 0 && s->job && s->job->op == JOB_RESTORE &&
-                strcmp(s->job->snapshot, snap) == 0;
+    s = job_vm_find_locked(ctx, vm);
+    busy = s && s->job && s->job->op == JOB_RESTORE && strcmp(s->job->snapshot, snap) == 0;
     pthread_mutex_unlock(&ctx->lock);
     return busy;
 }

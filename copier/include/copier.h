@@ -4,6 +4,7 @@
 #ifndef SAVEFS_COPIER_H
 #define SAVEFS_COPIER_H
 
+#include <pthread.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -35,6 +36,10 @@ struct cp_file {
 int cp_file_name(enum cp_kind kind, int channel, char *name, size_t len);
 /* 1 if NAME is the name of some copier file (cp_file_name of some kind and channel), else 0. */
 int cp_file_name_valid(const char *name);
+
+/* pthread_create with every signal blocked in the new thread (signals belong to the main
+ * thread); 0 or -errno. Every thread of savefs starts here. */
+int cp_thread_start(pthread_t *t, void *(*fn)(void *), void *arg);
 
 struct cp_opts {
     int direct_io;   /* 1: O_DIRECT where the store supports it, silently buffered where not */
