@@ -210,6 +210,7 @@ static int daemon_open(struct daemon *d, const struct options *o, char *err, siz
     cfg.trust = d->trust;
     if ((rc = job_ctx_new(&d->job, &cfg, log_msg, err, errlen)))
         return rc;
+    job_recover(d->job, log_msg);
     if ((rc = import_new(&d->imp, d->job, d->trust)) ||
         (rc = sfs_ctx_init(&d->sfs, d->job, d->imp)))
         snprintf(err, errlen, "cannot open the store %s: %s", o->store, strerror(-rc));

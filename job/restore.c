@@ -294,7 +294,7 @@ static int blame_qemu(struct restore *r, int rc)
     return rc;
 }
 
-int job_restore_run(struct job *job)
+static int restore_body(struct job *job)
 {
     struct restore r = {.job = job, .pidfd = -1};
     int rc;
@@ -332,4 +332,28 @@ int job_restore_run(struct job *job)
     qemu_argv_free(r.argv);
     manifest_free(&r.m);
     return rc;
+}
+
+const struct job_kind job_kind_restore = {
+    .name = "restore",
+    .state = "restoring",
+    .body = restore_body,
+    .reads_snapshot = 1,
+};
+
+int job_restore(struct job_ctx *ctx, const char *vm, const char *snap,
+                job_interrupted_fn interrupted)
+{
+    struct job *job = job_new(ctx, &job_kind_restore);
+    char why[JOB_ERR_MAX];
+    int rc;
+
+    if (!job)
+        return -ENOMEM;
+    snprintf(job->snapshot, sizeof(job->snapshot), "%s", snap);
+    if ((rc = store_check(ctx->store, &ctx->store_id, why, sizeof(why)))) {
+        free(job);
+        return job_refuse(ctx, vm, &job_kind_restore, rc, why);
+    }
+    return job_run(job, vm, interrupted);
 }

@@ -405,7 +405,7 @@ int job_snapshot_busy(struct job_ctx *ctx, const char *vm, const char *snap)
 
     pthread_mutex_lock(&ctx->lock);
     s = job_vm_find_locked(ctx, vm);
-    busy = s && s->job && s->job->op == JOB_RESTORE && strcmp(s->job->snapshot, snap) == 0;
+    busy = s && s->job && s->job->kind->reads_snapshot && strcmp(s->job->snapshot, snap) == 0;
     pthread_mutex_unlock(&ctx->lock);
     return busy;
 }

@@ -18,10 +18,13 @@ struct job_config {
 
 #define JOB_ERR_MAX 1024
 
-/* Creates the context: makes the directories (0700), removes leftover temporaries of
- * interrupted saves (reported through LOG). */
+/* Creates the context: makes the directories (0700). LOG is savefs's log. */
 int job_ctx_new(struct job_ctx **out, const struct job_config *cfg, void (*log)(const char *msg),
                 char *err, size_t errlen);
+/* What a savefs that was killed left behind: resumes the VMs it left paused, kills the QEMUs of
+ * restores it left unfinished and removes leftover temporaries of interrupted saves, reporting
+ * through LOG. Called once at start, before the mount serves. */
+void job_recover(struct job_ctx *ctx, void (*log)(const char *msg));
 /* Cancels every running job and waits for it to end; then frees. */
 void job_ctx_free(struct job_ctx *ctx);
 void job_cancel_all(struct job_ctx *ctx);
