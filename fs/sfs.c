@@ -361,7 +361,7 @@ static int sfs_readdir(const char *path, void *buf, fuse_fill_dir_t filler, off_
     case SFS_ROOT:
         names = job_vm_list(ctx()->job);
         rc = list_names(names, buf, filler);
-        job_vm_list_free(names);
+        job_names_free(names);
         return rc;
     case SFS_VM:
         for (size_t i = 0; i < sizeof(vm_entries) / sizeof(vm_entries[0]); i++)
@@ -370,7 +370,7 @@ static int sfs_readdir(const char *path, void *buf, fuse_fill_dir_t filler, off_
     case SFS_RESTORE:
         names = import_names(ctx()->imp, sp.vm);
         rc = list_names(names, buf, filler);
-        import_names_free(names);
+        job_names_free(names);
         return rc;
     case SFS_SNAPSHOTS:
         rc = sfs_store_list(ctx()->store_fd, sp.rel, fill_one, &fc);
@@ -839,7 +839,7 @@ static int control_dir_empty(const struct sfs_path *sp)
         rc = names ? 0 : -ENOMEM;
         for (char **p = names; p && *p; p++)
             n++;
-        import_names_free(names);
+        job_names_free(names);
     }
     if (rc == -ENOENT)
         rc = 0;

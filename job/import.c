@@ -256,13 +256,6 @@ char **import_names(struct import *imp, const char *vm)
     return names;
 }
 
-void import_names_free(char **names)
-{
-    for (char **p = names; p && *p; p++)
-        free(*p);
-    free(names);
-}
-
 void import_forget(struct import *imp, const char *vm, const char *snap)
 {
     struct item *it;
@@ -380,13 +373,15 @@ static int check_sizes(const char *dir, const struct cp_file *files, int nfiles,
     for (int i = 0; i < nfiles; i++) {
         const struct cp_file *f = &files[i];
 
-        if (store_path(path, "%s/%s", dir, f->name))
-            return -ENAMETOOLONG;
-        if (lstat(path, &st) < 0 || !S_ISREG(st.st_mode)) {
+        int rc = manifest_file_stat(dir, f, path, &st);
+
+        if (rc == -ENAMETOOLONG)
+            return rc;
+        if (rc == -ENOENT) {
             snprintf(why, len, "%s is missing", f->name);
             return -ENOENT;
         }
-        if ((uint64_t)st.st_size != f->size) {
+        if (rc) {
             snprintf(why, len, "%s has %lld of %llu bytes", f->name, (long long)st.st_size,
                      (unsigned long long)f->size);
             return -EAGAIN;

@@ -57,11 +57,13 @@ static int check_files(struct restore *r)
     for (int i = 0; i < r->m.nfiles; i++) {
         const struct cp_file *f = &r->m.files[i];
 
-        if (store_path(path, "%s/%s", r->dir, f->name))
-            return -ENAMETOOLONG;
-        if (lstat(path, &st) < 0 || !S_ISREG(st.st_mode))
+        int rc = manifest_file_stat(r->dir, f, path, &st);
+
+        if (rc == -ENAMETOOLONG)
+            return rc;
+        if (rc == -ENOENT)
             return job_fail(r->job, -ENOENT, "snapshot incomplete: %s is missing", path);
-        if ((uint64_t)st.st_size != f->size)
+        if (rc)
             return job_fail(r->job, -EBADMSG,
                             "snapshot incomplete: %s has %lld bytes, the manifest says %llu", path,
                             (long long)st.st_size, (unsigned long long)f->size);

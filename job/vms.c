@@ -345,7 +345,7 @@ char **job_vm_list(struct job_ctx *ctx)
 
     if (scan_dir(ctx->qmp_dir, listening_vm, ctx, &names, &n, &cap) ||
         scan_dir(ctx->store, stored_vm, ctx, &names, &n, &cap)) {
-        job_vm_list_free(names);
+        job_names_free(names);
         return NULL;
     }
     if (!names)
@@ -354,11 +354,9 @@ char **job_vm_list(struct job_ctx *ctx)
     return names;
 }
 
-void job_vm_list_free(char **names)
+void job_names_free(char **names)
 {
-    for (char **p = names; p && *p; p++)
-        free(*p);
-    free(names);
+    qemu_argv_free(names);
 }
 
 int job_vm_exists(struct job_ctx *ctx, const char *vm)

@@ -12,6 +12,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "qemu.h"
 #include "store.h"
 
 #define LOCALDEF_MAX_STRINGS 4096
@@ -166,20 +167,14 @@ int localdef_read(const char *store, const char *vm, struct localdef *d, char *e
     return rc;
 }
 
-static void free_strings(char **v, int n)
-{
-    for (int i = 0; v && i < n; i++)
-        free(v[i]);
-    free(v);
-}
-
 void localdef_free(struct localdef *d)
 {
     free(d->binary);
     free(d->cwd);
-    free_strings(d->argv, d->argc);
-    free_strings(d->allow, d->nallow);
-    free_strings(d->accept, d->naccept);
+    /* Each array has room for a NULL after its last string (get_strings). */
+    qemu_argv_free(d->argv);
+    qemu_argv_free(d->allow);
+    qemu_argv_free(d->accept);
     qemuopts_map_free(&d->paths);
     memset(d, 0, sizeof(*d));
 }

@@ -592,3 +592,12 @@ void manifest_free(struct manifest *m)
     m->cwd = NULL;
     m->argc = 0;
 }
+
+int manifest_file_stat(const char *dir, const struct cp_file *f, char *path, struct stat *st)
+{
+    if (store_path(path, "%s/%s", dir, f->name))
+        return -ENAMETOOLONG;
+    if (lstat(path, st) < 0 || !S_ISREG(st->st_mode))
+        return -ENOENT;
+    return (uint64_t)st->st_size == f->size ? 0 : -EMSGSIZE;
+}

@@ -47,7 +47,8 @@ int job_restore(struct job_ctx *ctx, const char *vm, const char *snap,
 /* NUL-terminated VM names (malloc'd array of malloc'd strings, NULL at the end): every VM whose
  * QMP socket listens or whose directory is in the store. */
 char **job_vm_list(struct job_ctx *ctx);
-void job_vm_list_free(char **names);
+/* Frees what job_vm_list or import_names returned. */
+void job_names_free(char **names);
 /* 1 if VM is listed by job_vm_list. */
 int job_vm_exists(struct job_ctx *ctx, const char *vm);
 int job_vm_create(struct job_ctx *ctx, const char *vm);
