@@ -6,10 +6,10 @@
 #include <fcntl.h>
 #include <jansson.h>
 #include <limits.h>
-#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <unistd.h>
 
 #include "qemu.h"
@@ -18,9 +18,6 @@
 #define LOCALDEF_MAX_STRINGS 4096
 
 static const char *const known_keys[] = {"binary", "argv", "cwd", "allow", "accept", "paths"};
-
-/* Serializes accepts: read, add, rename. */
-static pthread_mutex_t accept_lock = PTHREAD_MUTEX_INITIALIZER;
 
 static int check_keys(json_t *root, char *err, size_t errlen)
 {
@@ -275,18 +272,28 @@ int localdef_accept(const char *store, const char *vm, const char *digest, char 
 {
     char path[PATH_MAX], dir[PATH_MAX];
     json_t *root = NULL;
-    int rc;
+    int rc, dirfd;
 
     if (def_path(store, vm, path) || store_vm_path(dir, store, vm, NULL))
         return -ENAMETOOLONG;
-    pthread_mutex_lock(&accept_lock);
+    /* Read, add, rename under an exclusive flock of the VM's directory: the mount and `savefs
+     * accept` are two processes (and each thread opens its own descriptor), and an update made
+     * between another writer's read and rename would be lost. */
+    dirfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (dirfd < 0 || flock(dirfd, LOCK_EX) < 0) {
+        rc = -errno;
+        snprintf(err, errlen, "write %s: %s", path, strerror(-rc));
+        goto out;
+    }
     root = load_for_update(path, err, errlen);
     rc = !root ? -EINVAL : add_digest(root, digest);
     if (!rc)
         rc = replace_file(root, path, err, errlen);
     if (!rc)
         rc = store_fsync_dir(dir);
-    pthread_mutex_unlock(&accept_lock);
+out:
+    if (dirfd >= 0)
+        close(dirfd); /* and the lock with it */
     json_decref(root);
     return rc;
 }
