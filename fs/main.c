@@ -17,8 +17,8 @@
 #include "job.h"
 #include "preflight.h"
 #include "sfs.h"
+#include "store.h"
 #include "trust.h"
-#include "words.h"
 
 #include <fuse_lowlevel.h>
 
@@ -224,6 +224,7 @@ static int daemon_open(struct daemon *d, const struct options *o, char *err, siz
     cfg.trust = d->trust;
     if ((rc = job_ctx_new(&d->job, &cfg, log_msg, err, errlen)))
         return rc;
+    job_recover(d->job, log_msg);
     if ((rc = import_new(&d->imp, d->job, d->trust)) ||
         (rc = sfs_ctx_init(&d->sfs, d->job, d->imp)))
         snprintf(err, errlen, "cannot open the store %s: %s", o->store, strerror(-rc));
@@ -440,7 +441,7 @@ static int run_accept(int argc, char **argv)
     int rc = 1;
 
     if (accept_args(argc, argv, &o, pos) || default_dirs(&o) || make_absolute(&o.store) ||
-        make_absolute(&o.qmp_dir) || !words_valid_name(pos[0]) || !words_valid_name(pos[1])) {
+        make_absolute(&o.qmp_dir) || !store_valid_name(pos[0]) || !store_valid_name(pos[1])) {
         fprintf(stderr, "usage: savefs accept [--store DIR] [--qmp-dir DIR] [--] VM SNAPSHOT "
                         "[DIGEST]\n");
         goto out;
@@ -498,8 +499,8 @@ static int run_adopt(int argc, char **argv)
     struct trust *t = NULL;
     int rc = 1;
 
-    if (adopt_args(argc, argv, &o, pos) || default_dirs(&o) || !words_valid_name(pos[0]) ||
-        !words_valid_name(pos[1]) || !words_valid_name(pos[2]) || !words_valid_name(pos[3])) {
+    if (adopt_args(argc, argv, &o, pos) || default_dirs(&o) || !store_valid_name(pos[0]) ||
+        !store_valid_name(pos[1]) || !store_valid_name(pos[2]) || !store_valid_name(pos[3])) {
         fprintf(stderr, "usage: savefs adopt [--store DIR] [--trust-key FILE] FROM SNAPSHOT TO "
                         "[NEWNAME]\n");
         goto out;

@@ -11,7 +11,6 @@
 #include <jansson.h>
 #include <limits.h>
 #include <pthread.h>
-#include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -276,13 +275,6 @@ char **import_names(struct import *imp, const char *vm)
     return names;
 }
 
-void import_names_free(char **names)
-{
-    for (char **p = names; p && *p; p++)
-        free(*p);
-    free(names);
-}
-
 void import_forget(struct import *imp, const char *vm, const char *snap)
 {
     struct item *it;
@@ -425,13 +417,15 @@ static int check_sizes(const char *dir, const struct cp_file *files, int nfiles,
     for (int i = 0; i < nfiles; i++) {
         const struct cp_file *f = &files[i];
 
-        if (store_path(path, "%s/%s", dir, f->name))
-            return -ENAMETOOLONG;
-        if (lstat(path, &st) < 0 || !S_ISREG(st.st_mode)) {
+        int rc = manifest_file_stat(dir, f, path, &st);
+
+        if (rc == -ENAMETOOLONG)
+            return rc;
+        if (rc == -ENOENT) {
             snprintf(why, len, "%s is missing", f->name);
             return -ENOENT;
         }
-        if ((uint64_t)st.st_size != f->size) {
+        if (rc) {
             snprintf(why, len, "%s has %lld of %llu bytes", f->name, (long long)st.st_size,
                      (unsigned long long)f->size);
             return -EAGAIN;
@@ -608,8 +602,6 @@ static void *check_thread(void *arg)
 static int start_check_locked(struct import *imp, struct item *it)
 {
     struct check *c = calloc(1, sizeof(*c));
-    sigset_t all, old;
-    pthread_attr_t attr;
     pthread_t thread;
     int rc;
 
@@ -617,15 +609,11 @@ static int start_check_locked(struct import *imp, struct item *it)
         return -ENOMEM;
     c->imp = imp;
     c->it = it;
-    rc = store_path(c->dir, "%s/%s/snapshots/%s", job_store(imp->ctx), it->vm, it->snap);
-    pthread_attr_init(&attr);
-    pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
-    sigfillset(&all);
-    pthread_sigmask(SIG_SETMASK, &all, &old);
+    rc = store_snapshot_path(c->dir, job_store(imp->ctx), it->vm, it->snap, NULL);
     if (!rc)
-        rc = -pthread_create(&thread, &attr, check_thread, c);
-    pthread_sigmask(SIG_SETMASK, &old, NULL);
-    pthread_attr_destroy(&attr);
+        rc = cp_thread_start(&thread, check_thread, c);
+    if (!rc)
+        pthread_detach(thread);
     if (rc) {
         free(c);
         return rc;
@@ -768,7 +756,7 @@ static int verified_value(struct import *imp, const char *vm, const char *snap,
 
     if (f->unreadable[0])
         return asprintf(value, "no: %s", f->unreadable) < 0 ? -ENOMEM : 0;
-    if (store_path(dir, "%s/%s/snapshots/%s", job_store(imp->ctx), vm, snap))
+    if (store_snapshot_path(dir, job_store(imp->ctx), vm, snap, NULL))
         return -ENAMETOOLONG;
     if (check_sizes(dir, f->files, f->nfiles, now, why, sizeof(why)))
         return asprintf(value, "no: incomplete: %s", why) < 0 ? -ENOMEM : 0;

@@ -342,7 +342,7 @@ static void roll_back(struct save *s)
     }
 }
 
-int job_save_run(struct job *job)
+static int save_body(struct job *job)
 {
     struct save s = {.job = job, .pidfd = -1};
     int rc;
@@ -372,4 +372,35 @@ int job_save_run(struct job *job)
         close(s.pidfd);
     manifest_free(&s.m);
     return rc;
+}
+
+const struct job_kind job_kind_save = {
+    .name = "save",
+    .state = "saving",
+    .body = save_body,
+    .is_save = 1,
+};
+
+int job_save(struct job_ctx *ctx, const char *vm, const char *words, size_t len,
+             job_interrupted_fn interrupted)
+{
+    char why[JOB_ERR_MAX];
+    struct job *job;
+    int rc;
+
+    job = job_new(ctx, &job_kind_save);
+    if (!job)
+        return -ENOMEM;
+    rc = words_parse(words, len, &job->words, why, sizeof(why));
+    if (!rc)
+        rc = store_check(ctx->store, &ctx->store_id, why, sizeof(why));
+    if (!rc && job->words.name[0] && store_snapshot_exists(ctx->store, vm, job->words.name)) {
+        snprintf(why, sizeof(why), "snapshot %s exists", job->words.name);
+        rc = -EEXIST;
+    }
+    if (rc) {
+        free(job);
+        return job_refuse(ctx, vm, &job_kind_save, rc, why);
+    }
+    return job_run(job, vm, interrupted);
 }

@@ -2,21 +2,14 @@
  * typo never starts a save with settings the user did not ask for. */
 #include "words.h"
 
+#include "copier.h"
+
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #define WORD_MAX 128
-
-int words_valid_name(const char *name)
-{
-    size_t n = strlen(name);
-
-    if (n == 0 || n > SNAPSHOT_NAME_MAX || name[0] == '.')
-        return 0;
-    return strspn(name, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789._-") == n;
-}
 
 /* A decimal number from MIN to MAX into *OUT, or -EINVAL: no sign, no space, nothing after it. */
 static int parse_number(const char *value, long min, long max, long *out)
@@ -50,7 +43,7 @@ static int parse_count(const char *key, const char *value, long max, int *out, c
 
 static int parse_name(const char *value, struct save_words *out, char *err, size_t errlen)
 {
-    if (!words_valid_name(value)) {
+    if (!store_valid_name(value)) {
         snprintf(err, errlen,
                  "name: '%s' must be 1 to %d of A-Z a-z 0-9 . _ - and not start with '.'", value,
                  SNAPSHOT_NAME_MAX);
@@ -73,7 +66,7 @@ static int parse_onoff(const char *key, const char *value, int *out, char *err, 
     return 0;
 }
 
-/* none, zstd, or zstd:N with N from 1 to ZSTD_LEVEL_MAX. */
+/* none, zstd, or zstd:N with N from 1 to CP_ZSTD_LEVEL_MAX. */
 static int parse_compress(const char *value, struct save_words *out, char *err, size_t errlen)
 {
     const char *level = value + 5;
@@ -89,12 +82,12 @@ static int parse_compress(const char *value, struct save_words *out, char *err, 
     }
     if (strncmp(value, "zstd:", 5) != 0 || level[0] < '0' || level[0] > '9') {
         snprintf(err, errlen, "compress: '%s' must be none, zstd or zstd:N (N from 1 to %d)", value,
-                 ZSTD_LEVEL_MAX);
+                 CP_ZSTD_LEVEL_MAX);
         return -EINVAL;
     }
-    if (parse_number(level, 1, ZSTD_LEVEL_MAX, &n)) {
+    if (parse_number(level, 1, CP_ZSTD_LEVEL_MAX, &n)) {
         snprintf(err, errlen, "compress: level '%s' is not a number from 1 to %d", level,
-                 ZSTD_LEVEL_MAX);
+                 CP_ZSTD_LEVEL_MAX);
         return -EINVAL;
     }
     out->zstd_level = (int)n;

@@ -27,7 +27,7 @@
 
 #include "copier.h"
 #include "index.h"
-#include "multifd.h"
+#include "indexer.h"
 #include "stream.h"
 #include "zframe.h"
 

@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "check.h"
+#include "store.h"
 #include "words.h"
 
 struct good_case {
@@ -146,13 +147,13 @@ static void test_nul_and_garbage(void)
 
 static void test_names(void)
 {
-    CHECK(words_valid_name("vm1"), "vm1");
-    CHECK(words_valid_name("20261126-134501-2"), "time stamp");
-    CHECK(!words_valid_name(""), "empty");
-    CHECK(!words_valid_name("."), ".");
-    CHECK(!words_valid_name(".."), "..");
-    CHECK(!words_valid_name("a/b"), "slash");
-    CHECK(!words_valid_name("é"), "non-ASCII");
+    CHECK(store_valid_name("vm1"), "vm1");
+    CHECK(store_valid_name("20261126-134501-2"), "time stamp");
+    CHECK(!store_valid_name(""), "empty");
+    CHECK(!store_valid_name("."), ".");
+    CHECK(!store_valid_name(".."), "..");
+    CHECK(!store_valid_name("a/b"), "slash");
+    CHECK(!store_valid_name("é"), "non-ASCII");
 }
 
 /* Words written in pieces: the saves that start (their words, '|' after each) as the pieces

@@ -28,9 +28,8 @@ int import_begin(struct import *imp, const char *vm, const char *snap);
 /* 1 if NAME/restore/SNAP is an import's directory (in progress or over). */
 int import_known(struct import *imp, const char *vm, const char *snap);
 /* The imports of VM still in progress, as NAME/restore/ lists them (NULL-terminated, malloc'd;
- * free with import_names_free). */
+ * free with job_names_free). */
 char **import_names(struct import *imp, const char *vm);
-void import_names_free(char **names);
 /* SNAP's directory is gone: forget the import. */
 void import_forget(struct import *imp, const char *vm, const char *snap);
 

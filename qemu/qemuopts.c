@@ -946,15 +946,40 @@ char *qemuopts_quote(const char *s)
 
 /* ---- reserved options and path maps ---- */
 
-static int is_opt(const char *arg, const char *name)
+int qemuopts_is_opt(const char *arg, const char *name)
 {
     return arg[0] == '-' && arg[1] && strcmp(arg + 1 + (arg[1] == '-'), name) == 0;
 }
 
+/* The options savefs sets itself on a restore ("-S -incoming defer", QEMU in the foreground of
+ * its own session): the one list of them. A saved command line drops them all; a local
+ * definition may not set those that would defeat the restore (-S is harmless: savefs adds it). */
+static const struct {
+    const char *name;
+    int has_value, refused;
+} reserved[] = {
+    {"incoming", 1, 1},
+    {"daemonize", 0, 1},
+    {"S", 0, 0},
+};
+
+int qemuopts_reserved(const char *arg, int *has_value, int *refused)
+{
+    for (size_t i = 0; i < sizeof(reserved) / sizeof(reserved[0]); i++)
+        if (qemuopts_is_opt(arg, reserved[i].name)) {
+            *has_value = reserved[i].has_value;
+            *refused = reserved[i].refused;
+            return 1;
+        }
+    return 0;
+}
+
 int qemuopts_find_reserved(char *const *argv, int argc)
 {
+    int has_value, refused;
+
     for (int i = 0; i < argc; i++)
-        if (is_opt(argv[i], "incoming") || is_opt(argv[i], "daemonize"))
+        if (qemuopts_reserved(argv[i], &has_value, &refused) && refused)
             return i;
     return -1;
 }

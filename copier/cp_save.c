@@ -18,8 +18,9 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "bytes.h"
 #include "copier.h"
-#include "multifd.h"
+#include "indexer.h"
 #include "stream.h"
 #include "worker.h"
 #include "zframe.h"
@@ -87,11 +88,6 @@ static void cp_save_fail(struct cp_save *s, int code, const char *msg)
     atomic_store(&s->failed, 1);
 }
 
-static uint32_t cp_be32(const uint8_t *p)
-{
-    return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
-}
-
 /* Reads from C until BUF holds LEN bytes or the peer ends the stream; *HAVE counts what BUF
  * holds. */
 static int cp_recv_upto(struct cp_save_conn *c, uint8_t *buf, size_t len, size_t *have, char *why,
@@ -128,11 +124,11 @@ static int cp_save_identify(struct cp_save_conn *c, uint8_t *head, size_t *have,
         return r;
     if (*have < 4)
         return cp_msg(why, whylen, -EPROTO, "stream ends after %zu bytes, before its magic", *have);
-    uint32_t magic = cp_be32(head);
+    uint32_t magic = cp_get_be32(head);
     if (magic == CP_MAIN_MAGIC) {
         if (cp_save_claim(s, 0) < 0)
             return cp_msg(why, whylen, -EPROTO, "a second main stream");
-        snprintf(c->name, sizeof(c->name), "main");
+        cp_file_name(CP_MAIN, -1, c->name, sizeof(c->name));
         return 0;
     }
     if (magic != CP_MULTIFD_MAGIC)
@@ -151,22 +147,22 @@ static int cp_save_identify(struct cp_save_conn *c, uint8_t *head, size_t *have,
     if (cp_save_claim(s, 1 + id) < 0)
         return cp_msg(why, whylen, -EPROTO, "duplicate channel id %d", id);
     c->channel = id;
-    snprintf(c->name, sizeof(c->name), "channel-%d", id);
+    cp_file_name(CP_CHANNEL, id, c->name, sizeof(c->name));
     return 0;
 }
 
 /* Bytes of the stream, in order, before they enter the write path: the indexer (if any) and
  * the progress counter see them. */
-static int cp_save_seen(struct cp_save_conn *c, struct cp_multifd *m, const uint8_t *p, size_t n,
+static int cp_save_seen(struct cp_save_conn *c, struct cp_indexer *m, const uint8_t *p, size_t n,
                         char *why, size_t whylen)
 {
     atomic_fetch_add(&c->s->bytes, n);
-    return m ? cp_multifd_feed(m, p, n, why, whylen) : 0;
+    return m ? cp_indexer_feed(m, p, n, why, whylen) : 0;
 }
 
 /* Copies the stream to its end: the HAVE bytes of HEAD, then the socket until EOF, reading
  * straight into the write path's buffer. */
-static int cp_save_pump(struct cp_save_conn *c, struct cp_stage *st, struct cp_multifd *m,
+static int cp_save_pump(struct cp_save_conn *c, struct cp_stage *st, struct cp_indexer *m,
                         const uint8_t *head, size_t have, char *why, size_t whylen)
 {
     int r = cp_save_seen(c, m, head, have, why, whylen);
@@ -192,7 +188,7 @@ static int cp_save_pump(struct cp_save_conn *c, struct cp_stage *st, struct cp_m
     if (r == 0)
         r = st->finish(st, why, whylen);
     if (r == 0 && m)
-        r = cp_multifd_finish(m, &c->indexed, why, whylen);
+        r = cp_indexer_finish(m, &c->indexed, why, whylen);
     return r;
 }
 
@@ -204,7 +200,7 @@ static int cp_save_stream(struct cp_save_conn *c, char *why, size_t whylen)
     size_t have = 0;
     struct cp_fwriter *w = NULL;
     struct cp_zwriter *z = NULL;
-    struct cp_multifd *m = NULL;
+    struct cp_indexer *m = NULL;
     char idx_name[CP_NAME_MAX];
     int r = cp_save_identify(c, head, &have, why, whylen);
     if (r < 0)
@@ -221,8 +217,8 @@ static int cp_save_stream(struct cp_save_conn *c, char *why, size_t whylen)
         st = cp_zwriter_stage(z);
     }
     if (c->channel >= 0) {
-        snprintf(idx_name, sizeof(idx_name), "channel-%d.idx", c->channel);
-        r = cp_multifd_open(&m, s->dir, idx_name, why, whylen);
+        cp_file_name(CP_INDEX, c->channel, idx_name, sizeof(idx_name));
+        r = cp_indexer_open(&m, s->dir, idx_name, why, whylen);
         if (r < 0)
             goto out;
     }
@@ -236,11 +232,11 @@ static int cp_save_stream(struct cp_save_conn *c, char *why, size_t whylen)
         c->stream_xxh3 = cp_zwriter_xxh3(z);
     }
     if (c->indexed) {
-        c->idx_size = cp_multifd_index_size(m);
-        c->idx_xxh3 = cp_multifd_index_xxh3(m);
+        c->idx_size = cp_indexer_size(m);
+        c->idx_xxh3 = cp_indexer_xxh3(m);
     }
 out:
-    cp_multifd_free(m);
+    cp_indexer_free(m);
     cp_zwriter_free(z);
     cp_fwriter_free(w);
     return r;
@@ -524,7 +520,7 @@ static int cp_save_list(struct cp_save *s, struct cp_file *files)
         struct cp_save_conn *c = by_slot[i];
         if (!c->indexed)
             continue;
-        snprintf(files[n].name, sizeof(files[n].name), "channel-%d.idx", c->channel);
+        cp_file_name(CP_INDEX, c->channel, files[n].name, sizeof(files[n].name));
         cp_save_entry(&files[n++], CP_INDEX, c->channel, c->idx_size, c->idx_xxh3);
     }
     return n;

@@ -6,20 +6,18 @@
 #include <fcntl.h>
 #include <jansson.h>
 #include <limits.h>
-#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <unistd.h>
 
+#include "qemu.h"
 #include "store.h"
 
 #define LOCALDEF_MAX_STRINGS 4096
 
 static const char *const known_keys[] = {"binary", "argv", "cwd", "allow", "accept", "paths"};
-
-/* Serializes accepts: read, add, rename. */
-static pthread_mutex_t accept_lock = PTHREAD_MUTEX_INITIALIZER;
 
 static int check_keys(json_t *root, char *err, size_t errlen)
 {
@@ -136,7 +134,7 @@ static int parse(json_t *root, struct localdef *d, char *err, size_t errlen)
 
 static int def_path(const char *store, const char *vm, char *path)
 {
-    return store_path(path, "%s/%s/%s", store, vm, LOCALDEF_NAME);
+    return store_vm_path(path, store, vm, LOCALDEF_NAME);
 }
 
 /* D from ROOT, loaded from NAME (NULL: JERR says why it did not load); ROOT is released. */
@@ -184,20 +182,14 @@ int localdef_read(const char *store, const char *vm, struct localdef *d, char *e
                      errlen);
 }
 
-static void free_strings(char **v, int n)
-{
-    for (int i = 0; v && i < n; i++)
-        free(v[i]);
-    free(v);
-}
-
 void localdef_free(struct localdef *d)
 {
     free(d->binary);
     free(d->cwd);
-    free_strings(d->argv, d->argc);
-    free_strings(d->allow, d->nallow);
-    free_strings(d->accept, d->naccept);
+    /* Each array has room for a NULL after its last string (get_strings). */
+    qemu_argv_free(d->argv);
+    qemu_argv_free(d->allow);
+    qemu_argv_free(d->accept);
     qemuopts_map_free(&d->paths);
     memset(d, 0, sizeof(*d));
 }
@@ -298,18 +290,28 @@ int localdef_accept(const char *store, const char *vm, const char *digest, char 
 {
     char path[PATH_MAX], dir[PATH_MAX];
     json_t *root = NULL;
-    int rc;
+    int rc, dirfd;
 
-    if (def_path(store, vm, path) || store_path(dir, "%s/%s", store, vm))
+    if (def_path(store, vm, path) || store_vm_path(dir, store, vm, NULL))
         return -ENAMETOOLONG;
-    pthread_mutex_lock(&accept_lock);
+    /* Read, add, rename under an exclusive flock of the VM's directory: the mount and `savefs
+     * accept` are two processes (and each thread opens its own descriptor), and an update made
+     * between another writer's read and rename would be lost. */
+    dirfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (dirfd < 0 || flock(dirfd, LOCK_EX) < 0) {
+        rc = -errno;
+        snprintf(err, errlen, "write %s: %s", path, strerror(-rc));
+        goto out;
+    }
     root = load_for_update(path, err, errlen);
     rc = !root ? -EINVAL : add_digest(root, digest);
     if (!rc)
         rc = replace_file(root, path, err, errlen);
     if (!rc)
         rc = store_fsync_dir(dir);
-    pthread_mutex_unlock(&accept_lock);
+out:
+    if (dirfd >= 0)
+        close(dirfd); /* and the lock with it */
     json_decref(root);
     return rc;
 }

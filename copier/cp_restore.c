@@ -13,8 +13,9 @@
 #include <sys/un.h>
 #include <unistd.h>
 
+#include "bytes.h"
 #include "copier.h"
-#include "multifd.h"
+#include "indexer.h"
 #include "stream.h"
 #include "worker.h"
 #include "zframe.h"
@@ -95,11 +96,6 @@ static int cp_restore_plan(struct cp_restore *r, const struct cp_file *files, in
     return cp_buf_size(&r->buf_size, err, errlen);
 }
 
-static uint32_t cp_be32(const uint8_t *p)
-{
-    return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
-}
-
 /* The file and, for zstd, the stream it held match the manifest: called once the stream's last
  * byte is taken, before it is sent. */
 static int cp_restore_check(struct cp_restore_stream *st, char *why, size_t whylen)
@@ -142,7 +138,7 @@ static int cp_restore_next(struct cp_restore_stream *st, char *why, size_t whyle
     st->done = 0;
     st->taken += (uint64_t)n;
     /* What the file holds is told by the manifest and its first bytes, never by its name. */
-    if (first && !st->z && n >= 4 && cp_be32(st->data) == CP_ZSTD_MAGIC_BE)
+    if (first && !st->z && n >= 4 && cp_get_be32(st->data) == CP_ZSTD_MAGIC_BE)
         return cp_msg(why, whylen, -EBADMSG,
                       "holds zstd frames, but the manifest says it is not compressed");
     if (st->z)

@@ -13,7 +13,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "words.h"
+#include "store.h"
 
 #define MANIFEST_MAX_BYTES (4 << 20)
 #define ARG_MAX_BYTES      65536
@@ -494,19 +494,6 @@ int manifest_read(const char *path, struct manifest *m, char *err, size_t errlen
 
 /* ---- checks shared by reading and writing ---- */
 
-static int expected_name(const struct cp_file *f, char *name, size_t len)
-{
-    switch (f->kind) {
-    case CP_MAIN:
-        return snprintf(name, len, "main");
-    case CP_CHANNEL:
-        return snprintf(name, len, "channel-%d", f->channel);
-    case CP_INDEX:
-        return snprintf(name, len, "channel-%d.idx", f->channel);
-    }
-    return -1;
-}
-
 static int check_files(const struct manifest *m, char *err, size_t errlen)
 {
     int i, mains = 0, chans[CP_MAX_CHANNELS] = {0}, idx[CP_MAX_CHANNELS] = {0};
@@ -528,7 +515,7 @@ static int check_files(const struct manifest *m, char *err, size_t errlen)
                      m->channels);
             return -EINVAL;
         }
-        expected_name(f, want, sizeof(want));
+        cp_file_name(f->kind, f->channel, want, sizeof(want));
         if (strcmp(f->name, want) != 0) {
             snprintf(err, errlen, "file '%s' should be named '%s'", f->name, want);
             return -EINVAL;
@@ -553,7 +540,7 @@ static int check_files(const struct manifest *m, char *err, size_t errlen)
 
 int manifest_check(const struct manifest *m, char *err, size_t errlen)
 {
-    if (!words_valid_name(m->vm) || !words_valid_name(m->snapshot)) {
+    if (!store_valid_name(m->vm) || !store_valid_name(m->snapshot)) {
         snprintf(err, errlen, "vm '%s' or snapshot '%s' is not a valid name", m->vm, m->snapshot);
         return -EINVAL;
     }
@@ -563,7 +550,7 @@ int manifest_check(const struct manifest *m, char *err, size_t errlen)
     }
     if (!(strcmp(m->compression, "none") == 0 && m->compression_level == 0) &&
         !(strcmp(m->compression, "zstd") == 0 && m->compression_level >= 1 &&
-          m->compression_level <= ZSTD_LEVEL_MAX)) {
+          m->compression_level <= CP_ZSTD_LEVEL_MAX)) {
         snprintf(err, errlen, "compression '%s' at level %d is not supported", m->compression,
                  m->compression_level);
         return -EINVAL;
@@ -604,4 +591,13 @@ void manifest_free(struct manifest *m)
     m->binary = NULL;
     m->cwd = NULL;
     m->argc = 0;
+}
+
+int manifest_file_stat(const char *dir, const struct cp_file *f, char *path, struct stat *st)
+{
+    if (store_path(path, "%s/%s", dir, f->name))
+        return -ENAMETOOLONG;
+    if (lstat(path, st) < 0 || !S_ISREG(st->st_mode))
+        return -ENOENT;
+    return (uint64_t)st->st_size == f->size ? 0 : -EMSGSIZE;
 }

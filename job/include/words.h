@@ -6,10 +6,10 @@
 
 #include <stddef.h>
 
-#define SNAPSHOT_NAME_MAX 64
-#define PARALLEL_DEFAULT  4
-#define PARALLEL_MAX      64
-#define ZSTD_LEVEL_MAX    19
+#include "store.h"
+
+#define PARALLEL_DEFAULT 4
+#define PARALLEL_MAX     64
 /* keep=N: a bound only so that the number is one (a VM with more snapshots keeps them all). */
 #define KEEP_MAX 100000
 /* `compress=zstd`: the fastest level, the one that pays off in a save. */
@@ -49,9 +49,5 @@ void words_input_consume(struct words_input *in);
 /* Parses LEN bytes of BUF. Returns 0, or -EINVAL with the reason in ERR; OUT is then unusable. */
 /* More than WORDS_INPUT_MAX bytes are refused. */
 int words_parse(const char *buf, size_t len, struct save_words *out, char *err, size_t errlen);
-
-/* 1 if NAME is 1..64 of A-Za-z0-9._- and does not start with '.', else 0. Used for snapshot and
- * VM names alike. */
-int words_valid_name(const char *name);
 
 #endif

@@ -5,6 +5,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/stat.h>
 
 #include "copier.h"
 
@@ -76,6 +77,11 @@ int manifest_canonical(const struct manifest *m, char **text);
 int manifest_check(const struct manifest *m, char *err, size_t errlen);
 
 void manifest_free(struct manifest *m);
+
+/* Looks at file F of the snapshot in DIR (its path into PATH, of length PATH_MAX; what lstat
+ * says into ST): 0 if it is a regular file of F's size, -ENOENT if it is missing or not a regular
+ * file, -EMSGSIZE if its size is not F's, -ENAMETOOLONG. */
+int manifest_file_stat(const char *dir, const struct cp_file *f, char *path, struct stat *st);
 
 /* The entry of kind KIND for CHANNEL (-1 for main), or NULL. */
 const struct cp_file *manifest_find(const struct manifest *m, enum cp_kind kind, int channel);

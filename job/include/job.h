@@ -18,10 +18,13 @@ struct job_config {
 
 #define JOB_ERR_MAX 1024
 
-/* Creates the context: makes the directories (0700), removes leftover temporaries of
- * interrupted saves (reported through LOG). */
+/* Creates the context: makes the directories (0700). LOG is savefs's log. */
 int job_ctx_new(struct job_ctx **out, const struct job_config *cfg, void (*log)(const char *msg),
                 char *err, size_t errlen);
+/* What a savefs that was killed left behind: resumes the VMs it left paused, kills the QEMUs of
+ * restores it left unfinished and removes leftover temporaries of interrupted saves, reporting
+ * through LOG. Called once at start, before the mount serves. */
+void job_recover(struct job_ctx *ctx, void (*log)(const char *msg));
 /* Cancels every running job and waits for it to end; then frees. */
 void job_ctx_free(struct job_ctx *ctx);
 void job_cancel_all(struct job_ctx *ctx);
@@ -44,7 +47,8 @@ int job_restore(struct job_ctx *ctx, const char *vm, const char *snap,
 /* NUL-terminated VM names (malloc'd array of malloc'd strings, NULL at the end): every VM whose
  * QMP socket listens or whose directory is in the store. */
 char **job_vm_list(struct job_ctx *ctx);
-void job_vm_list_free(char **names);
+/* Frees what job_vm_list or import_names returned. */
+void job_names_free(char **names);
 /* 1 if VM is listed by job_vm_list. */
 int job_vm_exists(struct job_ctx *ctx, const char *vm);
 int job_vm_create(struct job_ctx *ctx, const char *vm);

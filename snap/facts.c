@@ -16,7 +16,6 @@
 #include "localdef.h"
 #include "store.h"
 #include "trust.h"
-#include "words.h"
 
 #define SLOTS        8
 #define BIG_MANIFEST (1 << 20) /* after parsing one, give the heap back to the system */
@@ -195,8 +194,8 @@ struct source {
 static int source(const char *store, const char *vm, const char *snap, struct source *src)
 {
     src->s = (struct trust_subject){store, vm, snap};
-    if (store_path(src->manifest, "%s/%s/snapshots/%s/%s", store, vm, snap, MANIFEST_NAME) ||
-        store_path(src->local, "%s/%s/%s", store, vm, LOCALDEF_NAME))
+    if (store_snapshot_path(src->manifest, store, vm, snap, MANIFEST_NAME) ||
+        store_vm_path(src->local, store, vm, LOCALDEF_NAME))
         return -ENAMETOOLONG;
     file_key(src->manifest, &src->manifest_key);
     file_key(src->local, &src->local_key);

@@ -44,7 +44,8 @@ int localdef_has_option(const struct localdef *d, const char *opt, const char *v
 /* 1 if D accepts the manifest whose digest is DIGEST. */
 int localdef_accepts(const struct localdef *d, const char *digest);
 
-/* Adds DIGEST to STORE/VM/local.json's "accept" (creating the file, 0600), atomically. */
+/* Adds DIGEST to STORE/VM/local.json's "accept" (creating the file, 0600), atomically and under
+ * an flock of STORE/VM, so that writers in other processes lose no update. */
 int localdef_accept(const char *store, const char *vm, const char *digest, char *err,
                     size_t errlen);
 

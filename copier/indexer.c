@@ -1,14 +1,15 @@
-/* multifd: an incremental parser of one QEMU multifd channel (handshake, then packets of a
+/* indexer: an incremental parser of one QEMU multifd channel (handshake, then packets of a
  * 1344-byte big-endian header and normal_pages * 4096 bytes of pages) that streams the page
  * index through a small buffered file writer. Runs in the channel's save thread.
  * QEMU 7.2 to 10.0 share the layout; from 9.0 a packet also lists zero pages (zero_pages, in
  * what 7.2 left unused and zero), whose offsets follow the normal pages' and carry no bytes. */
-#include "multifd.h"
+#include "indexer.h"
 
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "bytes.h"
 #include "index.h"
 #include "stream.h"
 #include "worker.h"
@@ -25,16 +26,16 @@
 #define CP_PKT_RAMBLOCK 64
 #define CP_PKT_OFFSETS  320
 
-enum cp_multifd_state {
+enum cp_indexer_state {
     CP_MF_HANDSHAKE, /* filling hdr with the 64-byte handshake */
     CP_MF_HEADER,    /* filling hdr with a packet header */
     CP_MF_PAGES,     /* passing over page bytes */
     CP_MF_OFF,       /* not indexing: stream not understood */
 };
 
-struct cp_multifd {
+struct cp_indexer {
     struct cp_fwriter *idx; /* NULL once indexing stopped */
-    enum cp_multifd_state state;
+    enum cp_indexer_state state;
     uint64_t pos;  /* channel bytes seen while indexing */
     size_t have;   /* bytes of hdr filled */
     uint64_t skip; /* page bytes left in the current packet */
@@ -45,20 +46,10 @@ struct cp_multifd {
     uint8_t hdr[CP_MULTIFD_HEADER_LEN];
 };
 
-static uint32_t cp_be32(const uint8_t *p)
-{
-    return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
-}
-
-static uint64_t cp_be64(const uint8_t *p)
-{
-    return (uint64_t)cp_be32(p) << 32 | cp_be32(p + 4);
-}
-
-int cp_multifd_open(struct cp_multifd **out, const char *dir, const char *name, char *err,
+int cp_indexer_open(struct cp_indexer **out, const char *dir, const char *name, char *err,
                     size_t errlen)
 {
-    struct cp_multifd *m = calloc(1, sizeof(*m));
+    struct cp_indexer *m = calloc(1, sizeof(*m));
     int r = -ENOMEM;
     if (m == NULL) {
         cp_msg(err, errlen, r, "%s/%s: out of memory", dir, name);
@@ -70,7 +61,7 @@ int cp_multifd_open(struct cp_multifd **out, const char *dir, const char *name, 
     r = cp_index_put_header(cp_fwriter_stage(m->idx), err, errlen);
 out:
     if (r < 0) {
-        cp_multifd_free(m);
+        cp_indexer_free(m);
         m = NULL;
     }
     *out = m;
@@ -78,7 +69,7 @@ out:
 }
 
 /* Not understood: no index for this channel. Only a failed unlink is an error. */
-static int cp_multifd_stop(struct cp_multifd *m, char *err, size_t errlen)
+static int cp_indexer_stop(struct cp_indexer *m, char *err, size_t errlen)
 {
     m->state = CP_MF_OFF;
     int r = cp_fwriter_discard(m->idx, err, errlen);
@@ -88,7 +79,7 @@ static int cp_multifd_stop(struct cp_multifd *m, char *err, size_t errlen)
 
 /* The id of block NAME in *ID, announcing a block not seen before in the index; *ID is
  * CP_INDEX_MAX_BLOCKS when the table is full. */
-static int cp_multifd_block(struct cp_multifd *m, const char *name, uint32_t len, uint32_t *id,
+static int cp_indexer_block(struct cp_indexer *m, const char *name, uint32_t len, uint32_t *id,
                             char *err, size_t errlen)
 {
     if (m->last_block < m->nblocks && strcmp(m->names[m->last_block], name) == 0) {
@@ -109,19 +100,19 @@ static int cp_multifd_block(struct cp_multifd *m, const char *name, uint32_t len
 }
 
 /* A whole packet header is in hdr; pos is where its pages start. */
-static int cp_multifd_packet(struct cp_multifd *m, char *err, size_t errlen)
+static int cp_indexer_packet(struct cp_indexer *m, char *err, size_t errlen)
 {
     const uint8_t *h = m->hdr;
-    uint32_t alloc = cp_be32(h + CP_PKT_ALLOC), n = cp_be32(h + CP_PKT_NORMAL);
-    uint32_t z = cp_be32(h + CP_PKT_ZERO);
+    uint32_t alloc = cp_get_be32(h + CP_PKT_ALLOC), n = cp_get_be32(h + CP_PKT_NORMAL);
+    uint32_t z = cp_get_be32(h + CP_PKT_ZERO);
     /* From 9.0 a packet without pages (a SYNC) may say pages_alloc 0. */
     int empty = n == 0 && z == 0;
     /* Compression or device-state flags, another page count per packet or a bad magic: not
      * understood. */
-    if (cp_be32(h) != CP_MULTIFD_MAGIC || cp_be32(h + 4) != CP_MULTIFD_VERSION ||
-        (cp_be32(h + CP_PKT_FLAGS) & ~CP_MULTIFD_FLAG_SYNC) != 0 ||
+    if (cp_get_be32(h) != CP_MULTIFD_MAGIC || cp_get_be32(h + 4) != CP_MULTIFD_VERSION ||
+        (cp_get_be32(h + CP_PKT_FLAGS) & ~CP_MULTIFD_FLAG_SYNC) != 0 ||
         (alloc != CP_MULTIFD_PAGES_ALLOC && !(alloc == 0 && empty)) || n > alloc || z > alloc - n)
-        return cp_multifd_stop(m, err, errlen);
+        return cp_indexer_stop(m, err, errlen);
     m->packets++;
     /* 7.2 leaves the block name (and next_packet_size) stale on packets without pages. */
     if (empty)
@@ -132,14 +123,14 @@ static int cp_multifd_packet(struct cp_multifd *m, char *err, size_t errlen)
     memcpy(name, h + CP_PKT_RAMBLOCK, len);
     name[len] = '\0';
     uint32_t id = CP_INDEX_MAX_BLOCKS;
-    int r = len == 0 ? 0 : cp_multifd_block(m, name, len, &id, err, errlen);
+    int r = len == 0 ? 0 : cp_indexer_block(m, name, len, &id, err, errlen);
     if (r < 0)
         return r;
     if (id == CP_INDEX_MAX_BLOCKS)
-        return cp_multifd_stop(m, err, errlen);
+        return cp_indexer_stop(m, err, errlen);
     uint64_t offsets[CP_MULTIFD_PAGES_ALLOC];
     for (uint32_t i = 0; i < n + z; i++)
-        offsets[i] = cp_be64(h + CP_PKT_OFFSETS + 8 * i);
+        offsets[i] = cp_get_be64(h + CP_PKT_OFFSETS + 8 * i);
     struct cp_stage *st = cp_fwriter_stage(m->idx);
     m->npages += n + z;
     m->skip = (uint64_t)n * CP_INDEX_PAGE_SIZE;
@@ -153,18 +144,18 @@ static int cp_multifd_packet(struct cp_multifd *m, char *err, size_t errlen)
 }
 
 /* Handshake or packet header complete in hdr. */
-static int cp_multifd_parsed(struct cp_multifd *m, char *err, size_t errlen)
+static int cp_indexer_parsed(struct cp_indexer *m, char *err, size_t errlen)
 {
     m->have = 0;
     if (m->state == CP_MF_HEADER)
-        return cp_multifd_packet(m, err, errlen);
+        return cp_indexer_packet(m, err, errlen);
     m->state = CP_MF_HEADER;
-    if (cp_be32(m->hdr) != CP_MULTIFD_MAGIC || cp_be32(m->hdr + 4) != CP_MULTIFD_VERSION)
-        return cp_multifd_stop(m, err, errlen);
+    if (cp_get_be32(m->hdr) != CP_MULTIFD_MAGIC || cp_get_be32(m->hdr + 4) != CP_MULTIFD_VERSION)
+        return cp_indexer_stop(m, err, errlen);
     return 0;
 }
 
-int cp_multifd_feed(struct cp_multifd *m, const uint8_t *buf, size_t len, char *err, size_t errlen)
+int cp_indexer_feed(struct cp_indexer *m, const uint8_t *buf, size_t len, char *err, size_t errlen)
 {
     int r = 0;
     while (r == 0 && len > 0 && m->state != CP_MF_OFF) {
@@ -183,7 +174,7 @@ int cp_multifd_feed(struct cp_multifd *m, const uint8_t *buf, size_t len, char *
             m->have += n;
             m->pos += n;
             if (m->have == want)
-                r = cp_multifd_parsed(m, err, errlen);
+                r = cp_indexer_parsed(m, err, errlen);
         }
         buf += n;
         len -= n;
@@ -191,7 +182,7 @@ int cp_multifd_feed(struct cp_multifd *m, const uint8_t *buf, size_t len, char *
     return r;
 }
 
-int cp_multifd_finish(struct cp_multifd *m, int *indexed, char *err, size_t errlen)
+int cp_indexer_finish(struct cp_indexer *m, int *indexed, char *err, size_t errlen)
 {
     int r = 0;
     *indexed = 0;
@@ -216,17 +207,17 @@ out:
     return r;
 }
 
-uint64_t cp_multifd_index_size(const struct cp_multifd *m)
+uint64_t cp_indexer_size(const struct cp_indexer *m)
 {
     return m->idx_size;
 }
 
-uint64_t cp_multifd_index_xxh3(const struct cp_multifd *m)
+uint64_t cp_indexer_xxh3(const struct cp_indexer *m)
 {
     return m->idx_xxh3;
 }
 
-void cp_multifd_free(struct cp_multifd *m)
+void cp_indexer_free(struct cp_indexer *m)
 {
     if (m == NULL)
         return;

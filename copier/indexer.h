@@ -1,9 +1,9 @@
-/* multifd: follows one QEMU 7.2 multifd channel as its bytes pass through a save and streams
+/* indexer: follows one QEMU 7.2 multifd channel as its bytes pass through a save and streams
  * its page index (index.h) to a file. An incremental parser: bytes arrive in any split. What it
  * does not understand (another packet layout, compression, a bad magic) stops the indexing, not
  * the save. Used by the channel's save thread only. */
-#ifndef SAVEFS_COPIER_MULTIFD_H
-#define SAVEFS_COPIER_MULTIFD_H
+#ifndef SAVEFS_COPIER_INDEXER_H
+#define SAVEFS_COPIER_INDEXER_H
 
 #include <stddef.h>
 #include <stdint.h>
@@ -16,20 +16,20 @@
 #define CP_MULTIFD_HEADER_LEN    (320 + 8 * CP_MULTIFD_PAGES_ALLOC) /* MultiFDPacket_t */
 #define CP_MULTIFD_FLAG_SYNC     1u
 
-struct cp_multifd;
+struct cp_indexer;
 
 /* Creates the index file DIR/NAME and starts following a channel from its first byte. */
-int cp_multifd_open(struct cp_multifd **out, const char *dir, const char *name, char *err,
+int cp_indexer_open(struct cp_indexer **out, const char *dir, const char *name, char *err,
                     size_t errlen);
 /* The next LEN bytes of the channel. 0, or -errno when the index cannot be written. */
-int cp_multifd_feed(struct cp_multifd *m, const uint8_t *buf, size_t len, char *err, size_t errlen);
+int cp_indexer_feed(struct cp_indexer *m, const uint8_t *buf, size_t len, char *err, size_t errlen);
 /* The channel ended. While indexing: -EPROTO if it ended inside a packet, else the index is
  * completed and made durable. *INDEXED tells whether an index file exists. */
-int cp_multifd_finish(struct cp_multifd *m, int *indexed, char *err, size_t errlen);
+int cp_indexer_finish(struct cp_indexer *m, int *indexed, char *err, size_t errlen);
 /* Size and XXH3 of the index file, after a finish that indexed. */
-uint64_t cp_multifd_index_size(const struct cp_multifd *m);
-uint64_t cp_multifd_index_xxh3(const struct cp_multifd *m);
+uint64_t cp_indexer_size(const struct cp_indexer *m);
+uint64_t cp_indexer_xxh3(const struct cp_indexer *m);
 /* Frees M, closing an unfinished index file as it is. NULL is fine. */
-void cp_multifd_free(struct cp_multifd *m);
+void cp_indexer_free(struct cp_indexer *m);
 
 #endif

@@ -655,7 +655,7 @@ static int read_subject(const struct trust_subject *s, struct manifest *m, char 
     char path[PATH_MAX];
 
     memset(m, 0, sizeof(*m));
-    if (store_path(path, "%s/%s/snapshots/%s/%s", s->store, s->vm, s->snap, MANIFEST_NAME))
+    if (store_snapshot_path(path, s->store, s->vm, s->snap, MANIFEST_NAME))
         return -ENAMETOOLONG;
     return manifest_read(path, m, err, errlen);
 }

@@ -11,6 +11,10 @@
 #include <stddef.h>
 #include <sys/types.h>
 
+/* The longest name of a VM or a snapshot. */
+#define SNAPSHOT_NAME_MAX 64
+
+#define STORE_SNAPSHOTS    "snapshots"
 #define STORE_TMP          ".tmp"
 #define STORE_QEMU_RECORD  ".qemu.json"
 #define STORE_SAVE_MARK    ".source" /* in a save's tmp dir: "PID RUNNING", before the VM stops */
@@ -28,8 +32,23 @@ int store_id_get(const char *store, struct store_id *id, char *err, size_t errle
  * what a job would write there could never be listed), with the reason naming STORE. */
 int store_check(const char *store, const struct store_id *id, char *err, size_t errlen);
 
+/* 1 if NAME may name a VM or a snapshot in the store (a directory of its own): 1..64 of
+ * A-Za-z0-9._- and not starting with '.', else 0. */
+int store_valid_name(const char *name);
+
 /* snprintf into PATH of length PATH_MAX; -ENAMETOOLONG if it does not fit. */
 int store_path(char *path, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+/* The one spelling of a snapshot's place: "VM/snapshots", "VM/snapshots/SNAP" or
+ * "VM/snapshots/SNAP/FILE" (SNAP and FILE may be NULL) into REL of LEN, relative to the store
+ * (what fs/ resolves beneath the store's descriptor). -ENAMETOOLONG if it does not fit. */
+int store_snapshot_rel(char *rel, size_t len, const char *vm, const char *snap, const char *file);
+/* The same below STORE, into PATH of length PATH_MAX. */
+int store_snapshot_path(char *path, const char *store, const char *vm, const char *snap,
+                        const char *file);
+/* STORE/VM, or STORE/VM/FILE (FILE one of the STORE_* names above, or local.json), into PATH of
+ * length PATH_MAX. */
+int store_vm_path(char *path, const char *store, const char *vm, const char *file);
 
 /* mkdir -p DIR with mode 0700 for every directory it creates. */
 int store_mkdirs(const char *dir, char *err, size_t errlen);

@@ -157,15 +157,6 @@ int qemu_read_cwd(pid_t pid, char *cwd, size_t len)
     return 0;
 }
 
-/* "-incoming" and "--incoming" are the same option to QEMU. */
-static int is_opt(const char *arg, const char *name)
-{
-    if (arg[0] != '-')
-        return 0;
-    arg += arg[1] == '-' ? 2 : 1;
-    return strcmp(arg, name) == 0;
-}
-
 /* The -qmp of NAME.qmp is savefs's to set; other monitors belong to the user and stay. */
 static int is_own_qmp(const char *value, const char *qmp_name)
 {
@@ -188,12 +179,13 @@ int qemu_argv_portable(char *const *argv, int argc, const char *qmp_name, char *
     if (!v)
         return -ENOMEM;
     for (i = 0; i < argc; i++) {
-        int has_value = i + 1 < argc;
+        int has_value, refused;
 
-        if (is_opt(argv[i], "daemonize") || is_opt(argv[i], "S"))
+        if (qemuopts_reserved(argv[i], &has_value, &refused) && (!has_value || i + 1 < argc)) {
+            i += has_value;
             continue;
-        if (has_value && (is_opt(argv[i], "incoming") ||
-                          (is_opt(argv[i], "qmp") && is_own_qmp(argv[i + 1], qmp_name)))) {
+        }
+        if (i + 1 < argc && qemuopts_is_opt(argv[i], "qmp") && is_own_qmp(argv[i + 1], qmp_name)) {
             i++;
             continue;
         }
@@ -210,7 +202,7 @@ int qemu_argv_portable(char *const *argv, int argc, const char *qmp_name, char *
 
 const char *qemu_opt_value(char *const *argv, int argc, int i, const char *name)
 {
-    return i + 1 < argc && is_opt(argv[i], name) ? argv[i + 1] : NULL;
+    return i + 1 < argc && qemuopts_is_opt(argv[i], name) ? argv[i + 1] : NULL;
 }
 
 /* A growing argv of new strings. */
@@ -337,9 +329,9 @@ static int stdio_by_default(char *const *argv, int argc)
     int nographic = 0;
 
     for (int i = 0; i < argc; i++) {
-        if (is_opt(argv[i], "serial") || is_opt(argv[i], "nodefaults"))
+        if (qemuopts_is_opt(argv[i], "serial") || qemuopts_is_opt(argv[i], "nodefaults"))
             return 0;
-        nographic |= is_opt(argv[i], "nographic");
+        nographic |= qemuopts_is_opt(argv[i], "nographic");
     }
     return nographic;
 }
@@ -594,7 +586,7 @@ int qemu_pid_is_incoming(pid_t pid)
     if (qemu_read_cmdline(pid, &argv, &argc, binary, sizeof(binary), err, sizeof(err)))
         return 0;
     for (int i = 0; i < argc; i++)
-        found |= is_opt(argv[i], "incoming");
+        found |= qemuopts_is_opt(argv[i], "incoming");
     qemu_argv_free(argv);
     return found && strstr(binary, "qemu") != NULL;
 }

@@ -106,7 +106,7 @@ int adopt_snapshot(const struct trust *t, const struct adoption *a, char *err, s
     int rc;
 
     err[0] = '\0';
-    if (store_path(src, "%s/%s/snapshots/%s", a->store, a->from, a->snap) ||
+    if (store_snapshot_path(src, a->store, a->from, a->snap, NULL) ||
         store_path(path, "%s/%s", src, MANIFEST_NAME)) {
         snprintf(err, errlen, "%s: path too long", src);
         return -ENAMETOOLONG;

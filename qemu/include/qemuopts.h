@@ -59,8 +59,16 @@ const char *qemuopts_access_name(enum qemuopts_access a);
  * \t, \xHH), so that a terminal shows it as it is: malloc'd, or NULL. */
 char *qemuopts_quote(const char *s);
 
-/* The index of the first option that savefs sets itself on a restore (-incoming, -daemonize),
- * or -1. */
+/* 1 if ARG is option NAME: "-NAME" or "--NAME", which are the same option to QEMU. */
+int qemuopts_is_opt(const char *arg, const char *name);
+
+/* 1 if ARG is an option that savefs sets itself on a restore (-incoming, -daemonize, -S), with
+ * whether a value follows it in *HAS_VALUE and whether a command line that savefs did not write
+ * may not set it in *REFUSED; else 0. */
+int qemuopts_reserved(const char *arg, int *has_value, int *refused);
+
+/* The index of the first option that savefs sets itself on a restore and that a command line
+ * may not set (-incoming, -daemonize), or -1. */
 int qemuopts_find_reserved(char *const *argv, int argc);
 
 /* Looks up KEY in the QEMU option string OPTS ("tap,id=n0,script=no"; ",," is a literal comma).

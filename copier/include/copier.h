@@ -4,6 +4,7 @@
 #ifndef SAVEFS_COPIER_H
 #define SAVEFS_COPIER_H
 
+#include <pthread.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -26,6 +27,19 @@ struct cp_file {
     /* zstd files only, else 0: the stream itself, checked end to end after decompression */
     uint64_t stream_size, stream_xxh3;
 };
+
+/* The highest zstd level a save takes (cp_opts.zstd_level). */
+#define CP_ZSTD_LEVEL_MAX 19
+
+/* The name of the file of KIND for CHANNEL in a snapshot directory ("main", "channel-K",
+ * "channel-K.idx") into NAME of LEN (CP_NAME_MAX is enough); -1 if it does not fit. */
+int cp_file_name(enum cp_kind kind, int channel, char *name, size_t len);
+/* 1 if NAME is the name of some copier file (cp_file_name of some kind and channel), else 0. */
+int cp_file_name_valid(const char *name);
+
+/* pthread_create with every signal blocked in the new thread (signals belong to the main
+ * thread); 0 or -errno. Every thread of savefs starts here. */
+int cp_thread_start(pthread_t *t, void *(*fn)(void *), void *arg);
 
 struct cp_opts {
     int direct_io;   /* 1: O_DIRECT where the store supports it, silently buffered where not */

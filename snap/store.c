@@ -16,6 +16,15 @@
 #include <time.h>
 #include <unistd.h>
 
+int store_valid_name(const char *name)
+{
+    size_t n = strlen(name);
+
+    if (n == 0 || n > SNAPSHOT_NAME_MAX || name[0] == '.')
+        return 0;
+    return strspn(name, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789._-") == n;
+}
+
 int store_path(char *path, const char *fmt, ...)
 {
     va_list ap;
@@ -25,6 +34,29 @@ int store_path(char *path, const char *fmt, ...)
     n = vsnprintf(path, PATH_MAX, fmt, ap);
     va_end(ap);
     return n < 0 || n >= PATH_MAX ? -ENAMETOOLONG : 0;
+}
+
+int store_snapshot_rel(char *rel, size_t len, const char *vm, const char *snap, const char *file)
+{
+    int n = snprintf(rel, len, "%s/" STORE_SNAPSHOTS "%s%s%s%s", vm, snap ? "/" : "",
+                     snap ? snap : "", snap && file ? "/" : "", snap && file ? file : "");
+
+    return n < 0 || (size_t)n >= len ? -ENAMETOOLONG : 0;
+}
+
+int store_snapshot_path(char *path, const char *store, const char *vm, const char *snap,
+                        const char *file)
+{
+    char rel[PATH_MAX];
+    int rc = store_snapshot_rel(rel, sizeof(rel), vm, snap, file);
+
+    return rc ? rc : store_path(path, "%s/%s", store, rel);
+}
+
+int store_vm_path(char *path, const char *store, const char *vm, const char *file)
+{
+    return file ? store_path(path, "%s/%s/%s", store, vm, file)
+                : store_path(path, "%s/%s", store, vm);
 }
 
 int store_id_get(const char *store, struct store_id *id, char *err, size_t errlen)
@@ -112,14 +144,14 @@ int store_vm_create(const char *store, const char *vm, char *err, size_t errlen)
     char path[PATH_MAX];
     int rc;
 
-    if ((rc = store_path(path, "%s/%s", store, vm)))
+    if ((rc = store_vm_path(path, store, vm, NULL)))
         return rc;
     if (mkdir(path, 0700) < 0) {
         rc = -errno;
         snprintf(err, errlen, "mkdir %s: %s", path, strerror(errno));
         return rc;
     }
-    if ((rc = store_path(path, "%s/%s/snapshots", store, vm)))
+    if ((rc = store_snapshot_path(path, store, vm, NULL, NULL)))
         return rc;
     if (mkdir(path, 0700) < 0) {
         rc = -errno;
@@ -139,10 +171,9 @@ int store_vm_remove(const char *store, const char *vm, char *err, size_t errlen)
     char snaps[PATH_MAX], tmp[PATH_MAX], record[PATH_MAX], dir[PATH_MAX];
     int rc;
 
-    if (store_path(snaps, "%s/%s/snapshots", store, vm) ||
-        store_path(tmp, "%s/%s/%s", store, vm, STORE_TMP) ||
-        store_path(record, "%s/%s/%s", store, vm, STORE_QEMU_RECORD) ||
-        store_path(dir, "%s/%s", store, vm))
+    if (store_snapshot_path(snaps, store, vm, NULL, NULL) ||
+        store_vm_path(tmp, store, vm, STORE_TMP) ||
+        store_vm_path(record, store, vm, STORE_QEMU_RECORD) || store_vm_path(dir, store, vm, NULL))
         return -ENAMETOOLONG;
     if ((rc = remove_if_exists(snaps, rmdir)) || (rc = remove_if_exists(tmp, rmdir)) ||
         (rc = remove_if_exists(record, unlink)) || (rc = remove_if_exists(dir, rmdir))) {
@@ -166,14 +197,14 @@ int store_vm_exists(const char *store, const char *vm)
 {
     char path[PATH_MAX];
 
-    return store_path(path, "%s/%s/snapshots", store, vm) == 0 && is_dir(path);
+    return store_snapshot_path(path, store, vm, NULL, NULL) == 0 && is_dir(path);
 }
 
 int store_snapshot_exists(const char *store, const char *vm, const char *snap)
 {
     char path[PATH_MAX];
 
-    return store_path(path, "%s/%s/snapshots/%s", store, vm, snap) == 0 && access(path, F_OK) == 0;
+    return store_snapshot_path(path, store, vm, snap, NULL) == 0 && access(path, F_OK) == 0;
 }
 
 int store_default_name(const char *store, const char *vm, char *name, size_t len)
@@ -197,7 +228,7 @@ int store_tmp_create(const char *store, const char *vm, const char *snap, char *
     char parent[PATH_MAX];
     int rc;
 
-    if ((rc = store_path(parent, "%s/%s/%s", store, vm, STORE_TMP)) ||
+    if ((rc = store_vm_path(parent, store, vm, STORE_TMP)) ||
         (rc = store_path(tmp, "%s/%s.XXXXXX", parent, snap)))
         return rc;
     if (mkdir(parent, 0700) < 0 && errno != EEXIST) {
@@ -219,7 +250,7 @@ int store_publish(const char *store, const char *vm, const char *tmp, const char
     char snaps[PATH_MAX], dst[PATH_MAX];
     int rc;
 
-    if ((rc = store_path(snaps, "%s/%s/snapshots", store, vm)) ||
+    if ((rc = store_snapshot_path(snaps, store, vm, NULL, NULL)) ||
         (rc = store_path(dst, "%s/%s", snaps, snap)))
         return rc;
     if ((rc = store_fsync_dir(tmp))) {
@@ -328,7 +359,7 @@ int store_clean_tmp(const char *store, void *opaque,
     if (!d)
         return 0;
     while ((e = readdir(d)))
-        if (e->d_name[0] != '.' && store_path(tmpdir, "%s/%s/%s", store, e->d_name, STORE_TMP) == 0)
+        if (e->d_name[0] != '.' && store_vm_path(tmpdir, store, e->d_name, STORE_TMP) == 0)
             n += clean_vm_tmp(e->d_name, tmpdir, opaque, leftover);
     closedir(d);
     return n;
