@@ -49,4 +49,6 @@ done
 echo "==== libFuzzer targets"
 CC=clang cmake -S . -B build-fuzz -DCMAKE_BUILD_TYPE=Debug -DSAVEFS_FUZZ=ON -DSAVEFS_WERROR=ON
 cmake --build build-fuzz -j"$jobs"
-ctest --test-dir build-fuzz --output-on-failure "$@"
+# Six targets (manifest, words, QEMU options, local.json, page index, seek table) of 30 s each,
+# two at a time: 90 s.
+ctest --test-dir build-fuzz --output-on-failure -j2 "$@"

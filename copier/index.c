@@ -9,6 +9,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "bytes.h"
 #include "worker.h"
 
 #define CP_INDEX_REC_LEN   16 /* u32 type, u32, u32, u32 */
@@ -24,28 +25,6 @@ struct cp_index {
     uint64_t stream_size;
 };
 
-static void cp_le32(uint8_t *p, uint32_t v)
-{
-    for (int i = 0; i < 4; i++)
-        p[i] = (uint8_t)(v >> (8 * i));
-}
-
-static void cp_le64(uint8_t *p, uint64_t v)
-{
-    for (int i = 0; i < 8; i++)
-        p[i] = (uint8_t)(v >> (8 * i));
-}
-
-static uint32_t cp_get_le32(const uint8_t *p)
-{
-    return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
-}
-
-static uint64_t cp_get_le64(const uint8_t *p)
-{
-    return (uint64_t)cp_get_le32(p) | (uint64_t)cp_get_le32(p + 4) << 32;
-}
-
 static size_t cp_pad8(size_t n)
 {
     return (n + 7) & ~(size_t)7;
@@ -56,9 +35,9 @@ static int cp_index_put_rec(struct cp_stage *st, uint32_t type, uint32_t a, uint
                             size_t errlen)
 {
     uint8_t rec[CP_INDEX_REC_LEN] = {0};
-    cp_le32(rec, type);
-    cp_le32(rec + 4, a);
-    cp_le32(rec + 8, b);
+    cp_put_le32(rec, type);
+    cp_put_le32(rec + 4, a);
+    cp_put_le32(rec + 8, b);
     return cp_stage_put(st, rec, sizeof(rec), err, errlen);
 }
 
@@ -66,8 +45,8 @@ int cp_index_put_header(struct cp_stage *st, char *err, size_t errlen)
 {
     uint8_t h[CP_INDEX_HEADER_LEN] = {0};
     memcpy(h, CP_INDEX_MAGIC, 8);
-    cp_le32(h + 8, CP_INDEX_VERSION);
-    cp_le32(h + 12, CP_INDEX_PAGE_SIZE);
+    cp_put_le32(h + 8, CP_INDEX_VERSION);
+    cp_put_le32(h + 12, CP_INDEX_PAGE_SIZE);
     return cp_stage_put(st, h, sizeof(h), err, errlen);
 }
 
@@ -88,13 +67,13 @@ int cp_index_put_pages(struct cp_stage *st, uint32_t type, uint32_t block_id, ui
 {
     uint8_t v[8 * 64];
     int r = cp_index_put_rec(st, type, block_id, npages, err, errlen);
-    cp_le64(v, stream_offset);
+    cp_put_le64(v, stream_offset);
     if (r == 0)
         r = cp_stage_put(st, v, 8, err, errlen);
     for (uint32_t i = 0; r == 0 && i < npages;) {
         size_t k = 0;
         for (; k < 64 && i < npages; k++, i++)
-            cp_le64(v + 8 * k, ram_offsets[i]);
+            cp_put_le64(v + 8 * k, ram_offsets[i]);
         r = cp_stage_put(st, v, 8 * k, err, errlen);
     }
     return r;
@@ -104,9 +83,9 @@ int cp_index_put_end(struct cp_stage *st, uint64_t npages, uint64_t stream_size,
                      size_t errlen)
 {
     uint8_t e[CP_INDEX_END_LEN] = {0};
-    cp_le32(e, CP_INDEX_END);
-    cp_le64(e + 8, npages);
-    cp_le64(e + 16, stream_size);
+    cp_put_le32(e, CP_INDEX_END);
+    cp_put_le64(e + 8, npages);
+    cp_put_le64(e + 16, stream_size);
     return cp_stage_put(st, e, sizeof(e), err, errlen);
 }
 
@@ -164,6 +143,10 @@ static int64_t cp_index_check_block(struct cp_index *ix, const uint8_t *p, size_
         return cp_msg(err, errlen, -EBADMSG, "NUL in block name");
     memcpy(ix->names[id], name, len);
     ix->names[id][len] = '\0';
+    /* A block is announced once: a reader maps names to RAMBlocks and ids to names. */
+    for (uint32_t i = 0; i < id; i++)
+        if (strcmp(ix->names[i], ix->names[id]) == 0)
+            return cp_msg(err, errlen, -EBADMSG, "block %u repeats the name of block %u", id, i);
     ix->nblocks++;
     return (int64_t)(CP_INDEX_REC_LEN + cp_pad8(len));
 }

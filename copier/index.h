@@ -1,6 +1,6 @@
 /* index: the page index of one multifd channel file ("channel-K.idx"), which tells where every
  * page the channel carries lies in its file, so that a lazy restore can fetch any page without
- * reading what precedes it. Records are encoded here as the save streams (multifd.c decides
+ * reading what precedes it. Records are encoded here as the save streams (indexer.c decides
  * what to record) and loaded here, untrusted, by tests and the lazy restore. Knows no QEMU
  * packet layout. Callers: a save stream thread (put), any thread (load; one per index).
  *

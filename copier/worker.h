@@ -53,7 +53,4 @@ int cp_msg(char *err, size_t errlen, int code, const char *fmt, ...)
 int cp_errno_msg(char *err, size_t errlen, int code, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
 
-/* pthread_create with every signal blocked in the new thread; 0 or -errno. */
-int cp_thread_start(pthread_t *t, void *(*fn)(void *), void *arg);
-
 #endif

@@ -13,23 +13,13 @@
 #include <xxhash.h>
 #include <zstd.h>
 
+#include "bytes.h"
 #include "copier.h"
 #include "worker.h"
 
 /* A frame's stream size in the seek table is a u32; ours are far smaller. Checked on load so
  * that a hostile table cannot make a reader allocate gigabytes. */
 #define CP_ZFRAME_LOAD_MAX (64u << 20)
-
-static void cp_zle32(uint8_t *p, uint32_t v)
-{
-    for (int i = 0; i < 4; i++)
-        p[i] = (uint8_t)(v >> (8 * i));
-}
-
-static uint32_t cp_zget32(const uint8_t *p)
-{
-    return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
-}
 
 /* ---- the context pool ---- */
 
@@ -217,20 +207,20 @@ static int cp_zwriter_put_table(struct cp_zwriter *z, char *err, size_t errlen)
 {
     struct cp_stage *next = cp_fwriter_stage(z->w);
     uint8_t b[64 * CP_ZSEEK_ENTRY_LEN];
-    cp_zle32(b, CP_ZSKIP_MAGIC);
-    cp_zle32(b + 4, z->nframes * CP_ZSEEK_ENTRY_LEN + CP_ZSEEK_FOOTER);
+    cp_put_le32(b, CP_ZSKIP_MAGIC);
+    cp_put_le32(b + 4, z->nframes * CP_ZSEEK_ENTRY_LEN + CP_ZSEEK_FOOTER);
     int r = cp_stage_put(next, b, 8, err, errlen);
     for (uint32_t i = 0; r == 0 && i < z->nframes;) {
         size_t k = 0;
         for (; k < 64 && i < z->nframes; k++, i++) {
-            cp_zle32(b + CP_ZSEEK_ENTRY_LEN * k, z->table[i][0]);
-            cp_zle32(b + CP_ZSEEK_ENTRY_LEN * k + 4, z->table[i][1]);
+            cp_put_le32(b + CP_ZSEEK_ENTRY_LEN * k, z->table[i][0]);
+            cp_put_le32(b + CP_ZSEEK_ENTRY_LEN * k + 4, z->table[i][1]);
         }
         r = cp_stage_put(next, b, CP_ZSEEK_ENTRY_LEN * k, err, errlen);
     }
-    cp_zle32(b, z->nframes);
+    cp_put_le32(b, z->nframes);
     b[4] = 0;
-    cp_zle32(b + 5, CP_ZSEEK_MAGIC);
+    cp_put_le32(b + 5, CP_ZSEEK_MAGIC);
     return r ? r : cp_stage_put(next, b, CP_ZSEEK_FOOTER, err, errlen);
 }
 
@@ -366,7 +356,7 @@ static int cp_zreader_fill(struct cp_zreader *z, char *err, size_t errlen)
         return (int)n;
     z->in = (ZSTD_inBuffer){data, (size_t)n, 0};
     z->eof = n == 0;
-    if (first && (n < 4 || cp_zget32(data) != ZSTD_MAGICNUMBER))
+    if (first && (n < 4 || cp_get_le32(data) != ZSTD_MAGICNUMBER))
         return cp_msg(
             err, errlen, -EBADMSG, "not zstd frames (the file starts with %02x%02x%02x%02x)",
             n > 0 ? data[0] : 0, n > 1 ? data[1] : 0, n > 2 ? data[2] : 0, n > 3 ? data[3] : 0);
@@ -465,12 +455,12 @@ static int cp_pread_all(int fd, uint8_t *buf, size_t len, uint64_t off, char *er
  * file's SIZE; *N gets the frame count. */
 static int cp_zseek_check(const uint8_t *foot, uint64_t size, uint32_t *n, char *err, size_t errlen)
 {
-    if (cp_zget32(foot + 5) != CP_ZSEEK_MAGIC)
+    if (cp_get_le32(foot + 5) != CP_ZSEEK_MAGIC)
         return cp_msg(err, errlen, -EBADMSG, "no seek table (no 0x%08x at the end)",
                       CP_ZSEEK_MAGIC);
     if ((foot[4] & 0x7c) != 0 || (foot[4] & 0x80) != 0)
         return cp_msg(err, errlen, -EBADMSG, "seek table descriptor 0x%02x not supported", foot[4]);
-    *n = cp_zget32(foot);
+    *n = cp_get_le32(foot);
     uint64_t table = (uint64_t)*n * CP_ZSEEK_ENTRY_LEN + CP_ZSEEK_FOOTER;
     if (table + 8 > size)
         return cp_msg(err, errlen, -EBADMSG, "a seek table of %u frames does not fit %llu bytes",
@@ -516,7 +506,7 @@ int cp_zseek_load(struct cp_zseek **out, int fd, char *err, size_t errlen)
     if (r < 0)
         goto out;
     memcpy(head, raw, 8);
-    if (cp_zget32(head) != CP_ZSKIP_MAGIC || cp_zget32(head + 4) != entries + CP_ZSEEK_FOOTER) {
+    if (cp_get_le32(head) != CP_ZSKIP_MAGIC || cp_get_le32(head + 4) != entries + CP_ZSEEK_FOOTER) {
         r = cp_msg(err, errlen, -EBADMSG, "the seek table's skippable frame header is wrong");
         goto out;
     }
@@ -524,8 +514,8 @@ int cp_zseek_load(struct cp_zseek **out, int fd, char *err, size_t errlen)
     for (uint32_t i = 0; i < z->n; i++) {
         const uint8_t *e = raw + 8 + (size_t)i * CP_ZSEEK_ENTRY_LEN;
         struct cp_zframe *f = &z->frames[i];
-        f->file_size = cp_zget32(e);
-        f->stream_size = cp_zget32(e + 4);
+        f->file_size = cp_get_le32(e);
+        f->stream_size = cp_get_le32(e + 4);
         f->file_offset = foff;
         f->stream_offset = soff;
         if (f->file_size == 0 || f->stream_size > CP_ZFRAME_LOAD_MAX) {
@@ -596,10 +586,12 @@ int cp_zseek_read(const struct cp_zseek *z, int fd, uint32_t i, uint8_t *out, ch
     r = cp_pread_all(fd, buf, f->file_size, f->file_offset, err, errlen);
     if (r < 0)
         goto out;
-    /* Exactly one frame, of the size the table says, that says so itself. */
+    /* Exactly one frame, of the size the table says, that says so itself; a zstd frame, not a
+     * skippable one, which would read as no bytes here where a restore refuses the file. */
     unsigned long long content = ZSTD_getFrameContentSize(buf, f->file_size);
     size_t whole = ZSTD_findFrameCompressedSize(buf, f->file_size);
-    if (content != f->stream_size || ZSTD_isError(whole) || whole != f->file_size) {
+    if (f->file_size < 4 || cp_get_le32(buf) != ZSTD_MAGICNUMBER || content != f->stream_size ||
+        ZSTD_isError(whole) || whole != f->file_size) {
         r = cp_msg(err, errlen, -EBADMSG,
                    "frame %u at file offset %llu is not one zstd frame of "
                    "%u bytes holding %u",

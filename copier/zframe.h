@@ -28,7 +28,6 @@
 #include "stream.h"
 
 #define CP_ZFRAME_SIZE     (1u << 20) /* stream bytes per frame, at most */
-#define CP_ZSTD_LEVEL_MAX  19
 #define CP_ZSEEK_MAGIC     0x8F92EAB1u
 #define CP_ZSKIP_MAGIC     0x184D2A5Eu
 #define CP_ZSEEK_FOOTER    9

@@ -11,12 +11,14 @@
 #include <unistd.h>
 
 #include "adopt.h"
+#include "cli.h"
 #include "import.h"
 #include "manifest.h"
 #include "job.h"
+#include "preflight.h"
 #include "sfs.h"
+#include "store.h"
 #include "trust.h"
-#include "words.h"
 
 #include <fuse_lowlevel.h>
 
@@ -32,8 +34,10 @@ struct options {
     char *qmp_dir;
     char *trust_key;
     char *path_map;
+    char *mountpoint; /* the last argument that is no option, as fuse_parse_cmdline takes it */
     char *qemu[QEMU_MAX];
     int nqemu;
+    int qmp_dir_given; /* --qmp-dir given: it must exist (preflight.h) */
     int watchdog_s;
     int help;
     int version;
@@ -93,17 +97,27 @@ static void usage(const char *prog)
            "    for this host (with the digest that was shown): see docs/trust.md\n\n"
            "%s adopt [--store DIR] [--trust-key FILE] FROM SNAPSHOT TO [NEWNAME]\n"
            "    copies snapshot SNAPSHOT of VM FROM to VM TO (as NEWNAME), its manifest naming\n"
-           "    TO and signed: the one way a snapshot goes to another VM\n",
+           "    TO and signed: the one way a snapshot goes to another VM\n\n",
            prog, WATCHDOG_DEFAULT_S, prog, prog);
+    cli_usage(stdout);
+    putchar('\n');
+    preflight_usage();
+    putchar('\n');
 }
 
-/* --qemu PATH, repeatable: fuse_opt hands over "--qemu=PATH" or "--qemuPATH". */
+/* --qemu PATH, repeatable: fuse_opt hands over "--qemu=PATH" or "--qemuPATH". The mountpoint is
+ * noted for the checks before the mount (fuse_parse_cmdline refuses a missing one with its own
+ * words and status) and kept in the arguments. */
 static int opt_proc(void *data, const char *arg, int key, struct fuse_args *outargs)
 {
     struct options *o = data;
     const char *path = arg + strlen("--qemu") + (arg[strlen("--qemu")] == '=');
 
     (void)outargs;
+    if (key == FUSE_OPT_KEY_NONOPT) {
+        free(o->mountpoint);
+        return (o->mountpoint = strdup(arg)) ? 1 : -1;
+    }
     if (key != KEY_QEMU)
         return 1;
     if (o->nqemu == QEMU_MAX) {
@@ -210,6 +224,7 @@ static int daemon_open(struct daemon *d, const struct options *o, char *err, siz
     cfg.trust = d->trust;
     if ((rc = job_ctx_new(&d->job, &cfg, log_msg, err, errlen)))
         return rc;
+    job_recover(d->job, log_msg);
     if ((rc = import_new(&d->imp, d->job, d->trust)) ||
         (rc = sfs_ctx_init(&d->sfs, d->job, d->imp)))
         snprintf(err, errlen, "cannot open the store %s: %s", o->store, strerror(-rc));
@@ -246,18 +261,25 @@ static int loop(struct fuse *fuse, const struct fuse_cmdline_opts *cl)
 
 static int run(struct fuse_args *args, struct options *o)
 {
-    struct fuse_cmdline_opts cl;
+    struct fuse_cmdline_opts cl = {0};
+    struct preflight pf = {o->mountpoint, o->store, o->qmp_dir, o->qmp_dir_given};
     struct daemon d = {0};
     struct fuse *fuse = NULL;
     char err[1024];
-    int rc = 1;
+    int lock_fd = -1, rc = PREFLIGHT_USAGE;
 
-    if (fuse_parse_cmdline(args, &cl) != 0)
-        return 1;
-    if (!cl.mountpoint) {
+    if (!o->mountpoint) {
         fprintf(stderr, "savefs: no mountpoint (see --help)\n");
+        return rc;
+    }
+    if ((rc = preflight_check(&pf, &lock_fd, err, sizeof(err)))) {
+        fprintf(stderr, "savefs: %s\n", err);
         goto out;
     }
+    rc = PREFLIGHT_USAGE;
+    if (fuse_parse_cmdline(args, &cl) != 0 || !cl.mountpoint)
+        goto out;
+    rc = 1;
     if (daemon_open(&d, o, err, sizeof(err))) {
         fprintf(stderr, "savefs: %s\n", err);
         goto out;
@@ -276,6 +298,8 @@ out:
     if (fuse)
         fuse_destroy(fuse);
     daemon_close(&d);
+    if (lock_fd >= 0)
+        close(lock_fd);
     free(cl.mountpoint);
     return rc;
 }
@@ -417,7 +441,7 @@ static int run_accept(int argc, char **argv)
     int rc = 1;
 
     if (accept_args(argc, argv, &o, pos) || default_dirs(&o) || make_absolute(&o.store) ||
-        make_absolute(&o.qmp_dir) || !words_valid_name(pos[0]) || !words_valid_name(pos[1])) {
+        make_absolute(&o.qmp_dir) || !store_valid_name(pos[0]) || !store_valid_name(pos[1])) {
         fprintf(stderr, "usage: savefs accept [--store DIR] [--qmp-dir DIR] [--] VM SNAPSHOT "
                         "[DIGEST]\n");
         goto out;
@@ -475,8 +499,8 @@ static int run_adopt(int argc, char **argv)
     struct trust *t = NULL;
     int rc = 1;
 
-    if (adopt_args(argc, argv, &o, pos) || default_dirs(&o) || !words_valid_name(pos[0]) ||
-        !words_valid_name(pos[1]) || !words_valid_name(pos[2]) || !words_valid_name(pos[3])) {
+    if (adopt_args(argc, argv, &o, pos) || default_dirs(&o) || !store_valid_name(pos[0]) ||
+        !store_valid_name(pos[1]) || !store_valid_name(pos[2]) || !store_valid_name(pos[3])) {
         fprintf(stderr, "usage: savefs adopt [--store DIR] [--trust-key FILE] FROM SNAPSHOT TO "
                         "[NEWNAME]\n");
         goto out;
@@ -506,6 +530,7 @@ static void options_free(struct fuse_args *args, struct options *o)
     free(o->qmp_dir);
     free(o->trust_key);
     free(o->path_map);
+    free(o->mountpoint);
     for (int i = 0; i < o->nqemu; i++)
         free(o->qemu[i]);
 }
@@ -514,14 +539,17 @@ int main(int argc, char *argv[])
 {
     struct fuse_args args = FUSE_ARGS_INIT(argc, argv);
     struct options o = {.watchdog_s = WATCHDOG_DEFAULT_S};
-    int rc = 1;
+    int rc = PREFLIGHT_USAGE;
 
     if (argc > 1 && strcmp(argv[1], "accept") == 0)
         return run_accept(argc - 2, argv + 2);
     if (argc > 1 && strcmp(argv[1], "adopt") == 0)
         return run_adopt(argc - 2, argv + 2);
+    if (argc > 1 && (strcmp(argv[1], "save") == 0 || strcmp(argv[1], "restore") == 0))
+        return cli_main(argc - 1, argv + 1);
     if (fuse_opt_parse(&args, &o, option_spec, opt_proc) == -1)
         goto out;
+    o.qmp_dir_given = o.qmp_dir != NULL;
     if (o.help || o.version) {
         if (o.help) {
             usage(argv[0]);

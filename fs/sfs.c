@@ -21,10 +21,12 @@
 #include "job.h"
 #include "manifest.h"
 #include "sfs_store.h"
+#include "store.h"
 #include "words.h"
 
 enum sfs_kind {
     SFS_ROOT,
+    SFS_README, /* MOUNT/README: what each file does, for who only sees the mount */
     SFS_VM,
     SFS_SAVE,
     SFS_STATUS,
@@ -41,7 +43,28 @@ struct sfs_path {
     char vm[SNAPSHOT_NAME_MAX + 1];
     char snap[NAME_MAX + 1];
     char rel[PATH_MAX]; /* below the store, for SFS_RESTORE_ENTRY and SFS_SNAPSHOTS on */
+    size_t member;      /* SFS_IN_SNAPSHOT: where in REL the path inside the snapshot starts */
 };
+
+#define SFS_README_NAME "README"
+
+/* For someone who only ever sees the mount: what each file does, in a few lines. */
+static const char sfs_readme[] =
+    "savefs: every QEMU VM is a directory NAME here (a QEMU started with\n"
+    "-qmp unix:QMPDIR/NAME.qmp,server=on,wait=off, or one with snapshots in the store).\n"
+    "\n"
+    "NAME/save        write save words to save NAME: echo 4 > NAME/save (4 channels;\n"
+    "                 also name=S, keep-running, compress=zstd, direct-io=off); the write\n"
+    "                 returns once the snapshot is durable. Read it: the last save's outcome.\n"
+    "NAME/snapshots/  one directory per snapshot (manifest.json, main, channel-K); ls, cp,\n"
+    "                 tar and rm -r work on them.\n"
+    "NAME/restore/    move a snapshot in to restore NAME from it:\n"
+    "                 mv NAME/snapshots/S NAME/restore/ (returns once NAME runs); copying\n"
+    "                 one in from elsewhere imports and then restores it.\n"
+    "NAME/status      JSON: NAME's state, the job in progress, the last job's result.\n"
+    "\n"
+    "savefs save NAME [WORDS] and savefs restore NAME S do the same with a progress bar.\n"
+    "Errors and everything else: man savefs.\n";
 
 static struct sfs_ctx *ctx(void)
 {
@@ -95,11 +118,13 @@ static int classify_snapshot(const char *p, struct sfs_path *sp)
     for (q = p; *q;)
         if ((rc = next_component(&q, rest, sizeof(rest))))
             return rc;
-    if (*p)
+    if ((rc = store_snapshot_rel(sp->rel, sizeof(sp->rel), sp->vm, sp->snap, NULL)))
+        return rc;
+    if (*p) {
         sp->kind = SFS_IN_SNAPSHOT;
-    rc = snprintf(sp->rel, sizeof(sp->rel), "%s/snapshots/%s%s%s", sp->vm, sp->snap, *p ? "/" : "",
-                  p);
-    return rc < 0 || rc >= (int)sizeof(sp->rel) ? -ENAMETOOLONG : 0;
+        sp->member = strlen(sp->rel) + 1;
+    }
+    return store_snapshot_rel(sp->rel, sizeof(sp->rel), sp->vm, sp->snap, *p ? p : NULL);
 }
 
 static int classify_vm_child(const char *p, struct sfs_path *sp)
@@ -118,13 +143,11 @@ static int classify_vm_child(const char *p, struct sfs_path *sp)
         sp->via_restore = 1;
         return *p ? classify_snapshot(p, sp) : 0;
     }
-    if (strcmp(name, "snapshots") != 0)
+    if (strcmp(name, STORE_SNAPSHOTS) != 0)
         return -ENOENT;
     sp->kind = *p ? SFS_SNAPSHOT : SFS_SNAPSHOTS;
-    if (!*p) {
-        rc = snprintf(sp->rel, sizeof(sp->rel), "%s/snapshots", sp->vm);
-        return rc < 0 || rc >= (int)sizeof(sp->rel) ? -ENAMETOOLONG : 0;
-    }
+    if (!*p)
+        return store_snapshot_rel(sp->rel, sizeof(sp->rel), sp->vm, NULL, NULL);
     return classify_snapshot(p, sp);
 }
 
@@ -141,9 +164,13 @@ static int classify(const char *path, struct sfs_path *sp)
         sp->kind = SFS_ROOT;
         return 0;
     }
+    if (strcmp(p, SFS_README_NAME) == 0) {
+        sp->kind = SFS_README;
+        return 0;
+    }
     if ((rc = next_component(&p, sp->vm, sizeof(sp->vm))))
         return rc == -ENAMETOOLONG ? rc : -ENOENT;
-    if (!words_valid_name(sp->vm))
+    if (!store_valid_name(sp->vm))
         return -ENOENT;
     sp->kind = SFS_VM;
     return *p ? classify_vm_child(p, sp) : 0;
@@ -161,7 +188,7 @@ static int resolve(const char *path, struct sfs_path *sp)
 {
     int rc = classify(path, sp);
 
-    if (!rc && sp->kind != SFS_ROOT && !job_vm_exists(ctx()->job, sp->vm))
+    if (!rc && sp->kind != SFS_ROOT && sp->kind != SFS_README && !job_vm_exists(ctx()->job, sp->vm))
         rc = -ENOENT;
     if (!rc && sp->kind == SFS_IN_SNAPSHOT && sp->via_restore &&
         !import_known(ctx()->imp, sp->vm, sp->snap))
@@ -172,26 +199,19 @@ static int resolve(const char *path, struct sfs_path *sp)
 /* 1 if NAME is one a manifest can name: manifest.json, main, channel-K, channel-K.idx. */
 static int snapshot_file_name(const char *name)
 {
-    size_t digits;
-
-    if (strcmp(name, "manifest.json") == 0 || strcmp(name, "main") == 0)
-        return 1;
-    if (strncmp(name, "channel-", 8) != 0)
-        return 0;
-    digits = strspn(name + 8, "0123456789");
-    return digits > 0 && (name[8 + digits] == '\0' || strcmp(name + 8 + digits, ".idx") == 0);
+    return strcmp(name, MANIFEST_NAME) == 0 || cp_file_name_valid(name);
 }
 
 /* The path of SP inside its snapshot (SFS_IN_SNAPSHOT only): "main", "sub/x". */
 static const char *snapshot_member(const struct sfs_path *sp)
 {
-    return sp->rel + strlen(sp->vm) + strlen("/snapshots/") + strlen(sp->snap) + 1;
+    return sp->rel + sp->member;
 }
 
 /* 1 if SP is the manifest of a snapshot. */
 static int is_manifest(const struct sfs_path *sp)
 {
-    return sp->kind == SFS_IN_SNAPSHOT && strcmp(snapshot_member(sp), "manifest.json") == 0;
+    return sp->kind == SFS_IN_SNAPSHOT && strcmp(snapshot_member(sp), MANIFEST_NAME) == 0;
 }
 
 /* 1 while a restore or an import's verification reads the snapshot and SP is the snapshot or a
@@ -314,6 +334,10 @@ static int sfs_getattr(const char *path, struct stat *st, struct fuse_file_info 
     case SFS_STATUS:
         fill_virtual(st, S_IFREG | 0400);
         return 0;
+    case SFS_README:
+        fill_virtual(st, S_IFREG | 0444);
+        st->st_size = (off_t)strlen(sfs_readme);
+        return 0;
     case SFS_SNAPSHOTS:
         /* A running VM that was never saved has no directory in the store yet. */
         rc = sfs_store_stat(ctx()->store_fd, sp.rel, st);
@@ -337,12 +361,14 @@ static void fill_one(void *arg, const char *name)
     fc->filler(fc->buf, name, NULL, 0, 0);
 }
 
-static int list_names(char **names, void *buf, fuse_fill_dir_t filler)
+/* NAMES but SKIP (if not NULL). */
+static int list_names(char **names, const char *skip, void *buf, fuse_fill_dir_t filler)
 {
     if (!names)
         return -ENOMEM;
     for (char **n = names; *n; n++)
-        filler(buf, *n, NULL, 0, 0);
+        if (!skip || strcmp(*n, skip) != 0)
+            filler(buf, *n, NULL, 0, 0);
     return 0;
 }
 
@@ -364,9 +390,12 @@ static int sfs_readdir(const char *path, void *buf, fuse_fill_dir_t filler, off_
     filler(buf, "..", NULL, 0, 0);
     switch (sp.kind) {
     case SFS_ROOT:
+        filler(buf, SFS_README_NAME, NULL, 0, 0);
         names = job_vm_list(ctx()->job);
-        rc = list_names(names, buf, filler);
-        job_vm_list_free(names);
+        /* The README takes the place of a VM of that name (a QEMU may call its socket
+         * README.qmp; its directory cannot be reached through the mount). */
+        rc = list_names(names, SFS_README_NAME, buf, filler);
+        job_names_free(names);
         return rc;
     case SFS_VM:
         for (size_t i = 0; i < sizeof(vm_entries) / sizeof(vm_entries[0]); i++)
@@ -374,8 +403,8 @@ static int sfs_readdir(const char *path, void *buf, fuse_fill_dir_t filler, off_
         return 0;
     case SFS_RESTORE:
         names = import_names(ctx()->imp, sp.vm);
-        rc = list_names(names, buf, filler);
-        import_names_free(names);
+        rc = list_names(names, NULL, buf, filler);
+        job_names_free(names);
         return rc;
     case SFS_SNAPSHOTS:
         rc = sfs_store_list(ctx()->store_fd, sp.rel, fill_one, &fc);
@@ -489,6 +518,8 @@ static int sfs_open(const char *path, struct fuse_file_info *fi)
             return open_words(fi, &sp);
         }
         return open_text(fi, job_last_save_text(ctx()->job, sp.vm), &sp);
+    case SFS_README:
+        return wr ? -EACCES : open_text(fi, strdup(sfs_readme), &sp);
     case SFS_STATUS:
         if (wr)
             return -EACCES;
@@ -673,7 +704,7 @@ static int sfs_flush(const char *path, struct fuse_file_info *fi)
         return -errno;
     rc = close(fd) < 0 ? -errno : 0;
     if (!rc && f->manifest) {
-        snprintf(rel, sizeof(rel), "%s/snapshots/%s/manifest.json", f->vm, f->snap);
+        store_snapshot_rel(rel, sizeof(rel), f->vm, f->snap, MANIFEST_NAME);
         rc = import_manifest_written(ctx()->imp, f->vm, f->snap, rel);
     }
     return rc;
@@ -720,7 +751,7 @@ static int rename_in_store(const struct sfs_path *src, const struct sfs_path *ds
         return -EXDEV;
     if (dir != (dst->kind != SFS_IN_SNAPSHOT))
         return -EPERM; /* a file is not a snapshot, a snapshot does not go inside another */
-    if (dir && !words_valid_name(dst->snap))
+    if (dir && !store_valid_name(dst->snap))
         return -EINVAL;
     if (snapshot_busy(src) || snapshot_busy(dst))
         return -EBUSY;
@@ -785,9 +816,9 @@ static int make_snapshot_dir(const struct sfs_path *sp, mode_t mode)
     struct sfs_path parent = *sp;
     int rc;
 
-    if (!words_valid_name(sp->snap))
+    if (!store_valid_name(sp->snap))
         return -EINVAL;
-    snprintf(parent.rel, sizeof(parent.rel), "%s/snapshots", sp->vm);
+    store_snapshot_rel(parent.rel, sizeof(parent.rel), sp->vm, NULL, NULL);
     if ((rc = ensure_snapshots_dir(&parent)) ||
         (rc = sfs_store_mkdir(ctx()->store_fd, sp->rel, mode)))
         return rc;
@@ -807,6 +838,8 @@ static int sfs_mkdir(const char *path, mode_t mode)
         return -EACCES;
     if (rc)
         return rc == -ENOENT ? -EINVAL : rc;
+    if (sp.kind == SFS_README)
+        return -EEXIST;
     if (sp.kind == SFS_VM)
         return job_vm_create(ctx()->job, sp.vm);
     if (!job_vm_exists(ctx()->job, sp.vm))
@@ -844,7 +877,7 @@ static int control_dir_empty(const struct sfs_path *sp)
         rc = names ? 0 : -ENOMEM;
         for (char **p = names; p && *p; p++)
             n++;
-        import_names_free(names);
+        job_names_free(names);
     }
     if (rc == -ENOENT)
         rc = 0;

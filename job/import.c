@@ -11,7 +11,6 @@
 #include <jansson.h>
 #include <limits.h>
 #include <pthread.h>
-#include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -67,6 +66,14 @@ struct item {
     int nseen;
 };
 
+/* Files open for writing through the mount in one snapshot, an import's or a copy's into
+ * snapshots/: while there are any, the snapshot is in use (a keep=N deletes none in use). */
+struct writing {
+    struct writing *next;
+    char vm[SNAPSHOT_NAME_MAX + 1], snap[NAME_MAX + 1];
+    int n;
+};
+
 struct import {
     /* set before threads start */
     struct job_ctx *ctx;
@@ -79,7 +86,11 @@ struct import {
     size_t nbuckets, nitems;
     int threads;
     int stopping;
+    struct writing *writing; /* only snapshots with files open for writing */
 };
+
+static int users_in_use(void *imp, const char *vm, const char *snap);
+static void users_deleted(void *imp, const char *vm, const char *snap);
 
 int import_new(struct import **out, struct job_ctx *ctx, const struct trust *trust)
 {
@@ -96,6 +107,7 @@ int import_new(struct import **out, struct job_ctx *ctx, const struct trust *tru
     imp->trust = trust;
     pthread_mutex_init(&imp->lock, NULL);
     pthread_cond_init(&imp->changed, NULL);
+    job_set_snapshot_users(ctx, &(struct job_snapshot_users){users_in_use, users_deleted, imp});
     *out = imp;
     return 0;
 }
@@ -107,6 +119,7 @@ void import_free(struct import *imp)
 
     if (!imp)
         return;
+    job_set_snapshot_users(imp->ctx, NULL);
     pthread_mutex_lock(&imp->lock);
     imp->stopping = 1;
     while (imp->threads > 0) {
@@ -126,6 +139,11 @@ void import_free(struct import *imp)
             free(it);
         }
     free(imp->buckets);
+    while (imp->writing) {
+        struct writing *w = imp->writing;
+        imp->writing = w->next;
+        free(w);
+    }
     facts_cache_free(imp->facts);
     pthread_mutex_destroy(&imp->lock);
     pthread_cond_destroy(&imp->changed);
@@ -257,13 +275,6 @@ char **import_names(struct import *imp, const char *vm)
     return names;
 }
 
-void import_names_free(char **names)
-{
-    for (char **p = names; p && *p; p++)
-        free(*p);
-    free(names);
-}
-
 void import_forget(struct import *imp, const char *vm, const char *snap)
 {
     struct item *it;
@@ -284,6 +295,31 @@ int import_busy(struct import *imp, const char *vm, const char *snap)
     busy = it && it->running && (it->phase == IMP_VERIFYING || it->phase == IMP_RESTORING);
     pthread_mutex_unlock(&imp->lock);
     return busy;
+}
+
+int import_in_use(struct import *imp, const char *vm, const char *snap)
+{
+    struct item *it;
+    int used = 0;
+
+    pthread_mutex_lock(&imp->lock);
+    for (struct writing *w = imp->writing; w && !used; w = w->next)
+        used = strcmp(w->vm, vm) == 0 && strcmp(w->snap, snap) == 0;
+    it = find_locked(imp, vm, snap);
+    used |= it && (it->running || (it->in_restore && it->phase < IMP_RESTORED));
+    pthread_mutex_unlock(&imp->lock);
+    return used;
+}
+
+/* The job context asks and tells through these (job_set_snapshot_users). */
+static int users_in_use(void *imp, const char *vm, const char *snap)
+{
+    return import_in_use(imp, vm, snap);
+}
+
+static void users_deleted(void *imp, const char *vm, const char *snap)
+{
+    import_forget(imp, vm, snap);
 }
 
 /* ---- snapshots of another VM ---- */
@@ -381,13 +417,15 @@ static int check_sizes(const char *dir, const struct cp_file *files, int nfiles,
     for (int i = 0; i < nfiles; i++) {
         const struct cp_file *f = &files[i];
 
-        if (store_path(path, "%s/%s", dir, f->name))
-            return -ENAMETOOLONG;
-        if (lstat(path, &st) < 0 || !S_ISREG(st.st_mode)) {
+        int rc = manifest_file_stat(dir, f, path, &st);
+
+        if (rc == -ENAMETOOLONG)
+            return rc;
+        if (rc == -ENOENT) {
             snprintf(why, len, "%s is missing", f->name);
             return -ENOENT;
         }
-        if ((uint64_t)st.st_size != f->size) {
+        if (rc) {
             snprintf(why, len, "%s has %lld of %llu bytes", f->name, (long long)st.st_size,
                      (unsigned long long)f->size);
             return -EAGAIN;
@@ -564,8 +602,6 @@ static void *check_thread(void *arg)
 static int start_check_locked(struct import *imp, struct item *it)
 {
     struct check *c = calloc(1, sizeof(*c));
-    sigset_t all, old;
-    pthread_attr_t attr;
     pthread_t thread;
     int rc;
 
@@ -573,15 +609,11 @@ static int start_check_locked(struct import *imp, struct item *it)
         return -ENOMEM;
     c->imp = imp;
     c->it = it;
-    rc = store_path(c->dir, "%s/%s/snapshots/%s", job_store(imp->ctx), it->vm, it->snap);
-    pthread_attr_init(&attr);
-    pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
-    sigfillset(&all);
-    pthread_sigmask(SIG_SETMASK, &all, &old);
+    rc = store_snapshot_path(c->dir, job_store(imp->ctx), it->vm, it->snap, NULL);
     if (!rc)
-        rc = -pthread_create(&thread, &attr, check_thread, c);
-    pthread_sigmask(SIG_SETMASK, &old, NULL);
-    pthread_attr_destroy(&attr);
+        rc = cp_thread_start(&thread, check_thread, c);
+    if (!rc)
+        pthread_detach(thread);
     if (rc) {
         free(c);
         return rc;
@@ -602,11 +634,32 @@ static void kick_locked(struct import *imp, struct item *it)
         snprintf(it->reason, sizeof(it->reason), "cannot start a thread to check the import");
 }
 
+/* Counts a writer of SNAP more (DELTA 1) or less (-1); the count of none is dropped. */
+static void count_writer_locked(struct import *imp, const char *vm, const char *snap, int delta)
+{
+    struct writing **p = &imp->writing, *w;
+
+    while (*p && (strcmp((*p)->vm, vm) != 0 || strcmp((*p)->snap, snap) != 0))
+        p = &(*p)->next;
+    if (!*p && delta > 0 && (*p = calloc(1, sizeof(**p)))) {
+        snprintf((*p)->vm, sizeof((*p)->vm), "%s", vm);
+        snprintf((*p)->snap, sizeof((*p)->snap), "%s", snap);
+    }
+    if (!(w = *p))
+        return;
+    w->n += delta;
+    if (w->n <= 0) {
+        *p = w->next;
+        free(w);
+    }
+}
+
 void import_writer_open(struct import *imp, const char *vm, const char *snap)
 {
     struct item *it;
 
     pthread_mutex_lock(&imp->lock);
+    count_writer_locked(imp, vm, snap, 1);
     if ((it = find_locked(imp, vm, snap)))
         it->writers++;
     pthread_mutex_unlock(&imp->lock);
@@ -617,6 +670,7 @@ void import_writer_close(struct import *imp, const char *vm, const char *snap)
     struct item *it;
 
     pthread_mutex_lock(&imp->lock);
+    count_writer_locked(imp, vm, snap, -1);
     if ((it = find_locked(imp, vm, snap))) {
         if (it->writers > 0)
             it->writers--;
@@ -702,7 +756,7 @@ static int verified_value(struct import *imp, const char *vm, const char *snap,
 
     if (f->unreadable[0])
         return asprintf(value, "no: %s", f->unreadable) < 0 ? -ENOMEM : 0;
-    if (store_path(dir, "%s/%s/snapshots/%s", job_store(imp->ctx), vm, snap))
+    if (store_snapshot_path(dir, job_store(imp->ctx), vm, snap, NULL))
         return -ENAMETOOLONG;
     if (check_sizes(dir, f->files, f->nfiles, now, why, sizeof(why)))
         return asprintf(value, "no: incomplete: %s", why) < 0 ? -ENOMEM : 0;

@@ -1,6 +1,7 @@
-/* job: the registry of VMs and their jobs. A job runs in a thread of its own so that a FUSE
- * worker that gives up waiting (an interrupt, an unmount) never leaves a save half done: the
- * worker only waits and passes a cancel on. */
+/* job: the registry of VMs and their jobs, and job_run, which runs a job of any kind (struct
+ * job_kind: one file each) in a thread of its own so that a FUSE worker that gives up waiting
+ * (an interrupt, an unmount) never leaves a save half done: the worker only waits and passes a
+ * cancel on. Knows no kind of job by name. */
 #include "job_int.h"
 
 #include <dirent.h>
@@ -8,13 +9,13 @@
 #include <limits.h>
 #include <malloc.h>
 #include <poll.h>
-#include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
+#include "copier.h"
 #include "qemu.h"
 #include "qmp.h"
 #include "store.h"
@@ -92,7 +93,6 @@ int job_ctx_new(struct job_ctx **out, const struct job_config *cfg, void (*log)(
         (rc = store_mkdirs(ctx->run_dir, err, errlen)) ||
         (rc = store_id_get(ctx->store, &ctx->store_id, err, errlen)))
         goto out;
-    job_recover(ctx, log);
 out:
     if (rc)
         job_ctx_free(ctx);
@@ -159,13 +159,22 @@ void job_ctx_free(struct job_ctx *ctx)
     free(ctx);
 }
 
-static struct vm_state *vm_get_locked(struct job_ctx *ctx, const char *name)
+struct vm_state *job_vm_find_locked(struct job_ctx *ctx, const char *name)
 {
     struct vm_state *vm;
 
     for (vm = ctx->vms; vm; vm = vm->next)
         if (strcmp(vm->name, name) == 0)
             return vm;
+    return NULL;
+}
+
+static struct vm_state *vm_get_locked(struct job_ctx *ctx, const char *name)
+{
+    struct vm_state *vm = job_vm_find_locked(ctx, name);
+
+    if (vm)
+        return vm;
     vm = calloc(1, sizeof(*vm));
     if (!vm)
         return NULL;
@@ -234,7 +243,7 @@ static void record_result_locked(struct job *job)
 
     memset(r, 0, sizeof(*r));
     r->valid = 1;
-    r->op = job->op;
+    r->kind = job->kind;
     r->rc = job->rc;
     snprintf(r->snapshot, sizeof(r->snapshot), "%s", job->snapshot);
     snprintf(r->message, sizeof(r->message), "%s", job->rc ? job->err : job->summary);
@@ -243,7 +252,7 @@ static void record_result_locked(struct job *job)
     if (job->phase_started > 0)
         end_phase_locked(job);
     r->phases = job->phases;
-    if (job->op == JOB_SAVE)
+    if (job->kind->is_save)
         job->vm->last_save = *r;
 }
 
@@ -251,7 +260,7 @@ static void *job_thread(void *arg)
 {
     struct job *job = arg;
 
-    job->rc = job->op == JOB_SAVE ? job_save_run(job) : job_restore_run(job);
+    job->rc = job->kind->body(job);
     /* The copier's threads and zstd's contexts leave freed megabytes in glibc's arenas, which
      * would otherwise stay in the resident memory of a daemon that idles between jobs. */
     malloc_trim(0);
@@ -262,19 +271,6 @@ static void *job_thread(void *arg)
     pthread_cond_broadcast(&job->ctx->changed);
     pthread_mutex_unlock(&job->ctx->lock);
     return NULL;
-}
-
-/* Starts JOB's thread with every signal blocked: signals belong to the main thread. */
-static int start_thread(struct job *job)
-{
-    sigset_t all, old;
-    int rc;
-
-    sigfillset(&all);
-    pthread_sigmask(SIG_SETMASK, &all, &old);
-    rc = -pthread_create(&job->thread, NULL, job_thread, job);
-    pthread_sigmask(SIG_SETMASK, &old, NULL);
-    return rc;
 }
 
 static void wait_done(struct job *job, job_interrupted_fn interrupted)
@@ -298,8 +294,7 @@ static void wait_done(struct job *job, job_interrupted_fn interrupted)
     pthread_join(job->thread, NULL);
 }
 
-/* Runs JOB to its end in its own thread while this thread waits. Takes ownership of JOB. */
-static int run_job(struct job *job, const char *vm, job_interrupted_fn interrupted)
+int job_run(struct job *job, const char *vm, job_interrupted_fn interrupted)
 {
     struct job_ctx *ctx = job->ctx;
     int rc, oldstate;
@@ -315,7 +310,7 @@ static int run_job(struct job *job, const char *vm, job_interrupted_fn interrupt
     /* libfuse cancels its workers at exit: this one must stay until the job is over. */
     pthread_setcancelstate(PTHREAD_CANCEL_DISABLE, &oldstate);
     job->started = job->phase_started = job_now();
-    rc = start_thread(job);
+    rc = cp_thread_start(&job->thread, job_thread, job);
     if (rc) {
         pthread_mutex_lock(&ctx->lock);
         job->vm->job = NULL;
@@ -330,22 +325,22 @@ out:
     return rc;
 }
 
-static struct job *job_new(struct job_ctx *ctx, enum job_op op)
+struct job *job_new(struct job_ctx *ctx, const struct job_kind *kind)
 {
     struct job *job = calloc(1, sizeof(*job));
 
     if (job) {
         job->ctx = ctx;
-        job->op = op;
+        job->kind = kind;
         job->phase = "starting";
     }
     return job;
 }
 
-/* A job refused before it started still tells why, in status and in NAME/save. */
-static int refuse(struct job_ctx *ctx, const char *vm, enum job_op op, int rc, const char *why)
+int job_refuse(struct job_ctx *ctx, const char *vm, const struct job_kind *kind, int rc,
+               const char *why)
 {
-    struct job job = {.ctx = ctx, .op = op, .rc = rc, .started = job_now()};
+    struct job job = {.ctx = ctx, .kind = kind, .rc = rc, .started = job_now()};
 
     snprintf(job.err, sizeof(job.err), "%.64s: %.900s", vm, why);
     pthread_mutex_lock(&ctx->lock);
@@ -354,45 +349,4 @@ static int refuse(struct job_ctx *ctx, const char *vm, enum job_op op, int rc, c
         record_result_locked(&job);
     pthread_mutex_unlock(&ctx->lock);
     return rc;
-}
-
-int job_save(struct job_ctx *ctx, const char *vm, const char *words, size_t len,
-             job_interrupted_fn interrupted)
-{
-    char why[JOB_ERR_MAX];
-    struct job *job;
-    int rc;
-
-    job = job_new(ctx, JOB_SAVE);
-    if (!job)
-        return -ENOMEM;
-    rc = words_parse(words, len, &job->words, why, sizeof(why));
-    if (!rc)
-        rc = store_check(ctx->store, &ctx->store_id, why, sizeof(why));
-    if (!rc && job->words.name[0] && store_snapshot_exists(ctx->store, vm, job->words.name)) {
-        snprintf(why, sizeof(why), "snapshot %s exists", job->words.name);
-        rc = -EEXIST;
-    }
-    if (rc) {
-        free(job);
-        return refuse(ctx, vm, JOB_SAVE, rc, why);
-    }
-    return run_job(job, vm, interrupted);
-}
-
-int job_restore(struct job_ctx *ctx, const char *vm, const char *snap,
-                job_interrupted_fn interrupted)
-{
-    struct job *job = job_new(ctx, JOB_RESTORE);
-    char why[JOB_ERR_MAX];
-    int rc;
-
-    if (!job)
-        return -ENOMEM;
-    snprintf(job->snapshot, sizeof(job->snapshot), "%s", snap);
-    if ((rc = store_check(ctx->store, &ctx->store_id, why, sizeof(why)))) {
-        free(job);
-        return refuse(ctx, vm, JOB_RESTORE, rc, why);
-    }
-    return run_job(job, vm, interrupted);
 }

@@ -1,4 +1,5 @@
-/* job_int: what job.c (registry, threads, status) shares with save.c and restore.c. */
+/* job_int: what job.c (the registry, one job_run for every kind of job) shares with the files
+ * of each kind (save.c, restore.c) and with status.c. */
 #ifndef SAVEFS_JOB_INT_H
 #define SAVEFS_JOB_INT_H
 
@@ -11,7 +12,20 @@
 #include "store.h"
 #include "words.h"
 
-enum job_op { JOB_SAVE, JOB_RESTORE };
+struct job;
+
+/* A kind of job: one file defines it (save.c: job_kind_save, restore.c: job_kind_restore) and
+ * its public entry point, which checks what it can before job_run starts a thread. */
+struct job_kind {
+    const char *name;             /* "save": the op in status and results */
+    const char *state;            /* "saving": the VM's state in status while it runs */
+    int (*body)(struct job *job); /* runs in the job's thread: 0, or -errno with job->err */
+    int reads_snapshot;           /* job->snapshot must not change while it runs */
+    int is_save;                  /* its outcome is also what NAME/save reads; status shows
+                                     the bytes it wrote */
+};
+
+extern const struct job_kind job_kind_save, job_kind_restore;
 
 #define JOB_PHASES_MAX 12
 
@@ -27,7 +41,7 @@ struct job_phases {
 /* The outcome of a finished job, kept for status and for reading NAME/save. */
 struct job_result {
     int valid;
-    enum job_op op;
+    const struct job_kind *kind;
     int rc; /* 0 or -errno */
     char snapshot[SNAPSHOT_NAME_MAX + 1];
     char message[JOB_ERR_MAX]; /* the reason on failure, a summary on success */
@@ -40,7 +54,7 @@ struct job {
     /* set before the thread starts */
     struct job_ctx *ctx;
     struct vm_state *vm;
-    enum job_op op;
+    const struct job_kind *kind;
     struct save_words words;
     char snapshot[SNAPSHOT_NAME_MAX + 1];
     double started;
@@ -57,7 +71,7 @@ struct job {
     /* owned by the job thread until done */
     int rc;
     char err[JOB_ERR_MAX];
-    char summary[256];
+    char summary[JOB_ERR_MAX]; /* a save's ends with what keep=N deleted */
     pthread_t thread;
 };
 
@@ -82,15 +96,20 @@ struct job_ctx {
     pthread_mutex_t lock;
     pthread_cond_t changed; /* a job ended */
     struct vm_state *vms;
+    struct job_snapshot_users users; /* in_use NULL: none */
 };
 
-/* Resumes VMs that a killed savefs left paused and kills QEMUs of restores it left unfinished;
- * removes their leftovers. Reports through LOG. */
-void job_recover(struct job_ctx *ctx, void (*log)(const char *msg));
+/* A job of KIND, not started (free() it if it never runs); NULL without memory. */
+struct job *job_new(struct job_ctx *ctx, const struct job_kind *kind);
+/* Runs JOB on VM in a thread of its own, one job at a time per VM, while this thread waits
+ * (INTERRUPTED cancels it); its outcome goes to VM's status. Takes JOB over. */
+int job_run(struct job *job, const char *vm, job_interrupted_fn interrupted);
+/* A job of KIND refused before it started (RC, WHY) still tells why, in status and NAME/save. */
+int job_refuse(struct job_ctx *ctx, const char *vm, const struct job_kind *kind, int rc,
+               const char *why);
 
-/* The bodies, run in the job's thread. Fill job->err on failure; return 0 or -errno. */
-int job_save_run(struct job *job);
-int job_restore_run(struct job *job);
+/* The state of VM NAME, or NULL if no job ever ran on it. Caller holds ctx->lock. */
+struct vm_state *job_vm_find_locked(struct job_ctx *ctx, const char *name);
 
 /* Progress reports from the job thread. */
 void job_set_phase(struct job *job, const char *phase);

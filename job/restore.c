@@ -57,11 +57,13 @@ static int check_files(struct restore *r)
     for (int i = 0; i < r->m.nfiles; i++) {
         const struct cp_file *f = &r->m.files[i];
 
-        if (store_path(path, "%s/%s", r->dir, f->name))
-            return -ENAMETOOLONG;
-        if (lstat(path, &st) < 0 || !S_ISREG(st.st_mode))
+        int rc = manifest_file_stat(r->dir, f, path, &st);
+
+        if (rc == -ENAMETOOLONG)
+            return rc;
+        if (rc == -ENOENT)
             return job_fail(r->job, -ENOENT, "snapshot incomplete: %s is missing", path);
-        if ((uint64_t)st.st_size != f->size)
+        if (rc)
             return job_fail(r->job, -EBADMSG,
                             "snapshot incomplete: %s has %lld bytes, the manifest says %llu", path,
                             (long long)st.st_size, (unsigned long long)f->size);
@@ -76,8 +78,7 @@ static int load_snapshot(struct restore *r)
     int rc;
 
     job_set_phase(job, "verifying");
-    if ((rc = store_path(r->dir, "%s/%s/snapshots/%s", job->ctx->store, vm_name(r),
-                         job->snapshot)) ||
+    if ((rc = store_snapshot_path(r->dir, job->ctx->store, vm_name(r), job->snapshot, NULL)) ||
         (rc = store_path(path, "%s/%s", r->dir, MANIFEST_NAME)))
         return job_fail(r->job, rc, "snapshot path too long");
     rc = manifest_read(path, &r->m, err, sizeof(err));
@@ -142,8 +143,7 @@ static int start_qemu(struct restore *r)
     job_set_pid(r->job, r->pid);
     /* If savefs dies from here on, its next start finds this and kills the half-restored QEMU. */
     snprintf(err, sizeof(err), "%d\n", (int)r->pid);
-    if ((rc =
-             store_path(r->mark, "%s/%s/%s", r->job->ctx->store, vm_name(r), STORE_RESTORE_MARK)) ||
+    if ((rc = store_vm_path(r->mark, r->job->ctx->store, vm_name(r), STORE_RESTORE_MARK)) ||
         (rc = store_write_text(r->mark, err)))
         return job_fail(r->job, rc, "write %s: %s", r->mark, strerror(-rc));
     return 0;
@@ -296,7 +296,7 @@ static int blame_qemu(struct restore *r, int rc)
     return rc;
 }
 
-int job_restore_run(struct job *job)
+static int restore_body(struct job *job)
 {
     struct restore r = {.job = job, .pidfd = -1};
     int rc;
@@ -334,4 +334,28 @@ int job_restore_run(struct job *job)
     qemu_argv_free(r.argv);
     manifest_free(&r.m);
     return rc;
+}
+
+const struct job_kind job_kind_restore = {
+    .name = "restore",
+    .state = "restoring",
+    .body = restore_body,
+    .reads_snapshot = 1,
+};
+
+int job_restore(struct job_ctx *ctx, const char *vm, const char *snap,
+                job_interrupted_fn interrupted)
+{
+    struct job *job = job_new(ctx, &job_kind_restore);
+    char why[JOB_ERR_MAX];
+    int rc;
+
+    if (!job)
+        return -ENOMEM;
+    snprintf(job->snapshot, sizeof(job->snapshot), "%s", snap);
+    if ((rc = store_check(ctx->store, &ctx->store_id, why, sizeof(why)))) {
+        free(job);
+        return job_refuse(ctx, vm, &job_kind_restore, rc, why);
+    }
+    return job_run(job, vm, interrupted);
 }

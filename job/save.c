@@ -14,6 +14,7 @@
 
 #include "copier.h"
 #include "disks.h"
+#include "keep.h"
 #include "manifest.h"
 #include "migrate.h"
 #include "progress.h"
@@ -341,7 +342,7 @@ static void roll_back(struct save *s)
     }
 }
 
-int job_save_run(struct job *job)
+static int save_body(struct job *job)
 {
     struct save s = {.job = job, .pidfd = -1};
     int rc;
@@ -359,6 +360,7 @@ int job_save_run(struct job *job)
                  (unsigned long long)(s.m.ram_size >> 20),
                  (unsigned long long)(snapshot_bytes(&s.m) >> 20), job_now() - job->started);
         finish_vm(&s);
+        keep_prune(job);
     }
     if (s.cp)
         cp_save_free(s.cp);
@@ -370,4 +372,35 @@ int job_save_run(struct job *job)
         close(s.pidfd);
     manifest_free(&s.m);
     return rc;
+}
+
+const struct job_kind job_kind_save = {
+    .name = "save",
+    .state = "saving",
+    .body = save_body,
+    .is_save = 1,
+};
+
+int job_save(struct job_ctx *ctx, const char *vm, const char *words, size_t len,
+             job_interrupted_fn interrupted)
+{
+    char why[JOB_ERR_MAX];
+    struct job *job;
+    int rc;
+
+    job = job_new(ctx, &job_kind_save);
+    if (!job)
+        return -ENOMEM;
+    rc = words_parse(words, len, &job->words, why, sizeof(why));
+    if (!rc)
+        rc = store_check(ctx->store, &ctx->store_id, why, sizeof(why));
+    if (!rc && job->words.name[0] && store_snapshot_exists(ctx->store, vm, job->words.name)) {
+        snprintf(why, sizeof(why), "snapshot %s exists", job->words.name);
+        rc = -EEXIST;
+    }
+    if (rc) {
+        free(job);
+        return job_refuse(ctx, vm, &job_kind_save, rc, why);
+    }
+    return job_run(job, vm, interrupted);
 }

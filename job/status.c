@@ -15,11 +15,6 @@
 
 #define STATUS_QMP_TIMEOUT_MS 1000
 
-static const char *op_name(enum job_op op)
-{
-    return op == JOB_SAVE ? "save" : "restore";
-}
-
 /* A snapshot of what the locked state says, taken so that no lock is held across QMP. */
 struct status_view {
     int has_job;
@@ -31,24 +26,24 @@ static void view_take(struct job_ctx *ctx, const char *vm, struct status_view *v
 {
     memset(v, 0, sizeof(*v));
     pthread_mutex_lock(&ctx->lock);
-    for (struct vm_state *s = ctx->vms; s; s = s->next)
-        if (strcmp(s->name, vm) == 0) {
-            v->last = s->last;
-            if (s->job) {
-                v->has_job = 1;
-                v->job.op = s->job->op;
-                v->job.phase = s->job->phase;
-                v->job.bytes_done = s->job->bytes_done;
-                v->job.bytes_total = s->job->bytes_total;
-                v->job.bytes_written = s->job->bytes_written;
-                v->job.bytes_to_write = s->job->bytes_to_write;
-                v->job.bytes_to_write_known = s->job->bytes_to_write_known;
-                v->job.started = s->job->started;
-                v->job.pid = s->job->pid;
-                memcpy(v->job.snapshot, s->job->snapshot, sizeof(v->job.snapshot));
-                memcpy(&v->job.words, &s->job->words, sizeof(v->job.words));
-            }
+    struct vm_state *s = job_vm_find_locked(ctx, vm);
+    if (s) {
+        v->last = s->last;
+        if (s->job) {
+            v->has_job = 1;
+            v->job.kind = s->job->kind;
+            v->job.phase = s->job->phase;
+            v->job.bytes_done = s->job->bytes_done;
+            v->job.bytes_total = s->job->bytes_total;
+            v->job.bytes_written = s->job->bytes_written;
+            v->job.bytes_to_write = s->job->bytes_to_write;
+            v->job.bytes_to_write_known = s->job->bytes_to_write_known;
+            v->job.started = s->job->started;
+            v->job.pid = s->job->pid;
+            memcpy(v->job.snapshot, s->job->snapshot, sizeof(v->job.snapshot));
+            memcpy(&v->job.words, &s->job->words, sizeof(v->job.words));
         }
+    }
     pthread_mutex_unlock(&ctx->lock);
 }
 
@@ -103,7 +98,7 @@ static void save_progress_json(const struct job *job, json_t *j)
 static json_t *job_json(const struct job *job)
 {
     double elapsed = job_now() - job->started;
-    json_t *j = json_pack("{s:s, s:s, s:I, s:I, s:I, s:f}", "op", op_name(job->op), "phase",
+    json_t *j = json_pack("{s:s, s:s, s:I, s:I, s:I, s:f}", "op", job->kind->name, "phase",
                           job->phase, "bytes_done", (json_int_t)job->bytes_done, "bytes_total",
                           (json_int_t)job->bytes_total, "rate_bytes_per_s",
                           (json_int_t)(elapsed > 0 ? (double)job->bytes_done / elapsed : 0.0),
@@ -111,7 +106,7 @@ static json_t *job_json(const struct job *job)
 
     if (j && job->snapshot[0])
         json_object_set_new(j, "snapshot", json_string(job->snapshot));
-    if (j && job->op == JOB_SAVE)
+    if (j && job->kind->is_save)
         save_progress_json(job, j);
     return j;
 }
@@ -128,7 +123,7 @@ static json_t *phases_json(const struct job_phases *ph)
 static json_t *result_json(const struct job_result *r)
 {
     json_t *j =
-        json_pack("{s:s, s:s, s:s, s:f}", "op", op_name(r->op), "result", r->rc ? "error" : "ok",
+        json_pack("{s:s, s:s, s:s, s:f}", "op", r->kind->name, "result", r->rc ? "error" : "ok",
                   "finished", r->finished, "duration_s", r->duration_s);
 
     if (!j)
@@ -157,7 +152,7 @@ char *job_status_json(struct job_ctx *ctx, const char *vm)
         return NULL;
     view_take(ctx, vm, &v);
     if (v.has_job) {
-        state = v.job.op == JOB_SAVE ? "saving" : "restoring";
+        state = v.job.kind->state;
         if (v.job.pid)
             json_object_set_new(root, "pid", json_integer(v.job.pid));
     } else {
@@ -185,9 +180,9 @@ char *job_last_save_text(struct job_ctx *ctx, const char *vm)
     char *text = NULL;
 
     pthread_mutex_lock(&ctx->lock);
-    for (struct vm_state *s = ctx->vms; s; s = s->next)
-        if (strcmp(s->name, vm) == 0)
-            r = s->last_save;
+    struct vm_state *s = job_vm_find_locked(ctx, vm);
+    if (s)
+        r = s->last_save;
     pthread_mutex_unlock(&ctx->lock);
     if (!r.valid)
         return strdup("no save yet\n");

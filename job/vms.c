@@ -221,7 +221,7 @@ static const char *skip_reason_locked(const struct listeners *l, const char *fil
         return NULL;
     if (!name[0])
         return "a socket listens there, but its name is not NAME.qmp (NAME: a VM name)";
-    if (!words_valid_name(name)) {
+    if (!store_valid_name(name)) {
         snprintf(buf, len,
                  "'%s' is not a valid VM name (1 to %d of A-Z a-z 0-9 . _ -, not starting "
                  "with '.')",
@@ -300,7 +300,7 @@ static int listening_vm(const struct job_ctx *ctx, const char *file, char *name)
         memcpy(name, file, len - 4);
         name[len - 4] = '\0';
     }
-    if (qmp && words_valid_name(name) && job_qmp_path(ctx, name, path) == 0 &&
+    if (qmp && store_valid_name(name) && job_qmp_path(ctx, name, path) == 0 &&
         listening_cached(path))
         return 1;
     if ((size_t)snprintf(path, sizeof(path), "%s/%s", ctx->qmp_dir, file) < sizeof(path))
@@ -327,7 +327,7 @@ static int scan_dir(const char *dir, int (*pick)(const struct job_ctx *, const c
 
 static int stored_vm(const struct job_ctx *ctx, const char *file, char *name)
 {
-    if (!words_valid_name(file) || !store_vm_exists(ctx->store, file))
+    if (!store_valid_name(file) || !store_vm_exists(ctx->store, file))
         return 0;
     strcpy(name, file);
     return 1;
@@ -345,7 +345,7 @@ char **job_vm_list(struct job_ctx *ctx)
 
     if (scan_dir(ctx->qmp_dir, listening_vm, ctx, &names, &n, &cap) ||
         scan_dir(ctx->store, stored_vm, ctx, &names, &n, &cap)) {
-        job_vm_list_free(names);
+        job_names_free(names);
         return NULL;
     }
     if (!names)
@@ -354,18 +354,16 @@ char **job_vm_list(struct job_ctx *ctx)
     return names;
 }
 
-void job_vm_list_free(char **names)
+void job_names_free(char **names)
 {
-    for (char **p = names; p && *p; p++)
-        free(*p);
-    free(names);
+    qemu_argv_free(names);
 }
 
 int job_vm_exists(struct job_ctx *ctx, const char *vm)
 {
     char path[PATH_MAX];
 
-    if (!words_valid_name(vm))
+    if (!store_valid_name(vm))
         return 0;
     return store_vm_exists(ctx->store, vm) ||
            (job_qmp_path(ctx, vm, path) == 0 && listening_cached(path));
@@ -375,7 +373,7 @@ int job_vm_create(struct job_ctx *ctx, const char *vm)
 {
     char err[JOB_ERR_MAX];
 
-    if (!words_valid_name(vm))
+    if (!store_valid_name(vm))
         return -EINVAL;
     return store_vm_create(ctx->store, vm, err, sizeof(err));
 }
@@ -383,30 +381,29 @@ int job_vm_create(struct job_ctx *ctx, const char *vm)
 int job_vm_remove(struct job_ctx *ctx, const char *vm)
 {
     char err[JOB_ERR_MAX], path[PATH_MAX];
-    int busy;
+    struct vm_state *s;
+    int rc;
 
-    if (!words_valid_name(vm))
+    if (!store_valid_name(vm))
         return -ENOENT;
     if (job_qmp_path(ctx, vm, path) == 0 && qemu_listening(path))
         return -EBUSY;
+    /* Under the lock that a job takes to start: none starts between the check and the removal. */
     pthread_mutex_lock(&ctx->lock);
-    busy = 0;
-    for (struct vm_state *s = ctx->vms; s; s = s->next)
-        busy |= strcmp(s->name, vm) == 0 && s->job;
+    s = job_vm_find_locked(ctx, vm);
+    rc = s && s->job ? -EBUSY : store_vm_remove(ctx->store, vm, err, sizeof(err));
     pthread_mutex_unlock(&ctx->lock);
-    if (busy)
-        return -EBUSY;
-    return store_vm_remove(ctx->store, vm, err, sizeof(err));
+    return rc;
 }
 
 int job_snapshot_busy(struct job_ctx *ctx, const char *vm, const char *snap)
 {
-    int busy = 0;
+    struct vm_state *s;
+    int busy;
 
     pthread_mutex_lock(&ctx->lock);
-    for (struct vm_state *s = ctx->vms; s; s = s->next)
-        busy |= strcmp(s->name, vm) == 0 && s->job && s->job->op == JOB_RESTORE &&
-                strcmp(s->job->snapshot, snap) == 0;
+    s = job_vm_find_locked(ctx, vm);
+    busy = s && s->job && s->job->kind->reads_snapshot && strcmp(s->job->snapshot, snap) == 0;
     pthread_mutex_unlock(&ctx->lock);
     return busy;
 }

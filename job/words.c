@@ -2,6 +2,8 @@
  * typo never starts a save with settings the user did not ask for. */
 #include "words.h"
 
+#include "copier.h"
+
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -9,37 +11,39 @@
 
 #define WORD_MAX 128
 
-int words_valid_name(const char *name)
-{
-    size_t n = strlen(name);
-
-    if (n == 0 || n > SNAPSHOT_NAME_MAX || name[0] == '.')
-        return 0;
-    return strspn(name, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789._-") == n;
-}
-
-static int parse_parallel(const char *value, struct save_words *out, char *err, size_t errlen)
+/* A decimal number from MIN to MAX into *OUT, or -EINVAL: no sign, no space, nothing after it. */
+static int parse_number(const char *value, long min, long max, long *out)
 {
     char *end;
     long n;
 
-    if (value[0] < '0' || value[0] > '9') {
-        snprintf(err, errlen, "parallel: '%s' is not a number from 1 to %d", value, PARALLEL_MAX);
+    if (value[0] < '0' || value[0] > '9')
         return -EINVAL;
-    }
     errno = 0;
     n = strtol(value, &end, 10);
-    if (errno || *end || n < 1 || n > PARALLEL_MAX) {
-        snprintf(err, errlen, "parallel: '%s' is not a number from 1 to %d", value, PARALLEL_MAX);
+    if (errno || *end || n < min || n > max)
+        return -EINVAL;
+    *out = n;
+    return 0;
+}
+
+/* KEY=N (or a bare N for parallel) with N from 1 to MAX into *OUT. */
+static int parse_count(const char *key, const char *value, long max, int *out, char *err,
+                       size_t errlen)
+{
+    long n;
+
+    if (parse_number(value, 1, max, &n)) {
+        snprintf(err, errlen, "%s: '%s' is not a number from 1 to %ld", key, value, max);
         return -EINVAL;
     }
-    out->parallel = (int)n;
+    *out = (int)n;
     return 0;
 }
 
 static int parse_name(const char *value, struct save_words *out, char *err, size_t errlen)
 {
-    if (!words_valid_name(value)) {
+    if (!store_valid_name(value)) {
         snprintf(err, errlen,
                  "name: '%s' must be 1 to %d of A-Z a-z 0-9 . _ - and not start with '.'", value,
                  SNAPSHOT_NAME_MAX);
@@ -62,11 +66,10 @@ static int parse_onoff(const char *key, const char *value, int *out, char *err, 
     return 0;
 }
 
-/* none, zstd, or zstd:N with N from 1 to ZSTD_LEVEL_MAX. */
+/* none, zstd, or zstd:N with N from 1 to CP_ZSTD_LEVEL_MAX. */
 static int parse_compress(const char *value, struct save_words *out, char *err, size_t errlen)
 {
     const char *level = value + 5;
-    char *end;
     long n;
 
     if (strcmp(value, "none") == 0) {
@@ -79,14 +82,12 @@ static int parse_compress(const char *value, struct save_words *out, char *err, 
     }
     if (strncmp(value, "zstd:", 5) != 0 || level[0] < '0' || level[0] > '9') {
         snprintf(err, errlen, "compress: '%s' must be none, zstd or zstd:N (N from 1 to %d)", value,
-                 ZSTD_LEVEL_MAX);
+                 CP_ZSTD_LEVEL_MAX);
         return -EINVAL;
     }
-    errno = 0;
-    n = strtol(level, &end, 10);
-    if (errno || *end || n < 1 || n > ZSTD_LEVEL_MAX) {
+    if (parse_number(level, 1, CP_ZSTD_LEVEL_MAX, &n)) {
         snprintf(err, errlen, "compress: level '%s' is not a number from 1 to %d", level,
-                 ZSTD_LEVEL_MAX);
+                 CP_ZSTD_LEVEL_MAX);
         return -EINVAL;
     }
     out->zstd_level = (int)n;
@@ -94,7 +95,14 @@ static int parse_compress(const char *value, struct save_words *out, char *err, 
 }
 
 /* Which keys were given, to refuse duplicates. */
-enum { SEEN_PARALLEL = 1, SEEN_NAME = 2, SEEN_KEEP = 4, SEEN_DIRECT = 8, SEEN_COMPRESS = 16 };
+enum {
+    SEEN_PARALLEL = 1,
+    SEEN_NAME = 2,
+    SEEN_KEEP_RUNNING = 4,
+    SEEN_DIRECT = 8,
+    SEEN_COMPRESS = 16,
+    SEEN_KEEP = 32,
+};
 
 static int mark_seen(unsigned *seen, unsigned bit, const char *key, char *err, size_t errlen)
 {
@@ -113,16 +121,17 @@ static int parse_word(char *word, struct save_words *out, unsigned *seen, char *
 
     if (!value) {
         if (strcmp(word, "keep-running") == 0) {
-            rc = mark_seen(seen, SEEN_KEEP, word, err, errlen);
+            rc = mark_seen(seen, SEEN_KEEP_RUNNING, word, err, errlen);
             out->keep_running = 1;
             return rc;
         }
         if (word[0] >= '0' && word[0] <= '9') {
             rc = mark_seen(seen, SEEN_PARALLEL, "parallel", err, errlen);
-            return rc ? rc : parse_parallel(word, out, err, errlen);
+            return rc ? rc
+                      : parse_count("parallel", word, PARALLEL_MAX, &out->parallel, err, errlen);
         }
         snprintf(err, errlen,
-                 "unknown word '%s' (expected N, parallel=N, name=S, keep-running, "
+                 "unknown word '%s' (expected N, parallel=N, name=S, keep-running, keep=N, "
                  "direct-io=on|off, compress=none|zstd|zstd:N)",
                  word);
         return -EINVAL;
@@ -130,11 +139,15 @@ static int parse_word(char *word, struct save_words *out, unsigned *seen, char *
     *value++ = '\0';
     if (strcmp(word, "parallel") == 0) {
         rc = mark_seen(seen, SEEN_PARALLEL, word, err, errlen);
-        return rc ? rc : parse_parallel(value, out, err, errlen);
+        return rc ? rc : parse_count(word, value, PARALLEL_MAX, &out->parallel, err, errlen);
     }
     if (strcmp(word, "name") == 0) {
         rc = mark_seen(seen, SEEN_NAME, word, err, errlen);
         return rc ? rc : parse_name(value, out, err, errlen);
+    }
+    if (strcmp(word, "keep") == 0) {
+        rc = mark_seen(seen, SEEN_KEEP, word, err, errlen);
+        return rc ? rc : parse_count(word, value, KEEP_MAX, &out->keep, err, errlen);
     }
     if (strcmp(word, "direct-io") == 0) {
         rc = mark_seen(seen, SEEN_DIRECT, word, err, errlen);

@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "store.h"
 #include "words.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
@@ -16,7 +17,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     if (rc != 0 && (rc != -EINVAL || err[0] == '\0'))
         abort();
     if (rc == 0 &&
-        (w.parallel < 1 || w.parallel > PARALLEL_MAX || (w.name[0] && !words_valid_name(w.name))))
+        (w.parallel < 1 || w.parallel > PARALLEL_MAX || (w.name[0] && !store_valid_name(w.name))))
         abort();
     return 0;
 }

@@ -27,7 +27,7 @@
 
 #include "copier.h"
 #include "index.h"
-#include "multifd.h"
+#include "indexer.h"
 #include "stream.h"
 #include "zframe.h"
 
@@ -851,14 +851,15 @@ static const struct fail_case fail_cases[] = {
      "channel-1: stream ends inside packet"},
 };
 
-static void test_save_fail(const struct fail_case *fc, uint64_t seed)
+/* LEVEL 1 compresses: the same failures come through the zstd stage. */
+static void test_save_fail(const struct fail_case *fc, int level, uint64_t seed)
 {
     struct save_run sr;
-    struct cp_opts o = {.direct_io = 1, .buf_size = 64 * 1024};
+    struct cp_opts o = {.direct_io = 1, .buf_size = 64 * 1024, .zstd_level = level};
     struct buf bufs[6] = {{0}};
     struct chan ch;
     uint64_t rng = seed;
-    printf("save fails: %s\n", fc->what);
+    printf("save fails%s: %s\n", level ? " (zstd)" : "", fc->what);
     save_begin(&sr, "/var/tmp", fc->nch, &o);
     for (int i = 0; i < fc->nconns; i++) {
         int k = fc->conns[i];
@@ -882,6 +883,16 @@ static void test_save_fail(const struct fail_case *fc, uint64_t seed)
     CHECKM(strncmp(sr.err, "connection ", 11) == 0 || strncmp(sr.err, "channel-", 8) == 0,
            "message \"%s\" names no connection", sr.err);
     CHECK(sr.nfiles == 0);
+    /* The cut channel's index may stay behind with the failed save's files, but never as a
+     * whole index: END is written only at a packet boundary. */
+    if (fc->conns[fc->nconns - 1] == S_CUT && exists(sr.dir, "channel-1.idx")) {
+        char path[600], err[512] = "";
+        struct cp_index *ix;
+        snprintf(path, sizeof(path), "%s/channel-1.idx", sr.dir);
+        int r = cp_index_load(&ix, path, err, sizeof(err));
+        CHECKM(r == -EBADMSG && ix == NULL, "%d: %s", r, err);
+        cp_index_free(ix);
+    }
     save_cleanup(&sr);
     for (int i = 0; i < fc->nconns; i++)
         free(bufs[i].p);
@@ -1275,6 +1286,33 @@ out:
     rm_rf(dir);
 }
 
+/* A skippable frame where the table says a frame is: its seek table is sound, but reading the
+ * frame must fail as a restore of the file fails ("not zstd frames"), not read as no bytes. */
+static void test_zseek_skippable(void)
+{
+    static const uint8_t file[] = {
+        0x50, 0x2a, 0x4d, 0x18, 4,  0, 0, 0, 'a', 'b',  'c',  'd', /* skippable */
+        0x5e, 0x2a, 0x4d, 0x18, 17, 0, 0, 0, 12,  0,    0,    0,   /* table, entry */
+        0,    0,    0,    0,    1,  0, 0, 0, 0,   0xb1, 0xea, 0x92, 0x8f};
+    char dir[256], path[512], err[512] = "";
+    struct cp_zseek *z;
+    uint8_t out[1];
+    printf("zstd seek table: a skippable frame is not a frame\n");
+    make_tmp(dir, sizeof(dir), "/tmp", "zskip");
+    snprintf(path, sizeof(path), "%s/skip", dir);
+    write_file(path, file, sizeof(file));
+    int fd = open(path, O_RDONLY);
+    CHECKM(cp_zseek_load(&z, fd, err, sizeof(err)) == 0, "%s", err);
+    if (z != NULL) {
+        CHECK(cp_zseek_nframes(z) == 1 && cp_zseek_stream_size(z) == 0);
+        int r = cp_zseek_read(z, fd, 0, out, err, sizeof(err));
+        CHECKM(r == -EBADMSG && strstr(err, "is not one zstd frame") != NULL, "%d: %s", r, err);
+        cp_zseek_free(z);
+    }
+    close(fd);
+    rm_rf(dir);
+}
+
 /* ---- the index reader: a valid index, then table-driven damage ---- */
 
 /* header, BLOCK 0 "pc.ram", PAGES (block 0, 2 pages), BLOCK 1 "vga", PAGES (block 1, 1 page),
@@ -1426,6 +1464,31 @@ static void test_index_zeros(void)
         CHECK(cp_index_next(ix, &it, &pg) == 0);
         cp_index_free(ix);
     }
+    rm_rf(dir);
+}
+
+/* A second BLOCK record with a name seen before: refused, as the writer announces a name once. */
+static void test_index_repeated_block(void)
+{
+    char dir[256], path[512], err[512] = "";
+    struct cp_fwriter *w;
+    struct cp_index *ix;
+    printf("index: a block name announced twice\n");
+    make_tmp(dir, sizeof(dir), "/tmp", "index-repeat");
+    snprintf(path, sizeof(path), "%s/r.idx", dir);
+    CHECK(cp_fwriter_open(&w, dir, "r.idx", 4096, 0, err, sizeof(err)) == 0);
+    struct cp_stage *st = cp_fwriter_stage(w);
+    CHECK(cp_index_put_header(st, err, sizeof(err)) == 0);
+    CHECK(cp_index_put_block(st, 0, "pc.ram", 6, err, sizeof(err)) == 0);
+    CHECK(cp_index_put_block(st, 1, "pc.ram", 6, err, sizeof(err)) == 0);
+    CHECK(cp_index_put_end(st, 0, 0, err, sizeof(err)) == 0);
+    CHECK(st->finish(st, err, sizeof(err)) == 0);
+    cp_fwriter_free(w);
+    int r = cp_index_load(&ix, path, err, sizeof(err));
+    CHECKM(r == -EBADMSG && ix == NULL &&
+               strstr(err, "offset 48: block 1 repeats the name of block 0") != NULL,
+           "%d \"%s\"", r, err);
+    cp_index_free(ix);
     rm_rf(dir);
 }
 
@@ -1612,6 +1675,9 @@ enum damage {
     DMG_STREAM_SUM, /* the manifest's stream checksum of channel-0 */
     DMG_SAYS_PLAIN, /* the manifest calls zstd channel-0 plain */
     DMG_SAYS_ZSTD,  /* the manifest calls plain channel-0 zstd */
+    DMG_MISSING,    /* channel-0 is not there */
+    DMG_SHORT,      /* channel-0 holds 20 bytes, and the manifest says so */
+    DMG_CUT_FRAME,  /* zstd channel-0 ends inside its last frame, and the manifest says so */
 };
 
 struct restore_case {
@@ -1654,8 +1720,42 @@ static const struct restore_case restore_cases[] = {
      DMG_SAYS_PLAIN, 0, -EBADMSG, "channel-0: holds zstd frames, but the manifest says"},
     {"zstd: peer closes early", 1, {D_ALL, D_ALL, D_CLOSE_AFTER, D_ALL}, 100000, 5000, 0, 0,
      -EPIPE, "channel-0: QEMU closed the connection after "},
+    {"missing file", 0, {D_NONE, D_NONE, D_NONE, D_NONE}, 0, 5000, DMG_MISSING, 0, -ENOENT,
+     "channel-0: open /var/tmp/"},
+    {"channel shorter than its handshake", 0, {D_NONE, D_NONE, D_NONE, D_NONE}, 0, 5000,
+     DMG_SHORT, 0, -EBADMSG, "channel-0 is shorter than a multifd handshake"},
+    {"zstd: cut inside a frame, sizes as the manifest says", 1, {D_ALL, D_ALL, D_ALL, D_ALL}, 0,
+     5000, DMG_CUT_FRAME, 0, -EBADMSG, "channel-0: ends inside zstd frame"},
 };
 /* clang-format on */
+
+/* Cuts the file of C0 in DIR to LEN bytes and tells C0 its new size and checksum, as a
+ * manifest written for the damaged file would. */
+static void cut_file(const char *dir, struct cp_file *c0, size_t len)
+{
+    char path[512];
+    struct buf b = {0};
+    snprintf(path, sizeof(path), "%s/%s", dir, c0->name);
+    CHECK(read_file(path, &b) == 0 && b.len >= len);
+    write_file(path, b.p, len);
+    c0->size = len;
+    c0->xxh3 = XXH3_64bits(b.p, len);
+    free(b.p);
+}
+
+/* A zstd file cut 100 bytes before its last frame ends (the seek table gone too). */
+static size_t cut_inside_frame(const char *dir, const struct cp_file *c0)
+{
+    char path[512];
+    struct buf b = {0};
+    snprintf(path, sizeof(path), "%s/%s", dir, c0->name);
+    CHECK(read_file(path, &b) == 0 && b.len > 2 * CP_ZSEEK_FOOTER);
+    const uint8_t *foot = b.p + b.len - CP_ZSEEK_FOOTER;
+    size_t n = (size_t)foot[0] | (size_t)foot[1] << 8 | (size_t)foot[2] << 16;
+    size_t table = 8 + n * CP_ZSEEK_ENTRY_LEN + CP_ZSEEK_FOOTER;
+    free(b.p);
+    return b.len - table - 100;
+}
 
 static void damage_file(const char *dir, const char *name, int truncate_it)
 {
@@ -1697,6 +1797,18 @@ static void damage(const struct save_run *sr, struct cp_file *files, enum damage
         c0->stream_size = c0->size;
         c0->stream_xxh3 = c0->xxh3;
         break;
+    case DMG_MISSING: {
+        char path[512];
+        snprintf(path, sizeof(path), "%s/%s", sr->dir, c0->name);
+        CHECK(unlink(path) == 0);
+        break;
+    }
+    case DMG_SHORT:
+        cut_file(sr->dir, c0, 20);
+        break;
+    case DMG_CUT_FRAME:
+        cut_file(sr->dir, c0, cut_inside_frame(sr->dir, c0));
+        break;
     }
 }
 
@@ -1708,8 +1820,8 @@ static void test_restore(const struct restore_case *rc, uint64_t seed)
     struct cp_restore *r = NULL;
     char err[512] = "";
     /* Found while opening the files, before any connect. */
-    int early =
-        rc->damage == DMG_TRUNCATE || rc->damage == DMG_SAYS_PLAIN || rc->damage == DMG_SAYS_ZSTD;
+    int early = rc->damage == DMG_TRUNCATE || rc->damage == DMG_SAYS_PLAIN ||
+                rc->damage == DMG_SAYS_ZSTD || rc->damage == DMG_MISSING || rc->damage == DMG_SHORT;
     printf("restore: %s\n", rc->what);
     make_saved(&sr, 4 << 20, rc->level, seed);
     int n = restore_files(&sr, files, order);
@@ -1759,7 +1871,7 @@ static void test_restore(const struct restore_case *rc, uint64_t seed)
         CHECK(cp_restore_bytes(r) == total);
     }
     /* The damaged stream's last chunk was held back. */
-    if (rc->damage == DMG_FLIP || rc->damage == DMG_STREAM_SUM)
+    if (rc->damage == DMG_FLIP || rc->damage == DMG_STREAM_SUM || rc->damage == DMG_CUT_FRAME)
         CHECKM(d.c[2].got < d.c[2].want.len, "%zu of %zu", d.c[2].got, d.c[2].want.len);
     cp_restore_free(r);
     dest_free(&d);
@@ -1859,8 +1971,10 @@ int main(int argc, char **argv)
     test_buf_map();
     test_index_reader();
     test_index_zeros();
+    test_index_repeated_block();
     test_zpool();
     test_zseek();
+    test_zseek_skippable();
     test_zwriter("/var/tmp", -1);
     test_zwriter("/dev/shm", -1);
     if (mount_tmp(mnt, sizeof(mnt), "ramfs", NULL)) {
@@ -1877,8 +1991,10 @@ int main(int argc, char **argv)
     test_save_ok("/var/tmp", 2, 4096, 1, seed + 4);
     test_save_ok("/dev/shm", 4, 64 * 1024, 0, seed + 5);
     test_save_main_late(seed + 6);
-    for (size_t i = 0; i < sizeof(fail_cases) / sizeof(fail_cases[0]); i++)
-        test_save_fail(&fail_cases[i], seed + 7 + i);
+    for (size_t i = 0; i < sizeof(fail_cases) / sizeof(fail_cases[0]); i++) {
+        test_save_fail(&fail_cases[i], 0, seed + 7 + i);
+        test_save_fail(&fail_cases[i], 1, seed + 7 + i);
+    }
     test_save_cancel(seed + 20);
     test_save_drain(seed + 22);
     test_save_io_errors(seed + 21);

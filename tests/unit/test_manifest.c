@@ -7,11 +7,13 @@
 #include <unistd.h>
 
 #include <fcntl.h>
+#include <limits.h>
 #include <sys/stat.h>
 
 #include "check.h"
 #include "disks.h"
 #include "manifest.h"
+#include "store.h"
 
 static char dir[] = "/tmp/test_manifest.XXXXXX";
 
@@ -391,6 +393,48 @@ static void test_disks_compare(void)
     unlink(path);
 }
 
+/* The store's paths and the chunk files' names, each spelled in one place. */
+static void test_layout(void)
+{
+    static const struct {
+        const char *snap, *file, *want;
+    } rel[] = {
+        {NULL, NULL, "vm1/snapshots"},
+        {"S", NULL, "vm1/snapshots/S"},
+        {"S", "manifest.json", "vm1/snapshots/S/manifest.json"},
+    };
+    static const struct {
+        enum cp_kind kind;
+        int channel;
+        const char *want;
+    } names[] = {
+        {CP_MAIN, -1, "main"}, {CP_CHANNEL, 3, "channel-3"}, {CP_INDEX, 12, "channel-12.idx"}};
+    static const char *const not_names[] = {"channel-", "channel-x",     "channel-1.id",
+                                            "main.idx", "manifest.json", "channel-1.idx.tmp"};
+    char buf[PATH_MAX], small[8];
+
+    for (size_t i = 0; i < sizeof(rel) / sizeof(rel[0]); i++) {
+        CHECK(store_snapshot_rel(buf, sizeof(buf), "vm1", rel[i].snap, rel[i].file) == 0 &&
+                  strcmp(buf, rel[i].want) == 0,
+              "rel %s: %s", rel[i].want, buf);
+        CHECK(store_snapshot_path(buf, "/st", "vm1", rel[i].snap, rel[i].file) == 0 &&
+                  strncmp(buf, "/st/", 4) == 0 && strcmp(buf + 4, rel[i].want) == 0,
+              "path %s: %s", rel[i].want, buf);
+    }
+    CHECK(store_snapshot_rel(small, sizeof(small), "vm1", "S", NULL) == -ENAMETOOLONG, "too long");
+    CHECK(store_vm_path(buf, "/st", "vm1", NULL) == 0 && strcmp(buf, "/st/vm1") == 0, "%s", buf);
+    CHECK(store_vm_path(buf, "/st", "vm1", STORE_TMP) == 0 && strcmp(buf, "/st/vm1/.tmp") == 0,
+          "%s", buf);
+    for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
+        CHECK(cp_file_name(names[i].kind, names[i].channel, buf, CP_NAME_MAX) == 0 &&
+                  strcmp(buf, names[i].want) == 0,
+              "name %s: %s", names[i].want, buf);
+        CHECK(cp_file_name_valid(names[i].want), "%s not valid", names[i].want);
+    }
+    for (size_t i = 0; i < sizeof(not_names) / sizeof(not_names[0]); i++)
+        CHECK(!cp_file_name_valid(not_names[i]), "%s valid", not_names[i]);
+}
+
 int main(void)
 {
     char cmd[300];
@@ -405,6 +449,7 @@ int main(void)
     test_disks_roundtrip();
     test_disks_bad();
     test_disks_compare();
+    test_layout();
     snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
     if (system(cmd) != 0)
         check_failures++;

@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "check.h"
@@ -598,6 +599,47 @@ static void test_accept(void)
     trust_free(t);
 }
 
+/* `savefs accept` and the mount are two processes that both add digests to local.json: two
+ * writers at once lose none of them. */
+static void test_accept_concurrent(void)
+{
+    enum { WRITERS = 2, EACH = 150 };
+    char store[300], vmdir[320], err[1024];
+    struct localdef d;
+    pid_t pid[WRITERS];
+
+    snprintf(store, sizeof(store), "%s/conc", dir);
+    snprintf(vmdir, sizeof(vmdir), "%s/vm1", store);
+    if (mkdir(store, 0700) < 0 || mkdir(vmdir, 0700) < 0) {
+        CHECK(0, "mkdir %s", vmdir);
+        return;
+    }
+    for (int w = 0; w < WRITERS; w++) {
+        pid[w] = fork();
+        if (pid[w] == 0) {
+            int failed = 0;
+            for (int i = 0; i < EACH; i++) {
+                char digest[TRUST_DIGEST_MAX];
+                snprintf(digest, sizeof(digest), "sha256:%064d", w * EACH + i);
+                failed |= localdef_accept(store, "vm1", digest, err, sizeof(err)) != 0;
+            }
+            _exit(failed);
+        }
+    }
+    for (int w = 0; w < WRITERS; w++) {
+        int st = 1;
+        CHECK(pid[w] > 0 && waitpid(pid[w], &st, 0) == pid[w] && WIFEXITED(st) &&
+                  WEXITSTATUS(st) == 0,
+              "writer %d failed", w);
+    }
+    if (localdef_read(store, "vm1", &d, err, sizeof(err)) != 0) {
+        CHECK(0, "read: %s", err);
+        return;
+    }
+    CHECK(d.naccept == WRITERS * EACH, "%d of %d digests in local.json", d.naccept, WRITERS * EACH);
+    localdef_free(&d);
+}
+
 int main(void)
 {
     char cmd[300];
@@ -616,6 +658,7 @@ int main(void)
     test_decisions();
     test_paths();
     test_accept();
+    test_accept_concurrent();
     snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
     if (system(cmd) != 0)
         check_failures++;

@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "check.h"
+#include "store.h"
 #include "words.h"
 
 struct good_case {
@@ -14,29 +15,33 @@ struct good_case {
     int keep_running;
     int direct_io;
     int zstd_level;
+    int keep;
 };
 
 static const struct good_case good[] = {
-    {"4", 4, "", 0, 1, 0},
-    {"4\n", 4, "", 0, 1, 0},
-    {"", 4, "", 0, 1, 0},
-    {"\n", 4, "", 0, 1, 0},
-    {"1", 1, "", 0, 1, 0},
-    {"64", 64, "", 0, 1, 0},
-    {"parallel=8", 8, "", 0, 1, 0},
-    {"parallel=2 name=nightly keep-running", 2, "nightly", 1, 1, 0},
-    {"  keep-running\tname=a.b_c-9  16 \n", 16, "a.b_c-9", 1, 1, 0},
-    {"name=x direct-io=off", 4, "x", 0, 0, 0},
-    {"direct-io=on", 4, "", 0, 1, 0},
+    {"4", 4, "", 0, 1, 0, 0},
+    {"4\n", 4, "", 0, 1, 0, 0},
+    {"", 4, "", 0, 1, 0, 0},
+    {"\n", 4, "", 0, 1, 0, 0},
+    {"1", 1, "", 0, 1, 0, 0},
+    {"64", 64, "", 0, 1, 0, 0},
+    {"parallel=8", 8, "", 0, 1, 0, 0},
+    {"parallel=2 name=nightly keep-running", 2, "nightly", 1, 1, 0, 0},
+    {"  keep-running\tname=a.b_c-9  16 \n", 16, "a.b_c-9", 1, 1, 0, 0},
+    {"name=x direct-io=off", 4, "x", 0, 0, 0, 0},
+    {"direct-io=on", 4, "", 0, 1, 0, 0},
     {"name="
      "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa",
-     4, "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa", 0, 1, 0},
-    {"compress=none", 4, "", 0, 1, 0},
-    {"compress=zstd", 4, "", 0, 1, 1},
-    {"compress=zstd:1", 4, "", 0, 1, 1},
-    {"compress=zstd:3 8", 8, "", 0, 1, 3},
-    {"compress=zstd:19 direct-io=off", 4, "", 0, 0, 19},
-    {"parallel=2 compress=zstd:07 name=z", 2, "z", 0, 1, 7},
+     4, "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa", 0, 1, 0, 0},
+    {"compress=none", 4, "", 0, 1, 0, 0},
+    {"compress=zstd", 4, "", 0, 1, 1, 0},
+    {"compress=zstd:1", 4, "", 0, 1, 1, 0},
+    {"compress=zstd:3 8", 8, "", 0, 1, 3, 0},
+    {"compress=zstd:19 direct-io=off", 4, "", 0, 0, 19, 0},
+    {"parallel=2 compress=zstd:07 name=z", 2, "z", 0, 1, 7, 0},
+    {"keep=2", 4, "", 0, 1, 0, 2},
+    {"4 keep=1 keep-running", 4, "", 1, 1, 0, 1},
+    {"keep=100000 name=k", 4, "k", 0, 1, 0, 100000},
 };
 
 static const char *const bad[] = {
@@ -78,6 +83,16 @@ static const char *const bad[] = {
     "compress=zstd:3x",
     "compress=zstd3",
     "compress=ZSTD",
+    "keep=0",
+    "keep=x",
+    "keep=",
+    "keep",
+    "keep=-1",
+    "keep=+2",
+    "keep=2x",
+    "keep=100001",
+    "keep=99999999999999999999",
+    "keep=2 keep=3",
     "compress=lz4",
     "compress=gzip:1",
     "compress=none:1",
@@ -98,6 +113,7 @@ static void test_good(void)
         CHECK(w.parallel == good[i].parallel, "'%s': parallel %d", good[i].in, w.parallel);
         CHECK(strcmp(w.name, good[i].name) == 0, "'%s': name '%s'", good[i].in, w.name);
         CHECK(w.keep_running == good[i].keep_running, "'%s': keep-running", good[i].in);
+        CHECK(w.keep == good[i].keep, "'%s': keep %d", good[i].in, w.keep);
         CHECK(w.direct_io == good[i].direct_io, "'%s': direct-io", good[i].in);
         CHECK(w.zstd_level == good[i].zstd_level, "'%s': zstd level %d", good[i].in, w.zstd_level);
     }
@@ -131,13 +147,13 @@ static void test_nul_and_garbage(void)
 
 static void test_names(void)
 {
-    CHECK(words_valid_name("vm1"), "vm1");
-    CHECK(words_valid_name("20261126-134501-2"), "time stamp");
-    CHECK(!words_valid_name(""), "empty");
-    CHECK(!words_valid_name("."), ".");
-    CHECK(!words_valid_name(".."), "..");
-    CHECK(!words_valid_name("a/b"), "slash");
-    CHECK(!words_valid_name("é"), "non-ASCII");
+    CHECK(store_valid_name("vm1"), "vm1");
+    CHECK(store_valid_name("20261126-134501-2"), "time stamp");
+    CHECK(!store_valid_name(""), "empty");
+    CHECK(!store_valid_name("."), ".");
+    CHECK(!store_valid_name(".."), "..");
+    CHECK(!store_valid_name("a/b"), "slash");
+    CHECK(!store_valid_name("é"), "non-ASCII");
 }
 
 /* Words written in pieces: the saves that start (their words, '|' after each) as the pieces

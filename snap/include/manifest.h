@@ -1,0 +1,89 @@
+/* manifest: reads and writes a snapshot's manifest.json, the one file that says what a snapshot
+ * holds. Reading treats the file as untrusted input. Pure functions, any thread. */
+#ifndef SAVEFS_MANIFEST_H
+#define SAVEFS_MANIFEST_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/stat.h>
+
+#include "copier.h"
+
+#define MANIFEST_NAME      "manifest.json"
+#define MANIFEST_VERSION   1
+#define MANIFEST_MAX_FILES (2 * CP_MAX_CHANNELS + 1)
+#define MANIFEST_MAX_ARGS  4096
+#define MANIFEST_MAX_DISKS 32
+
+/* The one attribute of a snapshot directory that the user sets rather than savefs computes:
+ * "disks" lets the next restore go ahead over disks that changed since the save (disks.h). */
+#define MANIFEST_FORCE_XATTR "user.savefs.force"
+
+/* A writable disk of the VM as it was when the snapshot was taken (disks.h). */
+struct manifest_disk {
+    char *path;           /* absolute */
+    char format[16];      /* QEMU's driver: "raw", "qcow2", ... */
+    uint64_t size;        /* bytes */
+    int64_t mtime_ns;     /* st_mtim in ns */
+    uint64_t inode;       /* st_ino: shown, not compared (a disk copied back keeps its content) */
+    char fingerprint[24]; /* "xxh3:" + 16 hex digits of sampled content and qcow2 metadata */
+};
+
+struct manifest {
+    int version;
+    char vm[65];
+    char snapshot[65];
+    char created[32];      /* RFC 3339, UTC */
+    char qemu_version[32]; /* "7.2.22" */
+    char machine[64];      /* "pc-i440fx-7.2" */
+    char uuid[40];         /* the source's -uuid, all zeros if none */
+    char *binary;          /* absolute path of the QEMU binary */
+    char *cwd;             /* its working directory: relative paths in argv start there */
+    char **argv;           /* the QEMU command line that recreates the VM, NULL-terminated */
+    int argc;
+    uint64_t ram_size;
+    int was_running;
+    int channels;
+    char compression[16];  /* "none", or "zstd": main and channels are zstd files (zframe.h) */
+    int compression_level; /* zstd's level, 1..19; 0 with "none" */
+    double duration_s;
+    /* Since savefs recorded disks; a manifest without them restores as before, unchecked. */
+    int disks_recorded;
+    int keep_running; /* the VM ran on after the save: its disks went on changing */
+    struct manifest_disk disks[MANIFEST_MAX_DISKS];
+    int ndisks;
+    struct cp_file files[MANIFEST_MAX_FILES];
+    int nfiles;
+    char hmac[128];  /* optional: "hmac-sha256:KEYID:MAC" over the canonical text (see trust.h) */
+    char *canonical; /* read: the manifest without "hmac", keys sorted, compact: what is signed */
+};
+
+/* Writes M as PATH (created 0600, must not exist) and fsyncs it. */
+int manifest_write(const char *path, const struct manifest *m, char *err, size_t errlen);
+
+/* Parses and validates the LEN bytes of TEXT, read from NAME (named in errors). On success M owns
+ * allocated strings: manifest_free(M). */
+int manifest_parse(const char *text, size_t len, const char *name, struct manifest *m, char *err,
+                   size_t errlen);
+
+/* Reads PATH and parses it. */
+int manifest_read(const char *path, struct manifest *m, char *err, size_t errlen);
+
+/* The canonical text of M (keys sorted, compact, no "hmac"), as manifest_read sets m->canonical
+ * for the file that manifest_write makes of M. Malloc'd in *TEXT. */
+int manifest_canonical(const struct manifest *m, char **text);
+
+/* Validates M the way manifest_read does (used before writing, too). */
+int manifest_check(const struct manifest *m, char *err, size_t errlen);
+
+void manifest_free(struct manifest *m);
+
+/* Looks at file F of the snapshot in DIR (its path into PATH, of length PATH_MAX; what lstat
+ * says into ST): 0 if it is a regular file of F's size, -ENOENT if it is missing or not a regular
+ * file, -EMSGSIZE if its size is not F's, -ENAMETOOLONG. */
+int manifest_file_stat(const char *dir, const struct cp_file *f, char *path, struct stat *st);
+
+/* The entry of kind KIND for CHANNEL (-1 for main), or NULL. */
+const struct cp_file *manifest_find(const struct manifest *m, enum cp_kind kind, int channel);
+
+#endif

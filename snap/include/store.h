@@ -1,0 +1,92 @@
+/* store: the on-disk layout of savefs's store, and the steps that make a snapshot appear whole
+ * or not at all.
+ *   STORE/NAME/snapshots/S/   published snapshots (manifest.json + chunk files)
+ *   STORE/NAME/.tmp/          saves in progress; removed at start and on failure
+ *   STORE/NAME/.qemu.json     the QEMU that savefs started for NAME (pid, argv), for later saves
+ *   STORE/NAME/.restoring     the QEMU of a restore in progress, killed at start if savefs died
+ * Pure file operations, any thread. */
+#ifndef SAVEFS_STORE_H
+#define SAVEFS_STORE_H
+
+#include <stddef.h>
+#include <sys/types.h>
+
+/* The longest name of a VM or a snapshot. */
+#define SNAPSHOT_NAME_MAX 64
+
+#define STORE_SNAPSHOTS    "snapshots"
+#define STORE_TMP          ".tmp"
+#define STORE_QEMU_RECORD  ".qemu.json"
+#define STORE_SAVE_MARK    ".source" /* in a save's tmp dir: "PID RUNNING", before the VM stops */
+#define STORE_RESTORE_MARK ".restoring" /* in STORE/VM: "PID" of a QEMU being restored */
+
+/* Which directory a path named when savefs started: the mount lists that one for good. */
+struct store_id {
+    dev_t dev;
+    ino_t ino;
+};
+
+/* Reads the identity of directory STORE into ID. */
+int store_id_get(const char *store, struct store_id *id, char *err, size_t errlen);
+/* 0 if STORE is still the directory ID; else -ESTALE (removed, or replaced by another directory:
+ * what a job would write there could never be listed), with the reason naming STORE. */
+int store_check(const char *store, const struct store_id *id, char *err, size_t errlen);
+
+/* 1 if NAME may name a VM or a snapshot in the store (a directory of its own): 1..64 of
+ * A-Za-z0-9._- and not starting with '.', else 0. */
+int store_valid_name(const char *name);
+
+/* snprintf into PATH of length PATH_MAX; -ENAMETOOLONG if it does not fit. */
+int store_path(char *path, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+/* The one spelling of a snapshot's place: "VM/snapshots", "VM/snapshots/SNAP" or
+ * "VM/snapshots/SNAP/FILE" (SNAP and FILE may be NULL) into REL of LEN, relative to the store
+ * (what fs/ resolves beneath the store's descriptor). -ENAMETOOLONG if it does not fit. */
+int store_snapshot_rel(char *rel, size_t len, const char *vm, const char *snap, const char *file);
+/* The same below STORE, into PATH of length PATH_MAX. */
+int store_snapshot_path(char *path, const char *store, const char *vm, const char *snap,
+                        const char *file);
+/* STORE/VM, or STORE/VM/FILE (FILE one of the STORE_* names above, or local.json), into PATH of
+ * length PATH_MAX. */
+int store_vm_path(char *path, const char *store, const char *vm, const char *file);
+
+/* mkdir -p DIR with mode 0700 for every directory it creates. */
+int store_mkdirs(const char *dir, char *err, size_t errlen);
+
+/* Creates STORE/VM and STORE/VM/snapshots. Returns -EEXIST if STORE/VM exists. */
+int store_vm_create(const char *store, const char *vm, char *err, size_t errlen);
+/* Removes STORE/VM if it holds no snapshot: -ENOTEMPTY otherwise. */
+int store_vm_remove(const char *store, const char *vm, char *err, size_t errlen);
+/* 1 if STORE/VM/snapshots is a directory. */
+int store_vm_exists(const char *store, const char *vm);
+/* 1 if STORE/VM/snapshots/SNAP exists. */
+int store_snapshot_exists(const char *store, const char *vm, const char *snap);
+
+/* The default snapshot name: UTC YYYYMMDD-HHMMSS, then -2, -3 ... if taken. */
+int store_default_name(const char *store, const char *vm, char *name, size_t len);
+
+/* Creates a fresh private directory STORE/VM/.tmp/SNAP.XXXXXX for a save; its path in TMP. */
+int store_tmp_create(const char *store, const char *vm, const char *snap, char *tmp, char *err,
+                     size_t errlen);
+/* fsyncs TMP, renames it to STORE/VM/snapshots/SNAP (which must not exist) and fsyncs the parent.
+ */
+int store_publish(const char *store, const char *vm, const char *tmp, const char *snap, char *err,
+                  size_t errlen);
+/* Deletes STORE/VM/snapshots/SNAP and all it holds. It is first renamed into STORE/VM/.tmp, and
+ * that rename made durable: the snapshot vanishes whole, never a part of it, and what a deletion
+ * cut short leaves there is removed at the next start. */
+int store_snapshot_delete(const char *store, const char *vm, const char *snap, char *err,
+                          size_t errlen);
+/* Removes DIR and the regular files in it (one level: that is all a save creates). */
+int store_remove_dir(const char *dir);
+/* Calls LEFTOVER(OPAQUE, VM, PATH) for every leftover save directory STORE/VM/.tmp/X, then
+ * removes it. Returns how many there were. */
+int store_clean_tmp(const char *store, void *opaque,
+                    void (*leftover)(void *opaque, const char *vm, const char *path));
+/* Writes TEXT to PATH (0600), replacing it. Survives savefs being killed, not a power loss. */
+int store_write_text(const char *path, const char *text);
+
+/* fsync of a directory. */
+int store_fsync_dir(const char *dir);
+
+#endif
