@@ -5,9 +5,12 @@
       postcopy-ram on, migrate-incoming unix:MIGRATION_SOCKET
   qmp_lazy.py serve QMP_SOCKET TIMEOUT_S PAGER...
       starts the page server PAGER..., waits for postcopy-active, sends cont, waits for the guest
-      to run and for the migration to complete, then for PAGER; prints "running_s=R
+      to run and for the migration to complete (then turns postcopy-ram off again: a later save
+      turns multifd on, which 7.2 refuses beside it), then for PAGER; prints "running_s=R
       completed_s=C" (seconds since PAGER started; Python's own start-up, a second on a loaded
       machine, is not counted) and exits with PAGER's status
+  qmp_lazy.py status QMP_SOCKET
+      prints the migration's status ("none" before any stream arrived) and the VM's
 """
 import json
 import socket
@@ -59,6 +62,7 @@ def serve(q, timeout, pager):
     status = wait_for(q, "the end", lambda q: mig(q) in ("completed", "failed") and mig(q),
                       deadline, 0.02)
     completed = time.time() - t0
+    q.cmd("migrate-set-capabilities", capabilities=[{"capability": "postcopy-ram", "state": False}])
     rc = proc.wait(max(deadline - time.time(), 1))
     if status != "completed":
         raise SystemExit(f"migration {status}")
@@ -72,6 +76,8 @@ def main():
         q.cmd("migrate-set-capabilities",
               capabilities=[{"capability": "postcopy-ram", "state": True}])
         q.cmd("migrate-incoming", uri="unix:" + sys.argv[3])
+    elif sys.argv[1] == "status":
+        print(q.cmd("query-migrate").get("status", "none"), q.cmd("query-status")["status"])
     else:
         sys.exit(serve(q, float(sys.argv[3]), sys.argv[4:]))
 

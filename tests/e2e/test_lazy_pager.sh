@@ -1,0 +1,88 @@
+#!/bin/bash
+# Lazy restore by hand with savefs-pager: the memcheck guest saved through the mount (plain
+# channels), started again from its recorded command line with -incoming defer -S and
+# postcopy-ram, served by the pager, `cont` once QEMU is in postcopy: it runs at once and goes
+# on verifying its memory while the pages come. The restored VM is saved again, compressed, and
+# restored lazily again. Snapshots the pager cannot serve are refused before QEMU is touched.
+source "$SRC_DIR/tests/e2e/lib.sh"
+: "${PAGER_BIN:?PAGER_BIN must name savefs-pager}"
+DRIVE=$SRC_DIR/tests/e2e/qmp_lazy.py
+
+# lazy_qemu SNAPDIR: starts vm1 as its snapshot recorded it, waiting for an incoming postcopy
+# stream on $T/lazy.sock.
+lazy_qemu() {
+    local snap=$1 i pid
+    local -a argv args=()
+    mapfile -t argv < <(jq -r '.qemu.argv[]' "$snap/manifest.json")
+    for ((i = 0; i < ${#argv[@]}; i++)); do
+        case ${argv[i]} in
+        -serial | -pidfile | -qmp) i=$((i + 1)) ;;
+        *) args+=("${argv[i]}") ;;
+        esac
+    done
+    rm -f "$T/lazy.sock"
+    setsid "${args[@]}" -serial "file:$T/vm1.serial" -pidfile "$QMP/vm1.pid" \
+        -qmp "unix:$QMP/vm1.qmp,server=on,wait=off" -incoming defer -S \
+        </dev/null >"$T/lazy.qemu.log" 2>&1 &
+    pid=$!
+    printf '%s\t%s\n' "$pid" "$T/vm1.serial" >>"$GUEST_PID_FILE"
+    for _ in $(seq 100); do
+        [[ -S $QMP/vm1.qmp ]] && break
+        sleep 0.1
+    done
+    python3 "$DRIVE" incoming "$QMP/vm1.qmp" "$T/lazy.sock" || die "QEMU: $(cat "$T/lazy.qemu.log")"
+}
+
+# lazy_restore SNAPDIR: vm1 from SNAPDIR, served lazily; checks its memory after.
+lazy_restore() {
+    local snap=$1 pass seed out
+    pass=$(guest_last_pass "$T/vm1.serial")
+    seed=$(guest_seed "$T/vm1.serial")
+    vm_wait_gone vm1 || die "vm1's QEMU did not quit after the save"
+    lazy_qemu "$snap"
+    out=$(python3 "$DRIVE" serve "$QMP/vm1.qmp" 120 "$PAGER_BIN" "$snap" "$T/lazy.sock") ||
+        die "lazy restore of $snap failed: $out; QEMU: $(cat "$T/lazy.qemu.log")"
+    log "$(basename "$snap"): $(tr '\n' ' ' <<<"$out")"
+    # Two passes: the first may have run while pages were still coming.
+    vm_check_alive vm1 "$((pass + 1))" "$seed"
+    log "restored lazily: passes go on past $((pass + 1)) with seed $seed"
+}
+
+# refused SNAPDIR WHY: the pager refuses SNAPDIR, saying WHY, and QEMU waits untouched.
+refused() {
+    local snap=$1 why=$2 rc=0 out
+    lazy_qemu "$snap"
+    out=$("$PAGER_BIN" "$snap" "$T/lazy.sock" 2>&1) || rc=$?
+    ((rc == 2)) || die "the pager served $snap (status $rc): $out"
+    grep -q "$why" <<<"$out" || die "the refusal does not say '$why': $out"
+    [[ $(python3 "$DRIVE" status "$QMP/vm1.qmp") == "none inmigrate" ]] ||
+        die "QEMU was touched: $(python3 "$DRIVE" status "$QMP/vm1.qmp")"
+    log "refused: $out"
+    kill -9 "$(vm_pid vm1)"
+    vm_wait_gone vm1 || die "QEMU did not go"
+}
+
+e2e_setup
+vm_start vm1
+savefs_start
+
+log "save, plain channels"
+echo "2 name=plain" >"$MNT/vm1/save" || die "save failed: $(cat "$MNT/vm1/status")"
+lazy_restore "$STORE/vm1/snapshots/plain"
+
+log "save the lazily restored VM again, compressed"
+echo "2 compress=zstd:1 name=packed" >"$MNT/vm1/save" || die "save failed: $(cat "$MNT/vm1/status")"
+lazy_restore "$STORE/vm1/snapshots/packed"
+kill -9 "$(vm_pid vm1)"
+vm_wait_gone vm1 || die "QEMU did not go"
+
+log "refusals"
+cp -a "$STORE/vm1/snapshots/plain" "$T/noindex"
+rm "$T/noindex/channel-1.idx"
+jq 'del(.hmac) | .files |= map(select(.name != "channel-1.idx"))' "$STORE/vm1/snapshots/plain/manifest.json" \
+    >"$T/noindex/manifest.json"
+refused "$T/noindex" "channel-1 has no page index"
+cp -a "$STORE/vm1/snapshots/plain" "$T/badindex"
+printf '\xff' | dd of="$T/badindex/channel-0.idx" bs=1 seek=100 conv=notrunc status=none
+refused "$T/badindex" "channel-0.idx"
+log "PASS"
