@@ -7,18 +7,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "check.h"
 #include "mainstream.h"
 #include "map.h"
-
-static int failures;
-
-#define CHECK(c)                                                                                   \
-    do {                                                                                           \
-        if (!(c)) {                                                                                \
-            fprintf(stderr, "%s:%d: check failed: %s\n", __FILE__, __LINE__, #c);                  \
-            failures++;                                                                            \
-        }                                                                                          \
-    } while (0)
 
 struct buf {
     uint8_t d[4096];
@@ -141,32 +132,51 @@ static void build(struct buf *b, enum variant v, size_t *head, size_t *setup, si
     put(b, json, sizeof(json) - 1);
 }
 
-static void test_good(enum variant v)
-{
+/* A stream of variant V built and parsed, cut after CUT bytes if CUT is not 0. */
+struct parsed {
     struct buf b;
-    struct pg_map map = {0};
+    struct pg_map map;
     struct pg_main mn;
     size_t head, setup, dev, eof;
-    char err[256] = "";
+    char err[256];
+    int rc;
+};
 
-    build(&b, v, &head, &setup, &dev, &eof);
-    CHECK(pg_main_parse(&mn, b.d, b.len, &map, err, sizeof(err)) == 0);
-    CHECK(mn.head_end == head && mn.setup_end == setup);
-    CHECK(mn.dev_start == dev && mn.dev_end == eof && mn.ram_section == RAM_ID);
-    CHECK(map.nblocks == 2 && strcmp(map.blocks[1].name, "pc.rom") == 0);
-    CHECK(pg_map_npages(&map) == 6);
+static void parse(struct parsed *p, enum variant v, size_t cut)
+{
+    memset(p, 0, sizeof(*p));
+    build(&p->b, v, &p->head, &p->setup, &p->dev, &p->eof);
+    p->rc = pg_main_parse(&p->mn, p->b.d, cut ? cut : p->b.len, &p->map, p->err, sizeof(p->err));
+}
+
+static void test_good(enum variant v)
+{
+    static struct parsed p;
+    struct pg_map *map = &p.map;
+    char *err = p.err;
+
+    parse(&p, v, 0);
+    CHECK(p.rc == 0, "%s", err);
+    CHECK(p.mn.head_end == p.head && p.mn.setup_end == p.setup, "head %zu setup %zu", p.mn.head_end,
+          p.mn.setup_end);
+    CHECK(p.mn.dev_start == p.dev && p.mn.dev_end == p.eof && p.mn.ram_section == RAM_ID,
+          "devices %zu-%zu, section %u", p.mn.dev_start, p.mn.dev_end, p.mn.ram_section);
+    CHECK(map->nblocks == 2 && strcmp(map->blocks[1].name, "pc.rom") == 0, "%d blocks",
+          map->nblocks);
+    CHECK(pg_map_npages(map) == 6, "%llu pages", (unsigned long long)pg_map_npages(map));
     /* pc.ram 0-2 and pc.rom 1 zero in main; pc.ram 3 and pc.rom 0 are left to the indexes. */
-    CHECK(map.blocks[0].ent[2] == PG_ZERO && map.blocks[0].ent[3] == 0);
-    CHECK(map.blocks[1].ent[0] == 0 && map.blocks[1].ent[1] == PG_ZERO);
-    CHECK(pg_map_check_complete(&map, err, sizeof(err)) == -ENODATA);
-    CHECK(strstr(err, "offset 12288 of RAM block 'pc.ram'") != NULL);
-    CHECK(pg_map_set(&map, 0, 0x3000, pg_map_data(5, 1 << 20), err, sizeof(err)) == 0);
-    CHECK(pg_map_set(&map, 1, 0, pg_map_data(0, 64), err, sizeof(err)) == 0);
-    CHECK(pg_map_check_complete(&map, err, sizeof(err)) == 0);
-    CHECK(pg_ent_channel(map.blocks[0].ent[3]) == 5 &&
-          pg_ent_offset(map.blocks[0].ent[3]) == 1 << 20);
-    CHECK(pg_map_set(&map, 1, 0x2000, PG_ZERO, err, sizeof(err)) == -ERANGE);
-    pg_map_free(&map);
+    CHECK(map->blocks[0].ent[2] == PG_ZERO && map->blocks[0].ent[3] == 0, "pc.ram's zero pages");
+    CHECK(map->blocks[1].ent[0] == 0 && map->blocks[1].ent[1] == PG_ZERO, "pc.rom's zero pages");
+    CHECK(pg_map_check_complete(map, err, sizeof(p.err)) == -ENODATA, "%s", err);
+    CHECK(strstr(err, "offset 12288 of RAM block 'pc.ram'") != NULL, "%s", err);
+    CHECK(pg_map_set(map, 0, 0x3000, pg_map_data(5, 1 << 20), err, sizeof(p.err)) == 0, "%s", err);
+    CHECK(pg_map_set(map, 1, 0, pg_map_data(0, 64), err, sizeof(p.err)) == 0, "%s", err);
+    CHECK(pg_map_check_complete(map, err, sizeof(p.err)) == 0, "%s", err);
+    CHECK(pg_ent_channel(map->blocks[0].ent[3]) == 5 &&
+              pg_ent_offset(map->blocks[0].ent[3]) == 1 << 20,
+          "entry %llx", (unsigned long long)map->blocks[0].ent[3]);
+    CHECK(pg_map_set(map, 1, 0x2000, PG_ZERO, err, sizeof(p.err)) == -ERANGE, "%s", err);
+    pg_map_free(map);
 }
 
 static const struct {
@@ -186,37 +196,21 @@ static const struct {
 
 int main(void)
 {
+    static struct parsed p;
+
     test_good(V_GOOD);
     test_good(V_NO_VMDESC);
     for (size_t i = 0; i < sizeof(refused) / sizeof(refused[0]); i++) {
-        struct buf b;
-        struct pg_map map = {0};
-        struct pg_main mn;
-        size_t head, setup, dev, eof;
-        char err[256] = "";
-
-        build(&b, refused[i].v, &head, &setup, &dev, &eof);
-        int rc = pg_main_parse(&mn, b.d, b.len, &map, err, sizeof(err));
-        if (rc != -EBADMSG || !strstr(err, refused[i].why)) {
-            fprintf(stderr, "variant %d: rc %d, '%s' (wanted '%s')\n", refused[i].v, rc, err,
-                    refused[i].why);
-            failures++;
-        }
-        pg_map_free(&map);
+        parse(&p, refused[i].v, 0);
+        CHECK(p.rc == -EBADMSG && strstr(p.err, refused[i].why),
+              "variant %d: rc %d, '%s' (wanted '%s')", refused[i].v, p.rc, p.err, refused[i].why);
+        pg_map_free(&p.map);
     }
-    /* Cut anywhere, the stream is refused, never read past its end. */
-    for (size_t cut = 0; cut < 200; cut++) {
-        struct buf b;
-        struct pg_map map = {0};
-        struct pg_main mn;
-        size_t head, setup, dev, eof;
-        char err[256];
-
-        build(&b, V_NO_VMDESC, &head, &setup, &dev, &eof);
-        CHECK(pg_main_parse(&mn, b.d, cut, &map, err, sizeof(err)) != 0 || cut > dev);
-        pg_map_free(&map);
+    /* Cut anywhere before its end, the stream is refused, never read past the cut. */
+    for (size_t cut = 1; cut < 200; cut++) {
+        parse(&p, V_NO_VMDESC, cut);
+        CHECK(p.rc != 0 || cut > p.dev, "cut at %zu", cut);
+        pg_map_free(&p.map);
     }
-    if (failures)
-        fprintf(stderr, "test_pager: %d failures\n", failures);
-    return failures != 0;
+    return check_result("test_pager");
 }
