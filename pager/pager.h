@@ -26,6 +26,9 @@ struct pg_stats {
     double req_median_ms, req_p99_ms, req_max_ms; /* request in, its pages written */
 };
 
+/* CLOCK_MONOTONIC in seconds: the clock of every figure. */
+double pg_now(void);
+
 /* Connects to the destination QEMU listening on SOCK_PATH and serves snapshot S until the
  * destination acknowledged the end (SHUT). 0, or -errno with ERR filled: QEMU went away, a page
  * could not be read, a channel's checksum did not match (found once its pages were served). */

@@ -1,10 +1,11 @@
 /* rp: the return-path reader (see rp.h). */
 #include "rp.h"
 
+#include "pager.h"
+
 #include <errno.h>
 #include <stdio.h>
 #include <string.h>
-#include <time.h>
 #include <unistd.h>
 
 enum {
@@ -13,14 +14,6 @@ enum {
     PG_RP_REQ_PAGES_ID = 3,
     PG_RP_REQ_PAGES = 4,
 };
-
-double pg_now(void)
-{
-    struct timespec ts;
-
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
 
 static int pg_read_all(int fd, uint8_t *p, size_t n)
 {
@@ -51,14 +44,14 @@ static int pg_rp_req(struct pg_rp *rp, int type, const uint8_t *m, uint16_t len,
     struct pg_req r = {.t = pg_now()};
 
     if (len < 12 || (type == PG_RP_REQ_PAGES_ID && (len < 13 || len != 13 + m[12])))
-        return snprintf(rp->err, sizeof(rp->err), "a page request of %u bytes", len), -EBADMSG;
+        return snprintf(rp->err, sizeof(rp->err), "sent a page request of %u bytes", len), -EBADMSG;
     if (type == PG_RP_REQ_PAGES_ID)
         *block = pg_map_find(rp->map, (const char *)m + 13, m[12]);
     r.block = *block;
     r.start = pg_be(m, 8);
     r.len = (uint32_t)pg_be(m + 8, 4);
     if (r.block < 0)
-        return snprintf(rp->err, sizeof(rp->err), "a page request for an unknown RAM block"),
+        return snprintf(rp->err, sizeof(rp->err), "asked for a page of an unknown RAM block"),
                -EBADMSG;
     rp->requests++;
     return pg_queue_put_req(rp->q, &r);
@@ -84,12 +77,12 @@ static void *pg_rp_main(void *arg)
         } else if (type == PG_RP_REQ_PAGES || type == PG_RP_REQ_PAGES_ID) {
             rc = pg_rp_req(rp, type, m, len, &block);
         } else if (type != PG_RP_PONG) {
-            snprintf(rp->err, sizeof(rp->err), "an unexpected return-path message %u", type);
+            snprintf(rp->err, sizeof(rp->err), "sent an unexpected return-path message %u", type);
             rc = -EBADMSG;
         }
     }
     if (rc && !rp->err[0])
-        snprintf(rp->err, sizeof(rp->err), "the return path ended before SHUT: %s", strerror(-rc));
+        snprintf(rp->err, sizeof(rp->err), "closed the return path before SHUT: %s", strerror(-rc));
     /* Without a return path nothing more can be asked for: the writer stops too. */
     if (!rp->shut)
         pg_queue_stop(rp->q);

@@ -20,13 +20,11 @@ struct pg_rp {
     int shut;          /* SHUT arrived */
     uint32_t shut_err; /* its error: 0 for a migration that completed */
     uint64_t requests; /* REQ_PAGES(_ID) messages */
-    char err[256];     /* why the return path ended without SHUT, or a bad message */
+    char err[256];     /* what the destination did: closed without SHUT, sent a bad message */
 };
 
 int pg_rp_start(struct pg_rp *rp, int fd, const struct pg_map *map, struct pg_queue *q);
 /* Waits for the thread (the destination closes its end after SHUT). */
 void pg_rp_join(struct pg_rp *rp);
-
-double pg_now(void);
 
 #endif

@@ -10,6 +10,7 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/un.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "push.h"
@@ -32,6 +33,14 @@ struct pg_sender {
     size_t nlat, latcap;
     char err[512];
 };
+
+double pg_now(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
 
 static int pg_connect(const char *path, int ms, char *err, size_t errlen)
 {
