@@ -3,7 +3,8 @@
 # channels), started again from its recorded command line with -incoming defer -S and
 # postcopy-ram, served by the pager, `cont` once QEMU is in postcopy: it runs at once and goes
 # on verifying its memory while the pages come. The restored VM is saved again, compressed, and
-# restored lazily again. Snapshots the pager cannot serve are refused before QEMU is touched.
+# restored lazily again. Snapshots the pager cannot serve are refused before QEMU is touched; a
+# damaged chunk stops the pager, and QEMU waits instead of completing with it.
 source "$SRC_DIR/tests/e2e/lib.sh"
 : "${PAGER_BIN:?PAGER_BIN must name savefs-pager}"
 DRIVE=$SRC_DIR/tests/e2e/qmp_lazy.py
@@ -62,6 +63,21 @@ refused() {
     vm_wait_gone vm1 || die "QEMU did not go"
 }
 
+# damaged SNAPDIR WHY: the pager stops serving SNAPDIR (status 1) saying WHY, and QEMU, fed no
+# page past the damage, waits in postcopy-paused instead of completing.
+damaged() {
+    local snap=$1 why=$2 rc=0 out
+    lazy_qemu "$snap"
+    out=$("$PAGER_BIN" "$snap" "$T/lazy.sock" 2>&1) || rc=$?
+    ((rc == 1)) || die "the pager served damaged $snap (status $rc): $out"
+    grep -q "$why" <<<"$out" || die "the pager does not say '$why': $out"
+    [[ $(python3 "$DRIVE" status "$QMP/vm1.qmp") == "postcopy-paused paused" ]] ||
+        die "QEMU: $(python3 "$DRIVE" status "$QMP/vm1.qmp")"
+    log "damaged: $(grep -v '^savefs-pager: [0-9s]' <<<"$out" | tr '\n' ' ')"
+    kill -9 "$(vm_pid vm1)"
+    vm_wait_gone vm1 || die "QEMU did not go"
+}
+
 e2e_setup
 vm_start vm1
 savefs_start
@@ -85,4 +101,15 @@ refused "$T/noindex" "channel-1 has no page index"
 cp -a "$STORE/vm1/snapshots/plain" "$T/badindex"
 printf '\xff' | dd of="$T/badindex/channel-0.idx" bs=1 seek=100 conv=notrunc status=none
 refused "$T/badindex" "channel-0.idx"
+
+log "damaged chunks"
+# A zstd frame is checked as it is decompressed: its pages are never sent.
+cp -a "$STORE/vm1/snapshots/packed" "$T/badframe"
+size=$(stat -c %s "$T/badframe/channel-0")
+printf '\x5a\xa5\x5a\xa5' | dd of="$T/badframe/channel-0" bs=1 seek=$((size / 2)) conv=notrunc status=none
+damaged "$T/badframe" "channel-0: frame"
+# A plain channel has only its whole checksum, known once its last page was sent.
+cp -a "$STORE/vm1/snapshots/plain" "$T/badpage"
+printf '\x5a' | dd of="$T/badpage/channel-1" bs=1 seek=$((64 + 1344 + 100)) conv=notrunc status=none
+damaged "$T/badpage" "channel-1: its checksum does not match"
 log "PASS"
