@@ -17,7 +17,6 @@
 #include "rp.h"
 #include "wire.h"
 
-#define PG_MAX_PACKAGED (1u << 24) /* MAX_VM_CMD_PACKAGED_SIZE */
 #define PG_SNDBUF       (64 << 10)
 #define PG_URGENT_EVERY 16 /* pages of a chunk between looks at the requests */
 
@@ -67,18 +66,14 @@ static int pg_connect(const char *path, int ms, char *err, size_t errlen)
 }
 
 /* Everything before the pages: what the destination needs to LISTEN, then the devices. */
-static int pg_preamble(const struct pg_snap *s, struct pg_wire *w, char *err, size_t errlen)
+static int pg_preamble(const struct pg_snap *s, struct pg_wire *w)
 {
     const struct pg_main *m = &s->main;
     const struct pg_block *b0 = &s->map.blocks[0];
     uint8_t advise[16], discard[2 + 256 + 1 + 16];
     size_t n = strlen(b0->name), dev = m->dev_end - m->dev_start;
-    uint32_t blob = (uint32_t)(5 + dev + 5);
+    uint32_t blob = (uint32_t)(dev + PG_PACKAGED_EXTRA);
 
-    if (dev + 10 > PG_MAX_PACKAGED) {
-        snprintf(err, errlen, "the device state (%zu bytes) exceeds a postcopy package", dev);
-        return -E2BIG;
-    }
     pg_wire_bytes(w, m->data, m->head_end);
     pg_wire_cmd(w, PG_CMD_OPEN_RETURN_PATH, NULL, 0);
     /* Page-size summary (OR of all blocks' page sizes) and target page size: 4 KiB pages. */
@@ -254,6 +249,22 @@ static void pg_sender_free(struct pg_sender *x)
     pg_fcache_free(&x->fc);
 }
 
+/* The words for what ended the stream (the writer's RC; the readers' error is already in ERR). */
+static int pg_serve_outcome(int rc, const struct pg_sender *x, const struct pg_rp *rp, char *err,
+                            size_t errlen)
+{
+    if (rc && x->err[0]) {
+        snprintf(err, errlen, "%s", x->err);
+    } else if (rc == -ECANCELED || (!rc && (!rp->shut || rp->shut_err))) {
+        snprintf(err, errlen, "the destination %s",
+                 rp->shut ? "reported a failed migration" : rp->err);
+        rc = rc ? rc : -EPROTO;
+    } else if (rc) {
+        snprintf(err, errlen, "writing to the destination: %s", strerror(-rc));
+    }
+    return rc;
+}
+
 /* The pages, fed by the readers and the return path, until SHUT. */
 static int pg_serve_run(const struct pg_snap *s, int fd, struct pg_wire *w, const struct pg_opts *o,
                         struct pg_stats *st, double t0, char *err, size_t errlen)
@@ -272,7 +283,7 @@ static int pg_serve_run(const struct pg_snap *s, int fd, struct pg_wire *w, cons
         pg_queue_destroy(&q);
         return rc;
     }
-    if (!(rc = pg_preamble(s, w, err, errlen)))
+    if (!(rc = pg_preamble(s, w)))
         st->t_devices_sent = pg_now() - t0;
     if (!rc && !(rc = pg_push_start(&push, s, &q, o->readers)))
         rc = pg_serve_pages(&x);
@@ -286,17 +297,7 @@ static int pg_serve_run(const struct pg_snap *s, int fd, struct pg_wire *w, cons
     st->requests = rp.requests;
     st->bytes = w->bytes;
     pg_sender_stats(&x, st);
-    if (prc) {
-        rc = prc;
-    } else if (rc && x.err[0]) {
-        snprintf(err, errlen, "%s", x.err);
-    } else if (rc == -ECANCELED || (!rc && (!rp.shut || rp.shut_err))) {
-        snprintf(err, errlen, "the destination %s",
-                 rp.shut ? "reported a failed migration" : rp.err);
-        rc = rc ? rc : -EPROTO;
-    } else if (rc) {
-        snprintf(err, errlen, "writing to the destination: %s", strerror(-rc));
-    }
+    rc = prc ? prc : pg_serve_outcome(rc, &x, &rp, err, errlen);
     pg_sender_free(&x);
     pg_queue_destroy(&q);
     return rc;

@@ -1,6 +1,8 @@
 /* snap: opening a snapshot for serving (see snap.h). */
 #include "snap.h"
 
+#include "wire.h"
+
 #include <errno.h>
 #include <inttypes.h>
 #include <stdio.h>
@@ -113,6 +115,11 @@ int pg_snap_open(struct pg_snap **out, const char *dir, const struct cp_file *fi
     if ((rc = pg_main_load(dir, fm, &s->main_stream, &len, err, errlen)) ||
         (rc = pg_main_parse(&s->main, s->main_stream, len, &s->map, err, errlen)))
         goto out;
+    if (!rc && s->main.dev_end - s->main.dev_start + PG_PACKAGED_EXTRA > PG_MAX_PACKAGED) {
+        snprintf(err, errlen, "its device state (%zu bytes) is more than QEMU takes in one package",
+                 s->main.dev_end - s->main.dev_start);
+        rc = -E2BIG;
+    }
     for (int k = 0; !rc && k < s->nchans; k++)
         rc = pg_snap_channel(s, dir, files, nfiles, k, err, errlen);
     if (!rc)

@@ -16,6 +16,11 @@ enum {
     PG_CMD_PACKAGED = 7,
 };
 
+/* What the destination takes in one PACKAGED command (MAX_VM_CMD_PACKAGED_SIZE), and what the
+ * package holds besides the device state (LISTEN and RUN). */
+#define PG_MAX_PACKAGED   (1u << 24)
+#define PG_PACKAGED_EXTRA 10
+
 struct pg_wire {
     int fd;
     int err; /* 0, or the first write's -errno */
