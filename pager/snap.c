@@ -64,13 +64,15 @@ static int pg_snap_channel(struct pg_snap *s, const char *dir, const struct cp_f
                  k);
         return -ENODATA;
     }
-    if ((rc = pg_chan_open(&s->chans[k], dir, f, err, errlen)) ||
-        (rc = cp_verify_file(dir, fi, err, errlen)))
+    if ((rc = pg_chan_open(&s->chans[k], dir, f, err, errlen)))
         return rc;
     snprintf(path, sizeof(path), "%s/%s", dir, fi->name);
     if ((rc = cp_index_load(&ix, path, err, errlen)))
         return rc;
-    if (cp_index_stream_size(ix) != s->chans[k].stream_size) {
+    if (cp_index_xxh3(ix) != fi->xxh3) {
+        snprintf(err, errlen, "%s: its checksum does not match the manifest", fi->name);
+        rc = -EBADMSG;
+    } else if (cp_index_stream_size(ix) != s->chans[k].stream_size) {
         snprintf(err, errlen, "%s covers %" PRIu64 " stream bytes of %" PRIu64, fi->name,
                  cp_index_stream_size(ix), s->chans[k].stream_size);
         rc = -ENODATA;
