@@ -106,7 +106,7 @@ static int pg_reader_channel(struct pg_reader *r)
         snprintf(r->err, sizeof(r->err),
                  "%s: its checksum does not match the manifest: pages served from it may be "
                  "damaged",
-                 ch->file->name);
+                 ch->file.name);
         rc = -EBADMSG;
     }
     return rc;

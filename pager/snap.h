@@ -24,7 +24,8 @@ struct pg_snap {
 };
 
 /* Opens the snapshot in DIR whose files (main, channels, indexes) FILES lists as its manifest
- * does. 0, or -EBADMSG / -ENODATA / -errno with ERR saying what cannot be served. */
+ * does (read during the call only). 0, or -EBADMSG / -ENODATA / -errno with ERR saying what
+ * cannot be served. */
 int pg_snap_open(struct pg_snap **out, const char *dir, const struct cp_file *files, int nfiles,
                  char *err, size_t errlen);
 void pg_snap_free(struct pg_snap *s);

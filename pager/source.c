@@ -39,7 +39,7 @@ int pg_chan_open(struct pg_chan *c, const char *dir, const struct cp_file *f, ch
     int rc;
 
     memset(c, 0, sizeof(*c));
-    c->file = f;
+    c->file = *f;
     snprintf(path, sizeof(path), "%s/%s", dir, f->name);
     c->fd = open(path, O_RDONLY | O_CLOEXEC);
     if (c->fd < 0)
@@ -96,14 +96,14 @@ int pg_chan_read(const struct pg_chan *c, uint64_t off, size_t len, uint8_t *out
     int rc = 0;
 
     if (off > c->stream_size || len > c->stream_size - off) {
-        snprintf(err, errlen, "%s: stream bytes %" PRIu64 "+%zu are past its end", c->file->name,
+        snprintf(err, errlen, "%s: stream bytes %" PRIu64 "+%zu are past its end", c->file.name,
                  off, len);
         return -EBADMSG;
     }
     if (!c->zseek) {
         rc = pg_pread(c->fd, out, len, off);
         snprintf(what, sizeof(what), "read at %" PRIu64, off);
-        return rc ? pg_errno(err, errlen, -rc, "", c->file->name, what) : 0;
+        return rc ? pg_errno(err, errlen, -rc, "", c->file.name, what) : 0;
     }
     while (len && !rc) {
         int64_t i = cp_zseek_find(c->zseek, off);
@@ -121,7 +121,7 @@ int pg_chan_read(const struct pg_chan *c, uint64_t off, size_t len, uint8_t *out
     if (rc && rc != -ENOMEM) {
         char why[512];
         snprintf(why, sizeof(why), "%s", err);
-        snprintf(err, errlen, "%s: %s", c->file->name, why);
+        snprintf(err, errlen, "%s: %s", c->file.name, why);
     }
     return rc;
 }

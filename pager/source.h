@@ -11,7 +11,7 @@
 #include "zframe.h"
 
 struct pg_chan {
-    const struct cp_file *file; /* as the manifest says: size, checksums, zstd */
+    struct cp_file file; /* as the manifest says: size, checksums, zstd (a copy) */
     int fd;
     struct cp_zseek *zseek; /* zstd files only */
     uint64_t stream_size;

@@ -49,31 +49,17 @@ lazy_restore() {
     log "restored lazily: passes go on past $((pass + 1)) with seed $seed"
 }
 
-# refused SNAPDIR WHY: the pager refuses SNAPDIR, saying WHY, and QEMU waits untouched.
-refused() {
-    local snap=$1 why=$2 rc=0 out
+# pager_stops SNAPDIR STATUS WHY QEMU_STATE: the pager, on SNAPDIR, exits with STATUS saying WHY;
+# QEMU's migration and run state are then QEMU_STATE.
+pager_stops() {
+    local snap=$1 status=$2 why=$3 state=$4 rc=0 out
     lazy_qemu "$snap"
     out=$("$PAGER_BIN" "$snap" "$T/lazy.sock" 2>&1) || rc=$?
-    ((rc == 2)) || die "the pager served $snap (status $rc): $out"
-    grep -q "$why" <<<"$out" || die "the refusal does not say '$why': $out"
-    [[ $(python3 "$DRIVE" status "$QMP/vm1.qmp") == "none inmigrate" ]] ||
-        die "QEMU was touched: $(python3 "$DRIVE" status "$QMP/vm1.qmp")"
-    log "refused: $out"
-    kill -9 "$(vm_pid vm1)"
-    vm_wait_gone vm1 || die "QEMU did not go"
-}
-
-# damaged SNAPDIR WHY: the pager stops serving SNAPDIR (status 1) saying WHY, and QEMU, fed no
-# page past the damage, waits in postcopy-paused instead of completing.
-damaged() {
-    local snap=$1 why=$2 rc=0 out
-    lazy_qemu "$snap"
-    out=$("$PAGER_BIN" "$snap" "$T/lazy.sock" 2>&1) || rc=$?
-    ((rc == 1)) || die "the pager served damaged $snap (status $rc): $out"
+    ((rc == status)) || die "the pager's status on $snap is $rc, not $status: $out"
     grep -q "$why" <<<"$out" || die "the pager does not say '$why': $out"
-    [[ $(python3 "$DRIVE" status "$QMP/vm1.qmp") == "postcopy-paused paused" ]] ||
-        die "QEMU: $(python3 "$DRIVE" status "$QMP/vm1.qmp")"
-    log "damaged: $(grep -v '^savefs-pager: [0-9s]' <<<"$out" | tr '\n' ' ')"
+    [[ $(python3 "$DRIVE" status "$QMP/vm1.qmp") == "$state" ]] ||
+        die "QEMU is not $state: $(python3 "$DRIVE" status "$QMP/vm1.qmp")"
+    log "$(basename "$snap"): $(grep -v '^savefs-pager: [0-9s]' <<<"$out" | tr '\n' ' ')"
     kill -9 "$(vm_pid vm1)"
     vm_wait_gone vm1 || die "QEMU did not go"
 }
@@ -97,19 +83,21 @@ cp -a "$STORE/vm1/snapshots/plain" "$T/noindex"
 rm "$T/noindex/channel-1.idx"
 jq 'del(.hmac) | .files |= map(select(.name != "channel-1.idx"))' "$STORE/vm1/snapshots/plain/manifest.json" \
     >"$T/noindex/manifest.json"
-refused "$T/noindex" "channel-1 has no page index"
+# Refused (status 2) before QEMU is touched: it still waits for a stream.
+pager_stops "$T/noindex" 2 "channel-1 has no page index" "none inmigrate"
 cp -a "$STORE/vm1/snapshots/plain" "$T/badindex"
 printf '\xff' | dd of="$T/badindex/channel-0.idx" bs=1 seek=100 conv=notrunc status=none
-refused "$T/badindex" "channel-0.idx"
+pager_stops "$T/badindex" 2 "channel-0.idx" "none inmigrate"
 
 log "damaged chunks"
 # A zstd frame is checked as it is decompressed: its pages are never sent.
 cp -a "$STORE/vm1/snapshots/packed" "$T/badframe"
 size=$(stat -c %s "$T/badframe/channel-0")
 printf '\x5a\xa5\x5a\xa5' | dd of="$T/badframe/channel-0" bs=1 seek=$((size / 2)) conv=notrunc status=none
-damaged "$T/badframe" "channel-0: frame"
+# The pager stops (status 1); QEMU, fed no page past the damage, waits instead of completing.
+pager_stops "$T/badframe" 1 "channel-0: frame" "postcopy-paused paused"
 # A plain channel has only its whole checksum, known once its last page was sent.
 cp -a "$STORE/vm1/snapshots/plain" "$T/badpage"
 printf '\x5a' | dd of="$T/badpage/channel-1" bs=1 seek=$((64 + 1344 + 100)) conv=notrunc status=none
-damaged "$T/badpage" "channel-1: its checksum does not match"
+pager_stops "$T/badpage" 1 "channel-1: its checksum does not match" "postcopy-paused paused"
 log "PASS"
