@@ -172,6 +172,14 @@ static int pg_serve_rest(struct pg_sender *x)
                 break;
             rc = pg_send_page(x, b, p * PG_PAGE_SIZE, NULL);
         }
+    /* The end only after every page: QEMU would take one never sent for zero memory. */
+    if (!rc && x->nsent != x->npages) {
+        snprintf(x->err, sizeof(x->err), "%llu of %llu pages sent at the end",
+                 (unsigned long long)x->nsent, (unsigned long long)x->npages);
+        rc = -EPROTO;
+    }
+    if (rc)
+        return rc;
     pg_wire_section_close(x->w);
     pg_wire_be(x->w, PG_VM_SECTION_END, 1);
     pg_wire_be(x->w, x->w->ram_section, 4);
@@ -179,7 +187,7 @@ static int pg_serve_rest(struct pg_sender *x)
     pg_wire_be(x->w, PG_VM_SECTION_FOOTER, 1);
     pg_wire_be(x->w, x->w->ram_section, 4);
     pg_wire_be(x->w, PG_VM_EOF, 1);
-    return rc ? rc : pg_wire_flush(x->w);
+    return pg_wire_flush(x->w);
 }
 
 /* The writer's loop: requests, chunks, and what remains once the readers are done. */
