@@ -8,6 +8,7 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
+#include <xxhash.h>
 
 #include "bytes.h"
 #include "worker.h"
@@ -275,6 +276,11 @@ uint64_t cp_index_npages(const struct cp_index *ix)
 uint64_t cp_index_stream_size(const struct cp_index *ix)
 {
     return ix->stream_size;
+}
+
+uint64_t cp_index_xxh3(const struct cp_index *ix)
+{
+    return XXH3_64bits(ix->data, ix->len);
 }
 
 int cp_index_next(const struct cp_index *ix, struct cp_index_iter *it, struct cp_index_page *pg)

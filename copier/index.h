@@ -79,6 +79,9 @@ uint32_t cp_index_nblocks(const struct cp_index *ix);
 const char *cp_index_block_name(const struct cp_index *ix, uint32_t id);
 uint64_t cp_index_npages(const struct cp_index *ix);
 uint64_t cp_index_stream_size(const struct cp_index *ix);
+/* XXH3-64 of the file's bytes as loaded: what the manifest's checksum of it must be, checked on
+ * the very bytes that will be used. */
+uint64_t cp_index_xxh3(const struct cp_index *ix);
 /* Walks the pages in stream order from a zeroed IT: 1 and *PG filled, or 0 after the last. */
 int cp_index_next(const struct cp_index *ix, struct cp_index_iter *it, struct cp_index_page *pg);
 void cp_index_free(struct cp_index *ix);

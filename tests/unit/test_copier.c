@@ -587,9 +587,11 @@ static void check_index(const char *dir, const struct cp_file *files, int n, con
     struct buf raw = {0};
     CHECK(read_file(path, &raw) == 0);
     check_file(dir, files, n, name, &raw);
-    free(raw.p);
     int r = cp_index_load(&ix, path, err, sizeof(err));
     CHECKM(r == 0, "%s", err);
+    if (r == 0)
+        CHECK(cp_index_xxh3(ix) == XXH3_64bits(raw.p, raw.len));
+    free(raw.p);
     if (r < 0)
         return;
     CHECK(cp_index_npages(ix) == c->npages);

@@ -1,0 +1,78 @@
+/* savefs-pager: serves one lazy restore (pager.h) from a snapshot directory to a QEMU waiting
+ * with -incoming defer -S, postcopy-ram on and migrate-incoming on SOCKET. main only calls the
+ * steps: the manifest, opening the snapshot (every refusal happens there, before QEMU is
+ * touched), serving, the figures. */
+#include <errno.h>
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "manifest.h"
+#include "pager.h"
+
+enum { PG_EXIT_OK = 0, PG_EXIT_FAILED = 1, PG_EXIT_REFUSED = 2, PG_EXIT_USAGE = 64 };
+
+static int usage(void)
+{
+    fprintf(stderr, "usage: savefs-pager [--readers N] SNAPSHOT_DIR SOCKET\n");
+    return PG_EXIT_USAGE;
+}
+
+static int open_snapshot(const char *dir, struct pg_snap **s, char *err, size_t errlen)
+{
+    char path[4096];
+    struct manifest m;
+    int rc;
+
+    snprintf(path, sizeof(path), "%s/%s", dir, MANIFEST_NAME);
+    if ((rc = manifest_read(path, &m, err, errlen)))
+        return rc;
+    rc = pg_snap_open(s, dir, m.files, m.nfiles, err, errlen);
+    manifest_free(&m);
+    return rc;
+}
+
+static void report(double opened, const struct pg_stats *st)
+{
+    printf("savefs-pager: snapshot opened %.3f s; from then: connected %.3f s, devices sent %.3f "
+           "s, last page %.3f s, "
+           "done %.3f s\n",
+           opened, st->t_connected, st->t_devices_sent, st->t_last_page, st->t_shut);
+    printf("savefs-pager: %llu data pages, %llu zero pages, %.1f MiB written; %llu requests "
+           "(%llu pages): median %.3f ms, p99 %.3f ms, max %.3f ms\n",
+           (unsigned long long)st->data_pages, (unsigned long long)st->zero_pages,
+           (double)st->bytes / (1 << 20), (unsigned long long)st->requests,
+           (unsigned long long)st->requested_pages, st->req_median_ms, st->req_p99_ms,
+           st->req_max_ms);
+}
+
+int main(int argc, char **argv)
+{
+    static const struct option longopts[] = {{"readers", required_argument, NULL, 'r'},
+                                             {NULL, 0, NULL, 0}};
+    struct pg_opts o = {.readers = 2, .connect_ms = 10000};
+    double t0 = pg_now(), opened;
+    struct pg_snap *s = NULL;
+    struct pg_stats st;
+    char err[1024] = "";
+    int c, rc;
+
+    while ((c = getopt_long(argc, argv, "", longopts, NULL)) != -1) {
+        if (c != 'r' || (o.readers = atoi(optarg)) < 1 || o.readers > PG_MAX_READERS)
+            return usage();
+    }
+    if (argc - optind != 2)
+        return usage();
+    if ((rc = open_snapshot(argv[optind], &s, err, sizeof(err)))) {
+        fprintf(stderr, "savefs-pager: cannot serve %s lazily: %s\n", argv[optind], err);
+        return PG_EXIT_REFUSED;
+    }
+    opened = pg_now() - t0;
+    rc = pg_serve(s, argv[optind + 1], &o, &st, err, sizeof(err));
+    report(opened, &st);
+    if (rc)
+        fprintf(stderr, "savefs-pager: %s\n", err);
+    pg_snap_free(s);
+    return rc ? PG_EXIT_FAILED : PG_EXIT_OK;
+}

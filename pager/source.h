@@ -1,0 +1,46 @@
+/* source: reads stream bytes out of a snapshot's channel files, plain (pread) or seekable zstd
+ * (the frames holding them, decompressed here and checked against each frame's checksum), and
+ * loads the main stream whole. Any thread; each reading thread has its own frame cache. */
+#ifndef SAVEFS_PAGER_SOURCE_H
+#define SAVEFS_PAGER_SOURCE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "copier.h"
+#include "zframe.h"
+
+struct pg_chan {
+    struct cp_file file; /* as the manifest says: size, checksums, zstd (a copy) */
+    int fd;
+    struct cp_zseek *zseek; /* zstd files only */
+    uint64_t stream_size;
+    uint64_t stream_xxh3; /* what the whole stream must hash to */
+};
+
+/* The last frame a thread decompressed, so that reading on through a frame costs one
+ * decompression. */
+struct pg_fcache {
+    const struct pg_chan *ch;
+    int64_t frame;
+    uint8_t *buf;
+    size_t cap;
+};
+
+/* Opens F (a channel) in DIR; for zstd files, loads and checks the seek table. */
+int pg_chan_open(struct pg_chan *c, const char *dir, const struct cp_file *f, char *err,
+                 size_t errlen);
+void pg_chan_close(struct pg_chan *c);
+
+/* Reads stream bytes [OFF, OFF + LEN) of C into OUT. 0, or -EBADMSG (a damaged frame, bytes past
+ * the end) / -errno with ERR naming the file and offset. */
+int pg_chan_read(const struct pg_chan *c, uint64_t off, size_t len, uint8_t *out,
+                 struct pg_fcache *fc, char *err, size_t errlen);
+void pg_fcache_free(struct pg_fcache *fc);
+
+/* Reads main F in DIR whole, checks it against the manifest (size, XXH3; for zstd the stream's
+ * too) and returns its stream in *OUT (malloc'd), *LEN bytes. */
+int pg_main_load(const char *dir, const struct cp_file *f, uint8_t **out, size_t *len, char *err,
+                 size_t errlen);
+
+#endif

@@ -1,0 +1,216 @@
+/* test_pager: the pager's reading of a saved main stream (mainstream.c) and its page map
+ * (map.c), on streams built here as QEMU 7.2 writes them with multifd on: where the header, the
+ * RAM setup and the device state lie, which pages main says are zero, and every stream it must
+ * refuse. Table-driven; each failure prints file:line; the exit status says if any failed. */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "check.h"
+#include "mainstream.h"
+#include "map.h"
+
+struct buf {
+    uint8_t d[4096];
+    size_t len;
+};
+
+static void put(struct buf *b, const void *p, size_t n)
+{
+    memcpy(b->d + b->len, p, n);
+    b->len += n;
+}
+
+static void be(struct buf *b, uint64_t v, int n)
+{
+    for (int i = n - 1; i >= 0; i--)
+        b->d[b->len++] = (uint8_t)(v >> 8 * i);
+}
+
+static void name(struct buf *b, const char *s)
+{
+    be(b, strlen(s), 1);
+    put(b, s, strlen(s));
+}
+
+/* What a case changes in the stream. */
+enum variant {
+    V_GOOD,
+    V_NO_VMDESC,  /* suppress-vmdesc: the stream ends at QEMU_VM_EOF */
+    V_PAGE,       /* a page with bytes in main */
+    V_FILL,       /* a zero page filled with another byte */
+    V_OTHER_ID,   /* an iterative section that is not RAM's */
+    V_NO_FOOTER,  /* a RAM section without its footer */
+    V_UNKNOWN,    /* a zero page of a block the setup did not list */
+    V_CONT_FIRST, /* CONTINUE before any block was named */
+    V_NO_EOF,     /* cut after the devices */
+    V_NOT_QEVM,   /* another magic */
+    V_COMMAND,    /* a command where devices should start */
+};
+
+#define RAM_ID 2
+
+static void zero(struct buf *b, const char *block, uint64_t off, int fill)
+{
+    be(b, off | PG_RAM_ZERO | (block ? 0 : PG_RAM_CONTINUE), 8);
+    if (block)
+        name(b, block);
+    be(b, (uint64_t)fill, 1);
+}
+
+static void end_section(struct buf *b, enum variant v)
+{
+    be(b, PG_RAM_EOS, 8);
+    if (v != V_NO_FOOTER) {
+        be(b, PG_VM_SECTION_FOOTER, 1);
+        be(b, RAM_ID, 4);
+    }
+}
+
+/* The stream; *HEAD, *SETUP, *DEV, *EOF: where its parts start and end. */
+static void build(struct buf *b, enum variant v, size_t *head, size_t *setup, size_t *dev,
+                  size_t *eof)
+{
+    static const char json[] = "{\"page_size\": 4096, \"devices\": []}";
+
+    b->len = 0;
+    put(b, v == V_NOT_QEVM ? "QEVN" : "QEVM", 4);
+    be(b, 3, 4);
+    be(b, PG_VM_CONFIGURATION, 1);
+    be(b, 13, 4);
+    put(b, "pc-i440fx-7.2", 13);
+    *head = b->len;
+    be(b, PG_VM_SECTION_START, 1);
+    be(b, RAM_ID, 4);
+    name(b, "ram");
+    be(b, 0, 4);
+    be(b, 4, 4);
+    be(b, (0x4000 + 0x2000) | PG_RAM_MEM_SIZE, 8);
+    name(b, "pc.ram");
+    be(b, 0x4000, 8);
+    name(b, "pc.rom");
+    be(b, 0x2000, 8);
+    end_section(b, V_GOOD);
+    *setup = b->len;
+    be(b, PG_VM_SECTION_PART, 1);
+    be(b, v == V_OTHER_ID ? RAM_ID + 1 : RAM_ID, 4);
+    zero(b, v == V_CONT_FIRST ? NULL : v == V_UNKNOWN ? "vga.vram" : "pc.ram", 0, 0);
+    zero(b, NULL, 0x1000, v == V_FILL ? 0x55 : 0);
+    end_section(b, v);
+    be(b, PG_VM_SECTION_PART, 1);
+    be(b, RAM_ID, 4);
+    zero(b, NULL, 0x2000, 0); /* CONTINUE across sections: still pc.ram */
+    if (v == V_PAGE) {
+        be(b, 0x3000 | PG_RAM_PAGE | PG_RAM_CONTINUE, 8);
+        for (int i = 0; i < 4096; i += 8)
+            be(b, 0, 8);
+    }
+    zero(b, "pc.rom", 0x1000, 0);
+    be(b, PG_RAM_MULTIFD_FLUSH, 8);
+    end_section(b, V_GOOD);
+    be(b, PG_VM_SECTION_END, 1);
+    be(b, RAM_ID, 4);
+    end_section(b, V_GOOD);
+    *dev = b->len;
+    be(b, v == V_COMMAND ? PG_VM_COMMAND : PG_VM_SECTION_FULL, 1);
+    be(b, 3, 4);
+    name(b, "timer");
+    be(b, 0, 4);
+    be(b, 2, 4);
+    be(b, 0x1122334455667788ull, 8);
+    be(b, PG_VM_SECTION_FOOTER, 1);
+    be(b, 3, 4);
+    *eof = b->len;
+    if (v == V_NO_EOF)
+        return;
+    be(b, PG_VM_EOF, 1);
+    if (v == V_NO_VMDESC)
+        return;
+    be(b, PG_VM_VMDESCRIPTION, 1);
+    be(b, sizeof(json) - 1, 4);
+    put(b, json, sizeof(json) - 1);
+}
+
+/* A stream of variant V built and parsed, cut after CUT bytes if CUT is not 0. */
+struct parsed {
+    struct buf b;
+    struct pg_map map;
+    struct pg_main mn;
+    size_t head, setup, dev, eof;
+    char err[256];
+    int rc;
+};
+
+static void parse(struct parsed *p, enum variant v, size_t cut)
+{
+    memset(p, 0, sizeof(*p));
+    build(&p->b, v, &p->head, &p->setup, &p->dev, &p->eof);
+    p->rc = pg_main_parse(&p->mn, p->b.d, cut ? cut : p->b.len, &p->map, p->err, sizeof(p->err));
+}
+
+static void test_good(enum variant v)
+{
+    static struct parsed p;
+    struct pg_map *map = &p.map;
+    char *err = p.err;
+
+    parse(&p, v, 0);
+    CHECK(p.rc == 0, "%s", err);
+    CHECK(p.mn.head_end == p.head && p.mn.setup_end == p.setup, "head %zu setup %zu", p.mn.head_end,
+          p.mn.setup_end);
+    CHECK(p.mn.dev_start == p.dev && p.mn.dev_end == p.eof && p.mn.ram_section == RAM_ID,
+          "devices %zu-%zu, section %u", p.mn.dev_start, p.mn.dev_end, p.mn.ram_section);
+    CHECK(map->nblocks == 2 && strcmp(map->blocks[1].name, "pc.rom") == 0, "%d blocks",
+          map->nblocks);
+    CHECK(pg_map_npages(map) == 6, "%llu pages", (unsigned long long)pg_map_npages(map));
+    /* pc.ram 0-2 and pc.rom 1 zero in main; pc.ram 3 and pc.rom 0 are left to the indexes. */
+    CHECK(map->blocks[0].ent[2] == PG_ZERO && map->blocks[0].ent[3] == 0, "pc.ram's zero pages");
+    CHECK(map->blocks[1].ent[0] == 0 && map->blocks[1].ent[1] == PG_ZERO, "pc.rom's zero pages");
+    CHECK(pg_map_check_complete(map, err, sizeof(p.err)) == -ENODATA, "%s", err);
+    CHECK(strstr(err, "offset 12288 of RAM block 'pc.ram'") != NULL, "%s", err);
+    CHECK(pg_map_set(map, 0, 0x3000, pg_map_data(5, 1 << 20), err, sizeof(p.err)) == 0, "%s", err);
+    CHECK(pg_map_set(map, 1, 0, pg_map_data(0, 64), err, sizeof(p.err)) == 0, "%s", err);
+    CHECK(pg_map_check_complete(map, err, sizeof(p.err)) == 0, "%s", err);
+    CHECK(pg_ent_channel(map->blocks[0].ent[3]) == 5 &&
+              pg_ent_offset(map->blocks[0].ent[3]) == 1 << 20,
+          "entry %llx", (unsigned long long)map->blocks[0].ent[3]);
+    CHECK(pg_map_set(map, 1, 0x2000, PG_ZERO, err, sizeof(p.err)) == -ERANGE, "%s", err);
+    pg_map_free(map);
+}
+
+static const struct {
+    enum variant v;
+    const char *why;
+} refused[] = {
+    {V_PAGE, "other than a zero page"},
+    {V_FILL, "a byte other than 0"},
+    {V_OTHER_ID, "other than RAM's"},
+    {V_NO_FOOTER, "without its footer"},
+    {V_UNKNOWN, "unknown RAM block"},
+    {V_CONT_FIRST, "unknown RAM block"},
+    {V_NO_EOF, "no QEMU_VM_EOF"},
+    {V_NOT_QEVM, "not a QEMU migration stream"},
+    {V_COMMAND, "neither device state nor the end"},
+};
+
+int main(void)
+{
+    static struct parsed p;
+
+    test_good(V_GOOD);
+    test_good(V_NO_VMDESC);
+    for (size_t i = 0; i < sizeof(refused) / sizeof(refused[0]); i++) {
+        parse(&p, refused[i].v, 0);
+        CHECK(p.rc == -EBADMSG && strstr(p.err, refused[i].why),
+              "variant %d: rc %d, '%s' (wanted '%s')", refused[i].v, p.rc, p.err, refused[i].why);
+        pg_map_free(&p.map);
+    }
+    /* Cut anywhere before its end, the stream is refused, never read past the cut. */
+    for (size_t cut = 1; cut < 200; cut++) {
+        parse(&p, V_NO_VMDESC, cut);
+        CHECK(p.rc != 0 || cut > p.dev, "cut at %zu", cut);
+        pg_map_free(&p.map);
+    }
+    return check_result("test_pager");
+}
