@@ -8,7 +8,7 @@
 #include <stdint.h>
 
 #include "copier.h"
-#include "index.h"
+#include "cp_index.h"
 #include "mainstream.h"
 #include "map.h"
 #include "source.h"

@@ -8,7 +8,7 @@
 #include <stdint.h>
 
 #include "copier.h"
-#include "zframe.h"
+#include "cp_zseek.h"
 
 struct pg_chan {
     struct cp_file file; /* as the manifest says: size, checksums, zstd (a copy) */

@@ -9,7 +9,7 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
-#include "index.h"
+#include "cp_index.h"
 
 static void check_index(const struct cp_index *ix)
 {
