@@ -25,8 +25,16 @@ static const struct {
     const char *name;
     int on;
 } wanted_caps[] = {
-    {"multifd", 1},  {"return-path", 0}, {"postcopy-ram", 0}, {"pause-before-switchover", 0},
-    {"compress", 0}, {"xbzrle", 0},
+    {"multifd", 1},
+    {"return-path", 0},
+    {"postcopy-ram", 0},
+    {"pause-before-switchover", 0},
+    {"compress", 0},
+    {"xbzrle", 0},
+    /* QEMU >= 9.0: a file migration's fixed offsets refuse a socket stream, and a background
+     * snapshot refuses multifd; another tool may have left either on. */
+    {"mapped-ram", 0},
+    {"background-snapshot", 0},
 };
 
 /* Of the capabilities QEMU lists in CURRENT, those in wanted_caps, set as wanted (or, with

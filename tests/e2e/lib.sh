@@ -105,13 +105,26 @@ vm_state() {
     sed -n 's/^  "state": "\(.*\)",$/\1/p' "$MNT/$1/status"
 }
 
-# VM $1's multifd capability over its QMP socket: "true" or "false". After a save or a
-# restore, QEMU's migration settings are as before: a later `virsh save` (one exec: stream)
-# would fail with multifd on.
-vm_multifd() {
+# VM $1's migration capability $2 over its QMP socket: "true", "false", or nothing when this QEMU
+# does not have it.
+vm_cap() {
     printf '%s\n' '{"execute":"qmp_capabilities"}' '{"execute":"query-migrate-capabilities"}' |
         nc -U -q 1 "$QMP/$1.qmp" |
-        jq -r 'select(.return | type == "array") | .return[] | select(.capability == "multifd") | .state'
+        jq -r --arg c "$2" 'select(.return | type == "array") | .return[] | select(.capability == $c) | .state'
+}
+
+# Sets VM $1's migration capability $2 to $3 (true or false), as another tool might leave it.
+vm_set_cap() {
+    printf '%s\n' '{"execute":"qmp_capabilities"}' \
+        "{\"execute\":\"migrate-set-capabilities\",\"arguments\":{\"capabilities\":[{\"capability\":\"$2\",\"state\":$3}]}}" |
+        nc -U -q 1 "$QMP/$1.qmp" | grep -q '"error"' && return 1
+    return 0
+}
+
+# VM $1's multifd capability. After a save or a restore, QEMU's migration settings are as before:
+# a later `virsh save` (one exec: stream) would fail with multifd on.
+vm_multifd() {
+    vm_cap "$1" multifd
 }
 
 # After a restore: the QEMU that savefs started now writes VM $1's serial log.
