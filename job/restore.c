@@ -198,10 +198,10 @@ static int start_incoming(struct restore *r)
         return job_fail(r->job, rc, "socket path too long");
     unlink(r->sock);
     job_set_phase(r->job, "preparing QEMU");
-    if ((rc = mig_setup(r->job, r->qmp, r->m.channels, &r->saved)))
-        return rc;
+    if ((rc = mig_setup(r->qmp, r->m.channels, &r->saved, err, sizeof(err))))
+        return job_fail(r->job, rc, "%s", err);
     snprintf(uri, sizeof(uri), "unix:%s", r->sock);
-    if ((rc = mig_cmd(r->job, r->qmp, "migrate-incoming", json_pack("{s:s}", "uri", uri), NULL)))
+    if ((rc = job_qmp(r->job, r->qmp, "migrate-incoming", json_pack("{s:s}", "uri", uri), NULL)))
         return rc;
     job_set_phase(r->job, "connecting");
     rc = cp_restore_start(r->cp, r->sock, err, sizeof(err));
@@ -250,7 +250,7 @@ static int pump(struct restore *r)
 /* All bytes are in and verified; QEMU must now say completed within the watchdog's bound. */
 static int wait_completed(struct restore *r)
 {
-    char status[32], why[JOB_ERR_MAX - 160];
+    char status[32], why[JOB_ERR_MAX - 160], err[JOB_ERR_MAX - 80];
     double start = job_now(), limit = r->job->ctx->watchdog_ms / 1000.0;
     int rc;
 
@@ -258,9 +258,9 @@ static int wait_completed(struct restore *r)
     for (int tick = 1;; job_wait(-1, &tick)) {
         if (qemu_exited(r->pidfd))
             return qemu_gone(r, "while loading the snapshot");
-        rc = mig_query(r->job, r->qmp, status, sizeof(status), why, sizeof(why));
+        rc = mig_query(r->qmp, status, sizeof(status), why, sizeof(why), err, sizeof(err));
         if (rc)
-            return rc;
+            return job_fail(r->job, rc, "%s", err);
         if (strcmp(status, "completed") == 0)
             return 0;
         if (mig_finished(status))
@@ -278,9 +278,9 @@ static int resume(struct restore *r)
     int rc = 0;
 
     /* A later migration of this VM by other tools (exec:, one stream) must not meet multifd. */
-    mig_undo(r->job, r->qmp, &r->saved);
+    mig_undo(r->qmp, &r->saved);
     if (r->m.was_running)
-        rc = mig_cmd(r->job, r->qmp, "cont", NULL, NULL);
+        rc = job_qmp(r->job, r->qmp, "cont", NULL, NULL);
     if (!rc)
         record_write(r->job->ctx->store, vm_name(r), r->pid, r->m.binary, r->m.cwd, r->m.argv,
                      r->m.argc);
