@@ -184,12 +184,13 @@ int agent_set_time(const char *path, int64_t now_ns, int timeout_ms, char *err, 
     return rc;
 }
 
-void agent_sync_clock(const struct manifest *m, char *note, size_t len)
+void agent_sync_clock(int was_running, char *const *argv, int argc, const char *cwd, char *note,
+                      size_t len)
 {
     char path[PATH_MAX], err[200];
     struct timespec now;
 
-    if (!m->was_running || !agent_socket(m->argv, m->argc, m->cwd, path, sizeof(path)))
+    if (!was_running || !agent_socket(argv, argc, cwd, path, sizeof(path)))
         return;
     clock_gettime(CLOCK_REALTIME, &now);
     if (agent_set_time(path, (int64_t)now.tv_sec * 1000000000 + now.tv_nsec, AGENT_TIMEOUT_MS, err,

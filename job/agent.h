@@ -7,8 +7,6 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "manifest.h"
-
 #define AGENT_PORT_NAME "org.qemu.guest_agent.0"
 /* As libvirt's: an agent that is not there costs a restore this long. */
 #define AGENT_TIMEOUT_MS 5000
@@ -23,8 +21,10 @@ int agent_socket(char *const *argv, int argc, const char *cwd, char *path, size_
  * reason in ERR (-ETIMEDOUT: no agent answered). */
 int agent_set_time(const char *path, int64_t now_ns, int timeout_ms, char *err, size_t errlen);
 
-/* After a restore of M (running again): sets the guest's clock to now through its agent, if its
- * command line has one, and says how that went in NOTE (empty if there is no agent). */
-void agent_sync_clock(const struct manifest *m, char *note, size_t len);
+/* After a restore (of a VM saved running, WAS_RUNNING) that runs ARGV in CWD: sets the guest's
+ * clock to now through its agent, if the command line has one, and says how that went in NOTE
+ * (empty if there is no agent). */
+void agent_sync_clock(int was_running, char *const *argv, int argc, const char *cwd, char *note,
+                      size_t len);
 
 #endif

@@ -162,7 +162,7 @@ int disks_record(struct job *job, struct qmp *q, struct manifest *m)
 
     m->disks_recorded = 1;
     m->keep_running = job->words.keep_running;
-    rc = mig_cmd(job, q, "query-block", NULL, &blocks);
+    rc = job_qmp(job, q, "query-block", NULL, &blocks);
     json_array_foreach(blocks, i, b)
     {
         if (rc)

@@ -473,11 +473,10 @@ static int check_trust(struct check *c)
     char path[PATH_MAX];
     int rc;
 
-    /* trust_resolve rewrites the command line: decide on a fresh copy. */
     if (store_path(path, "%s/%s", c->dir, MANIFEST_NAME) ||
         manifest_read(path, &copy, why, sizeof(why)))
         return -EAGAIN;
-    rc = trust_resolve(c->imp->trust, &s, &copy, how, sizeof(how), why, sizeof(why));
+    rc = trust_resolve(c->imp->trust, &s, &copy, NULL, how, sizeof(how), why, sizeof(why));
     manifest_free(&copy);
     if (rc)
         set_phase(c, IMP_FAILED, "%s", why);

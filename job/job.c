@@ -16,6 +16,7 @@
 #include <time.h>
 
 #include "copier.h"
+#include "migrate.h"
 #include "qemu.h"
 #include "qmp.h"
 #include "store.h"
@@ -133,6 +134,14 @@ int job_fail(struct job *job, int rc, const char *fmt, ...)
     vsnprintf(job->err + n, sizeof(job->err) - (size_t)n, fmt, ap);
     va_end(ap);
     return rc;
+}
+
+int job_qmp(struct job *job, struct qmp *q, const char *name, json_t *args, json_t **ret)
+{
+    char err[JOB_ERR_MAX - 80];
+    int rc = mig_cmd(q, name, args, ret, err, sizeof(err));
+
+    return rc ? job_fail(job, rc, "%s", err) : 0;
 }
 
 int job_cancelled(struct job *job)

@@ -3,6 +3,7 @@
 #ifndef SAVEFS_JOB_INT_H
 #define SAVEFS_JOB_INT_H
 
+#include <jansson.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdint.h>
@@ -118,6 +119,12 @@ void job_set_pid(struct job *job, int pid);
 
 /* Words the job's error as "VM: message" and returns RC. */
 int job_fail(struct job *job, int rc, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+
+struct qmp;
+
+/* A QMP command on JOB's behalf (migrate.h's mig_cmd): a failure is worded into JOB's error,
+ * naming the VM. ARGS is stolen. */
+int job_qmp(struct job *job, struct qmp *q, const char *name, json_t *args, json_t **ret);
 
 /* 1 once JOB should stop: a FUSE interrupt or savefs shutting down. */
 int job_cancelled(struct job *job);

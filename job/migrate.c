@@ -6,17 +6,17 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "job_int.h"
 #include "qmp.h"
 
 #define MIG_RELEASE_TIMEOUT_MS 5000 /* QEMU cleans a migration up within milliseconds */
 
-int mig_cmd(struct job *job, struct qmp *q, const char *name, json_t *args, json_t **ret)
+int mig_cmd(struct qmp *q, const char *name, json_t *args, json_t **ret, char *err, size_t errlen)
 {
-    char err[JOB_ERR_MAX - 80];
-    int rc = qmp_cmd(q, name, args, ret, QMP_TIMEOUT_MS, err, sizeof(err));
+    char unused[256];
+    int rc = qmp_cmd(q, name, args, ret, QMP_TIMEOUT_MS, err ? err : unused,
+                     err ? errlen : sizeof(unused));
 
-    if (rc)
-        snprintf(job->err, sizeof(job->err), "%s: %s", job->vm->name, err);
     json_decref(args);
     return rc;
 }
@@ -62,13 +62,13 @@ static json_t *caps_list(json_t *current, int as_wanted)
  * it only at the very end of its clean-up, after the migration thread and every channel ended.
  * Until then a new migrate fails ("duplicate yank instance") and leaves QEMU's state in "setup"
  * for good (7.2). A QEMU without query-yank is taken as clean. */
-static int mig_yank_held(struct job *job, struct qmp *q)
+static int mig_yank_held(struct qmp *q)
 {
     json_t *list = NULL, *e;
     size_t i;
     int held = 0;
 
-    if (mig_cmd(job, q, "query-yank", NULL, &list))
+    if (mig_cmd(q, "query-yank", NULL, &list, NULL, 0))
         return 0;
     json_array_foreach(list, i, e)
     {
@@ -81,16 +81,14 @@ static int mig_yank_held(struct job *job, struct qmp *q)
 
 /* A migration that QEMU has not let go of yet (a failed one whose clean-up is still running or
  * stuck): a migrate now would leave 7.2 in "setup" for good. -EBUSY after TIMEOUT_MS. */
-static int mig_wait_released(struct job *job, struct qmp *q, int timeout_ms)
+static int mig_wait_released(struct qmp *q, int timeout_ms, char *err, size_t errlen)
 {
     double deadline = job_now() + timeout_ms / 1000.0;
     int tick = 1;
 
-    while (mig_yank_held(job, q)) {
+    while (mig_yank_held(q)) {
         if (job_now() > deadline) {
-            snprintf(job->err, sizeof(job->err),
-                     "%s: QEMU has not let go of its last migration yet (query-yank)",
-                     job->vm->name);
+            snprintf(err, errlen, "QEMU has not let go of its last migration yet (query-yank)");
             return -EBUSY;
         }
         job_wait(-1, &tick);
@@ -98,17 +96,17 @@ static int mig_wait_released(struct job *job, struct qmp *q, int timeout_ms)
     return 0;
 }
 
-int mig_setup(struct job *job, struct qmp *q, int channels, struct mig_saved *saved)
+int mig_setup(struct qmp *q, int channels, struct mig_saved *saved, char *err, size_t errlen)
 {
     json_t *caps = NULL, *params = NULL;
     int rc;
 
-    rc = mig_wait_released(job, q, MIG_RELEASE_TIMEOUT_MS);
+    rc = mig_wait_released(q, MIG_RELEASE_TIMEOUT_MS, err, errlen);
     if (!rc)
-        rc = mig_cmd(job, q, "query-migrate-capabilities", NULL, &caps);
+        rc = mig_cmd(q, "query-migrate-capabilities", NULL, &caps, err, errlen);
     if (!rc && saved) {
         saved->caps = caps_list(caps, 0);
-        rc = mig_cmd(job, q, "query-migrate-parameters", NULL, &params);
+        rc = mig_cmd(q, "query-migrate-parameters", NULL, &params, err, errlen);
     }
     if (!rc && saved)
         saved->params = json_pack("{s:O*, s:O*, s:O*}", "multifd-channels",
@@ -116,40 +114,36 @@ int mig_setup(struct job *job, struct qmp *q, int channels, struct mig_saved *sa
                                   json_object_get(params, "max-bandwidth"), "multifd-compression",
                                   json_object_get(params, "multifd-compression"));
     if (!rc)
-        rc = mig_cmd(job, q, "migrate-set-capabilities",
-                     json_pack("{s:o}", "capabilities", caps_list(caps, 1)), NULL);
+        rc = mig_cmd(q, "migrate-set-capabilities",
+                     json_pack("{s:o}", "capabilities", caps_list(caps, 1)), NULL, err, errlen);
     if (!rc)
-        rc = mig_cmd(job, q, "migrate-set-parameters",
+        rc = mig_cmd(q, "migrate-set-parameters",
                      json_pack("{s:i, s:I, s:s}", "multifd-channels", channels, "max-bandwidth",
                                (json_int_t)MIGRATE_NO_BANDWIDTH_CAP, "multifd-compression", "none"),
-                     NULL);
+                     NULL, err, errlen);
     json_decref(caps);
     json_decref(params);
     return rc;
 }
 
-void mig_undo(struct job *job, struct qmp *q, struct mig_saved *saved)
+void mig_undo(struct qmp *q, struct mig_saved *saved)
 {
-    char keep[JOB_ERR_MAX];
-
-    /* Putting settings back is a courtesy: it must not overwrite the job's own error. */
-    memcpy(keep, job->err, sizeof(keep));
     if (saved->caps)
-        mig_cmd(job, q, "migrate-set-capabilities", json_pack("{s:O}", "capabilities", saved->caps),
-                NULL);
+        mig_cmd(q, "migrate-set-capabilities", json_pack("{s:O}", "capabilities", saved->caps),
+                NULL, NULL, 0);
     if (saved->params && json_object_size(saved->params))
-        mig_cmd(job, q, "migrate-set-parameters", json_incref(saved->params), NULL);
-    memcpy(job->err, keep, sizeof(keep));
+        mig_cmd(q, "migrate-set-parameters", json_incref(saved->params), NULL, NULL, 0);
     json_decref(saved->caps);
     json_decref(saved->params);
     saved->caps = saved->params = NULL;
 }
 
-int mig_query(struct job *job, struct qmp *q, char *status, size_t len, char *why, size_t whylen)
+int mig_query(struct qmp *q, char *status, size_t len, char *why, size_t whylen, char *err,
+              size_t errlen)
 {
     json_t *ret = NULL;
     const char *s, *desc;
-    int rc = mig_cmd(job, q, "query-migrate", NULL, &ret);
+    int rc = mig_cmd(q, "query-migrate", NULL, &ret, err, errlen);
 
     if (rc)
         return rc;
@@ -167,17 +161,15 @@ int mig_finished(const char *status)
            strcmp(status, "cancelled") == 0;
 }
 
-int mig_cancel(struct job *job, struct qmp *q, int timeout_ms)
+int mig_cancel(struct qmp *q, int timeout_ms)
 {
     double deadline = job_now() + timeout_ms / 1000.0;
-    char status[32], why[256], keep[JOB_ERR_MAX];
+    char status[32], why[256], err[256];
     int rc;
 
-    /* The job's own error says why it cancels: what the cancel meets must not replace it. */
-    memcpy(keep, job->err, sizeof(keep));
-    mig_cmd(job, q, "migrate_cancel", NULL, NULL);
+    mig_cmd(q, "migrate_cancel", NULL, NULL, NULL, 0);
     for (int tick = 1;; job_wait(-1, &tick)) {
-        rc = mig_query(job, q, status, sizeof(status), why, sizeof(why));
+        rc = mig_query(q, status, sizeof(status), why, sizeof(why), err, sizeof(err));
         if (rc || mig_finished(status) || strcmp(status, "none") == 0)
             break;
         if (job_now() > deadline) {
@@ -186,7 +178,6 @@ int mig_cancel(struct job *job, struct qmp *q, int timeout_ms)
         }
     }
     if (!rc)
-        rc = mig_wait_released(job, q, (int)((deadline - job_now()) * 1000));
-    memcpy(job->err, keep, sizeof(keep));
+        rc = mig_wait_released(q, (int)((deadline - job_now()) * 1000), err, sizeof(err));
     return rc;
 }

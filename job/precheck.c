@@ -11,18 +11,18 @@
 
 /* Migration streams load forwards only: an older QEMU does not know a newer one's machine types
  * and device state. */
-static int check_qemu_version(struct job *job, const struct manifest *m)
+static int check_qemu_version(struct job *job, const struct manifest *m, const char *binary)
 {
     char version[32];
-    int rc = qemu_binary_version(m->binary, version, sizeof(version));
+    int rc = qemu_binary_version(binary, version, sizeof(version));
 
     if (rc)
-        return job_fail(job, rc, "cannot tell the version of %s: %s", m->binary, strerror(-rc));
+        return job_fail(job, rc, "cannot tell the version of %s: %s", binary, strerror(-rc));
     if (qemu_version_cmp(m->qemu_version, version) > 0)
         return job_fail(job, -EPROTONOSUPPORT,
                         "snapshot %s was saved by QEMU %s, newer than %s (%s): an older QEMU "
                         "cannot load it",
-                        m->snapshot, m->qemu_version, m->binary, version);
+                        m->snapshot, m->qemu_version, binary, version);
     return 0;
 }
 
@@ -47,13 +47,13 @@ static int check_disks(struct job *job, const struct manifest *m, const char *di
                     why, m->snapshot, m->keep_running ? " (with keep-running)" : "");
 }
 
-int precheck_restore(struct job *job, const struct manifest *m, const char *dir, char *note,
-                     size_t notelen)
+int precheck_restore(struct job *job, const struct manifest *m, const char *binary, const char *dir,
+                     char *note, size_t notelen)
 {
     int rc;
 
     note[0] = '\0';
     job_set_phase(job, "checking host");
-    rc = check_qemu_version(job, m);
+    rc = check_qemu_version(job, m, binary);
     return rc ? rc : check_disks(job, m, dir, note, notelen);
 }

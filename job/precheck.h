@@ -8,10 +8,10 @@
 #include "manifest.h"
 
 /* 0, or a negative errno with the reason worded into JOB: -EPROTONOSUPPORT for a snapshot of a
- * newer QEMU than M's (trusted) binary, -ESTALE for a disk that changed since the save (unless
- * the snapshot directory DIR carries the force attribute, see disks.h: then NOTE says so, for
- * the restore's summary; else it is empty). */
-int precheck_restore(struct job *job, const struct manifest *m, const char *dir, char *note,
-                     size_t notelen);
+ * newer QEMU than BINARY (the one trust decided to run), -ESTALE for a disk that changed since the
+ * save (unless the snapshot directory DIR carries the force attribute, see disks.h: then NOTE says
+ * so, for the restore's summary; else it is empty). */
+int precheck_restore(struct job *job, const struct manifest *m, const char *binary, const char *dir,
+                     char *note, size_t notelen);
 
 #endif

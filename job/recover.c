@@ -20,10 +20,10 @@
 #define RECOVER_QMP_TIMEOUT_MS 2000
 #define CANCEL_WAIT_MS         10000
 
-/* A job to lend mig_cmd its VM name and error buffer. */
+/* What recovery knows of the VM it looks at. */
 struct recovery {
-    struct vm_state vm;
-    struct job job;
+    struct job_ctx *ctx;
+    char vm[SNAPSHOT_NAME_MAX + 1];
     void (*log)(const char *msg);
 };
 
@@ -31,9 +31,8 @@ static void recovery_init(struct recovery *r, struct job_ctx *ctx, const char *v
                           void (*log)(const char *msg))
 {
     memset(r, 0, sizeof(*r));
-    snprintf(r->vm.name, sizeof(r->vm.name), "%.64s", vm);
-    r->job.ctx = ctx;
-    r->job.vm = &r->vm;
+    snprintf(r->vm, sizeof(r->vm), "%.64s", vm);
+    r->ctx = ctx;
     r->log = log;
 }
 
@@ -41,7 +40,7 @@ static void say(struct recovery *r, const char *what, const char *detail)
 {
     char msg[2 * JOB_ERR_MAX];
 
-    snprintf(msg, sizeof(msg), "%s: %s%s%.1000s", r->vm.name, what, detail[0] ? ": " : "", detail);
+    snprintf(msg, sizeof(msg), "%s: %s%s%.1000s", r->vm, what, detail[0] ? ": " : "", detail);
     r->log(msg);
 }
 
@@ -68,7 +67,7 @@ static struct qmp *connect_pid(struct recovery *r, pid_t pid)
     char path[PATH_MAX], err[256];
     struct qmp *q = NULL;
 
-    if (job_qmp_path(r->job.ctx, r->vm.name, path) || !qemu_listening(path) ||
+    if (job_qmp_path(r->ctx, r->vm, path) || !qemu_listening(path) ||
         qmp_connect(&q, path, RECOVER_QMP_TIMEOUT_MS, err, sizeof(err)))
         return NULL;
     if (qmp_peer_pid(q) != pid) {
@@ -80,12 +79,12 @@ static struct qmp *connect_pid(struct recovery *r, pid_t pid)
 
 static void cancel_migration(struct recovery *r, struct qmp *q)
 {
-    char status[32], why[256];
+    char status[32], why[256], err[256];
 
-    if (mig_query(&r->job, q, status, sizeof(status), why, sizeof(why)) || mig_finished(status) ||
-        strcmp(status, "none") == 0)
+    if (mig_query(q, status, sizeof(status), why, sizeof(why), err, sizeof(err)) ||
+        mig_finished(status) || strcmp(status, "none") == 0)
         return;
-    if (mig_cancel(&r->job, q, CANCEL_WAIT_MS))
+    if (mig_cancel(q, CANCEL_WAIT_MS))
         say(r,
             "QEMU did not end the interrupted save's migration: the VM may need a restart "
             "before it can be saved again",
@@ -95,12 +94,12 @@ static void cancel_migration(struct recovery *r, struct qmp *q)
 static void resume_saved_vm(void *opaque, const char *vm, const char *tmpdir)
 {
     struct recovery *r = opaque, rv;
-    char mark[PATH_MAX];
+    char mark[PATH_MAX], err[JOB_ERR_MAX];
     int running = 0;
     struct qmp *q;
     pid_t pid;
 
-    recovery_init(&rv, r->job.ctx, vm, r->log);
+    recovery_init(&rv, r->ctx, vm, r->log);
     say(&rv, "removing the partial save", tmpdir);
     if (store_path(mark, "%s/%s", tmpdir, STORE_SAVE_MARK) || read_pid_file(mark, &pid, &running) ||
         !running)
@@ -109,10 +108,10 @@ static void resume_saved_vm(void *opaque, const char *vm, const char *tmpdir)
     if (!q)
         return;
     cancel_migration(&rv, q);
-    if (mig_cmd(&rv.job, q, "cont", NULL, NULL) == 0)
+    if (mig_cmd(q, "cont", NULL, NULL, err, sizeof(err)) == 0)
         say(&rv, "resumed the VM that an interrupted save had paused", "");
     else
-        say(&rv, "could not resume the VM that an interrupted save had paused", rv.job.err);
+        say(&rv, "could not resume the VM that an interrupted save had paused", err);
     qmp_close(q);
 }
 
@@ -126,7 +125,7 @@ static void kill_half_restored(struct recovery *r, const char *mark)
     if (read_pid_file(mark, &pid, NULL))
         goto out;
     q = connect_pid(r, pid);
-    if (q && mig_cmd(&r->job, q, "query-status", NULL, &status) == 0 &&
+    if (q && mig_cmd(q, "query-status", NULL, &status, NULL, 0) == 0 &&
         json_is_true(json_object_get(status, "running"))) {
         say(r, "an interrupted restore had already resumed its VM", "");
     } else if (kill(pid, 0) == 0 && qemu_pid_is_incoming(pid)) {

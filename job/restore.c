@@ -32,6 +32,7 @@ struct restore {
     struct job *job;
     char dir[PATH_MAX], qmp_path[PATH_MAX], sock[PATH_MAX], log[PATH_MAX], mark[PATH_MAX];
     struct manifest m;
+    struct trust_plan plan; /* what runs: trust's decision, not the manifest's say */
     char **argv;
     char console[PATH_MAX]; /* the console socket, if the original's console was on stdio */
     int console_made;
@@ -93,7 +94,7 @@ static int load_snapshot(struct restore *r)
     return check_files(r);
 }
 
-/* The host decides what runs: M's binary, argv and cwd become what trust allows (trust.h). */
+/* The host decides what runs: the plan, from what trust allows of the manifest (trust.h). */
 static int check_trust(struct restore *r)
 {
     struct trust_subject s = {r->job->ctx->store, vm_name(r), r->job->snapshot};
@@ -101,7 +102,7 @@ static int check_trust(struct restore *r)
     int rc;
 
     job_set_phase(r->job, "checking trust");
-    rc = trust_resolve(r->job->ctx->trust, &s, &r->m, how, sizeof(how), err, sizeof(err));
+    rc = trust_resolve(r->job->ctx->trust, &s, &r->m, &r->plan, how, sizeof(how), err, sizeof(err));
     return rc ? job_fail(r->job, rc, "%s", err) : 0;
 }
 
@@ -121,7 +122,7 @@ static int restore_argv(struct restore *r)
     int rc = store_path(r->console, "%s/%s.console", r->job->ctx->run_dir, vm_name(r));
 
     if (!rc)
-        rc = qemu_argv_restore(r->m.argv, r->m.argc, &o, &r->argv);
+        rc = qemu_argv_restore(r->plan.argv, r->plan.argc, &o, &r->argv);
     if (!rc && r->console_made)
         unlink(r->console);
     return rc;
@@ -137,7 +138,8 @@ static int start_qemu(struct restore *r)
         return job_fail(r->job, rc, "cannot build the command line");
     unlink(r->log);
     unlink(r->qmp_path); /* a stale socket file of a QEMU that is gone */
-    rc = qemu_spawn(r->m.binary, r->argv, r->m.cwd, r->log, &r->pid, &r->pidfd, err, sizeof(err));
+    rc = qemu_spawn(r->plan.binary, r->argv, r->plan.cwd, r->log, &r->pid, &r->pidfd, err,
+                    sizeof(err));
     if (rc)
         return job_fail(r->job, rc, "%s", err);
     job_set_pid(r->job, r->pid);
@@ -198,10 +200,10 @@ static int start_incoming(struct restore *r)
         return job_fail(r->job, rc, "socket path too long");
     unlink(r->sock);
     job_set_phase(r->job, "preparing QEMU");
-    if ((rc = mig_setup(r->job, r->qmp, r->m.channels, &r->saved)))
-        return rc;
+    if ((rc = mig_setup(r->qmp, r->m.channels, &r->saved, err, sizeof(err))))
+        return job_fail(r->job, rc, "%s", err);
     snprintf(uri, sizeof(uri), "unix:%s", r->sock);
-    if ((rc = mig_cmd(r->job, r->qmp, "migrate-incoming", json_pack("{s:s}", "uri", uri), NULL)))
+    if ((rc = job_qmp(r->job, r->qmp, "migrate-incoming", json_pack("{s:s}", "uri", uri), NULL)))
         return rc;
     job_set_phase(r->job, "connecting");
     rc = cp_restore_start(r->cp, r->sock, err, sizeof(err));
@@ -250,7 +252,7 @@ static int pump(struct restore *r)
 /* All bytes are in and verified; QEMU must now say completed within the watchdog's bound. */
 static int wait_completed(struct restore *r)
 {
-    char status[32], why[JOB_ERR_MAX - 160];
+    char status[32], why[JOB_ERR_MAX - 160], err[JOB_ERR_MAX - 80];
     double start = job_now(), limit = r->job->ctx->watchdog_ms / 1000.0;
     int rc;
 
@@ -258,9 +260,9 @@ static int wait_completed(struct restore *r)
     for (int tick = 1;; job_wait(-1, &tick)) {
         if (qemu_exited(r->pidfd))
             return qemu_gone(r, "while loading the snapshot");
-        rc = mig_query(r->job, r->qmp, status, sizeof(status), why, sizeof(why));
+        rc = mig_query(r->qmp, status, sizeof(status), why, sizeof(why), err, sizeof(err));
         if (rc)
-            return rc;
+            return job_fail(r->job, rc, "%s", err);
         if (strcmp(status, "completed") == 0)
             return 0;
         if (mig_finished(status))
@@ -278,12 +280,12 @@ static int resume(struct restore *r)
     int rc = 0;
 
     /* A later migration of this VM by other tools (exec:, one stream) must not meet multifd. */
-    mig_undo(r->job, r->qmp, &r->saved);
+    mig_undo(r->qmp, &r->saved);
     if (r->m.was_running)
-        rc = mig_cmd(r->job, r->qmp, "cont", NULL, NULL);
+        rc = job_qmp(r->job, r->qmp, "cont", NULL, NULL);
     if (!rc)
-        record_write(r->job->ctx->store, vm_name(r), r->pid, r->m.binary, r->m.cwd, r->m.argv,
-                     r->m.argc);
+        record_write(r->job->ctx->store, vm_name(r), r->pid, r->plan.binary, r->plan.cwd,
+                     r->plan.argv, r->plan.argc);
     return rc;
 }
 
@@ -302,12 +304,13 @@ static int restore_body(struct job *job)
     int rc;
 
     if (!(rc = load_snapshot(&r)) && !(rc = check_trust(&r)) && !(rc = check_vm_stopped(&r)) &&
-        !(rc = precheck_restore(job, &r.m, r.dir, r.note, sizeof(r.note))) &&
+        !(rc = precheck_restore(job, &r.m, r.plan.binary, r.dir, r.note, sizeof(r.note))) &&
         !(rc = open_files(&r)) && !(rc = start_qemu(&r)) && !(rc = connect_qmp(&r)) &&
         !(rc = start_incoming(&r)) && !(rc = pump(&r)) && !(rc = wait_completed(&r)))
         rc = resume(&r);
     if (!rc)
-        agent_sync_clock(&r.m, r.note + strlen(r.note), sizeof(r.note) - strlen(r.note));
+        agent_sync_clock(r.m.was_running, r.plan.argv, r.plan.argc, r.plan.cwd,
+                         r.note + strlen(r.note), sizeof(r.note) - strlen(r.note));
     if (rc && r.pidfd >= 0) {
         rc = blame_qemu(&r, rc);
         qemu_kill(r.pidfd, KILL_TIMEOUT_MS);
@@ -332,6 +335,7 @@ static int restore_body(struct job *job)
                  job->snapshot, r.m.channels, r.m.was_running ? "running" : "paused", (int)r.pid,
                  r.note);
     qemu_argv_free(r.argv);
+    trust_plan_free(&r.plan);
     manifest_free(&r.m);
     return rc;
 }

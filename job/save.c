@@ -105,12 +105,12 @@ static int describe_vm(struct save *s)
     const char *t;
     int rc;
 
-    if ((rc = mig_cmd(s->job, s->qmp, "query-version", NULL, &ver)) ||
-        (rc = mig_cmd(s->job, s->qmp, "query-status", NULL, &status)) ||
-        (rc = mig_cmd(s->job, s->qmp, "qom-get",
+    if ((rc = job_qmp(s->job, s->qmp, "query-version", NULL, &ver)) ||
+        (rc = job_qmp(s->job, s->qmp, "query-status", NULL, &status)) ||
+        (rc = job_qmp(s->job, s->qmp, "qom-get",
                       json_pack("{s:s, s:s}", "path", "/machine", "property", "type"), &type)) ||
-        (rc = mig_cmd(s->job, s->qmp, "query-memory-size-summary", NULL, &mem)) ||
-        (rc = mig_cmd(s->job, s->qmp, "query-uuid", NULL, &uuid)))
+        (rc = job_qmp(s->job, s->qmp, "query-memory-size-summary", NULL, &mem)) ||
+        (rc = job_qmp(s->job, s->qmp, "query-uuid", NULL, &uuid)))
         goto out;
     json_t *q = json_object_get(ver, "qemu");
     snprintf(s->m.qemu_version, sizeof(s->m.qemu_version), "%d.%d.%d",
@@ -140,11 +140,14 @@ out:
 static int check_idle(struct save *s)
 {
     char status[32], why[256];
-    int rc = mig_query(s->job, s->qmp, status, sizeof(status), why, sizeof(why));
+    char err[JOB_ERR_MAX - 80];
+    int rc = mig_query(s->qmp, status, sizeof(status), why, sizeof(why), err, sizeof(err));
 
-    if (!rc && !mig_finished(status) && strcmp(status, "none") != 0)
+    if (rc)
+        return job_fail(s->job, rc, "%s", err);
+    if (!mig_finished(status) && strcmp(status, "none") != 0)
         return job_fail(s->job, -EBUSY, "a migration is already %s", status);
-    return rc;
+    return 0;
 }
 
 static int prepare(struct save *s)
@@ -178,7 +181,7 @@ static int prepare(struct save *s)
 
 static int start_migration(struct save *s)
 {
-    char uri[PATH_MAX + 8], path[PATH_MAX], mark[64];
+    char uri[PATH_MAX + 8], path[PATH_MAX], mark[64], err[JOB_ERR_MAX - 80];
     int rc;
 
     job_set_phase(s->job, "pausing");
@@ -187,16 +190,18 @@ static int start_migration(struct save *s)
     if ((rc = store_path(path, "%s/%s", s->tmp, STORE_SAVE_MARK)) ||
         (rc = store_write_text(path, mark)))
         return job_fail(s->job, rc, "write %s: %s", path, strerror(-rc));
-    rc = mig_setup(s->job, s->qmp, s->job->words.parallel, &s->saved);
-    if (!rc && s->m.was_running) {
-        rc = mig_cmd(s->job, s->qmp, "stop", NULL, NULL);
+    rc = mig_setup(s->qmp, s->job->words.parallel, &s->saved, err, sizeof(err));
+    if (rc)
+        return job_fail(s->job, rc, "%s", err);
+    if (s->m.was_running) {
+        rc = job_qmp(s->job, s->qmp, "stop", NULL, NULL);
         s->stopped = !rc;
     }
     if (rc)
         return rc;
     job_set_phase(s->job, "migrating");
     snprintf(uri, sizeof(uri), "unix:%s", s->sock);
-    rc = mig_cmd(s->job, s->qmp, "migrate", json_pack("{s:s}", "uri", uri), NULL);
+    rc = job_qmp(s->job, s->qmp, "migrate", json_pack("{s:s}", "uri", uri), NULL);
     s->migrating = !rc;
     return rc;
 }
@@ -214,7 +219,7 @@ static int copier_or_qemu_reason(struct save *s, const char *qemu_why)
 
 static int wait_migration(struct save *s)
 {
-    char status[32], why[JOB_ERR_MAX - 160];
+    char status[32], why[JOB_ERR_MAX - 160], err[JOB_ERR_MAX - 80];
     int rc, tick = 1;
     double deadline;
 
@@ -222,13 +227,13 @@ static int wait_migration(struct save *s)
         progress_save(s->job, s->qmp, cp_save_bytes(s->cp));
         if (job_cancelled(s->job))
             return job_fail(s->job, -EINTR, "save cancelled");
-        rc = mig_query(s->job, s->qmp, status, sizeof(status), why, sizeof(why));
+        rc = mig_query(s->qmp, status, sizeof(status), why, sizeof(why), err, sizeof(err));
         if (rc && qemu_exited(s->pidfd)) {
             s->migrating = 0;
             return job_fail(s->job, -EIO, "QEMU exited during the save");
         }
         if (rc)
-            return rc;
+            return job_fail(s->job, rc, "%s", err);
         if (strcmp(status, "completed") == 0)
             break;
         /* A failed copier drains QEMU's streams: QEMU goes on until roll_back cancels it. */
@@ -307,14 +312,14 @@ static void finish_vm(struct save *s)
 {
     struct pollfd p = {.fd = s->pidfd, .events = POLLIN};
 
-    mig_undo(s->job, s->qmp, &s->saved);
+    mig_undo(s->qmp, &s->saved);
     if (s->job->words.keep_running) {
         if (s->stopped)
-            mig_cmd(s->job, s->qmp, "cont", NULL, NULL);
+            mig_cmd(s->qmp, "cont", NULL, NULL, NULL, 0);
         return;
     }
     job_set_phase(s->job, "quitting");
-    mig_cmd(s->job, s->qmp, "quit", NULL, NULL);
+    mig_cmd(s->qmp, "quit", NULL, NULL, NULL, 0);
     poll(&p, 1, QUIT_TIMEOUT_MS);
 }
 
@@ -327,19 +332,16 @@ static void roll_back(struct save *s)
 
     if (s->cp)
         cp_save_cancel(s->cp);
-    if (s->qmp && s->migrating && mig_cancel(s->job, s->qmp, DRAIN_TIMEOUT_MS))
+    if (s->qmp && s->migrating && mig_cancel(s->qmp, DRAIN_TIMEOUT_MS))
         snprintf(s->job->err + n, sizeof(s->job->err) - n,
                  "; QEMU did not end its migration within %d s: it may need a restart before the "
                  "VM can be saved again",
                  DRAIN_TIMEOUT_MS / 1000);
     if (s->qmp && s->saved.caps)
-        mig_undo(s->job, s->qmp, &s->saved);
-    if (s->qmp && s->stopped) {
-        char keep[JOB_ERR_MAX];
-        memcpy(keep, s->job->err, sizeof(keep));
-        mig_cmd(s->job, s->qmp, "cont", NULL, NULL);
-        memcpy(s->job->err, keep, sizeof(keep));
-    }
+        mig_undo(s->qmp, &s->saved);
+    /* The save's own error is what the user reads: a failed resume does not replace it. */
+    if (s->qmp && s->stopped)
+        mig_cmd(s->qmp, "cont", NULL, NULL, NULL, 0);
 }
 
 static int save_body(struct job *job)

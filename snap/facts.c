@@ -158,12 +158,11 @@ static int manifest_facts(struct facts *f, const struct manifest *m)
     return 0;
 }
 
-/* Last of all: trust_resolve rewrites M's command line. */
-static int trust_fact(const struct trust *t, const struct trust_subject *s, struct manifest *m,
-                      struct facts *f)
+static int trust_fact(const struct trust *t, const struct trust_subject *s,
+                      const struct manifest *m, struct facts *f)
 {
     char how[256], why[FACTS_ERR_MAX];
-    int rc = trust_resolve(t, s, m, how, sizeof(how), why, sizeof(why));
+    int rc = trust_resolve(t, s, m, NULL, how, sizeof(how), why, sizeof(why));
 
     return rc ? add_fact(f, "trust", "refused: %s", why) : add_fact(f, "trust", "ok: %s", how);
 }

@@ -19,6 +19,7 @@
 #include <unistd.h>
 
 #include "localdef.h"
+#include "qemu.h"
 #include "qemuopts.h"
 #include "store.h"
 
@@ -296,7 +297,7 @@ int trust_digest(const struct manifest *m, char *digest, size_t len)
 struct decision {
     const struct trust *t;
     const struct trust_subject *s;
-    struct manifest *m;
+    const struct manifest *m; /* as read: never rewritten */
     struct localdef def;
     struct path_map map; /* the VM's entries first, then the host's (borrowed strings) */
     char digest[TRUST_DIGEST_MAX], keyid[KEYID_HEX + 1];
@@ -597,20 +598,23 @@ static int choose(struct decision *d)
     return rc;
 }
 
-/* Hands what to run over to M. */
-static void install(struct decision *d)
+/* Hands what to run over to PLAN. */
+static void hand_over(struct decision *d, struct trust_plan *plan)
 {
-    for (int i = 0; i < d->m->argc; i++)
-        free(d->m->argv[i]);
-    free(d->m->argv);
-    free(d->m->binary);
-    free(d->m->cwd);
-    d->m->argv = d->argv;
-    d->m->argc = d->argc;
-    d->m->binary = d->binary;
-    d->m->cwd = d->cwd;
+    plan->argv = d->argv;
+    plan->argc = d->argc;
+    plan->binary = d->binary;
+    plan->cwd = d->cwd;
     d->argv = NULL;
     d->binary = d->cwd = NULL;
+}
+
+void trust_plan_free(struct trust_plan *plan)
+{
+    qemu_argv_free(plan->argv);
+    free(plan->binary);
+    free(plan->cwd);
+    memset(plan, 0, sizeof(*plan));
 }
 
 static void decision_free(struct decision *d)
@@ -625,8 +629,8 @@ static void decision_free(struct decision *d)
     localdef_free(&d->def);
 }
 
-int trust_resolve(const struct trust *t, const struct trust_subject *s, struct manifest *m,
-                  char *how, size_t howlen, char *err, size_t errlen)
+int trust_resolve(const struct trust *t, const struct trust_subject *s, const struct manifest *m,
+                  struct trust_plan *plan, char *how, size_t howlen, char *err, size_t errlen)
 {
     struct decision d = {.t = t, .s = s, .m = m};
     int rc, at;
@@ -644,7 +648,8 @@ int trust_resolve(const struct trust *t, const struct trust_subject *s, struct m
         rc = refuse(err, errlen, "snapshot %s: option %s is savefs's to set", s->snap, d.argv[at]);
         goto out;
     }
-    install(&d);
+    if (plan)
+        hand_over(&d, plan);
 out:
     decision_free(&d);
     return rc;
@@ -663,15 +668,25 @@ static int read_subject(const struct trust_subject *s, struct manifest *m, char 
 /* The snapshot's own command line, binary and directory through the maps, into RV->m. */
 static int review_command(struct decision *d, struct trust_review *rv)
 {
+    struct trust_plan mapped = {0};
     int rc = map_all(d, rv->m.argv, rv->m.argc);
 
     if (!rc)
         rc = qemuopts_map_arg(rv->m.binary, &d->map, &d->binary);
     if (!rc)
         rc = qemuopts_map_arg(rv->m.cwd ? rv->m.cwd : "/", &d->map, &d->cwd);
-    if (!rc)
-        install(d);
-    return rc;
+    if (rc)
+        return rc;
+    /* The review's own copy shows the command line as this host would read it. */
+    hand_over(d, &mapped);
+    qemu_argv_free(rv->m.argv);
+    free(rv->m.binary);
+    free(rv->m.cwd);
+    rv->m.argv = mapped.argv;
+    rv->m.argc = mapped.argc;
+    rv->m.binary = mapped.binary;
+    rv->m.cwd = mapped.cwd;
+    return 0;
 }
 
 int trust_review(const struct trust *t, const struct trust_subject *s, struct trust_review *rv,

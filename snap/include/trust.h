@@ -60,11 +60,20 @@ enum trust_origin trust_origin(const struct trust *t, const struct manifest *m, 
 /* "sha256:HEX" of M's canonical text: what a user accepts. */
 int trust_digest(const struct manifest *m, char *digest, size_t len);
 
-/* Decides whether M (as read) may restore here. On success M's binary, argv and cwd are replaced
- * by what to run, and HOW says why it is trusted; else a negative errno (-EPERM for a refusal)
- * and the reason, with what the user can do about it, in ERR. */
-int trust_resolve(const struct trust *t, const struct trust_subject *s, struct manifest *m,
-                  char *how, size_t howlen, char *err, size_t errlen);
+/* What a restore runs, as the host decided it: the manifest's own fields are untrusted input
+ * and stay as they were read. */
+struct trust_plan {
+    char *binary, *cwd;
+    char **argv; /* NULL-terminated */
+    int argc;
+};
+
+/* Decides whether M (as read) may restore here. On success HOW says why it is trusted and, if
+ * PLAN is not NULL, PLAN is what to run (trust_plan_free); else a negative errno (-EPERM for a
+ * refusal) and the reason, with what the user can do about it, in ERR. */
+int trust_resolve(const struct trust *t, const struct trust_subject *s, const struct manifest *m,
+                  struct trust_plan *plan, char *how, size_t howlen, char *err, size_t errlen);
+void trust_plan_free(struct trust_plan *plan);
 
 /* What the user reviews before accepting a snapshot: its manifest with the command line, binary
  * and working directory through the path maps, and what each finding of qemuopts_check means

@@ -454,6 +454,15 @@ static const struct decision_case decisions[] = {
     {"binary not allowed", {"qemu"}, 1, "{\"binary\": \"/bin/ls\"}", -EPERM, "not one this host"},
 };
 
+/* M's binary, cwd and argv in one line: the untrusted manifest must come out as it went in. */
+static void command_text(const struct manifest *m, char *out, size_t len)
+{
+    size_t n = (size_t)snprintf(out, len, "%s %s", m->binary, m->cwd ? m->cwd : "-");
+
+    for (int i = 0; i < m->argc && n < len; i++)
+        n += (size_t)snprintf(out + n, len - n, " %s", m->argv[i]);
+}
+
 static void decide(struct trust *t, const char *store, const struct decision_case *c)
 {
     struct trust_subject s = {store, "vm1", "S"};
@@ -472,14 +481,22 @@ static void decide(struct trust *t, const char *store, const struct decision_cas
         snprintf(local, sizeof(local), c->local, digest);
         write_text(path, local, 0600);
     }
-    rc = trust_resolve(t, &s, &m, how, sizeof(how), err, sizeof(err));
+    struct trust_plan plan = {0};
+    char before[4096], after[4096];
+    command_text(&m, before, sizeof(before));
+    rc = trust_resolve(t, &s, &m, &plan, how, sizeof(how), err, sizeof(err));
     CHECK(rc == c->want, "%s: %d, want %d (%s)", c->what, rc, c->want, err);
+    command_text(&m, after, sizeof(after));
+    CHECK(strcmp(before, after) == 0, "%s: the manifest was rewritten: %s", c->what, after);
     if (rc == 0) {
         int found = 0;
-        for (int i = 0; i < m.argc; i++)
-            found |= strstr(m.argv[i], c->expect) != NULL;
+        for (int i = 0; i < plan.argc; i++)
+            found |= strstr(plan.argv[i], c->expect) != NULL;
         CHECK(found, "%s: argv lacks %s", c->what, c->expect);
         CHECK(how[0], "%s: no reason to trust", c->what);
+        CHECK(plan.binary && plan.cwd && plan.argv && !plan.argv[plan.argc], "%s: no plan",
+              c->what);
+        trust_plan_free(&plan);
     } else {
         CHECK(strstr(err, c->expect) != NULL, "%s: reason lacks '%s': %s", c->what, c->expect, err);
     }
@@ -577,7 +594,7 @@ static void test_accept(void)
         CHECK(trust_accept(t, &s, "sha256:0000", err, sizeof(err)) == -ESTALE, "stale digest");
         CHECK(trust_accept(t, &s, digest, err, sizeof(err)) == 0, "accept: %s", err);
         CHECK(trust_accept(t, &s, digest, err, sizeof(err)) == 0, "accept twice: %s", err);
-        CHECK(trust_resolve(t, &s, &m, how, sizeof(how), err, sizeof(err)) == 0,
+        CHECK(trust_resolve(t, &s, &m, NULL, how, sizeof(how), err, sizeof(err)) == 0,
               "accepted snapshot refused: %s", err);
         manifest_free(&m);
     }
