@@ -311,6 +311,8 @@ static const struct save_failure {
     const char *why; /* in status */
     int vanishes;    /* the fake exits (status 3) instead of running on */
 } save_failures[] = {
+    /* the second query-migrate comes while the streams move */
+    {"gone", "vanish:query-migrate:2", NULL, -EIO, "QEMU exited during the save", 1},
     {"fails", "fail", NULL, -EIO, "QEMU: migration failed: " FAKE_QEMU_ERROR_DESC, 0},
     {"slow", "stall", interrupted_once_migrating, -EINTR, "save cancelled", 0},
 };
