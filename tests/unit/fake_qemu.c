@@ -24,6 +24,8 @@
 #define MAIN_STREAM_SIZE     (12u << 20) /* more than a restore reads ahead (3 x 2 MiB) */
 #define FAKE_QEMU_LIFETIME_S 120
 #define VANISH_EXIT_MS       300
+#define MAIN_HEADER_LEN      8  /* "QEVM" and the format's version */
+#define HANDSHAKE_LEN        64 /* a channel's MultiFDInit_t */
 
 enum mig_status { MIG_NONE, MIG_ACTIVE, MIG_COMPLETED, MIG_FAILED, MIG_CANCELLED };
 
@@ -143,7 +145,7 @@ static void *send_streams(void *arg)
         gen_channel(&ch[i], i - 1, STREAM_PACKETS, &rng, GEN_PLAIN);
     for (i = 0; i < n; i++) {
         vm.fds[i] = connect_sock(vm.sock);
-        send_all(vm.fds[i], &ch[i].b, whole ? ch[i].b.len : i ? 64 : 8);
+        send_all(vm.fds[i], &ch[i].b, whole ? ch[i].b.len : i ? HANDSHAKE_LEN : MAIN_HEADER_LEN);
     }
     if (!whole)
         atomic_store(&vm.status, strcmp(vm.mode, "fail") == 0 ? MIG_FAILED : MIG_ACTIVE);
