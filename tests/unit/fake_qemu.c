@@ -160,7 +160,8 @@ static void *send_streams(void *arg)
     return NULL;
 }
 
-/* The destination's side: the copier connects main and each channel; every byte is read. */
+/* The destination's side: the copier connects main and each channel. "ok" reads every byte and
+ * completes, "fail" fails once it read them, "stall" never reads (savefs kills it). */
 static void *read_streams(void *arg)
 {
     char b[65536];
@@ -169,13 +170,15 @@ static void *read_streams(void *arg)
     (void)arg;
     for (i = 0; i < n; i++)
         vm.fds[i] = accept4(vm.lfd, NULL, NULL, SOCK_CLOEXEC);
+    while (strcmp(vm.mode, "stall") == 0)
+        sleep_ms(1000);
     for (i = 0; i < n; i++) {
         while (vm.fds[i] >= 0 && read(vm.fds[i], b, sizeof(b)) > 0)
             ;
         if (vm.fds[i] >= 0)
             close(vm.fds[i]);
     }
-    atomic_store(&vm.status, MIG_COMPLETED);
+    atomic_store(&vm.status, strcmp(vm.mode, "fail") == 0 ? MIG_FAILED : MIG_COMPLETED);
     return NULL;
 }
 
@@ -288,6 +291,7 @@ static int serve(int fd)
         if (strcmp(name, vm.vanish_cmd) == 0 && ++vm.vanish_seen == vm.vanish_at) {
             /* As QEMU dies: its monitor closes first, the process ends a moment later. */
             log_line("vanished at %s %d\n", name, vm.vanish_seen);
+            fprintf(stderr, "fake QEMU: vanished at %s\n", name); /* its log's last words */
             shutdown(fd, SHUT_RDWR);
             sleep_ms(VANISH_EXIT_MS);
             _exit(3);

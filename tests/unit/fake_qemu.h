@@ -10,8 +10,9 @@
  *   FAKE_QEMU_LOG    a file: every command it receives is appended as a line ("quit" lines say
  *                    how many snapshots SNAPSHOTS held when it came)
  *   FAKE_QEMU_SNAPS  a directory whose entries "quit" counts (the VM's published snapshots)
- *   FAKE_QEMU_MODE   "ok" (default); "fail": the migration fails after its handshakes, with an
- *                    error-desc; "stall": it never ends until migrate_cancel; "vanish:CMD:N": when
+ *   FAKE_QEMU_MODE   "ok" (default); "fail": the migration fails (a save's after its handshakes,
+ *                    a restore's once it read every byte), with an error-desc; "stall": a save's
+ *                    never ends until migrate_cancel, a restore's never reads; "vanish:CMD:N": when
  *                    command CMD arrives the Nth time, the monitor closes without an answer and
  *                    the process exits a moment later, as QEMU's does when it dies */
 #ifndef SAVEFS_FAKE_QEMU_H

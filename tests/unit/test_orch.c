@@ -298,10 +298,12 @@ static void test_save_ok(void)
     CHECK_HAS(status("good"), "\"result\": \"ok\"");
 }
 
-/* A FUSE interrupt once QEMU migrates. */
-static int interrupted_once_migrating(void)
+/* A FUSE interrupt once the fake QEMU of interrupt_vm received interrupt_at (a line). */
+static const char *interrupt_vm, *interrupt_at;
+
+static int interrupted_once_at(void)
 {
-    return strstr(fake_log("slow"), "migrate\n") != NULL;
+    return strstr(fake_log(interrupt_vm), interrupt_at) != NULL;
 }
 
 static const struct save_failure {
@@ -314,13 +316,17 @@ static const struct save_failure {
     /* the second query-migrate comes while the streams move */
     {"gone", "vanish:query-migrate:2", NULL, -EIO, "QEMU exited during the save", 1},
     {"fails", "fail", NULL, -EIO, "QEMU: migration failed: " FAKE_QEMU_ERROR_DESC, 0},
-    {"slow", "stall", interrupted_once_migrating, -EINTR, "save cancelled", 0},
+    {"slow", "stall", interrupted_once_at, -EINTR, "save cancelled", 0},
 };
 
 static void test_save_failure(const struct save_failure *f)
 {
     pid_t pid = fake_start(f->vm, f->mode, 0);
-    int rc = save(f->vm, "name=s parallel=2\n", f->interrupted);
+    int rc;
+
+    interrupt_vm = f->vm;
+    interrupt_at = "\nmigrate\n";
+    rc = save(f->vm, "name=s parallel=2\n", f->interrupted);
 
     CHECK(rc == f->rc, "%s: save: %d %s", f->vm, rc, strerror(-rc));
     CHECK_HAS(status(f->vm), f->why);
@@ -349,6 +355,38 @@ static void test_restore_ok(void)
     CHECK_HAS(status("good"), "restored second");
     if (rc == 0)
         fake_quit_restored("good");
+}
+
+static const struct restore_failure {
+    const char *mode;
+    job_interrupted_fn interrupted;
+    int rc;
+    const char *why; /* in status */
+} restore_failures[] = {
+    /* QEMU's last words from its log */
+    {"vanish:migrate-incoming:1", NULL, -EIO,
+     "QEMU exited while loading the snapshot: fake QEMU: vanished at migrate-incoming"},
+    {"fail", NULL, -EIO, "QEMU: incoming migration failed: " FAKE_QEMU_ERROR_DESC},
+    {"stall", interrupted_once_at, -EINTR, "restore cancelled"},
+};
+
+/* A failed restore kills its QEMU before the guest ran, and leaves the snapshot as it was. */
+static void test_restore_failure(const struct restore_failure *f)
+{
+    char path[PATH_MAX];
+    int rc;
+
+    fake_env("good", f->mode);
+    interrupt_vm = "good";
+    interrupt_at = "\nmigrate-incoming\n";
+    rc = job_restore(ctx, "good", "second", f->interrupted);
+    CHECK(rc == f->rc, "%s: restore: %d %s", f->mode, rc, strerror(-rc));
+    CHECK_HAS(status("good"), f->why);
+    CHECK_HAS(fake_log("good"), "migrate-incoming");
+    CHECK_LACKS(fake_log("good"), "cont\n");
+    CHECK(qmp_path("good", path, sizeof(path)) == 0 && !can_connect(path), "a QEMU listens");
+    snprintf(path, sizeof(path), "%s/good/%s", store, STORE_RESTORE_MARK);
+    CHECK(access(path, F_OK) < 0, "%s left", path);
 }
 
 /* Flips a bit of byte OFF (from the end if negative) of FILE in snapshot SNAP of VM. */
@@ -570,6 +608,8 @@ int main(int argc, char **argv)
     for (size_t i = 0; i < sizeof(save_failures) / sizeof(save_failures[0]); i++)
         test_save_failure(&save_failures[i]);
     test_restore_ok();
+    for (size_t i = 0; i < sizeof(restore_failures) / sizeof(restore_failures[0]); i++)
+        test_restore_failure(&restore_failures[i]);
     test_import_bad_manifest();
     test_restore_checksum();
     test_recover();
