@@ -103,6 +103,21 @@ static void spit(const char *path, const char *text)
         die(path);
 }
 
+/* The LEN bytes of PATH, malloc'd and NUL-terminated; exits the test if it cannot. */
+static char *read_whole(const char *path, size_t *len)
+{
+    struct stat st;
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    char *text = fd >= 0 && fstat(fd, &st) == 0 ? malloc((size_t)st.st_size + 1) : NULL;
+
+    if (!text || read(fd, text, (size_t)st.st_size) != st.st_size)
+        die(path);
+    close(fd);
+    text[st.st_size] = '\0';
+    *len = (size_t)st.st_size;
+    return text;
+}
+
 /* Entries of STORE/VM/SUB not starting with a dot; -1 if it is not a directory. */
 static int entries(const char *vm, const char *sub)
 {
@@ -176,25 +191,51 @@ static int can_connect(const char *path)
     return rc;
 }
 
-/* A fake QEMU for VM, a child of this test (it dies with it), as a user would start QEMU:
- * running, or paused (-S). Returns its pid once its monitor listens. */
-static pid_t fake_start(const char *vm, const char *mode, int paused)
+/* A copy of this binary whose path says "qemu": savefs kills at start only a process that is
+ * a QEMU waiting for a stream. */
+static const char *qemu_named_copy(void)
+{
+    static char path[128];
+    char *text;
+    size_t len;
+    int fd;
+
+    if (path[0])
+        return path;
+    snprintf(path, sizeof(path), "%s/qemu-system-x86_64", tmp);
+    text = read_whole(self, &len);
+    fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0700);
+    if (fd < 0 || write(fd, text, len) != (ssize_t)len || close(fd) < 0)
+        die(path);
+    free(text);
+    return path;
+}
+
+enum fake_as { FAKE_RUNNING, FAKE_PAUSED, FAKE_INCOMING };
+
+/* A fake QEMU for VM, a child of this test (it dies with it), started as a user starts QEMU
+ * (running, or paused with -S) or as a restore does (-S -incoming defer). Returns its pid once
+ * its monitor listens. */
+static pid_t fake_start(const char *vm, const char *mode, enum fake_as as)
 {
     char qmp[256], arg[300];
+    char *argv[] = {"qemu-system-x86_64", "-name", (char *)vm, "-m", "64", "-qmp", arg, "-S",
+                    "-incoming",          "defer", NULL};
+    const char *binary = as == FAKE_INCOMING ? qemu_named_copy() : self;
     pid_t pid, parent = getpid();
 
     fake_env(vm, mode);
     if (qmp_path(vm, qmp, sizeof(qmp)))
         die("QMP path");
     snprintf(arg, sizeof(arg), "unix:%s,server=on,wait=off", qmp);
+    argv[as == FAKE_RUNNING ? 7 : as == FAKE_PAUSED ? 8 : 10] = NULL;
     pid = fork();
     if (pid < 0)
         die("fork");
     if (pid == 0) {
         if (prctl(PR_SET_PDEATHSIG, SIGKILL) < 0 || getppid() != parent)
             _exit(127);
-        execl(self, "qemu-system-x86_64", "-name", vm, "-m", "64", "-qmp", arg,
-              paused ? "-S" : NULL, (char *)NULL);
+        execv(binary, argv);
         _exit(127);
     }
     for (int i = 0; i < WAIT_MS / 10 && !can_connect(qmp); i++)
@@ -210,16 +251,30 @@ static void fake_kill(pid_t pid)
         fprintf(stderr, "test_orch: kill %d: %s\n", (int)pid, strerror(errno));
 }
 
-/* The exit status of a fake of ours that is to end on its own; -1 (killed) if it does not. */
+/* 1 if our child PID ends within WAIT_MS, its wait status in *ST; else it is killed and 0. */
+static int fake_ends(pid_t pid, int *st)
+{
+    for (int i = 0; i < WAIT_MS / 10; i++, sleep_ms(10))
+        if (waitpid(pid, st, WNOHANG) == pid)
+            return 1;
+    fake_kill(pid);
+    return 0;
+}
+
+/* The exit status of a fake of ours that is to end on its own; -1 if it does not. */
 static int fake_exit_status(pid_t pid)
 {
     int st = 0;
 
-    for (int i = 0; i < WAIT_MS / 10 && waitpid(pid, &st, WNOHANG) == 0; i++)
-        sleep_ms(10);
-    if (kill(pid, SIGKILL) == 0 && waitpid(pid, &st, 0) == pid)
-        return -1;
-    return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+    return fake_ends(pid, &st) && WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+}
+
+/* 1 if a fake of ours is killed (SIGKILL) by someone else. */
+static int fake_was_killed(pid_t pid)
+{
+    int st = 0;
+
+    return fake_ends(pid, &st) && WIFSIGNALED(st) && WTERMSIG(st) == SIGKILL;
 }
 
 /* Quits the fake that a restore started for VM (not our child: savefs double-forks it) and
@@ -272,7 +327,7 @@ static void check_left_running(const char *vm)
 
 static void test_save_ok(void)
 {
-    pid_t pid = fake_start("good", "ok", 0);
+    pid_t pid = fake_start("good", "ok", FAKE_RUNNING);
     char *last;
     int rc;
 
@@ -321,7 +376,7 @@ static const struct save_failure {
 
 static void test_save_failure(const struct save_failure *f)
 {
-    pid_t pid = fake_start(f->vm, f->mode, 0);
+    pid_t pid = fake_start(f->vm, f->mode, FAKE_RUNNING);
     int rc;
 
     interrupt_vm = f->vm;
@@ -435,10 +490,13 @@ static void test_restore_checksum(void)
 
 /* ---- recovery at start ---- */
 
-/* A savefs killed mid-save left a partial save and the VM it had stopped. */
+/* A savefs killed mid-save left a partial save and the VM it had stopped; one killed mid-restore
+ * left a QEMU waiting for its stream. At the next start the VM runs again, the partial save is
+ * gone, and the half-restored QEMU is killed. */
 static void test_recover(void)
 {
-    pid_t pid = fake_start("crashed", "ok", 1);
+    pid_t saved = fake_start("crashed", "ok", FAKE_PAUSED);
+    pid_t restored = fake_start("halfway", "ok", FAKE_INCOMING);
     char dir[PATH_MAX], path[PATH_MAX + 16], mark[32];
 
     snprintf(dir, sizeof(dir), "%s/crashed/.tmp/s.XXXXXX", store);
@@ -447,35 +505,29 @@ static void test_recover(void)
     if (!mkdtemp(dir))
         die(dir);
     snprintf(path, sizeof(path), "%s/%s", dir, STORE_SAVE_MARK);
-    snprintf(mark, sizeof(mark), "%d 1\n", (int)pid);
+    snprintf(mark, sizeof(mark), "%d 1\n", (int)saved);
     spit(path, mark);
     snprintf(path, sizeof(path), "%s/channel-0", dir);
     spit(path, "half a channel");
+    snprintf(path, sizeof(path), "%s/halfway", store);
+    mkdirs(path);
+    snprintf(path, sizeof(path), "%s/halfway/%s", store, STORE_RESTORE_MARK);
+    snprintf(mark, sizeof(mark), "%d\n", (int)restored);
+    spit(path, mark);
+
     messages[0] = '\0';
     job_recover(ctx, log_message);
     CHECK(entries("crashed", ".tmp") == 0, "%d leftovers", entries("crashed", ".tmp"));
     CHECK_HAS(messages, "removing the partial save");
     CHECK_HAS(messages, "resumed the VM");
     CHECK_HAS(fake_log("crashed"), "cont\n");
-    fake_kill(pid);
+    CHECK_HAS(messages, "killed the QEMU of an interrupted restore");
+    CHECK(fake_was_killed(restored), "the half-restored QEMU lives");
+    CHECK(access(path, F_OK) < 0, "%s left", path);
+    fake_kill(saved);
 }
 
 /* ---- imports ---- */
-
-/* The LEN bytes of PATH, malloc'd and NUL-terminated; exits the test if it cannot. */
-static char *read_whole(const char *path, size_t *len)
-{
-    struct stat st;
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    char *text = fd >= 0 && fstat(fd, &st) == 0 ? malloc((size_t)st.st_size + 1) : NULL;
-
-    if (!text || read(fd, text, (size_t)st.st_size) != st.st_size)
-        die(path);
-    close(fd);
-    text[st.st_size] = '\0';
-    *len = (size_t)st.st_size;
-    return text;
-}
 
 /* Copies snapshot SNAP of VM to TO_VM/snapshots/TO, as a user's cp into the mount would; in the
  * manifest OLD becomes NEW (as long) if given. */
