@@ -314,15 +314,21 @@ static void check_nothing_saved(const char *vm)
     CHECK(entries(vm, ".tmp") <= 0, "%s: %d leftovers in .tmp", vm, entries(vm, ".tmp"));
 }
 
-/* The VM runs on after a failed save: what the save stopped was resumed, and it never quit. */
-static void check_left_running(const char *vm)
+/* After a failed save the VM is as it was: what the save stopped was resumed, a VM that was
+ * paused stays paused, and it never quit. */
+static void check_left_as_it_was(const char *vm, enum fake_as as)
 {
     const char *log = fake_log(vm);
 
+    CHECK_LACKS(log, "quit");
+    if (as == FAKE_PAUSED) {
+        CHECK_LACKS(log, "stop\n");
+        CHECK_LACKS(log, "cont\n");
+        return;
+    }
     CHECK_HAS(log, "stop\n");
     CHECK_HAS(log, "cont\n");
     CHECK(strstr(log, "cont\n") > strstr(log, "stop\n"), "cont before stop:\n%s", log);
-    CHECK_LACKS(log, "quit");
 }
 
 static void test_save_ok(void)
@@ -363,20 +369,22 @@ static int interrupted_once_at(void)
 
 static const struct save_failure {
     const char *vm, *mode;
+    enum fake_as as;
     job_interrupted_fn interrupted;
     int rc;
     const char *why; /* in status */
     int vanishes;    /* the fake exits (status 3) instead of running on */
 } save_failures[] = {
     /* the second query-migrate comes while the streams move */
-    {"gone", "vanish:query-migrate:2", NULL, -EIO, "QEMU exited during the save", 1},
-    {"fails", "fail", NULL, -EIO, "QEMU: migration failed: " FAKE_QEMU_ERROR_DESC, 0},
-    {"slow", "stall", interrupted_once_at, -EINTR, "save cancelled", 0},
+    {"gone", "vanish:query-migrate:2", FAKE_RUNNING, NULL, -EIO, "QEMU exited during the save", 1},
+    {"fails", "fail", FAKE_RUNNING, NULL, -EIO, "QEMU: migration failed: " FAKE_QEMU_ERROR_DESC, 0},
+    {"idle", "fail", FAKE_PAUSED, NULL, -EIO, "QEMU: migration failed: " FAKE_QEMU_ERROR_DESC, 0},
+    {"slow", "stall", FAKE_RUNNING, interrupted_once_at, -EINTR, "save cancelled", 0},
 };
 
 static void test_save_failure(const struct save_failure *f)
 {
-    pid_t pid = fake_start(f->vm, f->mode, FAKE_RUNNING);
+    pid_t pid = fake_start(f->vm, f->mode, f->as);
     int rc;
 
     interrupt_vm = f->vm;
@@ -392,7 +400,7 @@ static void test_save_failure(const struct save_failure *f)
         return;
     }
     CHECK_HAS(fake_log(f->vm), "migrate_cancel\n");
-    check_left_running(f->vm);
+    check_left_as_it_was(f->vm, f->as);
     fake_kill(pid);
 }
 
