@@ -6,11 +6,7 @@
 # per job start and end (stamped, unless standard error is the journal); SIGTERM ends a reader
 # with the cancelled save's outcome. A throttled store makes each job last several seconds.
 source "$SRC_DIR/tests/e2e/lib.sh"
-e2e_setup
-store_on_loop 1000
-vm_start vm1
-savefs_start
-throttle_savefs $((24 << 20)) writes
+e2e_slow_setup $((24 << 20))
 
 # follow VM OUT: cat VM's progress into OUT, each line after the time it arrived (s.ns).
 follow() {

@@ -18,6 +18,12 @@ enum kind { PROGRESS, OUTCOME, STARTED };
         .total = (uint64_t)(t), .seconds = s                                                       \
     }
 
+/* O's success on snapshot SN: C channels, B bytes in S seconds. */
+#define OK(o, sn, c, b, s)                                                                         \
+    {                                                                                              \
+        .op = o, .vm = "vm1", .snapshot = sn, .seconds = s, .channels = c, .bytes = (uint64_t)(b)  \
+    }
+
 static const struct {
     enum kind kind;
     struct jobline j;
@@ -35,21 +41,9 @@ static const struct {
     /* QEMU may count a few pages twice: never past the end. */
     {PROGRESS, AT("save", "syncing", 520 * MiB, 512 * MiB, 13),
      "save vm1  100%  520.0/512.0 MiB  40.0 MiB/s  syncing"},
-    {OUTCOME,
-     {.op = "save",
-      .vm = "vm1",
-      .snapshot = "20261202-101500",
-      .seconds = 2.1,
-      .channels = 4,
-      .bytes = (uint64_t)(2.7 * GiB)},
+    {OUTCOME, OK("save", "20261202-101500", 4, 2.7 * GiB, 2.1),
      "save vm1  ok  20261202-101500  4 channels  2.7 GiB in 2.1 s  1.29 GiB/s"},
-    {OUTCOME,
-     {.op = "restore",
-      .vm = "vm1",
-      .snapshot = "s1",
-      .seconds = 0.5,
-      .channels = 1,
-      .bytes = 300 * MiB},
+    {OUTCOME, OK("restore", "s1", 1, 300 * MiB, 0.5),
      "restore vm1  ok  s1  1 channel  300.0 MiB in 0.5 s  0.59 GiB/s"},
     {OUTCOME,
      {.op = "save", .vm = "vm1", .snapshot = "", .rc = -3, .reason = "vm1: no QEMU\nlistens"},
