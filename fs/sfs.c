@@ -66,8 +66,8 @@ static const char sfs_readme[] =
     "                 mv NAME/snapshots/S NAME/restore/ (returns once NAME runs); copying\n"
     "                 one in from elsewhere imports and then restores it.\n"
     "NAME/status      JSON: NAME's state, the job in progress, the last job's result.\n"
-    "NAME/progress    cat it: a line a second while a save, restore or import runs, then\n"
-    "                 its outcome (ok or failed: why) and the end; else the last outcome.\n"
+    "NAME/progress    cat it: a line a second while a save or a restore runs, then its\n"
+    "                 outcome (ok or failed: why) and the end; else the last outcome.\n"
     "\n"
     "savefs save NAME [WORDS] and savefs restore NAME S do the same with a progress bar.\n"
     "Errors and everything else: man savefs.\n";
