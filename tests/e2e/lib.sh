@@ -139,12 +139,13 @@ store_on_loop() {
 }
 
 # A job that lasts: the store on a loop device, the test guest as vm1, and savefs mounted with its
-# writes to the store capped at $1 bytes/s (a save of the guest takes several seconds).
+# writes to the store capped at $1 bytes/s (a save of the guest takes several seconds); further
+# arguments go to savefs.
 e2e_slow_setup() {
     e2e_setup
     store_on_loop 1000
     vm_start vm1
-    savefs_start
+    savefs_start "${@:2}"
     throttle_savefs "$1" writes
 }
 
