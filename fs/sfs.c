@@ -614,12 +614,29 @@ static int reader_gone(void)
     return fuse_interrupted() || fuse_session_exited(fuse_get_session(fuse_get_context()->fuse));
 }
 
+/* Up to SIZE bytes of FOLLOW's lines into B, waiting for the next line. */
+static int read_progress(struct follow *follow, struct fuse_buf *b, size_t size)
+{
+    ssize_t n;
+
+    if (!(b->mem = malloc(size ? size : 1)))
+        return -ENOMEM;
+    n = follow_read(follow, b->mem, size, reader_gone);
+    if (n < 0) {
+        free(b->mem);
+        return (int)n;
+    }
+    b->size = (size_t)n;
+    return 0;
+}
+
 static int sfs_read_buf(const char *path, struct fuse_bufvec **bufp, size_t size, off_t off,
                         struct fuse_file_info *fi)
 {
     struct sfs_file *f = file_of(fi);
     struct fuse_bufvec *bv;
     size_t n;
+    int rc;
 
     (void)path;
     if (!f || (f->fd < 0 && !f->text && !f->follow))
@@ -629,17 +646,11 @@ static int sfs_read_buf(const char *path, struct fuse_bufvec **bufp, size_t size
         return -ENOMEM;
     *bv = FUSE_BUFVEC_INIT(size);
     if (f->follow) {
-        if (!(bv->buf[0].mem = malloc(size ? size : 1))) {
+        rc = read_progress(f->follow, &bv->buf[0], size);
+        if (rc) {
             free(bv);
-            return -ENOMEM;
+            return rc;
         }
-        ssize_t got = follow_read(f->follow, bv->buf[0].mem, size, reader_gone);
-        if (got < 0) {
-            free(bv->buf[0].mem);
-            free(bv);
-            return (int)got;
-        }
-        bv->buf[0].size = (size_t)got;
     } else if (f->fd >= 0) {
         /* Straight from the store's file: libfuse reads (or splices) it into the reply. */
         bv->buf[0].flags = FUSE_BUF_IS_FD | FUSE_BUF_FD_SEEK;
