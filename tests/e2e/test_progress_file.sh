@@ -3,8 +3,9 @@
 # and then the outcome and the end of the file, within a second of the job's end, for two readers
 # at once; outside a job the last outcome at once (nothing before the first job); a restore
 # followed the same way; a failed save's reason; tar of the whole mount outside jobs; one log line
-# per job start and end (stamped, unless standard error is the journal); SIGTERM ends a reader
-# with the cancelled save's outcome. A throttled store makes each job last several seconds.
+# per job start and end (stamped, unless standard error is the journal); an interrupted reader
+# stops at once, and SIGTERM ends a reader with the cancelled save's outcome. A throttled store
+# makes each job last several seconds.
 source "$SRC_DIR/tests/e2e/lib.sh"
 e2e_slow_setup $((24 << 20))
 
@@ -64,6 +65,11 @@ follow vm1 "$T/r1" &
 r1=$!
 follow vm1 "$T/r2" &
 r2=$!
+# A reader that gives up (a signal) stops waiting at once, while the save goes on.
+t0=$SECONDS
+timeout -s INT 2 cat "$MNT/vm1/progress" >/dev/null || true
+((SECONDS - t0 <= 4)) || die "an interrupted reader waited $((SECONDS - t0)) s"
+[[ $(vm_state vm1) == saving ]] || die "the save did not last past the interrupted reader"
 wait "$saver" || die "save failed: $(cat "$MNT/vm1/save")"
 end=$(date +%s.%N)
 wait "$r1" "$r2"
