@@ -66,8 +66,9 @@ static const char sfs_readme[] =
     "                 mv NAME/snapshots/S NAME/restore/ (returns once NAME runs); copying\n"
     "                 one in from elsewhere imports and then restores it.\n"
     "NAME/status      JSON: NAME's state, the job in progress, the last job's result.\n"
-    "NAME/progress    cat it: a line a second while a save or a restore runs, then its\n"
-    "                 outcome (ok or failed: why) and the end; else the last outcome.\n"
+    "NAME/progress    cat it: a line a second while a save, a restore or a copy into\n"
+    "                 snapshots/ or restore/ runs, then its outcome (ok or failed: why)\n"
+    "                 and the end; else the last outcome.\n"
     "\n"
     "savefs save NAME [WORDS] and savefs restore NAME S do the same with a progress bar.\n"
     "Errors and everything else: man savefs.\n";
@@ -468,7 +469,7 @@ static int open_text(struct fuse_file_info *fi, char *text, const struct sfs_pat
 static int open_progress(struct fuse_file_info *fi, const struct sfs_path *sp)
 {
     struct follow *follow;
-    int rc = follow_open(ctx()->job, sp->vm, &follow);
+    int rc = follow_open(ctx()->job, ctx()->imp, sp->vm, &follow);
 
     if (rc)
         return rc;

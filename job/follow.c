@@ -4,7 +4,10 @@
  * read the job's progress, and waits on ctx->changed in between (a FUSE worker thread). */
 #include "follow.h"
 
+#include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -12,7 +15,9 @@
 #include <time.h>
 
 #include "follow_job.h"
+#include "import.h"
 #include "jobline.h"
+#include "manifest.h"
 
 #define FOLLOW_TICK_S 1.0
 
@@ -21,16 +26,21 @@ struct follow {
     struct job_ctx *ctx;
     char vm[SNAPSHOT_NAME_MAX + 1];
     unsigned long job; /* the VM's count of jobs when the one followed started; 0: none ran */
+    struct import *imp;
+    char snap[NAME_MAX + 1]; /* no job, a copy into this snapshot: it is followed */
     /* guarded by reading */
     pthread_mutex_t reading;
-    int given;      /* lines given so far */
-    int over;       /* the outcome was given: what is left of it, then the end */
+    int given;  /* lines given so far */
+    int over;   /* the outcome was given: what is left of it, then the end */
+    int missed; /* a copy: ticks in a row that saw no file open for writing */
+    double t0;  /* a copy: when the first line was given, and the bytes there were then */
+    uint64_t done0;
     double next_at; /* job_now() when the next progress line is due */
     char line[FOLLOW_LINE_MAX];
     size_t len, off; /* the line, and how much of it was read */
 };
 
-int follow_open(struct job_ctx *ctx, const char *vm, struct follow **out)
+int follow_open(struct job_ctx *ctx, struct import *imp, const char *vm, struct follow **out)
 {
     struct follow *f = calloc(1, sizeof(*f));
     struct vm_state *s;
@@ -39,6 +49,7 @@ int follow_open(struct job_ctx *ctx, const char *vm, struct follow **out)
     if (!f)
         return -ENOMEM;
     f->ctx = ctx;
+    f->imp = imp;
     snprintf(f->vm, sizeof(f->vm), "%s", vm);
     pthread_mutex_init(&f->reading, NULL);
     pthread_mutex_lock(&ctx->lock);
@@ -53,10 +64,12 @@ int follow_open(struct job_ctx *ctx, const char *vm, struct follow **out)
     if (rc) {
         pthread_mutex_destroy(&f->reading);
         free(f);
-    } else {
-        *out = f;
+        return rc;
     }
-    return rc;
+    if (!f->job && imp)
+        import_copying(imp, vm, f->snap, sizeof(f->snap));
+    *out = f;
+    return 0;
 }
 
 void follow_close(struct follow *f)
@@ -79,6 +92,8 @@ static void progress_locked(const struct job *job, char *buf, size_t len)
                         .done = job->bytes_done,
                         .total = job->bytes_total,
                         .seconds = job_now() - job->started};
+
+    j.rate = j.seconds > 0 ? (double)j.done / j.seconds : 0;
 
     jobline_progress(&j, buf, len);
 }
@@ -160,6 +175,96 @@ static int next_line_locked(struct follow *f, int (*stop)(void))
     }
 }
 
+/* ---- a copy into the VM's snapshots, followed in the store ---- */
+
+/* What a copy into DIR has written: the bytes of the files its manifest names, of their total,
+ * once the manifest is there and whole (*COMPLETE if every file has its size, else WHY says
+ * which has not); before, the bytes of every file, of a total not known (0). */
+static void copy_figures(const char *dir, uint64_t *done, uint64_t *total, int *complete, char *why,
+                         size_t len)
+{
+    char path[PATH_MAX], err[256];
+    struct manifest m;
+    struct dirent *e;
+    struct stat st;
+    DIR *d;
+
+    *done = *total = 0;
+    *complete = 0;
+    snprintf(why, len, "%s is missing", MANIFEST_NAME);
+    if (!store_path(path, "%s/%s", dir, MANIFEST_NAME) &&
+        !manifest_read(path, &m, err, sizeof(err))) {
+        *complete = 1;
+        for (int i = 0; i < m.nfiles; i++) {
+            const struct cp_file *cf = &m.files[i];
+            int rc = manifest_file_stat(dir, cf, path, &st);
+
+            *total += cf->size;
+            *done += rc == 0 || rc == -EMSGSIZE ? (uint64_t)st.st_size : 0;
+            if (rc && *complete)
+                snprintf(why, len, "%s has %llu of %llu bytes", cf->name,
+                         rc == -EMSGSIZE ? (unsigned long long)st.st_size : 0ULL,
+                         (unsigned long long)cf->size);
+            *complete &= rc == 0;
+        }
+        manifest_free(&m);
+        return;
+    }
+    if (!(d = opendir(dir)))
+        return;
+    while ((e = readdir(d)))
+        if (fstatat(dirfd(d), e->d_name, &st, AT_SYMLINK_NOFOLLOW) == 0 && S_ISREG(st.st_mode))
+            *done += (uint64_t)st.st_size;
+    closedir(d);
+}
+
+/* A line of the copy followed into F->line: its progress, or its outcome once no file of the
+ * VM's is open for writing and every file has its size, or none has been open for two looks in a
+ * row (cp opens one file after another: a look may fall between two). */
+static void copy_line(struct follow *f)
+{
+    char dir[PATH_MAX], now_snap[NAME_MAX + 1], why[512];
+    struct jobline j = {.op = "import", .vm = f->vm, .snapshot = f->snap, .phase = "copying"};
+    int copying =
+        import_copying(f->imp, f->vm, now_snap, sizeof(now_snap)) && strcmp(now_snap, f->snap) == 0;
+    int complete;
+    double now = job_now();
+
+    f->missed = copying ? 0 : f->missed + 1;
+    if (store_snapshot_path(dir, job_store(f->ctx), f->vm, f->snap, NULL))
+        dir[0] = '\0';
+    copy_figures(dir, &j.done, &j.total, &complete, why, sizeof(why));
+    if (f->missed < 2 && !(f->missed && complete)) {
+        if (!f->given) {
+            f->t0 = now;
+            f->done0 = j.done;
+        }
+        j.rate = now > f->t0 && j.done > f->done0 ? (double)(j.done - f->done0) / (now - f->t0) : 0;
+        jobline_progress(&j, f->line, sizeof(f->line) - 1);
+        return;
+    }
+    f->over = 1;
+    j.bytes = j.total;
+    j.rc = complete ? 0 : -EAGAIN;
+    j.reason = why;
+    jobline_outcome(&j, f->line, sizeof(f->line) - 1);
+}
+
+/* The next line of the copy F follows: the first at once, then one a second. */
+static int next_copy_line(struct follow *f, int (*stop)(void))
+{
+    while (f->given && job_now() < f->next_at) {
+        if (stop && stop())
+            return -EINTR;
+        pthread_mutex_lock(&f->ctx->lock);
+        wait_until_locked(f->ctx, f->next_at);
+        pthread_mutex_unlock(&f->ctx->lock);
+    }
+    copy_line(f);
+    f->next_at = job_now() + FOLLOW_TICK_S;
+    return 1;
+}
+
 /* Fills F's line if it was read to its end: 1 with a line, 0 at the end, -EINTR. */
 static int refill(struct follow *f, int (*stop)(void))
 {
@@ -172,9 +277,13 @@ static int refill(struct follow *f, int (*stop)(void))
     /* libfuse cancels its workers when the loop ends: never inside the wait, which would leave
      * the context's lock held. STOP tells this one to go within a second. */
     pthread_setcancelstate(PTHREAD_CANCEL_DISABLE, &oldstate);
-    pthread_mutex_lock(&f->ctx->lock);
-    rc = next_line_locked(f, stop);
-    pthread_mutex_unlock(&f->ctx->lock);
+    if (f->snap[0]) {
+        rc = next_copy_line(f, stop);
+    } else {
+        pthread_mutex_lock(&f->ctx->lock);
+        rc = next_line_locked(f, stop);
+        pthread_mutex_unlock(&f->ctx->lock);
+    }
     pthread_setcancelstate(oldstate, NULL);
     if (rc == 1) {
         f->len = strlen(f->line);

@@ -20,7 +20,7 @@ static double scaled(double bytes, double ref, const char **unit)
 void jobline_progress(const struct jobline *j, char *buf, size_t len)
 {
     double done = (double)j->done, total = (double)j->total;
-    double rate = j->seconds > 0 ? done / j->seconds : 0;
+    double rate = j->rate;
     double frac = total > 0 ? done / total : 0;
     const char *unit, *rate_unit;
     char eta[32] = "";
@@ -67,8 +67,10 @@ void jobline_outcome(const struct jobline *j, char *buf, size_t len)
     if (j->channels)
         snprintf(channels, sizeof(channels), "  %d channel%s", j->channels,
                  j->channels == 1 ? "" : "s");
-    snprintf(buf, len, "%s %s  ok  %s%s  %.1f %s in %.1f s  %.2f GiB/s", j->op, j->vm,
-             j->snapshot[0] ? j->snapshot : "-", channels, bytes, unit, j->seconds, gib_s);
+    snprintf(buf, len, "%s %s  ok  %s%s  %.1f %s", j->op, j->vm, j->snapshot[0] ? j->snapshot : "-",
+             channels, bytes, unit);
+    if (j->seconds > 0 && strlen(buf) + 1 < len)
+        snprintf(buf + strlen(buf), len - strlen(buf), " in %.1f s  %.2f GiB/s", j->seconds, gib_s);
 }
 
 void jobline_started(const struct jobline *j, char *buf, size_t len)

@@ -12,12 +12,16 @@
 
 struct job_ctx;
 struct follow;
+struct import;
 
 /* Open progress files at most: beyond, an open fails with EBUSY. */
 #define FOLLOW_READERS_MAX 64
 
-/* A reader of VM's lines. 0, -EBUSY (too many readers) or -ENOMEM. */
-int follow_open(struct job_ctx *ctx, const char *vm, struct follow **out);
+/* A reader of VM's lines: of its job, or if none runs and IMP (may be NULL) says that a copy into
+ * one of its snapshots is under way (an import), of that copy: the bytes in the store of the
+ * manifest's total once the manifest is there, and "ok" once no file is open for writing and
+ * every file has its size. 0, -EBUSY (too many readers) or -ENOMEM. */
+int follow_open(struct job_ctx *ctx, struct import *imp, const char *vm, struct follow **out);
 /* Up to SIZE bytes of F's lines into BUF: the rest of the line a short read left, else the next
  * line once it is due (waiting for it). Returns the bytes, 0 once the outcome was read (the end
  * of the file), or -EINTR when STOP (polled each second at least, may be NULL) says the reader

@@ -2,10 +2,10 @@
 # MOUNT/NAME/progress followed with cat, as a person watches a job: during a save a line a second
 # and then the outcome and the end of the file, within a second of the job's end, for two readers
 # at once; outside a job the last outcome at once (nothing before the first job); a restore
-# followed the same way; a failed save's reason; tar of the whole mount outside jobs; one log line
-# per job start and end (stamped, unless standard error is the journal); an interrupted reader
-# stops at once, and SIGTERM ends a reader with the cancelled save's outcome. A throttled store
-# makes each job last several seconds.
+# followed the same way, and a copy into snapshots/ (an import); a failed save's reason; tar of
+# the whole mount outside jobs; one log line per job start and end (stamped, unless standard
+# error is the journal); an interrupted reader stops at once, and SIGTERM ends a reader with the
+# cancelled save's outcome. A throttled store makes each job last several seconds.
 source "$SRC_DIR/tests/e2e/lib.sh"
 e2e_slow_setup $((24 << 20))
 
@@ -102,6 +102,29 @@ check_followed "$T/r3" restore vm1 "$end"
 grep -qE ' restore vm1 +[0-9]+%  .*  restoring$' "$T/r3" || die "no line while restoring"
 vm_adopt vm1
 unthrottle_savefs
+
+log "an import followed: a copy into snapshots/, the bytes of its manifest's total, then ok"
+src=$STORE/vm1/snapshots/s1
+mkdir "$MNT/vm1/snapshots/c1"
+for f in "$src"/*; do
+    [[ $(basename "$f") == channel-0 ]] || cp "$f" "$MNT/vm1/snapshots/c1/"
+done
+# channel-0 written slowly, by one open file: a copy that lasts a few seconds.
+for i in $(seq 0 9); do
+    dd if="$src/channel-0" bs=16M skip="$i" count=1 status=none
+    sleep 0.4
+done >"$MNT/vm1/snapshots/c1/channel-0" &
+writer=$!
+sleep 0.3
+follow vm1 "$T/r5" &
+r5=$!
+wait "$writer"
+wait "$r5"
+cat "$T/r5"
+[[ $(grep -cE '^[0-9.]+ import vm1 +[0-9]+%  [0-9.]+/[0-9.]+ MiB  .*  copying$' "$T/r5") -ge 2 ]] ||
+    die "fewer than 2 lines of the copy"
+tail -n1 "$T/r5" | grep -qE '^[0-9.]+ import vm1  ok  c1  [0-9.]+ MiB$' || die "no outcome of the copy"
+cmp "$src/channel-0" "$STORE/vm1/snapshots/c1/channel-0" || die "the copy differs"
 
 log "a failed save: its reason"
 mkdir "$MNT/ghost"

@@ -15,7 +15,7 @@ enum kind { PROGRESS, OUTCOME, STARTED };
 #define AT(o, ph, d, t, s)                                                                         \
     {                                                                                              \
         .op = o, .vm = "vm1", .snapshot = "", .phase = ph, .done = (uint64_t)(d),                  \
-        .total = (uint64_t)(t), .seconds = s                                                       \
+        .total = (uint64_t)(t), .seconds = s, .rate = (s) > 0 ? (double)(d) / (s) : 0              \
     }
 
 /* O's success on snapshot SN: C channels, B bytes in S seconds. */
@@ -45,6 +45,8 @@ static const struct {
      "save vm1  ok  20261202-101500  4 channels  2.7 GiB in 2.1 s  1.29 GiB/s"},
     {OUTCOME, OK("restore", "s1", 1, 300 * MiB, 0.5),
      "restore vm1  ok  s1  1 channel  300.0 MiB in 0.5 s  0.59 GiB/s"},
+    /* A copy's time is not known: its size alone. */
+    {OUTCOME, OK("import", "s9", 0, 300 * MiB, 0), "import vm1  ok  s9  300.0 MiB"},
     {OUTCOME,
      {.op = "save", .vm = "vm1", .snapshot = "", .rc = -3, .reason = "vm1: no QEMU\nlistens"},
      "save vm1  failed: ESRCH: no QEMU listens"},
