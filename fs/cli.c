@@ -325,6 +325,7 @@ static void follow_job(struct shower *sh)
 {
     char *line = NULL;
     size_t cap = 0;
+    size_t oplen = strlen(sh->c->op);
     int fd, followed = 0, showing = 1;
     FILE *in;
 
@@ -334,7 +335,9 @@ static void follow_job(struct shower *sh)
                 close(fd);
             break;
         }
-        while (getline(&line, &cap, in) > 0 && cli_is_progress(line)) {
+        /* Lines of this command's job only: "OP VM  ..." (not a copy's "import VM"). */
+        while (getline(&line, &cap, in) > 0 && cli_is_progress(line) &&
+               strncmp(line, sh->c->op, oplen) == 0 && line[oplen] == ' ') {
             line[strcspn(line, "\n")] = '\0';
             followed = 1;
             pthread_mutex_lock(&sh->lock);

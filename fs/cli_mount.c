@@ -105,7 +105,8 @@ int cli_job_running(const char *mount, const char *vm, char *op, size_t oplen)
     if (n < 0)
         return -errno;
     line[n] = '\0';
-    if (!cli_is_progress(line))
+    /* A copy into the VM's snapshots (an "import" line) is no job: a save may run beside it. */
+    if (!cli_is_progress(line) || strncmp(line, "import ", 7) == 0)
         return 0;
     snprintf(op, oplen, "%.*s", (int)strcspn(line, " "), line);
     return 1;

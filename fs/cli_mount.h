@@ -15,8 +15,8 @@ int cli_progress_open(const char *mount, const char *vm);
  * outcome ("save vm1  ok  ..."): a progress line's third field ends with '%'. */
 int cli_is_progress(const char *line);
 
-/* 1 while a job runs on VM (its operation, "save" or "restore", into OP), 0 if none does, or a
- * negative errno. */
+/* 1 while a job runs on VM (its operation, "save" or "restore", into OP), 0 if none does (a copy
+ * into its snapshots may), or a negative errno. */
 int cli_job_running(const char *mount, const char *vm, char *op, size_t oplen);
 
 /* LINE, a progress line, with a bar drawn after "OP VM" from its percent: "save vm1
