@@ -404,6 +404,7 @@ int job_save(struct job_ctx *ctx, const char *vm, const char *words, size_t len,
     if (!job)
         return -ENOMEM;
     rc = words_parse(words, len, &job->words, why, sizeof(why));
+    job->channels = job->words.parallel;
     if (!rc)
         rc = store_check(ctx->store, &ctx->store_id, why, sizeof(why));
     if (!rc && job->words.name[0] && store_snapshot_exists(ctx->store, vm, job->words.name)) {
