@@ -24,6 +24,7 @@
 #include "job.h"
 #include "facts.h"
 #include "manifest.h"
+#include "status.h"
 #include "store.h"
 #include "trust.h"
 #include "words.h"
@@ -517,16 +518,12 @@ static int keep_verified(struct check *c, const struct seen *seen)
     return rc;
 }
 
-/* The job's own words for a failed restore, from its status. */
+/* The job's own words for a failed restore. */
 static void restore_reason(struct check *c, int rc, char *why, size_t len)
 {
-    char *text = job_status_json(c->imp->ctx, c->it->vm);
-    json_t *root = text ? json_loads(text, 0, NULL) : NULL;
-    const char *e = json_string_value(json_object_get(json_object_get(root, "last"), "error"));
-
-    snprintf(why, len, "%s", e ? e : strerror(-rc));
-    json_decref(root);
-    free(text);
+    job_status_last_error(c->imp->ctx, c->it->vm, why, len);
+    if (!why[0])
+        snprintf(why, len, "%s", strerror(-rc));
 }
 
 static void restore(struct check *c)
@@ -687,59 +684,50 @@ void import_changed(struct import *imp, const char *vm, const char *snap)
 
 /* ---- status ---- */
 
-static json_t *item_json_locked(const struct item *it)
+static void item_status_locked(const struct item *it, struct status_import *im)
 {
-    json_t *j = json_pack("{s:s, s:s}", "snapshot", it->snap, "phase", phase_names[it->phase]);
-
-    if (j && it->phase != IMP_RESTORED)
-        json_object_set_new(j, "reason", json_string(it->reason));
-    if (j && it->writers)
-        json_object_set_new(j, "files_open", json_integer(it->writers));
-    return j;
+    snprintf(im->snapshot, sizeof(im->snapshot), "%s", it->snap);
+    im->phase = phase_names[it->phase];
+    im->has_reason = it->phase != IMP_RESTORED;
+    snprintf(im->reason, sizeof(im->reason), "%s", it->reason);
+    im->files_open = it->writers;
 }
 
-/* Adds VM's imports to ROOT; an import in progress names the state when no job runs. */
-static void add_imports_locked(struct import *imp, const char *vm, json_t *root)
+/* Adds the VM's imports to ST; an import in progress names the state when no job runs. */
+static int add_imports_locked(struct import *imp, struct job_status *st)
 {
-    json_t *list = json_array();
-    const char *state = json_string_value(json_object_get(root, "state"));
-    int idle = json_is_null(json_object_get(root, "job"));
+    struct status_import *list;
+    int n = 0;
 
-    for (size_t b = 0; list && b < imp->nbuckets; b++)
+    for (size_t b = 0; b < imp->nbuckets; b++)
+        for (struct item *it = imp->buckets[b]; it; it = it->next)
+            n += strcmp(it->vm, st->vm) == 0;
+    if (!n)
+        return 0;
+    if (!(list = calloc((size_t)n, sizeof(*list))))
+        return -ENOMEM;
+    free(st->imports);
+    st->imports = list;
+    st->nimports = 0;
+    for (size_t b = 0; b < imp->nbuckets; b++)
         for (struct item *it = imp->buckets[b]; it; it = it->next) {
-            if (strcmp(it->vm, vm) != 0)
+            if (strcmp(it->vm, st->vm) != 0)
                 continue;
-            json_array_append_new(list, item_json_locked(it));
-            if (idle && state && it->phase <= IMP_VERIFYING && strcmp(state, "stopped") == 0) {
-                json_object_set_new(root, "state", json_string(phase_names[it->phase]));
-                state = json_string_value(json_object_get(root, "state"));
-            }
+            item_status_locked(it, &list[st->nimports++]);
+            if (!st->has_job && it->phase <= IMP_VERIFYING && strcmp(st->state, "stopped") == 0)
+                st->state = phase_names[it->phase];
         }
-    if (list && json_array_size(list))
-        json_object_set_new(root, "imports", list);
-    else
-        json_decref(list);
+    return 0;
 }
 
-char *import_status(struct import *imp, const char *vm, char *status)
+int import_status_add(struct import *imp, struct job_status *st)
 {
-    json_t *root = status ? json_loads(status, 0, NULL) : NULL;
-    char *dumped, *text;
+    int rc;
 
-    if (!root)
-        return status;
     pthread_mutex_lock(&imp->lock);
-    add_imports_locked(imp, vm, root);
+    rc = add_imports_locked(imp, st);
     pthread_mutex_unlock(&imp->lock);
-    dumped = json_dumps(root, JOB_STATUS_JSON_FLAGS);
-    json_decref(root);
-    if (!dumped || asprintf(&text, "%s\n", dumped) < 0) {
-        free(dumped);
-        return status;
-    }
-    free(dumped);
-    free(status);
-    return text;
+    return rc;
 }
 
 /* ---- facts: the manifest's (facts.h), and what the import saw ---- */
