@@ -785,31 +785,34 @@ static int import_value(struct import *imp, const char *vm, const char *snap, ch
     return rc;
 }
 
+/* "verified" or "disks": what the manifest's files and disks are now. */
+static int files_value(struct import *imp, const char *vm, const char *snap, const char *name,
+                       char **value)
+{
+    struct facts *f = malloc(sizeof(*f));
+    int rc = f ? facts_get(imp->facts, job_store(imp->ctx), vm, snap, f) : -ENOMEM;
+
+    if (!rc && strcmp(name, IMPORT_XATTR_PREFIX "verified") == 0)
+        rc = verified_value(imp, vm, snap, f, value);
+    else if (!rc)
+        rc = disks_value(f, value);
+    if (f)
+        facts_free(f);
+    free(f);
+    return rc;
+}
+
 int import_fact(struct import *imp, const char *vm, const char *snap, const char *name,
                 char **value)
 {
-    struct facts *f;
-    const char *v;
-    int rc;
-
     *value = NULL;
     if (strcmp(name, IMPORT_XATTR_PREFIX "import") == 0)
         return import_value(imp, vm, snap, value);
-    if (!(f = malloc(sizeof(*f))))
-        return -ENOMEM;
-    if (!(rc = facts_get(imp->facts, job_store(imp->ctx), vm, snap, f))) {
-        if (strcmp(name, IMPORT_XATTR_PREFIX "verified") == 0)
-            rc = verified_value(imp, vm, snap, f, value);
-        else if (strcmp(name, IMPORT_XATTR_PREFIX "disks") == 0)
-            rc = disks_value(f, value);
-        else if (!(v = facts_value(f, name)))
-            rc = -ENODATA;
-        else if (!(*value = strdup(v)))
-            rc = -ENOMEM;
-        facts_free(f);
-    }
-    free(f);
-    return rc;
+    if (strcmp(name, IMPORT_XATTR_PREFIX "verified") == 0 ||
+        strcmp(name, IMPORT_XATTR_PREFIX "disks") == 0)
+        return files_value(imp, vm, snap, name, value);
+    /* The manifest's own: computed on the first ask (facts.h). */
+    return facts_value(imp->facts, job_store(imp->ctx), vm, snap, name, value);
 }
 
 int import_fact_names(struct import *imp, const char *vm, const char *snap, char **names,
@@ -818,27 +821,26 @@ int import_fact_names(struct import *imp, const char *vm, const char *snap, char
     /* "verified" and "disks", side by side: computed at each read, not kept. */
     static const char verified[] = IMPORT_XATTR_PREFIX "verified\0" IMPORT_XATTR_PREFIX "disks";
     static const char import[] = IMPORT_XATTR_PREFIX "import";
-    struct facts *f = malloc(sizeof(*f));
-    int rc = f ? facts_get(imp->facts, job_store(imp->ctx), vm, snap, f) : -ENOMEM;
-    size_t n = 0;
-    char *p = NULL;
+    char *facts, *p = NULL;
+    size_t n = 0, nfacts;
+    int rc = facts_names(imp->facts, job_store(imp->ctx), vm, snap, &facts, &nfacts);
     int has;
 
     if (!rc) {
         pthread_mutex_lock(&imp->lock);
         has = find_locked(imp, vm, snap) != NULL;
         pthread_mutex_unlock(&imp->lock);
-        n = f->names_len + sizeof(verified) + (has ? sizeof(import) : 0);
+        n = nfacts + sizeof(verified) + (has ? sizeof(import) : 0);
         if ((p = malloc(n))) {
-            memcpy(p, f->names, f->names_len);
-            memcpy(p + f->names_len, verified, sizeof(verified));
+            if (nfacts)
+                memcpy(p, facts, nfacts);
+            memcpy(p + nfacts, verified, sizeof(verified));
             if (has)
-                memcpy(p + f->names_len + sizeof(verified), import, sizeof(import));
+                memcpy(p + nfacts + sizeof(verified), import, sizeof(import));
         }
         rc = p ? 0 : -ENOMEM;
-        facts_free(f);
+        free(facts);
     }
-    free(f);
     *names = p;
     *len = p ? n : 0;
     return rc;
