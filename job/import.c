@@ -4,7 +4,9 @@
  * the mount that names another VM is refused at its close, and so is every later write into
  * that snapshot. Items live in a hash table and are freed when their directory goes (a thread
  * that still works on one frees it when it ends), so memory and lookups stay bounded however
- * many imports came and went. Never holds the lock across I/O or a job. */
+ * many imports came and went. Never holds the lock across I/O, a job or pthread_create: a check's
+ * thread is started once the lock is released, and joined once it ended by the next call that
+ * may start one (a close, a change) or by import_free. */
 #include "import.h"
 
 #include <errno.h>
@@ -75,6 +77,15 @@ struct writing {
     int n;
 };
 
+/* A check's thread, joined once it ended: by the next call that may start one, or by
+ * import_free. */
+struct runner {
+    struct runner *next;
+    pthread_t thread;
+    int started; /* pthread_create returned: THREAD is set */
+    int ended;   /* the thread is past its last use of the import */
+};
+
 struct import {
     /* set before threads start */
     struct job_ctx *ctx;
@@ -82,16 +93,18 @@ struct import {
     struct facts_cache *facts; /* its own lock */
     /* guarded by lock */
     pthread_mutex_t lock;
-    pthread_cond_t changed; /* a thread ended */
+    pthread_cond_t changed; /* a thread started or ended */
     struct item **buckets;
     size_t nbuckets, nitems;
-    int threads;
+    struct runner *runners; /* every thread not joined yet */
     int stopping;
     struct writing *writing; /* only snapshots with files open for writing */
 };
 
 static int users_in_use(void *imp, const char *vm, const char *snap);
 static void users_deleted(void *imp, const char *vm, const char *snap);
+static int runners_busy_locked(const struct import *imp);
+static void reap(struct import *imp);
 
 int import_new(struct import **out, struct job_ctx *ctx, const struct trust *trust)
 {
@@ -123,7 +136,7 @@ void import_free(struct import *imp)
     job_set_snapshot_users(imp->ctx, NULL);
     pthread_mutex_lock(&imp->lock);
     imp->stopping = 1;
-    while (imp->threads > 0) {
+    while (runners_busy_locked(imp)) {
         pthread_mutex_unlock(&imp->lock);
         job_cancel_all(imp->ctx); /* a restore an import started */
         pthread_mutex_lock(&imp->lock);
@@ -134,6 +147,7 @@ void import_free(struct import *imp)
         pthread_cond_timedwait(&imp->changed, &imp->lock, &ts);
     }
     pthread_mutex_unlock(&imp->lock);
+    reap(imp);
     for (size_t b = 0; b < imp->nbuckets; b++)
         for (it = imp->buckets[b]; it; it = next) {
             next = it->next;
@@ -386,6 +400,7 @@ int import_refused(struct import *imp, const char *vm, const char *snap)
 struct check {
     struct import *imp;
     struct item *it;
+    struct runner *runner;
     char dir[PATH_MAX];
     struct manifest m;
 };
@@ -581,6 +596,7 @@ static void *check_thread(void *arg)
 {
     struct check *c = arg;
     struct import *imp = c->imp;
+    struct runner *r = c->runner;
 
     do
         check_once(c);
@@ -588,46 +604,103 @@ static void *check_thread(void *arg)
     manifest_free(&c->m);
     free(c);
     pthread_mutex_lock(&imp->lock);
-    imp->threads--;
+    r->ended = 1;
     pthread_cond_broadcast(&imp->changed);
     pthread_mutex_unlock(&imp->lock);
     return NULL;
 }
 
-/* Starts IT's check thread (signals blocked: they belong to the main thread). */
-static int start_check_locked(struct import *imp, struct item *it)
+/* 1 while a thread runs, or is being started: import_free waits for it. */
+static int runners_busy_locked(const struct import *imp)
 {
-    struct check *c = calloc(1, sizeof(*c));
+    for (const struct runner *r = imp->runners; r; r = r->next)
+        if (!r->started || !r->ended)
+            return 1;
+    return 0;
+}
+
+/* Joins the threads that ended. Without the lock: a thread that ended has only to return. */
+static void reap(struct import *imp)
+{
+    struct runner *done = NULL, **p, *r;
+
+    pthread_mutex_lock(&imp->lock);
+    for (p = &imp->runners; (r = *p);) {
+        if (r->started && r->ended) {
+            *p = r->next;
+            r->next = done;
+            done = r;
+        } else {
+            p = &r->next;
+        }
+    }
+    pthread_mutex_unlock(&imp->lock);
+    while ((r = done)) {
+        done = r->next;
+        pthread_join(r->thread, NULL);
+        free(r);
+    }
+}
+
+/* IT is to be checked: a check that start() hands to a thread of its own once the lock is
+ * released (IT stays while it runs); NULL if IT needs none now or memory is short. */
+static struct check *kick_locked(struct import *imp, struct item *it)
+{
+    struct check *c;
+
+    if (!it || !it->in_restore || it->foreign || it->writers > 0 || imp->stopping ||
+        it->phase == IMP_RESTORED)
+        return NULL;
+    if (it->running) {
+        it->recheck = 1;
+        return NULL;
+    }
+    if (!(c = calloc(1, sizeof(*c))) || !(c->runner = calloc(1, sizeof(*c->runner))) ||
+        store_snapshot_path(c->dir, job_store(imp->ctx), it->vm, it->snap, NULL)) {
+        snprintf(it->reason, sizeof(it->reason), "cannot start a thread to check the import");
+        free(c ? c->runner : NULL);
+        free(c);
+        return NULL;
+    }
+    c->imp = imp;
+    c->it = it;
+    it->running = 1;
+    c->runner->next = imp->runners;
+    imp->runners = c->runner;
+    return c;
+}
+
+/* Starts C's thread (signals blocked: they belong to the main thread), outside the lock. */
+static void start(struct import *imp, struct check *c)
+{
+    struct runner *r = c ? c->runner : NULL;
+    struct item *it = c ? c->it : NULL;
+    struct runner **p;
     pthread_t thread;
     int rc;
 
     if (!c)
-        return -ENOMEM;
-    c->imp = imp;
-    c->it = it;
-    rc = store_snapshot_path(c->dir, job_store(imp->ctx), it->vm, it->snap, NULL);
-    if (!rc)
-        rc = cp_thread_start(&thread, check_thread, c);
-    if (!rc)
-        pthread_detach(thread);
-    if (rc) {
-        free(c);
-        return rc;
-    }
-    it->running = 1;
-    imp->threads++;
-    return 0;
-}
-
-static void kick_locked(struct import *imp, struct item *it)
-{
-    if (!it || !it->in_restore || it->foreign || it->writers > 0 || imp->stopping ||
-        it->phase == IMP_RESTORED)
         return;
-    if (it->running)
-        it->recheck = 1;
-    else if (start_check_locked(imp, it))
+    rc = cp_thread_start(&thread, check_thread, c);
+    pthread_mutex_lock(&imp->lock);
+    if (!rc) {
+        r->thread = thread;
+        r->started = 1;
+    } else {
+        for (p = &imp->runners; *p != r;)
+            p = &(*p)->next;
+        *p = r->next;
+        it->running = 0;
         snprintf(it->reason, sizeof(it->reason), "cannot start a thread to check the import");
+        if (it->forgotten)
+            free(it);
+    }
+    pthread_cond_broadcast(&imp->changed);
+    pthread_mutex_unlock(&imp->lock);
+    if (rc) {
+        free(r);
+        free(c);
+    }
 }
 
 /* Counts a writer of SNAP more (DELTA 1) or less (-1); the count of none is dropped. */
@@ -663,23 +736,30 @@ void import_writer_open(struct import *imp, const char *vm, const char *snap)
 
 void import_writer_close(struct import *imp, const char *vm, const char *snap)
 {
+    struct check *c = NULL;
     struct item *it;
 
+    reap(imp);
     pthread_mutex_lock(&imp->lock);
     count_writer_locked(imp, vm, snap, -1);
     if ((it = find_locked(imp, vm, snap))) {
         if (it->writers > 0)
             it->writers--;
-        kick_locked(imp, it);
+        c = kick_locked(imp, it);
     }
     pthread_mutex_unlock(&imp->lock);
+    start(imp, c);
 }
 
 void import_changed(struct import *imp, const char *vm, const char *snap)
 {
+    struct check *c;
+
+    reap(imp);
     pthread_mutex_lock(&imp->lock);
-    kick_locked(imp, find_locked(imp, vm, snap));
+    c = kick_locked(imp, find_locked(imp, vm, snap));
     pthread_mutex_unlock(&imp->lock);
+    start(imp, c);
 }
 
 /* ---- status ---- */

@@ -5,7 +5,7 @@
  * manifest names another VM is refused. Also the facts of a snapshot shown as user.savefs.*
  * xattrs.
  * Called from FUSE worker threads; each import that checks or restores runs in a thread of its
- * own. */
+ * own, joined once it ended (by the next close or change, or by import_free). */
 #ifndef SAVEFS_IMPORT_H
 #define SAVEFS_IMPORT_H
 
