@@ -11,40 +11,10 @@
 #include "facts.h"
 #include "localdef.h"
 #include "manifest.h"
+#include "manifest_fixture.h"
 #include "trust.h"
 
 static char dir[] = "/tmp/test_facts.XXXXXX";
-
-/* vm1/snapshots/S of DIR/store, unsigned: its trust is refused until its digest is accepted. */
-static void make_snapshot(const char *store)
-{
-    char *argv[] = {"qemu-system-x86_64", "-m", "64", NULL};
-    char path[512], cmd[600], err[512];
-    struct manifest m;
-
-    memset(&m, 0, sizeof(m));
-    m.version = MANIFEST_VERSION;
-    strcpy(m.vm, "vm1");
-    strcpy(m.snapshot, "S");
-    strcpy(m.created, "2026-11-26T13:45:01Z");
-    strcpy(m.qemu_version, "7.2.22");
-    strcpy(m.machine, "pc-i440fx-7.2");
-    strcpy(m.uuid, "00000000-0000-0000-0000-000000000000");
-    m.binary = "/bin/sh";
-    m.cwd = "/";
-    m.argv = argv;
-    m.argc = 3;
-    m.ram_size = 64ULL << 20;
-    m.channels = 1;
-    strcpy(m.compression, "none");
-    m.nfiles = 2;
-    m.files[0] = (struct cp_file){"main", CP_MAIN, -1, 10, 1, 0, 0, 0};
-    m.files[1] = (struct cp_file){"channel-0", CP_CHANNEL, 0, 20, 2, 0, 0, 0};
-    snprintf(cmd, sizeof(cmd), "mkdir -p %s/vm1/snapshots/S", store);
-    CHECK(system(cmd) == 0, "%s", cmd);
-    snprintf(path, sizeof(path), "%s/vm1/snapshots/S/%s", store, MANIFEST_NAME);
-    CHECK(manifest_write(path, &m, err, sizeof(err)) == 0, "write: %s", err);
-}
 
 /* Fact NAME's value, "" if there is none; the counts after asking into C. */
 static char *fact(struct facts_cache *fc, const char *store, const char *name,
@@ -80,7 +50,7 @@ static void test_one_fact_at_a_time(const char *store, struct trust *t)
     CHECK(strncmp(v, "sha256:", 7) == 0, "digest: %s", v);
     free(v);
     v = fact(fc, store, FACTS_XATTR_PREFIX "ram_size", &c);
-    CHECK(strcmp(v, "67108864") == 0, "ram_size: %s", v);
+    CHECK(strcmp(v, "536870912") == 0, "ram_size: %s", v);
     free(v);
     CHECK(c.manifests_read == 1 && c.trust_decided == 0, "cheap facts: read %lu, decided %lu",
           c.manifests_read, c.trust_decided);
@@ -125,7 +95,7 @@ static void test_unreadable(const char *store, struct trust *t)
 int main(void)
 {
     char store[300], qmp[300], cmd[300], err[512];
-    char *qemu[] = {"/bin/sh"};
+    char *qemu[] = {"/bin/sh"}, *argv[] = {"qemu-system-x86_64", "-m", "64", NULL};
     struct trust *t = NULL;
 
     if (!mkdtemp(dir)) {
@@ -134,7 +104,7 @@ int main(void)
     }
     snprintf(store, sizeof(store), "%s/store", dir);
     snprintf(qmp, sizeof(qmp), "%s/qmp", dir);
-    make_snapshot(store);
+    make_manifest(store, argv, 3, NULL);
     struct trust_config cfg = {store, NULL, qemu, 1, NULL, qmp};
     CHECK(trust_new(&t, &cfg, err, sizeof(err)) == 0, "trust_new: %s", err);
     if (t) {
