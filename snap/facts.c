@@ -287,7 +287,7 @@ static int trust_value(struct facts_cache *fc, const struct trust_subject *s,
 static int compute(struct facts_cache *fc, const struct trust_subject *s, const struct manifest *m,
                    enum fact id, char **value)
 {
-    char digest[TRUST_DIGEST_MAX];
+    char digest[TRUST_DIGEST_MAX] = "";
 
     switch (id) {
     case F_VM:

@@ -3,6 +3,8 @@
  * trust is decided when "trust" is asked for, once while the manifest and local.json stay as
  * they are, and again once local.json changed. */
 #include <errno.h>
+#include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -92,6 +94,64 @@ static void test_unreadable(const char *store, struct trust *t)
     facts_cache_free(fc);
 }
 
+/* Readers ask while the manifest is rewritten (entries replaced under them): every answer is
+ * the fact or none, and nothing leaks or is used once freed (valgrind's run of this test). */
+struct reader {
+    struct facts_cache *fc;
+    const char *store;
+    pthread_t thread;
+    int bad, asked;
+};
+
+static atomic_int rewritten; /* the readers stop once the manifest was rewritten */
+
+static void *read_facts(void *arg)
+{
+    static const char *const names[] = {"vm", "trust", "digest", "ram_size", "keep_running"};
+    struct reader *r = arg;
+    char name[64], *v, *list;
+    struct facts f;
+    size_t len;
+
+    for (int i = 0; !atomic_load(&rewritten); i++, r->asked++) {
+        snprintf(name, sizeof(name), FACTS_XATTR_PREFIX "%s", names[i % 5]);
+        int rc = facts_value(r->fc, r->store, "vm1", "S", name, &v);
+        r->bad += rc != 0 && rc != -ENODATA;
+        r->bad += rc == 0 && i % 5 == 0 && strcmp(v, "vm1") != 0;
+        free(v);
+        if (facts_names(r->fc, r->store, "vm1", "S", &list, &len) == 0)
+            free(list);
+        else
+            r->bad++;
+        if (facts_get(r->fc, r->store, "vm1", "S", &f) == 0)
+            facts_free(&f);
+        else
+            r->bad++;
+    }
+    return NULL;
+}
+
+static void test_concurrent(const char *store, struct trust *t)
+{
+    char *argv[] = {"qemu-system-x86_64", "-m", "64", "-smp", "2", NULL};
+    struct reader r[4] = {0};
+    struct facts_cache *fc;
+
+    CHECK(facts_cache_new(&fc, t) == 0, "facts_cache_new");
+    for (int i = 0; i < 4; i++) {
+        r[i] = (struct reader){fc, store, 0, 0, 0};
+        CHECK(pthread_create(&r[i].thread, NULL, read_facts, &r[i]) == 0, "pthread_create");
+    }
+    for (int i = 0; i < 12; i++) /* more versions than the cache has slots */
+        make_manifest(store, argv, 1 + i % 5, NULL);
+    atomic_store(&rewritten, 1);
+    for (int i = 0; i < 4; i++) {
+        pthread_join(r[i].thread, NULL);
+        CHECK(r[i].bad == 0, "reader %d: %d wrong answers of %d", i, r[i].bad, r[i].asked);
+    }
+    facts_cache_free(fc);
+}
+
 int main(void)
 {
     char store[300], qmp[300], cmd[300], err[512];
@@ -110,6 +170,7 @@ int main(void)
     if (t) {
         test_one_fact_at_a_time(store, t);
         test_unreadable(store, t);
+        test_concurrent(store, t);
     }
     trust_free(t);
     snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
