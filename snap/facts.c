@@ -218,14 +218,23 @@ static struct entry *find_locked(struct facts_cache *fc, const struct source *sr
     return NULL;
 }
 
-/* E takes the next slot (a reference of its own); a thread still using the one it replaces
- * frees that one when it is done. */
+/* E takes the slot of an older version of its snapshot, whose manifest may be MiBs and is read
+ * no more, or else the next slot; the slot holds a reference of its own, and a thread still
+ * using the entry it replaces frees that one when it is done. */
 static void keep_locked(struct facts_cache *fc, struct entry *e)
 {
-    entry_put_locked(fc->slot[fc->next]);
-    fc->slot[fc->next] = e;
+    int i = 0;
+
+    while (i < SLOTS && !(fc->slot[i] && strcmp(fc->slot[i]->vm, e->vm) == 0 &&
+                          strcmp(fc->slot[i]->snap, e->snap) == 0))
+        i++;
+    if (i == SLOTS) {
+        i = fc->next;
+        fc->next = (fc->next + 1) % SLOTS;
+    }
+    entry_put_locked(fc->slot[i]);
+    fc->slot[i] = e;
     e->refs++;
-    fc->next = (fc->next + 1) % SLOTS;
 }
 
 /* The entry of SNAP as its files are now, read if no slot has it, with a reference taken
