@@ -219,11 +219,10 @@ static int check_names(const struct cli_cmd *c)
  * second would wait for the first save to end and then save again. */
 static int check_idle(const struct cli_cmd *c)
 {
-    struct cli_progress p;
+    char op[16];
 
-    if (cli_progress_read(c->mount, c->vm, &p) == 0 && p.running) {
-        fprintf(stderr, "savefs: %s %s: busy: a %s runs on %s (EBUSY)\n", c->op, c->vm, p.op,
-                c->vm);
+    if (cli_job_running(c->mount, c->vm, op, sizeof(op)) == 1) {
+        fprintf(stderr, "savefs: %s %s: busy: a %s runs on %s (EBUSY)\n", c->op, c->vm, op, c->vm);
         return -EBUSY;
     }
     return 0;
@@ -295,41 +294,100 @@ static int term_width(void)
     return ioctl(STDOUT_FILENO, TIOCGWINSZ, &w) == 0 && w.ws_col > 1 ? w.ws_col : 80;
 }
 
-static void show_progress(const struct cli_cmd *c, int tty)
+/* Shows LINE, a progress line. On a terminal it is drawn over the last, with a bar, cut to the
+ * width: a line that wrapped would leave its first row behind at each redraw. Elsewhere each is a
+ * line of a log. */
+static void show_line(const char *line, int tty)
 {
-    struct cli_progress p;
-    char line[256];
+    char barred[600];
 
-    if (cli_progress_read(c->mount, c->vm, &p) || !p.running)
-        return;
-    cli_progress_line(&p, c->op, c->vm, tty, line, sizeof(line));
-    /* On a terminal the line is drawn over itself, cut to the width: a line that wrapped would
-     * leave its first row behind at each redraw. Elsewhere each is a line of a log. */
-    if (tty)
-        printf("\r%.*s\033[K", term_width() - 1, line);
-    else
+    if (tty) {
+        cli_progress_bar(line, barred, sizeof(barred));
+        printf("\r%.*s\033[K", term_width() - 1, barred);
+    } else {
         printf("%s\n", line);
+    }
     fflush(stdout);
 }
 
-/* Shows the progress until the worker's call returned: a tick a second (twice on a terminal),
- * and the news of a Ctrl-C at once. */
+/* What the progress thread shares with the main thread: it prints only while SHOWING. */
+struct shower {
+    const struct cli_cmd *c;
+    int tty;
+    pthread_mutex_t lock;
+    int showing; /* guarded by lock; the main thread ends it before the outcome */
+};
+
+/* Follows the progress file of the job (savefs(1)), a line at a time. Opened before the job has
+ * started, it gives the last job's outcome and ends: open it again, until lines of a job come or
+ * the command's call has returned. */
+static void follow_job(struct shower *sh)
+{
+    char *line = NULL;
+    size_t cap = 0;
+    size_t oplen = strlen(sh->c->op);
+    int fd, followed = 0, showing = 1;
+    FILE *in;
+
+    while (!followed && showing) {
+        if ((fd = cli_progress_open(sh->c->mount, sh->c->vm)) < 0 || !(in = fdopen(fd, "r"))) {
+            if (fd >= 0)
+                close(fd);
+            break;
+        }
+        /* Lines of this command's job only: "OP VM  ..." (not a copy's "import VM"). */
+        while (getline(&line, &cap, in) > 0 && cli_is_progress(line) &&
+               strncmp(line, sh->c->op, oplen) == 0 && line[oplen] == ' ') {
+            line[strcspn(line, "\n")] = '\0';
+            followed = 1;
+            pthread_mutex_lock(&sh->lock);
+            if ((showing = sh->showing))
+                show_line(line, sh->tty);
+            pthread_mutex_unlock(&sh->lock);
+        }
+        fclose(in);
+        if (!followed) {
+            usleep(100 * 1000);
+            pthread_mutex_lock(&sh->lock);
+            showing = sh->showing;
+            pthread_mutex_unlock(&sh->lock);
+        }
+    }
+    free(line);
+}
+
+static void *shower_thread(void *arg)
+{
+    follow_job(arg);
+    return NULL;
+}
+
+/* Shows the progress until the worker's call returned (a thread of its own follows the progress
+ * file, whose reads block), and the news of a Ctrl-C at once. */
 static void watch(const struct cli_cmd *c, int fd)
 {
-    int tty = isatty(STDOUT_FILENO), told = 0;
+    static struct shower sh = {.lock = PTHREAD_MUTEX_INITIALIZER, .showing = 1};
     struct pollfd pfd = {.fd = fd, .events = POLLIN};
+    pthread_t t;
+    int told = 0;
     char b = 0;
 
+    sh.c = c;
+    sh.tty = isatty(STDOUT_FILENO);
+    /* Detached: at the end it may still wait for a line of the file, which the exit cuts short. */
+    if (pthread_create(&t, NULL, shower_thread, &sh) == 0)
+        pthread_detach(t);
     while (b != 'd') {
-        if (poll(&pfd, 1, tty ? 500 : 1000) <= 0) {
-            show_progress(c, tty);
+        if (poll(&pfd, 1, -1) <= 0)
             continue;
-        }
         if (read(fd, &b, 1) == 1 && b == 'c' && !told++)
-            say_cancelling(c, tty);
+            say_cancelling(c, sh.tty);
     }
-    if (tty)
+    pthread_mutex_lock(&sh.lock);
+    sh.showing = 0;
+    if (sh.tty)
         fputs("\r\033[K", stdout);
+    pthread_mutex_unlock(&sh.lock);
 }
 
 /* The outcome: the job's own words where status has them, else the errno's. */

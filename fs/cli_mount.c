@@ -1,5 +1,6 @@
-/* cli_mount: reads a VM's progress and outcome from the mount's status and save files (see
- * cli_mount.h). Only this file knows which files those are and what their JSON looks like. */
+/* cli_mount: reads a VM's progress from the mount's progress file and its outcome from the
+ * status and save files (see cli_mount.h). Only this file knows which files those are and what
+ * their lines and JSON look like. */
 #include "cli_mount.h"
 
 #include <errno.h>
@@ -56,57 +57,77 @@ static json_t *read_status(const char *mount, const char *vm, int *rc)
     return j;
 }
 
-/* The progress source: status's "job" today. A MOUNT/VM/progress file that blocks until the
- * next line would replace this function alone. */
-int cli_progress_read(const char *mount, const char *vm, struct cli_progress *p)
+int cli_progress_open(const char *mount, const char *vm)
 {
-    int rc;
-    json_t *st = read_status(mount, vm, &rc), *job = json_object_get(st, "job");
+    char path[PATH_MAX];
+    int fd;
 
-    memset(p, 0, sizeof(*p));
-    if (json_is_object(job)) {
-        p->running = 1;
-        snprintf(p->op, sizeof(p->op), "%s", json_string_value(json_object_get(job, "op")) ?: "");
-        snprintf(p->phase, sizeof(p->phase), "%s",
-                 json_string_value(json_object_get(job, "phase")) ?: "");
-        p->done = json_number_value(json_object_get(job, "bytes_done"));
-        p->total = json_number_value(json_object_get(job, "bytes_total"));
-        p->rate = json_number_value(json_object_get(job, "rate_bytes_per_s"));
-    }
-    json_decref(st);
-    return rc;
+    if (snprintf(path, sizeof(path), "%s/%s/progress", mount, vm) >= (int)sizeof(path))
+        return -ENAMETOOLONG;
+    fd = open(path, O_RDONLY | O_CLOEXEC);
+    return fd < 0 ? -errno : fd;
 }
 
-/* BYTES as "1.4" in UNIT (GiB from 1 GiB on, MiB below), UNIT set to its name. */
-static double scaled(double bytes, double ref, const char **unit)
+/* The end of LINE's second field (after "OP VM"), or NULL. */
+static const char *after_vm(const char *line)
 {
-    int gib = ref >= 1024.0 * 1024 * 1024;
+    const char *p = line + strcspn(line, " ");
 
-    *unit = gib ? "GiB" : "MiB";
-    return bytes / (gib ? 1024.0 * 1024 * 1024 : 1024.0 * 1024);
+    p += strspn(p, " ");
+    if (!*p)
+        return NULL;
+    return p + strcspn(p, " ");
+}
+
+int cli_is_progress(const char *line)
+{
+    const char *p = after_vm(line);
+    size_t n;
+
+    if (!p)
+        return 0;
+    p += strspn(p, " ");
+    n = strcspn(p, " \n");
+    return n > 0 && p[n - 1] == '%';
+}
+
+int cli_job_running(const char *mount, const char *vm, char *op, size_t oplen)
+{
+    char line[512];
+    ssize_t n;
+    int fd = cli_progress_open(mount, vm);
+
+    if (fd < 0)
+        return fd;
+    /* The first line comes at once: the job's progress if one runs, else the last outcome. */
+    n = read(fd, line, sizeof(line) - 1);
+    close(fd);
+    if (n < 0)
+        return -errno;
+    line[n] = '\0';
+    /* A copy into the VM's snapshots (an "import" line) is no job: a save may run beside it. */
+    if (!cli_is_progress(line) || strncmp(line, "import ", 7) == 0)
+        return 0;
+    snprintf(op, oplen, "%.*s", (int)strcspn(line, " "), line);
+    return 1;
 }
 
 #define BAR_WIDTH 20
 
-void cli_progress_line(const struct cli_progress *p, const char *op, const char *vm, int bar,
-                       char *buf, size_t len)
+void cli_progress_bar(const char *line, char *buf, size_t len)
 {
-    double frac = p->total > 0 ? p->done / p->total : 0;
-    const char *unit, *rate_unit;
-    double done = scaled(p->done, p->total, &unit), total = scaled(p->total, p->total, &unit);
-    double rate = scaled(p->rate, p->rate, &rate_unit);
-    char bars[64] = "", eta[32] = "";
+    const char *p = after_vm(line);
+    double pct = p ? strtod(p, NULL) : 0;
     int n;
 
-    frac = frac > 1 ? 1 : frac;
-    if (bar) {
-        n = (int)(frac * BAR_WIDTH);
-        snprintf(bars, sizeof(bars), " [%.*s%*s]", n, "####################", BAR_WIDTH - n, "");
+    if (!p) {
+        snprintf(buf, len, "%s", line);
+        return;
     }
-    if (p->rate > 0 && p->total > p->done)
-        snprintf(eta, sizeof(eta), "  ETA %.0fs", (p->total - p->done) / p->rate);
-    snprintf(buf, len, "%s %s%s  %3.0f%%  %.1f/%.1f %s  %.1f %s/s%s  %s", op, vm, bars, frac * 100,
-             done, total, unit, rate, rate_unit, eta, p->phase);
+    n = (int)(pct / 100 * BAR_WIDTH);
+    n = n < 0 ? 0 : n > BAR_WIDTH ? BAR_WIDTH : n;
+    snprintf(buf, len, "%.*s [%.*s%*s]%s", (int)(p - line), line, n, "####################",
+             BAR_WIDTH - n, "", p);
 }
 
 /* "ok SUMMARY" or "error ERRNO: ERROR" from status's "last". */

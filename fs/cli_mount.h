@@ -1,29 +1,27 @@
 /* cli_mount: what `savefs save` and `savefs restore` read from a savefs mount, and nothing else:
- * they are clients of the mount's files (no QMP, no store). Called from the command's main
- * thread. */
+ * they are clients of the mount's files (no QMP, no store). Called from the command's
+ * threads; nothing here keeps state. */
 #ifndef SAVEFS_CLI_MOUNT_H
 #define SAVEFS_CLI_MOUNT_H
 
 #include <stddef.h>
 #include <time.h>
 
-/* A job's progress as the mount tells it. */
-struct cli_progress {
-    int running;    /* a job runs on the VM */
-    char op[16];    /* its operation: "save", "restore" */
-    char phase[32]; /* "migrating", "restoring" ... */
-    double done;    /* bytes: RAM scanned (save), streamed (restore) */
-    double total;   /* bytes; 0 while unknown */
-    double rate;    /* bytes per second */
-};
+/* Opens MOUNT/VM/progress, whose lines follow the VM's job (savefs(1)): a descriptor, or a
+ * negative errno. */
+int cli_progress_open(const char *mount, const char *vm);
 
-/* The VM's job progress. 0 or a negative errno. */
-int cli_progress_read(const char *mount, const char *vm, struct cli_progress *p);
+/* 1 if LINE of the progress file is a job's progress ("save vm1   52%  ..."), 0 if it is an
+ * outcome ("save vm1  ok  ..."): a progress line's third field ends with '%'. */
+int cli_is_progress(const char *line);
 
-/* One line for P: "save vm1  migrating  52%  1.4/2.7 GiB  1.3 GiB/s  ETA 1s", with a bar in
- * front of the figures when BAR is set. */
-void cli_progress_line(const struct cli_progress *p, const char *op, const char *vm, int bar,
-                       char *buf, size_t len);
+/* 1 while a job runs on VM (its operation, "save" or "restore", into OP), 0 if none does (a copy
+ * into its snapshots may), or a negative errno. */
+int cli_job_running(const char *mount, const char *vm, char *op, size_t oplen);
+
+/* LINE, a progress line, with a bar drawn after "OP VM" from its percent: "save vm1
+ * [##########          ]   52%  ...". */
+void cli_progress_bar(const char *line, char *buf, size_t len);
 
 /* The outcome of the VM's last job of OP ("save" or "restore") if it finished at or after SINCE:
  * "ok ..." or "error EFOO: ..." into BUF; 1 if it is ours, 0 if the last job is another's (a job

@@ -12,11 +12,13 @@
 
 #include "adopt.h"
 #include "cli.h"
+#include "follow.h"
 #include "import.h"
 #include "manifest.h"
 #include "job.h"
 #include "preflight.h"
 #include "sfs.h"
+#include "sfs_log.h"
 #include "store.h"
 #include "trust.h"
 
@@ -28,6 +30,8 @@
 
 /* FUSE workers kept waiting for requests: tar and cp keep a few busy, jobs one per VM. */
 #define IDLE_THREADS 16
+/* FUSE workers at most, besides those that readers of progress files hold (follow.h). */
+#define WORKERS 64
 
 struct options {
     char *store;
@@ -192,12 +196,6 @@ static int set_signal_handlers(struct fuse_session *se, struct job_ctx *ctx)
     return 0;
 }
 
-static void log_msg(const char *msg)
-{
-    syslog(LOG_INFO, "%s", msg);
-    fprintf(stderr, "savefs: %s\n", msg);
-}
-
 /* What a mounted savefs holds, made in this order and freed in the reverse one. */
 struct daemon {
     struct trust *trust;
@@ -222,9 +220,9 @@ static int daemon_open(struct daemon *d, const struct options *o, char *err, siz
     if ((rc = trust_new(&d->trust, &tc, err, errlen)))
         return rc;
     cfg.trust = d->trust;
-    if ((rc = job_ctx_new(&d->job, &cfg, log_msg, err, errlen)))
+    if ((rc = job_ctx_new(&d->job, &cfg, sfs_log, err, errlen)))
         return rc;
-    job_recover(d->job, log_msg);
+    job_recover(d->job, sfs_log);
     if ((rc = import_new(&d->imp, d->job, d->trust)) ||
         (rc = sfs_ctx_init(&d->sfs, d->job, d->imp)))
         snprintf(err, errlen, "cannot open the store %s: %s", o->store, strerror(-rc));
@@ -248,10 +246,12 @@ static int loop(struct fuse *fuse, const struct fuse_cmdline_opts *cl)
     int rc;
 
     fuse_loop_cfg_set_clone_fd(cfg, cl->clone_fd);
-    fuse_loop_cfg_set_max_threads(cfg, 64);
+    /* Readers of progress files wait for their next line in a worker each: they get threads of
+     * their own on top of those that serve everything else. */
+    fuse_loop_cfg_set_max_threads(cfg, WORKERS + FOLLOW_READERS_MAX);
     /* Idle workers wait for the next request instead of ending: a stream of small requests
      * (tar's 10 KiB writes) must not make and end a thread for each. */
-    fuse_loop_cfg_set_idle_threads(cfg, cl->max_idle_threads == 0 || cl->max_idle_threads > 64
+    fuse_loop_cfg_set_idle_threads(cfg, cl->max_idle_threads == 0 || cl->max_idle_threads > WORKERS
                                             ? IDLE_THREADS
                                             : cl->max_idle_threads);
     rc = fuse_loop_mt(fuse, cfg) ? 1 : 0;
@@ -566,6 +566,7 @@ int main(int argc, char *argv[])
         goto out;
     }
     openlog("savefs", LOG_PID, LOG_DAEMON);
+    sfs_log_init();
     signal(SIGPIPE, SIG_IGN);
     rc = run(&args, &o);
 out:

@@ -17,6 +17,9 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <fuse_lowlevel.h>
+
+#include "follow.h"
 #include "import.h"
 #include "job.h"
 #include "manifest.h"
@@ -30,6 +33,7 @@ enum sfs_kind {
     SFS_VM,
     SFS_SAVE,
     SFS_STATUS,
+    SFS_PROGRESS,      /* NAME/progress: the job followed line by line (follow.h) */
     SFS_RESTORE,       /* NAME/restore */
     SFS_RESTORE_ENTRY, /* NAME/restore/S: the target of a restoring rename, or an import */
     SFS_SNAPSHOTS,     /* NAME/snapshots */
@@ -62,6 +66,9 @@ static const char sfs_readme[] =
     "                 mv NAME/snapshots/S NAME/restore/ (returns once NAME runs); copying\n"
     "                 one in from elsewhere imports and then restores it.\n"
     "NAME/status      JSON: NAME's state, the job in progress, the last job's result.\n"
+    "NAME/progress    cat it: a line a second while a save, a restore or a copy into\n"
+    "                 snapshots/ or restore/ runs, then its outcome (ok or failed: why)\n"
+    "                 and the end; else the last outcome.\n"
     "\n"
     "savefs save NAME [WORDS] and savefs restore NAME S do the same with a progress bar.\n"
     "Errors and everything else: man savefs.\n";
@@ -134,8 +141,8 @@ static int classify_vm_child(const char *p, struct sfs_path *sp)
 
     if ((rc = next_component(&p, name, sizeof(name))))
         return rc;
-    if (strcmp(name, "save") == 0 || strcmp(name, "status") == 0) {
-        sp->kind = name[1] == 'a' ? SFS_SAVE : SFS_STATUS;
+    if (strcmp(name, "save") == 0 || strcmp(name, "status") == 0 || strcmp(name, "progress") == 0) {
+        sp->kind = name[1] == 'a' ? SFS_SAVE : name[1] == 't' ? SFS_STATUS : SFS_PROGRESS;
         return *p ? -ENOTDIR : 0;
     }
     if (strcmp(name, "restore") == 0) {
@@ -294,10 +301,11 @@ static int caller_acts(void)
     return uid == 0 || uid == ctx()->owner;
 }
 
-/* An open file: a store file (FD) or a text rendered at open (status, save's outcome), or the
- * save file opened for writing (WORDS, no FD, no text). */
+/* An open file: a store file (FD) or a text rendered at open (status, save's outcome), the
+ * save file opened for writing (WORDS, no FD, no text), or a reader of progress (FOLLOW). */
 struct sfs_file {
     int fd;
+    struct follow *follow;
     int writer; /* opened for writing: the import is told at release */
     char *text;
     size_t len;
@@ -332,6 +340,7 @@ static int sfs_getattr(const char *path, struct stat *st, struct fuse_file_info 
         fill_virtual(st, S_IFREG | 0600);
         return 0;
     case SFS_STATUS:
+    case SFS_PROGRESS:
         fill_virtual(st, S_IFREG | 0400);
         return 0;
     case SFS_README:
@@ -375,7 +384,7 @@ static int list_names(char **names, const char *skip, void *buf, fuse_fill_dir_t
 static int sfs_readdir(const char *path, void *buf, fuse_fill_dir_t filler, off_t off,
                        struct fuse_file_info *fi, enum fuse_readdir_flags flags)
 {
-    static const char *const vm_entries[] = {"save", "status", "restore", "snapshots"};
+    static const char *const vm_entries[] = {"save", "status", "progress", "restore", "snapshots"};
     struct fill_ctx fc = {buf, filler};
     struct sfs_path sp;
     char **names;
@@ -456,6 +465,24 @@ static int open_text(struct fuse_file_info *fi, char *text, const struct sfs_pat
     return new_file(fi, -1, text, sp);
 }
 
+/* Reading follows VM's job (follow.h): the size is 0, and each read returns what is there. */
+static int open_progress(struct fuse_file_info *fi, const struct sfs_path *sp)
+{
+    struct follow *follow;
+    int rc = follow_open(ctx()->job, ctx()->imp, sp->vm, &follow);
+
+    if (rc)
+        return rc;
+    fi->direct_io = 1;
+    /* A line is ready when it is: the kernel must not read ahead or keep pages of it. */
+    fi->nonseekable = 1;
+    if ((rc = new_file(fi, -1, NULL, sp)))
+        follow_close(follow);
+    else
+        file_of(fi)->follow = follow;
+    return rc;
+}
+
 /* The flags of an open that reach the store: no O_DIRECT (the store's alignment is not the
  * caller's), no O_NOCTTY or O_LARGEFILE noise. A writer's file is also read: with the writeback
  * cache the kernel reads the rest of a page it writes part of. Nor O_APPEND: the kernel places
@@ -530,6 +557,8 @@ static int sfs_open(const char *path, struct fuse_file_info *fi)
         return open_text(fi, job_last_save_text(ctx()->job, sp.vm), &sp);
     case SFS_README:
         return wr ? -EACCES : open_text(fi, strdup(sfs_readme), &sp);
+    case SFS_PROGRESS:
+        return wr ? -EACCES : open_progress(fi, &sp);
     case SFS_STATUS:
         if (wr)
             return -EACCES;
@@ -588,21 +617,51 @@ static int sfs_mknod(const char *path, mode_t mode, dev_t dev)
     return rc;
 }
 
+/* A reader of progress waits for its next line in this worker: it stops waiting when the reader
+ * is interrupted (Ctrl-C, a kill) or the mount goes away (an unmount, SIGTERM). */
+static int reader_gone(void)
+{
+    return fuse_interrupted() || fuse_session_exited(fuse_get_session(fuse_get_context()->fuse));
+}
+
+/* Up to SIZE bytes of FOLLOW's lines into B, waiting for the next line. */
+static int read_progress(struct follow *follow, struct fuse_buf *b, size_t size)
+{
+    ssize_t n;
+
+    if (!(b->mem = malloc(size ? size : 1)))
+        return -ENOMEM;
+    n = follow_read(follow, b->mem, size, reader_gone);
+    if (n < 0) {
+        free(b->mem);
+        return (int)n;
+    }
+    b->size = (size_t)n;
+    return 0;
+}
+
 static int sfs_read_buf(const char *path, struct fuse_bufvec **bufp, size_t size, off_t off,
                         struct fuse_file_info *fi)
 {
     struct sfs_file *f = file_of(fi);
     struct fuse_bufvec *bv;
     size_t n;
+    int rc;
 
     (void)path;
-    if (!f || (f->fd < 0 && !f->text))
+    if (!f || (f->fd < 0 && !f->text && !f->follow))
         return -EBADF;
     bv = malloc(sizeof(*bv));
     if (!bv)
         return -ENOMEM;
     *bv = FUSE_BUFVEC_INIT(size);
-    if (f->fd >= 0) {
+    if (f->follow) {
+        rc = read_progress(f->follow, &bv->buf[0], size);
+        if (rc) {
+            free(bv);
+            return rc;
+        }
+    } else if (f->fd >= 0) {
         /* Straight from the store's file: libfuse reads (or splices) it into the reply. */
         bv->buf[0].flags = FUSE_BUF_IS_FD | FUSE_BUF_FD_SEEK;
         bv->buf[0].fd = f->fd;
@@ -670,7 +729,8 @@ static int sfs_truncate(const char *path, off_t size, struct fuse_file_info *fi)
     if (sp.kind == SFS_SAVE && size == 0)
         return 0;
     if (sp.kind != SFS_IN_SNAPSHOT)
-        return sp.kind == SFS_SAVE || sp.kind == SFS_STATUS ? -EINVAL : -EPERM;
+        return sp.kind == SFS_SAVE || sp.kind == SFS_STATUS || sp.kind == SFS_PROGRESS ? -EINVAL
+                                                                                       : -EPERM;
     if (snapshot_busy(&sp))
         return -EBUSY;
     rc = sfs_store_truncate(ctx()->store_fd, sp.rel, size);
@@ -740,6 +800,7 @@ static int sfs_release(const char *path, struct fuse_file_info *fi)
         close(f->fd);
     if (f->writer)
         import_writer_close(ctx()->imp, f->vm, f->snap);
+    follow_close(f->follow);
     free(f->text);
     free(f->words);
     free(f);
@@ -925,8 +986,8 @@ static int sfs_unlink(const char *path)
         return -EACCES;
     if (rc)
         return rc;
-    /* save and status are there as long as NAME is: `rm -rf NAME` passes over them. */
-    if (sp.kind == SFS_SAVE || sp.kind == SFS_STATUS)
+    /* save, status and progress are there as long as NAME is: `rm -rf NAME` passes over them. */
+    if (sp.kind == SFS_SAVE || sp.kind == SFS_STATUS || sp.kind == SFS_PROGRESS)
         return 0;
     if (sp.kind != SFS_IN_SNAPSHOT)
         return -EPERM;

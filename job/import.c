@@ -751,6 +751,18 @@ void import_writer_close(struct import *imp, const char *vm, const char *snap)
     start(imp, c);
 }
 
+int import_copying(struct import *imp, const char *vm, char *snap, size_t len)
+{
+    int found = 0;
+
+    pthread_mutex_lock(&imp->lock);
+    for (struct writing *w = imp->writing; w && !found; w = w->next)
+        if ((found = strcmp(w->vm, vm) == 0))
+            snprintf(snap, len, "%s", w->snap);
+    pthread_mutex_unlock(&imp->lock);
+    return found;
+}
+
 void import_changed(struct import *imp, const char *vm, const char *snap)
 {
     struct check *c;

@@ -16,6 +16,7 @@
 #include <time.h>
 
 #include "copier.h"
+#include "follow_job.h"
 #include "migrate.h"
 #include "qemu.h"
 #include "qmp.h"
@@ -261,6 +262,8 @@ static void record_result_locked(struct job *job)
     if (job->phase_started > 0)
         end_phase_locked(job);
     r->phases = job->phases;
+    r->bytes = job->kind->is_save ? job->bytes_written : job->bytes_done;
+    r->channels = job->channels;
     if (job->kind->is_save)
         job->vm->last_save = *r;
 }
@@ -268,6 +271,7 @@ static void record_result_locked(struct job *job)
 static void *job_thread(void *arg)
 {
     struct job *job = arg;
+    char line[FOLLOW_LINE_MAX];
 
     job->rc = job->kind->body(job);
     /* The copier's threads and zstd's contexts leave freed megabytes in glibc's arenas, which
@@ -275,10 +279,14 @@ static void *job_thread(void *arg)
     malloc_trim(0);
     pthread_mutex_lock(&job->ctx->lock);
     record_result_locked(job);
+    follow_outcome_locked(job->vm, line, sizeof(line));
     job->vm->job = NULL;
     job->done = 1;
+    /* Wakes job_run's wait and every reader of the progress file. */
     pthread_cond_broadcast(&job->ctx->changed);
     pthread_mutex_unlock(&job->ctx->lock);
+    if (job->ctx->log)
+        job->ctx->log(line);
     return NULL;
 }
 
@@ -311,11 +319,14 @@ int job_run(struct job *job, const char *vm, job_interrupted_fn interrupted)
     pthread_mutex_lock(&ctx->lock);
     job->vm = vm_get_locked(ctx, vm);
     rc = !job->vm ? -ENOMEM : job->vm->job ? -EBUSY : 0;
-    if (!rc)
+    if (!rc) {
         job->vm->job = job;
+        job->vm->jobs++;
+    }
     pthread_mutex_unlock(&ctx->lock);
     if (rc)
         goto out;
+    follow_job_started(job);
     /* libfuse cancels its workers at exit: this one must stay until the job is over. */
     pthread_setcancelstate(PTHREAD_CANCEL_DISABLE, &oldstate);
     job->started = job->phase_started = job_now();

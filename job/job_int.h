@@ -49,6 +49,8 @@ struct job_result {
     char finished[32];         /* RFC 3339 */
     double duration_s;
     struct job_phases phases;
+    uint64_t bytes; /* a save's written, a restore's streamed */
+    int channels;
 };
 
 struct job {
@@ -70,6 +72,7 @@ struct job {
     int pid; /* the QEMU the job works on, 0 if none yet */
     int done;
     /* owned by the job thread until done */
+    int channels; /* 0 until known: a save's words say, a restore reads its manifest */
     int rc;
     char err[JOB_ERR_MAX];
     char summary[JOB_ERR_MAX]; /* a save's ends with what keep=N deleted */
@@ -83,6 +86,7 @@ struct vm_state {
     struct job *job;        /* the running job, or NULL */
     struct job_result last; /* the last job of any kind */
     struct job_result last_save;
+    unsigned long jobs; /* jobs started on it: a progress reader tells its own (follow.c) */
 };
 
 struct job_ctx {
@@ -98,6 +102,7 @@ struct job_ctx {
     pthread_cond_t changed; /* a job ended */
     struct vm_state *vms;
     struct job_snapshot_users users; /* in_use NULL: none */
+    int followers;                   /* progress files open (follow.h) */
 };
 
 /* A job of KIND, not started (free() it if it never runs); NULL without memory. */

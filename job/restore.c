@@ -85,6 +85,7 @@ static int load_snapshot(struct restore *r)
     rc = manifest_read(path, &r->m, err, sizeof(err));
     if (rc)
         return job_fail(r->job, rc, "%s", err);
+    job->channels = r->m.channels;
     /* The last line of defence: another VM's guest would run on its disks under this name. */
     if (strcmp(r->m.vm, vm_name(r)) != 0)
         return job_fail(r->job, -EPERM,

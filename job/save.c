@@ -24,8 +24,9 @@
 #include "store.h"
 #include "trust.h"
 
-#define DRAIN_TIMEOUT_MS 30000 /* after QEMU says completed, its sockets close at once */
-#define QUIT_TIMEOUT_MS  10000
+#define DRAIN_TIMEOUT_MS   30000 /* after QEMU says completed, its sockets close at once */
+#define QUIT_TIMEOUT_MS    10000
+#define QEMU_EXIT_GRACE_MS 3000 /* from its monitor closing to its end */
 
 struct save {
     struct job *job;
@@ -217,6 +218,15 @@ static int copier_or_qemu_reason(struct save *s, const char *qemu_why)
     return job_fail(s->job, -EIO, "QEMU: migration failed: %s", qemu_why);
 }
 
+/* 1 if QEMU exited: a QEMU that dies closes its monitor a moment before it is gone, so a
+ * connection it closed waits for its end a little while. */
+static int qemu_died(struct save *s, int rc)
+{
+    if (rc == -ECONNRESET || rc == -EPIPE)
+        return qemu_wait_exit(s->pidfd, QEMU_EXIT_GRACE_MS);
+    return qemu_exited(s->pidfd);
+}
+
 static int wait_migration(struct save *s)
 {
     char status[32], why[JOB_ERR_MAX - 160], err[JOB_ERR_MAX - 80];
@@ -228,7 +238,7 @@ static int wait_migration(struct save *s)
         if (job_cancelled(s->job))
             return job_fail(s->job, -EINTR, "save cancelled");
         rc = mig_query(s->qmp, status, sizeof(status), why, sizeof(why), err, sizeof(err));
-        if (rc && qemu_exited(s->pidfd)) {
+        if (rc && qemu_died(s, rc)) {
             s->migrating = 0;
             return job_fail(s->job, -EIO, "QEMU exited during the save");
         }
@@ -394,6 +404,7 @@ int job_save(struct job_ctx *ctx, const char *vm, const char *words, size_t len,
     if (!job)
         return -ENOMEM;
     rc = words_parse(words, len, &job->words, why, sizeof(why));
+    job->channels = job->words.parallel;
     if (!rc)
         rc = store_check(ctx->store, &ctx->store_id, why, sizeof(why));
     if (!rc && job->words.name[0] && store_snapshot_exists(ctx->store, vm, job->words.name)) {

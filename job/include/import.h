@@ -36,6 +36,9 @@ void import_forget(struct import *imp, const char *vm, const char *snap);
 /* A file in snapshot SNAP was opened for writing / closed; the last close checks the import. */
 void import_writer_open(struct import *imp, const char *vm, const char *snap);
 void import_writer_close(struct import *imp, const char *vm, const char *snap);
+/* 1 while a file of a snapshot of VM is open for writing through the mount (a copy into
+ * snapshots/ or restore/), the snapshot's name into SNAP; else 0. */
+int import_copying(struct import *imp, const char *vm, char *snap, size_t len);
 /* Something else changed in SNAP (a rename, an unlink): checks the import. */
 void import_changed(struct import *imp, const char *vm, const char *snap);
 /* 1 while an import verifies or restores SNAP: its files must not change. */

@@ -151,6 +151,17 @@ store_on_loop() {
     LOOP_MOUNTS+=("$STORE")
 }
 
+# A job that lasts: the store on a loop device, the test guest as vm1, and savefs mounted with its
+# writes to the store capped at $1 bytes/s (a save of the guest takes several seconds); further
+# arguments go to savefs.
+e2e_slow_setup() {
+    e2e_setup
+    store_on_loop 1000
+    vm_start vm1
+    savefs_start "${@:2}"
+    throttle_savefs "$1" writes
+}
+
 # Caps savefs's reads and writes (only writes with $2 = writes) of the loop store at $1 bytes/s (cgroup v1 blkio; O_DIRECT I/O
 # is charged to the process that issues it), so that a job lasts long enough to be hit mid-way.
 # Exits 77 (skipped) where the machine has no blkio throttling.

@@ -6,11 +6,7 @@
 # save with the VM running on, and a restore with no QEMU left. A throttled store makes each job
 # last several seconds.
 source "$SRC_DIR/tests/e2e/lib.sh"
-e2e_setup
-store_on_loop 1000
-vm_start vm1
-savefs_start
-throttle_savefs $((24 << 20)) writes
+e2e_slow_setup $((24 << 20))
 export SAVEFS_MOUNT=$MNT
 
 # expect STATUS WORDS CMD...: runs CMD, which must exit STATUS and say WORDS on stderr.

@@ -2,6 +2,7 @@
  * and against scripted fake servers in a thread for what QEMU will not do on demand: events
  * before answers, split and merged writes, garbage, hang-ups, silence, huge lines. */
 
+#include "fake_qmp.h"
 #include "qmp.h"
 
 #include <errno.h>
@@ -304,75 +305,6 @@ static void test_connect_errors(void)
 
 /* ---- fake servers ---- */
 
-#define GREETING                                                                                   \
-    "{\"QMP\": {\"version\": {\"qemu\": {\"micro\": 0, \"minor\": 2, \"major\": 7}, "              \
-    "\"package\": \"\"}, \"capabilities\": [\"oob\"]}}\n"
-
-struct fake {
-    char path[128];
-    int lfd;
-    void (*script)(int fd);
-    pthread_t th;
-};
-
-static void srv_send(int fd, const char *s)
-{
-    size_t len = strlen(s), done = 0;
-    ssize_t n;
-
-    while (done < len) {
-        n = send(fd, s + done, len - done, MSG_NOSIGNAL);
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n < 0)
-            return; /* the client gave up: its checks say whether it should have */
-        done += n;
-    }
-}
-
-/* Reads one request line, checks it runs NAME, and returns its id (-1 on failure). ARGS, if not
- * NULL, receives its "arguments". */
-static json_int_t srv_expect(int fd, const char *name, json_t **args)
-{
-    char line[4096];
-    size_t len = 0;
-    json_t *req;
-    json_error_t jerr;
-    json_int_t id;
-    ssize_t n;
-
-    while (len < sizeof(line) - 1) {
-        n = read(fd, line + len, 1);
-        if (n <= 0) {
-            fprintf(stderr, "fake server: no request %s (%s)\n", name, n ? strerror(errno) : "EOF");
-            atomic_fetch_add(&failures, 1);
-            return -1;
-        }
-        if (line[len++] == '\n')
-            break;
-    }
-    line[len] = '\0';
-    CHECK(len > 0 && line[len - 1] == '\n');
-    req = json_loads(line, 0, &jerr);
-    CHECK(req != NULL);
-    CHECK(strcmp(str_or(json_string_value(json_object_get(req, "execute"))), name) == 0);
-    CHECK(json_is_integer(json_object_get(req, "id")));
-    id = json_integer_value(json_object_get(req, "id"));
-    if (args != NULL)
-        *args = json_incref(json_object_get(req, "arguments"));
-    json_decref(req);
-    return id;
-}
-
-/* Sends a formatted line whose only %lld is the id. */
-static void srv_answer(int fd, const char *fmt, json_int_t id)
-{
-    char buf[1024];
-
-    snprintf(buf, sizeof(buf), fmt, (long long)id);
-    srv_send(fd, buf);
-}
-
 /* Sends LINE (LEN bytes) again and again, 64 KiB at a time so that the socket stays full whatever
  * the client does, until the client hangs up or FLOOD_MS pass: a client that never gives up
  * fails its timing checks instead of hanging the test. */
@@ -416,64 +348,14 @@ static char *padded_line(const char *head, char c, size_t pad, const char *tail,
     return line;
 }
 
-static void srv_handshake(int fd)
-{
-    srv_send(fd, GREETING);
-    srv_answer(fd, "{\"return\": {}, \"id\": %lld}\n", srv_expect(fd, "qmp_capabilities", NULL));
-}
-
-static void *fake_main(void *arg)
-{
-    struct fake *f = arg;
-    struct pollfd p = {.fd = f->lfd, .events = POLLIN};
-    struct timeval tv = {.tv_sec = 30}; /* valgrind on a loaded machine parses 5 MiB slowly */
-    int fd;
-
-    if (poll(&p, 1, 5000) != 1) {
-        fprintf(stderr, "fake server %s: no client\n", f->path);
-        atomic_fetch_add(&failures, 1);
-        return NULL;
-    }
-    fd = accept(f->lfd, NULL, NULL);
-    CHECK(fd >= 0);
-    if (fd < 0)
-        return NULL;
-    CHECK(setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv)) == 0);
-    f->script(fd);
-    close(fd);
-    return NULL;
-}
-
-static void fake_start(struct fake *f, const char *name, void (*script)(int fd))
-{
-    struct sockaddr_un sa = {.sun_family = AF_UNIX};
-
-    snprintf(f->path, sizeof(f->path), "%s/%s.qmp", tmpdir, name);
-    f->script = script;
-    f->lfd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    if (f->lfd < 0 || unix_addr(&sa, f->path) < 0 ||
-        bind(f->lfd, (struct sockaddr *)&sa, sizeof(sa)) < 0 || listen(f->lfd, 4) < 0 ||
-        pthread_create(&f->th, NULL, fake_main, f) != 0) {
-        perror("fake server");
-        exit(1);
-    }
-}
-
-static void fake_join(struct fake *f)
-{
-    CHECK(pthread_join(f->th, NULL) == 0);
-    close(f->lfd);
-    unlink(f->path);
-}
-
 /* Connects to a fake server running SCRIPT; NULL with the failure counted if that fails. */
-static struct qmp *fake_connect(struct fake *f, const char *name, void (*script)(int fd))
+static struct qmp *fake_connect(struct fake_qmp *f, const char *name, void (*script)(int fd))
 {
     char err[512];
     struct qmp *q = NULL;
     int rc;
 
-    fake_start(f, name, script);
+    fake_qmp_start(f, tmpdir, name, script);
     rc = qmp_connect(&q, f->path, 2000, err, sizeof(err));
     CHECK_RC(rc, 0, err);
     if (rc == 0)
@@ -489,25 +371,26 @@ static void script_event_first(int fd)
     char *text;
     char buf[1024];
 
-    srv_handshake(fd);
-    id = srv_expect(fd, "echo", &args);
-    srv_send(fd, "{\"timestamp\": {\"seconds\": 1, \"microseconds\": 2}, \"event\": \"STOP\"}\n");
-    srv_send(fd, "\n{\"event\": \"RESUME\"}\r\n");
+    fake_qmp_handshake(fd);
+    id = fake_qmp_expect(fd, "echo", &args);
+    fake_qmp_send(fd,
+                  "{\"timestamp\": {\"seconds\": 1, \"microseconds\": 2}, \"event\": \"STOP\"}\n");
+    fake_qmp_send(fd, "\n{\"event\": \"RESUME\"}\r\n");
     text = json_dumps(args, JSON_COMPACT);
     snprintf(buf, sizeof(buf), "{\"return\": %s, \"id\": %lld}\n", text ? text : "null",
              (long long)id);
-    srv_send(fd, buf);
+    fake_qmp_send(fd, buf);
     free(text);
     json_decref(args);
     /* an answer without arguments: "arguments" absent, not null */
-    id = srv_expect(fd, "bare", &args);
+    id = fake_qmp_expect(fd, "bare", &args);
     CHECK(args == NULL);
-    srv_answer(fd, "{\"return\": 7, \"id\": %lld}\n", id);
+    fake_qmp_answer(fd, "{\"return\": 7, \"id\": %lld}\n", id);
 }
 
 static void test_event_first(void)
 {
-    struct fake f;
+    struct fake_qmp f;
     struct qmp *q = fake_connect(&f, "event", script_event_first);
     json_t *args = json_pack("{s:i, s:s}", "a", 1, "b", "two"), *ret = NULL;
     char err[512];
@@ -526,7 +409,7 @@ static void test_event_first(void)
         qmp_close(q);
     }
     json_decref(args);
-    fake_join(&f);
+    fake_qmp_join(&f);
 }
 
 /* the greeting and a reply in pieces; two messages in one write */
@@ -535,32 +418,33 @@ static void script_split(int fd)
     json_int_t id;
     char buf[256];
 
-    srv_send(fd, "{\"QMP\": {\"ver");
+    fake_qmp_send(fd, "{\"QMP\": {\"ver");
     sleep_ms(30);
-    srv_send(fd, "sion\": {}, \"capabilities\": []}}");
+    fake_qmp_send(fd, "sion\": {}, \"capabilities\": []}}");
     sleep_ms(30);
-    srv_send(fd, "\n");
-    srv_answer(fd, "{\"return\": {}, \"id\": %lld}\n", srv_expect(fd, "qmp_capabilities", NULL));
-    id = srv_expect(fd, "split", NULL);
-    srv_send(fd, "{\"return\": {\"status\": \"run");
+    fake_qmp_send(fd, "\n");
+    fake_qmp_answer(fd, "{\"return\": {}, \"id\": %lld}\n",
+                    fake_qmp_expect(fd, "qmp_capabilities", NULL));
+    id = fake_qmp_expect(fd, "split", NULL);
+    fake_qmp_send(fd, "{\"return\": {\"status\": \"run");
     sleep_ms(30);
-    srv_send(fd, "ning\"}, \"i");
+    fake_qmp_send(fd, "ning\"}, \"i");
     sleep_ms(30);
-    srv_answer(fd, "d\": %lld}", id);
+    fake_qmp_answer(fd, "d\": %lld}", id);
     sleep_ms(30);
-    srv_send(fd, "\n");
-    id = srv_expect(fd, "merged", NULL);
+    fake_qmp_send(fd, "\n");
+    id = fake_qmp_expect(fd, "merged", NULL);
     snprintf(buf, sizeof(buf),
              "{\"event\": \"X\"}\n{\"return\": 1, \"id\": %lld}\n{\"event\": \"Y\"}\n",
              (long long)id);
-    srv_send(fd, buf);
-    id = srv_expect(fd, "after", NULL);
-    srv_answer(fd, "{\"return\": 2, \"id\": %lld}\n", id);
+    fake_qmp_send(fd, buf);
+    id = fake_qmp_expect(fd, "after", NULL);
+    fake_qmp_answer(fd, "{\"return\": 2, \"id\": %lld}\n", id);
 }
 
 static void test_split(void)
 {
-    struct fake f;
+    struct fake_qmp f;
     struct qmp *q = fake_connect(&f, "split", script_split);
     json_t *ret = NULL;
     char err[512];
@@ -581,7 +465,7 @@ static void test_split(void)
         json_decref(ret);
         qmp_close(q);
     }
-    fake_join(&f);
+    fake_qmp_join(&f);
 }
 
 /* QMP errors, with and without an id */
@@ -589,20 +473,21 @@ static void script_errors(int fd)
 {
     json_int_t id;
 
-    srv_handshake(fd);
-    id = srv_expect(fd, "device_del", NULL);
-    srv_answer(fd,
-               "{\"id\": %lld, \"error\": {\"class\": \"DeviceNotFound\", \"desc\": \"no dev\"}}\n",
-               id);
-    (void)srv_expect(fd, "broken", NULL);
-    srv_send(fd, "{\"error\": {\"class\": \"GenericError\", \"desc\": \"JSON parse error\"}}\n");
-    id = srv_expect(fd, "weird", NULL);
-    srv_answer(fd, "{\"id\": %lld, \"error\": 5}\n", id);
+    fake_qmp_handshake(fd);
+    id = fake_qmp_expect(fd, "device_del", NULL);
+    fake_qmp_answer(
+        fd, "{\"id\": %lld, \"error\": {\"class\": \"DeviceNotFound\", \"desc\": \"no dev\"}}\n",
+        id);
+    (void)fake_qmp_expect(fd, "broken", NULL);
+    fake_qmp_send(fd,
+                  "{\"error\": {\"class\": \"GenericError\", \"desc\": \"JSON parse error\"}}\n");
+    id = fake_qmp_expect(fd, "weird", NULL);
+    fake_qmp_answer(fd, "{\"id\": %lld, \"error\": 5}\n", id);
 }
 
 static void test_errors(void)
 {
-    struct fake f;
+    struct fake_qmp f;
     struct qmp *q = fake_connect(&f, "errors", script_errors);
     char err[512];
     int rc;
@@ -619,7 +504,7 @@ static void test_errors(void)
         CHECK_RC(rc, -EIO, err);
         qmp_close(q);
     }
-    fake_join(&f);
+    fake_qmp_join(&f);
 }
 
 /* a timed-out command's late answer is skipped, the next one gets its own */
@@ -627,17 +512,17 @@ static void script_late(int fd)
 {
     json_int_t id1, id2;
 
-    srv_handshake(fd);
-    id1 = srv_expect(fd, "slow", NULL);
-    id2 = srv_expect(fd, "fast", NULL);
+    fake_qmp_handshake(fd);
+    id1 = fake_qmp_expect(fd, "slow", NULL);
+    id2 = fake_qmp_expect(fd, "fast", NULL);
     CHECK(id2 != id1);
-    srv_answer(fd, "{\"return\": \"stale\", \"id\": %lld}\n", id1);
-    srv_answer(fd, "{\"return\": \"fresh\", \"id\": %lld}\n", id2);
+    fake_qmp_answer(fd, "{\"return\": \"stale\", \"id\": %lld}\n", id1);
+    fake_qmp_answer(fd, "{\"return\": \"fresh\", \"id\": %lld}\n", id2);
 }
 
 static void test_late(void)
 {
-    struct fake f;
+    struct fake_qmp f;
     struct qmp *q = fake_connect(&f, "late", script_late);
     json_t *ret = NULL;
     char err[512];
@@ -658,26 +543,26 @@ static void test_late(void)
         json_decref(ret);
         qmp_close(q);
     }
-    fake_join(&f);
+    fake_qmp_join(&f);
 }
 
 /* QEMU prints uint64 values beyond int64, which jansson alone refuses: they become reals */
 static void script_wide(int fd)
 {
-    srv_handshake(fd);
-    srv_answer(fd,
-               "{\"return\": {\"max-bandwidth\": 18446744073709551615, \"n\": 5, \"e\": 1e-5, "
-               "\"s\": \"x\\\" 18446744073709551616\", \"neg\": -9223372036854775809, "
-               "\"a\": [9223372036854775807, -9223372036854775808, 9223372036854775808]}, "
-               "\"id\": %lld}\n",
-               srv_expect(fd, "query-migrate-parameters", NULL));
-    (void)srv_expect(fd, "overflow", NULL);
-    srv_send(fd, "{\"return\": 1e999, \"id\": 2}\n");
+    fake_qmp_handshake(fd);
+    fake_qmp_answer(fd,
+                    "{\"return\": {\"max-bandwidth\": 18446744073709551615, \"n\": 5, \"e\": 1e-5, "
+                    "\"s\": \"x\\\" 18446744073709551616\", \"neg\": -9223372036854775809, "
+                    "\"a\": [9223372036854775807, -9223372036854775808, 9223372036854775808]}, "
+                    "\"id\": %lld}\n",
+                    fake_qmp_expect(fd, "query-migrate-parameters", NULL));
+    (void)fake_qmp_expect(fd, "overflow", NULL);
+    fake_qmp_send(fd, "{\"return\": 1e999, \"id\": 2}\n");
 }
 
 static void test_wide(void)
 {
-    struct fake f;
+    struct fake_qmp f;
     struct qmp *q = fake_connect(&f, "wide", script_wide);
     json_t *ret = NULL, *a;
     char err[512];
@@ -703,20 +588,20 @@ static void test_wide(void)
         CHECK_HAS(err, "overflow");
         qmp_close(q);
     }
-    fake_join(&f);
+    fake_qmp_join(&f);
 }
 
 /* garbage is a protocol error, and the connection stays failed */
 static void script_garbage(int fd)
 {
-    srv_handshake(fd);
-    (void)srv_expect(fd, "g", NULL);
-    srv_send(fd, "this is not json\n{\"return\": {}, \"id\": 2}\n");
+    fake_qmp_handshake(fd);
+    (void)fake_qmp_expect(fd, "g", NULL);
+    fake_qmp_send(fd, "this is not json\n{\"return\": {}, \"id\": 2}\n");
 }
 
 static void test_garbage(void)
 {
-    struct fake f;
+    struct fake_qmp f;
     struct qmp *q = fake_connect(&f, "garbage", script_garbage);
     char err[512];
     int rc;
@@ -730,20 +615,20 @@ static void test_garbage(void)
         CHECK_HAS(err, "earlier error");
         qmp_close(q);
     }
-    fake_join(&f);
+    fake_qmp_join(&f);
 }
 
 /* a JSON line that is not an object */
 static void script_array(int fd)
 {
-    srv_handshake(fd);
-    (void)srv_expect(fd, "a", NULL);
-    srv_send(fd, "[1, 2]\n");
+    fake_qmp_handshake(fd);
+    (void)fake_qmp_expect(fd, "a", NULL);
+    fake_qmp_send(fd, "[1, 2]\n");
 }
 
 static void test_array(void)
 {
-    struct fake f;
+    struct fake_qmp f;
     struct qmp *q = fake_connect(&f, "array", script_array);
     char err[512];
     int rc;
@@ -753,20 +638,20 @@ static void test_array(void)
         CHECK_RC(rc, -EPROTO, err);
         qmp_close(q);
     }
-    fake_join(&f);
+    fake_qmp_join(&f);
 }
 
 /* the server hangs up in the middle of a reply */
 static void script_hangup(int fd)
 {
-    srv_handshake(fd);
-    (void)srv_expect(fd, "h", NULL);
-    srv_send(fd, "{\"return\": {\"status\": ");
+    fake_qmp_handshake(fd);
+    (void)fake_qmp_expect(fd, "h", NULL);
+    fake_qmp_send(fd, "{\"return\": {\"status\": ");
 }
 
 static void test_hangup(void)
 {
-    struct fake f;
+    struct fake_qmp f;
     struct qmp *q = fake_connect(&f, "hangup", script_hangup);
     char err[512];
     int rc;
@@ -779,7 +664,7 @@ static void test_hangup(void)
         CHECK_RC(rc, -ECONNRESET, err);
         qmp_close(q);
     }
-    fake_join(&f);
+    fake_qmp_join(&f);
 }
 
 /* a reply of several MiB in one line is read whole; a line over the cap fails cleanly */
@@ -790,26 +675,26 @@ static void script_big(int fd)
     json_int_t id;
     int n;
 
-    srv_handshake(fd);
-    id = srv_expect(fd, "big", NULL);
+    fake_qmp_handshake(fd);
+    id = fake_qmp_expect(fd, "big", NULL);
     if (buf == NULL)
         return;
     n = sprintf(buf, "{\"id\": %lld, \"return\": \"", (long long)id);
     memset(buf + n, 'a', big);
     strcpy(buf + n + big, "\"}\n");
-    srv_send(fd, buf);
-    (void)srv_expect(fd, "huge", NULL);
+    fake_qmp_send(fd, buf);
+    (void)fake_qmp_expect(fd, "huge", NULL);
     memset(buf, ' ', big); /* whitespace without a newline, 5 MiB at a time */
     buf[0] = '{';
     buf[big] = '\0';
     for (i = 0; i < 4; i++)
-        srv_send(fd, buf);
+        fake_qmp_send(fd, buf);
     free(buf);
 }
 
 static void test_big(void)
 {
-    struct fake f;
+    struct fake_qmp f;
     struct qmp *q = fake_connect(&f, "big", script_big);
     json_t *ret = NULL;
     char err[512];
@@ -825,7 +710,7 @@ static void test_big(void)
         CHECK_HAS(err, "huge: line longer than");
         qmp_close(q);
     }
-    fake_join(&f);
+    fake_qmp_join(&f);
 }
 
 /* A peer that streams events without pause never lets a read block: the deadline must still end
@@ -834,8 +719,8 @@ static void script_flood(int fd)
 {
     static const char ev[] = "{\"event\": \"X\", \"data\": {}}\n";
 
-    srv_handshake(fd);
-    (void)srv_expect(fd, "query-status", NULL);
+    fake_qmp_handshake(fd);
+    (void)fake_qmp_expect(fd, "query-status", NULL);
     srv_flood(fd, ev, sizeof(ev) - 1);
 }
 
@@ -847,8 +732,8 @@ static void script_flood_blank(int fd)
     size_t len;
     char *line = padded_line("{\"event\": \"X\"}\n", ' ', 1u << 20, "\n", &len);
 
-    srv_handshake(fd);
-    (void)srv_expect(fd, "query-status", NULL);
+    fake_qmp_handshake(fd);
+    (void)fake_qmp_expect(fd, "query-status", NULL);
     if (line != NULL)
         srv_flood(fd, line, len);
     free(line);
@@ -856,7 +741,7 @@ static void script_flood_blank(int fd)
 
 static void test_flood(void)
 {
-    struct fake f;
+    struct fake_qmp f;
     struct qmp *q = fake_connect(&f, "flood", script_flood);
     char err[512];
     int64_t t0, dt;
@@ -871,7 +756,7 @@ static void test_flood(void)
         CHECK(dt >= 290 && dt < 1000);
         qmp_close(q);
     }
-    fake_join(&f);
+    fake_qmp_join(&f);
 
     q = fake_connect(&f, "blank", script_flood_blank);
     if (q != NULL) {
@@ -885,7 +770,7 @@ static void test_flood(void)
                 (long long)dt);
         qmp_close(q);
     }
-    fake_join(&f);
+    fake_qmp_join(&f);
 }
 
 /* an answer that never ends: a bounded line, within the deadline */
@@ -893,16 +778,16 @@ static void script_endless(int fd)
 {
     char line[4096];
 
-    srv_handshake(fd);
-    (void)srv_expect(fd, "e", NULL);
-    srv_send(fd, "{\"return\": \"");
+    fake_qmp_handshake(fd);
+    (void)fake_qmp_expect(fd, "e", NULL);
+    fake_qmp_send(fd, "{\"return\": \"");
     memset(line, 'a', sizeof(line));
     srv_flood(fd, line, sizeof(line));
 }
 
 static void test_endless(void)
 {
-    struct fake f;
+    struct fake_qmp f;
     struct qmp *q = fake_connect(&f, "endless", script_endless);
     char err[512];
     int64_t t0, dt;
@@ -916,7 +801,7 @@ static void test_endless(void)
         CHECK(dt < 1000);
         qmp_close(q);
     }
-    fake_join(&f);
+    fake_qmp_join(&f);
 }
 
 /* no greeting at all (a busy monitor), a wrong greeting, a capabilities refusal */
@@ -929,23 +814,23 @@ static void script_silent(int fd)
 
 static void script_not_qmp(int fd)
 {
-    srv_send(fd, "QEMU 7.2.0 monitor - type 'help' for more information\n");
+    fake_qmp_send(fd, "QEMU 7.2.0 monitor - type 'help' for more information\n");
 }
 
 static void script_no_qmp_key(int fd)
 {
-    srv_send(fd, "{\"hello\": 1}\n");
+    fake_qmp_send(fd, "{\"hello\": 1}\n");
 }
 
 static void script_caps_refused(int fd)
 {
     json_int_t id;
 
-    srv_send(fd, GREETING);
-    id = srv_expect(fd, "qmp_capabilities", NULL);
-    srv_answer(fd,
-               "{\"id\": %lld, \"error\": {\"class\": \"CommandNotFound\", \"desc\": \"nope\"}}\n",
-               id);
+    fake_qmp_send(fd, FAKE_QMP_GREETING);
+    id = fake_qmp_expect(fd, "qmp_capabilities", NULL);
+    fake_qmp_answer(
+        fd, "{\"id\": %lld, \"error\": {\"class\": \"CommandNotFound\", \"desc\": \"nope\"}}\n",
+        id);
 }
 
 /* the greeting, then events without pause: qmp_capabilities's answer never comes */
@@ -953,7 +838,7 @@ static void script_flood_greeting(int fd)
 {
     static const char ev[] = "{\"event\": \"X\"}\n";
 
-    srv_send(fd, GREETING);
+    fake_qmp_send(fd, FAKE_QMP_GREETING);
     srv_flood(fd, ev, sizeof(ev) - 1);
 }
 
@@ -965,7 +850,7 @@ static void script_huge_greeting(int fd)
 
     if (line == NULL)
         return;
-    srv_send(fd, line);
+    fake_qmp_send(fd, line);
     free(line);
     script_silent(fd);
 }
@@ -975,7 +860,7 @@ static void script_endless_greeting(int fd)
 {
     char line[4096];
 
-    srv_send(fd, "{");
+    fake_qmp_send(fd, "{");
     memset(line, ' ', sizeof(line));
     srv_flood(fd, line, sizeof(line));
 }
@@ -997,14 +882,14 @@ static void test_greetings(void)
         {"endless", script_endless_greeting, -EMSGSIZE, "greeting: line longer than 65536 bytes"},
     };
     struct qmp *q = NULL;
-    struct fake f;
+    struct fake_qmp f;
     char err[512];
     int64_t t0, dt;
     size_t i;
     int rc;
 
     for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
-        fake_start(&f, cases[i].name, cases[i].script);
+        fake_qmp_start(&f, tmpdir, cases[i].name, cases[i].script);
         t0 = now_ms();
         rc = qmp_connect(&q, f.path, 300, err, sizeof(err));
         dt = now_ms() - t0;
@@ -1015,7 +900,7 @@ static void test_greetings(void)
         if (cases[i].want == -ETIMEDOUT)
             CHECK(dt >= 290);
         qmp_close(q);
-        fake_join(&f);
+        fake_qmp_join(&f);
     }
 }
 
@@ -1048,6 +933,7 @@ int main(void)
     qemu_stop();
     if (rmdir(tmpdir) < 0)
         fprintf(stderr, "rmdir %s: %s\n", tmpdir, strerror(errno));
+    failures += atomic_load(&fake_qmp_failures);
     if (failures) {
         fprintf(stderr, "test_qmp: %d failure(s)\n", failures);
         return 1;
