@@ -530,6 +530,16 @@ static int open_store(struct fuse_file_info *fi, const struct sfs_path *sp, mode
     return 0;
 }
 
+/* VM's status with its imports, as the JSON text NAME/status shows; NULL without memory. */
+static char *status_text(const char *vm)
+{
+    struct job_status *st = job_status_new(ctx()->job, vm);
+    char *text = st && !import_status_add(ctx()->imp, st) ? job_status_json(st) : NULL;
+
+    job_status_free(st);
+    return text;
+}
+
 static int sfs_open(const char *path, struct fuse_file_info *fi)
 {
     int wr = (fi->flags & O_ACCMODE) != O_RDONLY;
@@ -552,8 +562,7 @@ static int sfs_open(const char *path, struct fuse_file_info *fi)
     case SFS_STATUS:
         if (wr)
             return -EACCES;
-        return open_text(fi, import_status(ctx()->imp, sp.vm, job_status_json(ctx()->job, sp.vm)),
-                         &sp);
+        return open_text(fi, status_text(sp.vm), &sp);
     default:
         return in_store(&sp) ? open_store(fi, &sp, 0) : -EISDIR;
     }

@@ -4,7 +4,9 @@
  * the mount that names another VM is refused at its close, and so is every later write into
  * that snapshot. Items live in a hash table and are freed when their directory goes (a thread
  * that still works on one frees it when it ends), so memory and lookups stay bounded however
- * many imports came and went. Never holds the lock across I/O or a job. */
+ * many imports came and went. Never holds the lock across I/O, a job or pthread_create: a check's
+ * thread is started once the lock is released, and joined once it ended by the next call that
+ * may start one (a close, a change) or by import_free. */
 #include "import.h"
 
 #include <errno.h>
@@ -24,6 +26,7 @@
 #include "job.h"
 #include "facts.h"
 #include "manifest.h"
+#include "status.h"
 #include "store.h"
 #include "trust.h"
 #include "words.h"
@@ -74,6 +77,15 @@ struct writing {
     int n;
 };
 
+/* A check's thread, joined once it ended: by the next call that may start one, or by
+ * import_free. */
+struct runner {
+    struct runner *next;
+    pthread_t thread;
+    int started; /* pthread_create returned: THREAD is set */
+    int ended;   /* the thread is past its last use of the import */
+};
+
 struct import {
     /* set before threads start */
     struct job_ctx *ctx;
@@ -81,16 +93,18 @@ struct import {
     struct facts_cache *facts; /* its own lock */
     /* guarded by lock */
     pthread_mutex_t lock;
-    pthread_cond_t changed; /* a thread ended */
+    pthread_cond_t changed; /* a thread started or ended */
     struct item **buckets;
     size_t nbuckets, nitems;
-    int threads;
+    struct runner *runners; /* every thread not joined yet */
     int stopping;
     struct writing *writing; /* only snapshots with files open for writing */
 };
 
 static int users_in_use(void *imp, const char *vm, const char *snap);
 static void users_deleted(void *imp, const char *vm, const char *snap);
+static int runners_busy_locked(const struct import *imp);
+static void reap(struct import *imp);
 
 int import_new(struct import **out, struct job_ctx *ctx, const struct trust *trust)
 {
@@ -122,7 +136,7 @@ void import_free(struct import *imp)
     job_set_snapshot_users(imp->ctx, NULL);
     pthread_mutex_lock(&imp->lock);
     imp->stopping = 1;
-    while (imp->threads > 0) {
+    while (runners_busy_locked(imp)) {
         pthread_mutex_unlock(&imp->lock);
         job_cancel_all(imp->ctx); /* a restore an import started */
         pthread_mutex_lock(&imp->lock);
@@ -133,6 +147,7 @@ void import_free(struct import *imp)
         pthread_cond_timedwait(&imp->changed, &imp->lock, &ts);
     }
     pthread_mutex_unlock(&imp->lock);
+    reap(imp);
     for (size_t b = 0; b < imp->nbuckets; b++)
         for (it = imp->buckets[b]; it; it = next) {
             next = it->next;
@@ -385,6 +400,7 @@ int import_refused(struct import *imp, const char *vm, const char *snap)
 struct check {
     struct import *imp;
     struct item *it;
+    struct runner *runner;
     char dir[PATH_MAX];
     struct manifest m;
 };
@@ -517,16 +533,12 @@ static int keep_verified(struct check *c, const struct seen *seen)
     return rc;
 }
 
-/* The job's own words for a failed restore, from its status. */
+/* The job's own words for a failed restore. */
 static void restore_reason(struct check *c, int rc, char *why, size_t len)
 {
-    char *text = job_status_json(c->imp->ctx, c->it->vm);
-    json_t *root = text ? json_loads(text, 0, NULL) : NULL;
-    const char *e = json_string_value(json_object_get(json_object_get(root, "last"), "error"));
-
-    snprintf(why, len, "%s", e ? e : strerror(-rc));
-    json_decref(root);
-    free(text);
+    job_status_last_error(c->imp->ctx, c->it->vm, why, len);
+    if (!why[0])
+        snprintf(why, len, "%s", strerror(-rc));
 }
 
 static void restore(struct check *c)
@@ -584,6 +596,7 @@ static void *check_thread(void *arg)
 {
     struct check *c = arg;
     struct import *imp = c->imp;
+    struct runner *r = c->runner;
 
     do
         check_once(c);
@@ -591,46 +604,103 @@ static void *check_thread(void *arg)
     manifest_free(&c->m);
     free(c);
     pthread_mutex_lock(&imp->lock);
-    imp->threads--;
+    r->ended = 1;
     pthread_cond_broadcast(&imp->changed);
     pthread_mutex_unlock(&imp->lock);
     return NULL;
 }
 
-/* Starts IT's check thread (signals blocked: they belong to the main thread). */
-static int start_check_locked(struct import *imp, struct item *it)
+/* 1 while a thread runs, or is being started: import_free waits for it. */
+static int runners_busy_locked(const struct import *imp)
 {
-    struct check *c = calloc(1, sizeof(*c));
+    for (const struct runner *r = imp->runners; r; r = r->next)
+        if (!r->started || !r->ended)
+            return 1;
+    return 0;
+}
+
+/* Joins the threads that ended. Without the lock: a thread that ended has only to return. */
+static void reap(struct import *imp)
+{
+    struct runner *done = NULL, **p, *r;
+
+    pthread_mutex_lock(&imp->lock);
+    for (p = &imp->runners; (r = *p);) {
+        if (r->started && r->ended) {
+            *p = r->next;
+            r->next = done;
+            done = r;
+        } else {
+            p = &r->next;
+        }
+    }
+    pthread_mutex_unlock(&imp->lock);
+    while ((r = done)) {
+        done = r->next;
+        pthread_join(r->thread, NULL);
+        free(r);
+    }
+}
+
+/* IT is to be checked: a check that start() hands to a thread of its own once the lock is
+ * released (IT stays while it runs); NULL if IT needs none now or memory is short. */
+static struct check *kick_locked(struct import *imp, struct item *it)
+{
+    struct check *c;
+
+    if (!it || !it->in_restore || it->foreign || it->writers > 0 || imp->stopping ||
+        it->phase == IMP_RESTORED)
+        return NULL;
+    if (it->running) {
+        it->recheck = 1;
+        return NULL;
+    }
+    if (!(c = calloc(1, sizeof(*c))) || !(c->runner = calloc(1, sizeof(*c->runner))) ||
+        store_snapshot_path(c->dir, job_store(imp->ctx), it->vm, it->snap, NULL)) {
+        snprintf(it->reason, sizeof(it->reason), "cannot start a thread to check the import");
+        free(c ? c->runner : NULL);
+        free(c);
+        return NULL;
+    }
+    c->imp = imp;
+    c->it = it;
+    it->running = 1;
+    c->runner->next = imp->runners;
+    imp->runners = c->runner;
+    return c;
+}
+
+/* Starts C's thread (signals blocked: they belong to the main thread), outside the lock. */
+static void start(struct import *imp, struct check *c)
+{
+    struct runner *r = c ? c->runner : NULL;
+    struct item *it = c ? c->it : NULL;
+    struct runner **p;
     pthread_t thread;
     int rc;
 
     if (!c)
-        return -ENOMEM;
-    c->imp = imp;
-    c->it = it;
-    rc = store_snapshot_path(c->dir, job_store(imp->ctx), it->vm, it->snap, NULL);
-    if (!rc)
-        rc = cp_thread_start(&thread, check_thread, c);
-    if (!rc)
-        pthread_detach(thread);
-    if (rc) {
-        free(c);
-        return rc;
-    }
-    it->running = 1;
-    imp->threads++;
-    return 0;
-}
-
-static void kick_locked(struct import *imp, struct item *it)
-{
-    if (!it || !it->in_restore || it->foreign || it->writers > 0 || imp->stopping ||
-        it->phase == IMP_RESTORED)
         return;
-    if (it->running)
-        it->recheck = 1;
-    else if (start_check_locked(imp, it))
+    rc = cp_thread_start(&thread, check_thread, c);
+    pthread_mutex_lock(&imp->lock);
+    if (!rc) {
+        r->thread = thread;
+        r->started = 1;
+    } else {
+        for (p = &imp->runners; *p != r;)
+            p = &(*p)->next;
+        *p = r->next;
+        it->running = 0;
         snprintf(it->reason, sizeof(it->reason), "cannot start a thread to check the import");
+        if (it->forgotten)
+            free(it);
+    }
+    pthread_cond_broadcast(&imp->changed);
+    pthread_mutex_unlock(&imp->lock);
+    if (rc) {
+        free(r);
+        free(c);
+    }
 }
 
 /* Counts a writer of SNAP more (DELTA 1) or less (-1); the count of none is dropped. */
@@ -666,16 +736,19 @@ void import_writer_open(struct import *imp, const char *vm, const char *snap)
 
 void import_writer_close(struct import *imp, const char *vm, const char *snap)
 {
+    struct check *c = NULL;
     struct item *it;
 
+    reap(imp);
     pthread_mutex_lock(&imp->lock);
     count_writer_locked(imp, vm, snap, -1);
     if ((it = find_locked(imp, vm, snap))) {
         if (it->writers > 0)
             it->writers--;
-        kick_locked(imp, it);
+        c = kick_locked(imp, it);
     }
     pthread_mutex_unlock(&imp->lock);
+    start(imp, c);
 }
 
 int import_copying(struct import *imp, const char *vm, char *snap, size_t len)
@@ -692,66 +765,61 @@ int import_copying(struct import *imp, const char *vm, char *snap, size_t len)
 
 void import_changed(struct import *imp, const char *vm, const char *snap)
 {
+    struct check *c;
+
+    reap(imp);
     pthread_mutex_lock(&imp->lock);
-    kick_locked(imp, find_locked(imp, vm, snap));
+    c = kick_locked(imp, find_locked(imp, vm, snap));
     pthread_mutex_unlock(&imp->lock);
+    start(imp, c);
 }
 
 /* ---- status ---- */
 
-static json_t *item_json_locked(const struct item *it)
+static void item_status_locked(const struct item *it, struct status_import *im)
 {
-    json_t *j = json_pack("{s:s, s:s}", "snapshot", it->snap, "phase", phase_names[it->phase]);
-
-    if (j && it->phase != IMP_RESTORED)
-        json_object_set_new(j, "reason", json_string(it->reason));
-    if (j && it->writers)
-        json_object_set_new(j, "files_open", json_integer(it->writers));
-    return j;
+    snprintf(im->snapshot, sizeof(im->snapshot), "%s", it->snap);
+    im->phase = phase_names[it->phase];
+    im->has_reason = it->phase != IMP_RESTORED;
+    snprintf(im->reason, sizeof(im->reason), "%s", it->reason);
+    im->files_open = it->writers;
 }
 
-/* Adds VM's imports to ROOT; an import in progress names the state when no job runs. */
-static void add_imports_locked(struct import *imp, const char *vm, json_t *root)
+/* Adds the VM's imports to ST; an import in progress names the state when no job runs. */
+static int add_imports_locked(struct import *imp, struct job_status *st)
 {
-    json_t *list = json_array();
-    const char *state = json_string_value(json_object_get(root, "state"));
-    int idle = json_is_null(json_object_get(root, "job"));
+    struct status_import *list;
+    int n = 0;
 
-    for (size_t b = 0; list && b < imp->nbuckets; b++)
+    for (size_t b = 0; b < imp->nbuckets; b++)
+        for (struct item *it = imp->buckets[b]; it; it = it->next)
+            n += strcmp(it->vm, st->vm) == 0;
+    if (!n)
+        return 0;
+    if (!(list = calloc((size_t)n, sizeof(*list))))
+        return -ENOMEM;
+    free(st->imports);
+    st->imports = list;
+    st->nimports = 0;
+    for (size_t b = 0; b < imp->nbuckets; b++)
         for (struct item *it = imp->buckets[b]; it; it = it->next) {
-            if (strcmp(it->vm, vm) != 0)
+            if (strcmp(it->vm, st->vm) != 0)
                 continue;
-            json_array_append_new(list, item_json_locked(it));
-            if (idle && state && it->phase <= IMP_VERIFYING && strcmp(state, "stopped") == 0) {
-                json_object_set_new(root, "state", json_string(phase_names[it->phase]));
-                state = json_string_value(json_object_get(root, "state"));
-            }
+            item_status_locked(it, &list[st->nimports++]);
+            if (!st->has_job && it->phase <= IMP_VERIFYING && strcmp(st->state, "stopped") == 0)
+                st->state = phase_names[it->phase];
         }
-    if (list && json_array_size(list))
-        json_object_set_new(root, "imports", list);
-    else
-        json_decref(list);
+    return 0;
 }
 
-char *import_status(struct import *imp, const char *vm, char *status)
+int import_status_add(struct import *imp, struct job_status *st)
 {
-    json_t *root = status ? json_loads(status, 0, NULL) : NULL;
-    char *dumped, *text;
+    int rc;
 
-    if (!root)
-        return status;
     pthread_mutex_lock(&imp->lock);
-    add_imports_locked(imp, vm, root);
+    rc = add_imports_locked(imp, st);
     pthread_mutex_unlock(&imp->lock);
-    dumped = json_dumps(root, JOB_STATUS_JSON_FLAGS);
-    json_decref(root);
-    if (!dumped || asprintf(&text, "%s\n", dumped) < 0) {
-        free(dumped);
-        return status;
-    }
-    free(dumped);
-    free(status);
-    return text;
+    return rc;
 }
 
 /* ---- facts: the manifest's (facts.h), and what the import saw ---- */
@@ -809,31 +877,34 @@ static int import_value(struct import *imp, const char *vm, const char *snap, ch
     return rc;
 }
 
+/* "verified" or "disks": what the manifest's files and disks are now. */
+static int files_value(struct import *imp, const char *vm, const char *snap, const char *name,
+                       char **value)
+{
+    struct facts *f = malloc(sizeof(*f));
+    int rc = f ? facts_get(imp->facts, job_store(imp->ctx), vm, snap, f) : -ENOMEM;
+
+    if (!rc && strcmp(name, IMPORT_XATTR_PREFIX "verified") == 0)
+        rc = verified_value(imp, vm, snap, f, value);
+    else if (!rc)
+        rc = disks_value(f, value);
+    if (f)
+        facts_free(f);
+    free(f);
+    return rc;
+}
+
 int import_fact(struct import *imp, const char *vm, const char *snap, const char *name,
                 char **value)
 {
-    struct facts *f;
-    const char *v;
-    int rc;
-
     *value = NULL;
     if (strcmp(name, IMPORT_XATTR_PREFIX "import") == 0)
         return import_value(imp, vm, snap, value);
-    if (!(f = malloc(sizeof(*f))))
-        return -ENOMEM;
-    if (!(rc = facts_get(imp->facts, job_store(imp->ctx), vm, snap, f))) {
-        if (strcmp(name, IMPORT_XATTR_PREFIX "verified") == 0)
-            rc = verified_value(imp, vm, snap, f, value);
-        else if (strcmp(name, IMPORT_XATTR_PREFIX "disks") == 0)
-            rc = disks_value(f, value);
-        else if (!(v = facts_value(f, name)))
-            rc = -ENODATA;
-        else if (!(*value = strdup(v)))
-            rc = -ENOMEM;
-        facts_free(f);
-    }
-    free(f);
-    return rc;
+    if (strcmp(name, IMPORT_XATTR_PREFIX "verified") == 0 ||
+        strcmp(name, IMPORT_XATTR_PREFIX "disks") == 0)
+        return files_value(imp, vm, snap, name, value);
+    /* The manifest's own: computed on the first ask (facts.h). */
+    return facts_value(imp->facts, job_store(imp->ctx), vm, snap, name, value);
 }
 
 int import_fact_names(struct import *imp, const char *vm, const char *snap, char **names,
@@ -842,27 +913,26 @@ int import_fact_names(struct import *imp, const char *vm, const char *snap, char
     /* "verified" and "disks", side by side: computed at each read, not kept. */
     static const char verified[] = IMPORT_XATTR_PREFIX "verified\0" IMPORT_XATTR_PREFIX "disks";
     static const char import[] = IMPORT_XATTR_PREFIX "import";
-    struct facts *f = malloc(sizeof(*f));
-    int rc = f ? facts_get(imp->facts, job_store(imp->ctx), vm, snap, f) : -ENOMEM;
-    size_t n = 0;
-    char *p = NULL;
+    char *facts, *p = NULL;
+    size_t n = 0, nfacts;
+    int rc = facts_names(imp->facts, job_store(imp->ctx), vm, snap, &facts, &nfacts);
     int has;
 
     if (!rc) {
         pthread_mutex_lock(&imp->lock);
         has = find_locked(imp, vm, snap) != NULL;
         pthread_mutex_unlock(&imp->lock);
-        n = f->names_len + sizeof(verified) + (has ? sizeof(import) : 0);
+        n = nfacts + sizeof(verified) + (has ? sizeof(import) : 0);
         if ((p = malloc(n))) {
-            memcpy(p, f->names, f->names_len);
-            memcpy(p + f->names_len, verified, sizeof(verified));
+            if (nfacts)
+                memcpy(p, facts, nfacts);
+            memcpy(p + nfacts, verified, sizeof(verified));
             if (has)
-                memcpy(p + f->names_len + sizeof(verified), import, sizeof(import));
+                memcpy(p + nfacts + sizeof(verified), import, sizeof(import));
         }
         rc = p ? 0 : -ENOMEM;
-        facts_free(f);
+        free(facts);
     }
-    free(f);
     *names = p;
     *len = p ? n : 0;
     return rc;

@@ -1,7 +1,8 @@
-/* status: what NAME/status and NAME/save show. A running job answers from its own progress; an
- * idle VM is asked over QMP, briefly, and a monitor held by another client is "unknown", never a
- * wait. */
-#include "job_int.h"
+/* status: what NAME/status and NAME/save show, built as data (status.h) and written as JSON
+ * once. A running job answers from its own progress; an idle VM is asked over QMP, briefly, and a
+ * monitor held by another client is "unknown", never a wait. Called from FUSE workers and from
+ * imports' threads. */
+#include "status.h"
 
 #include <errno.h>
 #include <jansson.h>
@@ -15,74 +16,106 @@
 
 #define STATUS_QMP_TIMEOUT_MS 1000
 
-/* A snapshot of what the locked state says, taken so that no lock is held across QMP. */
-struct status_view {
-    int has_job;
-    struct job job;
-    struct job_result last;
-};
-
-static void view_take(struct job_ctx *ctx, const char *vm, struct status_view *v)
+/* What the locked state says, copied so that no lock is held across QMP. */
+static void view_take(struct job_ctx *ctx, struct job_status *st)
 {
-    memset(v, 0, sizeof(*v));
     pthread_mutex_lock(&ctx->lock);
-    struct vm_state *s = job_vm_find_locked(ctx, vm);
+    struct vm_state *s = job_vm_find_locked(ctx, st->vm);
     if (s) {
-        v->last = s->last;
+        st->last = s->last;
         if (s->job) {
-            v->has_job = 1;
-            v->job.kind = s->job->kind;
-            v->job.phase = s->job->phase;
-            v->job.bytes_done = s->job->bytes_done;
-            v->job.bytes_total = s->job->bytes_total;
-            v->job.bytes_written = s->job->bytes_written;
-            v->job.bytes_to_write = s->job->bytes_to_write;
-            v->job.bytes_to_write_known = s->job->bytes_to_write_known;
-            v->job.started = s->job->started;
-            v->job.pid = s->job->pid;
-            memcpy(v->job.snapshot, s->job->snapshot, sizeof(v->job.snapshot));
-            memcpy(&v->job.words, &s->job->words, sizeof(v->job.words));
+            st->has_job = 1;
+            st->job.kind = s->job->kind;
+            st->job.phase = s->job->phase;
+            st->job.bytes_done = s->job->bytes_done;
+            st->job.bytes_total = s->job->bytes_total;
+            st->job.bytes_written = s->job->bytes_written;
+            st->job.bytes_to_write = s->job->bytes_to_write;
+            st->job.bytes_to_write_known = s->job->bytes_to_write_known;
+            st->job.started = s->job->started;
+            st->job.pid = s->job->pid;
+            memcpy(st->job.snapshot, s->job->snapshot, sizeof(st->job.snapshot));
+            memcpy(&st->job.words, &s->job->words, sizeof(st->job.words));
         }
     }
     pthread_mutex_unlock(&ctx->lock);
 }
 
 /* A restored VM whose console was on stdio has it on a socket (qemu.h): say where. */
-static void add_console(struct job_ctx *ctx, const char *vm, json_t *out)
+static void add_console(struct job_ctx *ctx, struct job_status *st)
 {
     char path[PATH_MAX];
 
-    if (snprintf(path, sizeof(path), "%s/%s.console", ctx->run_dir, vm) < (int)sizeof(path) &&
+    if (snprintf(path, sizeof(path), "%s/%s.console", ctx->run_dir, st->vm) < (int)sizeof(path) &&
         qemu_listening(path))
-        json_object_set_new(out, "console", json_string(path));
+        snprintf(st->console, sizeof(st->console), "%s", path);
 }
 
 /* Asks QEMU for its run state: "running", "paused", "stopped" (nothing listens) or "unknown". */
-static const char *idle_state(struct job_ctx *ctx, const char *vm, json_t *out)
+static const char *idle_state(struct job_ctx *ctx, struct job_status *st)
 {
-    char path[PATH_MAX], err[256];
+    char path[PATH_MAX];
     json_t *ret = NULL;
     struct qmp *q;
-    const char *state = "unknown";
+    const char *state = "unknown", *qs;
 
-    if (job_qmp_path(ctx, vm, path) || !qemu_listening(path))
+    if (job_qmp_path(ctx, st->vm, path) || !qemu_listening(path))
         return "stopped";
-    if (qmp_connect(&q, path, STATUS_QMP_TIMEOUT_MS, err, sizeof(err))) {
-        json_object_set_new(out, "note", json_string(err));
+    if (qmp_connect(&q, path, STATUS_QMP_TIMEOUT_MS, st->note, sizeof(st->note)))
         return state;
-    }
-    json_object_set_new(out, "pid", json_integer(qmp_peer_pid(q)));
-    add_console(ctx, vm, out);
-    if (qmp_cmd(q, "query-status", NULL, &ret, STATUS_QMP_TIMEOUT_MS, err, sizeof(err)) == 0) {
-        json_object_set(out, "qemu_status", json_object_get(ret, "status"));
+    st->has_pid = 1;
+    st->pid = qmp_peer_pid(q);
+    add_console(ctx, st);
+    if (qmp_cmd(q, "query-status", NULL, &ret, STATUS_QMP_TIMEOUT_MS, st->note, sizeof(st->note)) ==
+        0) {
+        st->note[0] = '\0';
+        if ((qs = json_string_value(json_object_get(ret, "status"))))
+            snprintf(st->qemu_status, sizeof(st->qemu_status), "%s", qs);
         state = json_is_true(json_object_get(ret, "running")) ? "running" : "paused";
-    } else {
-        json_object_set_new(out, "note", json_string(err));
     }
     json_decref(ret);
     qmp_close(q);
     return state;
 }
+
+struct job_status *job_status_new(struct job_ctx *ctx, const char *vm)
+{
+    struct job_status *st = calloc(1, sizeof(*st));
+
+    if (!st)
+        return NULL;
+    snprintf(st->vm, sizeof(st->vm), "%s", vm);
+    view_take(ctx, st);
+    if (st->has_job) {
+        st->state = st->job.kind->state;
+        st->has_pid = st->job.pid != 0;
+        st->pid = st->job.pid;
+        st->elapsed_s = job_now() - st->job.started;
+    } else {
+        st->state = idle_state(ctx, st);
+    }
+    return st;
+}
+
+void job_status_free(struct job_status *st)
+{
+    if (st)
+        free(st->imports);
+    free(st);
+}
+
+void job_status_last_error(struct job_ctx *ctx, const char *vm, char *why, size_t len)
+{
+    pthread_mutex_lock(&ctx->lock);
+    struct vm_state *s = job_vm_find_locked(ctx, vm);
+    snprintf(why, len, "%s", s && s->last.valid && s->last.rc ? s->last.message : "");
+    pthread_mutex_unlock(&ctx->lock);
+}
+
+/* ---- the JSON text, written here and nowhere else ---- */
+
+/* Indented, in order, seconds to six significant digits. */
+#define STATUS_JSON_FLAGS (JSON_INDENT(2) | JSON_PRESERVE_ORDER | JSON_REAL_PRECISION(6))
 
 /* A save's fraction is the RAM QEMU scanned (progress.h); what it wrote is beside it, and what
  * it will write once QEMU has sent everything. */
@@ -95,9 +128,8 @@ static void save_progress_json(const struct job *job, json_t *j)
     json_object_set_new(j, "parallel", json_integer(job->words.parallel));
 }
 
-static json_t *job_json(const struct job *job)
+static json_t *job_json(const struct job *job, double elapsed)
 {
-    double elapsed = job_now() - job->started;
     json_t *j = json_pack("{s:s, s:s, s:I, s:I, s:I, s:f}", "op", job->kind->name, "phase",
                           job->phase, "bytes_done", (json_int_t)job->bytes_done, "bytes_total",
                           (json_int_t)job->bytes_total, "rate_bytes_per_s",
@@ -141,36 +173,52 @@ static json_t *result_json(const struct job_result *r)
     return j;
 }
 
-char *job_status_json(struct job_ctx *ctx, const char *vm)
+static json_t *import_json(const struct status_import *im)
 {
-    json_t *root = json_pack("{s:s}", "vm", vm);
-    struct status_view v;
-    const char *state;
-    char *text;
+    json_t *j = json_pack("{s:s, s:s}", "snapshot", im->snapshot, "phase", im->phase);
+
+    if (j && im->has_reason)
+        json_object_set_new(j, "reason", json_string(im->reason));
+    if (j && im->files_open)
+        json_object_set_new(j, "files_open", json_integer(im->files_open));
+    return j;
+}
+
+/* What QEMU said, where the VM's state comes from. */
+static void qemu_json(const struct job_status *st, json_t *root)
+{
+    if (st->has_pid)
+        json_object_set_new(root, "pid", json_integer(st->pid));
+    if (st->console[0])
+        json_object_set_new(root, "console", json_string(st->console));
+    if (st->qemu_status[0])
+        json_object_set_new(root, "qemu_status", json_string(st->qemu_status));
+    if (st->note[0])
+        json_object_set_new(root, "note", json_string(st->note));
+}
+
+char *job_status_json(const struct job_status *st)
+{
+    json_t *root = json_pack("{s:s}", "vm", st->vm), *list;
+    char *text, *line;
 
     if (!root)
         return NULL;
-    view_take(ctx, vm, &v);
-    if (v.has_job) {
-        state = v.job.kind->state;
-        if (v.job.pid)
-            json_object_set_new(root, "pid", json_integer(v.job.pid));
-    } else {
-        state = idle_state(ctx, vm, root);
+    qemu_json(st, root);
+    json_object_set_new(root, "state", json_string(st->state));
+    json_object_set_new(root, "job", st->has_job ? job_json(&st->job, st->elapsed_s) : json_null());
+    json_object_set_new(root, "last", st->last.valid ? result_json(&st->last) : json_null());
+    if (st->nimports && (list = json_array())) {
+        for (int i = 0; i < st->nimports; i++)
+            json_array_append_new(list, import_json(&st->imports[i]));
+        json_object_set_new(root, "imports", list);
     }
-    json_object_set_new(root, "state", json_string(state));
-    json_object_set_new(root, "job", v.has_job ? job_json(&v.job) : json_null());
-    json_object_set_new(root, "last", v.last.valid ? result_json(&v.last) : json_null());
-    text = json_dumps(root, JOB_STATUS_JSON_FLAGS);
+    text = json_dumps(root, STATUS_JSON_FLAGS);
     json_decref(root);
-    if (!text)
-        return NULL;
     /* A text file ends with a newline. */
-    char *line = realloc(text, strlen(text) + 2);
-    if (line)
-        strcat(line, "\n");
-    else
-        free(text);
+    if (!text || asprintf(&line, "%s\n", text) < 0)
+        line = NULL;
+    free(text);
     return line;
 }
 

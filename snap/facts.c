@@ -1,6 +1,8 @@
 /* facts: a snapshot's user.savefs.* facts, kept in a few slots keyed by the manifest's and
- * local.json's inode, size and times, so that a changed file is read again. Computed without the
- * lock (two threads may compute the same; one result is kept); copied out under it. */
+ * local.json's inode, size and times, so that a changed file is read again. A slot keeps the
+ * manifest as read and each fact's value once it was asked for. Reading and computing are done
+ * without the lock, on an entry that a reference keeps alive (two threads may compute the same
+ * value; one is kept); values are copied out under it. */
 #include "facts.h"
 
 #include <errno.h>
@@ -20,6 +22,32 @@
 #define SLOTS        8
 #define BIG_MANIFEST (1 << 20) /* after parsing one, give the heap back to the system */
 
+/* The facts, in the order listxattr names them. */
+enum fact {
+    F_VM,
+    F_SNAPSHOT,
+    F_CREATED,
+    F_QEMU_VERSION,
+    F_MACHINE,
+    F_RAM_SIZE,
+    F_CHANNELS,
+    F_COMPRESSION,
+    F_WAS_RUNNING,
+    F_DIGEST,
+    F_KEEP_RUNNING, /* only where the disks were recorded */
+    F_TRUST,
+    F_COUNT
+};
+
+static const char *const fact_names[F_COUNT] = {
+    FACTS_XATTR_PREFIX "vm",           FACTS_XATTR_PREFIX "snapshot",
+    FACTS_XATTR_PREFIX "created",      FACTS_XATTR_PREFIX "qemu_version",
+    FACTS_XATTR_PREFIX "machine",      FACTS_XATTR_PREFIX "ram_size",
+    FACTS_XATTR_PREFIX "channels",     FACTS_XATTR_PREFIX "compression",
+    FACTS_XATTR_PREFIX "was_running",  FACTS_XATTR_PREFIX "digest",
+    FACTS_XATTR_PREFIX "keep_running", FACTS_XATTR_PREFIX "trust",
+};
+
 /* What a file was when its facts were computed: they hold while none of these changed. */
 struct file_key {
     dev_t dev;
@@ -29,16 +57,22 @@ struct file_key {
 };
 
 struct entry {
+    /* set before the entry is shared, then read-only */
     char vm[SNAPSHOT_NAME_MAX + 1], snap[SNAPSHOT_NAME_MAX + 1];
     struct file_key manifest, local;
-    struct facts f;
+    char unreadable[FACTS_ERR_MAX]; /* why the manifest could not be read; "" if it could */
+    struct manifest m;              /* as read (its command line may be MiBs) */
+    /* guarded by the cache's lock */
+    int refs;              /* its slot's, and each thread's that uses it */
+    char *values[F_COUNT]; /* NULL until asked for */
 };
 
 struct facts_cache {
     const struct trust *trust; /* set at creation */
-    pthread_mutex_t lock;      /* guards the slots */
+    pthread_mutex_t lock;      /* guards the slots, the entries' refs and values, the counts */
     struct entry *slot[SLOTS];
     int next; /* the slot replaced next */
+    struct facts_counts counts;
 };
 
 int facts_cache_new(struct facts_cache **out, const struct trust *trust)
@@ -55,9 +89,26 @@ int facts_cache_new(struct facts_cache **out, const struct trust *trust)
 
 static void entry_free(struct entry *e)
 {
-    if (e)
-        facts_free(&e->f);
+    if (!e)
+        return;
+    manifest_free(&e->m);
+    for (int i = 0; i < F_COUNT; i++)
+        free(e->values[i]);
     free(e);
+}
+
+/* Drops a reference to E; the last one frees it. Caller holds the lock. */
+static void entry_put_locked(struct entry *e)
+{
+    if (e && --e->refs == 0)
+        entry_free(e);
+}
+
+static void entry_put(struct facts_cache *fc, struct entry *e)
+{
+    pthread_mutex_lock(&fc->lock);
+    entry_put_locked(e);
+    pthread_mutex_unlock(&fc->lock);
 }
 
 void facts_cache_free(struct facts_cache *fc)
@@ -65,107 +116,26 @@ void facts_cache_free(struct facts_cache *fc)
     if (!fc)
         return;
     for (int i = 0; i < SLOTS; i++)
-        entry_free(fc->slot[i]);
+        entry_put_locked(fc->slot[i]);
     pthread_mutex_destroy(&fc->lock);
     free(fc);
 }
 
+void facts_cache_counts(struct facts_cache *fc, struct facts_counts *out)
+{
+    pthread_mutex_lock(&fc->lock);
+    *out = fc->counts;
+    pthread_mutex_unlock(&fc->lock);
+}
+
 void facts_free(struct facts *f)
 {
-    for (int i = 0; i < f->n; i++)
-        free(f->values[i]);
-    free(f->values);
-    free(f->names);
     for (int i = 0; i < f->ndisks; i++)
         free(f->disks[i].path);
-    f->names = NULL;
-    f->values = NULL;
-    f->names_len = 0;
-    f->n = 0;
     f->ndisks = 0;
 }
 
-/* The disks of FROM into F, each path a copy of its own: 0 or -ENOMEM (F holds those copied). */
-static int copy_disks(struct facts *f, const struct manifest_disk *from, int n)
-{
-    for (f->ndisks = 0; f->ndisks < n; f->ndisks++) {
-        f->disks[f->ndisks] = from[f->ndisks];
-        if (!(f->disks[f->ndisks].path = strdup(from[f->ndisks].path)))
-            return -ENOMEM;
-    }
-    return 0;
-}
-
-const char *facts_value(const struct facts *f, const char *name)
-{
-    const char *n = f->names;
-
-    for (int i = 0; i < f->n; n += strlen(n) + 1, i++)
-        if (strcmp(n, name) == 0)
-            return f->values[i];
-    return NULL;
-}
-
-/* ---- computing ---- */
-
-static int add_fact(struct facts *f, const char *name, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-
-static int add_fact(struct facts *f, const char *name, const char *fmt, ...)
-{
-    size_t len = strlen(FACTS_XATTR_PREFIX) + strlen(name) + 1;
-    char *names = realloc(f->names, f->names_len + len);
-    char **values = realloc(f->values, (size_t)(f->n + 1) * sizeof(char *));
-    va_list ap;
-    int rc;
-
-    if (names)
-        f->names = names;
-    if (values)
-        f->values = values;
-    if (!names || !values)
-        return -ENOMEM;
-    va_start(ap, fmt);
-    rc = vasprintf(&f->values[f->n], fmt, ap);
-    va_end(ap);
-    if (rc < 0)
-        return -ENOMEM;
-    snprintf(f->names + f->names_len, len, "%s%s", FACTS_XATTR_PREFIX, name);
-    f->names_len += len;
-    f->n++;
-    return 0;
-}
-
-static int manifest_facts(struct facts *f, const struct manifest *m)
-{
-    char digest[TRUST_DIGEST_MAX];
-    int rc;
-
-    trust_digest(m, digest, sizeof(digest));
-    if ((rc = add_fact(f, "vm", "%s", m->vm)) ||
-        (rc = add_fact(f, "snapshot", "%s", m->snapshot)) ||
-        (rc = add_fact(f, "created", "%s", m->created)) ||
-        (rc = add_fact(f, "qemu_version", "%s", m->qemu_version)) ||
-        (rc = add_fact(f, "machine", "%s", m->machine)) ||
-        (rc = add_fact(f, "ram_size", "%llu", (unsigned long long)m->ram_size)) ||
-        (rc = add_fact(f, "channels", "%d", m->channels)) ||
-        (rc = add_fact(f, "compression", "%s", m->compression)) ||
-        (rc = add_fact(f, "was_running", "%s", m->was_running ? "yes" : "no")) ||
-        (rc = add_fact(f, "digest", "%s", digest)) ||
-        (m->disks_recorded &&
-         (rc = add_fact(f, "keep_running", "%s", m->keep_running ? "yes" : "no"))))
-        return rc;
-    return 0;
-}
-
-static int trust_fact(const struct trust *t, const struct trust_subject *s,
-                      const struct manifest *m, struct facts *f)
-{
-    char how[256], why[FACTS_ERR_MAX];
-    int rc = trust_resolve(t, s, m, NULL, how, sizeof(how), why, sizeof(why));
-
-    return rc ? add_fact(f, "trust", "refused: %s", why) : add_fact(f, "trust", "ok: %s", how);
-}
+/* ---- where facts come from ---- */
 
 static void file_key(const char *path, struct file_key *k)
 {
@@ -183,7 +153,7 @@ static int same_key(const struct file_key *a, const struct file_key *b)
            a->ctime.tv_sec == b->ctime.tv_sec && a->ctime.tv_nsec == b->ctime.tv_nsec;
 }
 
-/* Where facts come from: the snapshot, its manifest and local.json, and their keys now. */
+/* The snapshot, its manifest and local.json, and their keys now. */
 struct source {
     struct trust_subject s;
     char manifest[PATH_MAX], local[PATH_MAX];
@@ -201,12 +171,10 @@ static int source(const char *store, const char *vm, const char *snap, struct so
     return 0;
 }
 
-/* Reads the manifest and decides trust: a new entry, or NULL without memory. */
-static struct entry *entry_compute(const struct trust *t, const struct source *src)
+/* Reads the manifest into a new entry (unreadable: the entry says why); NULL without memory. */
+static struct entry *entry_read(struct facts_cache *fc, const struct source *src)
 {
     struct entry *e = calloc(1, sizeof(*e));
-    struct facts *f = e ? &e->f : NULL;
-    struct manifest m;
     int rc;
 
     if (!e)
@@ -215,21 +183,20 @@ static struct entry *entry_compute(const struct trust *t, const struct source *s
     snprintf(e->snap, sizeof(e->snap), "%s", src->s.snap);
     e->manifest = src->manifest_key;
     e->local = src->local_key;
-    rc = manifest_read(src->manifest, &m, f->unreadable, sizeof(f->unreadable));
-    if (rc && !f->unreadable[0])
-        snprintf(f->unreadable, sizeof(f->unreadable), "%s: %s", MANIFEST_NAME, strerror(-rc));
-    if (!rc) {
-        f->unreadable[0] = '\0';
-        memcpy(f->files, m.files, sizeof(m.files));
-        f->nfiles = m.nfiles;
-        f->disks_recorded = m.disks_recorded;
-        if ((rc = manifest_facts(f, &m)) || (rc = trust_fact(t, &src->s, &m, f)) ||
-            (rc = copy_disks(f, m.disks, m.ndisks)))
-            facts_free(f);
+    rc = manifest_read(src->manifest, &e->m, e->unreadable, sizeof(e->unreadable));
+    if (rc && !e->unreadable[0])
+        snprintf(e->unreadable, sizeof(e->unreadable), "%s: %s", MANIFEST_NAME, strerror(-rc));
+    if (rc) { /* nothing of a manifest read in part is kept */
+        manifest_free(&e->m);
+        memset(&e->m, 0, sizeof(e->m));
+    } else {
+        e->unreadable[0] = '\0';
     }
-    manifest_free(&m);
     if (src->manifest_key.size > BIG_MANIFEST)
         malloc_trim(0);
+    pthread_mutex_lock(&fc->lock);
+    fc->counts.manifests_read++;
+    pthread_mutex_unlock(&fc->lock);
     if (rc == -ENOMEM) {
         entry_free(e);
         return NULL;
@@ -251,57 +218,211 @@ static struct entry *find_locked(struct facts_cache *fc, const struct source *sr
     return NULL;
 }
 
+/* E takes the slot of an older version of its snapshot, whose manifest may be MiBs and is read
+ * no more, or else the next slot; the slot holds a reference of its own, and a thread still
+ * using the entry it replaces frees that one when it is done. */
 static void keep_locked(struct facts_cache *fc, struct entry *e)
 {
-    entry_free(fc->slot[fc->next]);
-    fc->slot[fc->next] = e;
-    fc->next = (fc->next + 1) % SLOTS;
+    int i = 0;
+
+    while (i < SLOTS && !(fc->slot[i] && strcmp(fc->slot[i]->vm, e->vm) == 0 &&
+                          strcmp(fc->slot[i]->snap, e->snap) == 0))
+        i++;
+    if (i == SLOTS) {
+        i = fc->next;
+        fc->next = (fc->next + 1) % SLOTS;
+    }
+    entry_put_locked(fc->slot[i]);
+    fc->slot[i] = e;
+    e->refs++;
 }
 
-static int copy_facts(const struct facts *from, struct facts *to)
+/* The entry of SNAP as its files are now, read if no slot has it, with a reference taken
+ * (entry_put). */
+static int entry_get(struct facts_cache *fc, const char *store, const char *vm, const char *snap,
+                     struct source *src, struct entry **out)
 {
-    memcpy(to, from, sizeof(*to));
-    to->names = malloc(from->names_len ? from->names_len : 1);
-    to->values = calloc((size_t)from->n + 1, sizeof(char *));
-    to->n = 0;
-    if (copy_disks(to, from->disks, from->ndisks) || !to->names || !to->values)
+    struct entry *e, *fresh = NULL;
+    int rc;
+
+    if ((rc = source(store, vm, snap, src)))
+        return rc;
+    pthread_mutex_lock(&fc->lock);
+    if ((e = find_locked(fc, src)))
+        e->refs++;
+    pthread_mutex_unlock(&fc->lock);
+    if (!e && !(fresh = entry_read(fc, src)))
         return -ENOMEM;
-    if (from->names_len) /* an unreadable manifest's facts have no names (NULL) */
-        memcpy(to->names, from->names, from->names_len);
-    for (; to->n < from->n; to->n++)
-        if (!(to->values[to->n] = strdup(from->values[to->n])))
-            return -ENOMEM;
+    if (fresh) {
+        pthread_mutex_lock(&fc->lock);
+        if (!(e = find_locked(fc, src))) /* else another thread kept the same meanwhile */
+            keep_locked(fc, e = fresh);
+        e->refs++;
+        pthread_mutex_unlock(&fc->lock);
+        if (e != fresh)
+            entry_free(fresh);
+    }
+    *out = e;
     return 0;
+}
+
+/* ---- computing one fact ---- */
+
+static int print(char **value, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+static int print(char **value, const char *fmt, ...)
+{
+    va_list ap;
+    int n;
+
+    va_start(ap, fmt);
+    n = vasprintf(value, fmt, ap);
+    va_end(ap);
+    return n < 0 ? -ENOMEM : 0;
+}
+
+static int trust_value(struct facts_cache *fc, const struct trust_subject *s,
+                       const struct manifest *m, char **value)
+{
+    char how[256], why[FACTS_ERR_MAX];
+    int rc = trust_resolve(fc->trust, s, m, NULL, how, sizeof(how), why, sizeof(why));
+
+    pthread_mutex_lock(&fc->lock);
+    fc->counts.trust_decided++;
+    pthread_mutex_unlock(&fc->lock);
+    return rc ? print(value, "refused: %s", why) : print(value, "ok: %s", how);
+}
+
+static int compute(struct facts_cache *fc, const struct trust_subject *s, const struct manifest *m,
+                   enum fact id, char **value)
+{
+    char digest[TRUST_DIGEST_MAX] = "";
+
+    switch (id) {
+    case F_VM:
+        return print(value, "%s", m->vm);
+    case F_SNAPSHOT:
+        return print(value, "%s", m->snapshot);
+    case F_CREATED:
+        return print(value, "%s", m->created);
+    case F_QEMU_VERSION:
+        return print(value, "%s", m->qemu_version);
+    case F_MACHINE:
+        return print(value, "%s", m->machine);
+    case F_RAM_SIZE:
+        return print(value, "%llu", (unsigned long long)m->ram_size);
+    case F_CHANNELS:
+        return print(value, "%d", m->channels);
+    case F_COMPRESSION:
+        return print(value, "%s", m->compression);
+    case F_WAS_RUNNING:
+        return print(value, "%s", m->was_running ? "yes" : "no");
+    case F_DIGEST:
+        trust_digest(m, digest, sizeof(digest));
+        return print(value, "%s", digest);
+    case F_KEEP_RUNNING:
+        return print(value, "%s", m->keep_running ? "yes" : "no");
+    case F_TRUST:
+        return trust_value(fc, s, m, value);
+    default:
+        return -ENODATA;
+    }
+}
+
+/* 1 if E's snapshot has fact ID. */
+static int has_fact(const struct entry *e, int id)
+{
+    return !e->unreadable[0] && (id != F_KEEP_RUNNING || e->m.disks_recorded);
+}
+
+int facts_value(struct facts_cache *fc, const char *store, const char *vm, const char *snap,
+                const char *name, char **value)
+{
+    struct source src;
+    struct entry *e;
+    char *fresh = NULL;
+    int id = 0, known = 0, rc;
+
+    *value = NULL;
+    while (id < F_COUNT && strcmp(fact_names[id], name) != 0)
+        id++;
+    if (id == F_COUNT)
+        return -ENODATA;
+    if ((rc = entry_get(fc, store, vm, snap, &src, &e)))
+        return rc;
+    if (!has_fact(e, id)) {
+        rc = -ENODATA;
+        goto out;
+    }
+    pthread_mutex_lock(&fc->lock);
+    known = e->values[id] != NULL;
+    pthread_mutex_unlock(&fc->lock);
+    /* The entry's manifest does not change: computed without the lock. */
+    if (!known && (rc = compute(fc, &src.s, &e->m, id, &fresh)))
+        goto out;
+    pthread_mutex_lock(&fc->lock);
+    if (!e->values[id]) { /* else another thread computed it meanwhile */
+        e->values[id] = fresh;
+        fresh = NULL;
+    }
+    rc = (*value = strdup(e->values[id])) ? 0 : -ENOMEM;
+    pthread_mutex_unlock(&fc->lock);
+out:
+    free(fresh);
+    entry_put(fc, e);
+    return rc;
+}
+
+int facts_names(struct facts_cache *fc, const char *store, const char *vm, const char *snap,
+                char **names, size_t *len)
+{
+    struct source src;
+    struct entry *e;
+    size_t n = 0;
+    char *p;
+    int rc;
+
+    *names = NULL;
+    *len = 0;
+    if ((rc = entry_get(fc, store, vm, snap, &src, &e)))
+        return rc;
+    for (int id = 0; id < F_COUNT; id++)
+        n += has_fact(e, id) ? strlen(fact_names[id]) + 1 : 0;
+    if (n && (p = malloc(n))) {
+        *names = p;
+        *len = n;
+        for (int id = 0; id < F_COUNT; id++)
+            if (has_fact(e, id))
+                p = stpcpy(p, fact_names[id]) + 1;
+    } else if (n) {
+        rc = -ENOMEM;
+    }
+    entry_put(fc, e);
+    return rc;
 }
 
 int facts_get(struct facts_cache *fc, const char *store, const char *vm, const char *snap,
               struct facts *f)
 {
-    struct entry *e, *fresh = NULL;
     struct source src;
+    struct entry *e;
     int rc;
 
     memset(f, 0, sizeof(*f));
-    if ((rc = source(store, vm, snap, &src)))
+    if ((rc = entry_get(fc, store, vm, snap, &src, &e)))
         return rc;
-    pthread_mutex_lock(&fc->lock);
-    if ((e = find_locked(fc, &src)))
-        rc = copy_facts(&e->f, f);
-    pthread_mutex_unlock(&fc->lock);
-    if (e)
-        goto out;
-    if (!(fresh = entry_compute(fc->trust, &src)))
-        return -ENOMEM;
-    pthread_mutex_lock(&fc->lock);
-    if (!(e = find_locked(fc, &src))) { /* else another thread kept the same meanwhile */
-        keep_locked(fc, fresh);
-        e = fresh;
-        fresh = NULL;
+    snprintf(f->unreadable, sizeof(f->unreadable), "%s", e->unreadable);
+    memcpy(f->files, e->m.files, sizeof(f->files));
+    f->nfiles = e->m.nfiles;
+    f->disks_recorded = e->m.disks_recorded;
+    for (; f->ndisks < e->m.ndisks; f->ndisks++) {
+        f->disks[f->ndisks] = e->m.disks[f->ndisks];
+        if (!(f->disks[f->ndisks].path = strdup(e->m.disks[f->ndisks].path))) {
+            rc = -ENOMEM;
+            break;
+        }
     }
-    rc = copy_facts(&e->f, f);
-    pthread_mutex_unlock(&fc->lock);
-out:
-    entry_free(fresh);
+    entry_put(fc, e);
     if (rc)
         facts_free(f);
     return rc;

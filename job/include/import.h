@@ -5,7 +5,7 @@
  * manifest names another VM is refused. Also the facts of a snapshot shown as user.savefs.*
  * xattrs.
  * Called from FUSE worker threads; each import that checks or restores runs in a thread of its
- * own. */
+ * own, joined once it ended (by the next close or change, or by import_free). */
 #ifndef SAVEFS_IMPORT_H
 #define SAVEFS_IMPORT_H
 
@@ -48,8 +48,10 @@ int import_busy(struct import *imp, const char *vm, const char *snap);
  * job_set_snapshot_users, which import_new sets) before it deletes a snapshot. */
 int import_in_use(struct import *imp, const char *vm, const char *snap);
 
-/* STATUS (a job_status_json text, taken over) with VM's imports added; malloc'd. */
-char *import_status(struct import *imp, const char *vm, char *status);
+struct job_status;
+/* Adds the imports of ST's VM to ST (job.h), and an import's phase as the VM's state while no
+ * job runs and QEMU does not: 0 or -ENOMEM. */
+int import_status_add(struct import *imp, struct job_status *st);
 
 /* A manifest was written into snapshot SNAP of VM through the mount: REL is the file, relative to
  * the store. If it names another VM, it is removed, SNAP is refused for good (its reason in VM's

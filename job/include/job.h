@@ -67,11 +67,15 @@ struct job_snapshot_users {
 /* Sets them (NULL: none); once a call returns, no job calls the former ones any more. */
 void job_set_snapshot_users(struct job_ctx *ctx, const struct job_snapshot_users *users);
 
-/* How status JSON is written: indented, in order, seconds to six significant digits. */
-#define JOB_STATUS_JSON_FLAGS (JSON_INDENT(2) | JSON_PRESERVE_ORDER | JSON_REAL_PRECISION(6))
-
-/* The status of VM as JSON text, and the outcome of its last save as text; malloc'd. */
-char *job_status_json(struct job_ctx *ctx, const char *vm);
+/* The status of VM as data (what NAME/status shows): its state, the job in progress, the last
+ * job's outcome; an idle VM's QEMU is asked, briefly. NULL without memory. The imports add theirs
+ * (import_status_add). */
+struct job_status;
+struct job_status *job_status_new(struct job_ctx *ctx, const char *vm);
+/* ST as NAME/status's JSON text, ending with a newline; malloc'd. */
+char *job_status_json(const struct job_status *st);
+void job_status_free(struct job_status *st);
+/* The outcome of VM's last save as NAME/save's text; malloc'd. */
 char *job_last_save_text(struct job_ctx *ctx, const char *vm);
 
 /* The store's and the QMP directory's paths, for the filesystem's passthrough of snapshots. */

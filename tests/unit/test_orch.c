@@ -149,15 +149,22 @@ static const char *fake_log(const char *vm)
     return slurp(fake_log_path(vm));
 }
 
-/* The status of VM as its user reads it. */
-static const char *status(const char *vm)
+/* The status of VM as its user reads it, with the imports of IMP if not NULL. */
+static const char *status_with(struct import *imp, const char *vm)
 {
     static char text[16384];
-    char *s = job_status_json(ctx, vm);
+    struct job_status *st = job_status_new(ctx, vm);
+    char *s = st && (!imp || !import_status_add(imp, st)) ? job_status_json(st) : NULL;
 
     snprintf(text, sizeof(text), "%s", s ? s : "");
     free(s);
+    job_status_free(st);
     return text;
+}
+
+static const char *status(const char *vm)
+{
+    return status_with(NULL, vm);
 }
 
 /* ---- fake QEMUs ---- */
@@ -569,16 +576,6 @@ static void copy_snapshot(const char *vm, const char *snap, const char *to_vm, c
     closedir(d);
 }
 
-static const char *import_text(struct import *imp, const char *vm)
-{
-    static char text[16384];
-    char *s = import_status(imp, vm, job_status_json(ctx, vm));
-
-    snprintf(text, sizeof(text), "%s", s ? s : "");
-    free(s);
-    return text;
-}
-
 static void test_import_bad_manifest(void)
 {
     struct import *imp = NULL;
@@ -597,17 +594,17 @@ static void test_import_bad_manifest(void)
     CHECK(import_refused(imp, "other", "theirs") == 1, "not refused");
     snprintf(manifest, sizeof(manifest), "%s/other/snapshots/theirs/manifest.json", store);
     CHECK(access(manifest, F_OK) < 0, "%s kept", manifest);
-    CHECK_HAS(import_text(imp, "other"), "names VM good, not other");
+    CHECK_HAS(status_with(imp, "other"), "names VM good, not other");
 
     /* a manifest changed since it was signed: refused before a QEMU starts */
     fake_env("good", "ok");
     copy_snapshot("good", "second", "good", "changed", "\"ram_size\": 6", "\"ram_size\": 7");
     CHECK(import_begin(imp, "good", "changed") == 0, "import_begin");
     import_changed(imp, "good", "changed");
-    for (int i = 0; i < WAIT_MS / 10 && !strstr(import_text(imp, "good"), "\"failed\""); i++)
+    for (int i = 0; i < WAIT_MS / 10 && !strstr(status_with(imp, "good"), "\"failed\""); i++)
         sleep_ms(10);
-    CHECK_HAS(import_text(imp, "good"), "\"phase\": \"failed\"");
-    CHECK_HAS(import_text(imp, "good"), "fails its HMAC");
+    CHECK_HAS(status_with(imp, "good"), "\"phase\": \"failed\"");
+    CHECK_HAS(status_with(imp, "good"), "fails its HMAC");
     CHECK(access(fake_log_path("good"), F_OK) < 0, "a QEMU was started:\n%s", fake_log("good"));
     import_free(imp);
 }
