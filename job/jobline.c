@@ -25,6 +25,12 @@ void jobline_progress(const struct jobline *j, char *buf, size_t len)
     const char *unit, *rate_unit;
     char eta[32] = "";
 
+    /* Before anything moved or its size is known (a restore starting QEMU), a job has no
+     * figures to show. */
+    if (j->total == 0 && j->done == 0) {
+        snprintf(buf, len, "%s %s    0%%  %s", j->op, j->vm, j->phase);
+        return;
+    }
     /* QEMU may count a few pages twice: never past the end. */
     frac = frac > 1 ? 1 : frac;
     if (rate > 0 && total > done)

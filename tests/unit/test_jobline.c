@@ -34,8 +34,7 @@ static const struct {
     {PROGRESS, AT("save", "migrating", 0.52 * 2.7 * GiB, 2.7 * GiB, 1.08),
      "save vm1   52%  1.4/2.7 GiB  1.3 GiB/s  ETA 1s  migrating"},
     /* Nothing known yet: no ETA, no division by zero. */
-    {PROGRESS, AT("restore", "starting", 0, 0, 0),
-     "restore vm1    0%  0.0/0.0 MiB  0.0 MiB/s  starting"},
+    {PROGRESS, AT("restore", "starting", 0, 0, 0), "restore vm1    0%  starting"},
     {PROGRESS, AT("restore", "restoring", 100 * MiB, 400 * MiB, 2),
      "restore vm1   25%  100.0/400.0 MiB  50.0 MiB/s  ETA 6s  restoring"},
     /* QEMU may count a few pages twice: never past the end. */
