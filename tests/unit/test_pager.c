@@ -2,6 +2,7 @@
  * (map.c), on streams built here as QEMU 7.2 writes them with multifd on: where the header, the
  * RAM setup and the device state lie, which pages main says are zero, and every stream it must
  * refuse. Table-driven; each failure prints file:line; the exit status says if any failed. */
+#include <assert.h>
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -12,18 +13,20 @@
 #include "map.h"
 
 struct buf {
-    uint8_t d[4096];
+    uint8_t d[16384]; /* a stream with one page in main (V_PAGE) and its records */
     size_t len;
 };
 
 static void put(struct buf *b, const void *p, size_t n)
 {
+    assert(n <= sizeof(b->d) - b->len);
     memcpy(b->d + b->len, p, n);
     b->len += n;
 }
 
 static void be(struct buf *b, uint64_t v, int n)
 {
+    assert((size_t)n <= sizeof(b->d) - b->len);
     for (int i = n - 1; i >= 0; i--)
         b->d[b->len++] = (uint8_t)(v >> 8 * i);
 }
