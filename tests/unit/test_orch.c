@@ -189,9 +189,14 @@ static int qmp_path(const char *vm, char *path, size_t len)
 static int can_connect(const char *path)
 {
     struct sockaddr_un sa = {.sun_family = AF_UNIX};
-    int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0), rc;
+    size_t n = strlen(path);
+    int fd, rc;
 
-    snprintf(sa.sun_path, sizeof(sa.sun_path), "%s", path);
+    /* A path longer than a socket's cannot be connected to (and gcc -O2 warns of truncation). */
+    if (n >= sizeof(sa.sun_path))
+        return 0;
+    memcpy(sa.sun_path, path, n + 1);
+    fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
     rc = fd >= 0 && connect(fd, (struct sockaddr *)&sa, sizeof(sa)) == 0;
     if (fd >= 0)
         close(fd);
