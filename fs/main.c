@@ -18,6 +18,7 @@
 #include "job.h"
 #include "preflight.h"
 #include "sfs.h"
+#include "sfs_io.h"
 #include "sfs_log.h"
 #include "store.h"
 #include "trust.h"
@@ -290,6 +291,11 @@ static int run(struct fuse_args *args, struct options *o)
     fuse = fuse_new(args, &sfs_ops, sizeof(sfs_ops), &d.sfs);
     if (!fuse || fuse_mount(fuse, cl.mountpoint) != 0)
         goto out;
+    if (sfs_io_install(fuse) != 0) {
+        fprintf(stderr, "savefs: cannot set up the mount's I/O\n");
+        fuse_unmount(fuse);
+        goto out;
+    }
     if (fuse_daemonize(cl.foreground) == 0 &&
         set_signal_handlers(fuse_get_session(fuse), d.job) == 0)
         rc = loop(fuse, &cl);

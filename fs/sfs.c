@@ -23,6 +23,7 @@
 #include "import.h"
 #include "job.h"
 #include "manifest.h"
+#include "sfs_io.h"
 #include "sfs_store.h"
 #include "store.h"
 #include "words.h"
@@ -237,7 +238,8 @@ static int snapshot_busy(const struct sfs_path *sp)
 
 /* ---- attributes and listing ---- */
 
-#define ATTR_TIMEOUT_S 1.0
+#define ATTR_TIMEOUT_S   1.0
+#define SPLICE_MAX_WRITE ((1u << 20) - 4096)
 
 /* Snapshots are carried with tar's 10 KiB records and cp's 128 KiB ones at the disk's speed: their
  * pages stay in the kernel's cache and are read ahead, and imports reach savefs in large writes
@@ -259,6 +261,14 @@ static void want_cache(struct fuse_conn_info *conn, struct fuse_config *cfg)
      * without a copy through savefs's memory. */
     if (conn->capable & FUSE_CAP_SPLICE_WRITE)
         conn->want |= FUSE_CAP_SPLICE_WRITE;
+    /* ... spliced from /dev/fuse into the store's files (sfs_write_buf): libfuse splices a
+     * request only into a pipe that holds the largest (a write of max_write and a page of
+     * headers), and without CAP_SYS_RESOURCE a pipe holds at most pipe-max-size, 1 MiB by
+     * default, where libfuse's max_write is 1 MiB itself. */
+    if (conn->max_write > SPLICE_MAX_WRITE)
+        conn->max_write = SPLICE_MAX_WRITE;
+    /* ... without a request for security.capability before each of their write()s. */
+    sfs_io_want(conn);
 }
 
 static void *sfs_init(struct fuse_conn_info *conn, struct fuse_config *cfg)
@@ -690,10 +700,15 @@ static int save_words(struct sfs_file *f)
     return rc;
 }
 
-static int sfs_write(const char *path, const char *buf, size_t size, off_t off,
-                     struct fuse_file_info *fi)
+/* Writes of an import come spliced from /dev/fuse (FUSE_CAP_SPLICE_READ, on wherever write_buf
+ * is given): libfuse splices them on from its pipe into the store's file, whose page cache takes
+ * the only copy of the bytes in savefs. The words of a save are copied out as ever. */
+static int sfs_write_buf(const char *path, struct fuse_bufvec *buf, off_t off,
+                         struct fuse_file_info *fi)
 {
     struct sfs_file *f = file_of(fi);
+    size_t size = fuse_buf_size(buf);
+    struct fuse_bufvec dst = FUSE_BUFVEC_INIT(size);
     ssize_t n;
     int rc;
 
@@ -703,17 +718,26 @@ static int sfs_write(const char *path, const char *buf, size_t size, off_t off,
     if (f->words) {
         if (!caller_acts())
             return -EACCES;
+        if (!(dst.buf[0].mem = malloc(size ? size : 1)))
+            return -ENOMEM;
+        n = fuse_buf_copy(&dst, buf, 0);
         /* A save starts on complete words only: inside the write() that brings the newline,
          * whose errno is the save's (so `echo 4 > save` blocks until the snapshot is durable). */
-        rc = words_input_add(f->words, buf, size) ? save_words(f) : 0;
-        return rc ? rc : (int)size;
+        rc = n < 0                                                  ? (int)n
+             : words_input_add(f->words, dst.buf[0].mem, (size_t)n) ? save_words(f)
+                                                                    : 0;
+        free(dst.buf[0].mem);
+        return rc ? rc : (int)n;
     }
     /* A store file: its writer was checked at open; the kernel's writeback may send its pages
      * from a thread of its own. */
     if (f->fd < 0)
         return -EBADF;
-    n = pwrite(f->fd, buf, size, off);
-    return n < 0 ? -errno : (int)n;
+    dst.buf[0].flags = FUSE_BUF_IS_FD | FUSE_BUF_FD_SEEK;
+    dst.buf[0].fd = f->fd;
+    dst.buf[0].pos = off;
+    /* fuse_buf_copy: the bytes copied or a negative errno */
+    return (int)fuse_buf_copy(&dst, buf, 0);
 }
 
 static int sfs_truncate(const char *path, off_t size, struct fuse_file_info *fi)
@@ -1190,9 +1214,10 @@ static int sfs_statfs(const char *path, struct statvfs *st)
     return fstatvfs(ctx()->store_fd, st) < 0 ? -errno : 0;
 }
 
-/* The kernel asks for security.capability before every write() (to drop it, as a write must),
- * one request per tar record of an import: answered at once. Nothing written through the mount
- * sets a security.* attribute (setxattr takes user.* only). */
+/* The kernel asks for security.capability before the first write() of a file (to drop it, as a
+ * write must; before every write() where FUSE_HANDLE_KILLPRIV_V2 is off, sfs_io.h): answered at
+ * once. Nothing written through the mount sets a security.* attribute (setxattr takes user.*
+ * only). */
 static int sfs_getxattr_of(const char *path, const char *name, char *value, size_t size)
 {
     if (strncmp(name, "security.", strlen("security.")) == 0)
@@ -1208,7 +1233,7 @@ const struct fuse_operations sfs_ops = {
     .create = sfs_create,
     .mknod = sfs_mknod,
     .read_buf = sfs_read_buf,
-    .write = sfs_write,
+    .write_buf = sfs_write_buf,
     .truncate = sfs_truncate,
     .flush = sfs_flush,
     .fsync = sfs_fsync,
