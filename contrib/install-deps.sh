@@ -9,7 +9,7 @@ SUDO=
 [ "$(id -u)" -eq 0 ] || SUDO=sudo
 packages="build-essential cmake pkg-config libfuse3-dev fuse3 libjansson-dev libzstd-dev
 libxxhash-dev nettle-dev qemu-system-x86 cpio gzip kmod clang valgrind jq attr rsync
-netcat-openbsd iproute2 shellcheck clang-format debootstrap lintian python3-xxhash
+netcat-openbsd iproute2 shellcheck clang-format debootstrap lintian python3-xxhash strace
 python3-zstandard"
 updated=
 
