@@ -1,21 +1,35 @@
 /* savefs-pager: serves one lazy restore (pager.h) from a snapshot directory to a QEMU waiting
  * with -incoming defer -S, postcopy-ram on and migrate-incoming on SOCKET. main only calls the
  * steps: the manifest, opening the snapshot (every refusal happens there, before QEMU is
- * touched), serving, the figures. */
+ * touched), serving, the figures, and the progress lines of --events (events.h). */
 #include <errno.h>
+#include <fcntl.h>
 #include <getopt.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "manifest.h"
+#include "events.h"
 #include "pager.h"
 
 enum { PG_EXIT_OK = 0, PG_EXIT_FAILED = 1, PG_EXIT_REFUSED = 2, PG_EXIT_USAGE = 64 };
 
+/* The descriptor FD given to --events, checked open; -1 if it is not a number or not open. */
+static int events_fd(const char *arg)
+{
+    char *end;
+    long fd = strtol(arg, &end, 10);
+
+    if (*arg == '\0' || *end || fd < 0 || fd > 65535 || fcntl((int)fd, F_GETFD) < 0)
+        return -1;
+    return (int)fd;
+}
+
 static int usage(void)
 {
-    fprintf(stderr, "usage: savefs-pager [--readers N] SNAPSHOT_DIR SOCKET\n");
+    fprintf(stderr, "usage: savefs-pager [--readers N] [--events FD] SNAPSHOT_DIR SOCKET\n");
     return PG_EXIT_USAGE;
 }
 
@@ -36,9 +50,8 @@ static int open_snapshot(const char *dir, struct pg_snap **s, char *err, size_t 
 static void report(double opened, const struct pg_stats *st)
 {
     printf("savefs-pager: snapshot opened %.3f s; from then: connected %.3f s, devices sent %.3f "
-           "s, last page %.3f s, "
-           "done %.3f s\n",
-           opened, st->t_connected, st->t_devices_sent, st->t_last_page, st->t_shut);
+           "s, running %.3f s, last page %.3f s, done %.3f s\n",
+           opened, st->t_connected, st->t_devices_sent, st->t_running, st->t_last_page, st->t_shut);
     printf("savefs-pager: %llu data pages, %llu zero pages, %.1f MiB written; %llu requests "
            "(%llu pages): median %.3f ms, p99 %.3f ms, max %.3f ms\n",
            (unsigned long long)st->data_pages, (unsigned long long)st->zero_pages,
@@ -50,8 +63,11 @@ static void report(double opened, const struct pg_stats *st)
 int main(int argc, char **argv)
 {
     static const struct option longopts[] = {{"readers", required_argument, NULL, 'r'},
+                                             {"events", required_argument, NULL, 'e'},
                                              {NULL, 0, NULL, 0}};
     struct pg_opts o = {.readers = 2, .connect_ms = 10000};
+    struct pg_events ev;
+    int evfd = -1;
     double t0 = pg_now(), opened;
     struct pg_snap *s = NULL;
     struct pg_stats st;
@@ -59,20 +75,33 @@ int main(int argc, char **argv)
     int c, rc;
 
     while ((c = getopt_long(argc, argv, "", longopts, NULL)) != -1) {
+        if (c == 'e' && (evfd = events_fd(optarg)) >= 0)
+            continue;
         if (c != 'r' || (o.readers = atoi(optarg)) < 1 || o.readers > PG_MAX_READERS)
             return usage();
     }
     if (argc - optind != 2)
         return usage();
+    /* A job that stopped reading the events must not end the restore it no longer watches. */
+    signal(SIGPIPE, SIG_IGN);
+    pg_events_init(&ev, evfd);
+    o.ev = &ev;
     if ((rc = open_snapshot(argv[optind], &s, err, sizeof(err)))) {
         fprintf(stderr, "savefs-pager: cannot serve %s lazily: %s\n", argv[optind], err);
+        pg_events_fail(&ev, err);
+        pg_events_destroy(&ev);
         return PG_EXIT_REFUSED;
     }
     opened = pg_now() - t0;
     rc = pg_serve(s, argv[optind + 1], &o, &st, err, sizeof(err));
     report(opened, &st);
-    if (rc)
+    if (rc) {
         fprintf(stderr, "savefs-pager: %s\n", err);
+        pg_events_fail(&ev, err);
+    } else {
+        pg_events_done(&ev, pg_now() - t0);
+    }
     pg_snap_free(s);
+    pg_events_destroy(&ev);
     return rc ? PG_EXIT_FAILED : PG_EXIT_OK;
 }

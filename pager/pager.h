@@ -13,14 +13,17 @@
 
 #define PG_MAX_READERS 8
 
+struct pg_events;
+
 struct pg_opts {
-    int readers;    /* background reader threads */
-    int connect_ms; /* how long to retry connecting to the socket */
+    int readers;          /* background reader threads */
+    int connect_ms;       /* how long to retry connecting to the socket */
+    struct pg_events *ev; /* progress lines (events.h), or NULL */
 };
 
 /* What a served restore measured (seconds from pg_serve's call, CLOCK_MONOTONIC). */
 struct pg_stats {
-    double t_connected, t_devices_sent, t_last_page, t_shut;
+    double t_connected, t_devices_sent, t_running, t_last_page, t_shut;
     uint64_t data_pages, zero_pages, requests, requested_pages;
     uint64_t bytes;
     double req_median_ms, req_p99_ms, req_max_ms; /* request in, its pages written */

@@ -2,6 +2,7 @@
 #include "rp.h"
 
 #include "pager.h"
+#include "wire.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -76,6 +77,9 @@ static void *pg_rp_main(void *arg)
             rp->shut_err = (uint32_t)pg_be(m, 4);
         } else if (type == PG_RP_REQ_PAGES || type == PG_RP_REQ_PAGES_ID) {
             rc = pg_rp_req(rp, type, m, len, &block);
+        } else if (type == PG_RP_PONG && len == 4 && pg_be(m, 4) == PG_PING_DEVICES) {
+            rp->t_running = pg_now();
+            pg_events_running(rp->ev);
         } else if (type != PG_RP_PONG) {
             snprintf(rp->err, sizeof(rp->err), "sent an unexpected return-path message %u", type);
             rc = -EBADMSG;
@@ -89,12 +93,14 @@ static void *pg_rp_main(void *arg)
     return NULL;
 }
 
-int pg_rp_start(struct pg_rp *rp, int fd, const struct pg_map *map, struct pg_queue *q)
+int pg_rp_start(struct pg_rp *rp, int fd, const struct pg_map *map, struct pg_queue *q,
+                struct pg_events *ev)
 {
     memset(rp, 0, sizeof(*rp));
     rp->fd = fd;
     rp->map = map;
     rp->q = q;
+    rp->ev = ev;
     return -pthread_create(&rp->thread, NULL, pg_rp_main, rp);
 }
 

@@ -13,6 +13,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "events.h"
 #include "push.h"
 #include "rp.h"
 #include "wire.h"
@@ -24,6 +25,7 @@ struct pg_sender {
     const struct pg_snap *s;
     struct pg_wire *w;
     struct pg_queue *q;
+    struct pg_events *ev;
     uint8_t *sent[PG_MAX_BLOCKS]; /* 1 per page once written */
     uint64_t nsent, npages, requested;
     struct pg_fcache fc;
@@ -92,6 +94,12 @@ static int pg_preamble(const struct pg_snap *s, struct pg_wire *w)
                 (uint8_t[]){blob >> 24, blob >> 16 & 0xff, blob >> 8 & 0xff, blob & 0xff}, 4);
     pg_wire_cmd(w, PG_CMD_POSTCOPY_LISTEN, NULL, 0);
     pg_wire_bytes(w, m->data + m->dev_start, dev);
+    /* Before RUN: RUN ends the package's reading (LOADVM_QUIT), so a PING after it would never
+     * be answered. Its PONG comes once the devices are loaded; RUN follows from the same buffer. */
+    pg_wire_cmd(w, PG_CMD_PING,
+                (uint8_t[]){PG_PING_DEVICES >> 24, PG_PING_DEVICES >> 16 & 0xff,
+                            PG_PING_DEVICES >> 8 & 0xff, PG_PING_DEVICES & 0xff},
+                4);
     pg_wire_cmd(w, PG_CMD_POSTCOPY_RUN, NULL, 0);
     return pg_wire_flush(w);
 }
@@ -114,6 +122,7 @@ static int pg_send_page(struct pg_sender *x, int b, uint64_t ram_offset, const u
     pg_wire_page(x->w, bl->name, ram_offset, pg_ent_is_data(e) ? data : NULL);
     x->sent[b][p] = 1;
     x->nsent++;
+    pg_events_push(x->ev, x->nsent, x->npages, x->nsent == x->npages);
     return 0;
 }
 
@@ -233,12 +242,13 @@ static void pg_sender_stats(struct pg_sender *x, struct pg_stats *st)
 }
 
 static int pg_sender_init(struct pg_sender *x, const struct pg_snap *s, struct pg_wire *w,
-                          struct pg_queue *q)
+                          struct pg_queue *q, struct pg_events *ev)
 {
     memset(x, 0, sizeof(*x));
     x->s = s;
     x->w = w;
     x->q = q;
+    x->ev = ev;
     x->latcap = 1 << 16;
     if (!(x->lat = malloc(x->latcap * sizeof(*x->lat))))
         return -ENOMEM;
@@ -285,7 +295,8 @@ static int pg_serve_run(const struct pg_snap *s, int fd, struct pg_wire *w, cons
 
     memset(&push, 0, sizeof(push));
     pg_queue_init(&q, 2 * (o->readers > 0 ? o->readers : 1) + 2, o->readers > 0 ? o->readers : 1);
-    if ((rc = pg_sender_init(&x, s, w, &q)) || (rc = pg_rp_start(&rp, fd, &s->map, &q))) {
+    if ((rc = pg_sender_init(&x, s, w, &q, o->ev)) ||
+        (rc = pg_rp_start(&rp, fd, &s->map, &q, o->ev))) {
         snprintf(err, errlen, "cannot start serving: %s", strerror(-rc));
         pg_sender_free(&x);
         pg_queue_destroy(&q);
@@ -303,6 +314,7 @@ static int pg_serve_run(const struct pg_snap *s, int fd, struct pg_wire *w, cons
     pg_rp_join(&rp);
     st->t_shut = pg_now() - t0;
     st->requests = rp.requests;
+    st->t_running = rp.t_running > 0 ? rp.t_running - t0 : 0;
     st->bytes = w->bytes;
     pg_sender_stats(&x, st);
     rc = prc ? prc : pg_serve_outcome(rc, &x, &rp, err, errlen);

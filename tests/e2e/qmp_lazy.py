@@ -8,11 +8,13 @@
       to run and for the migration to complete (then turns postcopy-ram off again: a later save
       turns multifd on, which 7.2 refuses beside it), then for PAGER; prints "running_s=R
       completed_s=C" (seconds since PAGER started; Python's own start-up, a second on a loaded
-      machine, is not counted) and exits with PAGER's status
+      machine, is not counted) and exits with PAGER's status. With LAZY_EVENTS=FILE in the
+      environment, PAGER gets --events on a descriptor writing FILE
   qmp_lazy.py status QMP_SOCKET
       prints the migration's status ("none" before any stream arrived) and the VM's
 """
 import json
+import os
 import socket
 import subprocess
 import sys
@@ -50,8 +52,13 @@ def wait_for(q, what, test, deadline, pause):
 
 
 def serve(q, timeout, pager):
+    fds = ()
+    if os.environ.get("LAZY_EVENTS"):
+        ev = open(os.environ["LAZY_EVENTS"], "w")
+        fds = (ev.fileno(),)
+        pager = [pager[0], "--events", str(ev.fileno())] + pager[1:]
     t0 = time.time()
-    proc = subprocess.Popen(pager)
+    proc = subprocess.Popen(pager, pass_fds=fds)
     deadline = t0 + timeout
     mig = lambda q: q.cmd("query-migrate").get("status")
     wait_for(q, "postcopy-active", lambda q: mig(q) in ("postcopy-active", "completed"), deadline,

@@ -34,6 +34,19 @@ lazy_qemu() {
     python3 "$DRIVE" incoming "$QMP/vm1.qmp" "$T/lazy.sock" || die "QEMU: $(cat "$T/lazy.qemu.log")"
 }
 
+# events_check FILE: the pager's --events lines of a restore that completed: running, pushes
+# up to all pages, done last.
+events_check() {
+    local ev=$1
+    grep -qx running "$ev" || die "no 'running' event: $(cat "$ev")"
+    awk '$1 == "push" && ($2 > $3 || $2 < last) { exit 1 } $1 == "push" { last = $2 }' "$ev" ||
+        die "push events go backwards or past the total: $(cat "$ev")"
+    tail -2 "$ev" | head -1 | awk '$1 != "push" || $2 != $3 { exit 1 }' ||
+        die "the last push does not count every page: $(cat "$ev")"
+    tail -1 "$ev" | grep -qE '^done [0-9]+\.[0-9]{3}$' || die "'done' is not last: $(cat "$ev")"
+    (($(grep -n running "$ev" | cut -d: -f1) < $(wc -l <"$ev"))) || die "running after done"
+}
+
 # lazy_restore SNAPDIR: vm1 from SNAPDIR, served lazily; checks its memory after.
 lazy_restore() {
     local snap=$1 pass seed out
@@ -41,9 +54,11 @@ lazy_restore() {
     seed=$(guest_seed "$T/vm1.serial")
     vm_wait_gone vm1 || die "vm1's QEMU did not quit after the save"
     lazy_qemu "$snap"
-    out=$(python3 "$DRIVE" serve "$QMP/vm1.qmp" 120 "$PAGER_BIN" "$snap" "$T/lazy.sock") ||
-        die "lazy restore of $snap failed: $out; QEMU: $(cat "$T/lazy.qemu.log")"
+    out=$(LAZY_EVENTS=$T/events python3 "$DRIVE" serve "$QMP/vm1.qmp" 120 "$PAGER_BIN" "$snap" \
+        "$T/lazy.sock") || die "lazy restore of $snap failed: $out; QEMU: $(cat "$T/lazy.qemu.log")"
     log "$(basename "$snap"): $(tr '\n' ' ' <<<"$out")"
+    events_check "$T/events"
+    log "events: $(grep -c push "$T/events") push lines, then $(tail -1 "$T/events")"
     # Two passes: the first may have run while pages were still coming.
     vm_check_alive vm1 "$((pass + 1))" "$seed"
     log "restored lazily: passes go on past $((pass + 1)) with seed $seed"
@@ -54,9 +69,10 @@ lazy_restore() {
 pager_stops() {
     local snap=$1 status=$2 why=$3 state=$4 rc=0 out
     lazy_qemu "$snap"
-    out=$("$PAGER_BIN" "$snap" "$T/lazy.sock" 2>&1) || rc=$?
+    out=$("$PAGER_BIN" --events 3 "$snap" "$T/lazy.sock" 2>&1 3>"$T/events") || rc=$?
     ((rc == status)) || die "the pager's status on $snap is $rc, not $status: $out"
     grep -q "$why" <<<"$out" || die "the pager does not say '$why': $out"
+    tail -1 "$T/events" | grep -q "^fail .*$why" || die "no 'fail' event saying '$why': $(cat "$T/events")"
     [[ $(python3 "$DRIVE" status "$QMP/vm1.qmp") == "$state" ]] ||
         die "QEMU is not $state: $(python3 "$DRIVE" status "$QMP/vm1.qmp")"
     log "$(basename "$snap"): $(grep -v '^savefs-pager: [0-9s]' <<<"$out" | tr '\n' ' ')"

@@ -1,14 +1,17 @@
 /* test_pager: the pager's reading of a saved main stream (mainstream.c) and its page map
  * (map.c), on streams built here as QEMU 7.2 writes them with multifd on: where the header, the
  * RAM setup and the device state lie, which pages main says are zero, and every stream it must
- * refuse. Table-driven; each failure prints file:line; the exit status says if any failed. */
+ * refuse; and its progress lines (events.c) as the job reads them. Table-driven; each failure
+ * prints file:line; the exit status says if any failed. */
 #include <assert.h>
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "check.h"
+#include "events.h"
 #include "mainstream.h"
 #include "map.h"
 
@@ -197,6 +200,42 @@ static const struct {
     {V_COMMAND, "neither device state nor the end"},
 };
 
+/* The lines of the --events contract, byte for byte: pushes at most every 100 ms (unless
+ * forced), a fail on one line, and nothing after it. */
+static void test_events(void)
+{
+    struct pg_events ev;
+    char got[512] = "";
+    int fds[2];
+    ssize_t n;
+
+    if (pipe(fds)) {
+        CHECK(0, "pipe");
+        return;
+    }
+    pg_events_init(&ev, fds[1]);
+    pg_events_push(&ev, 0, 10, 0);
+    pg_events_push(&ev, 1, 10, 0); /* within 100 ms of the last: dropped */
+    pg_events_running(&ev);
+    pg_events_push(&ev, 10, 10, 1);
+    pg_events_done(&ev, 1.25);
+    pg_events_fail(&ev, "checksum channel-2.idx\noffset 123");
+    pg_events_done(&ev, 2);
+    pg_events_running(&ev);
+    pg_events_destroy(&ev);
+    close(fds[1]);
+    n = read(fds[0], got, sizeof(got) - 1);
+    close(fds[0]);
+    CHECK(n > 0 && strcmp(got, "push 0 10\nrunning\npush 10 10\ndone 1.250\n"
+                               "fail checksum channel-2.idx offset 123\n") == 0,
+          "events: '%s'", got);
+    /* No descriptor: every call is a no-op. */
+    pg_events_init(&ev, -1);
+    pg_events_fail(&ev, "x");
+    pg_events_destroy(&ev);
+    pg_events_running(NULL);
+}
+
 int main(void)
 {
     static struct parsed p;
@@ -215,5 +254,6 @@ int main(void)
         CHECK(p.rc != 0 || cut > p.dev, "cut at %zu", cut);
         pg_map_free(&p.map);
     }
+    test_events();
     return check_result("test_pager");
 }
