@@ -52,6 +52,8 @@ check_snapshot() {
     log "verify $snap ($(jq -r '.qemu.version + ", compression " + .compression' "$dir/manifest.json"))"
     out=$("$READER" verify --key "$store/.savefs-key" "$dir") || die "verify of $snap failed: $out"
     grep -q 'HMAC-SHA256 ok' <<<"$out" || die "verify did not check the signature: $out"
+    grep -q 'pages, [0-9]* sums, as channel-0.idx says' <<<"$out" ||
+        die "verify did not check the index's sums: $out"
     ours=$(sed -n 's/^manifest: .*digest //p' <<<"$out")
     digest=$("$SAVEFS_BIN" accept --store "$store" --qmp-dir "$QMP" "$vm" "$snap" |
         sed -n 's/^digest: //p')
@@ -139,6 +141,16 @@ for snap in plain packed; do
     [[ $digit == 0 ]] && digit=1 || digit=0
     printf %s "$digit" | dd of="$copy/manifest.json" bs=1 seek="$off" conv=notrunc status=none
     must_fail "$copy" "channel-0: checksum mismatch"
+    cp "$MNT/vm1/snapshots/$snap/manifest.json" "$copy/manifest.json"
+    if [[ $snap == plain ]]; then
+        # A changed channel whose manifest checksum was made to match (no key given): the index's
+        # sums still tell, naming the block.
+        flip "$copy/channel-1" 300000
+        sum=$(/usr/bin/python3 -c 'import sys, xxhash; print(xxhash.xxh3_64(open(sys.argv[1], "rb").read()).hexdigest())' "$copy/channel-1")
+        jq --arg s "$sum" '(.files[] | select(.name == "channel-1") | .xxh3) = $s' \
+            "$MNT/vm1/snapshots/$snap/manifest.json" >"$copy/manifest.json"
+        must_fail "$copy" "channel-1.idx: the sum of stream bytes 262144 to 524287"
+    fi
     rm -r "$copy"
 done
 kill "$(vm_pid vm1)"
