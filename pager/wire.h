@@ -15,6 +15,8 @@ enum {
     PG_CMD_POSTCOPY_RUN = 5,
     PG_CMD_POSTCOPY_RAM_DISCARD = 6,
     PG_CMD_PACKAGED = 7,
+    PG_CMD_POSTCOPY_RESUME = 9,
+    PG_CMD_RECV_BITMAP = 10,
 };
 
 /* What the destination takes in one PACKAGED command (MAX_VM_CMD_PACKAGED_SIZE), and what the

@@ -1,7 +1,9 @@
 /* test_pager: the pager's reading of a saved main stream (mainstream.c) and its page map
  * (map.c), on streams built here as QEMU 7.2 writes them with multifd on: where the header, the
  * RAM setup and the device state lie, which pages main says are zero, and every stream it must
- * refuse; and its progress lines (events.c) as the job reads them. Table-driven; each failure
+ * refuse; its checked reads of channel bytes (verify.c) against a version 2 index's sums, a
+ * damaged block refused by name and offset; and its progress lines (events.c) as the job reads
+ * them. Table-driven; each failure
  * prints file:line; the exit status says if any failed. */
 #include <assert.h>
 #include <errno.h>
@@ -10,10 +12,16 @@
 #include <string.h>
 #include <unistd.h>
 
+#include <fcntl.h>
+#include <xxhash.h>
+
 #include "check.h"
+#include "cp_index.h"
 #include "events.h"
 #include "mainstream.h"
 #include "map.h"
+#include "snap.h"
+#include "verify.h"
 
 struct buf {
     uint8_t d[16384]; /* a stream with one page in main (V_PAGE) and its records */
@@ -236,6 +244,154 @@ static void test_events(void)
     pg_events_running(NULL);
 }
 
+/* ---- checked reads ---- */
+
+#define VSIZE (3 * (1u << CP_INDEX_SUM_SHIFT) + 1000) /* three blocks and a tail */
+
+static void le(uint8_t *p, uint64_t v, int n)
+{
+    for (int i = 0; i < n; i++)
+        p[i] = (uint8_t)(v >> 8 * i);
+}
+
+/* DIR/channel-0 of VSIZE bytes of DATA and its version 2 index with the sums of DATA. */
+static int write_channel(const char *dir, const uint8_t *data)
+{
+    static uint8_t idx[24 + 4 * 24 + 24];
+    uint64_t bs = 1ull << CP_INDEX_SUM_SHIFT, n = (VSIZE + bs - 1) / bs;
+    size_t len = 0;
+    char path[512];
+    FILE *f;
+
+    memset(idx, 0, sizeof(idx));
+    memcpy(idx, CP_INDEX_MAGIC, 8);
+    le(idx + 8, 2, 4);
+    le(idx + 12, CP_INDEX_PAGE_SIZE, 4);
+    le(idx + 16, CP_INDEX_SUM_SHIFT, 4);
+    len = 24;
+    for (uint64_t k = 0; k < n; k++, len += 24) {
+        size_t blen = VSIZE - k * bs < bs ? VSIZE - k * bs : bs;
+        le(idx + len, CP_INDEX_SUM, 4);
+        le(idx + len + 8, k, 8);
+        le(idx + len + 16, XXH3_64bits(data + k * bs, blen), 8);
+    }
+    le(idx + len, CP_INDEX_END, 4);
+    le(idx + len + 16, VSIZE, 8);
+    len += 24;
+    snprintf(path, sizeof(path), "%s/channel-0.idx", dir);
+    if (!(f = fopen(path, "w")) || fwrite(idx, 1, len, f) != len || fclose(f))
+        return -1;
+    snprintf(path, sizeof(path), "%s/channel-0", dir);
+    if (!(f = fopen(path, "w")) || fwrite(data, 1, VSIZE, f) != VSIZE || fclose(f))
+        return -1;
+    return 0;
+}
+
+static struct pg_snap *open_channel(const char *dir, char *err, size_t errlen)
+{
+    struct cp_file f = {.name = "channel-0", .kind = CP_CHANNEL, .channel = 0, .size = VSIZE};
+    struct pg_snap *s = calloc(1, sizeof(*s));
+    char path[512];
+
+    for (int i = 0; s && i < CP_MAX_CHANNELS; i++)
+        s->chans[i].fd = -1;
+    snprintf(path, sizeof(path), "%s/channel-0.idx", dir);
+    if (!s || pg_chan_open(&s->chans[0], dir, &f, err, errlen) ||
+        cp_index_load(&s->index[0], path, err, errlen)) {
+        pg_snap_free(s);
+        return NULL;
+    }
+    s->nchans = 1;
+    return s;
+}
+
+/* Flips byte OFF of DIR/channel-0. */
+static void flip_byte(const char *dir, uint64_t off)
+{
+    char path[512];
+    uint8_t b;
+    int fd;
+
+    snprintf(path, sizeof(path), "%s/channel-0", dir);
+    fd = open(path, O_RDWR);
+    CHECK(fd >= 0 && pread(fd, &b, 1, (off_t)off) == 1, "read %s", path);
+    b ^= 0xff;
+    CHECK(pwrite(fd, &b, 1, (off_t)off) == 1, "write %s", path);
+    close(fd);
+}
+
+static const struct {
+    const char *what;
+    uint64_t off;
+    size_t len;
+} vreads[] = {
+    {"a page in a block", 100, 4096},
+    {"a page across two blocks", (1u << CP_INDEX_SUM_SHIFT) - 2000, 4096},
+    {"the whole stream", 0, VSIZE},
+    {"the tail", VSIZE - 10, 10},
+    {"two whole blocks and a part", 1u << CP_INDEX_SUM_SHIFT, (2u << CP_INDEX_SUM_SHIFT) + 5},
+};
+
+static void test_verify(void)
+{
+    char dir[] = "/tmp/test_pager.XXXXXX", err[1024], path[600];
+    static uint8_t data[VSIZE], out[VSIZE];
+    const uint64_t bs = 1ull << CP_INDEX_SUM_SHIFT;
+    struct pg_vcache vc, fresh;
+    struct pg_snap *s = NULL;
+    int rc;
+
+    for (size_t i = 0; i < VSIZE; i++)
+        data[i] = (uint8_t)(i * 2654435761u >> 13);
+    if (!mkdtemp(dir) || write_channel(dir, data) || !(s = open_channel(dir, err, sizeof(err)))) {
+        CHECK(0, "setting up %s: %s", dir, err);
+        goto out;
+    }
+    pg_vcache_init(&vc);
+    for (size_t i = 0; i < sizeof(vreads) / sizeof(vreads[0]); i++) {
+        memset(out, 0, sizeof(out));
+        rc = pg_verify_read(s, 0, vreads[i].off, vreads[i].len, out, &vc, err, sizeof(err));
+        CHECK(rc == 0 && memcmp(out, data + vreads[i].off, vreads[i].len) == 0, "%s: %d %s",
+              vreads[i].what, rc, err);
+    }
+    rc = pg_verify_read(s, 0, VSIZE - 10, 11, out, &vc, err, sizeof(err));
+    CHECK(rc == -EBADMSG && strstr(err, "past its end"), "past the end: %d %s", rc, err);
+
+    /* Block 1 damaged on disk after VC checked it (a page of it read last): VC serves the bytes
+     * it checked, a fresh reader refuses the block, naming its offset. */
+    rc = pg_verify_read(s, 0, bs + 8192, 4096, out, &vc, err, sizeof(err));
+    CHECK(rc == 0, "block 1: %d %s", rc, err);
+    flip_byte(dir, bs + 7);
+    rc = pg_verify_read(s, 0, bs + 4096, 4096, out, &vc, err, sizeof(err));
+    CHECK(rc == 0 && memcmp(out, data + bs + 4096, 4096) == 0, "cached block: %d %s", rc, err);
+    pg_vcache_init(&fresh);
+    rc = pg_verify_read(s, 0, bs + 4096, 4096, out, &fresh, err, sizeof(err));
+    snprintf(path, sizeof(path), "checksum channel-0 offset %llu", (unsigned long long)bs);
+    CHECK(rc == -EBADMSG && strcmp(err, path) == 0, "damaged block: %d '%s'", rc, err);
+    /* Neither wholly (checked in place) nor across the damage: every block is checked. */
+    rc = pg_verify_read(s, 0, 0, 2 * bs, out, &fresh, err, sizeof(err));
+    CHECK(rc == -EBADMSG && strcmp(err, path) == 0, "whole blocks: %d '%s'", rc, err);
+    rc = pg_verify_read(s, 0, bs - 100, 200, out, &fresh, err, sizeof(err));
+    CHECK(rc == -EBADMSG && strcmp(err, path) == 0, "across: %d '%s'", rc, err);
+    /* The blocks around it still serve. */
+    rc = pg_verify_read(s, 0, 2 * bs + 1, 4096, out, &fresh, err, sizeof(err));
+    CHECK(rc == 0 && memcmp(out, data + 2 * bs + 1, 4096) == 0, "block 2: %d %s", rc, err);
+    /* The short last block, damaged. */
+    flip_byte(dir, VSIZE - 1);
+    rc = pg_verify_read(s, 0, VSIZE - 1, 1, out, &fresh, err, sizeof(err));
+    snprintf(path, sizeof(path), "checksum channel-0 offset %llu", (unsigned long long)(3 * bs));
+    CHECK(rc == -EBADMSG && strcmp(err, path) == 0, "tail: %d '%s'", rc, err);
+    pg_vcache_free(&vc);
+    pg_vcache_free(&fresh);
+out:
+    pg_snap_free(s);
+    snprintf(path, sizeof(path), "%s/channel-0", dir);
+    unlink(path);
+    snprintf(path, sizeof(path), "%s/channel-0.idx", dir);
+    unlink(path);
+    rmdir(dir);
+}
+
 int main(void)
 {
     static struct parsed p;
@@ -255,5 +411,6 @@ int main(void)
         pg_map_free(&p.map);
     }
     test_events();
+    test_verify();
     return check_result("test_pager");
 }
