@@ -2,7 +2,8 @@
 # Lazy restore by hand with savefs-pager: the memcheck guest saved through the mount (plain
 # channels), started again from its recorded command line with -incoming defer -S and
 # postcopy-ram, served by the pager, `cont` once QEMU is in postcopy: it runs at once and goes
-# on verifying its memory while the pages come. The restored VM is saved again, restored with
+# on verifying its memory while the pages come (the second time, the pages the first one asked
+# for pushed first). The restored VM is saved again, restored with
 # its pager SIGKILLed mid-push and a second one resuming it through QEMU's postcopy recovery,
 # then saved again, compressed, and restored lazily again. Snapshots the pager cannot serve are
 # refused before QEMU is touched; a damaged block stops the pager before any of its bytes are
@@ -24,16 +25,24 @@ events_check() {
     (($(grep -n running "$ev" | cut -d: -f1) < $(wc -l <"$ev"))) || die "running after done"
 }
 
-# lazy_restore SNAPDIR: vm1 from SNAPDIR, served lazily; checks its memory after.
+# lazy_restore SNAPDIR HOT: vm1 from SNAPDIR, served lazily, the pages the previous lazy
+# restore asked for first (HOT of them at least); checks its memory after.
 lazy_restore() {
-    local snap=$1 pass seed out
+    local snap=$1 hot=$2 pass seed out n
     pass=$(guest_last_pass "$T/vm1.serial")
     seed=$(guest_seed "$T/vm1.serial")
     vm_wait_gone vm1 || die "vm1's QEMU did not quit after the save"
     lazy_qemu "$snap"
-    out=$(LAZY_EVENTS=$T/events python3 "$DRIVE" serve "$QMP/vm1.qmp" 120 "$PAGER_BIN" "$snap" \
-        "$T/lazy.sock") || die "lazy restore of $snap failed: $out; QEMU: $(cat "$T/lazy.qemu.log")"
+    out=$(LAZY_EVENTS=$T/events python3 "$DRIVE" serve "$QMP/vm1.qmp" 120 "$PAGER_BIN" \
+        --fault-log "$T/faults.new" --hot "$T/faults" "$snap" "$T/lazy.sock") ||
+        die "lazy restore of $snap failed: $out; QEMU: $(cat "$T/lazy.qemu.log")"
     log "$(basename "$snap"): $(tr '\n' ' ' <<<"$out")"
+    n=$(sed -n 's/.*, \([0-9]*\) hot first).*/\1/p' <<<"$out")
+    ((n >= hot)) || die "$n pages pushed hot first, not $hot or more"
+    # Every request logged, a page a line: the next restore's hot pages.
+    (($(wc -l <"$T/faults.new") >= $(sed -n 's/.*written; \([0-9]*\) requests.*/\1/p' <<<"$out"))) ||
+        die "the fault log lacks requests: $(wc -l <"$T/faults.new") lines"
+    mv "$T/faults.new" "$T/faults"
     events_check "$T/events"
     log "events: $(grep -c push "$T/events") push lines, then $(tail -1 "$T/events")"
     # Two passes: the first may have run while pages were still coming.
@@ -63,7 +72,7 @@ savefs_start
 
 log "save, plain channels"
 echo "2 name=plain" >"$MNT/vm1/save" || die "save failed: $(cat "$MNT/vm1/status")"
-lazy_restore "$STORE/vm1/snapshots/plain"
+lazy_restore "$STORE/vm1/snapshots/plain" 0
 
 log "the pager SIGKILLed mid-push, QEMU recovered by a resumed pager"
 echo "2 name=again" >"$MNT/vm1/save" || die "save failed: $(cat "$MNT/vm1/status")"
@@ -81,7 +90,7 @@ log "recovered: passes go on past $((pass + 1)) with seed $seed"
 
 log "save the lazily restored VM again, compressed"
 echo "2 compress=zstd:1 name=packed" >"$MNT/vm1/save" || die "save failed: $(cat "$MNT/vm1/status")"
-lazy_restore "$STORE/vm1/snapshots/packed"
+lazy_restore "$STORE/vm1/snapshots/packed" 1
 kill -9 "$(vm_pid vm1)"
 vm_wait_gone vm1 || die "QEMU did not go"
 

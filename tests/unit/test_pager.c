@@ -2,8 +2,8 @@
  * (map.c), on streams built here as QEMU 7.2 writes them with multifd on: where the header, the
  * RAM setup and the device state lie, which pages main says are zero, and every stream it must
  * refuse; its checked reads of channel bytes (verify.c) against a version 2 index's sums, a
- * damaged block refused by name and offset; and its progress lines (events.c) as the job reads
- * them. Table-driven; each failure
+ * damaged block refused by name and offset; fault logs read back as a prefetch order (hot.c);
+ * and its progress lines (events.c) as the job reads them. Table-driven; each failure
  * prints file:line; the exit status says if any failed. */
 #include <assert.h>
 #include <errno.h>
@@ -18,6 +18,7 @@
 #include "check.h"
 #include "cp_index.h"
 #include "events.h"
+#include "hot.h"
 #include "mainstream.h"
 #include "map.h"
 #include "snap.h"
@@ -392,6 +393,49 @@ out:
     rmdir(dir);
 }
 
+/* A fault log read back: the data pages it names, once each, in channel and stream order; lines
+ * naming zero pages, other blocks, unaligned or out-of-range offsets, or nothing, skipped. */
+static void test_hot(void)
+{
+    static const char log[] = "pc.ram 3000\npc.ram 1000\npc.ram 3000\npc.ram 2000\n"
+                              "nosuch 0\npc.ram 1234\npc.ram 100000\nnot a line\nvga 0\n"
+                              "pc.ram 0\n";
+    static const struct pg_hot_page want[] = {{0, 0x3000}, {0, 0x1000}, {0, 0}, {1, 0}};
+    char path[] = "/tmp/test_pager_hot.XXXXXX", err[512] = "";
+    struct pg_snap *s = calloc(1, sizeof(*s));
+    struct pg_hot h = {0};
+    int fd = mkstemp(path), rc = -1;
+
+    if (!s || fd < 0 || write(fd, log, sizeof(log) - 1) != (ssize_t)sizeof(log) - 1 ||
+        pg_map_add(&s->map, "pc.ram", 6, 16 * PG_PAGE_SIZE, err, sizeof(err)) ||
+        pg_map_add(&s->map, "vga", 3, 4 * PG_PAGE_SIZE, err, sizeof(err))) {
+        CHECK(0, "setting up: %s", err);
+        goto out;
+    }
+    /* pc.ram 0x3000 lies first in channel 0, then 0x1000, then 0; vga's page in channel 1. */
+    pg_map_set(&s->map, 0, 0x3000, pg_map_data(0, 100), err, sizeof(err));
+    pg_map_set(&s->map, 0, 0x1000, pg_map_data(0, 9000), err, sizeof(err));
+    pg_map_set(&s->map, 0, 0, pg_map_data(0, 20000), err, sizeof(err));
+    pg_map_set(&s->map, 0, 0x2000, PG_ZERO, err, sizeof(err));
+    pg_map_set(&s->map, 1, 0, pg_map_data(1, 64), err, sizeof(err));
+    rc = pg_hot_load(&h, path, s, err, sizeof(err));
+    CHECK(rc == 0 && h.n == sizeof(want) / sizeof(want[0]), "%d, %zu pages: %s", rc, h.n, err);
+    for (size_t i = 0; rc == 0 && i < h.n && i < sizeof(want) / sizeof(want[0]); i++)
+        CHECK(h.pages[i].block == want[i].block && h.pages[i].ram_offset == want[i].ram_offset,
+              "page %zu: block %d offset %llx", i, h.pages[i].block,
+              (unsigned long long)h.pages[i].ram_offset);
+    pg_hot_free(&h);
+    rc = pg_hot_load(&h, "/nonexistent/log", s, err, sizeof(err));
+    CHECK(rc == -ENOENT && h.n == 0, "a missing log: %d", rc);
+out:
+    if (fd >= 0)
+        close(fd);
+    unlink(path);
+    if (s)
+        pg_map_free(&s->map);
+    free(s);
+}
+
 int main(void)
 {
     static struct parsed p;
@@ -412,5 +456,6 @@ int main(void)
     }
     test_events();
     test_verify();
+    test_hot();
     return check_result("test_pager");
 }
