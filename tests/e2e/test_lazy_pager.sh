@@ -25,16 +25,17 @@ events_check() {
     (($(grep -n running "$ev" | cut -d: -f1) < $(wc -l <"$ev"))) || die "running after done"
 }
 
-# lazy_restore SNAPDIR HOT: vm1 from SNAPDIR, served lazily, the pages the previous lazy
-# restore asked for first (HOT of them at least); checks its memory after.
+# lazy_restore SNAPDIR HOT [PAGER-OPTIONS...]: vm1 from SNAPDIR, served lazily, the pages the
+# previous lazy restore asked for first (HOT of them at least); checks its memory after.
 lazy_restore() {
     local snap=$1 hot=$2 pass seed out n
+    shift 2
     pass=$(guest_last_pass "$T/vm1.serial")
     seed=$(guest_seed "$T/vm1.serial")
     vm_wait_gone vm1 || die "vm1's QEMU did not quit after the save"
     lazy_qemu "$snap"
     out=$(LAZY_EVENTS=$T/events python3 "$DRIVE" serve "$QMP/vm1.qmp" 120 "$PAGER_BIN" \
-        --fault-log "$T/faults.new" --hot "$T/faults" "$snap" "$T/lazy.sock") ||
+        --fault-log "$T/faults.new" --hot "$T/faults" "$@" "$snap" "$T/lazy.sock") ||
         die "lazy restore of $snap failed: $out; QEMU: $(cat "$T/lazy.qemu.log")"
     log "$(basename "$snap"): $(tr '\n' ' ' <<<"$out")"
     n=$(sed -n 's/.*, \([0-9]*\) hot first).*/\1/p' <<<"$out")
@@ -50,12 +51,13 @@ lazy_restore() {
     log "restored lazily: passes go on past $((pass + 1)) with seed $seed"
 }
 
-# pager_stops SNAPDIR STATUS WHY QEMU_STATE: the pager, on SNAPDIR, exits with STATUS saying WHY;
-# QEMU's migration and run state are then QEMU_STATE.
+# pager_stops SNAPDIR STATUS WHY QEMU_STATE [PAGER-OPTIONS...]: the pager, on SNAPDIR, exits with
+# STATUS saying WHY; QEMU's migration and run state are then QEMU_STATE.
 pager_stops() {
     local snap=$1 status=$2 why=$3 state=$4 rc=0 out
+    shift 4
     lazy_qemu "$snap"
-    out=$("$PAGER_BIN" --events 3 "$snap" "$T/lazy.sock" 2>&1 3>"$T/events") || rc=$?
+    out=$("$PAGER_BIN" --events 3 "$@" "$snap" "$T/lazy.sock" 2>&1 3>"$T/events") || rc=$?
     ((rc == status)) || die "the pager's status on $snap is $rc, not $status: $out"
     grep -q "$why" <<<"$out" || die "the pager does not say '$why': $out"
     tail -1 "$T/events" | grep -q "^fail .*$why" || die "no 'fail' event saying '$why': $(cat "$T/events")"
@@ -90,7 +92,10 @@ log "recovered: passes go on past $((pass + 1)) with seed $seed"
 
 log "save the lazily restored VM again, compressed"
 echo "2 compress=zstd:1 name=packed" >"$MNT/vm1/save" || die "save failed: $(cat "$MNT/vm1/status")"
-lazy_restore "$STORE/vm1/snapshots/packed" 1
+# Served only as the manifest the job decided to run (its digest, as `savefs accept` shows it).
+digest=$("$SAVEFS_BIN" accept --store "$STORE" --qmp-dir "$QMP" vm1 packed | sed -n 's/^digest: //p')
+[[ $digest == sha256:* ]] || die "no digest for packed"
+lazy_restore "$STORE/vm1/snapshots/packed" 1 --digest "$digest"
 kill -9 "$(vm_pid vm1)"
 vm_wait_gone vm1 || die "QEMU did not go"
 
@@ -129,6 +134,9 @@ for f in m["files"]:
 json.dump(m, open(os.path.join(d, "manifest.json"), "w"))
 PY
 pager_stops "$T/v1index" 2 "channel-0.idx is a version 1 page index" "none inmigrate"
+# A manifest other than the one decided on (the v1 copy's, with packed's digest).
+pager_stops "$T/v1index" 2 "its manifest's digest is sha256:[0-9a-f]*, not $digest as decided" \
+    "none inmigrate" --digest "$digest"
 cp -a "$STORE/vm1/snapshots/plain" "$T/badindex"
 printf '\xff' | dd of="$T/badindex/channel-0.idx" bs=1 seek=100 conv=notrunc status=none
 pager_stops "$T/badindex" 2 "channel-0.idx" "none inmigrate"
