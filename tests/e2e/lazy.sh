@@ -4,12 +4,13 @@
 : "${PAGER_BIN:?PAGER_BIN must name savefs-pager}"
 DRIVE=$SRC_DIR/tests/e2e/qmp_lazy.py
 
-# lazy_qemu SNAPDIR: starts vm1 as its snapshot recorded it, waiting for an incoming postcopy
-# stream on $T/lazy.sock.
+# lazy_qemu SNAPDIR: starts vm1 as its snapshot recorded it (with the binary LAZY_QEMU if set),
+# waiting for an incoming postcopy stream on $T/lazy.sock.
 lazy_qemu() {
     local snap=$1 i pid
     local -a argv args=()
     mapfile -t argv < <(jq -r '.qemu.argv[]' "$snap/manifest.json")
+    [[ -n ${LAZY_QEMU:-} ]] && argv[0]=$LAZY_QEMU
     for ((i = 0; i < ${#argv[@]}; i++)); do
         case ${argv[i]} in
         -serial | -pidfile | -qmp) i=$((i + 1)) ;;

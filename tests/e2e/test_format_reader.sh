@@ -164,12 +164,7 @@ if [[ $(id -u) -ne 0 ]] || ! command -v debootstrap >/dev/null; then
 fi
 # shellcheck source=debroot.sh
 source "$SRC_DIR/tests/e2e/debroot.sh"
-trap 'rc=$?; droot_cleanup; (exit $rc); e2e_cleanup' EXIT
-droot_setup_overlay trixie "$DROOT_CACHE/trixie" "$T/d13" "${DROOT_BUILD_PACKAGES[@]}"
-droot_bind "$T"
-droot_bind "$GUEST_DIR" "$GUEST_DIR" ro
-printf '#!/bin/sh\nexec chroot %q env -i PATH=/usr/bin:/bin qemu-system-x86_64 "$@"\n' "$ROOT" >"$T/qemu10"
-chmod +x "$T/qemu10"
+droot_qemu10
 log "saving under the root's $("$T/qemu10" --version | head -n1)"
 GUEST_QEMU=$T/qemu10 vm_start vm2
 save_and_check vm2 plain10 2 zeros

@@ -62,6 +62,8 @@ enum variant {
     V_NO_EOF,     /* cut after the devices */
     V_NOT_QEVM,   /* another magic */
     V_COMMAND,    /* a command where devices should start */
+    V_SWITCHOVER, /* QEMU 10.0: SWITCHOVER_START before RAM's end */
+    V_PING,       /* another command there */
 };
 
 #define RAM_ID 2
@@ -124,6 +126,13 @@ static void build(struct buf *b, enum variant v, size_t *head, size_t *setup, si
     zero(b, "pc.rom", 0x1000, 0);
     be(b, PG_RAM_MULTIFD_FLUSH, 8);
     end_section(b, V_GOOD);
+    if (v == V_SWITCHOVER || v == V_PING) {
+        be(b, PG_VM_COMMAND, 1);
+        be(b, v == V_PING ? 2 : 11, 2);
+        be(b, v == V_PING ? 4 : 0, 2);
+        if (v == V_PING)
+            be(b, 7, 4);
+    }
     be(b, PG_VM_SECTION_END, 1);
     be(b, RAM_ID, 4);
     end_section(b, V_GOOD);
@@ -206,7 +215,8 @@ static const struct {
     {V_CONT_FIRST, "unknown RAM block"},
     {V_NO_EOF, "no QEMU_VM_EOF"},
     {V_NOT_QEVM, "not a QEMU migration stream"},
-    {V_COMMAND, "neither device state nor the end"},
+    {V_COMMAND, "a command other than SWITCHOVER_START"},
+    {V_PING, "a command other than SWITCHOVER_START"},
 };
 
 /* The lines of the --events contract, byte for byte: pushes at most every 100 ms (unless
@@ -442,6 +452,7 @@ int main(void)
 
     test_good(V_GOOD);
     test_good(V_NO_VMDESC);
+    test_good(V_SWITCHOVER);
     for (size_t i = 0; i < sizeof(refused) / sizeof(refused[0]); i++) {
         parse(&p, refused[i].v, 0);
         CHECK(p.rc == -EBADMSG && strstr(p.err, refused[i].why),
