@@ -16,6 +16,7 @@
 #define CP_INDEX_REC_LEN   16 /* u32 type, u32, u32, u32 */
 #define CP_INDEX_PAGES_LEN 24 /* ... then u64 stream_offset */
 #define CP_INDEX_END_LEN   24
+#define CP_INDEX_SUM_LEN   24 /* u32 type, u32 0, u64 k, u64 xxh3 */
 
 struct cp_index {
     uint8_t *data;
@@ -24,6 +25,8 @@ struct cp_index {
     char names[CP_INDEX_MAX_BLOCKS][CP_INDEX_NAME_MAX + 1];
     uint64_t npages;
     uint64_t stream_size;
+    uint32_t version, sum_shift;
+    uint64_t *sums, nsums, sums_cap;
 };
 
 static size_t cp_pad8(size_t n)
@@ -42,12 +45,13 @@ static int cp_index_put_rec(struct cp_stage *st, uint32_t type, uint32_t a, uint
     return cp_stage_put(st, rec, sizeof(rec), err, errlen);
 }
 
-int cp_index_put_header(struct cp_stage *st, char *err, size_t errlen)
+int cp_index_put_header(struct cp_stage *st, uint32_t version, char *err, size_t errlen)
 {
     uint8_t h[CP_INDEX_HEADER_LEN] = {0};
     memcpy(h, CP_INDEX_MAGIC, 8);
-    cp_put_le32(h + 8, CP_INDEX_VERSION);
+    cp_put_le32(h + 8, version);
     cp_put_le32(h + 12, CP_INDEX_PAGE_SIZE);
+    cp_put_le32(h + 16, version >= 2 ? CP_INDEX_SUM_SHIFT : 0);
     return cp_stage_put(st, h, sizeof(h), err, errlen);
 }
 
@@ -78,6 +82,15 @@ int cp_index_put_pages(struct cp_stage *st, uint32_t type, uint32_t block_id, ui
         r = cp_stage_put(st, v, 8 * k, err, errlen);
     }
     return r;
+}
+
+int cp_index_put_sum(struct cp_stage *st, uint64_t k, uint64_t xxh3, char *err, size_t errlen)
+{
+    uint8_t v[CP_INDEX_SUM_LEN] = {0};
+    cp_put_le32(v, CP_INDEX_SUM);
+    cp_put_le64(v + 8, k);
+    cp_put_le64(v + 16, xxh3);
+    return cp_stage_put(st, v, sizeof(v), err, errlen);
 }
 
 int cp_index_put_end(struct cp_stage *st, uint64_t npages, uint64_t stream_size, char *err,
@@ -188,18 +201,58 @@ static int cp_index_check_end(struct cp_index *ix, const uint8_t *p, size_t rest
     if (ix->stream_size < end)
         return cp_msg(err, errlen, -EBADMSG, "pages end past the stream's %llu bytes",
                       (unsigned long long)ix->stream_size);
+    /* Version 2: not a byte of the stream without its sum, and no sum past its end. */
+    uint64_t want = ix->version < 2 ? 0
+                                    : (ix->stream_size >> ix->sum_shift) +
+                                          ((ix->stream_size & ((1ull << ix->sum_shift) - 1)) != 0);
+    if (ix->nsums != want)
+        return cp_msg(err, errlen, -EBADMSG,
+                      "%llu SUM records for a stream of %llu bytes (%llu due)",
+                      (unsigned long long)ix->nsums, (unsigned long long)ix->stream_size,
+                      (unsigned long long)want);
     return 0;
 }
 
-static int cp_index_check_header(const struct cp_index *ix, char *err, size_t errlen)
+/* Checks a SUM record and keeps its sum: its length or -EBADMSG. */
+static int64_t cp_index_check_sum(struct cp_index *ix, const uint8_t *p, size_t rest, char *err,
+                                  size_t errlen)
+{
+    if (ix->version < 2)
+        return cp_msg(err, errlen, -EBADMSG, "a SUM record in a version 1 index");
+    if (rest < CP_INDEX_SUM_LEN || cp_get_le32(p + 4) != 0)
+        return cp_msg(err, errlen, -EBADMSG, "bad SUM record");
+    if (cp_get_le64(p + 8) != ix->nsums)
+        return cp_msg(err, errlen, -EBADMSG, "SUM of block %llu where %llu was due",
+                      (unsigned long long)cp_get_le64(p + 8), (unsigned long long)ix->nsums);
+    if (ix->nsums == ix->sums_cap) {
+        uint64_t cap = ix->sums_cap ? 2 * ix->sums_cap : 64;
+        uint64_t *n = realloc(ix->sums, cap * sizeof(*n));
+        if (n == NULL)
+            return cp_msg(err, errlen, -ENOMEM, "out of memory for %llu sums",
+                          (unsigned long long)cap);
+        ix->sums = n;
+        ix->sums_cap = cap;
+    }
+    ix->sums[ix->nsums++] = cp_get_le64(p + 16);
+    return CP_INDEX_SUM_LEN;
+}
+
+static int cp_index_check_header(struct cp_index *ix, char *err, size_t errlen)
 {
     const uint8_t *h = ix->data;
     if (ix->len < CP_INDEX_HEADER_LEN || memcmp(h, CP_INDEX_MAGIC, 8) != 0)
         return cp_msg(err, errlen, -EBADMSG, "not a page index");
-    if (cp_get_le32(h + 8) != CP_INDEX_VERSION || cp_get_le32(h + 12) != CP_INDEX_PAGE_SIZE ||
-        cp_get_le64(h + 16) != 0)
-        return cp_msg(err, errlen, -EBADMSG, "index version %u, page size %u not supported",
-                      cp_get_le32(h + 8), cp_get_le32(h + 12));
+    ix->version = cp_get_le32(h + 8);
+    ix->sum_shift = cp_get_le32(h + 16);
+    /* Version 1 has no sums: its shift word is 0. */
+    int shift_ok = ix->version == 1
+                       ? ix->sum_shift == 0
+                       : ix->sum_shift >= CP_INDEX_SUM_MIN && ix->sum_shift <= CP_INDEX_SUM_MAX;
+    if ((ix->version != 1 && ix->version != 2) || cp_get_le32(h + 12) != CP_INDEX_PAGE_SIZE ||
+        !shift_ok || cp_get_le32(h + 20) != 0)
+        return cp_msg(err, errlen, -EBADMSG,
+                      "index version %u, page size %u, sum shift %u not supported", ix->version,
+                      cp_get_le32(h + 12), ix->sum_shift);
     return 0;
 }
 
@@ -225,6 +278,8 @@ static int cp_index_check(struct cp_index *ix, size_t *pos, char *err, size_t er
             n = cp_index_check_block(ix, p, rest, err, errlen);
         else if (type == CP_INDEX_PAGES || type == CP_INDEX_ZEROS)
             n = cp_index_check_pages(ix, p, rest, &end, err, errlen);
+        else if (type == CP_INDEX_SUM)
+            n = cp_index_check_sum(ix, p, rest, err, errlen);
         else
             n = cp_msg(err, errlen, -EBADMSG, "unknown record type %u", type);
         if (n < 0)
@@ -278,6 +333,26 @@ uint64_t cp_index_stream_size(const struct cp_index *ix)
     return ix->stream_size;
 }
 
+uint32_t cp_index_version(const struct cp_index *ix)
+{
+    return ix->version;
+}
+
+uint32_t cp_index_sum_shift(const struct cp_index *ix)
+{
+    return ix->sum_shift;
+}
+
+uint64_t cp_index_nsums(const struct cp_index *ix)
+{
+    return ix->nsums;
+}
+
+uint64_t cp_index_sum(const struct cp_index *ix, uint64_t k)
+{
+    return ix->sums[k];
+}
+
 uint64_t cp_index_xxh3(const struct cp_index *ix)
 {
     return XXH3_64bits(ix->data, ix->len);
@@ -294,6 +369,10 @@ int cp_index_next(const struct cp_index *ix, struct cp_index_iter *it, struct cp
             return 0;
         if (type == CP_INDEX_BLOCK) {
             it->pos += CP_INDEX_REC_LEN + cp_pad8(cp_get_le32(p + 8));
+            continue;
+        }
+        if (type == CP_INDEX_SUM) {
+            it->pos += CP_INDEX_SUM_LEN;
             continue;
         }
         uint32_t n = cp_get_le32(p + 8);
@@ -317,5 +396,6 @@ void cp_index_free(struct cp_index *ix)
     if (ix == NULL)
         return;
     free(ix->data);
+    free(ix->sums);
     free(ix);
 }

@@ -10,13 +10,15 @@
 #include "stream.h"
 
 /* ---- writing: each call appends one encoded part to stage ST ---- */
-int cp_index_put_header(struct cp_stage *st, char *err, size_t errlen);
+/* VERSION 2 (what saves write: sums of CP_INDEX_SUM_SHIFT), or 1 (tests of old indexes). */
+int cp_index_put_header(struct cp_stage *st, uint32_t version, char *err, size_t errlen);
 int cp_index_put_block(struct cp_stage *st, uint32_t block_id, const char *name, uint32_t name_len,
                        char *err, size_t errlen);
 /* TYPE is CP_INDEX_PAGES or CP_INDEX_ZEROS. */
 int cp_index_put_pages(struct cp_stage *st, uint32_t type, uint32_t block_id, uint32_t npages,
                        uint64_t stream_offset, const uint64_t *ram_offsets, char *err,
                        size_t errlen);
+int cp_index_put_sum(struct cp_stage *st, uint64_t k, uint64_t xxh3, char *err, size_t errlen);
 int cp_index_put_end(struct cp_stage *st, uint64_t npages, uint64_t stream_size, char *err,
                      size_t errlen);
 

@@ -2,12 +2,15 @@
  * 1344-byte big-endian header and normal_pages * 4096 bytes of pages) that streams the page
  * index through a small buffered file writer. Runs in the channel's save thread.
  * QEMU 7.2 to 10.0 share the layout; from 9.0 a packet also lists zero pages (zero_pages, in
- * what 7.2 left unused and zero), whose offsets follow the normal pages' and carry no bytes. */
+ * what 7.2 left unused and zero), whose offsets follow the normal pages' and carry no bytes.
+ * Every byte is also hashed into the index's SUMs, so that a lazy restore checks each block it
+ * serves. */
 #include "indexer.h"
 
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <xxhash.h>
 
 #include "bytes.h"
 #include "index.h"
@@ -41,6 +44,9 @@ struct cp_indexer {
     uint64_t skip; /* page bytes left in the current packet */
     uint64_t packets, npages;
     uint64_t idx_size, idx_xxh3;
+    XXH3_state_t *sum; /* the SUM block being hashed */
+    uint64_t sum_len;  /* its bytes so far */
+    uint64_t nsums;    /* SUM records written */
     uint32_t nblocks, last_block;
     char names[CP_INDEX_MAX_BLOCKS][CP_INDEX_NAME_MAX + 1];
     uint8_t hdr[CP_MULTIFD_HEADER_LEN];
@@ -55,10 +61,15 @@ int cp_indexer_open(struct cp_indexer **out, const char *dir, const char *name, 
         cp_msg(err, errlen, r, "%s/%s: out of memory", dir, name);
         goto out;
     }
+    m->sum = XXH3_createState();
+    if (m->sum == NULL || XXH3_64bits_reset(m->sum) != XXH_OK) {
+        cp_msg(err, errlen, r, "%s/%s: out of memory", dir, name);
+        goto out;
+    }
     r = cp_fwriter_open(&m->idx, dir, name, CP_MULTIFD_INDEX_BUF, 0, err, errlen);
     if (r < 0)
         goto out;
-    r = cp_index_put_header(cp_fwriter_stage(m->idx), err, errlen);
+    r = cp_index_put_header(cp_fwriter_stage(m->idx), CP_INDEX_VERSION, err, errlen);
 out:
     if (r < 0) {
         cp_indexer_free(m);
@@ -155,9 +166,36 @@ static int cp_indexer_parsed(struct cp_indexer *m, char *err, size_t errlen)
     return 0;
 }
 
+/* The SUM of the block being hashed, then a fresh block. */
+static int cp_indexer_sum_put(struct cp_indexer *m, char *err, size_t errlen)
+{
+    uint64_t h = XXH3_64bits_digest(m->sum);
+    XXH3_64bits_reset(m->sum);
+    m->sum_len = 0;
+    return cp_index_put_sum(cp_fwriter_stage(m->idx), m->nsums++, h, err, errlen);
+}
+
+/* Hashes LEN more bytes of the stream, a SUM record each time a block is complete. */
+static int cp_indexer_sum(struct cp_indexer *m, const uint8_t *buf, size_t len, char *err,
+                          size_t errlen)
+{
+    const uint64_t block = 1ull << CP_INDEX_SUM_SHIFT;
+    int r = 0;
+    while (r == 0 && len > 0) {
+        size_t n = len < block - m->sum_len ? len : (size_t)(block - m->sum_len);
+        XXH3_64bits_update(m->sum, buf, n);
+        m->sum_len += n;
+        buf += n;
+        len -= n;
+        if (m->sum_len == block)
+            r = cp_indexer_sum_put(m, err, errlen);
+    }
+    return r;
+}
+
 int cp_indexer_feed(struct cp_indexer *m, const uint8_t *buf, size_t len, char *err, size_t errlen)
 {
-    int r = 0;
+    int r = m->state == CP_MF_OFF ? 0 : cp_indexer_sum(m, buf, len, err, errlen);
     while (r == 0 && len > 0 && m->state != CP_MF_OFF) {
         size_t n;
         if (m->state == CP_MF_PAGES) {
@@ -195,7 +233,10 @@ int cp_indexer_finish(struct cp_indexer *m, int *indexed, char *err, size_t errl
         goto out;
     }
     struct cp_stage *st = cp_fwriter_stage(m->idx);
-    r = cp_index_put_end(st, m->npages, m->pos, err, errlen);
+    if (m->sum_len > 0)
+        r = cp_indexer_sum_put(m, err, errlen);
+    if (r == 0)
+        r = cp_index_put_end(st, m->npages, m->pos, err, errlen);
     if (r == 0)
         r = st->finish(st, err, errlen);
     if (r < 0)
@@ -222,5 +263,6 @@ void cp_indexer_free(struct cp_indexer *m)
     if (m == NULL)
         return;
     cp_fwriter_free(m->idx);
+    XXH3_freeState(m->sum);
     free(m);
 }

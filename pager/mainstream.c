@@ -176,7 +176,15 @@ int pg_main_parse(struct pg_main *mn, const uint8_t *data, size_t len, struct pg
     if (pg_main_eof(data, len, &mn->dev_end))
         return pg_bad(&r, err, errlen, "no QEMU_VM_EOF at the end");
     /* RAM iterations, then its end, then the devices (their own sections, opaque). */
-    while ((type = (int)pg_rd_be(&r, 1)) == PG_VM_SECTION_PART || type == PG_VM_SECTION_END) {
+    while ((type = (int)pg_rd_be(&r, 1)) == PG_VM_SECTION_PART || type == PG_VM_SECTION_END ||
+           type == PG_VM_COMMAND) {
+        /* 10.0 announces the switchover before RAM's end (savevm.c, for devices that load
+         * their state while RAM still comes): a hint the pager's stream does without. */
+        if (type == PG_VM_COMMAND) {
+            if (pg_rd_be(&r, 2) != PG_CMD_SWITCHOVER_START || pg_rd_be(&r, 2) != 0)
+                return pg_bad(&r, err, errlen, "a command other than SWITCHOVER_START in RAM");
+            continue;
+        }
         if (pg_rd_be(&r, 4) != mn->ram_section)
             return pg_bad(&r, err, errlen, "an iterative section other than RAM's");
         if ((rc = pg_main_records(&r, map, err, errlen)) ||

@@ -22,6 +22,9 @@ enum {
     PG_VM_COMMAND = 0x08,
     PG_VM_SECTION_FOOTER = 0x7e,
 };
+/* The one command a saved stream may hold (10.0: MIG_CMD_SWITCHOVER_START, no data). */
+#define PG_CMD_SWITCHOVER_START 11
+
 enum {
     PG_RAM_ZERO = 0x02,
     PG_RAM_MEM_SIZE = 0x04,

@@ -8,20 +8,30 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 
 #include "snap.h"
 
 #define PG_MAX_READERS 8
 
+struct pg_events;
+struct pg_hot;
+
 struct pg_opts {
-    int readers;    /* background reader threads */
-    int connect_ms; /* how long to retry connecting to the socket */
+    int readers;              /* background reader threads */
+    int connect_ms;           /* how long to retry connecting to the socket */
+    struct pg_events *ev;     /* progress lines (events.h), or NULL */
+    int resume;               /* serve a QEMU in postcopy recovery (resume.h), not a fresh one */
+    const struct pg_hot *hot; /* pages pushed first (hot.h), or NULL */
+    FILE *fault_log;          /* where the return-path thread logs requests (hot.h), or NULL */
 };
 
 /* What a served restore measured (seconds from pg_serve's call, CLOCK_MONOTONIC). */
 struct pg_stats {
-    double t_connected, t_devices_sent, t_last_page, t_shut;
+    double t_connected, t_devices_sent, t_running, t_last_page, t_shut;
     uint64_t data_pages, zero_pages, requests, requested_pages;
+    uint64_t had_pages; /* resuming: the pages QEMU had already */
+    uint64_t hot_pages; /* pushed first, from --hot */
     uint64_t bytes;
     double req_median_ms, req_p99_ms, req_max_ms; /* request in, its pages written */
 };
@@ -29,9 +39,10 @@ struct pg_stats {
 /* CLOCK_MONOTONIC in seconds: the clock of every figure. */
 double pg_now(void);
 
-/* Connects to the destination QEMU listening on SOCK_PATH and serves snapshot S until the
- * destination acknowledged the end (SHUT). 0, or -errno with ERR filled: QEMU went away, a page
- * could not be read, a channel's checksum did not match (found once its pages were served). */
+/* Connects to the destination QEMU listening on SOCK_PATH (with O->resume, the URI of its
+ * migrate-recover) and serves snapshot S until the destination acknowledged the end (SHUT). 0, or
+ * -errno with ERR filled: QEMU went away, a page could not be read, a channel's checksum did not
+ * match (found once its pages were served). */
 int pg_serve(const struct pg_snap *s, const char *sock_path, const struct pg_opts *o,
              struct pg_stats *st, char *err, size_t errlen);
 

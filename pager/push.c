@@ -1,12 +1,13 @@
 /* push: background readers (see push.h). */
 #include "push.h"
 
+#include "verify.h"
+
 #include <errno.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <xxhash.h>
 
 struct pg_reader {
     struct pg_push *p;
@@ -15,8 +16,7 @@ struct pg_reader {
     struct cp_index_iter it;
     struct cp_index_page pg;
     int have; /* pg holds the next page of the index */
-    struct pg_fcache fc;
-    XXH3_state_t *hash;
+    struct pg_vcache vc;
     char err[512];
 };
 
@@ -39,7 +39,8 @@ static int pg_reader_pages(struct pg_reader *r, struct pg_chunk *c, uint64_t end
         int b = r->blocks[r->pg.block_id];
         uint64_t e = s->map.blocks[b].ent[r->pg.ram_offset / PG_PAGE_SIZE];
         /* A later record (or channel) may have superseded this one: only the last is sent. */
-        if (!r->pg.zero && e == pg_map_data(r->k, r->pg.stream_offset)) {
+        if (!r->pg.zero && e == pg_map_data(r->k, r->pg.stream_offset) &&
+            !pg_rp_has(r->p->have, b, r->pg.ram_offset / PG_PAGE_SIZE)) {
             if (c->npages == cap) {
                 cap = cap ? 2 * cap : 256;
                 void *n = realloc(c->pages, cap * sizeof(*c->pages));
@@ -55,11 +56,10 @@ static int pg_reader_pages(struct pg_reader *r, struct pg_chunk *c, uint64_t end
     return 0;
 }
 
-/* Reads the chunk at BASE: the stream up to END for the hash, and on to the end of the last
- * page that starts before END. */
+/* Reads the chunk at BASE: the stream up to END, and on to the end of the last page that starts
+ * before END; every block of it checked before the chunk is queued. */
 static int pg_reader_chunk(struct pg_reader *r, uint64_t base, uint64_t end)
 {
-    const struct pg_chan *ch = &r->p->snap->chans[r->k];
     struct pg_chunk *c = calloc(1, sizeof(*c));
     uint64_t stop = end;
     int rc;
@@ -74,10 +74,9 @@ static int pg_reader_chunk(struct pg_reader *r, uint64_t base, uint64_t end)
     c->len = (size_t)(stop - base);
     if (!rc && !(c->buf = malloc(c->len ? c->len : 1)))
         rc = -ENOMEM;
-    if (!rc)
-        rc = pg_chan_read(ch, base, c->len, c->buf, &r->fc, r->err, sizeof(r->err));
-    if (!rc)
-        XXH3_64bits_update(r->hash, c->buf, (size_t)(end - base));
+    /* A chunk without pages to send is not read: its bytes would go nowhere. */
+    if (!rc && c->npages)
+        rc = pg_verify_read(r->p->snap, r->k, base, c->len, c->buf, &r->vc, r->err, sizeof(r->err));
     if (!rc && c->npages)
         return pg_queue_put_chunk(r->p->q, c);
     pg_chunk_free(c);
@@ -97,17 +96,9 @@ static int pg_reader_channel(struct pg_reader *r)
     }
     memset(&r->it, 0, sizeof(r->it));
     r->have = cp_index_next(ix, &r->it, &r->pg);
-    XXH3_64bits_reset(r->hash);
     for (uint64_t base = 0; !rc && base < ch->stream_size; base += PG_CHUNK_SIZE) {
         uint64_t end = base + PG_CHUNK_SIZE;
         rc = pg_reader_chunk(r, base, end < ch->stream_size ? end : ch->stream_size);
-    }
-    if (!rc && XXH3_64bits_digest(r->hash) != ch->stream_xxh3) {
-        snprintf(r->err, sizeof(r->err),
-                 "%s: its checksum does not match the manifest: pages served from it may be "
-                 "damaged",
-                 ch->file.name);
-        rc = -EBADMSG;
     }
     return rc;
 }
@@ -118,9 +109,7 @@ static void *pg_reader_main(void *arg)
     struct pg_push *p = r->p;
     int rc = 0;
 
-    r->hash = XXH3_createState();
-    if (!r->hash)
-        rc = -ENOMEM;
+    pg_vcache_init(&r->vc);
     while (!rc && (r->k = atomic_fetch_add(&p->next_channel, 1)) < p->snap->nchans)
         rc = pg_reader_channel(r);
     if (rc && rc != -ECANCELED) {
@@ -128,18 +117,19 @@ static void *pg_reader_main(void *arg)
             snprintf(r->err, sizeof(r->err), "channel-%d: %s", r->k, strerror(-rc));
         pg_push_fail(p, rc, r->err);
     }
-    XXH3_freeState(r->hash);
-    pg_fcache_free(&r->fc);
+    pg_vcache_free(&r->vc);
     pg_queue_producer_done(p->q);
     free(r);
     return NULL;
 }
 
-int pg_push_start(struct pg_push *p, const struct pg_snap *snap, struct pg_queue *q, int nreaders)
+int pg_push_start(struct pg_push *p, const struct pg_snap *snap, struct pg_queue *q,
+                  const struct pg_rp *have, int nreaders)
 {
     memset(p, 0, sizeof(*p));
     p->snap = snap;
     p->q = q;
+    p->have = have;
     nreaders = nreaders < 1 ? 1 : nreaders > PG_MAX_READERS ? PG_MAX_READERS : nreaders;
     for (; p->nreaders < nreaders; p->nreaders++) {
         struct pg_reader *r = calloc(1, sizeof(*r));

@@ -1,7 +1,8 @@
 /* serve: one restore's stream, written by the calling thread: the saved header and RAM setup,
- * the postcopy commands, the device state packaged with LISTEN and RUN, then every page exactly
- * once (QEMU 7.2 fails a page placed twice: UFFDIO_COPY says EEXIST), requested pages first.
- * The return-path thread and the background readers feed it through the queue. */
+ * the postcopy commands, the device state packaged with LISTEN and RUN (or, resuming, the
+ * recovery handshake: resume.h), then every page exactly once (QEMU 7.2 fails a page placed twice:
+ * UFFDIO_COPY says EEXIST), requested pages first. The return-path thread and the background
+ * readers feed it through the queue. */
 #include "pager.h"
 
 #include <errno.h>
@@ -13,8 +14,12 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "events.h"
+#include "hot.h"
 #include "push.h"
+#include "resume.h"
 #include "rp.h"
+#include "verify.h"
 #include "wire.h"
 
 #define PG_SNDBUF       (64 << 10)
@@ -24,9 +29,10 @@ struct pg_sender {
     const struct pg_snap *s;
     struct pg_wire *w;
     struct pg_queue *q;
+    struct pg_events *ev;
     uint8_t *sent[PG_MAX_BLOCKS]; /* 1 per page once written */
     uint64_t nsent, npages, requested;
-    struct pg_fcache fc;
+    struct pg_vcache vc;
     uint8_t page[PG_PAGE_SIZE];
     double *lat; /* ms per request */
     size_t nlat, latcap;
@@ -92,6 +98,12 @@ static int pg_preamble(const struct pg_snap *s, struct pg_wire *w)
                 (uint8_t[]){blob >> 24, blob >> 16 & 0xff, blob >> 8 & 0xff, blob & 0xff}, 4);
     pg_wire_cmd(w, PG_CMD_POSTCOPY_LISTEN, NULL, 0);
     pg_wire_bytes(w, m->data + m->dev_start, dev);
+    /* Before RUN: RUN ends the package's reading (LOADVM_QUIT), so a PING after it would never
+     * be answered. Its PONG comes once the devices are loaded; RUN follows from the same buffer. */
+    pg_wire_cmd(w, PG_CMD_PING,
+                (uint8_t[]){PG_PING_DEVICES >> 24, PG_PING_DEVICES >> 16 & 0xff,
+                            PG_PING_DEVICES >> 8 & 0xff, PG_PING_DEVICES & 0xff},
+                4);
     pg_wire_cmd(w, PG_CMD_POSTCOPY_RUN, NULL, 0);
     return pg_wire_flush(w);
 }
@@ -105,8 +117,8 @@ static int pg_send_page(struct pg_sender *x, int b, uint64_t ram_offset, const u
     if (x->sent[b][p])
         return 0;
     if (pg_ent_is_data(e) && !data) {
-        rc = pg_chan_read(&x->s->chans[pg_ent_channel(e)], pg_ent_offset(e), PG_PAGE_SIZE, x->page,
-                          &x->fc, x->err, sizeof(x->err));
+        rc = pg_verify_read(x->s, pg_ent_channel(e), pg_ent_offset(e), PG_PAGE_SIZE, x->page,
+                            &x->vc, x->err, sizeof(x->err));
         data = x->page;
     }
     if (rc)
@@ -114,6 +126,7 @@ static int pg_send_page(struct pg_sender *x, int b, uint64_t ram_offset, const u
     pg_wire_page(x->w, bl->name, ram_offset, pg_ent_is_data(e) ? data : NULL);
     x->sent[b][p] = 1;
     x->nsent++;
+    pg_events_push(x->ev, x->nsent, x->npages, x->nsent == x->npages);
     return 0;
 }
 
@@ -155,6 +168,23 @@ static int pg_serve_chunk(struct pg_sender *x, const struct pg_chunk *c)
         rc = pg_send_page(x, p->block, p->ram_offset, c->buf + (p->stream_offset - c->base));
     }
     pg_wire_section_close(x->w);
+    return rc ? rc : x->w->err;
+}
+
+/* Before the index order, the pages of a previous restore's fault log (requests first still),
+ * while the readers fill the queue. */
+static int pg_serve_hot(struct pg_sender *x, const struct pg_hot *h, uint64_t *n)
+{
+    uint64_t before = x->nsent;
+    int rc = 0;
+
+    for (size_t i = 0; !rc && i < h->n; i++) {
+        if (i % PG_URGENT_EVERY == 0 && (rc = pg_serve_reqs(x)))
+            break;
+        rc = pg_send_page(x, h->pages[i].block, h->pages[i].ram_offset, NULL);
+    }
+    pg_wire_section_close(x->w);
+    *n = x->nsent - before;
     return rc ? rc : x->w->err;
 }
 
@@ -233,12 +263,14 @@ static void pg_sender_stats(struct pg_sender *x, struct pg_stats *st)
 }
 
 static int pg_sender_init(struct pg_sender *x, const struct pg_snap *s, struct pg_wire *w,
-                          struct pg_queue *q)
+                          struct pg_queue *q, struct pg_events *ev)
 {
     memset(x, 0, sizeof(*x));
     x->s = s;
     x->w = w;
     x->q = q;
+    x->ev = ev;
+    pg_vcache_init(&x->vc);
     x->latcap = 1 << 16;
     if (!(x->lat = malloc(x->latcap * sizeof(*x->lat))))
         return -ENOMEM;
@@ -249,12 +281,28 @@ static int pg_sender_init(struct pg_sender *x, const struct pg_snap *s, struct p
     return 0;
 }
 
+/* Recovery: the pages QEMU has count as sent (they are never sent again). Their number. */
+static uint64_t pg_sender_had(struct pg_sender *x, const struct pg_rp *rp)
+{
+    const struct pg_map *m = &x->s->map;
+    uint64_t had = 0;
+
+    for (int b = 0; b < m->nblocks; b++)
+        for (uint64_t p = 0; p < m->blocks[b].length / PG_PAGE_SIZE; p++)
+            if (pg_rp_has(rp, b, p)) {
+                x->sent[b][p] = 1;
+                had++;
+            }
+    x->nsent = had;
+    return had;
+}
+
 static void pg_sender_free(struct pg_sender *x)
 {
     for (int b = 0; b < PG_MAX_BLOCKS; b++)
         free(x->sent[b]);
     free(x->lat);
-    pg_fcache_free(&x->fc);
+    pg_vcache_free(&x->vc);
 }
 
 /* The words for what ended the stream (the writer's RC; the readers' error is already in ERR). */
@@ -285,15 +333,20 @@ static int pg_serve_run(const struct pg_snap *s, int fd, struct pg_wire *w, cons
 
     memset(&push, 0, sizeof(push));
     pg_queue_init(&q, 2 * (o->readers > 0 ? o->readers : 1) + 2, o->readers > 0 ? o->readers : 1);
-    if ((rc = pg_sender_init(&x, s, w, &q)) || (rc = pg_rp_start(&rp, fd, &s->map, &q))) {
+    if ((rc = pg_sender_init(&x, s, w, &q, o->ev)) || (rc = pg_rp_start(&rp, fd, &s->map, &q, o))) {
         snprintf(err, errlen, "cannot start serving: %s", strerror(-rc));
         pg_sender_free(&x);
         pg_queue_destroy(&q);
         return rc;
     }
-    if (!(rc = pg_preamble(s, w)))
+    rc = o->resume ? pg_resume_handshake(s, w, &rp, x.err, sizeof(x.err)) : pg_preamble(s, w);
+    if (!rc) {
         st->t_devices_sent = pg_now() - t0;
-    if (!rc && !(rc = pg_push_start(&push, s, &q, o->readers)))
+        st->had_pages = pg_sender_had(&x, &rp);
+    }
+    if (!rc && !(rc = pg_push_start(&push, s, &q, &rp, o->readers)) && o->hot)
+        rc = pg_serve_hot(&x, o->hot, &st->hot_pages);
+    if (!rc)
         rc = pg_serve_pages(&x);
     st->t_last_page = pg_now() - t0;
     pg_queue_stop(&q);
@@ -303,6 +356,7 @@ static int pg_serve_run(const struct pg_snap *s, int fd, struct pg_wire *w, cons
     pg_rp_join(&rp);
     st->t_shut = pg_now() - t0;
     st->requests = rp.requests;
+    st->t_running = rp.t_running > 0 ? rp.t_running - t0 : 0;
     st->bytes = w->bytes;
     pg_sender_stats(&x, st);
     rc = prc ? prc : pg_serve_outcome(rc, &x, &rp, err, errlen);

@@ -72,6 +72,14 @@ static int pg_snap_channel(struct pg_snap *s, const char *dir, const struct cp_f
     if (cp_index_xxh3(ix) != fi->xxh3) {
         snprintf(err, errlen, "%s: its checksum does not match the manifest", fi->name);
         rc = -EBADMSG;
+    } else if (cp_index_version(ix) < 2) {
+        /* Served unchecked, a damaged block would reach the guest before the whole file's
+         * checksum could tell: such snapshots restore fully. */
+        snprintf(err, errlen,
+                 "%s is a version %u page index, without a checksum per block: only a full "
+                 "restore can read it",
+                 fi->name, cp_index_version(ix));
+        rc = -ENODATA;
     } else if (cp_index_stream_size(ix) != s->chans[k].stream_size) {
         snprintf(err, errlen, "%s covers %" PRIu64 " stream bytes of %" PRIu64, fi->name,
                  cp_index_stream_size(ix), s->chans[k].stream_size);

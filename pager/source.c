@@ -45,7 +45,6 @@ int pg_chan_open(struct pg_chan *c, const char *dir, const struct cp_file *f, ch
     if (c->fd < 0)
         return pg_errno(err, errlen, errno, dir, f->name, "open");
     c->stream_size = f->zstd ? f->stream_size : f->size;
-    c->stream_xxh3 = f->zstd ? f->stream_xxh3 : f->xxh3;
     if (!f->zstd)
         return 0;
     rc = cp_zseek_load(&c->zseek, c->fd, err, errlen);
@@ -89,17 +88,23 @@ static int pg_fcache_fill(const struct pg_chan *c, int64_t i, struct pg_fcache *
     return rc;
 }
 
+int pg_chan_check_range(const struct pg_chan *c, uint64_t off, size_t len, char *err, size_t errlen)
+{
+    if (off <= c->stream_size && len <= c->stream_size - off)
+        return 0;
+    snprintf(err, errlen, "%s: stream bytes %" PRIu64 "+%zu are past its end", c->file.name, off,
+             len);
+    return -EBADMSG;
+}
+
 int pg_chan_read(const struct pg_chan *c, uint64_t off, size_t len, uint8_t *out,
                  struct pg_fcache *fc, char *err, size_t errlen)
 {
     char what[64];
-    int rc = 0;
+    int rc = pg_chan_check_range(c, off, len, err, errlen);
 
-    if (off > c->stream_size || len > c->stream_size - off) {
-        snprintf(err, errlen, "%s: stream bytes %" PRIu64 "+%zu are past its end", c->file.name,
-                 off, len);
-        return -EBADMSG;
-    }
+    if (rc)
+        return rc;
     if (!c->zseek) {
         rc = pg_pread(c->fd, out, len, off);
         snprintf(what, sizeof(what), "read at %" PRIu64, off);

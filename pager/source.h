@@ -15,7 +15,6 @@ struct pg_chan {
     int fd;
     struct cp_zseek *zseek; /* zstd files only */
     uint64_t stream_size;
-    uint64_t stream_xxh3; /* what the whole stream must hash to */
 };
 
 /* The last frame a thread decompressed, so that reading on through a frame costs one
@@ -32,6 +31,9 @@ int pg_chan_open(struct pg_chan *c, const char *dir, const struct cp_file *f, ch
                  size_t errlen);
 void pg_chan_close(struct pg_chan *c);
 
+/* 0 if stream bytes [OFF, OFF + LEN) are within C's stream, else -EBADMSG with ERR saying so. */
+int pg_chan_check_range(const struct pg_chan *c, uint64_t off, size_t len, char *err,
+                        size_t errlen);
 /* Reads stream bytes [OFF, OFF + LEN) of C into OUT. 0, or -EBADMSG (a damaged frame, bytes past
  * the end) / -errno with ERR naming the file and offset. */
 int pg_chan_read(const struct pg_chan *c, uint64_t off, size_t len, uint8_t *out,

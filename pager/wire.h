@@ -9,17 +9,22 @@
 
 enum {
     PG_CMD_OPEN_RETURN_PATH = 1,
+    PG_CMD_PING = 2,
     PG_CMD_POSTCOPY_ADVISE = 3,
     PG_CMD_POSTCOPY_LISTEN = 4,
     PG_CMD_POSTCOPY_RUN = 5,
     PG_CMD_POSTCOPY_RAM_DISCARD = 6,
     PG_CMD_PACKAGED = 7,
+    PG_CMD_POSTCOPY_RESUME = 9,
+    PG_CMD_RECV_BITMAP = 10,
 };
 
 /* What the destination takes in one PACKAGED command (MAX_VM_CMD_PACKAGED_SIZE), and what the
- * package holds besides the device state (LISTEN and RUN). */
+ * package holds besides the device state (LISTEN, PING and RUN). */
 #define PG_MAX_PACKAGED   (1u << 24)
-#define PG_PACKAGED_EXTRA 10
+#define PG_PACKAGED_EXTRA (5 + 9 + 5)
+/* The PING after the devices in the package: its PONG says QEMU loaded them. */
+#define PG_PING_DEVICES 0x53465331u
 
 struct pg_wire {
     int fd;

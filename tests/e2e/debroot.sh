@@ -108,3 +108,23 @@ droot_build() {
         return 1
     }
 }
+
+# droot_qemu10: for an e2e test (after e2e_setup, with GUEST_DIR): a throw-away overlay of the
+# cached Debian 13 root in $T/d13, with $T and the guest at the same paths inside, so that QMP
+# sockets, serial logs and pidfiles are where the host looks; $T/qemu10 runs its QEMU 10.0.
+# Cleanup on exit: the root's, then e2e_cleanup.
+_droot_qemu10_exit() {
+    local rc=$?
+    droot_cleanup
+    (exit "$rc")
+    e2e_cleanup
+}
+droot_qemu10() {
+    trap _droot_qemu10_exit EXIT
+    droot_setup_overlay trixie "$DROOT_CACHE/trixie" "$T/d13" "${DROOT_BUILD_PACKAGES[@]}"
+    droot_bind "$T"
+    droot_bind "$GUEST_DIR" "$GUEST_DIR" ro
+    printf '#!/bin/sh\nexec chroot %q env -i PATH=/usr/bin:/bin qemu-system-x86_64 "$@"\n' \
+        "$ROOT" >"$T/qemu10"
+    chmod +x "$T/qemu10"
+}

@@ -2,61 +2,65 @@
 # Lazy restore by hand with savefs-pager: the memcheck guest saved through the mount (plain
 # channels), started again from its recorded command line with -incoming defer -S and
 # postcopy-ram, served by the pager, `cont` once QEMU is in postcopy: it runs at once and goes
-# on verifying its memory while the pages come. The restored VM is saved again, compressed, and
-# restored lazily again. Snapshots the pager cannot serve are refused before QEMU is touched; a
-# damaged chunk stops the pager, and QEMU waits instead of completing with it.
+# on verifying its memory while the pages come (the second time, the pages the first one asked
+# for pushed first). The restored VM is saved again, restored with
+# its pager SIGKILLed mid-push and a second one resuming it through QEMU's postcopy recovery,
+# then saved again, compressed, and restored lazily again. Snapshots the pager cannot serve are
+# refused before QEMU is touched; a damaged block stops the pager before any of its bytes are
+# sent, and QEMU waits instead of completing with it.
 source "$SRC_DIR/tests/e2e/lib.sh"
-: "${PAGER_BIN:?PAGER_BIN must name savefs-pager}"
-DRIVE=$SRC_DIR/tests/e2e/qmp_lazy.py
+# shellcheck source=lazy.sh
+source "$SRC_DIR/tests/e2e/lazy.sh"
 
-# lazy_qemu SNAPDIR: starts vm1 as its snapshot recorded it, waiting for an incoming postcopy
-# stream on $T/lazy.sock.
-lazy_qemu() {
-    local snap=$1 i pid
-    local -a argv args=()
-    mapfile -t argv < <(jq -r '.qemu.argv[]' "$snap/manifest.json")
-    for ((i = 0; i < ${#argv[@]}; i++)); do
-        case ${argv[i]} in
-        -serial | -pidfile | -qmp) i=$((i + 1)) ;;
-        *) args+=("${argv[i]}") ;;
-        esac
-    done
-    rm -f "$T/lazy.sock"
-    setsid "${args[@]}" -serial "file:$T/vm1.serial" -pidfile "$QMP/vm1.pid" \
-        -qmp "unix:$QMP/vm1.qmp,server=on,wait=off" -incoming defer -S \
-        </dev/null >"$T/lazy.qemu.log" 2>&1 &
-    pid=$!
-    printf '%s\t%s\n' "$pid" "$T/vm1.serial" >>"$GUEST_PID_FILE"
-    for _ in $(seq 100); do
-        [[ -S $QMP/vm1.qmp ]] && break
-        sleep 0.1
-    done
-    python3 "$DRIVE" incoming "$QMP/vm1.qmp" "$T/lazy.sock" || die "QEMU: $(cat "$T/lazy.qemu.log")"
+# events_check FILE: the pager's --events lines of a restore that completed: running, pushes
+# up to all pages, done last.
+events_check() {
+    local ev=$1
+    grep -qx running "$ev" || die "no 'running' event: $(cat "$ev")"
+    awk '$1 == "push" && ($2 > $3 || $2 < last) { exit 1 } $1 == "push" { last = $2 }' "$ev" ||
+        die "push events go backwards or past the total: $(cat "$ev")"
+    tail -2 "$ev" | head -1 | awk '$1 != "push" || $2 != $3 { exit 1 }' ||
+        die "the last push does not count every page: $(cat "$ev")"
+    tail -1 "$ev" | grep -qE '^done [0-9]+\.[0-9]{3}$' || die "'done' is not last: $(cat "$ev")"
+    (($(grep -n running "$ev" | cut -d: -f1) < $(wc -l <"$ev"))) || die "running after done"
 }
 
-# lazy_restore SNAPDIR: vm1 from SNAPDIR, served lazily; checks its memory after.
+# lazy_restore SNAPDIR HOT [PAGER-OPTIONS...]: vm1 from SNAPDIR, served lazily, the pages the
+# previous lazy restore asked for first (HOT of them at least); checks its memory after.
 lazy_restore() {
-    local snap=$1 pass seed out
+    local snap=$1 hot=$2 pass seed out n
+    shift 2
     pass=$(guest_last_pass "$T/vm1.serial")
     seed=$(guest_seed "$T/vm1.serial")
     vm_wait_gone vm1 || die "vm1's QEMU did not quit after the save"
     lazy_qemu "$snap"
-    out=$(python3 "$DRIVE" serve "$QMP/vm1.qmp" 120 "$PAGER_BIN" "$snap" "$T/lazy.sock") ||
+    out=$(LAZY_EVENTS=$T/events python3 "$DRIVE" serve "$QMP/vm1.qmp" 120 "$PAGER_BIN" \
+        --fault-log "$T/faults.new" --hot "$T/faults" "$@" "$snap" "$T/lazy.sock") ||
         die "lazy restore of $snap failed: $out; QEMU: $(cat "$T/lazy.qemu.log")"
     log "$(basename "$snap"): $(tr '\n' ' ' <<<"$out")"
+    n=$(sed -n 's/.*, \([0-9]*\) hot first).*/\1/p' <<<"$out")
+    ((n >= hot)) || die "$n pages pushed hot first, not $hot or more"
+    # Every request logged, a page a line: the next restore's hot pages.
+    (($(wc -l <"$T/faults.new") >= $(sed -n 's/.*written; \([0-9]*\) requests.*/\1/p' <<<"$out"))) ||
+        die "the fault log lacks requests: $(wc -l <"$T/faults.new") lines"
+    mv "$T/faults.new" "$T/faults"
+    events_check "$T/events"
+    log "events: $(grep -c push "$T/events") push lines, then $(tail -1 "$T/events")"
     # Two passes: the first may have run while pages were still coming.
     vm_check_alive vm1 "$((pass + 1))" "$seed"
     log "restored lazily: passes go on past $((pass + 1)) with seed $seed"
 }
 
-# pager_stops SNAPDIR STATUS WHY QEMU_STATE: the pager, on SNAPDIR, exits with STATUS saying WHY;
-# QEMU's migration and run state are then QEMU_STATE.
+# pager_stops SNAPDIR STATUS WHY QEMU_STATE [PAGER-OPTIONS...]: the pager, on SNAPDIR, exits with
+# STATUS saying WHY; QEMU's migration and run state are then QEMU_STATE.
 pager_stops() {
     local snap=$1 status=$2 why=$3 state=$4 rc=0 out
+    shift 4
     lazy_qemu "$snap"
-    out=$("$PAGER_BIN" "$snap" "$T/lazy.sock" 2>&1) || rc=$?
+    out=$("$PAGER_BIN" --events 3 "$@" "$snap" "$T/lazy.sock" 2>&1 3>"$T/events") || rc=$?
     ((rc == status)) || die "the pager's status on $snap is $rc, not $status: $out"
     grep -q "$why" <<<"$out" || die "the pager does not say '$why': $out"
+    tail -1 "$T/events" | grep -q "^fail .*$why" || die "no 'fail' event saying '$why': $(cat "$T/events")"
     [[ $(python3 "$DRIVE" status "$QMP/vm1.qmp") == "$state" ]] ||
         die "QEMU is not $state: $(python3 "$DRIVE" status "$QMP/vm1.qmp")"
     log "$(basename "$snap"): $(grep -v '^savefs-pager: [0-9s]' <<<"$out" | tr '\n' ' ')"
@@ -70,11 +74,28 @@ savefs_start
 
 log "save, plain channels"
 echo "2 name=plain" >"$MNT/vm1/save" || die "save failed: $(cat "$MNT/vm1/status")"
-lazy_restore "$STORE/vm1/snapshots/plain"
+lazy_restore "$STORE/vm1/snapshots/plain" 0
+
+log "the pager SIGKILLed mid-push, QEMU recovered by a resumed pager"
+echo "2 name=again" >"$MNT/vm1/save" || die "save failed: $(cat "$MNT/vm1/status")"
+pass=$(guest_last_pass "$T/vm1.serial")
+seed=$(guest_seed "$T/vm1.serial")
+vm_wait_gone vm1 || die "vm1's QEMU did not quit after the save"
+lazy_qemu "$STORE/vm1/snapshots/again"
+out=$(python3 "$DRIVE" recover "$QMP/vm1.qmp" 180 "$T/recover.sock" "$PAGER_BIN" \
+    "$STORE/vm1/snapshots/again" "$T/lazy.sock") ||
+    die "recovery failed: $out; QEMU: $(cat "$T/lazy.qemu.log")"
+log "$(tr '\n' ' ' <<<"$out")"
+grep -q '^resumed: running done ' <<<"$out" || die "the resumed pager's events: $out"
+vm_check_alive vm1 "$((pass + 1))" "$seed"
+log "recovered: passes go on past $((pass + 1)) with seed $seed"
 
 log "save the lazily restored VM again, compressed"
 echo "2 compress=zstd:1 name=packed" >"$MNT/vm1/save" || die "save failed: $(cat "$MNT/vm1/status")"
-lazy_restore "$STORE/vm1/snapshots/packed"
+# Served only as the manifest the job decided to run (its digest, as `savefs accept` shows it).
+digest=$("$SAVEFS_BIN" accept --store "$STORE" --qmp-dir "$QMP" vm1 packed | sed -n 's/^digest: //p')
+[[ $digest == sha256:* ]] || die "no digest for packed"
+lazy_restore "$STORE/vm1/snapshots/packed" 1 --digest "$digest"
 kill -9 "$(vm_pid vm1)"
 vm_wait_gone vm1 || die "QEMU did not go"
 
@@ -85,19 +106,54 @@ jq 'del(.hmac) | .files |= map(select(.name != "channel-1.idx"))' "$STORE/vm1/sn
     >"$T/noindex/manifest.json"
 # Refused (status 2) before QEMU is touched: it still waits for a stream.
 pager_stops "$T/noindex" 2 "channel-1 has no page index" "none inmigrate"
+# A snapshot of savefs before the sums (version 1 indexes): refused, it restores fully.
+cp -a "$STORE/vm1/snapshots/plain" "$T/v1index"
+for i in 0 1; do
+    /usr/bin/python3 - "$T/v1index/channel-$i.idx" <<'PY'
+import struct, sys
+b = open(sys.argv[1], "rb").read()
+out, pos = bytearray(b[:8] + struct.pack("<IIII", 1, 4096, 0, 0)), 24
+while pos < len(b):
+    typ, a, c = struct.unpack_from("<III", b, pos)
+    n = {1: 16 + (c + 7) // 8 * 8, 2: 24 + 8 * c, 4: 24 + 8 * c, 5: 24}.get(typ, len(b) - pos)
+    if typ != 5:
+        out += b[pos:pos + n]
+    pos += n
+open(sys.argv[1], "wb").write(out)
+PY
+done
+/usr/bin/python3 - "$T/v1index" <<'PY'
+import json, os, sys, xxhash
+d = sys.argv[1]
+m = json.load(open(os.path.join(d, "manifest.json")))
+m.pop("hmac", None)
+for f in m["files"]:
+    if f["role"] == "index":
+        f["size"] = os.path.getsize(os.path.join(d, f["name"]))
+        f["xxh3"] = xxhash.xxh3_64(open(os.path.join(d, f["name"]), "rb").read()).hexdigest()
+json.dump(m, open(os.path.join(d, "manifest.json"), "w"))
+PY
+pager_stops "$T/v1index" 2 "channel-0.idx is a version 1 page index" "none inmigrate"
+# A manifest other than the one decided on (the v1 copy's, with packed's digest).
+pager_stops "$T/v1index" 2 "its manifest's digest is sha256:[0-9a-f]*, not $digest as decided" \
+    "none inmigrate" --digest "$digest"
 cp -a "$STORE/vm1/snapshots/plain" "$T/badindex"
 printf '\xff' | dd of="$T/badindex/channel-0.idx" bs=1 seek=100 conv=notrunc status=none
 pager_stops "$T/badindex" 2 "channel-0.idx" "none inmigrate"
 
 log "damaged chunks"
-# A zstd frame is checked as it is decompressed: its pages are never sent.
+# A zstd frame is checked as it is decompressed: its pages are never sent. The job hears the
+# file and the stream offset of the block.
 cp -a "$STORE/vm1/snapshots/packed" "$T/badframe"
 size=$(stat -c %s "$T/badframe/channel-0")
 printf '\x5a\xa5\x5a\xa5' | dd of="$T/badframe/channel-0" bs=1 seek=$((size / 2)) conv=notrunc status=none
 # The pager stops (status 1); QEMU, fed no page past the damage, waits instead of completing.
-pager_stops "$T/badframe" 1 "channel-0: frame" "postcopy-paused paused"
-# A plain channel has only its whole checksum, known once its last page was sent.
+pager_stops "$T/badframe" 1 "checksum channel-0 offset [0-9]*: channel-0: frame" "postcopy-paused paused"
+# A plain channel's block is checked against the index's sum before any page of it is sent.
 cp -a "$STORE/vm1/snapshots/plain" "$T/badpage"
-printf '\x5a' | dd of="$T/badpage/channel-1" bs=1 seek=$((64 + 1344 + 100)) conv=notrunc status=none
-pager_stops "$T/badpage" 1 "channel-1: its checksum does not match" "postcopy-paused paused"
+# Mid-file, so that QEMU has run (a QEMU still loading its devices, which may fault on a page
+# the pager no longer sends, fails its load and exits instead: the VM never ran).
+size=$(stat -c %s "$T/badpage/channel-1")
+printf '\x5a' | dd of="$T/badpage/channel-1" bs=1 seek=$((size / 2)) conv=notrunc status=none
+pager_stops "$T/badpage" 1 "checksum channel-1 offset $((size / 2 / 262144 * 262144))$" "postcopy-paused paused"
 log "PASS"

@@ -1,16 +1,28 @@
 /* test_pager: the pager's reading of a saved main stream (mainstream.c) and its page map
  * (map.c), on streams built here as QEMU 7.2 writes them with multifd on: where the header, the
  * RAM setup and the device state lie, which pages main says are zero, and every stream it must
- * refuse. Table-driven; each failure prints file:line; the exit status says if any failed. */
+ * refuse; its checked reads of channel bytes (verify.c) against a version 2 index's sums, a
+ * damaged block refused by name and offset; fault logs read back as a prefetch order (hot.c);
+ * and its progress lines (events.c) as the job reads them. Table-driven; each failure
+ * prints file:line; the exit status says if any failed. */
 #include <assert.h>
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
+
+#include <fcntl.h>
+#include <xxhash.h>
 
 #include "check.h"
+#include "cp_index.h"
+#include "events.h"
+#include "hot.h"
 #include "mainstream.h"
 #include "map.h"
+#include "snap.h"
+#include "verify.h"
 
 struct buf {
     uint8_t d[16384]; /* a stream with one page in main (V_PAGE) and its records */
@@ -50,6 +62,8 @@ enum variant {
     V_NO_EOF,     /* cut after the devices */
     V_NOT_QEVM,   /* another magic */
     V_COMMAND,    /* a command where devices should start */
+    V_SWITCHOVER, /* QEMU 10.0: SWITCHOVER_START before RAM's end */
+    V_PING,       /* another command there */
 };
 
 #define RAM_ID 2
@@ -112,6 +126,13 @@ static void build(struct buf *b, enum variant v, size_t *head, size_t *setup, si
     zero(b, "pc.rom", 0x1000, 0);
     be(b, PG_RAM_MULTIFD_FLUSH, 8);
     end_section(b, V_GOOD);
+    if (v == V_SWITCHOVER || v == V_PING) {
+        be(b, PG_VM_COMMAND, 1);
+        be(b, v == V_PING ? 2 : 11, 2);
+        be(b, v == V_PING ? 4 : 0, 2);
+        if (v == V_PING)
+            be(b, 7, 4);
+    }
     be(b, PG_VM_SECTION_END, 1);
     be(b, RAM_ID, 4);
     end_section(b, V_GOOD);
@@ -194,8 +215,236 @@ static const struct {
     {V_CONT_FIRST, "unknown RAM block"},
     {V_NO_EOF, "no QEMU_VM_EOF"},
     {V_NOT_QEVM, "not a QEMU migration stream"},
-    {V_COMMAND, "neither device state nor the end"},
+    {V_COMMAND, "a command other than SWITCHOVER_START"},
+    {V_PING, "a command other than SWITCHOVER_START"},
 };
+
+/* The lines of the --events contract, byte for byte: pushes at most every 100 ms (unless
+ * forced), a fail on one line, and nothing after it. */
+static void test_events(void)
+{
+    struct pg_events ev;
+    char got[512] = "";
+    int fds[2];
+    ssize_t n;
+
+    if (pipe(fds)) {
+        CHECK(0, "pipe");
+        return;
+    }
+    pg_events_init(&ev, fds[1]);
+    pg_events_push(&ev, 0, 10, 0);
+    pg_events_push(&ev, 1, 10, 0); /* within 100 ms of the last: dropped */
+    pg_events_running(&ev);
+    pg_events_push(&ev, 10, 10, 1);
+    pg_events_done(&ev, 1.25);
+    pg_events_fail(&ev, "checksum channel-2.idx\noffset 123");
+    pg_events_done(&ev, 2);
+    pg_events_running(&ev);
+    pg_events_destroy(&ev);
+    close(fds[1]);
+    n = read(fds[0], got, sizeof(got) - 1);
+    close(fds[0]);
+    CHECK(n > 0 && strcmp(got, "push 0 10\nrunning\npush 10 10\ndone 1.250\n"
+                               "fail checksum channel-2.idx offset 123\n") == 0,
+          "events: '%s'", got);
+    /* No descriptor: every call is a no-op. */
+    pg_events_init(&ev, -1);
+    pg_events_fail(&ev, "x");
+    pg_events_destroy(&ev);
+    pg_events_running(NULL);
+}
+
+/* ---- checked reads ---- */
+
+#define VSIZE (3 * (1u << CP_INDEX_SUM_SHIFT) + 1000) /* three blocks and a tail */
+
+static void le(uint8_t *p, uint64_t v, int n)
+{
+    for (int i = 0; i < n; i++)
+        p[i] = (uint8_t)(v >> 8 * i);
+}
+
+/* DIR/channel-0 of VSIZE bytes of DATA and its version 2 index with the sums of DATA. */
+static int write_channel(const char *dir, const uint8_t *data)
+{
+    static uint8_t idx[24 + 4 * 24 + 24];
+    uint64_t bs = 1ull << CP_INDEX_SUM_SHIFT, n = (VSIZE + bs - 1) / bs;
+    size_t len = 0;
+    char path[512];
+    FILE *f;
+
+    memset(idx, 0, sizeof(idx));
+    memcpy(idx, CP_INDEX_MAGIC, 8);
+    le(idx + 8, 2, 4);
+    le(idx + 12, CP_INDEX_PAGE_SIZE, 4);
+    le(idx + 16, CP_INDEX_SUM_SHIFT, 4);
+    len = 24;
+    for (uint64_t k = 0; k < n; k++, len += 24) {
+        size_t blen = VSIZE - k * bs < bs ? VSIZE - k * bs : bs;
+        le(idx + len, CP_INDEX_SUM, 4);
+        le(idx + len + 8, k, 8);
+        le(idx + len + 16, XXH3_64bits(data + k * bs, blen), 8);
+    }
+    le(idx + len, CP_INDEX_END, 4);
+    le(idx + len + 16, VSIZE, 8);
+    len += 24;
+    snprintf(path, sizeof(path), "%s/channel-0.idx", dir);
+    if (!(f = fopen(path, "w")) || fwrite(idx, 1, len, f) != len || fclose(f))
+        return -1;
+    snprintf(path, sizeof(path), "%s/channel-0", dir);
+    if (!(f = fopen(path, "w")) || fwrite(data, 1, VSIZE, f) != VSIZE || fclose(f))
+        return -1;
+    return 0;
+}
+
+static struct pg_snap *open_channel(const char *dir, char *err, size_t errlen)
+{
+    struct cp_file f = {.name = "channel-0", .kind = CP_CHANNEL, .channel = 0, .size = VSIZE};
+    struct pg_snap *s = calloc(1, sizeof(*s));
+    char path[512];
+
+    for (int i = 0; s && i < CP_MAX_CHANNELS; i++)
+        s->chans[i].fd = -1;
+    snprintf(path, sizeof(path), "%s/channel-0.idx", dir);
+    if (!s || pg_chan_open(&s->chans[0], dir, &f, err, errlen) ||
+        cp_index_load(&s->index[0], path, err, errlen)) {
+        pg_snap_free(s);
+        return NULL;
+    }
+    s->nchans = 1;
+    return s;
+}
+
+/* Flips byte OFF of DIR/channel-0. */
+static void flip_byte(const char *dir, uint64_t off)
+{
+    char path[512];
+    uint8_t b;
+    int fd;
+
+    snprintf(path, sizeof(path), "%s/channel-0", dir);
+    fd = open(path, O_RDWR);
+    CHECK(fd >= 0 && pread(fd, &b, 1, (off_t)off) == 1, "read %s", path);
+    b ^= 0xff;
+    CHECK(pwrite(fd, &b, 1, (off_t)off) == 1, "write %s", path);
+    close(fd);
+}
+
+static const struct {
+    const char *what;
+    uint64_t off;
+    size_t len;
+} vreads[] = {
+    {"a page in a block", 100, 4096},
+    {"a page across two blocks", (1u << CP_INDEX_SUM_SHIFT) - 2000, 4096},
+    {"the whole stream", 0, VSIZE},
+    {"the tail", VSIZE - 10, 10},
+    {"two whole blocks and a part", 1u << CP_INDEX_SUM_SHIFT, (2u << CP_INDEX_SUM_SHIFT) + 5},
+};
+
+static void test_verify(void)
+{
+    char dir[] = "/tmp/test_pager.XXXXXX", err[1024], path[600];
+    static uint8_t data[VSIZE], out[VSIZE];
+    const uint64_t bs = 1ull << CP_INDEX_SUM_SHIFT;
+    struct pg_vcache vc, fresh;
+    struct pg_snap *s = NULL;
+    int rc;
+
+    for (size_t i = 0; i < VSIZE; i++)
+        data[i] = (uint8_t)(i * 2654435761u >> 13);
+    if (!mkdtemp(dir) || write_channel(dir, data) || !(s = open_channel(dir, err, sizeof(err)))) {
+        CHECK(0, "setting up %s: %s", dir, err);
+        goto out;
+    }
+    pg_vcache_init(&vc);
+    for (size_t i = 0; i < sizeof(vreads) / sizeof(vreads[0]); i++) {
+        memset(out, 0, sizeof(out));
+        rc = pg_verify_read(s, 0, vreads[i].off, vreads[i].len, out, &vc, err, sizeof(err));
+        CHECK(rc == 0 && memcmp(out, data + vreads[i].off, vreads[i].len) == 0, "%s: %d %s",
+              vreads[i].what, rc, err);
+    }
+    rc = pg_verify_read(s, 0, VSIZE - 10, 11, out, &vc, err, sizeof(err));
+    CHECK(rc == -EBADMSG && strstr(err, "past its end"), "past the end: %d %s", rc, err);
+
+    /* Block 1 damaged on disk after VC checked it (a page of it read last): VC serves the bytes
+     * it checked, a fresh reader refuses the block, naming its offset. */
+    rc = pg_verify_read(s, 0, bs + 8192, 4096, out, &vc, err, sizeof(err));
+    CHECK(rc == 0, "block 1: %d %s", rc, err);
+    flip_byte(dir, bs + 7);
+    rc = pg_verify_read(s, 0, bs + 4096, 4096, out, &vc, err, sizeof(err));
+    CHECK(rc == 0 && memcmp(out, data + bs + 4096, 4096) == 0, "cached block: %d %s", rc, err);
+    pg_vcache_init(&fresh);
+    rc = pg_verify_read(s, 0, bs + 4096, 4096, out, &fresh, err, sizeof(err));
+    snprintf(path, sizeof(path), "checksum channel-0 offset %llu", (unsigned long long)bs);
+    CHECK(rc == -EBADMSG && strcmp(err, path) == 0, "damaged block: %d '%s'", rc, err);
+    /* Neither wholly (checked in place) nor across the damage: every block is checked. */
+    rc = pg_verify_read(s, 0, 0, 2 * bs, out, &fresh, err, sizeof(err));
+    CHECK(rc == -EBADMSG && strcmp(err, path) == 0, "whole blocks: %d '%s'", rc, err);
+    rc = pg_verify_read(s, 0, bs - 100, 200, out, &fresh, err, sizeof(err));
+    CHECK(rc == -EBADMSG && strcmp(err, path) == 0, "across: %d '%s'", rc, err);
+    /* The blocks around it still serve. */
+    rc = pg_verify_read(s, 0, 2 * bs + 1, 4096, out, &fresh, err, sizeof(err));
+    CHECK(rc == 0 && memcmp(out, data + 2 * bs + 1, 4096) == 0, "block 2: %d %s", rc, err);
+    /* The short last block, damaged. */
+    flip_byte(dir, VSIZE - 1);
+    rc = pg_verify_read(s, 0, VSIZE - 1, 1, out, &fresh, err, sizeof(err));
+    snprintf(path, sizeof(path), "checksum channel-0 offset %llu", (unsigned long long)(3 * bs));
+    CHECK(rc == -EBADMSG && strcmp(err, path) == 0, "tail: %d '%s'", rc, err);
+    pg_vcache_free(&vc);
+    pg_vcache_free(&fresh);
+out:
+    pg_snap_free(s);
+    snprintf(path, sizeof(path), "%s/channel-0", dir);
+    unlink(path);
+    snprintf(path, sizeof(path), "%s/channel-0.idx", dir);
+    unlink(path);
+    rmdir(dir);
+}
+
+/* A fault log read back: the data pages it names, once each, in channel and stream order; lines
+ * naming zero pages, other blocks, unaligned or out-of-range offsets, or nothing, skipped. */
+static void test_hot(void)
+{
+    static const char log[] = "pc.ram 3000\npc.ram 1000\npc.ram 3000\npc.ram 2000\n"
+                              "nosuch 0\npc.ram 1234\npc.ram 100000\nnot a line\nvga 0\n"
+                              "pc.ram 0\n";
+    static const struct pg_hot_page want[] = {{0, 0x3000}, {0, 0x1000}, {0, 0}, {1, 0}};
+    char path[] = "/tmp/test_pager_hot.XXXXXX", err[512] = "";
+    struct pg_snap *s = calloc(1, sizeof(*s));
+    struct pg_hot h = {0};
+    int fd = mkstemp(path), rc = -1;
+
+    if (!s || fd < 0 || write(fd, log, sizeof(log) - 1) != (ssize_t)sizeof(log) - 1 ||
+        pg_map_add(&s->map, "pc.ram", 6, 16 * PG_PAGE_SIZE, err, sizeof(err)) ||
+        pg_map_add(&s->map, "vga", 3, 4 * PG_PAGE_SIZE, err, sizeof(err))) {
+        CHECK(0, "setting up: %s", err);
+        goto out;
+    }
+    /* pc.ram 0x3000 lies first in channel 0, then 0x1000, then 0; vga's page in channel 1. */
+    pg_map_set(&s->map, 0, 0x3000, pg_map_data(0, 100), err, sizeof(err));
+    pg_map_set(&s->map, 0, 0x1000, pg_map_data(0, 9000), err, sizeof(err));
+    pg_map_set(&s->map, 0, 0, pg_map_data(0, 20000), err, sizeof(err));
+    pg_map_set(&s->map, 0, 0x2000, PG_ZERO, err, sizeof(err));
+    pg_map_set(&s->map, 1, 0, pg_map_data(1, 64), err, sizeof(err));
+    rc = pg_hot_load(&h, path, s, err, sizeof(err));
+    CHECK(rc == 0 && h.n == sizeof(want) / sizeof(want[0]), "%d, %zu pages: %s", rc, h.n, err);
+    for (size_t i = 0; rc == 0 && i < h.n && i < sizeof(want) / sizeof(want[0]); i++)
+        CHECK(h.pages[i].block == want[i].block && h.pages[i].ram_offset == want[i].ram_offset,
+              "page %zu: block %d offset %llx", i, h.pages[i].block,
+              (unsigned long long)h.pages[i].ram_offset);
+    pg_hot_free(&h);
+    rc = pg_hot_load(&h, "/nonexistent/log", s, err, sizeof(err));
+    CHECK(rc == -ENOENT && h.n == 0, "a missing log: %d", rc);
+out:
+    if (fd >= 0)
+        close(fd);
+    unlink(path);
+    if (s)
+        pg_map_free(&s->map);
+    free(s);
+}
 
 int main(void)
 {
@@ -203,6 +452,7 @@ int main(void)
 
     test_good(V_GOOD);
     test_good(V_NO_VMDESC);
+    test_good(V_SWITCHOVER);
     for (size_t i = 0; i < sizeof(refused) / sizeof(refused[0]); i++) {
         parse(&p, refused[i].v, 0);
         CHECK(p.rc == -EBADMSG && strstr(p.err, refused[i].why),
@@ -215,5 +465,8 @@ int main(void)
         CHECK(p.rc != 0 || cut > p.dev, "cut at %zu", cut);
         pg_map_free(&p.map);
     }
+    test_events();
+    test_verify();
+    test_hot();
     return check_result("test_pager");
 }
