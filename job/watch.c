@@ -154,7 +154,12 @@ static void taken(struct watch *w, struct watched *e, const struct lease_holder 
     fenced = e->fenced;
     e->held = 0;
     e->holder = *h;
-    if (!fenced)
+    if (fenced)
+        snprintf(e->alarm, sizeof(e->alarm),
+                 "fenced: this host's QEMU (pid %d) was stopped and stays paused; %s: quit "
+                 "it here",
+                 pid, why);
+    else
         snprintf(e->alarm, sizeof(e->alarm), "RUNS TWICE: %s%s", why,
                  ours ? "" : "; it was started by hand: stop it here");
     pthread_mutex_unlock(&w->lock);
