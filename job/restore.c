@@ -193,8 +193,11 @@ static int start_qemu(struct restore *r)
     if (rc)
         return job_fail(r->job, rc, "%s", err);
     job_set_pid(r->job, r->pid);
+    /* The lease's whole cost shows as one phase (a phase entered twice adds). */
+    job_set_phase(r->job, "taking the lease");
     if ((rc = write_lease(r)))
         return rc;
+    job_set_phase(r->job, "starting QEMU");
     /* If savefs dies from here on, its next start finds this and kills the half-restored QEMU. */
     snprintf(err, sizeof(err), "%d\n", (int)r->pid);
     if ((rc = store_vm_path(r->mark, r->job->ctx->store, vm_name(r), STORE_RESTORE_MARK)) ||

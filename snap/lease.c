@@ -138,10 +138,11 @@ int lease_write(int fd, const struct lease_holder *h)
     memcpy(text, dump, n);
     text[sizeof(text) - 1] = '\n';
     free(dump);
+    /* No fsync: the lock is the lease, the text only says whose it is, and a text lost in a crash
+     * goes with a lock that went too. An fsync was most of the lease's cost (38 ms of 39, median
+     * of 3 restores, contrib/bench on a loaded local disk). */
     if (pwrite(fd, text, sizeof(text), 0) != (ssize_t)sizeof(text))
         rc = errno ? -errno : -EIO;
-    else if (fsync(fd) < 0)
-        rc = -errno;
     return rc;
 }
 

@@ -38,7 +38,7 @@ int lease_take(const char *store, const char *vm, int *fd, struct lease_holder *
  * answer (a GlusterFS client cut off from its bricks: ENOTCONN). */
 int lease_renew(int fd, struct lease_holder *holder);
 
-/* Writes H as the text of the lease FD holds, durably. */
+/* Writes H as the text of the lease FD holds (not fsync'd: the lock is what counts). */
 int lease_write(int fd, const struct lease_holder *h);
 
 /* Whether VM's lease is held (1, HOLDER filled as far as its text tells) or free (0); -errno if
