@@ -20,6 +20,7 @@ GLUSTER_OPTS=("network.ping-timeout 5" "server.keepalive-time 5" "server.keepali
     "server.keepalive-count 3" "server.tcp-user-timeout 11")
 FENCE_S=4
 BOUND_S=60
+declare -A SAVEFS_OF # each host's savefs, by pid
 e2e_setup
 gluster_start a b
 head -c 32 /dev/urandom >"$T/fleet.key"
@@ -43,7 +44,7 @@ start_savefs() {
     savefs_spawn "$dir/mnt" on_host "$1" "$SAVEFS_BIN" -f --store "$GL/$1/vol/savefs" \
         --qmp-dir "$dir/qmp" --host "$1" --fence "$FENCE_S" --trust-key "$T/fleet.key" \
         --path-map "$dir/paths.json" "$dir/mnt"
-    eval "SAVEFS_$1=${SAVEFS_PIDS[-1]}"
+    SAVEFS_OF[$1]=${SAVEFS_PIDS[-1]}
 }
 
 # Points lib.sh's helpers (QMP, MNT) at host $1.
@@ -112,7 +113,7 @@ restore_on a || die "restore on a: $MV_ERR"
 wait_running a
 refused_naming b a
 log "kill -9 of a's savefs: the lease stays with a's QEMU"
-kill -9 "$SAVEFS_a"
+kill -9 "${SAVEFS_OF[a]}"
 refused_naming b a
 start_savefs a
 refused_naming b a
