@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -51,8 +52,15 @@ static void test_inherited(void)
     char *argv[] = {"sleep", "60", NULL}, err[256], log[PATH_MAX];
     struct lease_holder got;
     pid_t pid;
-    int fd, pidfd, held = 1;
+    int fd, pidfd = (int)syscall(SYS_pidfd_open, getpid(), 0), held = 1;
 
+    /* qemu_spawn follows its child by pidfd, which valgrind 3.19 does not know (ENOSYS): the
+     * rest of the test still runs under memcheck. */
+    if (pidfd < 0) {
+        fprintf(stderr, "test_inherited skipped: pidfd_open: %s\n", strerror(errno));
+        return;
+    }
+    close(pidfd);
     snprintf(log, sizeof(log), "%s/sleep.log", store);
     CHECK(lease_take(store, "vm2", &fd, &got, err, sizeof(err)) == 0, "take: %s", err);
     CHECK(qemu_spawn("/bin/sleep", argv, "/", log, fd, &pid, &pidfd, err, sizeof(err)) == 0,
