@@ -193,7 +193,14 @@ int lease_load(const char *path, struct lease_holder *h)
 
 void lease_describe(const struct lease_holder *h, char *buf, size_t len)
 {
-    snprintf(buf, len, "runs on host %s since %s (pid %d%s)", h->host[0] ? h->host : "unknown",
-             h->since[0] ? h->since : "an unknown time", h->pid,
-             strcmp(h->how, "seen") == 0 ? ", started by hand, its lease held by savefs" : "");
+    char pid[32] = "";
+
+    /* savefs does not know the pid of a QEMU started by hand (it only sees its socket). */
+    if (h->pid > 0)
+        snprintf(pid, sizeof(pid), "pid %d", h->pid);
+    snprintf(buf, len, "runs on host %s since %s (%s%s)", h->host[0] ? h->host : "unknown",
+             h->since[0] ? h->since : "an unknown time", pid,
+             strcmp(h->how, "seen") == 0 ? "started by hand, its lease held by savefs"
+             : pid[0]                    ? ""
+                                         : "pid unknown");
 }

@@ -3,7 +3,8 @@
 # FUSE mount of one replica 3 volume and its own savefs on the store there.
 #  1. vm1 started by hand on a: a's savefs takes its lease; a restore on b is EBUSY, and b's status
 #     names host a and since when.
-#  2. vm1 saved on a, restored on a (its QEMU holds the lease): b is refused; kill -9 of a's
+#  2. vm1 saved on a, restored on a (its QEMU holds the lease): b is refused (a restore, and an
+#     rmdir of vm1's entry); kill -9 of a's
 #     savefs: the lease holds; kill -9 of a's QEMU: b restores at once.
 #  3. b cut off (its link down) while vm1 runs there: b's savefs stops (fences) its QEMU within
 #     --fence; a is refused until the bricks let b's lock go, then restores; b's QEMU is paused
@@ -112,6 +113,9 @@ vm_wait_gone vm1 || die "vm1 did not quit on a"
 restore_on a || die "restore on a: $MV_ERR"
 wait_running a
 refused_naming b a
+# Nor may b remove vm1's entry from the store while vm1 runs on a.
+rmdir "$T/b/mnt/vm1" 2>"$T/rmdir.err" && die "rmdir of vm1 on b while it runs on a"
+grep -q "Device or resource busy" "$T/rmdir.err" || die "rmdir on b: $(cat "$T/rmdir.err")"
 log "kill -9 of a's savefs: the lease stays with a's QEMU"
 kill -9 "${SAVEFS_OF[a]}"
 refused_naming b a

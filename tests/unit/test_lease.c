@@ -99,6 +99,26 @@ static void test_untrusted_text(void)
           "host names");
 }
 
+static void test_describe(void)
+{
+    static const struct {
+        struct lease_holder h;
+        const char *want;
+    } cases[] = {
+        {{"a", "2026-12-02T10:00:00Z", 7, "restored"},
+         "runs on host a since 2026-12-02T10:00:00Z (pid 7)"},
+        {{"b", "2026-12-02T10:00:00Z", 0, "seen"},
+         "runs on host b since 2026-12-02T10:00:00Z (started by hand, its lease held by savefs)"},
+        {{"", "", 0, ""}, "runs on host unknown since an unknown time (pid unknown)"},
+    };
+    char buf[256];
+
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        lease_describe(&cases[i].h, buf, sizeof(buf));
+        CHECK(strcmp(buf, cases[i].want) == 0, "describe: %s, wanted %s", buf, cases[i].want);
+    }
+}
+
 int main(void)
 {
     char cmd[PATH_MAX + 16];
@@ -109,6 +129,7 @@ int main(void)
     test_take_and_refuse();
     test_inherited();
     test_untrusted_text();
+    test_describe();
     snprintf(cmd, sizeof(cmd), "rm -rf %s", store);
     if (system(cmd) != 0)
         fprintf(stderr, "could not remove %s\n", store);
