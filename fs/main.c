@@ -38,6 +38,7 @@ struct options {
     char *qmp_dir;
     char *trust_key;
     char *path_map;
+    char *host;
     char *mountpoint; /* the last argument that is no option, as fuse_parse_cmdline takes it */
     char *qemu[QEMU_MAX];
     int nqemu;
@@ -64,6 +65,8 @@ static const struct fuse_opt option_spec[] = {
     OPT("--trust-key %s", trust_key),
     OPT("--path-map=%s", path_map),
     OPT("--path-map %s", path_map),
+    OPT("--host=%s", host),
+    OPT("--host %s", host),
     FUSE_OPT_KEY("--qemu=", KEY_QEMU),
     FUSE_OPT_KEY("--qemu ", KEY_QEMU),
     OPT("-h", help),
@@ -91,6 +94,8 @@ static void usage(const char *prog)
            "    --qemu PATH       a QEMU binary that restores may start (repeatable; default\n"
            "                      every /usr/bin/qemu-system-*)\n"
            "    --path-map FILE   this host's path map, {\"/from\": \"/to\"} (see docs/trust.md)\n"
+           "    --host NAME       this host's name in a store shared by a fleet (default: the\n"
+           "                      hostname; see docs/fleet.md)\n"
            "    -f                stay in the foreground\n"
            "    -o OPT[,OPT...]   FUSE mount options\n"
            "    -h, --help        this help\n"
@@ -270,6 +275,11 @@ static int run(struct fuse_args *args, struct options *o)
 
     if (!o->mountpoint) {
         fprintf(stderr, "savefs: no mountpoint (see --help)\n");
+        return rc;
+    }
+    if (o->host && !store_host_set(o->host)) {
+        fprintf(stderr, "savefs: --host %s: 1 to 64 of A-Za-z0-9._-, not starting with '.'\n",
+                o->host);
         return rc;
     }
     if ((rc = preflight_check(&pf, &lock_fd, err, sizeof(err)))) {
@@ -530,6 +540,7 @@ static void options_free(struct fuse_args *args, struct options *o)
     free(o->qmp_dir);
     free(o->trust_key);
     free(o->path_map);
+    free(o->host);
     free(o->mountpoint);
     for (int i = 0; i < o->nqemu; i++)
         free(o->qemu[i]);
