@@ -16,7 +16,6 @@
 #include "import.h"
 #include "manifest.h"
 #include "job.h"
-#include "lease.h"
 #include "preflight.h"
 #include "sfs.h"
 #include "sfs_log.h"
@@ -100,8 +99,8 @@ static void usage(const char *prog)
            "    --qemu PATH       a QEMU binary that restores may start (repeatable; default\n"
            "                      every /usr/bin/qemu-system-*)\n"
            "    --path-map FILE   this host's path map, {\"/from\": \"/to\"} (see docs/trust.md)\n"
-           "    --host NAME       this host's name in the VMs' leases on a shared store\n"
-           "                      (default: the hostname)\n"
+           "    --host NAME       this host's name in a store shared by a fleet and in its\n"
+           "                      VMs' leases (default: the hostname; see docs/fleet.md)\n"
            "    --fence SEC       stop the QEMUs savefs started when the store has not answered\n"
            "                      this long (default %d; see docs/fleet.md)\n"
            "    -f                stay in the foreground\n"
@@ -228,7 +227,7 @@ static int daemon_open(struct daemon *d, const struct options *o, char *err, siz
     struct job_config cfg = {.store = o->store,
                              .qmp_dir = o->qmp_dir,
                              .watchdog_ms = o->watchdog_s * 1000,
-                             .host = o->host,
+                             .host = store_host(),
                              .fence_ms = o->fence_s * 1000};
     int rc;
 
@@ -286,6 +285,11 @@ static int run(struct fuse_args *args, struct options *o)
 
     if (!o->mountpoint) {
         fprintf(stderr, "savefs: no mountpoint (see --help)\n");
+        return rc;
+    }
+    if (o->host && !store_host_set(o->host)) {
+        fprintf(stderr, "savefs: --host %s: 1 to 64 of A-Za-z0-9._-, not starting with '.'\n",
+                o->host);
         return rc;
     }
     if ((rc = preflight_check(&pf, &lock_fd, err, sizeof(err)))) {
@@ -578,10 +582,9 @@ int main(int argc, char *argv[])
         rc = 0;
         goto out;
     }
-    if (o.watchdog_s < 1 || o.fence_s < 1 || (o.host && !lease_valid_host(o.host)) ||
-        default_dirs(&o) || make_absolute(&o.store) || make_absolute(&o.qmp_dir)) {
-        fprintf(stderr, "savefs: bad --store, --qmp-dir, --watchdog, --fence or --host (1-64 of "
-                        "A-Za-z0-9._-)\n");
+    if (o.watchdog_s < 1 || o.fence_s < 1 || default_dirs(&o) || make_absolute(&o.store) ||
+        make_absolute(&o.qmp_dir)) {
+        fprintf(stderr, "savefs: bad --store, --qmp-dir, --watchdog or --fence\n");
         goto out;
     }
     openlog("savefs", LOG_PID, LOG_DAEMON);

@@ -200,7 +200,7 @@ static int start_qemu(struct restore *r)
     job_set_phase(r->job, "starting QEMU");
     /* If savefs dies from here on, its next start finds this and kills the half-restored QEMU. */
     snprintf(err, sizeof(err), "%d\n", (int)r->pid);
-    if ((rc = store_vm_path(r->mark, r->job->ctx->store, vm_name(r), STORE_RESTORE_MARK)) ||
+    if ((rc = store_vm_host_path(r->mark, r->job->ctx->store, vm_name(r), STORE_RESTORE_MARK)) ||
         (rc = store_write_text(r->mark, err)))
         return job_fail(r->job, rc, "write %s: %s", r->mark, strerror(-rc));
     return 0;
@@ -255,7 +255,8 @@ static int start_incoming(struct restore *r)
         return job_fail(r->job, rc, "socket path too long");
     unlink(r->sock);
     job_set_phase(r->job, "preparing QEMU");
-    if ((rc = mig_setup(r->qmp, r->m.channels, &r->saved, err, sizeof(err))))
+    if ((rc = mig_setup(r->qmp, r->m.channels, MIGRATE_NO_BANDWIDTH_CAP, &r->saved, err,
+                        sizeof(err))))
         return job_fail(r->job, rc, "%s", err);
     snprintf(uri, sizeof(uri), "unix:%s", r->sock);
     if ((rc = job_qmp(r->job, r->qmp, "migrate-incoming", json_pack("{s:s}", "uri", uri), NULL)))
