@@ -26,6 +26,8 @@
 #include <fuse_lowlevel.h>
 
 #define WATCHDOG_DEFAULT_S 20
+/* Shorter than the time the bricks take to let a cut-off host's locks go (docs/fleet.md). */
+#define FENCE_DEFAULT_S 15
 
 #define QEMU_MAX 16
 
@@ -39,11 +41,13 @@ struct options {
     char *qmp_dir;
     char *trust_key;
     char *path_map;
+    char *host;
     char *mountpoint; /* the last argument that is no option, as fuse_parse_cmdline takes it */
     char *qemu[QEMU_MAX];
     int nqemu;
     int qmp_dir_given; /* --qmp-dir given: it must exist (preflight.h) */
     int watchdog_s;
+    int fence_s;
     int help;
     int version;
 };
@@ -65,6 +69,10 @@ static const struct fuse_opt option_spec[] = {
     OPT("--trust-key %s", trust_key),
     OPT("--path-map=%s", path_map),
     OPT("--path-map %s", path_map),
+    OPT("--host=%s", host),
+    OPT("--host %s", host),
+    OPT("--fence=%d", fence_s),
+    OPT("--fence %d", fence_s),
     FUSE_OPT_KEY("--qemu=", KEY_QEMU),
     FUSE_OPT_KEY("--qemu ", KEY_QEMU),
     OPT("-h", help),
@@ -92,6 +100,10 @@ static void usage(const char *prog)
            "    --qemu PATH       a QEMU binary that restores may start (repeatable; default\n"
            "                      every /usr/bin/qemu-system-*)\n"
            "    --path-map FILE   this host's path map, {\"/from\": \"/to\"} (see docs/trust.md)\n"
+           "    --host NAME       this host's name in a store shared by a fleet and in its\n"
+           "                      VMs' leases (default: the hostname; see docs/fleet.md)\n"
+           "    --fence SEC       stop the QEMUs savefs started when the store has not answered\n"
+           "                      this long (default %d; see docs/fleet.md)\n"
            "    -f                stay in the foreground\n"
            "    -o OPT[,OPT...]   FUSE mount options\n"
            "    -h, --help        this help\n"
@@ -103,7 +115,7 @@ static void usage(const char *prog)
            "%s adopt [--store DIR] [--trust-key FILE] FROM SNAPSHOT TO [NEWNAME]\n"
            "    copies snapshot SNAPSHOT of VM FROM to VM TO (as NEWNAME), its manifest naming\n"
            "    TO and signed: the one way a snapshot goes to another VM\n\n",
-           prog, WATCHDOG_DEFAULT_S, prog, prog);
+           prog, WATCHDOG_DEFAULT_S, FENCE_DEFAULT_S, prog, prog);
     cli_usage(stdout);
     putchar('\n');
     preflight_usage();
@@ -213,8 +225,11 @@ static int daemon_open(struct daemon *d, const struct options *o, char *err, siz
                               .nqemu = o->nqemu,
                               .path_map_file = o->path_map,
                               .qmp_dir = o->qmp_dir};
-    struct job_config cfg = {
-        .store = o->store, .qmp_dir = o->qmp_dir, .watchdog_ms = o->watchdog_s * 1000};
+    struct job_config cfg = {.store = o->store,
+                             .qmp_dir = o->qmp_dir,
+                             .watchdog_ms = o->watchdog_s * 1000,
+                             .host = store_host(),
+                             .fence_ms = o->fence_s * 1000};
     int rc;
 
     d->sfs.store_fd = -1;
@@ -273,6 +288,11 @@ static int run(struct fuse_args *args, struct options *o)
         fprintf(stderr, "savefs: no mountpoint (see --help)\n");
         return rc;
     }
+    if (o->host && !store_host_set(o->host)) {
+        fprintf(stderr, "savefs: --host %s: 1 to 64 of A-Za-z0-9._-, not starting with '.'\n",
+                o->host);
+        return rc;
+    }
     if ((rc = preflight_check(&pf, &lock_fd, err, sizeof(err)))) {
         fprintf(stderr, "savefs: %s\n", err);
         goto out;
@@ -296,8 +316,9 @@ static int run(struct fuse_args *args, struct options *o)
         fuse_unmount(fuse);
         goto out;
     }
+    /* The leases' threads start in the daemon: a fork keeps none. */
     if (fuse_daemonize(cl.foreground) == 0 &&
-        set_signal_handlers(fuse_get_session(fuse), d.job) == 0)
+        set_signal_handlers(fuse_get_session(fuse), d.job) == 0 && job_leases_start(d.job) == 0)
         rc = loop(fuse, &cl);
     fuse_unmount(fuse);
 out:
@@ -536,6 +557,7 @@ static void options_free(struct fuse_args *args, struct options *o)
     free(o->qmp_dir);
     free(o->trust_key);
     free(o->path_map);
+    free(o->host);
     free(o->mountpoint);
     for (int i = 0; i < o->nqemu; i++)
         free(o->qemu[i]);
@@ -544,7 +566,7 @@ static void options_free(struct fuse_args *args, struct options *o)
 int main(int argc, char *argv[])
 {
     struct fuse_args args = FUSE_ARGS_INIT(argc, argv);
-    struct options o = {.watchdog_s = WATCHDOG_DEFAULT_S};
+    struct options o = {.watchdog_s = WATCHDOG_DEFAULT_S, .fence_s = FENCE_DEFAULT_S};
     int rc = PREFLIGHT_USAGE;
 
     if (argc > 1 && strcmp(argv[1], "accept") == 0)
@@ -566,9 +588,9 @@ int main(int argc, char *argv[])
         rc = 0;
         goto out;
     }
-    if (o.watchdog_s < 1 || default_dirs(&o) || make_absolute(&o.store) ||
+    if (o.watchdog_s < 1 || o.fence_s < 1 || default_dirs(&o) || make_absolute(&o.store) ||
         make_absolute(&o.qmp_dir)) {
-        fprintf(stderr, "savefs: bad --store, --qmp-dir or --watchdog\n");
+        fprintf(stderr, "savefs: bad --store, --qmp-dir, --watchdog or --fence\n");
         goto out;
     }
     openlog("savefs", LOG_PID, LOG_DAEMON);

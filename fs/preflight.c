@@ -1,6 +1,6 @@
 /* preflight: the checks before a mount (preflight.h). Each failure is said in one line naming
- * the path and what to do; the store is probed by doing once, on a scratch file, what every save
- * does (create, write, fdatasync, rename without replacing, fsync the directory). */
+ * the path and what to do; the store is probed by doing once, on scratch names, each call savefs
+ * relies on (probe.c). */
 #include "preflight.h"
 
 #include <errno.h>
@@ -13,12 +13,12 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "probe.h"
 #include "store.h"
 
 /* The store's lock: one savefs per store, or the second would remove the first's saves in
  * progress as leftovers of a crash, and both would start the same VMs. */
-#define PREFLIGHT_LOCK  ".lock"
-#define PREFLIGHT_PROBE ".probe"
+#define PREFLIGHT_LOCK ".lock"
 
 static const struct {
     int code;
@@ -131,58 +131,23 @@ static int check_qmp_dir(const struct preflight *pf, char *err, size_t errlen)
     return PREFLIGHT_QMP_DIR_MISSING;
 }
 
-/* A failed step of the probe: permissions and space say the store is not writable; anything
- * else, that its filesystem fails what savefs needs. */
-static int probe_failed(const char *store, const char *step, int e, char *err, size_t errlen)
-{
-    int denied = e == EACCES || e == EPERM || e == EROFS || e == ENOSPC || e == EDQUOT;
-
-    snprintf(err, errlen, "the store %s %s %s: %s", store,
-             denied ? "is not writable:" : "is on a filesystem that fails", step, strerror(e));
-    return denied ? PREFLIGHT_STORE_NOT_WRITABLE : PREFLIGHT_STORE_REFUSES;
-}
-
-/* What a save does, once, on a scratch file in the store DIR (an O_PATH descriptor of it). */
-static int probe(int dir, const char *store, char *err, size_t errlen)
-{
-    static const char block[4096];
-    char tmp[64], done[64];
-    int fd, rc = 0;
-
-    snprintf(tmp, sizeof(tmp), "%s.%d", PREFLIGHT_PROBE, (int)getpid());
-    snprintf(done, sizeof(done), "%s.%d.renamed", PREFLIGHT_PROBE, (int)getpid());
-    if ((fd = openat(dir, tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600)) < 0)
-        return probe_failed(store, "creating a file", errno, err, errlen);
-    if (write(fd, block, sizeof(block)) != (ssize_t)sizeof(block))
-        rc = probe_failed(store, "a write", errno ? errno : EIO, err, errlen);
-    else if (fdatasync(fd) < 0)
-        rc = probe_failed(store, "fdatasync", errno, err, errlen);
-    if (close(fd) < 0 && !rc)
-        rc = probe_failed(store, "close", errno, err, errlen);
-    /* Snapshots are published by a rename that never replaces one of the same name. */
-    if (!rc && renameat2(dir, tmp, dir, done, RENAME_NOREPLACE) < 0)
-        rc = probe_failed(store, "renameat2(RENAME_NOREPLACE)", errno, err, errlen);
-    if (!rc && (fd = openat(dir, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC)) >= 0) {
-        if (fsync(fd) < 0)
-            rc = probe_failed(store, "fsync of a directory", errno, err, errlen);
-        close(fd);
-    }
-    unlinkat(dir, tmp, 0);
-    unlinkat(dir, done, 0);
-    return rc;
-}
-
+/* The lock is this host's, STORE/.lock@HOST: the hosts of a fleet share a store (docs/fleet.md),
+ * each with its own savefs, whose saves in progress and marks carry its host's name. */
 static int lock_store(int dir, const char *store, int *lock_fd, char *err, size_t errlen)
 {
-    int fd = openat(dir, PREFLIGHT_LOCK, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+    char name[NAME_MAX + 1];
+    int fd;
+
+    snprintf(name, sizeof(name), "%s@%s", PREFLIGHT_LOCK, store_host());
+    fd = openat(dir, name, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
 
     if (fd < 0)
         return probe_failed(store, "creating its lock file", errno, err, errlen);
     if (flock(fd, LOCK_EX | LOCK_NB) < 0) {
         snprintf(err, errlen,
-                 "another savefs already serves the store %s (it holds %s/%s): "
-                 "one savefs per store",
-                 store, store, PREFLIGHT_LOCK);
+                 "another savefs already serves the store %s on this host (it holds %s/%s): "
+                 "one savefs per store and host",
+                 store, store, name);
         close(fd);
         return PREFLIGHT_STORE_LOCKED;
     }
@@ -200,7 +165,7 @@ static int check_store(const struct preflight *pf, int *lock_fd, char *err, size
         return probe_failed(pf->store, "opening it", errno, err, errlen);
     /* The lock first: the probe's scratch names are another savefs's too. */
     rc = lock_store(dir, pf->store, lock_fd, err, errlen);
-    if (!rc && (rc = probe(dir, pf->store, err, errlen))) {
+    if (!rc && (rc = probe_store(dir, pf->store, err, errlen))) {
         close(*lock_fd);
         *lock_fd = -1;
     }

@@ -192,12 +192,25 @@ static int in_store(const struct sfs_path *sp)
            (sp->kind == SFS_RESTORE_ENTRY && import_known(ctx()->imp, sp->vm, sp->snap));
 }
 
+/* 1 if snapshot SNAP of VM is a claim: a save of some host publishing it, not yet a snapshot
+ * (store_publish). Seen from every host, nothing in it exists until its commit. */
+static int claimed(const char *vm, const char *snap)
+{
+    char rel[PATH_MAX];
+    struct stat st;
+
+    return store_snapshot_rel(rel, sizeof(rel), vm, snap, NULL) == 0 &&
+           sfs_store_stat(ctx()->store_fd, rel, &st) == 0 && store_claimed(&st);
+}
+
 /* Classifies PATH and checks that its VM, and an import it goes through, exist. */
 static int resolve(const char *path, struct sfs_path *sp)
 {
     int rc = classify(path, sp);
 
     if (!rc && sp->kind != SFS_ROOT && sp->kind != SFS_README && !job_vm_exists(ctx()->job, sp->vm))
+        rc = -ENOENT;
+    if (!rc && sp->snap[0] && claimed(sp->vm, sp->snap))
         rc = -ENOENT;
     if (!rc && sp->kind == SFS_IN_SNAPSHOT && sp->via_restore &&
         !import_known(ctx()->imp, sp->vm, sp->snap))
@@ -372,13 +385,15 @@ static int sfs_getattr(const char *path, struct stat *st, struct fuse_file_info 
 struct fill_ctx {
     void *buf;
     fuse_fill_dir_t filler;
+    const char *vm; /* listing VM/snapshots: its claims are left out */
 };
 
 static void fill_one(void *arg, const char *name)
 {
     struct fill_ctx *fc = arg;
 
-    fc->filler(fc->buf, name, NULL, 0, 0);
+    if (!fc->vm || !claimed(fc->vm, name))
+        fc->filler(fc->buf, name, NULL, 0, 0);
 }
 
 /* NAMES but SKIP (if not NULL). */
@@ -396,7 +411,7 @@ static int sfs_readdir(const char *path, void *buf, fuse_fill_dir_t filler, off_
                        struct fuse_file_info *fi, enum fuse_readdir_flags flags)
 {
     static const char *const vm_entries[] = {"save", "status", "progress", "restore", "snapshots"};
-    struct fill_ctx fc = {buf, filler};
+    struct fill_ctx fc = {buf, filler, NULL};
     struct sfs_path sp;
     char **names;
     int rc = resolve(path, &sp);
@@ -427,6 +442,7 @@ static int sfs_readdir(const char *path, void *buf, fuse_fill_dir_t filler, off_
         job_names_free(names);
         return rc;
     case SFS_SNAPSHOTS:
+        fc.vm = sp.vm;
         rc = sfs_store_list(ctx()->store_fd, sp.rel, fill_one, &fc);
         return rc == -ENOENT ? 0 : rc;
     default:

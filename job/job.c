@@ -14,6 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "copier.h"
 #include "follow_job.h"
@@ -21,6 +22,7 @@
 #include "qemu.h"
 #include "qmp.h"
 #include "store.h"
+#include "watch.h"
 
 #define WAIT_TICK_MS          100
 #define STATUS_QMP_TIMEOUT_MS 1000
@@ -78,6 +80,11 @@ int job_ctx_new(struct job_ctx **out, const struct job_config *cfg, void (*log)(
     if (!ctx)
         return -ENOMEM;
     ctx->watchdog_ms = cfg->watchdog_ms;
+    ctx->fence_ms = cfg->fence_ms;
+    if (cfg->host)
+        snprintf(ctx->host, sizeof(ctx->host), "%s", cfg->host);
+    else if (gethostname(ctx->host, sizeof(ctx->host)) < 0 || !lease_valid_host(ctx->host))
+        snprintf(ctx->host, sizeof(ctx->host), "localhost");
     ctx->trust = cfg->trust;
     ctx->log = log;
     pthread_mutex_init(&ctx->lock, NULL);
@@ -109,6 +116,11 @@ static int any_job_locked(struct job_ctx *ctx)
         if (vm->job)
             return 1;
     return 0;
+}
+
+int job_leases_start(struct job_ctx *ctx)
+{
+    return watch_start(ctx);
 }
 
 void job_cancel_all(struct job_ctx *ctx)
@@ -154,6 +166,7 @@ void job_ctx_free(struct job_ctx *ctx)
 {
     struct vm_state *vm, *next;
 
+    watch_stop(ctx);
     job_cancel_all(ctx);
     pthread_mutex_lock(&ctx->lock);
     while (any_job_locked(ctx))

@@ -10,6 +10,7 @@
 #include <time.h>
 
 #include "job.h"
+#include "lease.h"
 #include "store.h"
 #include "words.h"
 
@@ -94,6 +95,9 @@ struct job_ctx {
     char *store, *qmp_dir, *run_dir;
     struct store_id store_id; /* the store directory as it was when savefs started */
     int watchdog_ms;
+    char host[LEASE_HOST_MAX + 1]; /* this host in leases */
+    int fence_ms;
+    struct watch *watch;          /* the leases' keeper (watch.h), or NULL */
     const struct trust *trust;    /* borrowed from the config */
     void (*log)(const char *msg); /* savefs's log, or NULL */
     atomic_int shutdown;          /* set from a signal handler: every job cancels */

@@ -61,9 +61,10 @@ static int candidate_read(const char *store, const char *vm, const char *name, s
     struct tm tm = {0};
     int ok;
 
-    if (store_path(dir, "%s/%s/snapshots/%s", store, vm, name) ||
-        store_path(path, "%s/%s", dir, MANIFEST_NAME) || stat(path, &st) < 0 ||
-        manifest_read(path, &m, err, sizeof(err)))
+    /* Another host's publication in progress (a claim) is no snapshot yet. */
+    if (store_path(dir, "%s/%s/snapshots/%s", store, vm, name) || lstat(dir, &st) < 0 ||
+        store_claimed(&st) || store_path(path, "%s/%s", dir, MANIFEST_NAME) ||
+        stat(path, &st) < 0 || manifest_read(path, &m, err, sizeof(err)))
         return -1;
     ok = strcmp(m.vm, vm) == 0 && strptime(m.created, "%Y-%m-%dT%H:%M:%SZ", &tm) &&
          files_whole(dir, &m);

@@ -96,7 +96,8 @@ static int mig_wait_released(struct qmp *q, int timeout_ms, char *err, size_t er
     return 0;
 }
 
-int mig_setup(struct qmp *q, int channels, struct mig_saved *saved, char *err, size_t errlen)
+int mig_setup(struct qmp *q, int channels, int64_t bandwidth, struct mig_saved *saved, char *err,
+              size_t errlen)
 {
     json_t *caps = NULL, *params = NULL;
     int rc;
@@ -119,7 +120,7 @@ int mig_setup(struct qmp *q, int channels, struct mig_saved *saved, char *err, s
     if (!rc)
         rc = mig_cmd(q, "migrate-set-parameters",
                      json_pack("{s:i, s:I, s:s}", "multifd-channels", channels, "max-bandwidth",
-                               (json_int_t)MIGRATE_NO_BANDWIDTH_CAP, "multifd-compression", "none"),
+                               (json_int_t)bandwidth, "multifd-compression", "none"),
                      NULL, err, errlen);
     json_decref(caps);
     json_decref(params);

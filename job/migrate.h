@@ -24,11 +24,13 @@ struct mig_saved {
  * why (putting a setting back, resuming after a failure whose own error is what counts). */
 int mig_cmd(struct qmp *q, const char *name, json_t *args, json_t **ret, char *err, size_t errlen);
 
-/* Enables multifd with CHANNELS channels and no compression, no bandwidth cap, and turns off what
- * would make either side talk back or pause (return-path, postcopy, pause-before-switchover).
+/* Enables multifd with CHANNELS channels and no compression, a bandwidth cap of BANDWIDTH bytes/s
+ * (MIGRATE_NO_BANDWIDTH_CAP: none), and turns off what would make either side talk back or pause
+ * (return-path, postcopy, pause-before-switchover).
  * With SAVED, remembers the old values for mig_undo. -EBUSY if QEMU has not let go of an earlier
  * migration within a few seconds. */
-int mig_setup(struct qmp *q, int channels, struct mig_saved *saved, char *err, size_t errlen);
+int mig_setup(struct qmp *q, int channels, int64_t bandwidth, struct mig_saved *saved, char *err,
+              size_t errlen);
 /* Puts back what SAVED remembers, as a courtesy: what fails is not reported. */
 void mig_undo(struct qmp *q, struct mig_saved *saved);
 

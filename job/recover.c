@@ -149,7 +149,8 @@ static void recover_restores(struct job_ctx *ctx, void (*log)(const char *msg))
     if (!d)
         return;
     while ((e = readdir(d))) {
-        if (e->d_name[0] == '.' || store_vm_path(mark, ctx->store, e->d_name, STORE_RESTORE_MARK) ||
+        if (e->d_name[0] == '.' ||
+            store_vm_host_path(mark, ctx->store, e->d_name, STORE_RESTORE_MARK) ||
             access(mark, F_OK) < 0)
             continue;
         recovery_init(&r, ctx, e->d_name, log);

@@ -23,10 +23,12 @@
 #include "record.h"
 #include "store.h"
 #include "trust.h"
+#include "watch.h"
 
 #define QMP_START_TIMEOUT_MS 20000
 #define KILL_TIMEOUT_MS      5000
 #define QEMU_EXIT_GRACE_MS   3000 /* a QEMU that refused the stream exits at once */
+#define LEASE_LOCAL_WAIT_S   3.0  /* savefs lets go of a lease it held for a QEMU that quit */
 
 struct restore {
     struct job *job;
@@ -36,7 +38,9 @@ struct restore {
     char **argv;
     char console[PATH_MAX]; /* the console socket, if the original's console was on stdio */
     int console_made;
-    char note[128]; /* for the summary: a check overridden, the guest clock set */
+    char note[128];            /* for the summary: a check overridden, the guest clock set */
+    int lease_fd;              /* the VM's lease (lease.h), inherited by the fresh QEMU */
+    char lease_note[PATH_MAX]; /* this host's note of the QEMU it started (watch.h) */
     pid_t pid;
     int pidfd;
     struct qmp *qmp;
@@ -116,6 +120,51 @@ static int check_vm_stopped(struct restore *r)
     return 0;
 }
 
+/* The fleet's word that the VM runs nowhere else (lease.h), held from here on: by savefs, then
+ * by the fresh QEMU too, which inherits it. */
+static int take_lease(struct restore *r)
+{
+    struct job_ctx *ctx = r->job->ctx;
+    struct lease_holder h;
+    char err[JOB_ERR_MAX - 160], who[256];
+    double until = job_now() + LEASE_LOCAL_WAIT_S;
+    int rc;
+
+    job_set_phase(r->job, "taking the lease");
+    for (int tick = 1;; job_wait(-1, &tick)) {
+        rc = lease_take(ctx->store, vm_name(r), &r->lease_fd, &h, err, sizeof(err));
+        /* This savefs may still hold it for a QEMU started by hand that has just quit: the watch
+         * lets go of it at its next tick. */
+        if (rc != -EBUSY || strcmp(h.host, ctx->host) != 0 || strcmp(h.how, "seen") != 0 ||
+            job_now() > until)
+            break;
+        watch_forget(ctx, vm_name(r));
+    }
+    if (rc == -EBUSY) {
+        lease_describe(&h, who, sizeof(who));
+        return job_fail(r->job, -EBUSY, "%s: restore it here once it has quit or been saved there",
+                        who);
+    }
+    return rc ? job_fail(r->job, rc, "%s", err) : 0;
+}
+
+/* Who holds the lease now: the QEMU just started, on this host. */
+static int write_lease(struct restore *r)
+{
+    struct lease_holder h = {.pid = (int)r->pid};
+    int rc;
+
+    snprintf(h.host, sizeof(h.host), "%s", r->job->ctx->host);
+    job_rfc3339(h.since, sizeof(h.since));
+    snprintf(h.how, sizeof(h.how), "restored");
+    if ((rc = lease_write(r->lease_fd, &h)))
+        return job_fail(r->job, rc, "write the lease of %s: %s", vm_name(r), strerror(-rc));
+    if ((rc = watch_note_path(r->job->ctx, vm_name(r), r->lease_note)) ||
+        (rc = lease_save(r->lease_note, &h)))
+        return job_fail(r->job, rc, "write %s: %s", r->lease_note, strerror(-rc));
+    return 0;
+}
+
 /* The recorded command line, rewritten for a restore (qemu.h); a stale console socket goes. */
 static int restore_argv(struct restore *r)
 {
@@ -139,14 +188,19 @@ static int start_qemu(struct restore *r)
         return job_fail(r->job, rc, "cannot build the command line");
     unlink(r->log);
     unlink(r->qmp_path); /* a stale socket file of a QEMU that is gone */
-    rc = qemu_spawn(r->plan.binary, r->argv, r->plan.cwd, r->log, &r->pid, &r->pidfd, err,
-                    sizeof(err));
+    rc = qemu_spawn(r->plan.binary, r->argv, r->plan.cwd, r->log, r->lease_fd, &r->pid, &r->pidfd,
+                    err, sizeof(err));
     if (rc)
         return job_fail(r->job, rc, "%s", err);
     job_set_pid(r->job, r->pid);
+    /* The lease's whole cost shows as one phase (a phase entered twice adds). */
+    job_set_phase(r->job, "taking the lease");
+    if ((rc = write_lease(r)))
+        return rc;
+    job_set_phase(r->job, "starting QEMU");
     /* If savefs dies from here on, its next start finds this and kills the half-restored QEMU. */
     snprintf(err, sizeof(err), "%d\n", (int)r->pid);
-    if ((rc = store_vm_path(r->mark, r->job->ctx->store, vm_name(r), STORE_RESTORE_MARK)) ||
+    if ((rc = store_vm_host_path(r->mark, r->job->ctx->store, vm_name(r), STORE_RESTORE_MARK)) ||
         (rc = store_write_text(r->mark, err)))
         return job_fail(r->job, rc, "write %s: %s", r->mark, strerror(-rc));
     return 0;
@@ -201,7 +255,8 @@ static int start_incoming(struct restore *r)
         return job_fail(r->job, rc, "socket path too long");
     unlink(r->sock);
     job_set_phase(r->job, "preparing QEMU");
-    if ((rc = mig_setup(r->qmp, r->m.channels, &r->saved, err, sizeof(err))))
+    if ((rc = mig_setup(r->qmp, r->m.channels, MIGRATE_NO_BANDWIDTH_CAP, &r->saved, err,
+                        sizeof(err))))
         return job_fail(r->job, rc, "%s", err);
     snprintf(uri, sizeof(uri), "unix:%s", r->sock);
     if ((rc = job_qmp(r->job, r->qmp, "migrate-incoming", json_pack("{s:s}", "uri", uri), NULL)))
@@ -301,10 +356,11 @@ static int blame_qemu(struct restore *r, int rc)
 
 static int restore_body(struct job *job)
 {
-    struct restore r = {.job = job, .pidfd = -1};
+    struct restore r = {.job = job, .pidfd = -1, .lease_fd = -1};
     int rc;
 
     if (!(rc = load_snapshot(&r)) && !(rc = check_trust(&r)) && !(rc = check_vm_stopped(&r)) &&
+        !(rc = take_lease(&r)) &&
         !(rc = precheck_restore(job, &r.m, r.plan.binary, r.dir, r.note, sizeof(r.note))) &&
         !(rc = open_files(&r)) && !(rc = start_qemu(&r)) && !(rc = connect_qmp(&r)) &&
         !(rc = start_incoming(&r)) && !(rc = pump(&r)) && !(rc = wait_completed(&r)))
@@ -331,6 +387,11 @@ static int restore_body(struct job *job)
         unlink(r.sock);
     if (r.mark[0])
         unlink(r.mark);
+    /* A restored QEMU holds the lease on its own now; a killed one let it go. */
+    if (r.lease_fd >= 0)
+        close(r.lease_fd);
+    if (rc && r.lease_note[0])
+        unlink(r.lease_note);
     if (!rc)
         snprintf(job->summary, sizeof(job->summary), "restored %s: %d channels, %s (pid %d)%s",
                  job->snapshot, r.m.channels, r.m.was_running ? "running" : "paused", (int)r.pid,

@@ -167,7 +167,7 @@ static int prepare(struct save *s)
     if (store_snapshot_exists(job->ctx->store, vm_name(s), job->snapshot))
         return job_fail(s->job, -EEXIST, "snapshot %s exists", job->snapshot);
     if (!store_vm_exists(job->ctx->store, vm_name(s)) &&
-        (rc = store_vm_create(job->ctx->store, vm_name(s), err, sizeof(err))))
+        (rc = store_vm_ensure(job->ctx->store, vm_name(s), err, sizeof(err))))
         return job_fail(s->job, rc, "%s", err);
     if ((rc = store_tmp_create(job->ctx->store, vm_name(s), job->snapshot, s->tmp, err,
                                sizeof(err))))
@@ -191,7 +191,11 @@ static int start_migration(struct save *s)
     if ((rc = store_path(path, "%s/%s", s->tmp, STORE_SAVE_MARK)) ||
         (rc = store_write_text(path, mark)))
         return job_fail(s->job, rc, "write %s: %s", path, strerror(-rc));
-    rc = mig_setup(s->qmp, s->job->words.parallel, &s->saved, err, sizeof(err));
+    /* rate=: QEMU paces the whole migration, every channel together. */
+    rc = mig_setup(s->qmp, s->job->words.parallel,
+                   s->job->words.rate_mbs ? (int64_t)s->job->words.rate_mbs * 1000000
+                                          : MIGRATE_NO_BANDWIDTH_CAP,
+                   &s->saved, err, sizeof(err));
     if (rc)
         return job_fail(s->job, rc, "%s", err);
     if (s->m.was_running) {

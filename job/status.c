@@ -86,6 +86,7 @@ struct job_status *job_status_new(struct job_ctx *ctx, const char *vm)
         return NULL;
     snprintf(st->vm, sizeof(st->vm), "%s", vm);
     view_take(ctx, st);
+    watch_view(ctx, vm, &st->lease);
     if (st->has_job) {
         st->state = st->job.kind->state;
         st->has_pid = st->job.pid != 0;
@@ -197,6 +198,24 @@ static void qemu_json(const struct job_status *st, json_t *root)
         json_object_set_new(root, "note", json_string(st->note));
 }
 
+/* The lease: who runs the VM in the fleet, and since when; null if nobody, absent if the store
+ * could not tell. An alarm (the VM found running on two hosts, or fenced here) is said at the
+ * top, where it cannot be missed. */
+static void lease_json(const struct watch_view *v, json_t *root)
+{
+    const struct lease_holder *h = &v->holder;
+    json_t *j = NULL;
+
+    if (v->alarm[0])
+        json_object_set_new(root, "alarm", json_string(v->alarm));
+    if (!v->known)
+        return;
+    if (v->held)
+        j = json_pack("{s:s, s:s, s:i, s:s, s:b}", "host", h->host, "since", h->since, "pid",
+                      h->pid, "how", h->how, "this_host", v->mine);
+    json_object_set_new(root, "lease", j ? j : json_null());
+}
+
 char *job_status_json(const struct job_status *st)
 {
     json_t *root = json_pack("{s:s}", "vm", st->vm), *list;
@@ -206,6 +225,7 @@ char *job_status_json(const struct job_status *st)
         return NULL;
     qemu_json(st, root);
     json_object_set_new(root, "state", json_string(st->state));
+    lease_json(&st->lease, root);
     json_object_set_new(root, "job", st->has_job ? job_json(&st->job, st->elapsed_s) : json_null());
     json_object_set_new(root, "last", st->last.valid ? result_json(&st->last) : json_null());
     if (st->nimports && (list = json_array())) {

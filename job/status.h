@@ -7,6 +7,7 @@
 #include <limits.h>
 
 #include "job_int.h"
+#include "watch.h"
 
 #define STATUS_NOTE_MAX 256
 
@@ -35,6 +36,7 @@ struct job_status {
     struct job_result last; /* last.valid 0: no job ended yet */
     struct status_import *imports;
     int nimports;
+    struct watch_view lease; /* who runs the VM in the fleet */
 };
 
 /* The reason VM's last job failed, into WHY; "" if it did not fail (or none ran). */

@@ -381,12 +381,16 @@ int job_vm_create(struct job_ctx *ctx, const char *vm)
 int job_vm_remove(struct job_ctx *ctx, const char *vm)
 {
     char err[JOB_ERR_MAX], path[PATH_MAX];
+    struct lease_holder holder;
     struct vm_state *s;
     int rc;
 
     if (!store_valid_name(vm))
         return -ENOENT;
-    if (job_qmp_path(ctx, vm, path) == 0 && qemu_listening(path))
+    /* A QEMU runs as VM here, or on another host of the fleet (its lease, lease.h; this host's
+     * own lease of a QEMU that has just quit goes at the watch's next tick). */
+    if ((job_qmp_path(ctx, vm, path) == 0 && qemu_listening(path)) ||
+        (lease_query(ctx->store, vm, &holder) == 1 && strcmp(holder.host, ctx->host) != 0))
         return -EBUSY;
     /* Under the lock that a job takes to start: none starts between the check and the removal. */
     pthread_mutex_lock(&ctx->lock);

@@ -102,6 +102,7 @@ enum {
     SEEN_DIRECT = 8,
     SEEN_COMPRESS = 16,
     SEEN_KEEP = 32,
+    SEEN_RATE = 64,
 };
 
 static int mark_seen(unsigned *seen, unsigned bit, const char *key, char *err, size_t errlen)
@@ -132,7 +133,7 @@ static int parse_word(char *word, struct save_words *out, unsigned *seen, char *
         }
         snprintf(err, errlen,
                  "unknown word '%s' (expected N, parallel=N, name=S, keep-running, keep=N, "
-                 "direct-io=on|off, compress=none|zstd|zstd:N)",
+                 "direct-io=on|off, compress=none|zstd|zstd:N, rate=MB/s)",
                  word);
         return -EINVAL;
     }
@@ -156,6 +157,10 @@ static int parse_word(char *word, struct save_words *out, unsigned *seen, char *
     if (strcmp(word, "compress") == 0) {
         rc = mark_seen(seen, SEEN_COMPRESS, word, err, errlen);
         return rc ? rc : parse_compress(value, out, err, errlen);
+    }
+    if (strcmp(word, "rate") == 0) {
+        rc = mark_seen(seen, SEEN_RATE, word, err, errlen);
+        return rc ? rc : parse_count(word, value, RATE_MAX_MBS, &out->rate_mbs, err, errlen);
     }
     snprintf(err, errlen, "unknown key '%s'", word);
     return -EINVAL;

@@ -490,7 +490,7 @@ int qemu_version_cmp(const char *a, const char *b)
 
 /* In the forked children: only async-signal-safe calls until exec. */
 static void child_exec(const char *binary, char *const *argv, const char *cwd, const char *log,
-                       int report_fd)
+                       int keep_fd, int report_fd)
 {
     pid_t self = getpid();
     sigset_t none;
@@ -510,6 +510,9 @@ static void child_exec(const char *binary, char *const *argv, const char *cwd, c
         dup2(fd, STDOUT_FILENO);
         dup2(fd, STDERR_FILENO);
     }
+    /* Every descriptor of savefs is close-on-exec; this one QEMU keeps (a lease, lease.h). */
+    if (keep_fd >= 0)
+        fcntl(keep_fd, F_SETFD, 0);
     if (chdir(cwd) == 0)
         execv(binary, argv);
     err = errno;
@@ -519,11 +522,11 @@ static void child_exec(const char *binary, char *const *argv, const char *cwd, c
 }
 
 static void middle_fork(const char *binary, char *const *argv, const char *cwd, const char *log,
-                        int report_fd)
+                        int keep_fd, int report_fd)
 {
     setsid();
     if (fork() == 0)
-        child_exec(binary, argv, cwd, log, report_fd);
+        child_exec(binary, argv, cwd, log, keep_fd, report_fd);
     _exit(0);
 }
 
@@ -537,8 +540,8 @@ static int read_full(int fd, void *buf, size_t len)
     return n == (ssize_t)len ? 0 : n == 0 ? -ENODATA : -EIO;
 }
 
-int qemu_spawn(const char *binary, char *const *argv, const char *cwd, const char *log, pid_t *pid,
-               int *pidfd, char *err, size_t errlen)
+int qemu_spawn(const char *binary, char *const *argv, const char *cwd, const char *log, int keep_fd,
+               pid_t *pid, int *pidfd, char *err, size_t errlen)
 {
     int pipefd[2], exec_errno = 0, rc, status;
     pid_t middle;
@@ -548,7 +551,7 @@ int qemu_spawn(const char *binary, char *const *argv, const char *cwd, const cha
     middle = fork();
     if (middle == 0) {
         close(pipefd[0]);
-        middle_fork(binary, argv, cwd, log, pipefd[1]);
+        middle_fork(binary, argv, cwd, log, keep_fd, pipefd[1]);
     }
     close(pipefd[1]);
     if (middle < 0) {

@@ -18,7 +18,7 @@ int record_write(const char *store, const char *vm, pid_t pid, const char *binar
     json_t *args = json_array(), *root;
     int rc = 0, i;
 
-    if (store_vm_path(path, store, vm, STORE_QEMU_RECORD) || store_path(tmp, "%s.tmp", path))
+    if (store_vm_host_path(path, store, vm, STORE_QEMU_RECORD) || store_path(tmp, "%s.tmp", path))
         return -ENAMETOOLONG;
     for (i = 0; i < argc; i++)
         json_array_append_new(args, json_string(argv[i]));
@@ -39,7 +39,7 @@ int record_read(const char *store, const char *vm, pid_t pid, char *binary, char
     int rpid = 0, rc = -ENOENT;
     size_t i;
 
-    if (store_vm_path(path, store, vm, STORE_QEMU_RECORD))
+    if (store_vm_host_path(path, store, vm, STORE_QEMU_RECORD))
         return -ENAMETOOLONG;
     root = json_load_file(path, 0, NULL);
     if (!root ||

@@ -1,6 +1,7 @@
 /* store: directory layout and atomic publication. A save writes into a private temporary
- * directory on the same filesystem; only a rename makes it visible, so readers see a snapshot
- * whole or not at all, even after a crash. */
+ * directory on the same filesystem; only a rename (or, where the filesystem cannot rename without
+ * replacing, the end of a claim) makes it visible, so readers on every host see a snapshot whole
+ * or not at all, even after a crash. */
 #include "store.h"
 
 #include <dirent.h>
@@ -15,6 +16,33 @@
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
+
+#include "manifest.h"
+
+static char store_host_name[SNAPSHOT_NAME_MAX + 1];
+
+int store_host_set(const char *name)
+{
+    if (!store_valid_name(name))
+        return 0;
+    snprintf(store_host_name, sizeof(store_host_name), "%s", name);
+    return 1;
+}
+
+const char *store_host(void)
+{
+    char host[256];
+
+    if (!store_host_name[0]) {
+        if (gethostname(host, sizeof(host)) < 0)
+            host[0] = '\0';
+        host[sizeof(host) - 1] = '\0';
+        host[strcspn(host, ".")] = '\0';
+        if (!store_host_set(host))
+            store_host_set("localhost");
+    }
+    return store_host_name;
+}
 
 int store_valid_name(const char *name)
 {
@@ -57,6 +85,11 @@ int store_vm_path(char *path, const char *store, const char *vm, const char *fil
 {
     return file ? store_path(path, "%s/%s/%s", store, vm, file)
                 : store_path(path, "%s/%s", store, vm);
+}
+
+int store_vm_host_path(char *path, const char *store, const char *vm, const char *file)
+{
+    return store_path(path, "%s/%s/%s@%s", store, vm, file, store_host());
 }
 
 int store_id_get(const char *store, struct store_id *id, char *err, size_t errlen)
@@ -139,26 +172,34 @@ int store_write_text(const char *path, const char *text)
     return rc;
 }
 
-int store_vm_create(const char *store, const char *vm, char *err, size_t errlen)
+/* mkdir of STORE/VM, then of its snapshots/; with MAY_EXIST, either may be there already. */
+static int vm_mkdirs(const char *store, const char *vm, int may_exist, char *err, size_t errlen)
 {
     char path[PATH_MAX];
     int rc;
 
     if ((rc = store_vm_path(path, store, vm, NULL)))
         return rc;
-    if (mkdir(path, 0700) < 0) {
-        rc = -errno;
-        snprintf(err, errlen, "mkdir %s: %s", path, strerror(errno));
-        return rc;
-    }
-    if ((rc = store_snapshot_path(path, store, vm, NULL, NULL)))
-        return rc;
-    if (mkdir(path, 0700) < 0) {
-        rc = -errno;
-        snprintf(err, errlen, "mkdir %s: %s", path, strerror(errno));
-        return rc;
+    for (int i = 0; i < 2; i++) {
+        if (i == 1 && (rc = store_snapshot_path(path, store, vm, NULL, NULL)))
+            return rc;
+        if (mkdir(path, 0700) < 0 && !(may_exist && errno == EEXIST)) {
+            rc = -errno;
+            snprintf(err, errlen, "mkdir %s: %s", path, strerror(errno));
+            return rc;
+        }
     }
     return store_fsync_dir(store);
+}
+
+int store_vm_create(const char *store, const char *vm, char *err, size_t errlen)
+{
+    return vm_mkdirs(store, vm, 0, err, errlen);
+}
+
+int store_vm_ensure(const char *store, const char *vm, char *err, size_t errlen)
+{
+    return vm_mkdirs(store, vm, 1, err, errlen);
 }
 
 static int remove_if_exists(const char *path, int (*fn)(const char *))
@@ -173,7 +214,8 @@ int store_vm_remove(const char *store, const char *vm, char *err, size_t errlen)
 
     if (store_snapshot_path(snaps, store, vm, NULL, NULL) ||
         store_vm_path(tmp, store, vm, STORE_TMP) ||
-        store_vm_path(record, store, vm, STORE_QEMU_RECORD) || store_vm_path(dir, store, vm, NULL))
+        store_vm_host_path(record, store, vm, STORE_QEMU_RECORD) ||
+        store_vm_path(dir, store, vm, NULL))
         return -ENAMETOOLONG;
     if ((rc = remove_if_exists(snaps, rmdir)) || (rc = remove_if_exists(tmp, rmdir)) ||
         (rc = remove_if_exists(record, unlink)) || (rc = remove_if_exists(dir, rmdir))) {
@@ -229,7 +271,7 @@ int store_tmp_create(const char *store, const char *vm, const char *snap, char *
     int rc;
 
     if ((rc = store_vm_path(parent, store, vm, STORE_TMP)) ||
-        (rc = store_path(tmp, "%s/%s.XXXXXX", parent, snap)))
+        (rc = store_path(tmp, "%s/%s@%s.XXXXXX", parent, snap, store_host())))
         return rc;
     if (mkdir(parent, 0700) < 0 && errno != EEXIST) {
         rc = -errno;
@@ -242,6 +284,94 @@ int store_tmp_create(const char *store, const char *vm, const char *snap, char *
         return rc;
     }
     return 0;
+}
+
+int store_claimed(const struct stat *st)
+{
+    return S_ISDIR(st->st_mode) && (st->st_mode & S_ISVTX);
+}
+
+/* Moves every file of TMP into DST (both open), the manifest last: until it is there, DST is no
+ * snapshot even for a reader that ignored the claim. */
+static int move_files(int tmp, int dst, const char *manifest)
+{
+    DIR *d = fdopendir(dup(tmp));
+    struct dirent *e;
+    int rc = 0;
+
+    if (!d)
+        return -errno;
+    while (!rc && (e = readdir(d)))
+        if (e->d_name[0] != '.' && strcmp(e->d_name, manifest) != 0 &&
+            renameat(tmp, e->d_name, dst, e->d_name) < 0)
+            rc = -errno;
+    closedir(d);
+    if (!rc && renameat(tmp, manifest, dst, manifest) < 0)
+        rc = -errno;
+    return rc;
+}
+
+/* The publication without RENAME_NOREPLACE: mkdir claims SNAP on every host at once (a directory
+ * whose sticky bit says "in progress"), the files move in, and clearing the bit commits it. A
+ * DHT rename of a directory is neither atomic nor exclusive; a file's rename inside a directory
+ * no other host writes needs to be neither. */
+static int publish_by_claim(const char *tmp, const char *snaps, const char *dst, char *err,
+                            size_t errlen)
+{
+    char mark[PATH_MAX];
+    int tfd = -1, dfd = -1, rc;
+    struct stat st;
+
+    if (mkdir(dst, 0700 | S_ISVTX) < 0) {
+        rc = -errno;
+        snprintf(err, errlen, "mkdir %s: %s", dst, strerror(errno));
+        return rc;
+    }
+    /* For a savefs that dies from here on: its next start removes the claim with TMP. */
+    if ((rc = store_path(mark, "%s/%s", tmp, STORE_CLAIM_MARK)) ||
+        (rc = store_write_text(mark, dst))) {
+        snprintf(err, errlen, "write %s: %s", mark, strerror(-rc));
+        goto fail;
+    }
+    if ((tfd = open(tmp, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) < 0 ||
+        (dfd = open(dst, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)) < 0) {
+        rc = -errno;
+        snprintf(err, errlen, "open %s: %s", tfd < 0 ? tmp : dst, strerror(errno));
+        goto fail;
+    }
+    if (fstat(dfd, &st) < 0 || !store_claimed(&st)) {
+        rc = -EIO;
+        snprintf(err, errlen, "%s: the filesystem dropped the sticky bit of the claim", dst);
+        goto fail;
+    }
+    if ((rc = move_files(tfd, dfd, MANIFEST_NAME))) {
+        snprintf(err, errlen, "move the files of %s into %s: %s", tmp, dst, strerror(-rc));
+        goto fail;
+    }
+    /* The files were fsynced where they were written; their new names must be durable before
+     * the commit, and the commit before the save counts as done. */
+    if (fsync(dfd) < 0 || fchmod(dfd, 0700) < 0 || fsync(dfd) < 0) {
+        rc = -errno;
+        snprintf(err, errlen, "commit %s: %s", dst, strerror(errno));
+        goto fail;
+    }
+    close(tfd);
+    close(dfd);
+    store_remove_dir(tmp);
+    if ((rc = store_fsync_dir(snaps)))
+        snprintf(err, errlen, "fsync %s: %s", snaps, strerror(-rc));
+    return rc;
+fail:
+    /* The files go back to TMP (its owner removes them), then the claim goes. */
+    if (tfd >= 0 && dfd >= 0)
+        move_files(dfd, tfd, MANIFEST_NAME);
+    if (tfd >= 0)
+        close(tfd);
+    if (dfd >= 0)
+        close(dfd);
+    if (rmdir(dst) == 0)
+        unlink(mark);
+    return rc;
 }
 
 int store_publish(const char *store, const char *vm, const char *tmp, const char *snap, char *err,
@@ -259,6 +389,8 @@ int store_publish(const char *store, const char *vm, const char *tmp, const char
     }
     /* RENAME_NOREPLACE: a snapshot brought in meanwhile under the same name is never replaced. */
     if (renameat2(AT_FDCWD, tmp, AT_FDCWD, dst, RENAME_NOREPLACE) < 0) {
+        if (errno == EINVAL)
+            return publish_by_claim(tmp, snaps, dst, err, errlen);
         rc = -errno;
         snprintf(err, errlen, "rename %s to %s: %s", tmp, dst, strerror(errno));
         return rc;
@@ -327,6 +459,32 @@ int store_remove_dir(const char *dir)
     return rc;
 }
 
+/* 1 if NAME, a save's directory in .tmp, is this host's: NAME@HOST.XXXXXX, or NAME.XXXXXX of a
+ * savefs that named no host. */
+static int own_tmp(const char *name)
+{
+    const char *at = strrchr(name, '@'), *dot = strrchr(name, '.');
+    size_t n = strlen(store_host());
+
+    if (!at)
+        return 1;
+    return dot > at && (size_t)(dot - at - 1) == n && strncmp(at + 1, store_host(), n) == 0;
+}
+
+/* A save that died during publish_by_claim left its claim: removed while it is still one. */
+static void remove_claim(const char *tmpdir)
+{
+    char mark[PATH_MAX], claim[PATH_MAX];
+    struct stat st;
+    FILE *f;
+
+    if (store_path(mark, "%s/%s", tmpdir, STORE_CLAIM_MARK) || !(f = fopen(mark, "re")))
+        return;
+    if (fgets(claim, sizeof(claim), f) && lstat(claim, &st) == 0 && store_claimed(&st))
+        store_remove_dir(claim);
+    fclose(f);
+}
+
 static int clean_vm_tmp(const char *vm, const char *tmpdir, void *opaque,
                         void (*leftover)(void *opaque, const char *vm, const char *path))
 {
@@ -338,9 +496,11 @@ static int clean_vm_tmp(const char *vm, const char *tmpdir, void *opaque,
     if (!d)
         return 0;
     while ((e = readdir(d))) {
-        if (e->d_name[0] == '.' || store_path(path, "%s/%s", tmpdir, e->d_name))
+        if (e->d_name[0] == '.' || !own_tmp(e->d_name) ||
+            store_path(path, "%s/%s", tmpdir, e->d_name))
             continue;
         leftover(opaque, vm, path);
+        remove_claim(path);
         if (store_remove_dir(path) == 0)
             n++;
     }

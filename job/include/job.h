@@ -14,6 +14,9 @@ struct job_config {
     const char *qmp_dir;       /* NAME.qmp sockets of the VMs */
     int watchdog_ms;           /* a restore whose bytes stop moving this long is killed */
     const struct trust *trust; /* signs saves, decides restores (trust.h); outlives the ctx */
+    const char *host;          /* this host's name in the VMs' leases (lease.h) */
+    int fence_ms;              /* a QEMU savefs started is stopped when the store has not
+                                  answered this long (docs/fleet.md) */
 };
 
 #define JOB_ERR_MAX 1024
@@ -25,6 +28,9 @@ int job_ctx_new(struct job_ctx **out, const struct job_config *cfg, void (*log)(
  * restores it left unfinished and removes leftover temporaries of interrupted saves, reporting
  * through LOG. Called once at start, before the mount serves. */
 void job_recover(struct job_ctx *ctx, void (*log)(const char *msg));
+/* Starts keeping the leases of the VMs that run on this host, and the fence (docs/fleet.md).
+ * Called once savefs has daemonized; job_ctx_free ends it. */
+int job_leases_start(struct job_ctx *ctx);
 /* Cancels every running job and waits for it to end; then frees. */
 void job_ctx_free(struct job_ctx *ctx);
 void job_cancel_all(struct job_ctx *ctx);

@@ -1,5 +1,5 @@
 /* words: parses what a user writes to NAME/save ("4", "parallel=8 name=nightly keep-running",
- * "compress=zstd:3", "keep=7").
+ * "compress=zstd:3", "keep=7", "rate=200").
  * Pure functions, any thread. */
 #ifndef SAVEFS_WORDS_H
 #define SAVEFS_WORDS_H
@@ -12,6 +12,8 @@
 #define PARALLEL_MAX     64
 /* keep=N: a bound only so that the number is one (a VM with more snapshots keeps them all). */
 #define KEEP_MAX 100000
+/* rate=MB/s: at most a TB/s, so that the bytes per second fit QEMU's max-bandwidth. */
+#define RATE_MAX_MBS 1000000
 /* `compress=zstd`: the fastest level, the one that pays off in a save. */
 #define ZSTD_LEVEL_PLAIN 1
 
@@ -21,7 +23,8 @@ struct save_words {
     int keep_running;                 /* resume the VM after the save instead of quitting it */
     int direct_io;                    /* 1 on (default), 0 off */
     int zstd_level;                   /* compress=: 0 none (default), 1..19 zstd at that level */
-    int keep; /* keep=N: 0 keeps every snapshot (default), else the N newest */
+    int keep;     /* keep=N: 0 keeps every snapshot (default), else the N newest */
+    int rate_mbs; /* rate=MB/s: 0 no cap (default), else QEMU's max-bandwidth in 10^6 bytes/s */
 };
 
 /* The most bytes of words one save takes: the words of one open save file are gathered here

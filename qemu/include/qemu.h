@@ -56,9 +56,10 @@ int qemu_binary_version(const char *binary, char *version, size_t len);
 int qemu_version_cmp(const char *a, const char *b);
 
 /* Starts BINARY with ARGV in directory CWD, in its own session, reparented away from savefs,
- * stdout and stderr appended to LOG. *PID and a pidfd *PIDFD (readable once it exits). */
-int qemu_spawn(const char *binary, char *const *argv, const char *cwd, const char *log, pid_t *pid,
-               int *pidfd, char *err, size_t errlen);
+ * stdout and stderr appended to LOG. KEEP_FD (if >= 0), close-on-exec in savefs, stays open in
+ * QEMU under the same number. *PID and a pidfd *PIDFD (readable once it exits). */
+int qemu_spawn(const char *binary, char *const *argv, const char *cwd, const char *log, int keep_fd,
+               pid_t *pid, int *pidfd, char *err, size_t errlen);
 
 /* 1 if PID is a QEMU started with -incoming (a restore's, not yet a VM of its own). */
 int qemu_pid_is_incoming(pid_t pid);

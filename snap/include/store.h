@@ -1,14 +1,16 @@
 /* store: the on-disk layout of savefs's store, and the steps that make a snapshot appear whole
  * or not at all.
  *   STORE/NAME/snapshots/S/   published snapshots (manifest.json + chunk files)
- *   STORE/NAME/.tmp/          saves in progress; removed at start and on failure
- *   STORE/NAME/.qemu.json     the QEMU that savefs started for NAME (pid, argv), for later saves
- *   STORE/NAME/.restoring     the QEMU of a restore in progress, killed at start if savefs died
- * Pure file operations, any thread. */
+ *   STORE/NAME/.tmp/S@HOST.X  saves in progress of host HOST; removed at its start and on failure
+ *   STORE/NAME/.qemu.json@HOST  the QEMU that savefs started for NAME on HOST (pid, argv)
+ *   STORE/NAME/.restoring@HOST  the QEMU of a restore in progress, killed at start if savefs died
+ * What names a process of a host carries the host's name: the store may be shared by a fleet
+ * (docs/fleet.md). Pure file operations, any thread. */
 #ifndef SAVEFS_STORE_H
 #define SAVEFS_STORE_H
 
 #include <stddef.h>
+#include <sys/stat.h>
 #include <sys/types.h>
 
 /* The longest name of a VM or a snapshot. */
@@ -19,6 +21,14 @@
 #define STORE_QEMU_RECORD  ".qemu.json"
 #define STORE_SAVE_MARK    ".source" /* in a save's tmp dir: "PID RUNNING", before the VM stops */
 #define STORE_RESTORE_MARK ".restoring" /* in STORE/VM: "PID" of a QEMU being restored */
+#define STORE_CLAIM_MARK   ".claim"     /* in a save's tmp dir: the name it claimed in snapshots/ */
+
+/* Sets this host's name, used in the store's per-host names: 1 if NAME is valid (as a VM's
+ * name), else 0. Called once by main before any thread; the default is the hostname's first
+ * label (or "localhost"). */
+int store_host_set(const char *name);
+/* This host's name. */
+const char *store_host(void);
 
 /* Which directory a path named when savefs started: the mount lists that one for good. */
 struct store_id {
@@ -50,11 +60,16 @@ int store_snapshot_path(char *path, const char *store, const char *vm, const cha
  * length PATH_MAX. */
 int store_vm_path(char *path, const char *store, const char *vm, const char *file);
 
+/* STORE/VM/FILE@HOST: VM's FILE (STORE_QEMU_RECORD, STORE_RESTORE_MARK) of this host. */
+int store_vm_host_path(char *path, const char *store, const char *vm, const char *file);
+
 /* mkdir -p DIR with mode 0700 for every directory it creates. */
 int store_mkdirs(const char *dir, char *err, size_t errlen);
 
 /* Creates STORE/VM and STORE/VM/snapshots. Returns -EEXIST if STORE/VM exists. */
 int store_vm_create(const char *store, const char *vm, char *err, size_t errlen);
+/* The same, STORE/VM or its snapshots/ may exist: made meanwhile by another host of a fleet. */
+int store_vm_ensure(const char *store, const char *vm, char *err, size_t errlen);
 /* Removes STORE/VM if it holds no snapshot: -ENOTEMPTY otherwise. */
 int store_vm_remove(const char *store, const char *vm, char *err, size_t errlen);
 /* 1 if STORE/VM/snapshots is a directory. */
@@ -65,11 +80,14 @@ int store_snapshot_exists(const char *store, const char *vm, const char *snap);
 /* The default snapshot name: UTC YYYYMMDD-HHMMSS, then -2, -3 ... if taken. */
 int store_default_name(const char *store, const char *vm, char *name, size_t len);
 
-/* Creates a fresh private directory STORE/VM/.tmp/SNAP.XXXXXX for a save; its path in TMP. */
+/* Creates a fresh private directory STORE/VM/.tmp/SNAP@HOST.XXXXXX for a save; its path in TMP. */
 int store_tmp_create(const char *store, const char *vm, const char *snap, char *tmp, char *err,
                      size_t errlen);
-/* fsyncs TMP, renames it to STORE/VM/snapshots/SNAP (which must not exist) and fsyncs the parent.
- */
+/* Makes TMP's files the snapshot STORE/VM/snapshots/SNAP, which must not exist (-EEXIST, on
+ * every host of a shared store): fsyncs TMP, renames it there without replacing and fsyncs the
+ * parent. Where the filesystem has no RENAME_NOREPLACE (GlusterFS answers EINVAL), it claims the
+ * name with mkdir (exclusive everywhere) of a directory marked as a claim (store_claimed), moves
+ * the files in, the manifest last, fsyncs them, and then clears the mark: the commit. */
 int store_publish(const char *store, const char *vm, const char *tmp, const char *snap, char *err,
                   size_t errlen);
 /* Deletes STORE/VM/snapshots/SNAP and all it holds. It is first renamed into STORE/VM/.tmp, and
@@ -77,10 +95,14 @@ int store_publish(const char *store, const char *vm, const char *tmp, const char
  * cut short leaves there is removed at the next start. */
 int store_snapshot_delete(const char *store, const char *vm, const char *snap, char *err,
                           size_t errlen);
+/* 1 if ST, a directory in snapshots/, is a claim of a publication in progress (the sticky bit,
+ * set by the mkdir that makes it): no snapshot yet, hidden from every reader. */
+int store_claimed(const struct stat *st);
 /* Removes DIR and the regular files in it (one level: that is all a save creates). */
 int store_remove_dir(const char *dir);
-/* Calls LEFTOVER(OPAQUE, VM, PATH) for every leftover save directory STORE/VM/.tmp/X, then
- * removes it. Returns how many there were. */
+/* Calls LEFTOVER(OPAQUE, VM, PATH) for every leftover save directory of this host
+ * STORE/VM/.tmp/X (X names this host, or no host: an older savefs's), then removes it, and the
+ * claim it made in snapshots/ if any. Returns how many there were. */
 int store_clean_tmp(const char *store, void *opaque,
                     void (*leftover)(void *opaque, const char *vm, const char *path));
 /* Writes TEXT to PATH (0600), replacing it. Survives savefs being killed, not a power loss. */

@@ -517,7 +517,7 @@ static void test_recover(void)
 {
     pid_t saved = fake_start("crashed", "ok", FAKE_PAUSED);
     pid_t restored = fake_start("halfway", "ok", FAKE_INCOMING);
-    char dir[PATH_MAX], path[PATH_MAX + 16], mark[32];
+    char dir[PATH_MAX], path[PATH_MAX + 16], mark[32], claim[PATH_MAX], other[PATH_MAX];
 
     snprintf(dir, sizeof(dir), "%s/crashed/.tmp/s.XXXXXX", store);
     snprintf(path, sizeof(path), "%s/crashed/.tmp", store);
@@ -531,13 +531,27 @@ static void test_recover(void)
     spit(path, "half a channel");
     snprintf(path, sizeof(path), "%s/halfway", store);
     mkdirs(path);
-    snprintf(path, sizeof(path), "%s/halfway/%s", store, STORE_RESTORE_MARK);
+    /* It had claimed its name on a store without RENAME_NOREPLACE: the claim goes with it. */
+    snprintf(claim, sizeof(claim), "%s/crashed/snapshots/s", store);
+    mkdirs(claim);
+    chmod(claim, 0700 | S_ISVTX);
+    snprintf(path, sizeof(path), "%s/%s", dir, STORE_CLAIM_MARK);
+    spit(path, claim);
+    /* Another host's save in progress in a shared store is not this host's leftover. */
+    snprintf(other, sizeof(other), "%s/crashed/.tmp/s@elsewhere.XXXXXX", store);
+    if (!mkdtemp(other))
+        die(other);
+    if (store_vm_host_path(path, store, "halfway", STORE_RESTORE_MARK))
+        die("halfway");
     snprintf(mark, sizeof(mark), "%d\n", (int)restored);
     spit(path, mark);
 
     messages[0] = '\0';
     job_recover(ctx, log_message);
-    CHECK(entries("crashed", ".tmp") == 0, "%d leftovers", entries("crashed", ".tmp"));
+    CHECK(entries("crashed", ".tmp") == 1, "%d leftovers", entries("crashed", ".tmp"));
+    CHECK(access(other, F_OK) == 0, "another host's save %s was removed", other);
+    CHECK(access(claim, F_OK) < 0, "the claim %s is left", claim);
+    rmdir(other);
     CHECK_HAS(messages, "removing the partial save");
     CHECK_HAS(messages, "resumed the VM");
     CHECK_HAS(fake_log("crashed"), "cont\n");

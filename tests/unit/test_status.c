@@ -89,8 +89,32 @@ static void test_failed_restore_and_imports(void)
            "failed restore and imports");
 }
 
+/* Who runs the VM in the fleet: another host's lease on a VM stopped here, nobody's, and an
+ * alarm, said before anything else of the lease. */
+static void test_lease(void)
+{
+    struct job_status st = {.vm = "vm1", .state = "stopped"};
+
+    st.lease = (struct watch_view){.known = 1, .held = 1};
+    st.lease.holder = (struct lease_holder){
+        .host = "a", .since = "2026-12-02T10:00:00Z", .pid = 7, .how = "restored"};
+    expect(&st,
+           "{\n  \"vm\": \"vm1\",\n  \"state\": \"stopped\",\n  \"lease\": {\n"
+           "    \"host\": \"a\",\n    \"since\": \"2026-12-02T10:00:00Z\",\n    \"pid\": 7,\n"
+           "    \"how\": \"restored\",\n    \"this_host\": false\n  },\n  \"job\": null,\n"
+           "  \"last\": null\n}\n",
+           "held elsewhere");
+    st.lease = (struct watch_view){.known = 1, .fenced = 1};
+    snprintf(st.lease.alarm, sizeof(st.lease.alarm), "fenced: why");
+    expect(&st,
+           "{\n  \"vm\": \"vm1\",\n  \"state\": \"stopped\",\n  \"alarm\": \"fenced: why\",\n"
+           "  \"lease\": null,\n  \"job\": null,\n  \"last\": null\n}\n",
+           "free, with an alarm");
+}
+
 int main(void)
 {
+    test_lease();
     test_idle();
     test_save_running();
     test_failed_restore_and_imports();

@@ -16,32 +16,36 @@ struct good_case {
     int direct_io;
     int zstd_level;
     int keep;
+    int rate_mbs;
 };
 
 static const struct good_case good[] = {
-    {"4", 4, "", 0, 1, 0, 0},
-    {"4\n", 4, "", 0, 1, 0, 0},
-    {"", 4, "", 0, 1, 0, 0},
-    {"\n", 4, "", 0, 1, 0, 0},
-    {"1", 1, "", 0, 1, 0, 0},
-    {"64", 64, "", 0, 1, 0, 0},
-    {"parallel=8", 8, "", 0, 1, 0, 0},
-    {"parallel=2 name=nightly keep-running", 2, "nightly", 1, 1, 0, 0},
-    {"  keep-running\tname=a.b_c-9  16 \n", 16, "a.b_c-9", 1, 1, 0, 0},
-    {"name=x direct-io=off", 4, "x", 0, 0, 0, 0},
-    {"direct-io=on", 4, "", 0, 1, 0, 0},
+    {"4", 4, "", 0, 1, 0, 0, 0},
+    {"4\n", 4, "", 0, 1, 0, 0, 0},
+    {"", 4, "", 0, 1, 0, 0, 0},
+    {"\n", 4, "", 0, 1, 0, 0, 0},
+    {"1", 1, "", 0, 1, 0, 0, 0},
+    {"64", 64, "", 0, 1, 0, 0, 0},
+    {"parallel=8", 8, "", 0, 1, 0, 0, 0},
+    {"parallel=2 name=nightly keep-running", 2, "nightly", 1, 1, 0, 0, 0},
+    {"  keep-running\tname=a.b_c-9  16 \n", 16, "a.b_c-9", 1, 1, 0, 0, 0},
+    {"name=x direct-io=off", 4, "x", 0, 0, 0, 0, 0},
+    {"direct-io=on", 4, "", 0, 1, 0, 0, 0},
     {"name="
      "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa",
-     4, "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa", 0, 1, 0, 0},
-    {"compress=none", 4, "", 0, 1, 0, 0},
-    {"compress=zstd", 4, "", 0, 1, 1, 0},
-    {"compress=zstd:1", 4, "", 0, 1, 1, 0},
-    {"compress=zstd:3 8", 8, "", 0, 1, 3, 0},
-    {"compress=zstd:19 direct-io=off", 4, "", 0, 0, 19, 0},
-    {"parallel=2 compress=zstd:07 name=z", 2, "z", 0, 1, 7, 0},
-    {"keep=2", 4, "", 0, 1, 0, 2},
-    {"4 keep=1 keep-running", 4, "", 1, 1, 0, 1},
-    {"keep=100000 name=k", 4, "k", 0, 1, 0, 100000},
+     4, "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa", 0, 1, 0, 0, 0},
+    {"compress=none", 4, "", 0, 1, 0, 0, 0},
+    {"compress=zstd", 4, "", 0, 1, 1, 0, 0},
+    {"compress=zstd:1", 4, "", 0, 1, 1, 0, 0},
+    {"compress=zstd:3 8", 8, "", 0, 1, 3, 0, 0},
+    {"compress=zstd:19 direct-io=off", 4, "", 0, 0, 19, 0, 0},
+    {"parallel=2 compress=zstd:07 name=z", 2, "z", 0, 1, 7, 0, 0},
+    {"keep=2", 4, "", 0, 1, 0, 2, 0},
+    {"4 keep=1 keep-running", 4, "", 1, 1, 0, 1, 0},
+    {"keep=100000 name=k", 4, "k", 0, 1, 0, 100000, 0},
+    {"rate=200", 4, "", 0, 1, 0, 0, 200},
+    {"8 rate=1 compress=zstd", 8, "", 0, 1, 1, 0, 1},
+    {"rate=1000000", 4, "", 0, 1, 0, 0, 1000000},
 };
 
 static const char *const bad[] = {
@@ -98,6 +102,14 @@ static const char *const bad[] = {
     "compress=none:1",
     "compress=zstd compress=none",
     "compress=zstd:99999999999999999999",
+    "rate=0",
+    "rate=",
+    "rate",
+    "rate=-5",
+    "rate=1.5",
+    "rate=10M",
+    "rate=1000001",
+    "rate=1 rate=2",
 };
 
 static void test_good(void)
@@ -116,6 +128,7 @@ static void test_good(void)
         CHECK(w.keep == good[i].keep, "'%s': keep %d", good[i].in, w.keep);
         CHECK(w.direct_io == good[i].direct_io, "'%s': direct-io", good[i].in);
         CHECK(w.zstd_level == good[i].zstd_level, "'%s': zstd level %d", good[i].in, w.zstd_level);
+        CHECK(w.rate_mbs == good[i].rate_mbs, "'%s': rate %d", good[i].in, w.rate_mbs);
     }
 }
 
