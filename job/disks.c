@@ -205,10 +205,12 @@ static int disk_changed(const struct manifest_disk *saved, char *why, size_t len
     return 1;
 }
 
+/* A disk captured by a checkpoint is restored from its capture: that its image moved on since
+ * is the point, not a reason to refuse. */
 static int compare_list(const struct manifest_disk *disks, int n, char *why, size_t len)
 {
     for (int i = 0; i < n; i++)
-        if (disk_changed(&disks[i], why, len))
+        if (!disks[i].nlayers && disk_changed(&disks[i], why, len))
             return -ESTALE;
     return 0;
 }
@@ -221,13 +223,17 @@ int disks_compare(const struct manifest *m, char *why, size_t len)
 void disks_fact(const struct manifest_disk *disks, int n, int recorded, char *out, size_t len)
 {
     char why[PATH_MAX + 128];
+    int captured = 0;
 
+    for (int i = 0; i < n; i++)
+        captured += disks[i].nlayers > 0;
     if (!recorded)
         snprintf(out, len, "unknown: not recorded (saved by an older savefs)");
     else if (compare_list(disks, n, why, sizeof(why)))
         snprintf(out, len, "changed: %s", why);
     else
-        snprintf(out, len, "unchanged: %d writable disk%s as saved", n, n == 1 ? "" : "s");
+        snprintf(out, len, "unchanged: %d writable disk%s as saved%s", n, n == 1 ? "" : "s",
+                 captured ? " or captured" : "");
 }
 
 int disks_take_force(const char *dir)
