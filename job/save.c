@@ -12,6 +12,7 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
+#include "ckpt.h"
 #include "copier.h"
 #include "disks.h"
 #include "keep.h"
@@ -357,12 +358,15 @@ static void roll_back(struct save *s)
 static int save_body(struct job *job)
 {
     struct save s = {.job = job, .pidfd = -1};
+    struct ckpt *ckpt = NULL;
     int rc;
 
     job_set_phase(job, "connecting");
     if (!(rc = save_connect(&s)) && !(rc = describe_vm(&s)) && !(rc = check_idle(&s)) &&
         !(rc = prepare(&s)) && !(rc = start_migration(&s)) && !(rc = wait_migration(&s)) &&
-        !(rc = disks_record(job, s.qmp, &s.m)))
+        !(rc = disks_record(job, s.qmp, &s.m)) &&
+        !(rc = ckpt_disks_capture(job, s.qmp, s.tmp, &s.m, &ckpt)) &&
+        !(rc = ckpt_disks_finish(job, ckpt, &s.m)))
         rc = write_snapshot(&s);
     if (rc) {
         roll_back(&s);
@@ -374,6 +378,7 @@ static int save_body(struct job *job)
         finish_vm(&s);
         keep_prune(job);
     }
+    ckpt_free(ckpt);
     if (s.cp)
         cp_save_free(s.cp);
     if (s.tmp[0])
