@@ -14,6 +14,7 @@
 #include <unistd.h>
 #include <xxhash.h>
 
+#include "disks.h"
 #include "migrate.h"
 #include "qemu.h"
 #include "qemudisk.h"
@@ -42,6 +43,7 @@ struct ckpt_disk {
 
 struct ckpt {
     char dir[PATH_MAX]; /* the snapshot's disks/, being written */
+    char note[512];     /* overlays_note's words */
     struct ckpt_disk d[MANIFEST_MAX_DISKS];
     int n;
 };
@@ -93,11 +95,13 @@ static int read_chain(json_t *block, const char *cwd, struct ckpt_disk *d, char 
     snprintf(d->node, sizeof(d->node), "%s", node ? node : "");
     d->vsize = (uint64_t)json_integer_value(json_object_get(img, "virtual-size"));
     for (; img && !rc; img = json_object_get(img, "backing-image")) {
-        const char *file = json_string_value(json_object_get(img, "filename"));
+        const char *name = json_string_value(json_object_get(img, "filename"));
         const char *format = json_string_value(json_object_get(img, "format"));
         struct ckpt_layer *l = &d->layers[d->nlayers];
+        json_t *parsed;
+        const char *file = disks_image_file(name, &parsed);
 
-        if (!file || !format || strncmp(file, "json:", 5) == 0 || strstr(file, "://"))
+        if (!file || !format)
             rc = -EOPNOTSUPP;
         else if (strcmp(format, "raw") != 0 && strcmp(format, "qcow2") != 0)
             rc = -EOPNOTSUPP;
@@ -111,10 +115,14 @@ static int read_chain(json_t *block, const char *cwd, struct ckpt_disk *d, char 
             snprintf(l->format, sizeof(l->format), "%s", format);
         if (rc)
             snprintf(why, len, "disk %s (%s%s%s): savefs cannot capture it: %s", d->device,
-                     file ? file : "no file", format ? ", " : "", format ? format : "",
+                     file   ? file
+                     : name ? name
+                            : "no file",
+                     format ? ", " : "", format ? format : "",
                      rc == -EOPNOTSUPP ? "not a raw or qcow2 image in a regular file"
                      : rc == -E2BIG    ? "too many images in its chain"
                                        : strerror(-rc));
+        json_decref(parsed);
         d->nlayers += !rc;
     }
     if (!rc && !d->nlayers) {
@@ -322,10 +330,27 @@ static int capture(struct job *job, struct qmp *q, struct ckpt *c, const struct 
     return rc;
 }
 
+/* The capture's share of the pause, in savefs's log (contrib/bench --checkpoint-disks reads it). */
+static void log_capture(struct job *job, const struct ckpt *c, double ms)
+{
+    char msg[256];
+    int overlays = 0;
+
+    for (int i = 0; i < c->n; i++)
+        overlays += c->d[i].overlay;
+    snprintf(msg, sizeof(msg),
+             "%s: checkpoint %s: %d disks captured in %.1f ms (%d reflinked, %d "
+             "switched to overlays)",
+             job->vm->name, job->snapshot, c->n, ms, c->n - overlays, overlays);
+    if (job->ctx->log)
+        job->ctx->log(msg);
+}
+
 int ckpt_disks_capture(struct job *job, struct qmp *q, const char *tmpdir, struct manifest *m,
                        struct ckpt **out)
 {
     struct ckpt *c = calloc(1, sizeof(*c));
+    double start = job_now();
     int rc;
 
     *out = NULL;
@@ -341,6 +366,8 @@ int ckpt_disks_capture(struct job *job, struct qmp *q, const char *tmpdir, struc
     if (!rc && !(rc = match_records(job, c, m)) &&
         !(rc = store_path(c->dir, "%s/%s", tmpdir, MANIFEST_DISKS_DIR)))
         rc = capture(job, q, c, m);
+    if (!rc)
+        log_capture(job, c, (job_now() - start) * 1000);
     *out = c;
     return rc;
 }
@@ -362,37 +389,82 @@ static int write_all(int fd, const char *buf, size_t len)
     return 0;
 }
 
+/* Where the VM's disks went on after an overlay switch, for a failure's words. */
+static const char *overlays_note(struct ckpt *c)
+{
+    size_t n = 0;
+
+    c->note[0] = '\0';
+    for (int i = 0; i < c->n && n < sizeof(c->note); i++)
+        if (c->d[i].switched)
+            n += (size_t)snprintf(c->note + n, sizeof(c->note) - n, "%s%s over %s", n ? ", " : "",
+                                  c->d[i].ovl, c->d[i].layers[0].src);
+    return c->note;
+}
+
+/* The data at *OFF of IN up to its next hole (or END) hashed into H and, if OUT >= 0, written
+ * there at the same offset. */
+static int copy_extent(struct job *job, int in, int out, XXH3_state_t *h, char *buf, off_t *off,
+                       off_t end)
+{
+    off_t hole = lseek(in, *off, SEEK_HOLE);
+    int rc = 0;
+
+    if (hole < 0 || hole > end)
+        hole = end;
+    while (!rc && *off < hole) {
+        ssize_t n =
+            pread(in, buf, (size_t)(hole - *off < COPY_CHUNK ? hole - *off : COPY_CHUNK), *off);
+
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n <= 0)
+            return n < 0 ? -errno : -EIO; /* the file shrank under us */
+        if (out >= 0 && lseek(out, *off, SEEK_SET) < 0)
+            return -errno;
+        if (out >= 0)
+            rc = write_all(out, buf, (size_t)n);
+        if (!rc && job_cancelled(job))
+            rc = -EINTR;
+        (void)XXH3_64bits_update(h, buf, (size_t)n);
+        *off += n;
+    }
+    return rc;
+}
+
 /* SRC copied to the new DST (or, with CLONED, DST only read), its XXH3 in *SUM. */
 static int copy_hash(struct job *job, const char *src, const char *dst, int cloned, uint64_t *sum,
                      uint64_t *size)
 {
     XXH3_state_t *h = XXH3_createState();
-    char *buf = malloc(COPY_CHUNK);
+    char *buf = calloc(1, COPY_CHUNK);
     int in = open(cloned ? dst : src, O_RDONLY | O_CLOEXEC), out = -1, rc = 0;
-    ssize_t n;
+    off_t off = 0, end = in >= 0 ? lseek(in, 0, SEEK_END) : 0, data;
 
-    *size = 0;
     if (!h || !buf)
         rc = -ENOMEM;
-    else if (in < 0 ||
+    else if (in < 0 || end < 0 ||
              (!cloned && (out = open(dst, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600)) < 0))
         rc = -errno;
     if (h)
         (void)XXH3_64bits_reset(h);
-    while (!rc && (n = read(in, buf, COPY_CHUNK)) != 0) {
-        if (n < 0 && errno == EINTR)
+    /* The holes of a sparse image are hashed as the zeros they read as, not read (or copied). */
+    while (!rc && off < end) {
+        data = lseek(in, off, SEEK_DATA);
+        if (data < 0)
+            data = errno == ENXIO ? end : off;
+        if (data > off) {
+            memset(buf, 0, COPY_CHUNK);
+            for (off_t z = off; z < data; z += COPY_CHUNK)
+                (void)XXH3_64bits_update(h, buf,
+                                         (size_t)(data - z < COPY_CHUNK ? data - z : COPY_CHUNK));
+            off = data;
             continue;
-        if (n < 0)
-            rc = -errno;
-        else if (out >= 0)
-            rc = write_all(out, buf, (size_t)n);
-        if (!rc && job_cancelled(job))
-            rc = -EINTR;
-        if (!rc) {
-            (void)XXH3_64bits_update(h, buf, (size_t)n);
-            *size += (uint64_t)n;
         }
+        rc = copy_extent(job, in, out, h, buf, &off, end);
     }
+    if (!rc && out >= 0 && ftruncate(out, end) < 0)
+        rc = -errno;
     /* A clone is new metadata of the file; a copy new data: either must be on disk. */
     if (!rc && fsync(out >= 0 ? out : in) < 0)
         rc = -errno;
@@ -400,6 +472,7 @@ static int copy_hash(struct job *job, const char *src, const char *dst, int clon
         rc = -errno;
     if (in >= 0)
         close(in);
+    *size = (uint64_t)off;
     if (!rc)
         *sum = XXH3_64bits_digest(h);
     XXH3_freeState(h);
@@ -420,8 +493,7 @@ static int finish_layer(struct job *job, struct manifest *m, struct ckpt *c, str
         rc = copy_hash(job, ly->src, dst, 0, &out->xxh3, &out->size);
     if (rc)
         return job_fail(job, rc, "disk %s: copy %s to %s: %s%s%s", d->device, ly->src, dst,
-                        strerror(-rc), d->switched ? "; the VM runs on " : "",
-                        d->switched ? d->ovl : "");
+                        strerror(-rc), overlays_note(c)[0] ? "; the VM's disks: " : "", c->note);
     /* The copy names the original's backing file: the snapshot's own copy of it instead. */
     if (l + 1 < d->nlayers) {
         rc = qemudisk_rebase(m->binary, dst, d->layers[l + 1].name, d->layers[l + 1].format, err,
@@ -441,7 +513,7 @@ static int finish_layer(struct job *job, struct manifest *m, struct ckpt *c, str
     return 0;
 }
 
-int ckpt_disks_finish(struct job *job, struct ckpt *c, struct manifest *m)
+int ckpt_disks_finish(struct job *job, struct qmp *q, struct ckpt *c, struct manifest *m)
 {
     int rc = 0;
 
@@ -460,6 +532,10 @@ int ckpt_disks_finish(struct job *job, struct ckpt *c, struct manifest *m)
     }
     if (!rc && (rc = store_fsync_dir(c->dir)))
         return job_fail(job, rc, "fsync %s: %s", c->dir, strerror(-rc));
+    /* A QEMU gone meanwhile took the VM along: no checkpoint of it is published. */
+    if (!rc && job_qmp(job, q, "query-status", NULL, NULL))
+        return job_fail(job, -EIO, "QEMU exited during the checkpoint%s%s",
+                        overlays_note(c)[0] ? "; its disks: " : "", c->note);
     return rc;
 }
 

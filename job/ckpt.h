@@ -25,8 +25,10 @@ int ckpt_disks_capture(struct job *job, struct qmp *q, const char *tmpdir, struc
 
 /* Copies what was not cloned and checksums every captured image (the VM may run again: nothing
  * here touches what it uses), makes each captured qcow2 name the next captured image as its
- * backing file, fsyncs them and records them in M. */
-int ckpt_disks_finish(struct job *job, struct ckpt *c, struct manifest *m);
+ * backing file, fsyncs them and records them in M; fails if Q's QEMU is gone by then. A
+ * failure after an overlay switch leaves the VM on its overlays (each a qcow2 over the frozen
+ * image: one consistent chain), and says so. */
+int ckpt_disks_finish(struct job *job, struct qmp *q, struct ckpt *c, struct manifest *m);
 
 /* After a failed save: overlays created but never switched to are removed. */
 void ckpt_free(struct ckpt *c);

@@ -366,7 +366,7 @@ static int save_body(struct job *job)
         !(rc = prepare(&s)) && !(rc = start_migration(&s)) && !(rc = wait_migration(&s)) &&
         !(rc = disks_record(job, s.qmp, &s.m)) &&
         !(rc = ckpt_disks_capture(job, s.qmp, s.tmp, &s.m, &ckpt)) &&
-        !(rc = ckpt_disks_finish(job, ckpt, &s.m)))
+        !(rc = ckpt_disks_finish(job, s.qmp, ckpt, &s.m)))
         rc = write_snapshot(&s);
     if (rc) {
         roll_back(&s);

@@ -299,32 +299,19 @@ int store_snapshot_delete(const char *store, const char *vm, const char *snap, c
         snprintf(err, errlen, "fsync %s: %s", snaps, strerror(-rc));
         return rc;
     }
-    /* Depth first, symlinks not followed: only what lies in the snapshot goes. */
-    rc = nftw(tmp, remove_entry, 16, FTW_DEPTH | FTW_PHYS);
-    rc = rc < 0 ? errno : rc;
-    if (rc)
-        snprintf(err, errlen, "remove %s: %s", tmp, strerror(rc));
-    return -rc;
+    if ((rc = store_remove_dir(tmp)))
+        snprintf(err, errlen, "remove %s: %s", tmp, strerror(-rc));
+    return rc;
 }
 
 int store_remove_dir(const char *dir)
 {
-    DIR *d = opendir(dir);
-    struct dirent *e;
-    int rc = 0;
+    /* Depth first, symlinks not followed: only what lies in DIR goes (a snapshot's disks/). */
+    int rc = nftw(dir, remove_entry, 16, FTW_DEPTH | FTW_PHYS);
 
-    if (!d)
+    if (rc < 0)
         return errno == ENOENT ? 0 : -errno;
-    while ((e = readdir(d))) {
-        if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0)
-            continue;
-        if (unlinkat(dirfd(d), e->d_name, 0) < 0 && !rc)
-            rc = -errno;
-    }
-    closedir(d);
-    if (rmdir(dir) < 0 && !rc)
-        rc = -errno;
-    return rc;
+    return -rc;
 }
 
 static int clean_vm_tmp(const char *vm, const char *tmpdir, void *opaque,

@@ -77,7 +77,7 @@ int store_publish(const char *store, const char *vm, const char *tmp, const char
  * cut short leaves there is removed at the next start. */
 int store_snapshot_delete(const char *store, const char *vm, const char *snap, char *err,
                           size_t errlen);
-/* Removes DIR and the regular files in it (one level: that is all a save creates). */
+/* Removes DIR and everything in it (a snapshot holds disks/), following no symlink. */
 int store_remove_dir(const char *dir);
 /* Calls LEFTOVER(OPAQUE, VM, PATH) for every leftover save directory STORE/VM/.tmp/X, then
  * removes it. Returns how many there were. */

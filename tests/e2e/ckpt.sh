@@ -15,7 +15,7 @@ ckpt_setup() {
     truncate -s 1G "$T/fs.img"
     case $1 in
     xfs) mkfs.xfs -q -m reflink=1 "$T/fs.img" ;;
-    ext4) mkfs.ext4 -q -F "$T/fs.img" ;;
+    ext4) mkfs.ext4 -q -F -m 0 "$T/fs.img" ;; # no blocks kept for root (savefs)
     esac
     mount -o loop "$T/fs.img" "$FS"
     LOOP_MOUNTS+=("$FS")
