@@ -374,21 +374,6 @@ int ckpt_disks_capture(struct job *job, struct qmp *q, const char *tmpdir, struc
 
 /* ---- after the pause ---- */
 
-static int write_all(int fd, const char *buf, size_t len)
-{
-    while (len > 0) {
-        ssize_t n = write(fd, buf, len);
-
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n < 0)
-            return -errno;
-        buf += n;
-        len -= (size_t)n;
-    }
-    return 0;
-}
-
 /* Where the VM's disks went on after an overlay switch, for a failure's words. */
 static const char *overlays_note(struct ckpt *c)
 {
@@ -423,7 +408,7 @@ static int copy_extent(struct job *job, int in, int out, XXH3_state_t *h, char *
         if (out >= 0 && lseek(out, *off, SEEK_SET) < 0)
             return -errno;
         if (out >= 0)
-            rc = write_all(out, buf, (size_t)n);
+            rc = store_write_all(out, buf, (size_t)n);
         if (!rc && job_cancelled(job))
             rc = -EINTR;
         (void)XXH3_64bits_update(h, buf, (size_t)n);

@@ -141,21 +141,6 @@ out:
     return root;
 }
 
-static int write_all(int fd, const char *buf, size_t len)
-{
-    while (len > 0) {
-        ssize_t n = write(fd, buf, len);
-
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n < 0)
-            return -errno;
-        buf += n;
-        len -= (size_t)n;
-    }
-    return 0;
-}
-
 int manifest_write(const char *path, const struct manifest *m, char *err, size_t errlen)
 {
     json_t *root = NULL;
@@ -180,9 +165,9 @@ int manifest_write(const char *path, const struct manifest *m, char *err, size_t
         snprintf(err, errlen, "create %s: %s", path, strerror(-rc));
         goto out;
     }
-    rc = write_all(fd, text, strlen(text));
+    rc = store_write_all(fd, text, strlen(text));
     if (!rc)
-        rc = write_all(fd, "\n", 1);
+        rc = store_write_all(fd, "\n", 1);
     if (!rc && fsync(fd) < 0)
         rc = -errno;
     if (close(fd) < 0 && !rc)

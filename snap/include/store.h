@@ -85,6 +85,8 @@ int store_clean_tmp(const char *store, void *opaque,
                     void (*leftover)(void *opaque, const char *vm, const char *path));
 /* Writes TEXT to PATH (0600), replacing it. Survives savefs being killed, not a power loss. */
 int store_write_text(const char *path, const char *text);
+/* Writes all LEN bytes of BUF to FD (a short write is retried): 0 or -errno. */
+int store_write_all(int fd, const void *buf, size_t len);
 
 /* fsync of a directory. */
 int store_fsync_dir(const char *dir);
