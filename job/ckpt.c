@@ -359,7 +359,8 @@ int ckpt_disks_capture(struct job *job, struct qmp *q, const char *tmpdir, struc
     rc = read_disks(job, q, m, c);
     if (!rc)
         rc = real_graph(job, c, m);
-    if (!rc && job->words.disks == WORDS_DISKS_NONE) {
+    /* Nothing to capture: the save goes on as a memory-only one. */
+    if (!rc && (job->words.disks == WORDS_DISKS_NONE || !c->n)) {
         free(c);
         return 0;
     }
