@@ -403,10 +403,11 @@ static int parse_disks(json_t *root, struct manifest *m, char *err, size_t errle
     m->disks_recorded = 1;
     m->keep_running = json_is_true(keep);
     for (size_t i = 0; i < n; i++) {
+        /* Counted before it is whole: manifest_free frees what a bad entry had. */
+        m->ndisks = (int)i + 1;
         rc = parse_disk(json_array_get(disks, i), i, &m->disks[i], err, errlen);
         if (rc)
             return rc;
-        m->ndisks = (int)i + 1;
     }
     return 0;
 }
