@@ -318,7 +318,7 @@ static int capture(struct job *job, struct qmp *q, struct ckpt *c, const struct 
     if (mkdir(c->dir, 0700) < 0)
         return job_fail(job, -errno, "mkdir %s: %s", c->dir, strerror(errno));
     for (int i = 0; i < c->n; i++)
-        if ((rc = clone_layers(job, c, &c->d[i], i)))
+        if ((rc = clone_layers(job, c, &c->d[i], c->d[i].idx)))
             return rc;
     for (int i = 0; !rc && i < c->n; i++)
         if (c->d[i].overlay)
