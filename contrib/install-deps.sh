@@ -4,6 +4,7 @@
 # python3-zstandard for contrib/savefs-snapshot, the reader of docs/format.md that a test runs;
 # glusterfs-server, glusterfs-client and xfsprogs for the fleet's tests on a GlusterFS volume
 # (tests/e2e/gluster.sh starts glusterd itself: the package's service is not needed).
+# qemu-utils (qemu-img: a checkpoint's overlays) and xfsprogs (the reflink checkpoint test's XFS).
 # Names that differ between releases are found, not assumed: the sanitizer runtime follows the
 # version of the clang that the release installs.
 set -eu
@@ -12,7 +13,7 @@ SUDO=
 packages="build-essential cmake pkg-config libfuse3-dev fuse3 libjansson-dev libzstd-dev
 libxxhash-dev nettle-dev qemu-system-x86 cpio gzip kmod clang valgrind jq attr rsync
 netcat-openbsd iproute2 shellcheck clang-format debootstrap lintian python3-xxhash strace
-python3-zstandard glusterfs-server glusterfs-client xfsprogs"
+python3-zstandard glusterfs-server glusterfs-client xfsprogs qemu-utils"
 updated=
 
 # Installs whichever of the packages named in $@ are missing.

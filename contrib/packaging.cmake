@@ -41,6 +41,7 @@ set(CPACK_DEBIAN_FILE_NAME DEB-DEFAULT)
 set(CPACK_DEBIAN_PACKAGE_SECTION admin)
 set(CPACK_DEBIAN_PACKAGE_SHLIBDEPS ON)
 set(CPACK_DEBIAN_PACKAGE_DEPENDS fuse3)
-set(CPACK_DEBIAN_PACKAGE_RECOMMENDS qemu-system-x86)
+# qemu-img makes the overlays of live checkpoints and of their restores (job/ckpt.c).
+set(CPACK_DEBIAN_PACKAGE_RECOMMENDS "qemu-system-x86, qemu-utils")
 set(CPACK_DEBIAN_PACKAGE_HOMEPAGE "https://savefs.invalid")
 include(CPack)

@@ -124,24 +124,46 @@ out:
 
 /* ---- recording at save ---- */
 
+const char *disks_image_file(const char *filename, json_t **parsed)
+{
+    const char *driver;
+    json_t *file;
+
+    *parsed = NULL;
+    if (!filename || strncmp(filename, "json:", 5) != 0)
+        return filename && strstr(filename, "://") ? NULL : filename;
+    *parsed = json_loads(filename + 5, 0, NULL);
+    file = json_object_get(*parsed, "file");
+    driver = json_string_value(json_object_get(file, "driver"));
+    if (!driver || strcmp(driver, "file") != 0)
+        return NULL;
+    return json_string_value(json_object_get(file, "filename"));
+}
+
 /* One entry of query-block into M, if it is a writable disk savefs can look at: a file or block
  * device by path (relative paths start at QEMU's working directory). */
 static int record_one(struct manifest *m, json_t *block)
 {
     json_t *ins = json_object_get(block, "inserted");
-    const char *file = json_string_value(json_object_get(ins, "file"));
     const char *drv = json_string_value(json_object_get(ins, "drv"));
     struct manifest_disk *d = &m->disks[m->ndisks];
     char path[PATH_MAX];
+    json_t *parsed;
+    const char *file = disks_image_file(json_string_value(json_object_get(ins, "file")), &parsed);
+    int rc;
 
-    if (!ins || !file || !drv || json_is_true(json_object_get(ins, "ro")))
+    /* Network images name no file here: nothing to compare. */
+    if (!ins || !file || !drv || json_is_true(json_object_get(ins, "ro"))) {
+        json_decref(parsed);
         return 0;
-    /* json:{...} and network URLs name no file here: nothing to compare. */
-    if (strncmp(file, "json:", 5) == 0 || strstr(file, "://"))
-        return 0;
-    if (snprintf(path, sizeof(path), "%s%s%s", file[0] == '/' ? "" : m->cwd,
-                 file[0] == '/' ? "" : "/", file) >= (int)sizeof(path))
-        return -ENAMETOOLONG;
+    }
+    rc = snprintf(path, sizeof(path), "%s%s%s", file[0] == '/' ? "" : m->cwd,
+                  file[0] == '/' ? "" : "/", file) >= (int)sizeof(path)
+             ? -ENAMETOOLONG
+             : 0;
+    json_decref(parsed);
+    if (rc)
+        return rc;
     if (m->ndisks == MANIFEST_MAX_DISKS)
         return -E2BIG;
     memset(d, 0, sizeof(*d));
@@ -205,10 +227,12 @@ static int disk_changed(const struct manifest_disk *saved, char *why, size_t len
     return 1;
 }
 
+/* A disk captured by a checkpoint is restored from its capture: that its image moved on since
+ * is the point, not a reason to refuse. */
 static int compare_list(const struct manifest_disk *disks, int n, char *why, size_t len)
 {
     for (int i = 0; i < n; i++)
-        if (disk_changed(&disks[i], why, len))
+        if (!disks[i].nlayers && disk_changed(&disks[i], why, len))
             return -ESTALE;
     return 0;
 }
@@ -221,13 +245,17 @@ int disks_compare(const struct manifest *m, char *why, size_t len)
 void disks_fact(const struct manifest_disk *disks, int n, int recorded, char *out, size_t len)
 {
     char why[PATH_MAX + 128];
+    int captured = 0;
 
+    for (int i = 0; i < n; i++)
+        captured += disks[i].nlayers > 0;
     if (!recorded)
         snprintf(out, len, "unknown: not recorded (saved by an older savefs)");
     else if (compare_list(disks, n, why, sizeof(why)))
         snprintf(out, len, "changed: %s", why);
     else
-        snprintf(out, len, "unchanged: %d writable disk%s as saved", n, n == 1 ? "" : "s");
+        snprintf(out, len, "unchanged: %d writable disk%s as saved%s", n, n == 1 ? "" : "s",
+                 captured ? " or captured" : "");
 }
 
 int disks_take_force(const char *dir)

@@ -21,6 +21,12 @@
  * and lets them be until the VM runs again. */
 int disks_record(struct job *job, struct qmp *q, struct manifest *m);
 
+/* The file an image's FILENAME (query-block's) names. QEMU says "json:{...}" for a node whose
+ * options its plain name does not tell, as an overlay whose backing file was opened by a relative
+ * path: its file child's "filename" is the image (*PARSED holds it: json_decref it). NULL for a
+ * network image. */
+const char *disks_image_file(const char *filename, json_t **parsed);
+
 /* 0 if every disk M records is as it was saved (or M records none); else -ESTALE with the first
  * changed disk and how it changed in WHY. A different inode alone is no change: a disk copied
  * back from a backup taken with the snapshot keeps its content and times. */

@@ -11,9 +11,11 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "agent.h"
+#include "ckpt.h"
 #include "copier.h"
 #include "manifest.h"
 #include "migrate.h"
@@ -33,6 +35,7 @@
 struct restore {
     struct job *job;
     char dir[PATH_MAX], qmp_path[PATH_MAX], sock[PATH_MAX], log[PATH_MAX], mark[PATH_MAX];
+    char layers[PATH_MAX]; /* the restored VM's own layers over captured disks (ckpt.h) */
     struct manifest m;
     struct trust_plan plan; /* what runs: trust's decision, not the manifest's say */
     char **argv;
@@ -163,6 +166,23 @@ static int write_lease(struct restore *r)
         (rc = lease_save(r->lease_note, &h)))
         return job_fail(r->job, rc, "write %s: %s", r->lease_note, strerror(-rc));
     return 0;
+}
+
+/* Captured disks: the VM runs on layers of its own, in STORE/VM/layers/SNAPSHOT.TIME, over
+ * them. */
+static int restore_layers(struct restore *r)
+{
+    char stamp[32];
+    time_t now = time(NULL);
+    struct tm tm;
+    int rc;
+
+    strftime(stamp, sizeof(stamp), "%Y%m%dT%H%M%SZ", gmtime_r(&now, &tm));
+    if ((rc = store_vm_path(r->layers, r->job->ctx->store, vm_name(r), "layers")) ||
+        (rc = store_path(r->layers + strlen(r->layers), "/%s.%s", r->job->snapshot, stamp)))
+        return job_fail(r->job, rc, "layers path too long");
+    return ckpt_restore_layers(r->job, &r->m, r->dir, r->layers, r->plan.binary, r->plan.cwd,
+                               &r->plan.argv, r->plan.argc);
 }
 
 /* The recorded command line, rewritten for a restore (qemu.h); a stale console socket goes. */
@@ -362,8 +382,9 @@ static int restore_body(struct job *job)
     if (!(rc = load_snapshot(&r)) && !(rc = check_trust(&r)) && !(rc = check_vm_stopped(&r)) &&
         !(rc = take_lease(&r)) &&
         !(rc = precheck_restore(job, &r.m, r.plan.binary, r.dir, r.note, sizeof(r.note))) &&
-        !(rc = open_files(&r)) && !(rc = start_qemu(&r)) && !(rc = connect_qmp(&r)) &&
-        !(rc = start_incoming(&r)) && !(rc = pump(&r)) && !(rc = wait_completed(&r)))
+        !(rc = restore_layers(&r)) && !(rc = open_files(&r)) && !(rc = start_qemu(&r)) &&
+        !(rc = connect_qmp(&r)) && !(rc = start_incoming(&r)) && !(rc = pump(&r)) &&
+        !(rc = wait_completed(&r)))
         rc = resume(&r);
     if (!rc)
         agent_sync_clock(r.m.was_running, r.plan.argv, r.plan.argc, r.plan.cwd,
@@ -392,6 +413,8 @@ static int restore_body(struct job *job)
         close(r.lease_fd);
     if (rc && r.lease_note[0])
         unlink(r.lease_note);
+    if (rc && r.layers[0])
+        store_remove_dir(r.layers); /* no VM runs on them */
     if (!rc)
         snprintf(job->summary, sizeof(job->summary), "restored %s: %d channels, %s (pid %d)%s",
                  job->snapshot, r.m.channels, r.m.was_running ? "running" : "paused", (int)r.pid,

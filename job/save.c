@@ -12,6 +12,7 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
+#include "ckpt.h"
 #include "copier.h"
 #include "disks.h"
 #include "keep.h"
@@ -337,6 +338,21 @@ static void finish_vm(struct save *s)
     poll(&p, 1, QUIT_TIMEOUT_MS);
 }
 
+/* A checkpoint whose disks were captured lets the VM run on before its images are checksummed
+ * and copied (ckpt_disks_finish): the clones and the frozen images are the VM's no more. Until
+ * keep-running saves are live, this is where their pause ends. */
+static int resume_checkpointed(struct save *s, const struct ckpt *c)
+{
+    int rc;
+
+    if (!c || !s->job->words.keep_running || !s->stopped)
+        return 0;
+    mig_undo(s->qmp, &s->saved);
+    rc = job_qmp(s->job, s->qmp, "cont", NULL, NULL);
+    s->stopped = rc != 0;
+    return rc;
+}
+
 /* Leaves the VM as it was before the save, and able to migrate again: the copier drains every
  * stream QEMU still writes until QEMU has cancelled and cleaned its migration up (QEMU 7.2 stays
  * in "setup" for good, or aborts, if a stream is cut while it sets up). */
@@ -361,12 +377,15 @@ static void roll_back(struct save *s)
 static int save_body(struct job *job)
 {
     struct save s = {.job = job, .pidfd = -1};
+    struct ckpt *ckpt = NULL;
     int rc;
 
     job_set_phase(job, "connecting");
     if (!(rc = save_connect(&s)) && !(rc = describe_vm(&s)) && !(rc = check_idle(&s)) &&
         !(rc = prepare(&s)) && !(rc = start_migration(&s)) && !(rc = wait_migration(&s)) &&
-        !(rc = disks_record(job, s.qmp, &s.m)))
+        !(rc = disks_record(job, s.qmp, &s.m)) &&
+        !(rc = ckpt_disks_capture(job, s.qmp, s.tmp, &s.m, &ckpt)) &&
+        !(rc = resume_checkpointed(&s, ckpt)) && !(rc = ckpt_disks_finish(job, s.qmp, ckpt, &s.m)))
         rc = write_snapshot(&s);
     if (rc) {
         roll_back(&s);
@@ -378,6 +397,7 @@ static int save_body(struct job *job)
         finish_vm(&s);
         keep_prune(job);
     }
+    ckpt_free(ckpt);
     if (s.cp)
         cp_save_free(s.cp);
     if (s.tmp[0])

@@ -94,6 +94,24 @@ static int parse_compress(const char *value, struct save_words *out, char *err, 
     return 0;
 }
 
+static int parse_disks(const char *value, struct save_words *out, char *err, size_t errlen)
+{
+    static const char *const names[] = {
+        [WORDS_DISKS_NONE] = "none",
+        [WORDS_DISKS_AUTO] = "auto",
+        [WORDS_DISKS_REFLINK] = "reflink",
+        [WORDS_DISKS_OVERLAY] = "overlay",
+    };
+
+    for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++)
+        if (strcmp(value, names[i]) == 0) {
+            out->disks = (enum words_disks)i;
+            return 0;
+        }
+    snprintf(err, errlen, "disks: '%s' must be auto, reflink, overlay or none", value);
+    return -EINVAL;
+}
+
 /* Which keys were given, to refuse duplicates. */
 enum {
     SEEN_PARALLEL = 1,
@@ -103,6 +121,7 @@ enum {
     SEEN_COMPRESS = 16,
     SEEN_KEEP = 32,
     SEEN_RATE = 64,
+    SEEN_DISKS = 128,
 };
 
 static int mark_seen(unsigned *seen, unsigned bit, const char *key, char *err, size_t errlen)
@@ -133,7 +152,8 @@ static int parse_word(char *word, struct save_words *out, unsigned *seen, char *
         }
         snprintf(err, errlen,
                  "unknown word '%s' (expected N, parallel=N, name=S, keep-running, keep=N, "
-                 "direct-io=on|off, compress=none|zstd|zstd:N, rate=MB/s)",
+                 "direct-io=on|off, compress=none|zstd|zstd:N, rate=MB/s, "
+                 "disks=auto|reflink|overlay|none)",
                  word);
         return -EINVAL;
     }
@@ -161,6 +181,10 @@ static int parse_word(char *word, struct save_words *out, unsigned *seen, char *
     if (strcmp(word, "rate") == 0) {
         rc = mark_seen(seen, SEEN_RATE, word, err, errlen);
         return rc ? rc : parse_count(word, value, RATE_MAX_MBS, &out->rate_mbs, err, errlen);
+    }
+    if (strcmp(word, "disks") == 0) {
+        rc = mark_seen(seen, SEEN_DISKS, word, err, errlen);
+        return rc ? rc : parse_disks(value, out, err, errlen);
     }
     snprintf(err, errlen, "unknown key '%s'", word);
     return -EINVAL;
@@ -210,6 +234,9 @@ int words_parse(const char *buf, size_t len, struct save_words *out, char *err, 
         if (rc)
             return rc;
     }
+    /* A VM that quits after its save leaves its disks as they are: nothing to capture. */
+    if (!(seen & SEEN_DISKS))
+        out->disks = out->keep_running ? WORDS_DISKS_AUTO : WORDS_DISKS_NONE;
     return 0;
 }
 

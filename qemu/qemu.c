@@ -18,6 +18,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "qemu_int.h"
 #include "qemuopts.h"
 
 extern char **environ;
@@ -239,8 +240,7 @@ static void out_add(struct argv_out *o, const char *fmt, ...)
     va_end(ap);
 }
 
-/* VALUE with every ',' doubled, as QEMU's option strings want a literal comma. */
-static char *opt_escape(const char *value)
+char *qemu_opt_escape(const char *value)
 {
     char *out = malloc(2 * strlen(value) + 1), *p = out;
 
@@ -278,7 +278,7 @@ static int pin_machine(struct argv_out *o, const char *value, const char *machin
  * The file chardev can append instead. */
 static void serial_file(struct argv_out *o, const char *path, int *nserial)
 {
-    char *esc = opt_escape(path);
+    char *esc = qemu_opt_escape(path);
 
     if (!esc) {
         o->rc = -ENOMEM;
@@ -295,7 +295,7 @@ static void serial_file(struct argv_out *o, const char *path, int *nserial)
  * back on a unix socket one can attach to. MON: the monitor was multiplexed on it, too. */
 static void console_socket(struct argv_out *o, const char *path, int mon)
 {
-    char *esc = opt_escape(path);
+    char *esc = qemu_opt_escape(path);
 
     if (!esc) {
         o->rc = -ENOMEM;
@@ -414,13 +414,10 @@ static int same_file(const struct stat *a, const struct stat *b)
            a->st_mtim.tv_sec == b->st_mtim.tv_sec && a->st_mtim.tv_nsec == b->st_mtim.tv_nsec;
 }
 
-/* Runs "BINARY -version" and reads "QEMU emulator version X.Y.Z" from its output. */
-static int ask_version(const char *binary, char *version, size_t len)
+int qemu_run(const char *binary, char *const *argv, char *out, size_t len, int *status)
 {
-    char *const argv[] = {(char *)binary, "-version", NULL};
     posix_spawn_file_actions_t fa;
-    char out[512] = "";
-    int pipefd[2], status, rc, a, b, c;
+    int pipefd[2], rc;
     size_t n = 0;
     ssize_t got;
     pid_t pid;
@@ -430,20 +427,40 @@ static int ask_version(const char *binary, char *version, size_t len)
     posix_spawn_file_actions_init(&fa);
     posix_spawn_file_actions_addopen(&fa, STDIN_FILENO, "/dev/null", O_RDONLY, 0);
     posix_spawn_file_actions_adddup2(&fa, pipefd[1], STDOUT_FILENO);
+    posix_spawn_file_actions_adddup2(&fa, pipefd[1], STDERR_FILENO);
     rc = -posix_spawn(&pid, binary, &fa, NULL, argv, environ);
     posix_spawn_file_actions_destroy(&fa);
     close(pipefd[1]);
-    while (
-        !rc && n < sizeof(out) - 1 &&
-        ((got = read(pipefd[0], out + n, sizeof(out) - 1 - n)) > 0 || (got < 0 && errno == EINTR)))
-        n += got > 0 ? (size_t)got : 0;
+    /* All of it is read, so that a child with more to say never blocks on a full pipe. */
+    while (!rc) {
+        char scratch[256];
+        int room = n + 1 < len;
+
+        got = read(pipefd[0], room ? out + n : scratch, room ? len - 1 - n : sizeof(scratch));
+        if (got < 0 && errno == EINTR)
+            continue;
+        if (got <= 0)
+            break;
+        n += room ? (size_t)got : 0;
+    }
     close(pipefd[0]);
     if (!rc)
-        while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
+        while (waitpid(pid, status, 0) < 0 && errno == EINTR)
             ;
+    if (len)
+        out[n] = '\0';
+    return rc;
+}
+
+/* Runs "BINARY -version" and reads "QEMU emulator version X.Y.Z" from its output. */
+static int ask_version(const char *binary, char *version, size_t len)
+{
+    char *const argv[] = {(char *)binary, "-version", NULL};
+    char out[512];
+    int status, rc = qemu_run(binary, argv, out, sizeof(out), &status), a, b, c;
+
     if (rc)
         return rc;
-    out[n] = '\0';
     if (sscanf(out, "QEMU emulator version %d.%d.%d", &a, &b, &c) != 3)
         return -EPROTO;
     snprintf(version, len, "%d.%d.%d", a, b, c);

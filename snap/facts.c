@@ -417,6 +417,9 @@ int facts_get(struct facts_cache *fc, const char *store, const char *vm, const c
     f->disks_recorded = e->m.disks_recorded;
     for (; f->ndisks < e->m.ndisks; f->ndisks++) {
         f->disks[f->ndisks] = e->m.disks[f->ndisks];
+        /* The entry owns its captured images' names: facts keep only their count. */
+        for (int l = 0; l < f->disks[f->ndisks].nlayers; l++)
+            f->disks[f->ndisks].layers[l].file = NULL;
         if (!(f->disks[f->ndisks].path = strdup(e->m.disks[f->ndisks].path))) {
             rc = -ENOMEM;
             break;

@@ -54,11 +54,41 @@ static json_t *file_to_json(const struct cp_file *f)
     return j;
 }
 
+static json_t *layer_to_json(const struct manifest_layer *l)
+{
+    char sum[17];
+
+    snprintf(sum, sizeof(sum), "%016" PRIx64, l->xxh3);
+    return json_pack("{s:s, s:s, s:I, s:s}", "file", l->file, "format", l->format, "size",
+                     (json_int_t)l->size, "xxh3", sum);
+}
+
+/* A captured disk's "captured" member: how, and its images, top first. */
+static json_t *captured_to_json(const struct manifest_disk *d)
+{
+    json_t *layers = json_array();
+
+    for (int i = 0; layers && i < d->nlayers; i++)
+        if (json_array_append_new(layers, layer_to_json(&d->layers[i]))) {
+            json_decref(layers);
+            return NULL;
+        }
+    return layers ? json_pack("{s:s, s:s, s:o}", "device", d->device, "method", d->method, "layers",
+                              layers)
+                  : NULL;
+}
+
 static json_t *disk_to_json(const struct manifest_disk *d)
 {
-    return json_pack("{s:s, s:s, s:I, s:I, s:I, s:s}", "path", d->path, "format", d->format, "size",
-                     (json_int_t)d->size, "mtime_ns", (json_int_t)d->mtime_ns, "inode",
-                     (json_int_t)d->inode, "fingerprint", d->fingerprint);
+    json_t *j = json_pack("{s:s, s:s, s:I, s:I, s:I, s:s}", "path", d->path, "format", d->format,
+                          "size", (json_int_t)d->size, "mtime_ns", (json_int_t)d->mtime_ns, "inode",
+                          (json_int_t)d->inode, "fingerprint", d->fingerprint);
+
+    if (j && d->nlayers && json_object_set_new(j, "captured", captured_to_json(d))) {
+        json_decref(j);
+        j = NULL;
+    }
+    return j;
 }
 
 /* The disks and keep_running, for manifests that record them (older ones stay as they were
@@ -111,21 +141,6 @@ out:
     return root;
 }
 
-static int write_all(int fd, const char *buf, size_t len)
-{
-    while (len > 0) {
-        ssize_t n = write(fd, buf, len);
-
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n < 0)
-            return -errno;
-        buf += n;
-        len -= (size_t)n;
-    }
-    return 0;
-}
-
 int manifest_write(const char *path, const struct manifest *m, char *err, size_t errlen)
 {
     json_t *root = NULL;
@@ -150,9 +165,9 @@ int manifest_write(const char *path, const struct manifest *m, char *err, size_t
         snprintf(err, errlen, "create %s: %s", path, strerror(-rc));
         goto out;
     }
-    rc = write_all(fd, text, strlen(text));
+    rc = store_write_all(fd, text, strlen(text));
     if (!rc)
-        rc = write_all(fd, "\n", 1);
+        rc = store_write_all(fd, "\n", 1);
     if (!rc && fsync(fd) < 0)
         rc = -errno;
     if (close(fd) < 0 && !rc)
@@ -287,6 +302,60 @@ static int parse_files(json_t *files, struct manifest *m, char *err, size_t errl
     return 0;
 }
 
+/* A captured image's name: a file right in the snapshot's disks/ (an untrusted manifest must
+ * not name a file elsewhere). */
+static int valid_layer_file(const char *file)
+{
+    size_t n = strlen(MANIFEST_DISKS_DIR);
+
+    return strncmp(file, MANIFEST_DISKS_DIR "/", n + 1) == 0 && store_valid_name(file + n + 1);
+}
+
+static int parse_layer(json_t *jl, struct manifest_layer *l)
+{
+    const char *file = NULL, *format = NULL, *sum = NULL;
+    json_int_t size = -1;
+
+    if (json_unpack(jl, "{s:s, s:s, s:I, s:s}", "file", &file, "format", &format, "size", &size,
+                    "xxh3", &sum) ||
+        !valid_layer_file(file) || (strcmp(format, "raw") != 0 && strcmp(format, "qcow2") != 0) ||
+        size < 0 || parse_sum(sum, &l->xxh3))
+        return -EINVAL;
+    l->file = strdup(file);
+    if (!l->file)
+        return -ENOMEM;
+    strcpy(l->format, format);
+    l->size = (uint64_t)size;
+    return 0;
+}
+
+static int parse_captured(json_t *jc, size_t i, struct manifest_disk *d, char *err, size_t errlen)
+{
+    const char *device = NULL, *method = NULL;
+    json_t *layers = NULL;
+    size_t n;
+    int rc = -EINVAL;
+
+    if (!json_unpack(jc, "{s:s, s:s, s:o}", "device", &device, "method", &method, "layers",
+                     &layers) &&
+        strlen(device) < sizeof(d->device) &&
+        (strcmp(method, "reflink") == 0 || strcmp(method, "overlay") == 0) &&
+        json_is_array(layers) && (n = json_array_size(layers)) > 0 && n <= MANIFEST_MAX_LAYERS) {
+        strcpy(d->device, device);
+        strcpy(d->method, method);
+        for (rc = 0; !rc && (size_t)d->nlayers < n; d->nlayers++)
+            if ((rc = parse_layer(json_array_get(layers, (size_t)d->nlayers),
+                                  &d->layers[d->nlayers])))
+                break;
+    }
+    if (rc == -EINVAL)
+        snprintf(err, errlen,
+                 "'disks[%zu].captured' needs a device, a method (reflink or overlay) and 1 to "
+                 "%d layers of file (disks/NAME), format (raw or qcow2), size and xxh3",
+                 i, MANIFEST_MAX_LAYERS);
+    return rc;
+}
+
 static int parse_disk(json_t *jd, size_t i, struct manifest_disk *d, char *err, size_t errlen)
 {
     json_int_t size = -1, mtime = 0, inode = -1;
@@ -310,7 +379,9 @@ static int parse_disk(json_t *jd, size_t i, struct manifest_disk *d, char *err, 
     d->size = (uint64_t)size;
     d->mtime_ns = (int64_t)mtime;
     d->inode = (uint64_t)inode;
-    return 0;
+    return json_object_get(jd, "captured")
+               ? parse_captured(json_object_get(jd, "captured"), i, d, err, errlen)
+               : 0;
 }
 
 /* "disks" and "keep_running" come together, or not at all (a manifest of an older savefs). */
@@ -332,10 +403,11 @@ static int parse_disks(json_t *root, struct manifest *m, char *err, size_t errle
     m->disks_recorded = 1;
     m->keep_running = json_is_true(keep);
     for (size_t i = 0; i < n; i++) {
+        /* Counted before it is whole: manifest_free frees what a bad entry had. */
+        m->ndisks = (int)i + 1;
         rc = parse_disk(json_array_get(disks, i), i, &m->disks[i], err, errlen);
         if (rc)
             return rc;
-        m->ndisks = (int)i + 1;
     }
     return 0;
 }
@@ -583,8 +655,11 @@ void manifest_free(struct manifest *m)
     free(m->binary);
     free(m->cwd);
     free(m->canonical);
-    for (i = 0; i < m->ndisks; i++)
+    for (i = 0; i < m->ndisks; i++) {
         free(m->disks[i].path);
+        for (int l = 0; l < m->disks[i].nlayers; l++)
+            free(m->disks[i].layers[l].file);
+    }
     m->ndisks = 0;
     m->canonical = NULL;
     m->argv = NULL;

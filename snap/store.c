@@ -157,6 +157,23 @@ int store_fsync_dir(const char *dir)
     return rc;
 }
 
+int store_write_all(int fd, const void *buf, size_t len)
+{
+    const char *p = buf;
+
+    while (len > 0) {
+        ssize_t n = write(fd, p, len);
+
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0)
+            return -errno;
+        p += n;
+        len -= (size_t)n;
+    }
+    return 0;
+}
+
 int store_write_text(const char *path, const char *text)
 {
     int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0600);
@@ -431,32 +448,19 @@ int store_snapshot_delete(const char *store, const char *vm, const char *snap, c
         snprintf(err, errlen, "fsync %s: %s", snaps, strerror(-rc));
         return rc;
     }
-    /* Depth first, symlinks not followed: only what lies in the snapshot goes. */
-    rc = nftw(tmp, remove_entry, 16, FTW_DEPTH | FTW_PHYS);
-    rc = rc < 0 ? errno : rc;
-    if (rc)
-        snprintf(err, errlen, "remove %s: %s", tmp, strerror(rc));
-    return -rc;
+    if ((rc = store_remove_dir(tmp)))
+        snprintf(err, errlen, "remove %s: %s", tmp, strerror(-rc));
+    return rc;
 }
 
 int store_remove_dir(const char *dir)
 {
-    DIR *d = opendir(dir);
-    struct dirent *e;
-    int rc = 0;
+    /* Depth first, symlinks not followed: only what lies in DIR goes (a snapshot's disks/). */
+    int rc = nftw(dir, remove_entry, 16, FTW_DEPTH | FTW_PHYS);
 
-    if (!d)
+    if (rc < 0)
         return errno == ENOENT ? 0 : -errno;
-    while ((e = readdir(d))) {
-        if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0)
-            continue;
-        if (unlinkat(dirfd(d), e->d_name, 0) < 0 && !rc)
-            rc = -errno;
-    }
-    closedir(d);
-    if (rmdir(dir) < 0 && !rc)
-        rc = -errno;
-    return rc;
+    return -rc;
 }
 
 /* 1 if NAME, a save's directory in .tmp, is this host's: NAME@HOST.XXXXXX, or NAME.XXXXXX of a

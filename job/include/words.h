@@ -17,6 +17,14 @@
 /* `compress=zstd`: the fastest level, the one that pays off in a save. */
 #define ZSTD_LEVEL_PLAIN 1
 
+/* disks=: what a save does with the VM's writable disks (job/ckpt.c). */
+enum words_disks {
+    WORDS_DISKS_NONE,    /* memory only: the disks are recorded, not captured */
+    WORDS_DISKS_AUTO,    /* reflink where the image's filesystem can, else overlay */
+    WORDS_DISKS_REFLINK, /* FICLONE every image, or fail */
+    WORDS_DISKS_OVERLAY, /* switch the VM onto new overlays, then copy the frozen images */
+};
+
 struct save_words {
     int parallel;                     /* multifd channels, 1..64 */
     char name[SNAPSHOT_NAME_MAX + 1]; /* empty: the default, a UTC time stamp */
@@ -25,6 +33,7 @@ struct save_words {
     int zstd_level;                   /* compress=: 0 none (default), 1..19 zstd at that level */
     int keep;     /* keep=N: 0 keeps every snapshot (default), else the N newest */
     int rate_mbs; /* rate=MB/s: 0 no cap (default), else QEMU's max-bandwidth in 10^6 bytes/s */
+    enum words_disks disks; /* disks=: auto with keep-running (default), else none */
 };
 
 /* The most bytes of words one save takes: the words of one open save file are gathered here

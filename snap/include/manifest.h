@@ -9,15 +9,25 @@
 
 #include "copier.h"
 
-#define MANIFEST_NAME      "manifest.json"
-#define MANIFEST_VERSION   1
-#define MANIFEST_MAX_FILES (2 * CP_MAX_CHANNELS + 1)
-#define MANIFEST_MAX_ARGS  4096
-#define MANIFEST_MAX_DISKS 32
+#define MANIFEST_NAME       "manifest.json"
+#define MANIFEST_VERSION    1
+#define MANIFEST_MAX_FILES  (2 * CP_MAX_CHANNELS + 1)
+#define MANIFEST_MAX_ARGS   4096
+#define MANIFEST_MAX_DISKS  32
+#define MANIFEST_MAX_LAYERS 16      /* a captured disk's chain: its image and the images below it */
+#define MANIFEST_DISKS_DIR  "disks" /* in a snapshot: the captured images */
 
 /* The one attribute of a snapshot directory that the user sets rather than savefs computes:
  * "disks" lets the next restore go ahead over disks that changed since the save (disks.h). */
 #define MANIFEST_FORCE_XATTR "user.savefs.force"
+
+/* One image of a captured disk, as a file of the snapshot: MANIFEST_DISKS_DIR "/" NAME. */
+struct manifest_layer {
+    char *file;      /* "disks/D.L.FORMAT", relative to the snapshot */
+    char format[16]; /* "raw", "qcow2": a qcow2's backing is the next layer, by this name */
+    uint64_t size;   /* bytes */
+    uint64_t xxh3;   /* of the whole file */
+};
 
 /* A writable disk of the VM as it was when the snapshot was taken (disks.h). */
 struct manifest_disk {
@@ -27,6 +37,12 @@ struct manifest_disk {
     int64_t mtime_ns;     /* st_mtim in ns */
     uint64_t inode;       /* st_ino: shown, not compared (a disk copied back keeps its content) */
     char fingerprint[24]; /* "xxh3:" + 16 hex digits of sampled content and qcow2 metadata */
+    /* Captured by a checkpoint (job/ckpt.h): the disk's state at the snapshot's instant, top
+     * image first; NLAYERS 0 if it was only recorded. */
+    char device[64]; /* QEMU's name of the drive ("virtio0") or its qdev path */
+    char method[16]; /* "reflink" or "overlay" */
+    struct manifest_layer layers[MANIFEST_MAX_LAYERS];
+    int nlayers;
 };
 
 struct manifest {

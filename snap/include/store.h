@@ -98,7 +98,7 @@ int store_snapshot_delete(const char *store, const char *vm, const char *snap, c
 /* 1 if ST, a directory in snapshots/, is a claim of a publication in progress (the sticky bit,
  * set by the mkdir that makes it): no snapshot yet, hidden from every reader. */
 int store_claimed(const struct stat *st);
-/* Removes DIR and the regular files in it (one level: that is all a save creates). */
+/* Removes DIR and everything in it (a snapshot holds disks/), following no symlink. */
 int store_remove_dir(const char *dir);
 /* Calls LEFTOVER(OPAQUE, VM, PATH) for every leftover save directory of this host
  * STORE/VM/.tmp/X (X names this host, or no host: an older savefs's), then removes it, and the
@@ -107,6 +107,8 @@ int store_clean_tmp(const char *store, void *opaque,
                     void (*leftover)(void *opaque, const char *vm, const char *path));
 /* Writes TEXT to PATH (0600), replacing it. Survives savefs being killed, not a power loss. */
 int store_write_text(const char *path, const char *text);
+/* Writes all LEN bytes of BUF to FD (a short write is retried): 0 or -errno. */
+int store_write_all(int fd, const void *buf, size_t len);
 
 /* fsync of a directory. */
 int store_fsync_dir(const char *dir);

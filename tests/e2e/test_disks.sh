@@ -1,8 +1,9 @@
 #!/bin/bash
 # A snapshot's RAM describes the VM's disks as they were when it was saved: the manifest records
 # each writable disk (from QEMU's query-block), the xattrs show it and whether the VM ran on
-# (keep-running), and a restore over a disk that changed since is refused with ESTALE, naming the
-# disk, until forced with `setfattr -n user.savefs.force -v disks` (used once). The guest loads
+# (keep-running disks=none: a checkpoint without its disks), and a restore over a disk that changed
+# since is refused with ESTALE, naming the disk, until forced with `setfattr -n user.savefs.force
+# -v disks` (used once). The guest loads
 # virtio_blk and writes its disk every second, as a running VM does.
 source "$SRC_DIR/tests/e2e/lib.sh"
 command -v jq >/dev/null || { echo "SKIP: jq is needed"; exit 77; }
@@ -77,8 +78,8 @@ mv "$MNT/vm1/snapshots/s1" "$MNT/vm1/restore/" || die "restore failed: $(cat "$M
 vm_adopt vm1
 vm_check_alive vm1 "$pass" "$seed"
 
-log "keep-running: the guest runs on and writes its disk; both snapshots are then refused"
-echo "keep-running 2 name=kept" >"$MNT/vm1/save" || die "save failed: $(cat "$MNT/vm1/status")"
+log "keep-running disks=none: the guest runs on and writes its disk; both snapshots are then refused"
+echo "keep-running disks=none 2 name=kept" >"$MNT/vm1/save" || die "save failed: $(cat "$MNT/vm1/status")"
 [[ $(fact kept keep_running) == yes ]] || die "keep_running fact: $(fact kept keep_running)"
 wait_disk_written kept
 kill "$(vm_pid vm1)"

@@ -8,7 +8,16 @@
  * The first half of the area is pseudo-random (incompressible), the second half is
  * text-like (compressible). verify_ms is how long the pass took. The pass counter lives in
  * ordinary memory, so across a save/restore of the VM it continues from where it was, with the
- * same seed. */
+ * same seed.
+ *
+ * With disk devices after MIB (seqdisk=1 in init), a second process counts too: many times a
+ * second it writes its sequence number to the first sector of every disk (O_DIRECT, then
+ * fdatasync), keeping in RAM the number it is writing and the last one flushed. Before each write
+ * it reads the disks back: after a restore of a checkpoint, RAM and disks must agree (a disk
+ * holds the number RAM says was flushed, or the one being written when the VM was paused).
+ *
+ *   SAVEFS-SEQ n=1234 ok uptime=41.2            (about once a second)
+ *   SAVEFS-SEQ MISMATCH disk=/dev/vda holds 1300 ram flushed=1234 writing=1235 */
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
@@ -149,13 +158,86 @@ static void sleep_until(double deadline)
     }
 }
 
+#define SEQ_TAG   "SAVEFS-SEQ"
+#define SEQ_DISKS 4
+#define SECTOR    4096
+#define SEQ_HZ    50
+
+/* The number in the first sector of DISK (opened O_DIRECT), or -1. */
+static long seq_read(int fd, char *buf)
+{
+    unsigned long v;
+
+    if (pread(fd, buf, SECTOR, 0) != SECTOR || sscanf(buf, SEQ_TAG " %lu", &v) != 1) {
+        return -1;
+    }
+    return (long)v;
+}
+
+static int seq_write(int fd, char *buf, unsigned long v)
+{
+    memset(buf, 0, SECTOR);
+    snprintf(buf, SECTOR, SEQ_TAG " %lu\n", v);
+    return pwrite(fd, buf, SECTOR, 0) == SECTOR && fdatasync(fd) == 0 ? 0 : -1;
+}
+
+/* The sequence: RAM (these two) and the disks move together. */
+static volatile unsigned long seq_flushed, seq_writing;
+
+static void seq_loop(int ndisks, char **disks)
+{
+    int fd[SEQ_DISKS];
+    char *buf;
+    double next_report = 0;
+
+    if (posix_memalign((void **)&buf, SECTOR, SECTOR) != 0) {
+        _exit(1);
+    }
+    for (int i = 0; i < ndisks; i++) {
+        fd[i] = open(disks[i], O_RDWR | O_DIRECT | O_CLOEXEC);
+        if (fd[i] < 0) {
+            printf(SEQ_TAG " cannot open %s: %s\n", disks[i], strerror(errno));
+            fflush(stdout);
+            _exit(1);
+        }
+    }
+    for (;;) {
+        for (int i = 0; i < ndisks; i++) {
+            long v = seq_read(fd[i], buf);
+            /* A fresh disk holds no number yet; afterwards it must be where RAM says. */
+            if (!(seq_writing == 0 && v < 0) && v != (long)seq_flushed && v != (long)seq_writing) {
+                printf(SEQ_TAG " MISMATCH disk=%s holds %ld ram flushed=%lu writing=%lu\n",
+                       disks[i], v, seq_flushed, seq_writing);
+                fflush(stdout);
+            }
+        }
+        seq_writing = seq_flushed + 1;
+        for (int i = 0; i < ndisks; i++) {
+            if (seq_write(fd[i], buf, seq_writing) < 0) {
+                printf(SEQ_TAG " write %s failed: %s\n", disks[i], strerror(errno));
+                fflush(stdout);
+            }
+        }
+        seq_flushed = seq_writing;
+        if (uptime() >= next_report) {
+            printf(SEQ_TAG " n=%lu ok uptime=%.1f\n", seq_flushed, uptime());
+            fflush(stdout);
+            next_report = uptime() + 1.0;
+        }
+        sleep_until(uptime() + 1.0 / SEQ_HZ);
+    }
+}
+
 int main(int argc, char **argv)
 {
     char *end;
-    unsigned long n = argc == 2 ? strtoul(argv[1], &end, 10) : 0;
-    if (argc != 2 || *end != '\0' || n < 1 || n > 65536) {
-        fprintf(stderr, "usage: memcheck MIB (1..65536)\n");
+    unsigned long n = argc >= 2 ? strtoul(argv[1], &end, 10) : 0;
+    if (argc < 2 || argc > 2 + SEQ_DISKS || *end != '\0' || n < 1 || n > 65536) {
+        fprintf(stderr, "usage: memcheck MIB (1..65536) [DISK...]\n");
         return 2;
+    }
+    if (argc > 2 && fork() == 0) {
+        seq_loop(argc - 2, argv + 2);
     }
     mibs = n;
     area = mmap(NULL, mibs * MIB, PROT_READ | PROT_WRITE,

@@ -253,9 +253,22 @@ static void test_disks_roundtrip(void)
     m.disks_recorded = 1;
     m.keep_running = 1;
     m.ndisks = 2;
-    m.disks[0] = (struct manifest_disk){"/vm/a,b.raw",         "raw", 1 << 30,
-                                        1764160000123456789LL, 42,    "xxh3:0123456789abcdef"};
-    m.disks[1] = (struct manifest_disk){"/vm/c.qcow2", "qcow2", 0, -5, 0, "xxh3:0"};
+    m.disks[0] = (struct manifest_disk){.path = "/vm/a,b.raw",
+                                        .format = "raw",
+                                        .size = 1 << 30,
+                                        .mtime_ns = 1764160000123456789LL,
+                                        .inode = 42,
+                                        .fingerprint = "xxh3:0123456789abcdef"};
+    m.disks[1] = (struct manifest_disk){.path = "/vm/c.qcow2",
+                                        .format = "qcow2",
+                                        .mtime_ns = -5,
+                                        .fingerprint = "xxh3:0",
+                                        .device = "virtio1",
+                                        .method = "reflink",
+                                        .nlayers = 2};
+    m.disks[1].layers[0] =
+        (struct manifest_layer){"disks/1.0.qcow2", "qcow2", 196608, 0xfedcba9876543210ULL};
+    m.disks[1].layers[1] = (struct manifest_layer){"disks/1.1.raw", "raw", 67108864, 7};
     snprintf(path, sizeof(path), "%s/disks.json", dir);
     rc = manifest_write(path, &m, err, sizeof(err));
     CHECK(rc == 0, "write: %s", err);
@@ -272,6 +285,16 @@ static void test_disks_roundtrip(void)
                   r.disks[i].inode == m.disks[i].inode &&
                   strcmp(r.disks[i].fingerprint, m.disks[i].fingerprint) == 0,
               "disk %d differs", i);
+    CHECK(r.disks[0].nlayers == 0 && r.disks[1].nlayers == 2 &&
+              strcmp(r.disks[1].device, "virtio1") == 0 &&
+              strcmp(r.disks[1].method, "reflink") == 0,
+          "captured disk read back: %d layers", r.disks[1].nlayers);
+    for (int l = 0; l < r.disks[1].nlayers && l < 2; l++)
+        CHECK(strcmp(r.disks[1].layers[l].file, m.disks[1].layers[l].file) == 0 &&
+                  strcmp(r.disks[1].layers[l].format, m.disks[1].layers[l].format) == 0 &&
+                  r.disks[1].layers[l].size == m.disks[1].layers[l].size &&
+                  r.disks[1].layers[l].xxh3 == m.disks[1].layers[l].xxh3,
+              "layer %d differs", l);
     CHECK(manifest_canonical(&m, &canonical) == 0 && strcmp(canonical, r.canonical) == 0,
           "what is signed differs from what is read:\n %s\n %s", canonical, r.canonical);
     CHECK(strstr(r.canonical, "\"keep_running\":true") && strstr(r.canonical, "a,b.raw"),
@@ -294,6 +317,14 @@ static const struct bad_case bad_disks[] = {
     {"keep_running not a boolean", "\"keep_running\": true", "\"keep_running\": 1", -EINVAL},
     {"negative disk size", "\"size\": 1073741824", "\"size\": -1", -EINVAL},
     {"disk without fingerprint", "\"fingerprint\": \"xxh3:0\"", "\"f\": \"\"", -EINVAL},
+    {"captured image outside disks/", "\"disks/1.1.raw\"", "\"disks/../1.1.raw\"", -EINVAL},
+    {"captured image by absolute path", "\"disks/1.1.raw\"", "\"/etc/passwd\"", -EINVAL},
+    {"captured image hidden", "\"disks/1.1.raw\"", "\"disks/.x\"", -EINVAL},
+    {"captured image of a vmdk", "\"disks/1.1.raw\",\n            \"format\": \"raw\"",
+     "\"disks/1.1.raw\",\n            \"format\": \"vmdk\"", -EINVAL},
+    {"captured by an unknown method", "\"reflink\"", "\"copy\"", -EINVAL},
+    {"captured checksum not hex", "\"fedcba9876543210\"", "\"fedcba987654321x\"", -EINVAL},
+    {"captured without layers", "\"method\"", "\"layers\": [], \"m\"", -EINVAL},
 };
 
 static void test_disks_bad(void)
@@ -361,12 +392,12 @@ static void test_disks_compare(void)
     CHECK(strcmp(fp, fp2) != 0, "an L1 entry changed, the fingerprint did not");
 
     CHECK(stat(path, &st) == 0, "stat");
-    m.disks[0] = (struct manifest_disk){path,
-                                        "qcow2",
-                                        (uint64_t)st.st_size,
-                                        st.st_mtim.tv_sec * 1000000000LL + st.st_mtim.tv_nsec,
-                                        st.st_ino,
-                                        ""};
+    m.disks[0] =
+        (struct manifest_disk){.path = path,
+                               .format = "qcow2",
+                               .size = (uint64_t)st.st_size,
+                               .mtime_ns = st.st_mtim.tv_sec * 1000000000LL + st.st_mtim.tv_nsec,
+                               .inode = st.st_ino};
     strcpy(m.disks[0].fingerprint, fp2);
     CHECK(disks_compare(&m, why, sizeof(why)) == 0, "unchanged disk: %s", why);
 

@@ -1,12 +1,16 @@
 /* test_qemuargv: a restore's command line from a table of recorded ones: the machine type pinned
  * whichever way -machine was given, serial files appended to, a console on stdio moved to a
- * socket, savefs's own options at the end. */
+ * socket, savefs's own options at the end. And a command line's disk images swapped for others
+ * (qemudisk.h): -drive file= (relative and absolute, escaped commas, with and without format=),
+ * -blockdev with an inline file (QemuOpts and JSON), and a protocol node whose reader declared
+ * after it gets the new driver; images not swapped stay as they were. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "check.h"
 #include "qemu.h"
+#include "qemudisk.h"
 
 #define TAIL " -qmp unix:/q/vm.qmp,server=on,wait=off -S -incoming defer"
 #define CON  "-chardev socket,id=savefs-console,path=/r/vm.console,server=on,wait=off"
@@ -45,6 +49,36 @@ static const struct {
      0},
 };
 
+static const struct {
+    const char *in, *want;
+    int matched; /* options that named one of the swapped images */
+} swaps[] = {
+    {"qemu -drive file=d.raw,format=raw,if=virtio",
+     "qemu -drive file=/l/0.qcow2,format=qcow2,if=virtio", 1},
+    {"qemu -drive if=virtio,file=/vm/d.raw", "qemu -drive if=virtio,file=/l/0.qcow2,format=qcow2",
+     1},
+    {"qemu -drive file=/vm/other.raw,format=raw -m 64",
+     "qemu -drive file=/vm/other.raw,format=raw -m 64", 0},
+    {"qemu -drive file=/vm/a,,b.raw,format=raw", "qemu -drive file=/l/x,,y.qcow2,format=qcow2", 1},
+    {"qemu -blockdev driver=file,node-name=f1,filename=/vm/e.qcow2 -blockdev "
+     "driver=qcow2,node-name=d1,file=f1 -device virtio-blk-pci,drive=d1",
+     "qemu -blockdev driver=file,node-name=f1,filename=/l/1.qcow2 -blockdev "
+     "driver=qcow2,node-name=d1,file=f1 -device virtio-blk-pci,drive=d1",
+     1},
+    {"qemu -blockdev driver=raw,node-name=d0,file.driver=file,file.filename=d.raw",
+     "qemu -blockdev driver=qcow2,node-name=d0,file.driver=file,file.filename=/l/0.qcow2", 1},
+    {"qemu -blockdev "
+     "{\"driver\":\"raw\",\"file\":{\"driver\":\"file\",\"filename\":\"/vm/d.raw\"}}",
+     "qemu -blockdev "
+     "{\"driver\":\"qcow2\",\"file\":{\"driver\":\"file\",\"filename\":\"/l/0.qcow2\"}}",
+     1},
+    {"qemu -blockdev {\"driver\":\"file\",\"node-name\":\"f\",\"filename\":\"d.raw\"} -blockdev "
+     "driver=raw,node-name=d,file=f -blockdev driver=raw,node-name=o,file=g",
+     "qemu -blockdev {\"driver\":\"file\",\"node-name\":\"f\",\"filename\":\"/l/0.qcow2\"} "
+     "-blockdev driver=qcow2,node-name=d,file=f -blockdev driver=raw,node-name=o,file=g",
+     1},
+};
+
 /* Splits S at spaces into a NULL-terminated argv (strings point into S). */
 static int split(char *s, char **argv)
 {
@@ -61,6 +95,32 @@ static void join(char **argv, char *out, size_t len)
     out[0] = '\0';
     for (int i = 0; argv[i]; i++)
         snprintf(out + strlen(out), len - strlen(out), "%s%s", i ? " " : "", argv[i]);
+}
+
+static void test_swap(void)
+{
+    for (size_t c = 0; c < sizeof(swaps) / sizeof(swaps[0]); c++) {
+        struct qemudisk_swap sw[] = {
+            {"/vm/d.raw", "/l/0.qcow2", "qcow2", 0},
+            {"/vm/e.qcow2", "/l/1.qcow2", "qcow2", 0},
+            {"/vm/a,b.raw", "/l/x,y.qcow2", "qcow2", 0},
+        };
+        char in[1024], got[1024], *argv[32], **out = NULL;
+        int argc, matched = 0;
+
+        snprintf(in, sizeof(in), "%s", swaps[c].in);
+        argc = split(in, argv);
+        CHECK(qemudisk_argv_swap(argv, argc, "/vm", sw, 3, &out) == 0, "%s: failed", swaps[c].in);
+        if (!out)
+            continue;
+        join(out, got, sizeof(got));
+        CHECK(strcmp(got, swaps[c].want) == 0, "%s:\n got  %s\n want %s", swaps[c].in, got,
+              swaps[c].want);
+        for (int i = 0; i < 3; i++)
+            matched += sw[i].matched;
+        CHECK(matched == swaps[c].matched, "%s: %d matched", swaps[c].in, matched);
+        qemu_argv_free(out);
+    }
 }
 
 int main(void)
@@ -84,5 +144,6 @@ int main(void)
     CHECK(qemu_version_cmp("7.2.22", "7.2.3") > 0 && qemu_version_cmp("7.2.0", "8.0.0") < 0 &&
               qemu_version_cmp("10.0.0", "9.2.1") > 0 && qemu_version_cmp("7.2.1", "7.2.1") == 0,
           "version order");
+    test_swap();
     return check_result("test_qemuargv");
 }

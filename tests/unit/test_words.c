@@ -17,35 +17,42 @@ struct good_case {
     int zstd_level;
     int keep;
     int rate_mbs;
+    enum words_disks disks; /* 0 (none) unless given, or keep-running's auto */
 };
 
 static const struct good_case good[] = {
-    {"4", 4, "", 0, 1, 0, 0, 0},
-    {"4\n", 4, "", 0, 1, 0, 0, 0},
-    {"", 4, "", 0, 1, 0, 0, 0},
-    {"\n", 4, "", 0, 1, 0, 0, 0},
-    {"1", 1, "", 0, 1, 0, 0, 0},
-    {"64", 64, "", 0, 1, 0, 0, 0},
-    {"parallel=8", 8, "", 0, 1, 0, 0, 0},
-    {"parallel=2 name=nightly keep-running", 2, "nightly", 1, 1, 0, 0, 0},
-    {"  keep-running\tname=a.b_c-9  16 \n", 16, "a.b_c-9", 1, 1, 0, 0, 0},
-    {"name=x direct-io=off", 4, "x", 0, 0, 0, 0, 0},
-    {"direct-io=on", 4, "", 0, 1, 0, 0, 0},
+    {"4", 4, "", 0, 1, 0, 0, 0, WORDS_DISKS_NONE},
+    {"4\n", 4, "", 0, 1, 0, 0, 0, WORDS_DISKS_NONE},
+    {"", 4, "", 0, 1, 0, 0, 0, WORDS_DISKS_NONE},
+    {"\n", 4, "", 0, 1, 0, 0, 0, WORDS_DISKS_NONE},
+    {"1", 1, "", 0, 1, 0, 0, 0, WORDS_DISKS_NONE},
+    {"64", 64, "", 0, 1, 0, 0, 0, WORDS_DISKS_NONE},
+    {"parallel=8", 8, "", 0, 1, 0, 0, 0, WORDS_DISKS_NONE},
+    {"parallel=2 name=nightly keep-running", 2, "nightly", 1, 1, 0, 0, 0, WORDS_DISKS_AUTO},
+    {"  keep-running\tname=a.b_c-9  16 \n", 16, "a.b_c-9", 1, 1, 0, 0, 0, WORDS_DISKS_AUTO},
+    {"name=x direct-io=off", 4, "x", 0, 0, 0, 0, 0, WORDS_DISKS_NONE},
+    {"direct-io=on", 4, "", 0, 1, 0, 0, 0, WORDS_DISKS_NONE},
     {"name="
      "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa",
-     4, "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa", 0, 1, 0, 0, 0},
-    {"compress=none", 4, "", 0, 1, 0, 0, 0},
-    {"compress=zstd", 4, "", 0, 1, 1, 0, 0},
-    {"compress=zstd:1", 4, "", 0, 1, 1, 0, 0},
-    {"compress=zstd:3 8", 8, "", 0, 1, 3, 0, 0},
-    {"compress=zstd:19 direct-io=off", 4, "", 0, 0, 19, 0, 0},
-    {"parallel=2 compress=zstd:07 name=z", 2, "z", 0, 1, 7, 0, 0},
-    {"keep=2", 4, "", 0, 1, 0, 2, 0},
-    {"4 keep=1 keep-running", 4, "", 1, 1, 0, 1, 0},
-    {"keep=100000 name=k", 4, "k", 0, 1, 0, 100000, 0},
-    {"rate=200", 4, "", 0, 1, 0, 0, 200},
-    {"8 rate=1 compress=zstd", 8, "", 0, 1, 1, 0, 1},
-    {"rate=1000000", 4, "", 0, 1, 0, 0, 1000000},
+     4, "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa", 0, 1, 0, 0, 0,
+     WORDS_DISKS_NONE},
+    {"compress=none", 4, "", 0, 1, 0, 0, 0, WORDS_DISKS_NONE},
+    {"compress=zstd", 4, "", 0, 1, 1, 0, 0, WORDS_DISKS_NONE},
+    {"compress=zstd:1", 4, "", 0, 1, 1, 0, 0, WORDS_DISKS_NONE},
+    {"compress=zstd:3 8", 8, "", 0, 1, 3, 0, 0, WORDS_DISKS_NONE},
+    {"compress=zstd:19 direct-io=off", 4, "", 0, 0, 19, 0, 0, WORDS_DISKS_NONE},
+    {"parallel=2 compress=zstd:07 name=z", 2, "z", 0, 1, 7, 0, 0, WORDS_DISKS_NONE},
+    {"keep=2", 4, "", 0, 1, 0, 2, 0, WORDS_DISKS_NONE},
+    {"4 keep=1 keep-running", 4, "", 1, 1, 0, 1, 0, WORDS_DISKS_AUTO},
+    {"keep-running disks=none", 4, "", 1, 1, 0, 0, 0, WORDS_DISKS_NONE},
+    {"disks=reflink keep-running", 4, "", 1, 1, 0, 0, 0, WORDS_DISKS_REFLINK},
+    {"keep-running disks=overlay", 4, "", 1, 1, 0, 0, 0, WORDS_DISKS_OVERLAY},
+    {"keep-running disks=auto", 4, "", 1, 1, 0, 0, 0, WORDS_DISKS_AUTO},
+    {"disks=auto", 4, "", 0, 1, 0, 0, 0, WORDS_DISKS_AUTO},
+    {"keep=100000 name=k", 4, "k", 0, 1, 0, 100000, 0, WORDS_DISKS_NONE},
+    {"rate=200", 4, "", 0, 1, 0, 0, 200, WORDS_DISKS_NONE},
+    {"8 rate=1 compress=zstd", 8, "", 0, 1, 1, 0, 1, WORDS_DISKS_NONE},
+    {"rate=1000000", 4, "", 0, 1, 0, 0, 1000000, WORDS_DISKS_NONE},
 };
 
 static const char *const bad[] = {
@@ -110,6 +117,11 @@ static const char *const bad[] = {
     "rate=10M",
     "rate=1000001",
     "rate=1 rate=2",
+    "disks=",
+    "disks",
+    "disks=yes",
+    "disks=Auto",
+    "disks=none disks=auto",
 };
 
 static void test_good(void)
@@ -129,6 +141,7 @@ static void test_good(void)
         CHECK(w.direct_io == good[i].direct_io, "'%s': direct-io", good[i].in);
         CHECK(w.zstd_level == good[i].zstd_level, "'%s': zstd level %d", good[i].in, w.zstd_level);
         CHECK(w.rate_mbs == good[i].rate_mbs, "'%s': rate %d", good[i].in, w.rate_mbs);
+        CHECK(w.disks == good[i].disks, "'%s': disks %d", good[i].in, (int)w.disks);
     }
 }
 

@@ -1,0 +1,44 @@
+/* ckpt: a checkpoint's disks (disks= words). At save, while the VM is paused with its block
+ * devices drained and flushed (the migration completed, before `cont`), every writable disk's
+ * images are captured into the snapshot's disks/: cloned with FICLONE where their filesystem can
+ * (reflink), else the VM is switched onto new qcow2 overlays in one QMP transaction and the
+ * frozen images are copied afterwards (overlay). At restore, the VM runs on a qcow2 layer of its
+ * own over the captured images. Called from save and restore job threads; docs/format.md. */
+#ifndef SAVEFS_CKPT_H
+#define SAVEFS_CKPT_H
+
+#include "job_int.h"
+#include "manifest.h"
+#include "qmp.h"
+
+struct ckpt;
+
+/* While the VM is paused (Q's QEMU stopped, migration completed), after disks_record filled M:
+ * rewrites M->argv to the block graph the VM really runs on (an image that later overlays
+ * covered is replaced by its top image), then, unless the job's words say disks=none, captures
+ * every writable disk into TMPDIR/disks: a clone now, or a switch onto an overlay whose frozen
+ * image ckpt_disks_finish copies. Read-only and share-rw disks are only referenced. A disk that
+ * cannot be captured fails the save, naming it. *OUT: what ckpt_disks_finish needs (NULL with
+ * nothing to finish). */
+int ckpt_disks_capture(struct job *job, struct qmp *q, const char *tmpdir, struct manifest *m,
+                       struct ckpt **out);
+
+/* Copies what was not cloned and checksums every captured image (the VM may run again: nothing
+ * here touches what it uses), makes each captured qcow2 name the next captured image as its
+ * backing file, fsyncs them and records them in M; fails if Q's QEMU is gone by then. A
+ * failure after an overlay switch leaves the VM on its overlays (each a qcow2 over the frozen
+ * image: one consistent chain), and says so. */
+int ckpt_disks_finish(struct job *job, struct qmp *q, struct ckpt *c, struct manifest *m);
+
+/* After a failed save: overlays created but never switched to are removed. */
+void ckpt_free(struct ckpt *c);
+
+/* At restore, before QEMU starts: every image of every captured disk of M (in the snapshot DIR)
+ * is there with its size and checksum (else -ENOENT or -EBADMSG, naming it), a qcow2 layer over
+ * each captured disk is made in LAYERS (a new directory), and *ARGV (ARGC strings, from CWD)
+ * is replaced by one that opens the layers instead of the disks' images. */
+int ckpt_restore_layers(struct job *job, const struct manifest *m, const char *dir,
+                        const char *layers, const char *binary, const char *cwd, char ***argv,
+                        int argc);
+
+#endif
