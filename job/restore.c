@@ -201,7 +201,7 @@ static int start_incoming(struct restore *r)
         return job_fail(r->job, rc, "socket path too long");
     unlink(r->sock);
     job_set_phase(r->job, "preparing QEMU");
-    if ((rc = mig_setup(r->qmp, r->m.channels, &r->saved, err, sizeof(err))))
+    if ((rc = mig_setup(r->qmp, r->m.channels, 0, &r->saved, err, sizeof(err))))
         return job_fail(r->job, rc, "%s", err);
     snprintf(uri, sizeof(uri), "unix:%s", r->sock);
     if ((rc = job_qmp(r->job, r->qmp, "migrate-incoming", json_pack("{s:s}", "uri", uri), NULL)))

@@ -256,6 +256,9 @@ static void test_disks_roundtrip(void)
     m.disks[0] = (struct manifest_disk){"/vm/a,b.raw",         "raw", 1 << 30,
                                         1764160000123456789LL, 42,    "xxh3:0123456789abcdef"};
     m.disks[1] = (struct manifest_disk){"/vm/c.qcow2", "qcow2", 0, -5, 0, "xxh3:0"};
+    m.checkpoint = 1;
+    snprintf(m.checkpoint_at, sizeof(m.checkpoint_at), "2026-12-02T18:00:01.234Z");
+    m.checkpoint_pause_ms = 12.5;
     snprintf(path, sizeof(path), "%s/disks.json", dir);
     rc = manifest_write(path, &m, err, sizeof(err));
     CHECK(rc == 0, "write: %s", err);
@@ -272,6 +275,9 @@ static void test_disks_roundtrip(void)
                   r.disks[i].inode == m.disks[i].inode &&
                   strcmp(r.disks[i].fingerprint, m.disks[i].fingerprint) == 0,
               "disk %d differs", i);
+    CHECK(r.checkpoint && strcmp(r.checkpoint_at, m.checkpoint_at) == 0 &&
+              r.checkpoint_pause_ms == 12.5,
+          "checkpoint read back: %d %s %f", r.checkpoint, r.checkpoint_at, r.checkpoint_pause_ms);
     CHECK(manifest_canonical(&m, &canonical) == 0 && strcmp(canonical, r.canonical) == 0,
           "what is signed differs from what is read:\n %s\n %s", canonical, r.canonical);
     CHECK(strstr(r.canonical, "\"keep_running\":true") && strstr(r.canonical, "a,b.raw"),
@@ -282,7 +288,8 @@ static void test_disks_roundtrip(void)
     snprintf(path, sizeof(path), "%s/roundtrip.json", dir);
     rc = manifest_read(path, &r, err, sizeof(err));
     CHECK(rc == 0 && !r.disks_recorded && r.ndisks == 0 && !strstr(r.canonical, "disks") &&
-              !strstr(r.canonical, "keep_running"),
+              !strstr(r.canonical, "keep_running") && !r.checkpoint &&
+              !strstr(r.canonical, "checkpoint"),
           "an older manifest: %s", err);
     if (!rc)
         manifest_free(&r);
@@ -294,6 +301,9 @@ static const struct bad_case bad_disks[] = {
     {"keep_running not a boolean", "\"keep_running\": true", "\"keep_running\": 1", -EINVAL},
     {"negative disk size", "\"size\": 1073741824", "\"size\": -1", -EINVAL},
     {"disk without fingerprint", "\"fingerprint\": \"xxh3:0\"", "\"f\": \"\"", -EINVAL},
+    {"checkpoint of another instant", "\"completion\"", "\"start\"", -EINVAL},
+    {"checkpoint pause negative", "\"pause_ms\": 12.5", "\"pause_ms\": -1.0", -EINVAL},
+    {"checkpoint without a time", "\"at\":", "\"when\":", -EINVAL},
 };
 
 static void test_disks_bad(void)
