@@ -20,9 +20,9 @@ struct save_words {
     char name[SNAPSHOT_NAME_MAX + 1]; /* empty: the default, a UTC time stamp */
     int keep_running;                 /* resume the VM after the save instead of quitting it */
     int live; /* with keep_running: a live checkpoint (1, default), or pause for the whole save */
-    int direct_io;                    /* 1 on (default), 0 off */
-    int zstd_level;                   /* compress=: 0 none (default), 1..19 zstd at that level */
-    int keep; /* keep=N: 0 keeps every snapshot (default), else the N newest */
+    int direct_io;  /* 1 on (default), 0 off */
+    int zstd_level; /* compress=: 0 none (default), 1..19 zstd at that level */
+    int keep;       /* keep=N: 0 keeps every snapshot (default), else the N newest */
 };
 
 /* The most bytes of words one save takes: the words of one open save file are gathered here
