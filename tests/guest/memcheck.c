@@ -168,6 +168,11 @@ static void dirty_tick(void)
     }
     dirty.last = now;
     uint64_t due = (uint64_t)((now - dirty.start) * dirty.mbps * (MIB / 4096));
+    /* Behind by more than the area (a long pause, a clock that jumped): rewriting it once is
+     * all the catching up there is to do. */
+    if (due - dirty.written > DIRTY_PAGES) {
+        dirty.written = due - DIRTY_PAGES;
+    }
     for (; dirty.written < due; dirty.written++) {
         uint64_t page = dirty.written % DIRTY_PAGES, seq = dirty.written + 1;
         uint64_t *p = dirty.area + page * PAGE_WORDS;
