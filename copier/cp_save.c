@@ -21,6 +21,7 @@
 #include "bytes.h"
 #include "copier.h"
 #include "indexer.h"
+#include "latest.h"
 #include "stream.h"
 #include "worker.h"
 #include "zframe.h"
@@ -48,6 +49,8 @@ struct cp_save_conn {
     uint64_t size, xxh3;
     int indexed;
     uint64_t idx_size, idx_xxh3;
+    struct cp_index_key *keys; /* of the index's records (latest.h) */
+    size_t nkeys;
     uint64_t stream_size, stream_xxh3; /* when compressed */
     int eof;                           /* the peer ended the stream */
 };
@@ -234,6 +237,7 @@ static int cp_save_stream(struct cp_save_conn *c, char *why, size_t whylen)
     if (c->indexed) {
         c->idx_size = cp_indexer_size(m);
         c->idx_xxh3 = cp_indexer_xxh3(m);
+        cp_indexer_take_keys(m, &c->keys, &c->nkeys);
     }
 out:
     cp_indexer_free(m);
@@ -526,6 +530,31 @@ static int cp_save_list(struct cp_save *s, struct cp_file *files)
     return n;
 }
 
+/* A running VM's pages come several times: each index keeps only a page's last copy, when every
+ * channel has an index (a page's last copy may be in any). */
+static int cp_save_latest(struct cp_save *s, char *err, size_t errlen)
+{
+    struct cp_latest_chan ch[CP_MAX_CHANNELS];
+    char names[CP_MAX_CHANNELS][CP_NAME_MAX];
+    uint64_t dropped;
+    int n = 0;
+    for (int i = 0; i < s->nconns; i++) {
+        struct cp_save_conn *c = &s->conns[i];
+        if (c->channel < 0)
+            continue;
+        if (!c->indexed)
+            return 0;
+        cp_file_name(CP_INDEX, c->channel, names[n], sizeof(names[n]));
+        ch[n] = (struct cp_latest_chan){.name = names[n],
+                                        .keys = c->keys,
+                                        .nkeys = c->nkeys,
+                                        .size = &c->idx_size,
+                                        .xxh3 = &c->idx_xxh3};
+        n++;
+    }
+    return n ? cp_latest_resolve(s->dir, ch, n, &dropped, err, errlen) : 0;
+}
+
 int cp_save_finish(struct cp_save *s, struct cp_file *files, int *nfiles, char *err, size_t errlen)
 {
     *nfiles = 0;
@@ -533,6 +562,9 @@ int cp_save_finish(struct cp_save *s, struct cp_file *files, int *nfiles, char *
         cp_save_stop(s); /* the drain ends here: the caller is done with QEMU */
     cp_save_join(s);
     int r = cp_fail_get(&s->fail, err, errlen);
+    if (r < 0)
+        goto out;
+    r = cp_save_latest(s, err, errlen);
     if (r < 0)
         goto out;
     r = cp_fsync_dir(s->dir, err, errlen);
@@ -551,8 +583,10 @@ void cp_save_free(struct cp_save *s)
         cp_save_stop(s);
         cp_save_join(s);
     }
-    for (int i = 0; i < s->nconns; i++)
+    for (int i = 0; i < s->nconns; i++) {
         close(s->conns[i].fd);
+        free(s->conns[i].keys);
+    }
     if (s->listen_fd >= 0)
         close(s->listen_fd);
     if (s->bound)

@@ -25,6 +25,7 @@
 #define CP_PKT_FLAGS    8
 #define CP_PKT_ALLOC    12
 #define CP_PKT_NORMAL   16
+#define CP_PKT_NUM      24
 #define CP_PKT_ZERO     32
 #define CP_PKT_RAMBLOCK 64
 #define CP_PKT_OFFSETS  320
@@ -47,6 +48,9 @@ struct cp_indexer {
     XXH3_state_t *sum; /* the SUM block being hashed */
     uint64_t sum_len;  /* its bytes so far */
     uint64_t nsums;    /* SUM records written */
+    uint64_t epoch;    /* SYNC packets seen */
+    struct cp_index_key *keys;
+    size_t nkeys, keys_cap;
     uint32_t nblocks, last_block;
     char names[CP_INDEX_MAX_BLOCKS][CP_INDEX_NAME_MAX + 1];
     uint8_t hdr[CP_MULTIFD_HEADER_LEN];
@@ -110,6 +114,22 @@ static int cp_indexer_block(struct cp_indexer *m, const char *name, uint32_t len
     return cp_index_put_block(cp_fwriter_stage(m->idx), *id, name, len, err, errlen);
 }
 
+/* The key of the record about to be written (cp_index_key). */
+static int cp_indexer_key(struct cp_indexer *m, char *err, size_t errlen)
+{
+    if (m->nkeys == m->keys_cap) {
+        size_t cap = m->keys_cap ? 2 * m->keys_cap : 1024;
+        struct cp_index_key *k = realloc(m->keys, cap * sizeof(*k));
+        if (k == NULL)
+            return cp_msg(err, errlen, -ENOMEM, "page index: out of memory");
+        m->keys = k;
+        m->keys_cap = cap;
+    }
+    m->keys[m->nkeys++] =
+        (struct cp_index_key){.epoch = m->epoch, .packet_num = cp_get_be64(m->hdr + CP_PKT_NUM)};
+    return 0;
+}
+
 /* A whole packet header is in hdr; pos is where its pages start. */
 static int cp_indexer_packet(struct cp_indexer *m, char *err, size_t errlen)
 {
@@ -125,6 +145,10 @@ static int cp_indexer_packet(struct cp_indexer *m, char *err, size_t errlen)
         (alloc != CP_MULTIFD_PAGES_ALLOC && !(alloc == 0 && empty)) || n > alloc || z > alloc - n)
         return cp_indexer_stop(m, err, errlen);
     m->packets++;
+    /* A SYNC packet's own pages were queued before the sync: they belong to the epoch it ends. */
+    uint64_t epoch = m->epoch;
+    if (cp_get_be32(h + CP_PKT_FLAGS) & CP_MULTIFD_FLAG_SYNC)
+        m->epoch++;
     /* 7.2 leaves the block name (and next_packet_size) stale on packets without pages. */
     if (empty)
         return 0;
@@ -146,11 +170,14 @@ static int cp_indexer_packet(struct cp_indexer *m, char *err, size_t errlen)
     m->npages += n + z;
     m->skip = (uint64_t)n * CP_INDEX_PAGE_SIZE;
     m->state = n ? CP_MF_PAGES : CP_MF_HEADER;
-    if (n)
+    uint64_t next_epoch = m->epoch;
+    m->epoch = epoch;
+    if (n && (r = cp_indexer_key(m, err, errlen)) == 0)
         r = cp_index_put_pages(st, CP_INDEX_PAGES, id, n, m->pos, offsets, err, errlen);
-    if (r == 0 && z)
+    if (r == 0 && z && (r = cp_indexer_key(m, err, errlen)) == 0)
         r = cp_index_put_pages(st, CP_INDEX_ZEROS, id, z, m->pos + m->skip, offsets + n, err,
                                errlen);
+    m->epoch = next_epoch;
     return r;
 }
 
@@ -258,10 +285,19 @@ uint64_t cp_indexer_xxh3(const struct cp_indexer *m)
     return m->idx_xxh3;
 }
 
+void cp_indexer_take_keys(struct cp_indexer *m, struct cp_index_key **keys, size_t *n)
+{
+    *keys = m->keys;
+    *n = m->nkeys;
+    m->keys = NULL;
+    m->nkeys = m->keys_cap = 0;
+}
+
 void cp_indexer_free(struct cp_indexer *m)
 {
     if (m == NULL)
         return;
+    free(m->keys);
     cp_fwriter_free(m->idx);
     XXH3_freeState(m->sum);
     free(m);

@@ -18,6 +18,14 @@
 
 struct cp_indexer;
 
+/* Where a packet stands in QEMU's order across channels: the SYNC packets its channel carried
+ * before it (every channel carries one per sync, and the destination applies all pages before a
+ * sync before any after it), then QEMU's global packet_num. One per PAGES or ZEROS record. */
+struct cp_index_key {
+    uint64_t epoch;
+    uint64_t packet_num;
+};
+
 /* Creates the index file DIR/NAME and starts following a channel from its first byte. */
 int cp_indexer_open(struct cp_indexer **out, const char *dir, const char *name, char *err,
                     size_t errlen);
@@ -29,6 +37,8 @@ int cp_indexer_finish(struct cp_indexer *m, int *indexed, char *err, size_t errl
 /* Size and XXH3 of the index file, after a finish that indexed. */
 uint64_t cp_indexer_size(const struct cp_indexer *m);
 uint64_t cp_indexer_xxh3(const struct cp_indexer *m);
+/* Hands over the key of every PAGES and ZEROS record written, in order (*KEYS to free()). */
+void cp_indexer_take_keys(struct cp_indexer *m, struct cp_index_key **keys, size_t *n);
 /* Frees M, closing an unfinished index file as it is. NULL is fine. */
 void cp_indexer_free(struct cp_indexer *m);
 

@@ -96,8 +96,14 @@ static int mig_wait_released(struct qmp *q, int timeout_ms, char *err, size_t er
     return 0;
 }
 
-int mig_setup(struct qmp *q, int channels, int64_t bandwidth, struct mig_saved *saved, char *err,
-              size_t errlen)
+int mig_set_downtime(struct qmp *q, int downtime_ms, char *err, size_t errlen)
+{
+    return mig_cmd(q, "migrate-set-parameters", json_pack("{s:i}", "downtime-limit", downtime_ms),
+                   NULL, err, errlen);
+}
+
+int mig_setup(struct qmp *q, int channels, int64_t bandwidth, int downtime_ms,
+              struct mig_saved *saved, char *err, size_t errlen)
 {
     json_t *caps = NULL, *params = NULL;
     int rc;
@@ -110,10 +116,11 @@ int mig_setup(struct qmp *q, int channels, int64_t bandwidth, struct mig_saved *
         rc = mig_cmd(q, "query-migrate-parameters", NULL, &params, err, errlen);
     }
     if (!rc && saved)
-        saved->params = json_pack("{s:O*, s:O*, s:O*}", "multifd-channels",
+        saved->params = json_pack("{s:O*, s:O*, s:O*, s:O*}", "multifd-channels",
                                   json_object_get(params, "multifd-channels"), "max-bandwidth",
                                   json_object_get(params, "max-bandwidth"), "multifd-compression",
-                                  json_object_get(params, "multifd-compression"));
+                                  json_object_get(params, "multifd-compression"), "downtime-limit",
+                                  json_object_get(params, "downtime-limit"));
     if (!rc)
         rc = mig_cmd(q, "migrate-set-capabilities",
                      json_pack("{s:o}", "capabilities", caps_list(caps, 1)), NULL, err, errlen);
@@ -122,6 +129,8 @@ int mig_setup(struct qmp *q, int channels, int64_t bandwidth, struct mig_saved *
                      json_pack("{s:i, s:I, s:s}", "multifd-channels", channels, "max-bandwidth",
                                (json_int_t)bandwidth, "multifd-compression", "none"),
                      NULL, err, errlen);
+    if (!rc && downtime_ms > 0)
+        rc = mig_set_downtime(q, downtime_ms, err, errlen);
     json_decref(caps);
     json_decref(params);
     return rc;
@@ -154,6 +163,28 @@ int mig_query(struct qmp *q, char *status, size_t len, char *why, size_t whylen,
     snprintf(why, whylen, "%s", desc ? desc : "no reason given");
     json_decref(ret);
     return 0;
+}
+
+int mig_downtime(struct qmp *q, int64_t *downtime_ms, char *err, size_t errlen)
+{
+    json_t *ret = NULL;
+    int rc = mig_cmd(q, "query-migrate", NULL, &ret, err, errlen);
+
+    if (!rc)
+        *downtime_ms = json_integer_value(json_object_get(ret, "downtime"));
+    json_decref(ret);
+    return rc;
+}
+
+int mig_vm_running(struct qmp *q)
+{
+    json_t *ret = NULL;
+    int running = 0;
+
+    if (mig_cmd(q, "query-status", NULL, &ret, NULL, 0) == 0)
+        running = json_is_true(json_object_get(ret, "running"));
+    json_decref(ret);
+    return running;
 }
 
 int mig_finished(const char *status)

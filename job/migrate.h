@@ -17,7 +17,7 @@
 /* What mig_setup changed, to put back. */
 struct mig_saved {
     json_t *caps;   /* [{capability, state}] as they were */
-    json_t *params; /* {multifd-channels, max-bandwidth, multifd-compression} as they were */
+    json_t *params; /* {multifd-channels, max-bandwidth, multifd-compression, downtime-limit} */
 };
 
 /* qmp_cmd with the monitor's usual timeout; ARGS is stolen. ERR may be NULL where nobody asks
@@ -26,17 +26,27 @@ int mig_cmd(struct qmp *q, const char *name, json_t *args, json_t **ret, char *e
 
 /* Enables multifd with CHANNELS channels and no compression, a bandwidth cap of BANDWIDTH bytes/s
  * (MIGRATE_NO_BANDWIDTH_CAP: none), and turns off what would make either side talk back or pause
- * (return-path, postcopy, pause-before-switchover).
- * With SAVED, remembers the old values for mig_undo. -EBUSY if QEMU has not let go of an earlier
- * migration within a few seconds. */
-int mig_setup(struct qmp *q, int channels, int64_t bandwidth, struct mig_saved *saved, char *err,
-              size_t errlen);
+ * (return-path, postcopy, pause-before-switchover). DOWNTIME_MS > 0 sets downtime-limit: the pause
+ * QEMU aims at when it stops a running VM to complete. With SAVED, remembers the old values for
+ * mig_undo. -EBUSY if QEMU has not let go of an earlier migration within a few seconds. */
+int mig_setup(struct qmp *q, int channels, int64_t bandwidth, int downtime_ms,
+              struct mig_saved *saved, char *err, size_t errlen);
+/* Sets downtime-limit during a migration: QEMU completes as soon as it expects to send what is
+ * left within it. */
+int mig_set_downtime(struct qmp *q, int downtime_ms, char *err, size_t errlen);
 /* Puts back what SAVED remembers, as a courtesy: what fails is not reported. */
 void mig_undo(struct qmp *q, struct mig_saved *saved);
 
 /* query-migrate: STATUS (e.g. "active", "completed", "failed") and, on failure, QEMU's words. */
 int mig_query(struct qmp *q, char *status, size_t len, char *why, size_t whylen, char *err,
               size_t errlen);
+
+/* How long QEMU kept the VM stopped to complete a migration of a running VM, in *DOWNTIME_MS
+ * (0 when it does not say). */
+int mig_downtime(struct qmp *q, int64_t *downtime_ms, char *err, size_t errlen);
+
+/* 1 while the VM's CPUs run (query-status); 0 when stopped or when QEMU does not answer. */
+int mig_vm_running(struct qmp *q);
 
 /* 1 for a status after which nothing more happens. */
 int mig_finished(const char *status);

@@ -23,9 +23,10 @@ int progress_from_migrate(json_t *ret, uint64_t *done, uint64_t *total)
     return 0;
 }
 
-void progress_save(struct job *job, struct qmp *q, uint64_t written)
+int64_t progress_save(struct job *job, struct qmp *q, uint64_t written)
 {
     uint64_t done = 0, total = 0;
+    int64_t passes = 0;
     json_t *ret = NULL;
     char err[128];
     int known;
@@ -34,6 +35,9 @@ void progress_save(struct job *job, struct qmp *q, uint64_t written)
     known =
         qmp_cmd(q, "query-migrate", NULL, &ret, PROGRESS_QMP_TIMEOUT_MS, err, sizeof(err)) == 0 &&
         progress_from_migrate(ret, &done, &total) == 0;
+    if (known)
+        passes =
+            json_integer_value(json_object_get(json_object_get(ret, "ram"), "dirty-sync-count"));
     json_decref(ret);
     pthread_mutex_lock(&job->ctx->lock);
     if (known) {
@@ -42,6 +46,7 @@ void progress_save(struct job *job, struct qmp *q, uint64_t written)
     }
     job->bytes_written = written;
     pthread_mutex_unlock(&job->ctx->lock);
+    return passes;
 }
 
 void progress_save_sent(struct job *job, uint64_t total)

@@ -10,8 +10,9 @@
 
 /* Sets JOB's progress from QEMU's query-migrate over Q: bytes_done of bytes_total is the guest
  * RAM QEMU has scanned (zero pages included, which cost nothing to write), bytes_written the
- * WRITTEN bytes the copier has received so far. */
-void progress_save(struct job *job, struct qmp *q, uint64_t written);
+ * WRITTEN bytes the copier has received so far. Returns QEMU's passes over the RAM so far (a
+ * running VM's migration makes one per round of dirtied pages; 0 when unknown). */
+int64_t progress_save(struct job *job, struct qmp *q, uint64_t written);
 
 /* QEMU has sent everything: the save will write TOTAL bytes of stream, and the scan is whole. */
 void progress_save_sent(struct job *job, uint64_t total);

@@ -275,7 +275,7 @@ static int start_incoming(struct restore *r)
         return job_fail(r->job, rc, "socket path too long");
     unlink(r->sock);
     job_set_phase(r->job, "preparing QEMU");
-    if ((rc = mig_setup(r->qmp, r->m.channels, MIGRATE_NO_BANDWIDTH_CAP, &r->saved, err,
+    if ((rc = mig_setup(r->qmp, r->m.channels, MIGRATE_NO_BANDWIDTH_CAP, 0, &r->saved, err,
                         sizeof(err))))
         return job_fail(r->job, rc, "%s", err);
     snprintf(uri, sizeof(uri), "unix:%s", r->sock);

@@ -1,6 +1,9 @@
 /* save: one save job, in its thread. stop the VM, migrate it over multifd into the copier, fsync,
  * write the manifest, publish the snapshot by rename, and only then quit QEMU (or resume it with
- * keep-running). Any failure resumes the VM as it was and removes every partial file. */
+ * keep-running live=off). A live checkpoint (keep-running) migrates the running VM instead: QEMU
+ * pauses it to complete, the disks are captured, the VM resumes at once, and only then are the
+ * files made durable and published. Any failure resumes the VM as it was and removes every
+ * partial file. docs/checkpoints.md says why precopy and not background-snapshot. */
 #include "job_int.h"
 
 #include <errno.h>
@@ -10,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/syscall.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "ckpt.h"
@@ -28,6 +32,13 @@
 #define DRAIN_TIMEOUT_MS   30000 /* after QEMU says completed, its sockets close at once */
 #define QUIT_TIMEOUT_MS    10000
 #define QEMU_EXIT_GRACE_MS 3000 /* from its monitor closing to its end */
+/* A live checkpoint: the pause QEMU aims at (its own estimate of sending what is left, the
+ * device state included), leaving room within the 50 ms target for savefs's resume. */
+#define LIVE_DOWNTIME_MS 20
+/* After this many passes over the dirty pages, a guest that dirties faster than the store
+ * writes will not converge: QEMU is let pause it as long as it needs (a save as live=off). */
+#define LIVE_MAX_PASSES          30
+#define LIVE_GIVE_UP_DOWNTIME_MS 600000
 
 struct save {
     struct job *job;
@@ -37,8 +48,12 @@ struct save {
     struct manifest m;
     struct mig_saved saved;
     struct cp_save *cp;
-    int migrating; /* migrate was sent to a QEMU that lives: it must end and be cleaned up */
-    int stopped;   /* we stopped a running VM */
+    int migrating;      /* migrate was sent to a QEMU that lives: it must end and be cleaned up */
+    int stopped;        /* the VM is paused for the save, by us or by QEMU completing: resume it */
+    int live;           /* a live checkpoint: the VM runs while its memory streams */
+    int gave_up;        /* live, but it did not converge: QEMU paused the VM as long as it needed */
+    char not_live[160]; /* why a keep-running save paused the VM for all of it */
+    double completed_at; /* job_now() when the live migration was seen completed */
 };
 
 static const char *vm_name(const struct save *s)
@@ -181,6 +196,30 @@ static int prepare(struct save *s)
     return rc ? job_fail(s->job, rc, "%s", err) : 0;
 }
 
+/* QEMU before 9.0 under TCG loses a running guest's writes during a migration: its dirty-bitmap
+ * sync takes a fast path for RAM blocks whose size is a multiple of 64 pages, which clears the
+ * migration's dirty bits without resetting the TLB entries that let writes through unmarked
+ * (7.2: cpu_physical_memory_sync_dirty_bitmap; the slow path calls tlb_reset_dirty_range_all).
+ * Pages written after the first pass are then never sent again: the restored guest crashes
+ * (test_checkpoint_mem, docs/checkpoints.md). KVM tracks writes itself. 1 if a live checkpoint
+ * is safe, else 0 with the reason in S->not_live. */
+static int live_safe(struct save *s)
+{
+    json_t *kvm = NULL;
+    int major = 0, safe;
+
+    sscanf(s->m.qemu_version, "%d", &major);
+    safe = major >= 9 || s->m.ram_size % (64 * 4096) != 0;
+    if (!safe && mig_cmd(s->qmp, "query-kvm", NULL, &kvm, NULL, 0) == 0)
+        safe = json_is_true(json_object_get(kvm, "enabled"));
+    json_decref(kvm);
+    if (!safe)
+        snprintf(s->not_live, sizeof(s->not_live),
+                 "QEMU %s under TCG would lose the guest's writes during a live migration",
+                 s->m.qemu_version);
+    return safe;
+}
+
 static int start_migration(struct save *s)
 {
     char uri[PATH_MAX + 8], path[PATH_MAX], mark[64], err[JOB_ERR_MAX - 80];
@@ -192,14 +231,15 @@ static int start_migration(struct save *s)
     if ((rc = store_path(path, "%s/%s", s->tmp, STORE_SAVE_MARK)) ||
         (rc = store_write_text(path, mark)))
         return job_fail(s->job, rc, "write %s: %s", path, strerror(-rc));
+    s->live = s->job->words.keep_running && s->job->words.live && s->m.was_running && live_safe(s);
     /* rate=: QEMU paces the whole migration, every channel together. */
     rc = mig_setup(s->qmp, s->job->words.parallel,
                    s->job->words.rate_mbs ? (int64_t)s->job->words.rate_mbs * 1000000
                                           : MIGRATE_NO_BANDWIDTH_CAP,
-                   &s->saved, err, sizeof(err));
+                   s->live ? LIVE_DOWNTIME_MS : 0, &s->saved, err, sizeof(err));
     if (rc)
         return job_fail(s->job, rc, "%s", err);
-    if (s->m.was_running) {
+    if (s->m.was_running && !s->live) {
         rc = job_qmp(s->job, s->qmp, "stop", NULL, NULL);
         s->stopped = !rc;
     }
@@ -232,14 +272,25 @@ static int qemu_died(struct save *s, int rc)
     return qemu_exited(s->pidfd);
 }
 
+/* A live migration that makes pass after pass does not converge: let QEMU pause the VM as long
+ * as it needs to complete, and say so in the outcome. */
+static void check_convergence(struct save *s, int64_t passes)
+{
+    char err[JOB_ERR_MAX - 80];
+
+    if (!s->live || s->gave_up || passes < LIVE_MAX_PASSES)
+        return;
+    if (mig_set_downtime(s->qmp, LIVE_GIVE_UP_DOWNTIME_MS, err, sizeof(err)) == 0)
+        s->gave_up = 1;
+}
+
 static int wait_migration(struct save *s)
 {
     char status[32], why[JOB_ERR_MAX - 160], err[JOB_ERR_MAX - 80];
     int rc, tick = 1;
-    double deadline;
 
     for (;;) {
-        progress_save(s->job, s->qmp, cp_save_bytes(s->cp));
+        check_convergence(s, progress_save(s->job, s->qmp, cp_save_bytes(s->cp)));
         if (job_cancelled(s->job))
             return job_fail(s->job, -EINTR, "save cancelled");
         rc = mig_query(s->qmp, status, sizeof(status), why, sizeof(why), err, sizeof(err));
@@ -258,8 +309,58 @@ static int wait_migration(struct save *s)
         job_wait(cp_save_done(s->cp) ? -1 : cp_save_done_fd(s->cp), &tick);
     }
     s->migrating = 0;
-    deadline = job_now() + DRAIN_TIMEOUT_MS / 1000.0;
-    for (tick = 1; !cp_save_done(s->cp); job_wait(cp_save_done_fd(s->cp), &tick))
+    if (s->live) {
+        /* QEMU paused the VM to complete: it is ours to resume. */
+        s->completed_at = job_now();
+        s->stopped = 1;
+    }
+    return 0;
+}
+
+/* RFC 3339 with milliseconds, UTC, of the wall clock AGO_S seconds ago. */
+static void instant_ago(double ago_s, char *buf, size_t len)
+{
+    struct timespec now;
+    struct tm tm;
+    int64_t ms;
+
+    clock_gettime(CLOCK_REALTIME, &now);
+    ms = (int64_t)now.tv_sec * 1000 + now.tv_nsec / 1000000 - (int64_t)(ago_s * 1000);
+    time_t t = (time_t)(ms / 1000);
+    gmtime_r(&t, &tm);
+    size_t n = strftime(buf, len, "%Y-%m-%dT%H:%M:%S", &tm);
+    snprintf(buf + n, len - n, ".%03dZ", (int)(ms % 1000));
+}
+
+/* A live checkpoint's VM runs on as soon as its state is whole, before anything is made durable:
+ * the pause is QEMU's downtime (from the stop to completion) and ours until `cont` returned. */
+static int resume_live(struct save *s)
+{
+    char err[JOB_ERR_MAX - 80];
+    int64_t downtime_ms = 0;
+    int rc;
+
+    if (!s->live)
+        return 0;
+    job_set_phase(s->job, "resuming");
+    if ((rc = mig_cmd(s->qmp, "cont", NULL, NULL, err, sizeof(err))))
+        return job_fail(s->job, rc, "resume after the checkpoint: %s", err);
+    s->stopped = 0;
+    double ours = job_now() - s->completed_at;
+    mig_downtime(s->qmp, &downtime_ms, err, sizeof(err));
+    s->m.checkpoint = 1;
+    s->m.checkpoint_pause_ms = (double)downtime_ms + ours * 1000;
+    instant_ago(s->m.checkpoint_pause_ms / 1000, s->m.checkpoint_at, sizeof(s->m.checkpoint_at));
+    return 0;
+}
+
+/* Every stream to its end: QEMU closes them as it completes. */
+static int drain_streams(struct save *s)
+{
+    int tick = 1;
+    double deadline = job_now() + DRAIN_TIMEOUT_MS / 1000.0;
+
+    for (; !cp_save_done(s->cp); job_wait(cp_save_done_fd(s->cp), &tick))
         if (job_now() > deadline)
             return job_fail(s->job, -ETIMEDOUT, "QEMU completed but left a stream open");
     progress_save_sent(s->job, cp_save_bytes(s->cp));
@@ -369,9 +470,30 @@ static void roll_back(struct save *s)
                  DRAIN_TIMEOUT_MS / 1000);
     if (s->qmp && s->saved.caps)
         mig_undo(s->qmp, &s->saved);
-    /* The save's own error is what the user reads: a failed resume does not replace it. */
-    if (s->qmp && s->stopped)
+    /* The save's own error is what the user reads: a failed resume does not replace it. A live
+     * migration that failed as QEMU completed it may have left the VM paused. */
+    if (s->qmp && (s->stopped || (s->live && !mig_vm_running(s->qmp))))
         mig_cmd(s->qmp, "cont", NULL, NULL, NULL, 0);
+}
+
+static void summarize(struct save *s)
+{
+    struct job *job = s->job;
+    int n = snprintf(job->summary, sizeof(job->summary),
+                     "%s%d channels, %llu MiB of RAM, %llu MiB written in %.2f s",
+                     s->live ? "live checkpoint: " : "", job->words.parallel,
+                     (unsigned long long)(s->m.ram_size >> 20),
+                     (unsigned long long)(snapshot_bytes(&s->m) >> 20), job_now() - job->started);
+
+    if (s->not_live[0] && n > 0 && (size_t)n < sizeof(job->summary))
+        snprintf(job->summary + n, sizeof(job->summary) - (size_t)n,
+                 "; paused for all of it, not live: %s", s->not_live);
+    if (s->live && n > 0 && (size_t)n < sizeof(job->summary))
+        snprintf(job->summary + n, sizeof(job->summary) - (size_t)n,
+                 "; paused %.0f ms%s; holds the VM as at %s (memory streaming completed)",
+                 s->m.checkpoint_pause_ms,
+                 s->gave_up ? " (the guest dirtied memory faster than it could be saved)" : "",
+                 s->m.checkpoint_at);
 }
 
 static int save_body(struct job *job)
@@ -381,19 +503,18 @@ static int save_body(struct job *job)
     int rc;
 
     job_set_phase(job, "connecting");
+    /* While the VM is paused (a live checkpoint's, by QEMU completing): its disks as of now. */
     if (!(rc = save_connect(&s)) && !(rc = describe_vm(&s)) && !(rc = check_idle(&s)) &&
         !(rc = prepare(&s)) && !(rc = start_migration(&s)) && !(rc = wait_migration(&s)) &&
         !(rc = disks_record(job, s.qmp, &s.m)) &&
-        !(rc = ckpt_disks_capture(job, s.qmp, s.tmp, &s.m, &ckpt)) &&
-        !(rc = resume_checkpointed(&s, ckpt)) && !(rc = ckpt_disks_finish(job, s.qmp, ckpt, &s.m)))
+        !(rc = ckpt_disks_capture(job, s.qmp, s.tmp, &s.m, &ckpt)) && !(rc = resume_live(&s)) &&
+        !(rc = resume_checkpointed(&s, ckpt)) && !(rc = drain_streams(&s)) &&
+        !(rc = ckpt_disks_finish(job, s.qmp, ckpt, &s.m)))
         rc = write_snapshot(&s);
     if (rc) {
         roll_back(&s);
     } else {
-        snprintf(job->summary, sizeof(job->summary),
-                 "%d channels, %llu MiB of RAM, %llu MiB written in %.2f s", job->words.parallel,
-                 (unsigned long long)(s.m.ram_size >> 20),
-                 (unsigned long long)(snapshot_bytes(&s.m) >> 20), job_now() - job->started);
+        summarize(&s);
         finish_vm(&s);
         keep_prune(job);
     }

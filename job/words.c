@@ -122,6 +122,7 @@ enum {
     SEEN_KEEP = 32,
     SEEN_RATE = 64,
     SEEN_DISKS = 128,
+    SEEN_LIVE = 256,
 };
 
 static int mark_seen(unsigned *seen, unsigned bit, const char *key, char *err, size_t errlen)
@@ -151,8 +152,8 @@ static int parse_word(char *word, struct save_words *out, unsigned *seen, char *
                       : parse_count("parallel", word, PARALLEL_MAX, &out->parallel, err, errlen);
         }
         snprintf(err, errlen,
-                 "unknown word '%s' (expected N, parallel=N, name=S, keep-running, keep=N, "
-                 "direct-io=on|off, compress=none|zstd|zstd:N, rate=MB/s, "
+                 "unknown word '%s' (expected N, parallel=N, name=S, keep-running, live=on|off, "
+                 "keep=N, direct-io=on|off, compress=none|zstd|zstd:N, rate=MB/s, "
                  "disks=auto|reflink|overlay|none)",
                  word);
         return -EINVAL;
@@ -173,6 +174,10 @@ static int parse_word(char *word, struct save_words *out, unsigned *seen, char *
     if (strcmp(word, "direct-io") == 0) {
         rc = mark_seen(seen, SEEN_DIRECT, word, err, errlen);
         return rc ? rc : parse_onoff(word, value, &out->direct_io, err, errlen);
+    }
+    if (strcmp(word, "live") == 0) {
+        rc = mark_seen(seen, SEEN_LIVE, word, err, errlen);
+        return rc ? rc : parse_onoff(word, value, &out->live, err, errlen);
     }
     if (strcmp(word, "compress") == 0) {
         rc = mark_seen(seen, SEEN_COMPRESS, word, err, errlen);
@@ -205,6 +210,7 @@ int words_parse(const char *buf, size_t len, struct save_words *out, char *err, 
     memset(out, 0, sizeof(*out));
     out->parallel = PARALLEL_DEFAULT;
     out->direct_io = 1;
+    out->live = 1;
     if (len > WORDS_INPUT_MAX) {
         snprintf(err, errlen, "the words are longer than %d bytes", WORDS_INPUT_MAX);
         return -EINVAL;
@@ -237,6 +243,11 @@ int words_parse(const char *buf, size_t len, struct save_words *out, char *err, 
     /* A VM that quits after its save leaves its disks as they are: nothing to capture. */
     if (!(seen & SEEN_DISKS))
         out->disks = out->keep_running ? WORDS_DISKS_AUTO : WORDS_DISKS_NONE;
+    /* A save that quits the VM pauses it for good: there is nothing to keep live. */
+    if ((seen & SEEN_LIVE) && !out->keep_running) {
+        snprintf(err, errlen, "live= goes with keep-running");
+        return -EINVAL;
+    }
     return 0;
 }
 

@@ -131,6 +131,13 @@ static json_t *manifest_to_json(const struct manifest *m)
                   "ram_size", (json_int_t)m->ram_size, "was_running", m->was_running, "channels",
                   m->channels, "compression", m->compression, "compression_level",
                   m->compression_level, "duration_s", m->duration_s, "files", files);
+    if (root && m->checkpoint &&
+        json_object_set_new(root, "checkpoint",
+                            json_pack("{s:s, s:s, s:f}", "holds", "completion", "at",
+                                      m->checkpoint_at, "pause_ms", m->checkpoint_pause_ms))) {
+        json_decref(root);
+        root = NULL;
+    }
     if (root && m->disks_recorded && disks_to_json(m, root)) {
         json_decref(root);
         root = NULL;
@@ -412,6 +419,27 @@ static int parse_disks(json_t *root, struct manifest *m, char *err, size_t errle
     return 0;
 }
 
+/* "checkpoint", only in a live checkpoint's manifest. */
+static int parse_checkpoint(json_t *root, struct manifest *m, char *err, size_t errlen)
+{
+    json_t *c = json_object_get(root, "checkpoint");
+    const char *holds = NULL, *at = NULL;
+
+    if (!c)
+        return 0;
+    if (json_unpack(c, "{s:s, s:s, s:F}", "holds", &holds, "at", &at, "pause_ms",
+                    &m->checkpoint_pause_ms) ||
+        strcmp(holds, "completion") != 0 || strlen(at) >= sizeof(m->checkpoint_at) ||
+        !(m->checkpoint_pause_ms >= 0)) {
+        snprintf(err, errlen,
+                 "'checkpoint' needs holds \"completion\", a time 'at' and a pause_ms >= 0");
+        return -EINVAL;
+    }
+    strcpy(m->checkpoint_at, at);
+    m->checkpoint = 1;
+    return 0;
+}
+
 static int parse_root(json_t *root, struct manifest *m, char *err, size_t errlen)
 {
     json_t *qemu = json_object_get(root, "qemu");
@@ -459,6 +487,8 @@ static int parse_root(json_t *root, struct manifest *m, char *err, size_t errlen
         rc = parse_files(json_object_get(root, "files"), m, err, errlen);
     if (!rc)
         rc = parse_disks(root, m, err, errlen);
+    if (!rc)
+        rc = parse_checkpoint(root, m, err, errlen);
     return rc ? rc : manifest_check(m, err, errlen);
 }
 

@@ -1,5 +1,5 @@
 /* words: parses what a user writes to NAME/save ("4", "parallel=8 name=nightly keep-running",
- * "compress=zstd:3", "keep=7", "rate=200").
+ * "compress=zstd:3", "keep=7", "rate=200", "keep-running live=off").
  * Pure functions, any thread. */
 #ifndef SAVEFS_WORDS_H
 #define SAVEFS_WORDS_H
@@ -29,10 +29,11 @@ struct save_words {
     int parallel;                     /* multifd channels, 1..64 */
     char name[SNAPSHOT_NAME_MAX + 1]; /* empty: the default, a UTC time stamp */
     int keep_running;                 /* resume the VM after the save instead of quitting it */
-    int direct_io;                    /* 1 on (default), 0 off */
-    int zstd_level;                   /* compress=: 0 none (default), 1..19 zstd at that level */
-    int keep;     /* keep=N: 0 keeps every snapshot (default), else the N newest */
-    int rate_mbs; /* rate=MB/s: 0 no cap (default), else QEMU's max-bandwidth in 10^6 bytes/s */
+    int live; /* with keep_running: a live checkpoint (1, default), or pause for the whole save */
+    int direct_io;  /* 1 on (default), 0 off */
+    int zstd_level; /* compress=: 0 none (default), 1..19 zstd at that level */
+    int keep;       /* keep=N: 0 keeps every snapshot (default), else the N newest */
+    int rate_mbs;   /* rate=MB/s: 0 no cap (default), else QEMU's max-bandwidth in 10^6 bytes/s */
     enum words_disks disks; /* disks=: auto with keep-running (default), else none */
 };
 

@@ -68,6 +68,12 @@ struct manifest {
     int keep_running; /* the VM ran on after the save: its disks went on changing */
     struct manifest_disk disks[MANIFEST_MAX_DISKS];
     int ndisks;
+    /* A live checkpoint (keep-running): the VM ran while its memory streamed, and the snapshot
+     * holds it as it was when QEMU paused it to complete the migration ("holds": "completion"),
+     * at CHECKPOINT_AT (RFC 3339, UTC, ms), paused for CHECKPOINT_PAUSE_MS. */
+    int checkpoint;
+    char checkpoint_at[40];
+    double checkpoint_pause_ms;
     struct cp_file files[MANIFEST_MAX_FILES];
     int nfiles;
     char hmac[128];  /* optional: "hmac-sha256:KEYID:MAC" over the canonical text (see trust.h) */

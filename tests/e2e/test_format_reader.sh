@@ -61,8 +61,14 @@ check_snapshot() {
 
     "$READER" pages "$dir" >"$T/$snap.pages" || die "pages of $snap failed"
     "$READER" pages --from-stream "$dir" >"$T/$snap.stream" || die "pages --from-stream of $snap failed"
-    cmp -s "$T/$snap.pages" "$T/$snap.stream" ||
-        die "$snap: the indexes and the packets disagree: $(diff "$T/$snap.pages" "$T/$snap.stream" | head -n 5)"
+    # The indexes list what the packets hold, but for copies of a page sent again later (QEMU
+    # 7.2's race sends a few twice): each page once, at one of its copies, none missing.
+    [[ -z $(comm -23 <(sort "$T/$snap.pages") <(sort "$T/$snap.stream")) ]] ||
+        die "$snap: the indexes list pages the packets do not hold: $(comm -23 <(sort "$T/$snap.pages") <(sort "$T/$snap.stream") | head -n 5)"
+    [[ -z $(cut -f 2,3 "$T/$snap.pages" | sort | uniq -d) ]] ||
+        die "$snap: the indexes list a page twice: $(cut -f 2,3 "$T/$snap.pages" | sort | uniq -d | head -n 5)"
+    cmp -s <(cut -f 2,3 "$T/$snap.pages" | sort -u) <(cut -f 2,3 "$T/$snap.stream" | sort -u) ||
+        die "$snap: the indexes and the packets hold other pages"
     local sizes ram
     ram=$(jq .ram_size "$dir/manifest.json")
     sizes=$(jq -r '.files[] | select(.role == "channel") | "\(.channel) \(.stream_size // .size)"' \

@@ -17,7 +17,18 @@
  * holds the number RAM says was flushed, or the one being written when the VM was paused).
  *
  *   SAVEFS-SEQ n=1234 ok uptime=41.2            (about once a second)
- *   SAVEFS-SEQ MISMATCH disk=/dev/vda holds 1300 ram flushed=1234 writing=1235 */
+ *   SAVEFS-SEQ MISMATCH disk=/dev/vda holds 1300 ram flushed=1234 writing=1235
+ *
+ * With a rate after MIB, memcheck MIB DIRTY_MBPS [DISK...], it also rewrites pages of a separate 64
+ * MiB area at that rate between slices of its verification (a guest that dirties memory, as under a
+ * live checkpoint), and adds to each pass line: dirty_mib=D      MiB written since the start
+ *   gap_ms=G         the largest gap between two slices its own clock saw in the pass
+ *   lost_ms=L        the largest time the host's clock ran ahead of its own over one RTC second:
+ *                    the VM's pause, which the guest's clocks do not see (QEMU stops them with
+ *                    the VM), measured against the RTC, which follows the host's clock
+ * Each dirty page holds its write sequence and a hash of it, and a table (other pages) holds the
+ * sequence last written to each: a pass also verifies that every page is the last one written,
+ * so a restore that brings back an older copy of a page fails it. */
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
@@ -26,6 +37,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <linux/rtc.h>
+#include <sys/ioctl.h>
 #include <sys/mman.h>
 #include <time.h>
 #include <unistd.h>
@@ -39,6 +52,20 @@ static uint64_t *table;
 static size_t mibs;
 static uint32_t seed;
 static unsigned long pass;
+
+#define DIRTY_MIB   64
+#define DIRTY_PAGES (DIRTY_MIB * MIB / 4096)
+#define PAGE_WORDS  (4096 / sizeof(uint64_t))
+
+/* Dirty mode: the area, the sequence last written to each of its pages, the rate and the
+ * measures of the current pass. */
+static struct {
+    uint64_t *area, *table;
+    double mbps, start, last;
+    uint64_t written; /* pages */
+    double gap, lost, edge;
+    int rtc, rtc_sec;
+} dirty;
 
 static double uptime(void)
 {
@@ -132,11 +159,70 @@ static void fill(void)
     }
 }
 
+static uint64_t dirty_mix(uint64_t page, uint64_t seq)
+{
+    uint64_t z = (page << 40) ^ seq ^ ((uint64_t)seed << 20);
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
+    return z ^ (z >> 27);
+}
+
+/* Catches up with the dirty rate, and measures: called between slices of work (about a
+ * millisecond each). */
+static void dirty_tick(void)
+{
+    double now = uptime();
+    if (now - dirty.last > dirty.gap) {
+        dirty.gap = now - dirty.last;
+    }
+    dirty.last = now;
+    uint64_t due = (uint64_t)((now - dirty.start) * dirty.mbps * (MIB / 4096));
+    /* Behind by more than the area (a long pause, a clock that jumped): rewriting it once is
+     * all the catching up there is to do. */
+    if (due - dirty.written > DIRTY_PAGES) {
+        dirty.written = due - DIRTY_PAGES;
+    }
+    for (; dirty.written < due; dirty.written++) {
+        uint64_t page = dirty.written % DIRTY_PAGES, seq = dirty.written + 1;
+        uint64_t *p = dirty.area + page * PAGE_WORDS;
+        p[0] = seq;
+        p[1] = dirty_mix(page, seq);
+        dirty.table[page] = seq;
+    }
+    struct rtc_time t;
+    if (dirty.rtc >= 0 && ioctl(dirty.rtc, RTC_RD_TIME, &t) == 0 && t.tm_sec != dirty.rtc_sec) {
+        /* An RTC second that the guest's clock saw shorter than a second: the host's time it
+         * did not see. Only between two edges that this loop saw both of. */
+        double lost = 1.0 - (now - dirty.edge);
+        if (dirty.rtc_sec >= 0 && (t.tm_sec - dirty.rtc_sec + 60) % 60 == 1 && lost > dirty.lost) {
+            dirty.lost = lost;
+        }
+        dirty.rtc_sec = t.tm_sec;
+        dirty.edge = now;
+    }
+}
+
+/* Pages of the dirty area that are not the last written: a count. */
+static size_t dirty_verify(void)
+{
+    size_t bad = 0;
+    for (uint64_t page = 0; page < DIRTY_PAGES; page++) {
+        const uint64_t *p = dirty.area + page * PAGE_WORDS;
+        uint64_t seq = dirty.table[page];
+        if (seq && (p[0] != seq || p[1] != dirty_mix(page, seq))) {
+            bad++;
+        }
+    }
+    return bad;
+}
+
 /* One verification pass: returns the number of bad MiBs, first one in *first_bad. */
 static size_t verify(size_t *first_bad)
 {
     size_t bad = 0;
     for (size_t m = 0; m < mibs; m++) {
+        if (dirty.area) {
+            dirty_tick();
+        }
         if (checksum_mib(area + m * MIB_WORDS) != table[m]) {
             if (bad++ == 0) {
                 *first_bad = m;
@@ -146,8 +232,22 @@ static size_t verify(size_t *first_bad)
     return bad;
 }
 
+/* Dirty mode: no sleep, but ticks until the deadline, a millisecond apart. */
+static void dirty_until(double deadline)
+{
+    struct timespec ms = {.tv_nsec = 1000000};
+    while (uptime() < deadline) {
+        dirty_tick();
+        nanosleep(&ms, NULL);
+    }
+}
+
 static void sleep_until(double deadline)
 {
+    if (dirty.area) {
+        dirty_until(deadline);
+        return;
+    }
     double left = deadline - uptime();
     if (left <= 0) {
         return;
@@ -228,16 +328,52 @@ static void seq_loop(int ndisks, char **disks)
     }
 }
 
-int main(int argc, char **argv)
+static int dirty_start(const char *arg)
 {
     char *end;
+    double mbps = strtod(arg, &end);
+    if (*end != '\0' || !(mbps > 0 && mbps <= 100000)) {
+        return -1;
+    }
+    dirty.area = mmap(NULL, DIRTY_MIB * MIB, PROT_READ | PROT_WRITE,
+                      MAP_PRIVATE | MAP_ANONYMOUS | MAP_POPULATE, -1, 0);
+    dirty.table = calloc(DIRTY_PAGES, sizeof(*dirty.table));
+    if (dirty.area == MAP_FAILED || dirty.table == NULL) {
+        return -1;
+    }
+    dirty.mbps = mbps;
+    dirty.rtc = open("/dev/rtc0", O_RDONLY | O_CLOEXEC);
+    dirty.rtc_sec = -1;
+    dirty.start = dirty.last = uptime();
+    return 0;
+}
+
+/* The dirty mode's fields of a pass line (empty without it), and a new pass's measures. */
+static const char *dirty_fields(char *buf, size_t len, size_t bad_pages)
+{
+    buf[0] = '\0';
+    if (dirty.area) {
+        snprintf(buf, len, " dirty_mib=%" PRIu64 " gap_ms=%d lost_ms=%d%s",
+                 dirty.written * 4096 / MIB, (int)(dirty.gap * 1000), (int)(dirty.lost * 1000),
+                 bad_pages ? " STALE" : "");
+        dirty.gap = dirty.lost = 0;
+    }
+    return buf;
+}
+
+int main(int argc, char **argv)
+{
+    char *end, fields[128];
     unsigned long n = argc >= 2 ? strtoul(argv[1], &end, 10) : 0;
-    if (argc < 2 || argc > 2 + SEQ_DISKS || *end != '\0' || n < 1 || n > 65536) {
-        fprintf(stderr, "usage: memcheck MIB (1..65536) [DISK...]\n");
+    /* After MIB: a dirty rate (a number), then disk devices (paths). */
+    int ndirty = argc >= 3 && argv[2][0] != '/';
+    int first_disk = 2 + ndirty;
+    if (argc < 2 || argc > first_disk + SEQ_DISKS || *end != '\0' || n < 1 || n > 65536) {
+        fprintf(stderr, "usage: memcheck MIB (1..65536) [DIRTY_MBPS] [DISK...]\n");
         return 2;
     }
-    if (argc > 2 && fork() == 0) {
-        seq_loop(argc - 2, argv + 2);
+    if (argc > first_disk && fork() == 0) {
+        seq_loop(argc - first_disk, argv + first_disk);
     }
     mibs = n;
     area = mmap(NULL, mibs * MIB, PROT_READ | PROT_WRITE,
@@ -252,6 +388,10 @@ int main(int argc, char **argv)
     }
     seed = pick_seed();
     fill();
+    if (ndirty && dirty_start(argv[2]) < 0) {
+        fprintf(stderr, "memcheck: bad dirty rate '%s' or no memory for it\n", argv[2]);
+        return 2;
+    }
     printf(TAG " ready mib=%zu seed=%08" PRIx32 " uptime=%.1f\n", mibs, seed, uptime());
     fflush(stdout);
 
@@ -259,16 +399,19 @@ int main(int argc, char **argv)
         double start = uptime();
         size_t first_bad = 0;
         size_t bad = verify(&first_bad);
+        /* A dirty page not as last written counts as one bad MiB. */
+        size_t stale = dirty.area ? dirty_verify() : 0;
         double now = uptime();
         int ms = (int)((now - start) * 1000);
         pass++;
-        if (bad == 0) {
-            printf(TAG " pass=%lu ok seed=%08" PRIx32 " uptime=%.1f verify_ms=%d\n", pass, seed,
-                   now, ms);
+        dirty_fields(fields, sizeof(fields), stale);
+        if (bad == 0 && stale == 0) {
+            printf(TAG " pass=%lu ok seed=%08" PRIx32 " uptime=%.1f verify_ms=%d%s\n", pass, seed,
+                   now, ms, fields);
         } else {
             printf(TAG " pass=%lu FAIL mib=%zu bad=%zu seed=%08" PRIx32
-                       " uptime=%.1f verify_ms=%d\n",
-                   pass, first_bad, bad, seed, now, ms);
+                       " uptime=%.1f verify_ms=%d%s\n",
+                   pass, bad ? first_bad : mibs, bad + (stale != 0), seed, now, ms, fields);
         }
         fflush(stdout);
         sleep_until(start + 1.0);

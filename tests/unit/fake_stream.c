@@ -123,19 +123,17 @@ static void exp_add(struct chan *c, struct exp_page pg)
 /* A packet of N pages and Z zero pages (QEMU >= 9.0; 7.2 sends none) of BLOCK at random
  * offsets; without pages the block name and next_packet_size are stale, as 7.2 sends them, and
  * pages_alloc is 0 half the time, as QEMU >= 9.0 sends its SYNC packets. */
-void gen_packet(struct chan *c, uint64_t *rng, uint32_t magic, uint32_t flags, int n, int z,
-                int block, uint64_t num)
+/* The packet's bytes, with its pages at OFFS (N normal pages, then Z zero pages). */
+static void gen_packet_bytes(struct chan *c, uint32_t magic, uint32_t flags, int n, int z,
+                             int block, uint64_t num, const uint64_t *offs)
 {
     struct buf *b = &c->b;
     char name[256] = {0};
-    uint64_t offs[CP_MULTIFD_PAGES_ALLOC] = {0};
     snprintf(name, sizeof(name), "%s", n + z ? block_names[block] : "stale-name");
-    for (int i = 0; i < n + z; i++)
-        offs[i] = rng_below(rng, 1 << 14) * PAGE;
     buf_be32(b, magic);
     buf_be32(b, 1);
     buf_be32(b, flags);
-    buf_be32(b, n + z == 0 && rng_below(rng, 2) ? 0 : CP_MULTIFD_PAGES_ALLOC);
+    buf_be32(b, n + z == 0 && num % 2 ? 0 : CP_MULTIFD_PAGES_ALLOC);
     buf_be32(b, (uint32_t)n);
     buf_be32(b, n ? (uint32_t)n * PAGE : 512 * 1024);
     buf_be64(b, num);
@@ -143,7 +141,7 @@ void gen_packet(struct chan *c, uint64_t *rng, uint32_t magic, uint32_t flags, i
     buf_zeros(b, 28);
     buf_put(b, name, sizeof(name));
     for (int i = 0; i < CP_MULTIFD_PAGES_ALLOC; i++)
-        buf_be64(b, offs[i]);
+        buf_be64(b, i < n + z ? offs[i] : 0);
     for (int i = 0; i < n; i++) {
         uint8_t page[PAGE];
         exp_add(c, (struct exp_page){block, offs[i], b->len, 0});
@@ -152,6 +150,24 @@ void gen_packet(struct chan *c, uint64_t *rng, uint32_t magic, uint32_t flags, i
     }
     for (int i = n; i < n + z; i++)
         exp_add(c, (struct exp_page){block, offs[i], b->len, 1});
+}
+
+void gen_packet(struct chan *c, uint64_t *rng, uint32_t magic, uint32_t flags, int n, int z,
+                int block, uint64_t num)
+{
+    uint64_t offs[CP_MULTIFD_PAGES_ALLOC];
+    /* Each channel its own range of pages, in a shuffled order. */
+    uint64_t base = ((uint64_t)c->id << 18) + c->next_page, shift = rng_below(rng, 7);
+    for (int i = 0; i < n + z; i++)
+        offs[i] = (base + ((uint64_t)i + shift) % (uint64_t)(n + z)) * PAGE;
+    c->next_page += (uint64_t)(n + z);
+    gen_packet_bytes(c, magic, flags, n, z, block, num, offs);
+}
+
+void gen_packet_at(struct chan *c, uint32_t flags, int n, int block, uint64_t num,
+                   const uint64_t *offs)
+{
+    gen_packet_bytes(c, CP_MULTIFD_MAGIC, flags, n, 0, block, num, offs);
 }
 
 void gen_channel(struct chan *c, int id, int npackets, uint64_t *rng, enum gen_kind kind)

@@ -40,6 +40,7 @@ enum gen_kind { GEN_PLAIN, GEN_BAD_MAGIC, GEN_ZLIB, GEN_CUT };
 /* A multifd channel's bytes and the pages it carries. */
 struct chan {
     int id;
+    uint64_t next_page; /* pages get distinct offsets: a save holds each page once */
     struct buf b;
     struct exp_page *pages;
     size_t npages, cap;
@@ -53,6 +54,9 @@ void gen_main(struct buf *b, size_t len, uint64_t *rng);
 void gen_handshake(struct buf *b, int id);
 void gen_packet(struct chan *c, uint64_t *rng, uint32_t magic, uint32_t flags, int n, int z,
                 int block, uint64_t num);
+/* A packet of N pages of BLOCK at the RAM offsets OFFS (no zero pages). */
+void gen_packet_at(struct chan *c, uint32_t flags, int n, int block, uint64_t num,
+                   const uint64_t *offs);
 /* Channel ID: its handshake, NPACKETS packets and a last SYNC, broken as KIND says. */
 void gen_channel(struct chan *c, int id, int npackets, uint64_t *rng, enum gen_kind kind);
 void chan_free(struct chan *c);

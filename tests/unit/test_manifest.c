@@ -269,6 +269,9 @@ static void test_disks_roundtrip(void)
     m.disks[1].layers[0] =
         (struct manifest_layer){"disks/1.0.qcow2", "qcow2", 196608, 0xfedcba9876543210ULL};
     m.disks[1].layers[1] = (struct manifest_layer){"disks/1.1.raw", "raw", 67108864, 7};
+    m.checkpoint = 1;
+    snprintf(m.checkpoint_at, sizeof(m.checkpoint_at), "2026-12-02T18:00:01.234Z");
+    m.checkpoint_pause_ms = 12.5;
     snprintf(path, sizeof(path), "%s/disks.json", dir);
     rc = manifest_write(path, &m, err, sizeof(err));
     CHECK(rc == 0, "write: %s", err);
@@ -295,6 +298,9 @@ static void test_disks_roundtrip(void)
                   r.disks[1].layers[l].size == m.disks[1].layers[l].size &&
                   r.disks[1].layers[l].xxh3 == m.disks[1].layers[l].xxh3,
               "layer %d differs", l);
+    CHECK(r.checkpoint && strcmp(r.checkpoint_at, m.checkpoint_at) == 0 &&
+              r.checkpoint_pause_ms == 12.5,
+          "checkpoint read back: %d %s %f", r.checkpoint, r.checkpoint_at, r.checkpoint_pause_ms);
     CHECK(manifest_canonical(&m, &canonical) == 0 && strcmp(canonical, r.canonical) == 0,
           "what is signed differs from what is read:\n %s\n %s", canonical, r.canonical);
     CHECK(strstr(r.canonical, "\"keep_running\":true") && strstr(r.canonical, "a,b.raw"),
@@ -305,7 +311,8 @@ static void test_disks_roundtrip(void)
     snprintf(path, sizeof(path), "%s/roundtrip.json", dir);
     rc = manifest_read(path, &r, err, sizeof(err));
     CHECK(rc == 0 && !r.disks_recorded && r.ndisks == 0 && !strstr(r.canonical, "disks") &&
-              !strstr(r.canonical, "keep_running"),
+              !strstr(r.canonical, "keep_running") && !r.checkpoint &&
+              !strstr(r.canonical, "checkpoint"),
           "an older manifest: %s", err);
     if (!rc)
         manifest_free(&r);
@@ -325,6 +332,9 @@ static const struct bad_case bad_disks[] = {
     {"captured by an unknown method", "\"reflink\"", "\"copy\"", -EINVAL},
     {"captured checksum not hex", "\"fedcba9876543210\"", "\"fedcba987654321x\"", -EINVAL},
     {"captured without layers", "\"method\"", "\"layers\": [], \"m\"", -EINVAL},
+    {"checkpoint of another instant", "\"completion\"", "\"start\"", -EINVAL},
+    {"checkpoint pause negative", "\"pause_ms\": 12.5", "\"pause_ms\": -1.0", -EINVAL},
+    {"checkpoint without a time", "\"at\":", "\"when\":", -EINVAL},
 };
 
 static void test_disks_bad(void)

@@ -70,6 +70,11 @@ static const char *const bad[] = {
     "4 parallel=4",
     "name=a name=b",
     "keep-running keep-running",
+    "live=off",
+    "live=on 4",
+    "keep-running live=maybe",
+    "keep-running live=on live=off",
+    "keep-running live",
     "bogus",
     "size=3",
     "name=",
@@ -142,6 +147,26 @@ static void test_good(void)
         CHECK(w.zstd_level == good[i].zstd_level, "'%s': zstd level %d", good[i].in, w.zstd_level);
         CHECK(w.rate_mbs == good[i].rate_mbs, "'%s': rate %d", good[i].in, w.rate_mbs);
         CHECK(w.disks == good[i].disks, "'%s': disks %d", good[i].in, (int)w.disks);
+    }
+}
+
+/* keep-running is a live checkpoint unless live=off; a save without keep-running keeps the
+ * default, which it does not use. */
+static void test_live(void)
+{
+    static const struct {
+        const char *in;
+        int live;
+    } cases[] = {
+        {"4", 1}, {"keep-running", 1}, {"keep-running live=on", 1}, {"live=off keep-running 2", 0}};
+
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        struct save_words w;
+        char err[256] = "";
+        int rc = words_parse(cases[i].in, strlen(cases[i].in), &w, err, sizeof(err));
+
+        CHECK(rc == 0 && w.live == cases[i].live, "'%s': rc %d live %d: %s", cases[i].in, rc,
+              w.live, err);
     }
 }
 
@@ -252,6 +277,7 @@ static void test_input_too_long(void)
 int main(void)
 {
     test_good();
+    test_live();
     test_bad();
     test_nul_and_garbage();
     test_names();
