@@ -38,6 +38,7 @@ struct options {
     char *qmp_dir;
     char *trust_key;
     char *path_map;
+    char *pager;
     char *mountpoint; /* the last argument that is no option, as fuse_parse_cmdline takes it */
     char *qemu[QEMU_MAX];
     int nqemu;
@@ -64,6 +65,8 @@ static const struct fuse_opt option_spec[] = {
     OPT("--trust-key %s", trust_key),
     OPT("--path-map=%s", path_map),
     OPT("--path-map %s", path_map),
+    OPT("--pager=%s", pager),
+    OPT("--pager %s", pager),
     FUSE_OPT_KEY("--qemu=", KEY_QEMU),
     FUSE_OPT_KEY("--qemu ", KEY_QEMU),
     OPT("-h", help),
@@ -91,6 +94,8 @@ static void usage(const char *prog)
            "    --qemu PATH       a QEMU binary that restores may start (repeatable; default\n"
            "                      every /usr/bin/qemu-system-*)\n"
            "    --path-map FILE   this host's path map, {\"/from\": \"/to\"} (see docs/trust.md)\n"
+           "    --pager PATH      the page server of lazy restores (default\n"
+           "                      " SAVEFS_PAGER ")\n"
            "    -f                stay in the foreground\n"
            "    -o OPT[,OPT...]   FUSE mount options\n"
            "    -h, --help        this help\n"
@@ -212,8 +217,10 @@ static int daemon_open(struct daemon *d, const struct options *o, char *err, siz
                               .nqemu = o->nqemu,
                               .path_map_file = o->path_map,
                               .qmp_dir = o->qmp_dir};
-    struct job_config cfg = {
-        .store = o->store, .qmp_dir = o->qmp_dir, .watchdog_ms = o->watchdog_s * 1000};
+    struct job_config cfg = {.store = o->store,
+                             .qmp_dir = o->qmp_dir,
+                             .watchdog_ms = o->watchdog_s * 1000,
+                             .pager = o->pager};
     int rc;
 
     d->sfs.store_fd = -1;
@@ -523,6 +530,29 @@ out:
     return rc;
 }
 
+/* The installed page server, else (a build tree) the one built beside this savefs. */
+static int default_pager(struct options *o)
+{
+    char self[PATH_MAX], *slash;
+    ssize_t n;
+
+    if (o->pager)
+        return make_absolute(&o->pager);
+    n = readlink("/proc/self/exe", self, sizeof(self) - 1);
+    if (access(SAVEFS_PAGER, X_OK) < 0 && n > 0) {
+        self[n] = '\0';
+        if ((slash = strrchr(self, '/')))
+            *slash = '\0';
+        if (asprintf(&o->pager, "%s/../pager/savefs-pager", self) < 0)
+            return -ENOMEM;
+        if (access(o->pager, X_OK) == 0)
+            return 0;
+        free(o->pager);
+    }
+    o->pager = strdup(SAVEFS_PAGER);
+    return o->pager ? 0 : -ENOMEM;
+}
+
 static void options_free(struct fuse_args *args, struct options *o)
 {
     fuse_opt_free_args(args);
@@ -530,6 +560,7 @@ static void options_free(struct fuse_args *args, struct options *o)
     free(o->qmp_dir);
     free(o->trust_key);
     free(o->path_map);
+    free(o->pager);
     free(o->mountpoint);
     for (int i = 0; i < o->nqemu; i++)
         free(o->qemu[i]);
@@ -561,7 +592,7 @@ int main(int argc, char *argv[])
         goto out;
     }
     if (o.watchdog_s < 1 || default_dirs(&o) || make_absolute(&o.store) ||
-        make_absolute(&o.qmp_dir)) {
+        make_absolute(&o.qmp_dir) || default_pager(&o)) {
         fprintf(stderr, "savefs: bad --store, --qmp-dir or --watchdog\n");
         goto out;
     }

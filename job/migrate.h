@@ -29,6 +29,9 @@ int mig_cmd(struct qmp *q, const char *name, json_t *args, json_t **ret, char *e
  * With SAVED, remembers the old values for mig_undo. -EBUSY if QEMU has not let go of an earlier
  * migration within a few seconds. */
 int mig_setup(struct qmp *q, int channels, struct mig_saved *saved, char *err, size_t errlen);
+/* For a lazy restore's destination: postcopy-ram on, multifd and what would pause off (no
+ * parameter changes). -EPROTONOSUPPORT if this QEMU has no postcopy-ram. */
+int mig_setup_postcopy(struct qmp *q, struct mig_saved *saved, char *err, size_t errlen);
 /* Puts back what SAVED remembers, as a courtesy: what fails is not reported. */
 void mig_undo(struct qmp *q, struct mig_saved *saved);
 

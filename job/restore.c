@@ -3,7 +3,7 @@
  * the VM run only when the migration completed and every checksum matched. QEMU 7.2 hangs
  * silently on a damaged channel, so a watchdog kills it when bytes stop moving. On any failure
  * the fresh QEMU is killed and nothing else is touched. */
-#include "job_int.h"
+#include "restore.h"
 
 #include <errno.h>
 #include <limits.h>
@@ -15,6 +15,7 @@
 
 #include "agent.h"
 #include "copier.h"
+#include "lazy.h"
 #include "manifest.h"
 #include "migrate.h"
 #include "precheck.h"
@@ -25,26 +26,9 @@
 #include "trust.h"
 
 #define QMP_START_TIMEOUT_MS 20000
-#define KILL_TIMEOUT_MS      5000
 #define QEMU_EXIT_GRACE_MS   3000 /* a QEMU that refused the stream exits at once */
 
-struct restore {
-    struct job *job;
-    char dir[PATH_MAX], qmp_path[PATH_MAX], sock[PATH_MAX], log[PATH_MAX], mark[PATH_MAX];
-    struct manifest m;
-    struct trust_plan plan; /* what runs: trust's decision, not the manifest's say */
-    char **argv;
-    char console[PATH_MAX]; /* the console socket, if the original's console was on stdio */
-    int console_made;
-    char note[128]; /* for the summary: a check overridden, the guest clock set */
-    pid_t pid;
-    int pidfd;
-    struct qmp *qmp;
-    struct mig_saved saved; /* the fresh QEMU's migration settings, put back once restored */
-    struct cp_restore *cp;
-};
-
-static const char *vm_name(const struct restore *r)
+const char *restore_vm(const struct restore *r)
 {
     return r->job->vm->name;
 }
@@ -79,7 +63,7 @@ static int load_snapshot(struct restore *r)
     int rc;
 
     job_set_phase(job, "verifying");
-    if ((rc = store_snapshot_path(r->dir, job->ctx->store, vm_name(r), job->snapshot, NULL)) ||
+    if ((rc = store_snapshot_path(r->dir, job->ctx->store, restore_vm(r), job->snapshot, NULL)) ||
         (rc = store_path(path, "%s/%s", r->dir, MANIFEST_NAME)))
         return job_fail(r->job, rc, "snapshot path too long");
     rc = manifest_read(path, &r->m, err, sizeof(err));
@@ -87,18 +71,18 @@ static int load_snapshot(struct restore *r)
         return job_fail(r->job, rc, "%s", err);
     job->channels = r->m.channels;
     /* The last line of defence: another VM's guest would run on its disks under this name. */
-    if (strcmp(r->m.vm, vm_name(r)) != 0)
+    if (strcmp(r->m.vm, restore_vm(r)) != 0)
         return job_fail(r->job, -EPERM,
                         "%s names VM %s, not %s: a snapshot goes to another VM only with "
                         "`savefs adopt`",
-                        MANIFEST_NAME, r->m.vm, vm_name(r));
+                        MANIFEST_NAME, r->m.vm, restore_vm(r));
     return check_files(r);
 }
 
 /* The host decides what runs: the plan, from what trust allows of the manifest (trust.h). */
 static int check_trust(struct restore *r)
 {
-    struct trust_subject s = {r->job->ctx->store, vm_name(r), r->job->snapshot};
+    struct trust_subject s = {r->job->ctx->store, restore_vm(r), r->job->snapshot};
     char how[256], err[JOB_ERR_MAX - 80];
     int rc;
 
@@ -109,7 +93,7 @@ static int check_trust(struct restore *r)
 
 static int check_vm_stopped(struct restore *r)
 {
-    if (job_qmp_path(r->job->ctx, vm_name(r), r->qmp_path))
+    if (job_qmp_path(r->job->ctx, restore_vm(r), r->qmp_path))
         return -ENAMETOOLONG;
     if (qemu_listening(r->qmp_path))
         return job_fail(r->job, -EBUSY, "a QEMU runs on %s: quit it or save it first", r->qmp_path);
@@ -120,7 +104,7 @@ static int check_vm_stopped(struct restore *r)
 static int restore_argv(struct restore *r)
 {
     struct qemu_restore_opts o = {r->qmp_path, r->m.machine, r->console, &r->console_made};
-    int rc = store_path(r->console, "%s/%s.console", r->job->ctx->run_dir, vm_name(r));
+    int rc = store_path(r->console, "%s/%s.console", r->job->ctx->run_dir, restore_vm(r));
 
     if (!rc)
         rc = qemu_argv_restore(r->plan.argv, r->plan.argc, &o, &r->argv);
@@ -129,13 +113,13 @@ static int restore_argv(struct restore *r)
     return rc;
 }
 
-static int start_qemu(struct restore *r)
+int restore_start_qemu(struct restore *r)
 {
     char err[JOB_ERR_MAX - 80];
     int rc;
 
     job_set_phase(r->job, "starting QEMU");
-    if ((rc = job_log_path(r->job->ctx, vm_name(r), r->log)) || (rc = restore_argv(r)))
+    if ((rc = job_log_path(r->job->ctx, restore_vm(r), r->log)) || (rc = restore_argv(r)))
         return job_fail(r->job, rc, "cannot build the command line");
     unlink(r->log);
     unlink(r->qmp_path); /* a stale socket file of a QEMU that is gone */
@@ -146,14 +130,14 @@ static int start_qemu(struct restore *r)
     job_set_pid(r->job, r->pid);
     /* If savefs dies from here on, its next start finds this and kills the half-restored QEMU. */
     snprintf(err, sizeof(err), "%d\n", (int)r->pid);
-    if ((rc = store_vm_path(r->mark, r->job->ctx->store, vm_name(r), STORE_RESTORE_MARK)) ||
+    if ((rc = store_vm_path(r->mark, r->job->ctx->store, restore_vm(r), STORE_RESTORE_MARK)) ||
         (rc = store_write_text(r->mark, err)))
         return job_fail(r->job, rc, "write %s: %s", r->mark, strerror(-rc));
     return 0;
 }
 
 /* QEMU's own words, for an error caused by QEMU exiting. */
-static int qemu_gone(struct restore *r, const char *when)
+int restore_qemu_gone(struct restore *r, const char *when)
 {
     char tail[512];
 
@@ -161,7 +145,7 @@ static int qemu_gone(struct restore *r, const char *when)
     return job_fail(r->job, -EIO, "QEMU exited %s: %s", when, tail[0] ? tail : "(no output)");
 }
 
-static int connect_qmp(struct restore *r)
+int restore_connect_qmp(struct restore *r)
 {
     char err[JOB_ERR_MAX - 80];
     double deadline = job_now() + QMP_START_TIMEOUT_MS / 1000.0;
@@ -169,7 +153,7 @@ static int connect_qmp(struct restore *r)
 
     for (int tick = 1; job_now() < deadline; job_wait(-1, &tick)) {
         if (qemu_exited(r->pidfd))
-            return qemu_gone(r, "at start");
+            return restore_qemu_gone(r, "at start");
         if (qemu_listening(r->qmp_path)) {
             rc = qmp_connect(&r->qmp, r->qmp_path, QMP_TIMEOUT_MS, err, sizeof(err));
             return rc ? job_fail(r->job, rc, "%s", err) : 0;
@@ -197,7 +181,7 @@ static int start_incoming(struct restore *r)
     char uri[PATH_MAX + 8], err[JOB_ERR_MAX - 80];
     int rc;
 
-    if ((rc = job_sock_path(r->job->ctx, vm_name(r), "restore", r->sock)))
+    if ((rc = job_sock_path(r->job->ctx, restore_vm(r), "restore", r->sock)))
         return job_fail(r->job, rc, "socket path too long");
     unlink(r->sock);
     job_set_phase(r->job, "preparing QEMU");
@@ -240,7 +224,7 @@ static int pump(struct restore *r)
         if (job_cancelled(r->job))
             return job_fail(r->job, -EINTR, "restore cancelled");
         if (qemu_exited(r->pidfd))
-            return qemu_gone(r, "while loading the snapshot");
+            return restore_qemu_gone(r, "while loading the snapshot");
         if (job_now() - last_move > limit)
             return job_fail(r->job, -ETIMEDOUT,
                             "no bytes moved for %.0f s: QEMU stopped taking the stream", limit);
@@ -260,7 +244,7 @@ static int wait_completed(struct restore *r)
     job_set_phase(r->job, "loading");
     for (int tick = 1;; job_wait(-1, &tick)) {
         if (qemu_exited(r->pidfd))
-            return qemu_gone(r, "while loading the snapshot");
+            return restore_qemu_gone(r, "while loading the snapshot");
         rc = mig_query(r->qmp, status, sizeof(status), why, sizeof(why), err, sizeof(err));
         if (rc)
             return job_fail(r->job, rc, "%s", err);
@@ -285,9 +269,14 @@ static int resume(struct restore *r)
     if (r->m.was_running)
         rc = job_qmp(r->job, r->qmp, "cont", NULL, NULL);
     if (!rc)
-        record_write(r->job->ctx->store, vm_name(r), r->pid, r->plan.binary, r->plan.cwd,
-                     r->plan.argv, r->plan.argc);
+        restore_record(r);
     return rc;
+}
+
+void restore_record(struct restore *r)
+{
+    record_write(r->job->ctx->store, restore_vm(r), r->pid, r->plan.binary, r->plan.cwd,
+                 r->plan.argv, r->plan.argc);
 }
 
 /* RC, unless it is a connection that QEMU closed (a stream cut with EPIPE or ECONNRESET, QMP gone)
@@ -295,7 +284,27 @@ static int resume(struct restore *r)
 static int blame_qemu(struct restore *r, int rc)
 {
     if ((rc == -EPIPE || rc == -ECONNRESET) && qemu_wait_exit(r->pidfd, QEMU_EXIT_GRACE_MS))
-        return qemu_gone(r, "while loading the snapshot");
+        return restore_qemu_gone(r, "while loading the snapshot");
+    return rc;
+}
+
+/* Every byte streamed in and checked before the guest runs. */
+static int restore_full(struct restore *r)
+{
+    int rc;
+
+    if (!(rc = open_files(r)) && !(rc = restore_start_qemu(r)) && !(rc = restore_connect_qmp(r)) &&
+        !(rc = start_incoming(r)) && !(rc = pump(r)) && !(rc = wait_completed(r)))
+        rc = resume(r);
+    if (!rc)
+        agent_sync_clock(r->m.was_running, r->plan.argv, r->plan.argc, r->plan.cwd,
+                         r->note + strlen(r->note), sizeof(r->note) - strlen(r->note));
+    if (rc && r->pidfd >= 0)
+        rc = blame_qemu(r, rc);
+    if (!rc)
+        snprintf(r->job->summary, sizeof(r->job->summary),
+                 "restored %s: %d channels, %s (pid %d)%s%s", r->job->snapshot, r->m.channels,
+                 r->m.was_running ? "running" : "paused", (int)r->pid, r->how, r->note);
     return rc;
 }
 
@@ -305,15 +314,9 @@ static int restore_body(struct job *job)
     int rc;
 
     if (!(rc = load_snapshot(&r)) && !(rc = check_trust(&r)) && !(rc = check_vm_stopped(&r)) &&
-        !(rc = precheck_restore(job, &r.m, r.plan.binary, r.dir, r.note, sizeof(r.note))) &&
-        !(rc = open_files(&r)) && !(rc = start_qemu(&r)) && !(rc = connect_qmp(&r)) &&
-        !(rc = start_incoming(&r)) && !(rc = pump(&r)) && !(rc = wait_completed(&r)))
-        rc = resume(&r);
-    if (!rc)
-        agent_sync_clock(r.m.was_running, r.plan.argv, r.plan.argc, r.plan.cwd,
-                         r.note + strlen(r.note), sizeof(r.note) - strlen(r.note));
+        !(rc = precheck_restore(job, &r.m, r.plan.binary, r.dir, r.note, sizeof(r.note))))
+        rc = (rc = lazy_choose(&r)) < 0 ? rc : rc ? lazy_restore(&r) : restore_full(&r);
     if (rc && r.pidfd >= 0) {
-        rc = blame_qemu(&r, rc);
         qemu_kill(r.pidfd, KILL_TIMEOUT_MS);
         unlink(r.qmp_path); /* a killed QEMU leaves its socket file behind */
     }
@@ -331,10 +334,6 @@ static int restore_body(struct job *job)
         unlink(r.sock);
     if (r.mark[0])
         unlink(r.mark);
-    if (!rc)
-        snprintf(job->summary, sizeof(job->summary), "restored %s: %d channels, %s (pid %d)%s",
-                 job->snapshot, r.m.channels, r.m.was_running ? "running" : "paused", (int)r.pid,
-                 r.note);
     qemu_argv_free(r.argv);
     trust_plan_free(&r.plan);
     manifest_free(&r.m);

@@ -490,7 +490,7 @@ int qemu_version_cmp(const char *a, const char *b)
 
 /* In the forked children: only async-signal-safe calls until exec. */
 static void child_exec(const char *binary, char *const *argv, const char *cwd, const char *log,
-                       int report_fd)
+                       int keep_fd, int report_fd)
 {
     pid_t self = getpid();
     sigset_t none;
@@ -502,6 +502,11 @@ static void child_exec(const char *binary, char *const *argv, const char *cwd, c
     sigemptyset(&none);
     sigprocmask(SIG_SETMASK, &none, NULL);
     signal(SIGPIPE, SIG_DFL);
+    /* Before any open: descriptor 3 must be free for it. dup2 leaves the copy open at exec. */
+    if (keep_fd == QEMU_SPAWN_FD)
+        fcntl(keep_fd, F_SETFD, 0);
+    else if (keep_fd >= 0 && dup2(keep_fd, QEMU_SPAWN_FD) < 0)
+        _exit(127);
     fd = open("/dev/null", O_RDONLY);
     if (fd >= 0 && fd != STDIN_FILENO)
         dup2(fd, STDIN_FILENO);
@@ -519,11 +524,11 @@ static void child_exec(const char *binary, char *const *argv, const char *cwd, c
 }
 
 static void middle_fork(const char *binary, char *const *argv, const char *cwd, const char *log,
-                        int report_fd)
+                        int keep_fd, int report_fd)
 {
     setsid();
     if (fork() == 0)
-        child_exec(binary, argv, cwd, log, report_fd);
+        child_exec(binary, argv, cwd, log, keep_fd, report_fd);
     _exit(0);
 }
 
@@ -540,6 +545,12 @@ static int read_full(int fd, void *buf, size_t len)
 int qemu_spawn(const char *binary, char *const *argv, const char *cwd, const char *log, pid_t *pid,
                int *pidfd, char *err, size_t errlen)
 {
+    return qemu_spawn_fd(binary, argv, cwd, log, -1, pid, pidfd, err, errlen);
+}
+
+int qemu_spawn_fd(const char *binary, char *const *argv, const char *cwd, const char *log,
+                  int keep_fd, pid_t *pid, int *pidfd, char *err, size_t errlen)
+{
     int pipefd[2], exec_errno = 0, rc, status;
     pid_t middle;
 
@@ -548,7 +559,7 @@ int qemu_spawn(const char *binary, char *const *argv, const char *cwd, const cha
     middle = fork();
     if (middle == 0) {
         close(pipefd[0]);
-        middle_fork(binary, argv, cwd, log, pipefd[1]);
+        middle_fork(binary, argv, cwd, log, keep_fd, pipefd[1]);
     }
     close(pipefd[1]);
     if (middle < 0) {

@@ -14,6 +14,7 @@ struct job_config {
     const char *qmp_dir;       /* NAME.qmp sockets of the VMs */
     int watchdog_ms;           /* a restore whose bytes stop moving this long is killed */
     const struct trust *trust; /* signs saves, decides restores (trust.h); outlives the ctx */
+    const char *pager;         /* savefs-pager, the page server of lazy restores */
 };
 
 #define JOB_ERR_MAX 1024
@@ -43,6 +44,10 @@ int job_save(struct job_ctx *ctx, const char *vm, const char *words, size_t len,
  * paused) or the restore failed. */
 int job_restore(struct job_ctx *ctx, const char *vm, const char *snap,
                 job_interrupted_fn interrupted);
+
+/* The restore mode VALUE (LEN bytes, the value of MANIFEST_RESTORE_XATTR) names: 0 auto, 1
+ * full, 2 lazy; -EINVAL for anything else. */
+int job_restore_mode_parse(const char *value, size_t len);
 
 /* NUL-terminated VM names (malloc'd array of malloc'd strings, NULL at the end): every VM whose
  * QMP socket listens or whose directory is in the store. */

@@ -19,6 +19,8 @@
 #define STORE_QEMU_RECORD  ".qemu.json"
 #define STORE_SAVE_MARK    ".source" /* in a save's tmp dir: "PID RUNNING", before the VM stops */
 #define STORE_RESTORE_MARK ".restoring" /* in STORE/VM: "PID" of a QEMU being restored */
+/* in STORE/VM: "QEMU_PID PAGER_PID" of a VM that runs while savefs-pager pushes its pages */
+#define STORE_LAZY_MARK ".lazy"
 
 /* Which directory a path named when savefs started: the mount lists that one for good. */
 struct store_id {

@@ -1,0 +1,20 @@
+/* lazy: the lazy restore. QEMU waits in postcopy for its pages, savefs-pager (a process of its
+ * own, which outlives savefs) serves them out of the snapshot, the guest runs as soon as its
+ * devices are loaded, and the job goes on after its caller returned (job_release) until the
+ * last page is in. Runs in the restore job's thread (restore.c). */
+#ifndef SAVEFS_LAZY_H
+#define SAVEFS_LAZY_H
+
+#include "restore.h"
+
+/* 1 if R restores lazily, 0 fully: the user's choice (MANIFEST_RESTORE_XATTR) and what the
+ * snapshot and the host allow. R->how says which and why. A choice of "lazy" that cannot be
+ * followed fails the job: -EPROTONOSUPPORT. */
+int lazy_choose(struct restore *r);
+
+/* The lazy restore of R, checked and trusted: 0 once the last page is in (or once savefs stops,
+ * the push going on without it), or -errno with the job's error; then QEMU is R->pidfd's to
+ * kill, the page server is gone. */
+int lazy_restore(struct restore *r);
+
+#endif
