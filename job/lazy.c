@@ -9,6 +9,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -116,6 +117,38 @@ int lazy_choose(struct restore *r)
 
 /* ---- the page server ---- */
 
+int lazy_pager_alive(pid_t pid)
+{
+    char binary[PATH_MAX], err[128], **argv = NULL;
+    int argc = 0, found;
+
+    if (pid <= 0 || kill(pid, 0) < 0 ||
+        qemu_read_cmdline(pid, &argv, &argc, binary, sizeof(binary), err, sizeof(err)))
+        return 0;
+    found = strstr(binary, "savefs-pager") != NULL;
+    qemu_argv_free(argv);
+    return found;
+}
+
+int lazy_pushing(const struct job_ctx *ctx, const char *vm, char *why, size_t len)
+{
+    char mark[PATH_MAX];
+    int qemu = 0, pager = 0, n = 0;
+    FILE *f;
+
+    if (store_vm_path(mark, ctx->store, vm, STORE_LAZY_MARK) || !(f = fopen(mark, "re")))
+        return 0;
+    n = fscanf(f, "%d %d", &qemu, &pager);
+    fclose(f);
+    if (n != 2 || !lazy_pager_alive(pager))
+        return 0;
+    snprintf(why, len,
+             "the page server of its lazy restore (pid %d) still pushes its pages: save it once "
+             "they are all in",
+             pager);
+    return -EBUSY;
+}
+
 struct lazy {
     struct restore *r;
     char events[PATH_MAX], log[PATH_MAX], mark[PATH_MAX];
@@ -126,7 +159,7 @@ struct lazy {
     int pager_pidfd;
     int running, done, failed; /* events seen */
     uint64_t pushed, total;    /* pages */
-    double t0, t_running, t_done;
+    double t0, t_running, t_done; /* from the start of the job: of the `mv` */
     char fail[256];
 };
 
@@ -384,7 +417,7 @@ static void lazy_summary(struct lazy *z, int detached)
 
 int lazy_restore(struct restore *r)
 {
-    struct lazy z = {.r = r, .efd = -1, .pager_pidfd = -1, .t0 = job_now()};
+    struct lazy z = {.r = r, .efd = -1, .pager_pidfd = -1, .t0 = r->job->started};
     int rc, released = 0;
 
     if (!(rc = lazy_paths(&z)) && !(rc = restore_start_qemu(r)) && !(rc = restore_connect_qmp(r)) &&

@@ -15,6 +15,7 @@
 #include "copier.h"
 #include "disks.h"
 #include "keep.h"
+#include "lazy.h"
 #include "manifest.h"
 #include "migrate.h"
 #include "progress.h"
@@ -411,6 +412,8 @@ int job_save(struct job_ctx *ctx, const char *vm, const char *words, size_t len,
         snprintf(why, sizeof(why), "snapshot %s exists", job->words.name);
         rc = -EEXIST;
     }
+    if (!rc)
+        rc = lazy_pushing(ctx, vm, why, sizeof(why));
     if (rc) {
         free(job);
         return job_refuse(ctx, vm, &job_kind_save, rc, why);

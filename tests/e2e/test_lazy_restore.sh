@@ -44,9 +44,37 @@ lazy_restore() {
     vm_check_alive vm1 "$((pass + 2))" "$seed"
 }
 
+# Caps the store's reads at $1 bytes/s (0: no cap) for savefs and what it starts: a page server
+# is in savefs's cgroup, and its reads miss the page cache (saves write with O_DIRECT).
+cap_reads() {
+    echo "$(findmnt -n -o MAJ:MIN --target "$STORE" | tr -d ' ') $1" \
+        >"$THROTTLE_CG/blkio.throttle.read_bps_device"
+}
+
+# The page server's pid, from the mark savefs keeps while it pushes.
+pager_pid() {
+    for _ in $(seq 100); do
+        [[ -s $STORE/vm1/.lazy ]] && { awk '{print $2}' "$STORE/vm1/.lazy"; return 0; }
+        sleep 0.1
+    done
+    die "no page server marked"
+}
+
+# slow_restore SNAP: vm1 from SNAP, its pages pushed at 24 MiB/s; returns once the guest runs.
+slow_restore() {
+    vm_wait_gone vm1 || die "vm1's QEMU did not quit after the save"
+    cap_reads $((24 << 20))
+    mv "$MNT/vm1/snapshots/$1" "$MNT/vm1/restore/" || die "restore of $1 failed: $(cat "$MNT/vm1/status")"
+    vm_adopt vm1
+    [[ $(jq -r '.job.phase' "$MNT/vm1/status") == pushing ]] || die "no push after the mv: $(cat "$MNT/vm1/status")"
+}
+
 e2e_setup
+store_on_loop 3000
 vm_start vm1
 savefs_start --pager "$PAGER"
+throttle_savefs 0
+unthrottle_savefs
 
 log "save, lazy restore, save compressed, lazy restore"
 echo "2 name=plain" >"$MNT/vm1/save" || die "save failed: $(cat "$MNT/vm1/status")"
@@ -60,4 +88,60 @@ setfattr -n user.savefs.restore -v full "$MNT/vm1/snapshots/full"
 setfattr -n user.savefs.restore -v sometimes "$MNT/vm1/snapshots/full" 2>/dev/null &&
     die "a restore mode that is none was taken"
 lazy_restore full "fully: restore=full"
+
+log "a save during the push is refused (EBUSY)"
+echo "2 name=slow" >"$MNT/vm1/save" || die "save failed: $(cat "$MNT/vm1/status")"
+pass=$(guest_last_pass "$T/vm1.serial")
+seed=$(guest_seed "$T/vm1.serial")
+slow_restore slow
+out=$(echo 2 2>&1 >"$MNT/vm1/save") && die "a save during the push went ahead"
+[[ $out == *"busy"* ]] || die "the save during the push failed otherwise: $out"
+log "refused: $out; $(jq -r .last.error "$MNT/vm1/status")"
+cap_reads 0
+wait_no_job vm1
+vm_check_alive vm1 "$pass" "$seed"
+echo "2 name=again" >"$MNT/vm1/save" || die "save after the push failed: $(cat "$MNT/vm1/status")"
+
+log "the page server killed mid-push: the VM is stopped, and status says why"
+slow_restore again
+kill -9 "$(pager_pid)"
+wait_no_job vm1
+vm_wait_gone vm1 || die "the QEMU whose page server died was left running"
+[[ $(vm_state vm1) == stopped ]] || die "vm1 is $(vm_state vm1)"
+why=$(last_message vm1)
+[[ $why == *"page server"*"before the last page"* ]] || die "status does not say why: $why"
+log "$why"
+cap_reads 0
+
+log "savefs unmounted mid-push: the push completes without it"
+lazy_restore again
+echo "2 name=unmounted" >"$MNT/vm1/save" || die "save failed: $(cat "$MNT/vm1/status")"
+pass=$(guest_last_pass "$T/vm1.serial")
+slow_restore unmounted
+pager=$(pager_pid)
+savefs_stop
+kill -0 "$pager" 2>/dev/null || die "the page server went with savefs"
+cap_reads 0
+for _ in $(seq 600); do
+    kill -0 "$pager" 2>/dev/null || break
+    sleep 0.2
+done
+kill -0 "$pager" 2>/dev/null && die "the push did not end"
+vm_check_alive vm1 "$((pass + 2))" "$seed"
+savefs_start --pager "$PAGER"
+[[ -e $STORE/vm1/.lazy ]] && die "the restarted savefs left the push's mark"
+echo "2 name=after" >"$MNT/vm1/save" || die "save after the unmounted push failed: $(cat "$MNT/vm1/status")"
+
+log "a damaged zstd frame: the VM is stopped, the reason names the file"
+cp -a "$STORE/vm1/snapshots/packed" "$STORE/vm1/snapshots/badframe"
+size=$(stat -c %s "$STORE/vm1/snapshots/badframe/channel-0")
+printf '\x5a\xa5\x5a\xa5' | dd of="$STORE/vm1/snapshots/badframe/channel-0" bs=1 seek=$((size / 2)) \
+    conv=notrunc status=none
+vm_wait_gone vm1
+mv "$MNT/vm1/snapshots/badframe" "$MNT/vm1/restore/" 2>/dev/null || true
+wait_no_job vm1
+vm_wait_gone vm1 || die "the QEMU fed a damaged frame was left running"
+why=$(last_message vm1)
+[[ $why == *channel-0* ]] || die "status does not name channel-0: $why"
+log "$why"
 log "PASS"
