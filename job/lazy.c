@@ -157,8 +157,8 @@ struct lazy {
     size_t len;
     pid_t pager;
     int pager_pidfd;
-    int running, done, failed; /* events seen */
-    uint64_t pushed, total;    /* pages */
+    int running, done, failed;    /* events seen */
+    uint64_t pushed, total;       /* pages */
     double t0, t_running, t_done; /* from the start of the job: of the `mv` */
     char fail[256];
 };
