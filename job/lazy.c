@@ -107,6 +107,7 @@ int lazy_choose(struct restore *r)
     lazy_obstacle(r, mode == LAZY_ON, why, sizeof(why));
     if (!why[0]) {
         snprintf(r->how, sizeof(r->how), "; lazily (restore=%s)", mode_words[mode]);
+        r->auto_mode = mode == LAZY_AUTO;
         return r->lazy = 1;
     }
     if (mode == LAZY_ON)
@@ -282,6 +283,26 @@ static int migration_is(struct restore *r, const char *a, const char *b)
            (strcmp(status, a) == 0 || (b && strcmp(status, b) == 0));
 }
 
+/* 1 if the page server stopped before QEMU got a byte (it refuses what it cannot serve
+ * before it connects) and the user left the choice to savefs: R->how then says why, and the
+ * restore goes on fully. */
+static int lazy_refused(struct lazy *z)
+{
+    struct restore *r = z->r;
+    char words[160];
+
+    if (!r->auto_mode || !migration_is(r, "none", "setup"))
+        return 0;
+    lazy_events(z);
+    if (z->failed)
+        snprintf(words, sizeof(words), "%.150s", z->fail);
+    else
+        pager_words(z, words, sizeof(words));
+    snprintf(r->how, sizeof(r->how), "; fully (restore=auto): the page server refused: %.180s",
+             words);
+    return 1;
+}
+
 /* Until QEMU has its devices and takes pages: the pager says `running` (QEMU in postcopy tells
  * as much to a pager without events). */
 static int lazy_wait_devices(struct lazy *z)
@@ -293,6 +314,8 @@ static int lazy_wait_devices(struct lazy *z)
     job_set_phase(r->job, "loading devices");
     for (;; job_wait(z->pager_pidfd, &tick)) {
         lazy_events(z);
+        if ((z->failed || qemu_exited(z->pager_pidfd)) && lazy_refused(z))
+            return LAZY_FALLBACK;
         if (z->failed)
             return job_fail(r->job, -EIO, "the page server stopped: %s", z->fail);
         if (z->running || migration_is(r, "postcopy-active", "completed"))
@@ -366,7 +389,10 @@ static int lazy_push_end(struct lazy *z)
                          "waiting for a page that never comes would hang");
 }
 
-/* Follows the push to its end. Savefs stopping (SIGTERM, an unmount) leaves it to the pager. */
+/* Follows the push to its end. Savefs stopping (SIGTERM, an unmount) leaves it to the pager:
+ * LAZY_DETACHED. */
+#define LAZY_DETACHED 2
+
 static int lazy_follow(struct lazy *z)
 {
     struct restore *r = z->r;
@@ -380,7 +406,7 @@ static int lazy_follow(struct lazy *z)
         if (qemu_exited(r->pidfd))
             return restore_qemu_gone(r, "while its pages were pushed");
         if (job_cancelled(r->job)) /* nobody waits for it any more: savefs stops */
-            return 1;
+            return LAZY_DETACHED;
     }
     z->t_done = job_now() - z->t0;
     return lazy_push_end(z);
@@ -430,7 +456,7 @@ int lazy_restore(struct restore *r)
                          r->note + strlen(r->note), sizeof(r->note) - strlen(r->note));
         rc = lazy_follow(&z);
     }
-    if (rc == 1) {
+    if (rc == LAZY_DETACHED) {
         lazy_summary(&z, 1);
         rc = 0;
     } else if (!rc) {

@@ -14,7 +14,10 @@ int lazy_choose(struct restore *r);
 
 /* The lazy restore of R, checked and trusted: 0 once the last page is in (or once savefs stops,
  * the push going on without it), or -errno with the job's error; then QEMU is R->pidfd's to
- * kill, the page server is gone. */
+ * kill, the page server is gone. LAZY_FALLBACK: with restore=auto, the page server refused the
+ * snapshot before QEMU got a byte; R->how says why: the caller drops that QEMU and restores
+ * fully. */
+#define LAZY_FALLBACK 1
 int lazy_restore(struct restore *r);
 
 /* 1 if PID is a savefs-pager that runs. */

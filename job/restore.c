@@ -288,6 +288,30 @@ static int blame_qemu(struct restore *r, int rc)
     return rc;
 }
 
+void restore_drop_qemu(struct restore *r, int kill)
+{
+    if (kill && r->pidfd >= 0) {
+        qemu_kill(r->pidfd, KILL_TIMEOUT_MS);
+        unlink(r->qmp_path); /* a killed QEMU leaves its socket file behind */
+    }
+    json_decref(r->saved.caps); /* if the restore failed before resume put them back */
+    json_decref(r->saved.params);
+    r->saved.caps = r->saved.params = NULL;
+    if (r->qmp)
+        qmp_close(r->qmp);
+    r->qmp = NULL;
+    if (r->pidfd >= 0)
+        close(r->pidfd);
+    r->pidfd = -1;
+    if (r->sock[0])
+        unlink(r->sock);
+    if (r->mark[0])
+        unlink(r->mark);
+    r->sock[0] = r->mark[0] = '\0';
+    qemu_argv_free(r->argv);
+    r->argv = NULL;
+}
+
 /* Every byte streamed in and checked before the guest runs. */
 static int restore_full(struct restore *r)
 {
@@ -316,25 +340,15 @@ static int restore_body(struct job *job)
     if (!(rc = load_snapshot(&r)) && !(rc = check_trust(&r)) && !(rc = check_vm_stopped(&r)) &&
         !(rc = precheck_restore(job, &r.m, r.plan.binary, r.dir, r.note, sizeof(r.note))))
         rc = (rc = lazy_choose(&r)) < 0 ? rc : rc ? lazy_restore(&r) : restore_full(&r);
-    if (rc && r.pidfd >= 0) {
-        qemu_kill(r.pidfd, KILL_TIMEOUT_MS);
-        unlink(r.qmp_path); /* a killed QEMU leaves its socket file behind */
+    if (rc == LAZY_FALLBACK) {
+        restore_drop_qemu(&r, 1);
+        rc = restore_full(&r);
     }
     if (r.cp) {
         cp_restore_cancel(r.cp);
         cp_restore_free(r.cp);
     }
-    json_decref(r.saved.caps); /* if the restore failed before resume put them back */
-    json_decref(r.saved.params);
-    if (r.qmp)
-        qmp_close(r.qmp);
-    if (r.pidfd >= 0)
-        close(r.pidfd);
-    if (r.sock[0])
-        unlink(r.sock);
-    if (r.mark[0])
-        unlink(r.mark);
-    qemu_argv_free(r.argv);
+    restore_drop_qemu(&r, rc != 0);
     trust_plan_free(&r.plan);
     manifest_free(&r.m);
     return rc;

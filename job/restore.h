@@ -26,6 +26,7 @@ struct restore {
     char note[128]; /* for the summary: a check overridden, the guest clock set */
     char how[256];  /* for the summary: lazily or fully, and why (lazy.h) */
     int lazy;       /* 1: served by savefs-pager (lazy.c) */
+    int auto_mode;  /* restore=auto: a refusal of the page server falls back to a full restore */
     pid_t pid;
     int pidfd;
     struct qmp *qmp;
@@ -40,6 +41,8 @@ int restore_start_qemu(struct restore *r);
 int restore_connect_qmp(struct restore *r);
 /* Fails the job with QEMU's own last words, for an error caused by QEMU exiting WHEN. */
 int restore_qemu_gone(struct restore *r, const char *when);
+/* Kills R's QEMU (if KILL) and lets go of everything that belonged to it. */
+void restore_drop_qemu(struct restore *r, int kill);
 /* Records the restored QEMU (record.h): the VM runs. */
 void restore_record(struct restore *r);
 

@@ -4,7 +4,9 @@
 # status follows the push to its end and records both times. Save -> lazy restore -> save ->
 # lazy restore, compressed; restore=full still restores fully; a save during the push is refused
 # (EBUSY); a page server killed mid-push gets the VM stopped with the reason in status, never a
-# guest hung; savefs unmounted mid-push leaves the push to complete.
+# guest hung; savefs unmounted mid-push leaves the push to complete; a page server that refuses
+# the snapshot makes restore=auto restore fully (and restore=lazy fail); a damaged frame gets
+# the VM stopped, naming the file.
 source "$SRC_DIR/tests/e2e/lib.sh"
 : "${PAGER_BIN:?PAGER_BIN must name savefs-pager}"
 PAGER=$PAGER_BIN
@@ -67,6 +69,13 @@ slow_restore() {
     mv "$MNT/vm1/snapshots/$1" "$MNT/vm1/restore/" || die "restore of $1 failed: $(cat "$MNT/vm1/status")"
     vm_adopt vm1
     [[ $(jq -r '.job.phase' "$MNT/vm1/status") == pushing ]] || die "no push after the mv: $(cat "$MNT/vm1/status")"
+    # The push's progress comes from the page server's `push DONE TOTAL` lines (--events).
+    [[ $PAGER == "$PAGER_BIN" ]] || return 0
+    for _ in $(seq 100); do
+        [[ $(jq -r '.job.bytes_done // 0' "$MNT/vm1/status") -gt 0 ]] && return 0
+        sleep 0.1
+    done
+    die "status shows no progress of the push: $(cat "$MNT/vm1/status")"
 }
 
 e2e_setup
@@ -131,6 +140,23 @@ vm_check_alive vm1 "$((pass + 2))" "$seed"
 savefs_start --pager "$PAGER"
 [[ -e $STORE/vm1/.lazy ]] && die "the restarted savefs left the push's mark"
 echo "2 name=after" >"$MNT/vm1/save" || die "save after the unmounted push failed: $(cat "$MNT/vm1/status")"
+
+log "a page server that refuses: restore=auto restores fully, saying why"
+savefs_stop
+savefs_start --pager /bin/false
+vm_wait_gone vm1
+lazy_restore after "fully (restore=auto): the page server refused"
+echo "2 name=refused" >"$MNT/vm1/save" || die "save failed: $(cat "$MNT/vm1/status")"
+setfattr -n user.savefs.restore -v lazy "$MNT/vm1/snapshots/refused"
+vm_wait_gone vm1
+mv "$MNT/vm1/snapshots/refused" "$MNT/vm1/restore/" 2>/dev/null && die "restore=lazy went ahead without a page server"
+log "restore=lazy: $(last_message vm1)"
+[[ $(vm_state vm1) == stopped ]] || die "vm1 is $(vm_state vm1) after a refused restore=lazy"
+setfattr -n user.savefs.restore -v auto "$MNT/vm1/snapshots/refused"
+lazy_restore refused "fully (restore=auto)"
+savefs_stop
+savefs_start --pager "$PAGER"
+echo "2 name=last" >"$MNT/vm1/save" || die "save failed: $(cat "$MNT/vm1/status")"
 
 log "a damaged zstd frame: the VM is stopped, the reason names the file"
 cp -a "$STORE/vm1/snapshots/packed" "$STORE/vm1/snapshots/badframe"
