@@ -315,12 +315,27 @@ static void *job_thread(void *arg)
     return NULL;
 }
 
-void job_release(struct job *job)
+void job_release(struct job *job, const char *state)
 {
     pthread_mutex_lock(&job->ctx->lock);
     job->released = 1;
+    job->released_state = state;
     pthread_cond_broadcast(&job->ctx->changed);
     pthread_mutex_unlock(&job->ctx->lock);
+}
+
+/* Waits until a job changes or WAIT_TICK_MS passed (the caller then looks at an interrupt). */
+static void wait_tick_locked(struct job_ctx *ctx)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_REALTIME, &ts);
+    ts.tv_nsec += WAIT_TICK_MS * 1000000L;
+    if (ts.tv_nsec >= 1000000000L) {
+        ts.tv_sec++;
+        ts.tv_nsec -= 1000000000L;
+    }
+    pthread_cond_timedwait(&ctx->changed, &ctx->lock, &ts);
 }
 
 /* Waits for JOB's end, or its release: then it goes to ctx->released and 1 is returned (the
@@ -328,18 +343,11 @@ void job_release(struct job *job)
 static int wait_done(struct job *job, job_interrupted_fn interrupted)
 {
     struct job_ctx *ctx = job->ctx;
-    struct timespec ts;
     int released;
 
     pthread_mutex_lock(&ctx->lock);
     while (!job->done && !job->released) {
-        clock_gettime(CLOCK_REALTIME, &ts);
-        ts.tv_nsec += WAIT_TICK_MS * 1000000L;
-        if (ts.tv_nsec >= 1000000000L) {
-            ts.tv_sec++;
-            ts.tv_nsec -= 1000000000L;
-        }
-        pthread_cond_timedwait(&ctx->changed, &ctx->lock, &ts);
+        wait_tick_locked(ctx);
         if (interrupted && interrupted())
             atomic_store(&job->cancel, 1);
     }
@@ -354,6 +362,19 @@ static int wait_done(struct job *job, job_interrupted_fn interrupted)
     return released;
 }
 
+/* A job whose caller went back (a lazy restore's push) is waited for, not refused: a script's
+ * `mv S restore/ && echo 4 > save` saves once the push is over. -EINTR if INTERRUPTED says so. */
+static int wait_released_locked(struct vm_state *vm, struct job_ctx *ctx,
+                                job_interrupted_fn interrupted)
+{
+    while (vm->job && vm->job->released) {
+        if (interrupted && interrupted())
+            return -EINTR;
+        wait_tick_locked(ctx);
+    }
+    return 0;
+}
+
 int job_run(struct job *job, const char *vm, job_interrupted_fn interrupted)
 {
     struct job_ctx *ctx = job->ctx;
@@ -362,7 +383,9 @@ int job_run(struct job *job, const char *vm, job_interrupted_fn interrupted)
     job_reap(ctx);
     pthread_mutex_lock(&ctx->lock);
     job->vm = vm_get_locked(ctx, vm);
-    rc = !job->vm ? -ENOMEM : job->vm->job ? -EBUSY : 0;
+    rc = job->vm ? wait_released_locked(job->vm, ctx, interrupted) : -ENOMEM;
+    if (!rc && job->vm->job)
+        rc = -EBUSY;
     if (!rc) {
         job->vm->job = job;
         job->vm->jobs++;

@@ -71,8 +71,9 @@ struct job {
     int bytes_to_write_known;
     int pid; /* the QEMU the job works on, 0 if none yet */
     int done;
-    int released;              /* job_release: its caller went back, the thread goes on */
-    struct job *next_released; /* in ctx->released once its caller went back */
+    int released;               /* job_release: its caller went back, the thread goes on */
+    const char *released_state; /* the VM's state in status from then on ("running") */
+    struct job *next_released;  /* in ctx->released once its caller went back */
     /* owned by the job thread until done */
     int channels; /* 0 until known: a save's words say, a restore reads its manifest */
     int rc;
@@ -116,8 +117,9 @@ struct job *job_new(struct job_ctx *ctx, const struct job_kind *kind);
 int job_run(struct job *job, const char *vm, job_interrupted_fn interrupted);
 /* From the job thread: JOB's caller (job_run) returns 0 now while the thread goes on to the job's
  * end, which status and NAME/progress still follow (a lazy restore's push, once the guest
- * runs). The job stays the VM's job until then: another one is refused with EBUSY. */
-void job_release(struct job *job);
+ * runs), and status shows the VM as STATE. The job stays the VM's job until then: a job_run on
+ * the VM waits for its end instead of being refused with EBUSY. */
+void job_release(struct job *job, const char *state);
 
 /* A job of KIND refused before it started (RC, WHY) still tells why, in status and NAME/save. */
 int job_refuse(struct job_ctx *ctx, const char *vm, const struct job_kind *kind, int rc,

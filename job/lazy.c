@@ -450,7 +450,7 @@ int lazy_restore(struct restore *r)
         !(rc = lazy_incoming(&z)) && !(rc = lazy_spawn(&z)) && !(rc = lazy_wait_devices(&z)) &&
         !(rc = lazy_run_guest(&z)) && !(rc = lazy_mark(&z))) {
         z.t_running = job_now() - z.t0;
-        job_release(r->job);
+        job_release(r->job, r->m.was_running ? "running" : "paused");
         released = 1;
         agent_sync_clock(r->m.was_running, r->plan.argv, r->plan.argc, r->plan.cwd,
                          r->note + strlen(r->note), sizeof(r->note) - strlen(r->note));

@@ -24,8 +24,8 @@ int lazy_restore(struct restore *r);
 int lazy_pager_alive(pid_t pid);
 
 /* -EBUSY with WHY if VM runs while the page server of its lazy restore pushes its pages (savefs
- * may have been restarted since): a save then would meet a QEMU still in its incoming migration.
- * A save during a push that this savefs follows is refused by the registry (one job per VM). */
+ * may have been restarted since): a save then would meet a QEMU still in its incoming migration,
+ * so it waits. */
 int lazy_pushing(const struct job_ctx *ctx, const char *vm, char *why, size_t len);
 
 #endif

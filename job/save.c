@@ -412,8 +412,14 @@ int job_save(struct job_ctx *ctx, const char *vm, const char *words, size_t len,
         snprintf(why, sizeof(why), "snapshot %s exists", job->words.name);
         rc = -EEXIST;
     }
-    if (!rc)
-        rc = lazy_pushing(ctx, vm, why, sizeof(why));
+    /* A lazy restore's push (of this savefs's job or one left by another) is waited for. */
+    while (!rc && lazy_pushing(ctx, vm, why, sizeof(why))) {
+        if (interrupted && interrupted()) {
+            snprintf(why, sizeof(why), "interrupted while waiting for the push of a lazy restore");
+            rc = -EINTR;
+        }
+        usleep(100 * 1000);
+    }
     if (rc) {
         free(job);
         return job_refuse(ctx, vm, &job_kind_save, rc, why);

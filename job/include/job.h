@@ -58,7 +58,7 @@ void job_names_free(char **names);
 int job_vm_exists(struct job_ctx *ctx, const char *vm);
 int job_vm_create(struct job_ctx *ctx, const char *vm);
 int job_vm_remove(struct job_ctx *ctx, const char *vm);
-/* 1 while a restore reads VM's snapshot SNAP. */
+/* 1 while a restore reads VM's snapshot SNAP; a lazy restore's push is waited for. */
 int job_snapshot_busy(struct job_ctx *ctx, const char *vm, const char *snap);
 
 /* Who else uses snapshots (imports, import.h): a save's keep=N deletes none that IN_USE says is
