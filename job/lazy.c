@@ -313,8 +313,10 @@ static int lazy_wait_devices(struct lazy *z)
 
     job_set_phase(r->job, "loading devices");
     for (;; job_wait(z->pager_pidfd, &tick)) {
+        int gone = qemu_exited(z->pager_pidfd); /* once: it may go between two looks */
+
         lazy_events(z);
-        if ((z->failed || qemu_exited(z->pager_pidfd)) && lazy_refused(z))
+        if ((z->failed || gone) && lazy_refused(z))
             return LAZY_FALLBACK;
         if (z->failed)
             return job_fail(r->job, -EIO, "the page server stopped: %s", z->fail);
@@ -322,7 +324,7 @@ static int lazy_wait_devices(struct lazy *z)
             return 0;
         if (qemu_exited(r->pidfd))
             return restore_qemu_gone(r, "while loading the devices");
-        if (qemu_exited(z->pager_pidfd))
+        if (gone)
             return pager_gone(z, "before QEMU had the devices");
         if (job_now() - start > limit)
             return job_fail(r->job, -ETIMEDOUT, "QEMU did not take the devices within %.0f s",
