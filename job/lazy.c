@@ -23,7 +23,8 @@
 #include "qmp.h"
 #include "store.h"
 
-#define LAZY_PAGE_SIZE 4096 /* `push` counts target pages */
+#define LAZY_PAGE_SIZE          4096 /* `push` counts target pages */
+#define LAZY_QEMU_EXIT_GRACE_MS 3000 /* a QEMU that refused the stream exits at once */
 
 enum lazy_mode { LAZY_AUTO, LAZY_FULL, LAZY_ON };
 static const char *const mode_words[] = {"auto", "full", "lazy"};
@@ -318,6 +319,9 @@ static int lazy_wait_devices(struct lazy *z)
         lazy_events(z);
         if ((z->failed || gone) && lazy_refused(z))
             return LAZY_FALLBACK;
+        /* QEMU refusing the device state closes the stream: its words, not the pager's EPIPE. */
+        if ((z->failed || gone) && qemu_wait_exit(r->pidfd, LAZY_QEMU_EXIT_GRACE_MS))
+            return restore_qemu_gone(r, "while loading the snapshot");
         if (z->failed)
             return job_fail(r->job, -EIO, "the page server stopped: %s", z->fail);
         if (z->running || migration_is(r, "postcopy-active", "completed"))

@@ -89,6 +89,8 @@ struct job_status *job_status_new(struct job_ctx *ctx, const char *vm)
     view_take(ctx, st);
     if (st->has_job) {
         st->state = st->job.released_state ? st->job.released_state : st->job.kind->state;
+        if (st->job.released_state) /* the VM runs while its job goes on */
+            add_console(ctx, st);
         st->has_pid = st->job.pid != 0;
         st->pid = st->job.pid;
         st->elapsed_s = job_now() - st->job.started;
