@@ -364,6 +364,8 @@ static void *shower_thread(void *arg)
 
 /* Shows the progress until the worker's call returned (a thread of its own follows the progress
  * file, whose reads block), and the news of a Ctrl-C at once. */
+#define CLI_PUSH_POLL_MS 250
+
 static void watch(const struct cli_cmd *c, int fd)
 {
     static struct shower sh = {.lock = PTHREAD_MUTEX_INITIALIZER, .showing = 1};
@@ -383,6 +385,11 @@ static void watch(const struct cli_cmd *c, int fd)
         if (read(fd, &b, 1) == 1 && b == 'c' && !told++)
             say_cancelling(c, sh.tty);
     }
+    /* A lazy restore's rename returns once the guest runs: the push is shown to its end, unless
+     * Ctrl-C says not to wait for it (it goes on all the same). */
+    while (!c->err && strcmp(c->op, "restore") == 0 && !told && cli_job_runs(c->mount, c->vm))
+        if (poll(&pfd, 1, CLI_PUSH_POLL_MS) == 1 && read(fd, &b, 1) == 1 && b == 'c')
+            told++;
     pthread_mutex_lock(&sh.lock);
     sh.showing = 0;
     if (sh.tty)

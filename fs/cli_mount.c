@@ -57,6 +57,16 @@ static json_t *read_status(const char *mount, const char *vm, int *rc)
     return j;
 }
 
+int cli_job_runs(const char *mount, const char *vm)
+{
+    int rc;
+    json_t *st = read_status(mount, vm, &rc);
+    int runs = !rc && json_is_object(json_object_get(st, "job"));
+
+    json_decref(st);
+    return runs;
+}
+
 int cli_progress_open(const char *mount, const char *vm)
 {
     char path[PATH_MAX];

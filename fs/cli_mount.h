@@ -26,6 +26,9 @@ void cli_progress_bar(const char *line, char *buf, size_t len);
 /* The outcome of the VM's last job of OP ("save" or "restore") if it finished at or after SINCE:
  * "ok ..." or "error EFOO: ..." into BUF; 1 if it is ours, 0 if the last job is another's (a job
  * refused before it started records nothing), or a negative errno. */
+/* 1 while VM's status shows a job (a lazy restore's push goes on after its rename returned). */
+int cli_job_runs(const char *mount, const char *vm);
+
 int cli_outcome(const char *mount, const char *vm, const char *op, time_t since, char *buf,
                 size_t len);
 

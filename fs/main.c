@@ -42,6 +42,7 @@ struct options {
     char *trust_key;
     char *path_map;
     char *host;
+    char *pager;
     char *mountpoint; /* the last argument that is no option, as fuse_parse_cmdline takes it */
     char *qemu[QEMU_MAX];
     int nqemu;
@@ -73,6 +74,8 @@ static const struct fuse_opt option_spec[] = {
     OPT("--host %s", host),
     OPT("--fence=%d", fence_s),
     OPT("--fence %d", fence_s),
+    OPT("--pager=%s", pager),
+    OPT("--pager %s", pager),
     FUSE_OPT_KEY("--qemu=", KEY_QEMU),
     FUSE_OPT_KEY("--qemu ", KEY_QEMU),
     OPT("-h", help),
@@ -104,6 +107,8 @@ static void usage(const char *prog)
            "                      VMs' leases (default: the hostname; see docs/fleet.md)\n"
            "    --fence SEC       stop the QEMUs savefs started when the store has not answered\n"
            "                      this long (default %d; see docs/fleet.md)\n"
+           "    --pager PATH      the page server of lazy restores (default\n"
+           "                      " SAVEFS_PAGER ")\n"
            "    -f                stay in the foreground\n"
            "    -o OPT[,OPT...]   FUSE mount options\n"
            "    -h, --help        this help\n"
@@ -229,7 +234,8 @@ static int daemon_open(struct daemon *d, const struct options *o, char *err, siz
                              .qmp_dir = o->qmp_dir,
                              .watchdog_ms = o->watchdog_s * 1000,
                              .host = store_host(),
-                             .fence_ms = o->fence_s * 1000};
+                             .fence_ms = o->fence_s * 1000,
+                             .pager = o->pager};
     int rc;
 
     d->sfs.store_fd = -1;
@@ -550,6 +556,29 @@ out:
     return rc;
 }
 
+/* The installed page server, else (a build tree) the one built beside this savefs. */
+static int default_pager(struct options *o)
+{
+    char self[PATH_MAX], *slash;
+    ssize_t n;
+
+    if (o->pager)
+        return make_absolute(&o->pager);
+    n = readlink("/proc/self/exe", self, sizeof(self) - 1);
+    if (access(SAVEFS_PAGER, X_OK) < 0 && n > 0) {
+        self[n] = '\0';
+        if ((slash = strrchr(self, '/')))
+            *slash = '\0';
+        if (asprintf(&o->pager, "%s/../pager/savefs-pager", self) < 0)
+            return -ENOMEM;
+        if (access(o->pager, X_OK) == 0)
+            return 0;
+        free(o->pager);
+    }
+    o->pager = strdup(SAVEFS_PAGER);
+    return o->pager ? 0 : -ENOMEM;
+}
+
 static void options_free(struct fuse_args *args, struct options *o)
 {
     fuse_opt_free_args(args);
@@ -558,6 +587,7 @@ static void options_free(struct fuse_args *args, struct options *o)
     free(o->trust_key);
     free(o->path_map);
     free(o->host);
+    free(o->pager);
     free(o->mountpoint);
     for (int i = 0; i < o->nqemu; i++)
         free(o->qemu[i]);
@@ -589,7 +619,7 @@ int main(int argc, char *argv[])
         goto out;
     }
     if (o.watchdog_s < 1 || o.fence_s < 1 || default_dirs(&o) || make_absolute(&o.store) ||
-        make_absolute(&o.qmp_dir)) {
+        make_absolute(&o.qmp_dir) || default_pager(&o)) {
         fprintf(stderr, "savefs: bad --store, --qmp-dir, --watchdog or --fence\n");
         goto out;
     }

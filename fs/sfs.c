@@ -1119,9 +1119,10 @@ static int sfs_fsyncdir(const char *path, int datasync, struct fuse_file_info *f
 
 static int is_fact(const char *name)
 {
-    /* The one user.savefs.* the user sets: it lets a restore over changed disks go ahead. */
+    /* The user.savefs.* the user sets: one lets a restore over changed disks go ahead, the other
+     * says how a snapshot or a VM restores. */
     return strncmp(name, IMPORT_XATTR_PREFIX, strlen(IMPORT_XATTR_PREFIX)) == 0 &&
-           strcmp(name, MANIFEST_FORCE_XATTR) != 0;
+           strcmp(name, MANIFEST_FORCE_XATTR) != 0 && strcmp(name, MANIFEST_RESTORE_XATTR) != 0;
 }
 
 /* The value of fact NAME of the snapshot SP into VALUE (SIZE 0: only its length). */
@@ -1214,6 +1215,9 @@ static int sfs_setxattr(const char *path, const char *name, const char *value, s
     struct sfs_path sp;
     int rc = user_xattr_target(path, name, &sp);
 
+    if (rc > 0 && strcmp(name, MANIFEST_RESTORE_XATTR) == 0 &&
+        job_restore_mode_parse(value, size) < 0)
+        return -EINVAL;
     return rc <= 0 ? rc : sfs_store_setxattr(ctx()->store_fd, sp.rel, name, value, size, flags);
 }
 

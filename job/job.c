@@ -93,7 +93,8 @@ int job_ctx_new(struct job_ctx **out, const struct job_config *cfg, void (*log)(
     ctx->store = strdup(cfg->store);
     ctx->qmp_dir = strdup(cfg->qmp_dir);
     ctx->run_dir = strdup(run_dir);
-    if (rc || !ctx->store || !ctx->qmp_dir || !ctx->run_dir) {
+    ctx->pager = strdup(cfg->pager ? cfg->pager : "");
+    if (rc || !ctx->store || !ctx->qmp_dir || !ctx->run_dir || !ctx->pager) {
         rc = rc ? rc : -ENOMEM;
         goto out;
     }
@@ -162,6 +163,28 @@ int job_cancelled(struct job *job)
     return atomic_load(&job->cancel) || atomic_load(&job->ctx->shutdown);
 }
 
+/* Joins and frees the released jobs that ended (all of them once no job runs). */
+static void job_reap(struct job_ctx *ctx)
+{
+    struct job *ended = NULL, **p, *job;
+
+    pthread_mutex_lock(&ctx->lock);
+    for (p = &ctx->released; (job = *p);) {
+        if (job->done) {
+            *p = job->next_released;
+            job->next_released = ended;
+            ended = job;
+        } else {
+            p = &job->next_released;
+        }
+    }
+    pthread_mutex_unlock(&ctx->lock);
+    for (; (job = ended); free(job)) {
+        ended = job->next_released;
+        pthread_join(job->thread, NULL);
+    }
+}
+
 void job_ctx_free(struct job_ctx *ctx)
 {
     struct vm_state *vm, *next;
@@ -176,6 +199,8 @@ void job_ctx_free(struct job_ctx *ctx)
         next = vm->next;
         free(vm);
     }
+    job_reap(ctx);
+    free(ctx->pager);
     free(ctx->store);
     free(ctx->qmp_dir);
     free(ctx->run_dir);
@@ -303,25 +328,64 @@ static void *job_thread(void *arg)
     return NULL;
 }
 
-static void wait_done(struct job *job, job_interrupted_fn interrupted)
+void job_release(struct job *job, const char *state)
 {
-    struct job_ctx *ctx = job->ctx;
+    pthread_mutex_lock(&job->ctx->lock);
+    job->released = 1;
+    job->released_state = state;
+    pthread_cond_broadcast(&job->ctx->changed);
+    pthread_mutex_unlock(&job->ctx->lock);
+}
+
+/* Waits until a job changes or WAIT_TICK_MS passed (the caller then looks at an interrupt). */
+static void wait_tick_locked(struct job_ctx *ctx)
+{
     struct timespec ts;
 
+    clock_gettime(CLOCK_REALTIME, &ts);
+    ts.tv_nsec += WAIT_TICK_MS * 1000000L;
+    if (ts.tv_nsec >= 1000000000L) {
+        ts.tv_sec++;
+        ts.tv_nsec -= 1000000000L;
+    }
+    pthread_cond_timedwait(&ctx->changed, &ctx->lock, &ts);
+}
+
+/* Waits for JOB's end, or its release: then it goes to ctx->released and 1 is returned (the
+ * thread is joined and the job freed by job_reap). */
+static int wait_done(struct job *job, job_interrupted_fn interrupted)
+{
+    struct job_ctx *ctx = job->ctx;
+    int released;
+
     pthread_mutex_lock(&ctx->lock);
-    while (!job->done) {
-        clock_gettime(CLOCK_REALTIME, &ts);
-        ts.tv_nsec += WAIT_TICK_MS * 1000000L;
-        if (ts.tv_nsec >= 1000000000L) {
-            ts.tv_sec++;
-            ts.tv_nsec -= 1000000000L;
-        }
-        pthread_cond_timedwait(&ctx->changed, &ctx->lock, &ts);
+    while (!job->done && !job->released) {
+        wait_tick_locked(ctx);
         if (interrupted && interrupted())
             atomic_store(&job->cancel, 1);
     }
+    released = !job->done;
+    if (released) {
+        job->next_released = ctx->released;
+        ctx->released = job;
+    }
     pthread_mutex_unlock(&ctx->lock);
-    pthread_join(job->thread, NULL);
+    if (!released)
+        pthread_join(job->thread, NULL);
+    return released;
+}
+
+/* A job whose caller went back (a lazy restore's push) is waited for, not refused: a script's
+ * `mv S restore/ && echo 4 > save` saves once the push is over. -EINTR if INTERRUPTED says so. */
+static int wait_released_locked(struct vm_state *vm, struct job_ctx *ctx,
+                                job_interrupted_fn interrupted)
+{
+    while (vm->job && vm->job->released) {
+        if (interrupted && interrupted())
+            return -EINTR;
+        wait_tick_locked(ctx);
+    }
+    return 0;
 }
 
 int job_run(struct job *job, const char *vm, job_interrupted_fn interrupted)
@@ -329,9 +393,12 @@ int job_run(struct job *job, const char *vm, job_interrupted_fn interrupted)
     struct job_ctx *ctx = job->ctx;
     int rc, oldstate;
 
+    job_reap(ctx);
     pthread_mutex_lock(&ctx->lock);
     job->vm = vm_get_locked(ctx, vm);
-    rc = !job->vm ? -ENOMEM : job->vm->job ? -EBUSY : 0;
+    rc = job->vm ? wait_released_locked(job->vm, ctx, interrupted) : -ENOMEM;
+    if (!rc && job->vm->job)
+        rc = -EBUSY;
     if (!rc) {
         job->vm->job = job;
         job->vm->jobs++;
@@ -348,8 +415,9 @@ int job_run(struct job *job, const char *vm, job_interrupted_fn interrupted)
         pthread_mutex_lock(&ctx->lock);
         job->vm->job = NULL;
         pthread_mutex_unlock(&ctx->lock);
+    } else if (wait_done(job, interrupted)) {
+        job = NULL; /* the thread goes on with it */
     } else {
-        wait_done(job, interrupted);
         rc = job->rc;
     }
     pthread_setcancelstate(oldstate, NULL);

@@ -72,6 +72,9 @@ struct job {
     int bytes_to_write_known;
     int pid; /* the QEMU the job works on, 0 if none yet */
     int done;
+    int released;               /* job_release: its caller went back, the thread goes on */
+    const char *released_state; /* the VM's state in status from then on ("running") */
+    struct job *next_released;  /* in ctx->released once its caller went back */
     /* owned by the job thread until done */
     int channels; /* 0 until known: a save's words say, a restore reads its manifest */
     int rc;
@@ -101,12 +104,14 @@ struct job_ctx {
     const struct trust *trust;    /* borrowed from the config */
     void (*log)(const char *msg); /* savefs's log, or NULL */
     atomic_int shutdown;          /* set from a signal handler: every job cancels */
+    char *pager;                  /* savefs-pager, for lazy restores */
     /* guarded by lock */
     pthread_mutex_t lock;
     pthread_cond_t changed; /* a job ended */
     struct vm_state *vms;
     struct job_snapshot_users users; /* in_use NULL: none */
     int followers;                   /* progress files open (follow.h) */
+    struct job *released;            /* jobs whose caller went back: joined once done (job_reap) */
 };
 
 /* A job of KIND, not started (free() it if it never runs); NULL without memory. */
@@ -114,6 +119,12 @@ struct job *job_new(struct job_ctx *ctx, const struct job_kind *kind);
 /* Runs JOB on VM in a thread of its own, one job at a time per VM, while this thread waits
  * (INTERRUPTED cancels it); its outcome goes to VM's status. Takes JOB over. */
 int job_run(struct job *job, const char *vm, job_interrupted_fn interrupted);
+/* From the job thread: JOB's caller (job_run) returns 0 now while the thread goes on to the job's
+ * end, which status and NAME/progress still follow (a lazy restore's push, once the guest
+ * runs), and status shows the VM as STATE. The job stays the VM's job until then: a job_run on
+ * the VM waits for its end instead of being refused with EBUSY. */
+void job_release(struct job *job, const char *state);
+
 /* A job of KIND refused before it started (RC, WHY) still tells why, in status and NAME/save. */
 int job_refuse(struct job_ctx *ctx, const char *vm, const struct job_kind *kind, int rc,
                const char *why);

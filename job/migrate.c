@@ -21,25 +21,34 @@ int mig_cmd(struct qmp *q, const char *name, json_t *args, json_t **ret, char *e
     return rc;
 }
 
+/* ON_POSTCOPY: the capability's state for a lazy restore's postcopy instead (-1: as ON). */
 static const struct {
     const char *name;
-    int on;
+    int on, on_postcopy;
 } wanted_caps[] = {
-    {"multifd", 1},
-    {"return-path", 0},
-    {"postcopy-ram", 0},
-    {"pause-before-switchover", 0},
-    {"compress", 0},
-    {"xbzrle", 0},
+    {"multifd", 1, 0},
+    {"return-path", 0, -1},
+    {"postcopy-ram", 0, 1},
+    {"pause-before-switchover", 0, -1},
+    {"compress", 0, -1},
+    {"xbzrle", 0, -1},
     /* QEMU >= 9.0: a file migration's fixed offsets refuse a socket stream, and a background
      * snapshot refuses multifd; another tool may have left either on. */
-    {"mapped-ram", 0},
-    {"background-snapshot", 0},
+    {"mapped-ram", 0, -1},
+    {"background-snapshot", 0, -1},
 };
 
-/* Of the capabilities QEMU lists in CURRENT, those in wanted_caps, set as wanted (or, with
- * CURRENT itself as SOURCE of values, as they were). */
-static json_t *caps_list(json_t *current, int as_wanted)
+enum { CAPS_AS_THEY_ARE, CAPS_MULTIFD, CAPS_POSTCOPY };
+
+static int cap_wanted(size_t k, int how)
+{
+    return how == CAPS_POSTCOPY && wanted_caps[k].on_postcopy >= 0 ? wanted_caps[k].on_postcopy
+                                                                   : wanted_caps[k].on;
+}
+
+/* Of the capabilities QEMU lists in CURRENT, those in wanted_caps, set as HOW wants them (or as
+ * they are). */
+static json_t *caps_list(json_t *current, int how)
 {
     json_t *list = json_array(), *c;
     size_t i, k;
@@ -50,10 +59,11 @@ static json_t *caps_list(json_t *current, int as_wanted)
 
         for (k = 0; name && k < sizeof(wanted_caps) / sizeof(wanted_caps[0]); k++)
             if (strcmp(name, wanted_caps[k].name) == 0)
-                json_array_append_new(
-                    list, json_pack("{s:s, s:b}", "capability", name, "state",
-                                    as_wanted ? wanted_caps[k].on
-                                              : json_is_true(json_object_get(c, "state"))));
+                json_array_append_new(list,
+                                      json_pack("{s:s, s:b}", "capability", name, "state",
+                                                how != CAPS_AS_THEY_ARE
+                                                    ? cap_wanted(k, how)
+                                                    : json_is_true(json_object_get(c, "state"))));
     }
     return list;
 }
@@ -102,8 +112,24 @@ int mig_set_downtime(struct qmp *q, int downtime_ms, char *err, size_t errlen)
                    NULL, err, errlen);
 }
 
-int mig_setup(struct qmp *q, int channels, int64_t bandwidth, int downtime_ms,
-              struct mig_saved *saved, char *err, size_t errlen)
+/* 1 if QEMU lists capability NAME in CAPS. */
+static int caps_have(json_t *caps, const char *name)
+{
+    json_t *c;
+    size_t i;
+
+    json_array_foreach(caps, i, c)
+    {
+        const char *n = json_string_value(json_object_get(c, "capability"));
+        if (n && strcmp(n, name) == 0)
+            return 1;
+    }
+    return 0;
+}
+
+/* HOW: CAPS_MULTIFD with CHANNELS channels, or CAPS_POSTCOPY (CHANNELS unused). */
+static int mig_setup_as(struct qmp *q, int how, int channels, int64_t bandwidth, int downtime_ms,
+                        struct mig_saved *saved, char *err, size_t errlen)
 {
     json_t *caps = NULL, *params = NULL;
     int rc;
@@ -111,8 +137,12 @@ int mig_setup(struct qmp *q, int channels, int64_t bandwidth, int downtime_ms,
     rc = mig_wait_released(q, MIG_RELEASE_TIMEOUT_MS, err, errlen);
     if (!rc)
         rc = mig_cmd(q, "query-migrate-capabilities", NULL, &caps, err, errlen);
+    if (!rc && how == CAPS_POSTCOPY && !caps_have(caps, "postcopy-ram")) {
+        snprintf(err, errlen, "this QEMU has no postcopy-ram capability");
+        rc = -EPROTONOSUPPORT;
+    }
     if (!rc && saved) {
-        saved->caps = caps_list(caps, 0);
+        saved->caps = caps_list(caps, CAPS_AS_THEY_ARE);
         rc = mig_cmd(q, "query-migrate-parameters", NULL, &params, err, errlen);
     }
     if (!rc && saved)
@@ -123,8 +153,8 @@ int mig_setup(struct qmp *q, int channels, int64_t bandwidth, int downtime_ms,
                                   json_object_get(params, "downtime-limit"));
     if (!rc)
         rc = mig_cmd(q, "migrate-set-capabilities",
-                     json_pack("{s:o}", "capabilities", caps_list(caps, 1)), NULL, err, errlen);
-    if (!rc)
+                     json_pack("{s:o}", "capabilities", caps_list(caps, how)), NULL, err, errlen);
+    if (!rc && how == CAPS_MULTIFD)
         rc = mig_cmd(q, "migrate-set-parameters",
                      json_pack("{s:i, s:I, s:s}", "multifd-channels", channels, "max-bandwidth",
                                (json_int_t)bandwidth, "multifd-compression", "none"),
@@ -134,6 +164,17 @@ int mig_setup(struct qmp *q, int channels, int64_t bandwidth, int downtime_ms,
     json_decref(caps);
     json_decref(params);
     return rc;
+}
+
+int mig_setup(struct qmp *q, int channels, int64_t bandwidth, int downtime_ms,
+              struct mig_saved *saved, char *err, size_t errlen)
+{
+    return mig_setup_as(q, CAPS_MULTIFD, channels, bandwidth, downtime_ms, saved, err, errlen);
+}
+
+int mig_setup_postcopy(struct qmp *q, struct mig_saved *saved, char *err, size_t errlen)
+{
+    return mig_setup_as(q, CAPS_POSTCOPY, 0, MIGRATE_NO_BANDWIDTH_CAP, 0, saved, err, errlen);
 }
 
 void mig_undo(struct qmp *q, struct mig_saved *saved)

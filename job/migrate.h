@@ -34,6 +34,9 @@ int mig_setup(struct qmp *q, int channels, int64_t bandwidth, int downtime_ms,
 /* Sets downtime-limit during a migration: QEMU completes as soon as it expects to send what is
  * left within it. */
 int mig_set_downtime(struct qmp *q, int downtime_ms, char *err, size_t errlen);
+/* For a lazy restore's destination: postcopy-ram on, multifd and what would pause off (no
+ * parameter changes). -EPROTONOSUPPORT if this QEMU has no postcopy-ram. */
+int mig_setup_postcopy(struct qmp *q, struct mig_saved *saved, char *err, size_t errlen);
 /* Puts back what SAVED remembers, as a courtesy: what fails is not reported. */
 void mig_undo(struct qmp *q, struct mig_saved *saved);
 

@@ -1,7 +1,8 @@
 /* recover: what savefs does at start about jobs that a killed savefs left behind. A save that
  * died leaves its VM paused (savefs stopped it) and a temporary directory: the VM is resumed and
  * the directory removed. A restore that died leaves a QEMU that never ran the guest: it is
- * killed, and the snapshot can be restored again. Runs once, before the mount, in main's thread. */
+ * killed, and the snapshot can be restored again. A lazy restore's QEMU whose page server is gone
+ * before the last page is killed too. Runs once, before the mount, in main's thread. */
 #include "job_int.h"
 
 #include <dirent.h>
@@ -12,6 +13,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "lazy.h"
 #include "migrate.h"
 #include "qemu.h"
 #include "qmp.h"
@@ -139,6 +141,50 @@ out:
     unlink(mark);
 }
 
+/* A lazily restored VM whose push a killed savefs followed. Its page server goes on alone (it
+ * needs no savefs); one that is gone before the last page leaves a guest that would wait for a
+ * page for ever: that QEMU is killed, and its status says why. */
+static void check_lazy(struct recovery *r, const char *mark)
+{
+    char status[32] = "unknown", why[512], err[256];
+    pid_t qemu = 0, pager = 0;
+    struct qmp *q = NULL;
+    int n = 0;
+    FILE *f = fopen(mark, "re");
+
+    if (f) {
+        n = fscanf(f, "%d %d", &qemu, &pager);
+        fclose(f);
+    }
+    if (n != 2 || (q = connect_pid(r, qemu)) == NULL)
+        goto out; /* that QEMU is gone */
+    if (lazy_pager_alive(pager)) {
+        say(r, "the page server of its lazy restore still pushes its pages", "");
+        qmp_close(q);
+        return; /* the next start looks again */
+    }
+    if (mig_query(q, status, sizeof(status), why, sizeof(why), err, sizeof(err)) == 0 &&
+        (strcmp(status, "completed") == 0 || strcmp(status, "none") == 0)) {
+        /* The push ended while no savefs watched: postcopy-ram off, for a later save. */
+        mig_cmd(
+            q, "migrate-set-capabilities",
+            json_pack("{s:[{s:s, s:b}]}", "capabilities", "capability", "postcopy-ram", "state", 0),
+            NULL, NULL, 0);
+    } else {
+        kill(qemu, SIGKILL);
+        snprintf(why, sizeof(why),
+                 "the page server of its lazy restore (pid %d) is gone before the last page "
+                 "(migration %s): savefs killed the QEMU (pid %d), whose guest would wait for "
+                 "its pages for ever; restore the snapshot again",
+                 (int)pager, status, (int)qemu);
+        say(r, why, "");
+        job_refuse(r->ctx, r->vm, &job_kind_restore, -EPIPE, why);
+    }
+    qmp_close(q);
+out:
+    unlink(mark);
+}
+
 static void recover_restores(struct job_ctx *ctx, void (*log)(const char *msg))
 {
     char mark[PATH_MAX];
@@ -149,12 +195,15 @@ static void recover_restores(struct job_ctx *ctx, void (*log)(const char *msg))
     if (!d)
         return;
     while ((e = readdir(d))) {
-        if (e->d_name[0] == '.' ||
-            store_vm_host_path(mark, ctx->store, e->d_name, STORE_RESTORE_MARK) ||
-            access(mark, F_OK) < 0)
+        if (e->d_name[0] == '.')
             continue;
         recovery_init(&r, ctx, e->d_name, log);
-        kill_half_restored(&r, mark);
+        if (!store_vm_host_path(mark, ctx->store, e->d_name, STORE_RESTORE_MARK) &&
+            access(mark, F_OK) == 0)
+            kill_half_restored(&r, mark);
+        if (!store_vm_host_path(mark, ctx->store, e->d_name, STORE_LAZY_MARK) &&
+            access(mark, F_OK) == 0)
+            check_lazy(&r, mark);
     }
     closedir(d);
 }

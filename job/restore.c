@@ -3,7 +3,7 @@
  * the VM run only when the migration completed and every checksum matched. QEMU 7.2 hangs
  * silently on a damaged channel, so a watchdog kills it when bytes stop moving. On any failure
  * the fresh QEMU is killed and nothing else is touched. */
-#include "job_int.h"
+#include "restore.h"
 
 #include <errno.h>
 #include <limits.h>
@@ -17,6 +17,7 @@
 #include "agent.h"
 #include "ckpt.h"
 #include "copier.h"
+#include "lazy.h"
 #include "manifest.h"
 #include "migrate.h"
 #include "precheck.h"
@@ -28,30 +29,10 @@
 #include "watch.h"
 
 #define QMP_START_TIMEOUT_MS 20000
-#define KILL_TIMEOUT_MS      5000
 #define QEMU_EXIT_GRACE_MS   3000 /* a QEMU that refused the stream exits at once */
 #define LEASE_LOCAL_WAIT_S   3.0  /* savefs lets go of a lease it held for a QEMU that quit */
 
-struct restore {
-    struct job *job;
-    char dir[PATH_MAX], qmp_path[PATH_MAX], sock[PATH_MAX], log[PATH_MAX], mark[PATH_MAX];
-    char layers[PATH_MAX]; /* the restored VM's own layers over captured disks (ckpt.h) */
-    struct manifest m;
-    struct trust_plan plan; /* what runs: trust's decision, not the manifest's say */
-    char **argv;
-    char console[PATH_MAX]; /* the console socket, if the original's console was on stdio */
-    int console_made;
-    char note[128];            /* for the summary: a check overridden, the guest clock set */
-    int lease_fd;              /* the VM's lease (lease.h), inherited by the fresh QEMU */
-    char lease_note[PATH_MAX]; /* this host's note of the QEMU it started (watch.h) */
-    pid_t pid;
-    int pidfd;
-    struct qmp *qmp;
-    struct mig_saved saved; /* the fresh QEMU's migration settings, put back once restored */
-    struct cp_restore *cp;
-};
-
-static const char *vm_name(const struct restore *r)
+const char *restore_vm(const struct restore *r)
 {
     return r->job->vm->name;
 }
@@ -86,7 +67,7 @@ static int load_snapshot(struct restore *r)
     int rc;
 
     job_set_phase(job, "verifying");
-    if ((rc = store_snapshot_path(r->dir, job->ctx->store, vm_name(r), job->snapshot, NULL)) ||
+    if ((rc = store_snapshot_path(r->dir, job->ctx->store, restore_vm(r), job->snapshot, NULL)) ||
         (rc = store_path(path, "%s/%s", r->dir, MANIFEST_NAME)))
         return job_fail(r->job, rc, "snapshot path too long");
     rc = manifest_read(path, &r->m, err, sizeof(err));
@@ -94,18 +75,18 @@ static int load_snapshot(struct restore *r)
         return job_fail(r->job, rc, "%s", err);
     job->channels = r->m.channels;
     /* The last line of defence: another VM's guest would run on its disks under this name. */
-    if (strcmp(r->m.vm, vm_name(r)) != 0)
+    if (strcmp(r->m.vm, restore_vm(r)) != 0)
         return job_fail(r->job, -EPERM,
                         "%s names VM %s, not %s: a snapshot goes to another VM only with "
                         "`savefs adopt`",
-                        MANIFEST_NAME, r->m.vm, vm_name(r));
+                        MANIFEST_NAME, r->m.vm, restore_vm(r));
     return check_files(r);
 }
 
 /* The host decides what runs: the plan, from what trust allows of the manifest (trust.h). */
 static int check_trust(struct restore *r)
 {
-    struct trust_subject s = {r->job->ctx->store, vm_name(r), r->job->snapshot};
+    struct trust_subject s = {r->job->ctx->store, restore_vm(r), r->job->snapshot};
     char how[256], err[JOB_ERR_MAX - 80];
     int rc;
 
@@ -116,7 +97,7 @@ static int check_trust(struct restore *r)
 
 static int check_vm_stopped(struct restore *r)
 {
-    if (job_qmp_path(r->job->ctx, vm_name(r), r->qmp_path))
+    if (job_qmp_path(r->job->ctx, restore_vm(r), r->qmp_path))
         return -ENAMETOOLONG;
     if (qemu_listening(r->qmp_path))
         return job_fail(r->job, -EBUSY, "a QEMU runs on %s: quit it or save it first", r->qmp_path);
@@ -135,13 +116,13 @@ static int take_lease(struct restore *r)
 
     job_set_phase(r->job, "taking the lease");
     for (int tick = 1;; job_wait(-1, &tick)) {
-        rc = lease_take(ctx->store, vm_name(r), &r->lease_fd, &h, err, sizeof(err));
+        rc = lease_take(ctx->store, restore_vm(r), &r->lease_fd, &h, err, sizeof(err));
         /* This savefs may still hold it for a QEMU started by hand that has just quit: the watch
          * lets go of it at its next tick. */
         if (rc != -EBUSY || strcmp(h.host, ctx->host) != 0 || strcmp(h.how, "seen") != 0 ||
             job_now() > until)
             break;
-        watch_forget(ctx, vm_name(r));
+        watch_forget(ctx, restore_vm(r));
     }
     if (rc == -EBUSY) {
         lease_describe(&h, who, sizeof(who));
@@ -161,8 +142,8 @@ static int write_lease(struct restore *r)
     job_rfc3339(h.since, sizeof(h.since));
     snprintf(h.how, sizeof(h.how), "restored");
     if ((rc = lease_write(r->lease_fd, &h)))
-        return job_fail(r->job, rc, "write the lease of %s: %s", vm_name(r), strerror(-rc));
-    if ((rc = watch_note_path(r->job->ctx, vm_name(r), r->lease_note)) ||
+        return job_fail(r->job, rc, "write the lease of %s: %s", restore_vm(r), strerror(-rc));
+    if ((rc = watch_note_path(r->job->ctx, restore_vm(r), r->lease_note)) ||
         (rc = lease_save(r->lease_note, &h)))
         return job_fail(r->job, rc, "write %s: %s", r->lease_note, strerror(-rc));
     return 0;
@@ -178,7 +159,7 @@ static int restore_layers(struct restore *r)
     int rc;
 
     strftime(stamp, sizeof(stamp), "%Y%m%dT%H%M%SZ", gmtime_r(&now, &tm));
-    if ((rc = store_vm_path(r->layers, r->job->ctx->store, vm_name(r), "layers")) ||
+    if ((rc = store_vm_path(r->layers, r->job->ctx->store, restore_vm(r), "layers")) ||
         (rc = store_path(r->layers + strlen(r->layers), "/%s.%s", r->job->snapshot, stamp)))
         return job_fail(r->job, rc, "layers path too long");
     return ckpt_restore_layers(r->job, &r->m, r->dir, r->layers, r->plan.binary, r->plan.cwd,
@@ -189,7 +170,7 @@ static int restore_layers(struct restore *r)
 static int restore_argv(struct restore *r)
 {
     struct qemu_restore_opts o = {r->qmp_path, r->m.machine, r->console, &r->console_made};
-    int rc = store_path(r->console, "%s/%s.console", r->job->ctx->run_dir, vm_name(r));
+    int rc = store_path(r->console, "%s/%s.console", r->job->ctx->run_dir, restore_vm(r));
 
     if (!rc)
         rc = qemu_argv_restore(r->plan.argv, r->plan.argc, &o, &r->argv);
@@ -198,13 +179,13 @@ static int restore_argv(struct restore *r)
     return rc;
 }
 
-static int start_qemu(struct restore *r)
+int restore_start_qemu(struct restore *r)
 {
     char err[JOB_ERR_MAX - 80];
     int rc;
 
     job_set_phase(r->job, "starting QEMU");
-    if ((rc = job_log_path(r->job->ctx, vm_name(r), r->log)) || (rc = restore_argv(r)))
+    if ((rc = job_log_path(r->job->ctx, restore_vm(r), r->log)) || (rc = restore_argv(r)))
         return job_fail(r->job, rc, "cannot build the command line");
     unlink(r->log);
     unlink(r->qmp_path); /* a stale socket file of a QEMU that is gone */
@@ -220,14 +201,14 @@ static int start_qemu(struct restore *r)
     job_set_phase(r->job, "starting QEMU");
     /* If savefs dies from here on, its next start finds this and kills the half-restored QEMU. */
     snprintf(err, sizeof(err), "%d\n", (int)r->pid);
-    if ((rc = store_vm_host_path(r->mark, r->job->ctx->store, vm_name(r), STORE_RESTORE_MARK)) ||
+    if ((rc = store_vm_host_path(r->mark, r->job->ctx->store, restore_vm(r), STORE_RESTORE_MARK)) ||
         (rc = store_write_text(r->mark, err)))
         return job_fail(r->job, rc, "write %s: %s", r->mark, strerror(-rc));
     return 0;
 }
 
 /* QEMU's own words, for an error caused by QEMU exiting. */
-static int qemu_gone(struct restore *r, const char *when)
+int restore_qemu_gone(struct restore *r, const char *when)
 {
     char tail[512];
 
@@ -235,7 +216,7 @@ static int qemu_gone(struct restore *r, const char *when)
     return job_fail(r->job, -EIO, "QEMU exited %s: %s", when, tail[0] ? tail : "(no output)");
 }
 
-static int connect_qmp(struct restore *r)
+int restore_connect_qmp(struct restore *r)
 {
     char err[JOB_ERR_MAX - 80];
     double deadline = job_now() + QMP_START_TIMEOUT_MS / 1000.0;
@@ -243,7 +224,7 @@ static int connect_qmp(struct restore *r)
 
     for (int tick = 1; job_now() < deadline; job_wait(-1, &tick)) {
         if (qemu_exited(r->pidfd))
-            return qemu_gone(r, "at start");
+            return restore_qemu_gone(r, "at start");
         if (qemu_listening(r->qmp_path)) {
             rc = qmp_connect(&r->qmp, r->qmp_path, QMP_TIMEOUT_MS, err, sizeof(err));
             return rc ? job_fail(r->job, rc, "%s", err) : 0;
@@ -271,7 +252,7 @@ static int start_incoming(struct restore *r)
     char uri[PATH_MAX + 8], err[JOB_ERR_MAX - 80];
     int rc;
 
-    if ((rc = job_sock_path(r->job->ctx, vm_name(r), "restore", r->sock)))
+    if ((rc = job_sock_path(r->job->ctx, restore_vm(r), "restore", r->sock)))
         return job_fail(r->job, rc, "socket path too long");
     unlink(r->sock);
     job_set_phase(r->job, "preparing QEMU");
@@ -315,7 +296,7 @@ static int pump(struct restore *r)
         if (job_cancelled(r->job))
             return job_fail(r->job, -EINTR, "restore cancelled");
         if (qemu_exited(r->pidfd))
-            return qemu_gone(r, "while loading the snapshot");
+            return restore_qemu_gone(r, "while loading the snapshot");
         if (job_now() - last_move > limit)
             return job_fail(r->job, -ETIMEDOUT,
                             "no bytes moved for %.0f s: QEMU stopped taking the stream", limit);
@@ -335,7 +316,7 @@ static int wait_completed(struct restore *r)
     job_set_phase(r->job, "loading");
     for (int tick = 1;; job_wait(-1, &tick)) {
         if (qemu_exited(r->pidfd))
-            return qemu_gone(r, "while loading the snapshot");
+            return restore_qemu_gone(r, "while loading the snapshot");
         rc = mig_query(r->qmp, status, sizeof(status), why, sizeof(why), err, sizeof(err));
         if (rc)
             return job_fail(r->job, rc, "%s", err);
@@ -360,9 +341,14 @@ static int resume(struct restore *r)
     if (r->m.was_running)
         rc = job_qmp(r->job, r->qmp, "cont", NULL, NULL);
     if (!rc)
-        record_write(r->job->ctx->store, vm_name(r), r->pid, r->plan.binary, r->plan.cwd,
-                     r->plan.argv, r->plan.argc);
+        restore_record(r);
     return rc;
+}
+
+void restore_record(struct restore *r)
+{
+    record_write(r->job->ctx->store, restore_vm(r), r->pid, r->plan.binary, r->plan.cwd,
+                 r->plan.argv, r->plan.argc);
 }
 
 /* RC, unless it is a connection that QEMU closed (a stream cut with EPIPE or ECONNRESET, QMP gone)
@@ -370,7 +356,51 @@ static int resume(struct restore *r)
 static int blame_qemu(struct restore *r, int rc)
 {
     if ((rc == -EPIPE || rc == -ECONNRESET) && qemu_wait_exit(r->pidfd, QEMU_EXIT_GRACE_MS))
-        return qemu_gone(r, "while loading the snapshot");
+        return restore_qemu_gone(r, "while loading the snapshot");
+    return rc;
+}
+
+void restore_drop_qemu(struct restore *r, int kill)
+{
+    if (kill && r->pidfd >= 0) {
+        qemu_kill(r->pidfd, KILL_TIMEOUT_MS);
+        unlink(r->qmp_path); /* a killed QEMU leaves its socket file behind */
+    }
+    json_decref(r->saved.caps); /* if the restore failed before resume put them back */
+    json_decref(r->saved.params);
+    r->saved.caps = r->saved.params = NULL;
+    if (r->qmp)
+        qmp_close(r->qmp);
+    r->qmp = NULL;
+    if (r->pidfd >= 0)
+        close(r->pidfd);
+    r->pidfd = -1;
+    if (r->sock[0])
+        unlink(r->sock);
+    if (r->mark[0])
+        unlink(r->mark);
+    r->sock[0] = r->mark[0] = '\0';
+    qemu_argv_free(r->argv);
+    r->argv = NULL;
+}
+
+/* Every byte streamed in and checked before the guest runs. */
+static int restore_full(struct restore *r)
+{
+    int rc;
+
+    if (!(rc = open_files(r)) && !(rc = restore_start_qemu(r)) && !(rc = restore_connect_qmp(r)) &&
+        !(rc = start_incoming(r)) && !(rc = pump(r)) && !(rc = wait_completed(r)))
+        rc = resume(r);
+    if (!rc)
+        agent_sync_clock(r->m.was_running, r->plan.argv, r->plan.argc, r->plan.cwd,
+                         r->note + strlen(r->note), sizeof(r->note) - strlen(r->note));
+    if (rc && r->pidfd >= 0)
+        rc = blame_qemu(r, rc);
+    if (!rc)
+        snprintf(r->job->summary, sizeof(r->job->summary),
+                 "restored %s: %d channels, %s (pid %d)%s%s", r->job->snapshot, r->m.channels,
+                 r->m.was_running ? "running" : "paused", (int)r->pid, r->how, r->note);
     return rc;
 }
 
@@ -382,32 +412,17 @@ static int restore_body(struct job *job)
     if (!(rc = load_snapshot(&r)) && !(rc = check_trust(&r)) && !(rc = check_vm_stopped(&r)) &&
         !(rc = take_lease(&r)) &&
         !(rc = precheck_restore(job, &r.m, r.plan.binary, r.dir, r.note, sizeof(r.note))) &&
-        !(rc = restore_layers(&r)) && !(rc = open_files(&r)) && !(rc = start_qemu(&r)) &&
-        !(rc = connect_qmp(&r)) && !(rc = start_incoming(&r)) && !(rc = pump(&r)) &&
-        !(rc = wait_completed(&r)))
-        rc = resume(&r);
-    if (!rc)
-        agent_sync_clock(r.m.was_running, r.plan.argv, r.plan.argc, r.plan.cwd,
-                         r.note + strlen(r.note), sizeof(r.note) - strlen(r.note));
-    if (rc && r.pidfd >= 0) {
-        rc = blame_qemu(&r, rc);
-        qemu_kill(r.pidfd, KILL_TIMEOUT_MS);
-        unlink(r.qmp_path); /* a killed QEMU leaves its socket file behind */
+        !(rc = restore_layers(&r)))
+        rc = (rc = lazy_choose(&r)) < 0 ? rc : rc ? lazy_restore(&r) : restore_full(&r);
+    if (rc == LAZY_FALLBACK) {
+        restore_drop_qemu(&r, 1);
+        rc = restore_full(&r);
     }
     if (r.cp) {
         cp_restore_cancel(r.cp);
         cp_restore_free(r.cp);
     }
-    json_decref(r.saved.caps); /* if the restore failed before resume put them back */
-    json_decref(r.saved.params);
-    if (r.qmp)
-        qmp_close(r.qmp);
-    if (r.pidfd >= 0)
-        close(r.pidfd);
-    if (r.sock[0])
-        unlink(r.sock);
-    if (r.mark[0])
-        unlink(r.mark);
+    restore_drop_qemu(&r, rc != 0);
     /* A restored QEMU holds the lease on its own now; a killed one let it go. */
     if (r.lease_fd >= 0)
         close(r.lease_fd);
@@ -415,11 +430,6 @@ static int restore_body(struct job *job)
         unlink(r.lease_note);
     if (rc && r.layers[0])
         store_remove_dir(r.layers); /* no VM runs on them */
-    if (!rc)
-        snprintf(job->summary, sizeof(job->summary), "restored %s: %d channels, %s (pid %d)%s",
-                 job->snapshot, r.m.channels, r.m.was_running ? "running" : "paused", (int)r.pid,
-                 r.note);
-    qemu_argv_free(r.argv);
     trust_plan_free(&r.plan);
     manifest_free(&r.m);
     return rc;

@@ -20,6 +20,7 @@
 #include "copier.h"
 #include "disks.h"
 #include "keep.h"
+#include "lazy.h"
 #include "manifest.h"
 #include "migrate.h"
 #include "progress.h"
@@ -555,6 +556,14 @@ int job_save(struct job_ctx *ctx, const char *vm, const char *words, size_t len,
     if (!rc && job->words.name[0] && store_snapshot_exists(ctx->store, vm, job->words.name)) {
         snprintf(why, sizeof(why), "snapshot %s exists", job->words.name);
         rc = -EEXIST;
+    }
+    /* A lazy restore's push (of this savefs's job or one left by another) is waited for. */
+    while (!rc && lazy_pushing(ctx, vm, why, sizeof(why))) {
+        if (interrupted && interrupted()) {
+            snprintf(why, sizeof(why), "interrupted while waiting for the push of a lazy restore");
+            rc = -EINTR;
+        }
+        usleep(100 * 1000);
     }
     if (rc) {
         free(job);

@@ -34,6 +34,7 @@ static void view_take(struct job_ctx *ctx, struct job_status *st)
             st->job.bytes_to_write_known = s->job->bytes_to_write_known;
             st->job.started = s->job->started;
             st->job.pid = s->job->pid;
+            st->job.released_state = s->job->released_state;
             memcpy(st->job.snapshot, s->job->snapshot, sizeof(st->job.snapshot));
             memcpy(&st->job.words, &s->job->words, sizeof(st->job.words));
         }
@@ -88,7 +89,9 @@ struct job_status *job_status_new(struct job_ctx *ctx, const char *vm)
     view_take(ctx, st);
     watch_view(ctx, vm, &st->lease);
     if (st->has_job) {
-        st->state = st->job.kind->state;
+        st->state = st->job.released_state ? st->job.released_state : st->job.kind->state;
+        if (st->job.released_state) /* the VM runs while its job goes on */
+            add_console(ctx, st);
         st->has_pid = st->job.pid != 0;
         st->pid = st->job.pid;
         st->elapsed_s = job_now() - st->job.started;

@@ -407,7 +407,14 @@ int job_snapshot_busy(struct job_ctx *ctx, const char *vm, const char *snap)
 
     pthread_mutex_lock(&ctx->lock);
     s = job_vm_find_locked(ctx, vm);
-    busy = s && s->job && s->job->kind->reads_snapshot && strcmp(s->job->snapshot, snap) == 0;
+    for (;;) {
+        busy = s && s->job && s->job->kind->reads_snapshot && strcmp(s->job->snapshot, snap) == 0;
+        /* A lazy restore's push reads it until its last page: `rm -r` waits for that, as a
+         * restore's rename makes it wait for the restore. */
+        if (!busy || !s->job->released)
+            break;
+        pthread_cond_wait(&ctx->changed, &ctx->lock);
+    }
     pthread_mutex_unlock(&ctx->lock);
     return busy;
 }

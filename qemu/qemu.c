@@ -507,7 +507,7 @@ int qemu_version_cmp(const char *a, const char *b)
 
 /* In the forked children: only async-signal-safe calls until exec. */
 static void child_exec(const char *binary, char *const *argv, const char *cwd, const char *log,
-                       int keep_fd, int report_fd)
+                       int keep_fd, int fd3, int report_fd)
 {
     pid_t self = getpid();
     sigset_t none;
@@ -519,6 +519,11 @@ static void child_exec(const char *binary, char *const *argv, const char *cwd, c
     sigemptyset(&none);
     sigprocmask(SIG_SETMASK, &none, NULL);
     signal(SIGPIPE, SIG_DFL);
+    /* Before any open: descriptor 3 must be free for it. dup2 leaves the copy open at exec. */
+    if (fd3 == QEMU_SPAWN_FD)
+        fcntl(fd3, F_SETFD, 0);
+    else if (fd3 >= 0 && dup2(fd3, QEMU_SPAWN_FD) < 0)
+        _exit(127);
     fd = open("/dev/null", O_RDONLY);
     if (fd >= 0 && fd != STDIN_FILENO)
         dup2(fd, STDIN_FILENO);
@@ -539,11 +544,11 @@ static void child_exec(const char *binary, char *const *argv, const char *cwd, c
 }
 
 static void middle_fork(const char *binary, char *const *argv, const char *cwd, const char *log,
-                        int keep_fd, int report_fd)
+                        int keep_fd, int fd3, int report_fd)
 {
     setsid();
     if (fork() == 0)
-        child_exec(binary, argv, cwd, log, keep_fd, report_fd);
+        child_exec(binary, argv, cwd, log, keep_fd, fd3, report_fd);
     _exit(0);
 }
 
@@ -557,8 +562,24 @@ static int read_full(int fd, void *buf, size_t len)
     return n == (ssize_t)len ? 0 : n == 0 ? -ENODATA : -EIO;
 }
 
+/* KEEP_FD stays open in the child as it is, FD3 is open there as descriptor 3 (each if >= 0). */
+static int spawn(const char *binary, char *const *argv, const char *cwd, const char *log,
+                 int keep_fd, int fd3, pid_t *pid, int *pidfd, char *err, size_t errlen);
+
 int qemu_spawn(const char *binary, char *const *argv, const char *cwd, const char *log, int keep_fd,
                pid_t *pid, int *pidfd, char *err, size_t errlen)
+{
+    return spawn(binary, argv, cwd, log, keep_fd, -1, pid, pidfd, err, errlen);
+}
+
+int qemu_spawn_fd(const char *binary, char *const *argv, const char *cwd, const char *log,
+                  int keep_fd, pid_t *pid, int *pidfd, char *err, size_t errlen)
+{
+    return spawn(binary, argv, cwd, log, -1, keep_fd, pid, pidfd, err, errlen);
+}
+
+static int spawn(const char *binary, char *const *argv, const char *cwd, const char *log,
+                 int keep_fd, int fd3, pid_t *pid, int *pidfd, char *err, size_t errlen)
 {
     int pipefd[2], exec_errno = 0, rc, status;
     pid_t middle;
@@ -568,7 +589,7 @@ int qemu_spawn(const char *binary, char *const *argv, const char *cwd, const cha
     middle = fork();
     if (middle == 0) {
         close(pipefd[0]);
-        middle_fork(binary, argv, cwd, log, keep_fd, pipefd[1]);
+        middle_fork(binary, argv, cwd, log, keep_fd, fd3, pipefd[1]);
     }
     close(pipefd[1]);
     if (middle < 0) {

@@ -17,6 +17,7 @@ struct job_config {
     const char *host;          /* this host's name in the VMs' leases (lease.h) */
     int fence_ms;              /* a QEMU savefs started is stopped when the store has not
                                   answered this long (docs/fleet.md) */
+    const char *pager;         /* savefs-pager, the page server of lazy restores */
 };
 
 #define JOB_ERR_MAX 1024
@@ -50,6 +51,10 @@ int job_save(struct job_ctx *ctx, const char *vm, const char *words, size_t len,
 int job_restore(struct job_ctx *ctx, const char *vm, const char *snap,
                 job_interrupted_fn interrupted);
 
+/* The restore mode VALUE (LEN bytes, the value of MANIFEST_RESTORE_XATTR) names: 0 auto, 1
+ * full, 2 lazy; -EINVAL for anything else. */
+int job_restore_mode_parse(const char *value, size_t len);
+
 /* NUL-terminated VM names (malloc'd array of malloc'd strings, NULL at the end): every VM whose
  * QMP socket listens or whose directory is in the store. */
 char **job_vm_list(struct job_ctx *ctx);
@@ -59,7 +64,7 @@ void job_names_free(char **names);
 int job_vm_exists(struct job_ctx *ctx, const char *vm);
 int job_vm_create(struct job_ctx *ctx, const char *vm);
 int job_vm_remove(struct job_ctx *ctx, const char *vm);
-/* 1 while a restore reads VM's snapshot SNAP. */
+/* 1 while a restore reads VM's snapshot SNAP; a lazy restore's push is waited for. */
 int job_snapshot_busy(struct job_ctx *ctx, const char *vm, const char *snap);
 
 /* Who else uses snapshots (imports, import.h): a save's keep=N deletes none that IN_USE says is

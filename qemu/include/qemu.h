@@ -61,6 +61,12 @@ int qemu_version_cmp(const char *a, const char *b);
 int qemu_spawn(const char *binary, char *const *argv, const char *cwd, const char *log, int keep_fd,
                pid_t *pid, int *pidfd, char *err, size_t errlen);
 
+/* qemu_spawn for a helper of QEMU's (the page server of a lazy restore): KEEP_FD is open in it
+ * as descriptor QEMU_SPAWN_FD, for it to write to. */
+#define QEMU_SPAWN_FD 3
+int qemu_spawn_fd(const char *binary, char *const *argv, const char *cwd, const char *log,
+                  int keep_fd, pid_t *pid, int *pidfd, char *err, size_t errlen);
+
 /* 1 if PID is a QEMU started with -incoming (a restore's, not yet a VM of its own). */
 int qemu_pid_is_incoming(pid_t pid);
 

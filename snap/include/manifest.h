@@ -20,6 +20,9 @@
 /* The one attribute of a snapshot directory that the user sets rather than savefs computes:
  * "disks" lets the next restore go ahead over disks that changed since the save (disks.h). */
 #define MANIFEST_FORCE_XATTR "user.savefs.force"
+/* Set by the user on a snapshot (through the mount) or a VM's directory in the store: how it
+ * restores, "auto", "lazy" or "full" (the snapshot's wins). */
+#define MANIFEST_RESTORE_XATTR "user.savefs.restore"
 
 /* One image of a captured disk, as a file of the snapshot: MANIFEST_DISKS_DIR "/" NAME. */
 struct manifest_layer {

@@ -29,6 +29,8 @@
 int store_host_set(const char *name);
 /* This host's name. */
 const char *store_host(void);
+/* in STORE/VM: "QEMU_PID PAGER_PID" of a VM that runs while savefs-pager pushes its pages */
+#define STORE_LAZY_MARK ".lazy"
 
 /* Which directory a path named when savefs started: the mount lists that one for good. */
 struct store_id {

@@ -66,6 +66,9 @@ for vm in "${VMS[@]}"; do
 done
 
 log "a save during a restore is refused"
+# A full restore, refusing a save while it streams (during a lazy restore's push a save waits:
+# test_lazy_restore).
+setfattr -n user.savefs.restore -v full "$MNT/vm1/snapshots/together"
 throttle_savefs $((15 << 20))
 sync && echo 3 >/proc/sys/vm/drop_caches
 mv "$MNT/vm1/snapshots/together" "$MNT/vm1/restore/" 2>"$T/mv.err" &

@@ -14,6 +14,9 @@ pass=$(guest_last_pass "$T/vm1.serial")
 seed=$(guest_seed "$T/vm1.serial")
 echo "name=good" >"$MNT/vm1/save" || die "save failed: $(cat "$MNT/vm1/status")"
 vm_wait_gone vm1
+# The guarantees of a full restore: a damaged snapshot never runs (a lazy one finds a damaged
+# block when it serves it: test_lazy_restore).
+setfattr -n user.savefs.restore -v full "$STORE/vm1"
 snaps=$STORE/vm1/snapshots
 
 # flip_byte FILE OFFSET: inverts the byte at OFFSET.

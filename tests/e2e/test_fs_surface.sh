@@ -38,6 +38,8 @@ fails_with "No such file" touch "$MNT/vm1/restore/nothing/x"
 log "rm -rf of a snapshot while it restores: waits for the restore, which completes"
 echo "name=s1" >"$MNT/vm1/save" || die "save failed: $(cat "$MNT/vm1/save")"
 vm_wait_gone vm1 || die "vm1 did not quit after its save"
+# A full restore, whose streaming phase the throttle makes last.
+setfattr -n user.savefs.restore -v full "$MNT/vm1/snapshots/s1"
 throttle_savefs $((4 << 20))
 mv "$MNT/vm1/snapshots/s1" "$MNT/vm1/restore/" 2>"$T/mv.err" &
 mover=$!

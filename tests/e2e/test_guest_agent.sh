@@ -27,6 +27,9 @@ savefs_start "$@"
 # clock in whole seconds around it).
 restore() {
     local start
+    # Fully: the clock is then set before the rename returns, inside START..END (a lazy
+    # restore sets it once the guest runs, after the rename returned).
+    setfattr -n user.savefs.restore -v full "$MNT/$1/snapshots/$2"
     start=$(date +%s.%N)
     mv "$MNT/$1/snapshots/$2" "$MNT/$1/restore/" || die "restore failed: $(cat "$MNT/$1/status")"
     TOOK=$(echo "$(date +%s.%N) - $start" | bc)

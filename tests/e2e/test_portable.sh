@@ -91,6 +91,9 @@ log "a damaged snapshot is refused, naming the file"
 cp -a "$BASE" "$SNAPS/stall"
 size=$(stat -c %s "$SNAPS/stall/channel-1")
 printf 'X' | dd of="$SNAPS/stall/channel-1" bs=1 seek=$((size / 2)) conv=notrunc status=none
+# A full restore refuses it before the guest runs (a lazy one stops the guest when it meets the
+# damage: test_lazy_restore).
+setfattr -n user.savefs.restore -v full "$SNAPS/stall"
 if mv "$SNAPS/stall" "$MNT/vm1/restore/" 2>/dev/null; then die "damaged snapshot restored"; fi
 grep -q 'channel-1' "$MNT/vm1/status" || die "the checksum error does not name channel-1"
 rm -r "$SNAPS/stall" "$SNAPS/cut" "$SNAPS/viatar"

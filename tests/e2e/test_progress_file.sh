@@ -90,6 +90,8 @@ vm_wait_gone vm1 || die "vm1's QEMU did not quit after the save"
 # s1 was written with O_DIRECT: its reads reach the disk, throttled now.
 echo "$(findmnt -n -o MAJ:MIN --target "$STORE" | tr -d ' ') $((24 << 20))" \
     >"$THROTTLE_CG/blkio.throttle.read_bps_device"
+# A full restore, whose outcome comes with the rename (a lazy one's comes with its last page).
+setfattr -n user.savefs.restore -v full "$MNT/vm1/snapshots/s1"
 mv "$MNT/vm1/snapshots/s1" "$MNT/vm1/restore/" &
 restorer=$!
 wait_state vm1 restoring

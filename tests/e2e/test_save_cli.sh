@@ -91,6 +91,8 @@ grep -q '^ok s4 ' "$T/tty.lines" || die "no outcome on a pty"
 log "Ctrl-C cancels a restore: its fresh QEMU is killed, nothing else changes"
 kill -9 "$(vm_pid vm1)"
 vm_wait_gone vm1 || die "vm1's QEMU did not go"
+# A full restore, whose stream the throttle makes last (a lazy one would run the guest at once).
+setfattr -n user.savefs.restore -v full "$MNT/vm1/snapshots/s4"
 # s4 was written with O_DIRECT: its reads reach the disk, throttled now.
 echo "$(findmnt -n -o MAJ:MIN --target "$STORE" | tr -d ' ') $((24 << 20))" \
     >"$THROTTLE_CG/blkio.throttle.read_bps_device"

@@ -1,0 +1,481 @@
+/* lazy: a lazy restore (lazy.h). QEMU starts with -incoming defer -S and postcopy-ram;
+ * savefs-pager, spawned in its own session like QEMU, connects to it and writes its events
+ * (`running`, `push DONE TOTAL`, `done SECONDS`, `fail WORDS`) to a file in the VM's runtime
+ * directory, which outlives both savefs and a pipe's reader. Once the guest runs, the job's
+ * caller returns and the job follows the push; a page server that dies or fails before the last
+ * page gets the VM stopped (QEMU killed: a vCPU waiting for a page cannot even pause), never a
+ * guest left hanging. Runs in the restore job's thread. */
+#include "lazy.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/syscall.h>
+#include <sys/xattr.h>
+#include <unistd.h>
+
+#include "agent.h"
+#include "job.h"
+#include "qemu.h"
+#include "qmp.h"
+#include "store.h"
+
+#define LAZY_PAGE_SIZE          4096 /* `push` counts target pages */
+#define LAZY_QEMU_EXIT_GRACE_MS 3000 /* a QEMU that refused the stream exits at once */
+
+enum lazy_mode { LAZY_AUTO, LAZY_FULL, LAZY_ON };
+static const char *const mode_words[] = {"auto", "full", "lazy"};
+
+int job_restore_mode_parse(const char *value, size_t len)
+{
+    for (int i = 0; i < 3; i++)
+        if (len == strlen(mode_words[i]) && memcmp(value, mode_words[i], len) == 0)
+            return i;
+    return -EINVAL;
+}
+
+/* The mode set on PATH, or -1 if none (a value that is no mode is none: setxattr refuses those). */
+static int mode_at(const char *path)
+{
+    char value[16];
+    ssize_t n = getxattr(path, MANIFEST_RESTORE_XATTR, value, sizeof(value));
+
+    return n < 0 ? -1 : job_restore_mode_parse(value, (size_t)n);
+}
+
+/* The user's choice: the snapshot's, else its VM's, else auto. */
+static enum lazy_mode user_mode(const struct restore *r)
+{
+    char vmdir[PATH_MAX];
+    int mode = mode_at(r->dir);
+
+    if (mode < 0 && !store_vm_path(vmdir, r->job->ctx->store, restore_vm(r), NULL))
+        mode = mode_at(vmdir);
+    return mode < 0 ? LAZY_AUTO : (enum lazy_mode)mode;
+}
+
+/* Why R cannot restore lazily into WHY, or "" if it can. */
+static void lazy_obstacle(const struct restore *r, int strict, char *why, size_t len)
+{
+    char idx[CP_NAME_MAX], version[32] = "";
+    int found;
+
+    why[0] = '\0';
+    for (int k = 0; k < r->m.channels && !why[0]; k++) {
+        found = 0;
+        cp_file_name(CP_INDEX, k, idx, sizeof(idx));
+        for (int i = 0; i < r->m.nfiles; i++)
+            found |= strcmp(r->m.files[i].name, idx) == 0;
+        if (!found)
+            snprintf(why, len, "channel-%d has no page index (saved by an older savefs)", k);
+    }
+    if (why[0])
+        return;
+    if (!r->job->ctx->pager[0] || access(r->job->ctx->pager, X_OK) < 0) {
+        snprintf(why, len, "no page server at %s", r->job->ctx->pager);
+        return;
+    }
+    /* 7.2 opens userfaultfd with the plain syscall, as this does: what savefs may, its QEMU may. */
+    int fd = (int)syscall(SYS_userfaultfd, O_CLOEXEC);
+    if (fd < 0) {
+        snprintf(why, len,
+                 "userfaultfd is not available (%s): it needs root, CAP_SYS_PTRACE or "
+                 "vm.unprivileged_userfaultfd=1",
+                 strerror(errno));
+        return;
+    }
+    close(fd);
+    /* The page server speaks 7.2's postcopy stream, the one version it was verified with; a
+     * choice of "lazy" tries it anyway. */
+    if (!strict && (qemu_binary_version(r->plan.binary, version, sizeof(version)) ||
+                    strncmp(version, "7.2.", 4) != 0))
+        snprintf(why, len, "the page server is known to work with QEMU 7.2 only, not %s",
+                 version[0] ? version : "this one");
+}
+
+int lazy_choose(struct restore *r)
+{
+    enum lazy_mode mode = user_mode(r);
+    char why[200];
+
+    if (mode == LAZY_FULL) {
+        snprintf(r->how, sizeof(r->how), "; fully: restore=full");
+        return 0;
+    }
+    lazy_obstacle(r, mode == LAZY_ON, why, sizeof(why));
+    if (!why[0]) {
+        snprintf(r->how, sizeof(r->how), "; lazily (restore=%s)", mode_words[mode]);
+        r->auto_mode = mode == LAZY_AUTO;
+        return r->lazy = 1;
+    }
+    if (mode == LAZY_ON)
+        return job_fail(r->job, -EPROTONOSUPPORT, "restore=lazy, but %s", why);
+    snprintf(r->how, sizeof(r->how), "; fully (restore=auto): %s", why);
+    return 0;
+}
+
+/* ---- the page server ---- */
+
+int lazy_pager_alive(pid_t pid)
+{
+    char binary[PATH_MAX], err[128], **argv = NULL;
+    int argc = 0, found;
+
+    if (pid <= 0 || kill(pid, 0) < 0 ||
+        qemu_read_cmdline(pid, &argv, &argc, binary, sizeof(binary), err, sizeof(err)))
+        return 0;
+    found = strstr(binary, "savefs-pager") != NULL;
+    qemu_argv_free(argv);
+    return found;
+}
+
+int lazy_pushing(const struct job_ctx *ctx, const char *vm, char *why, size_t len)
+{
+    char mark[PATH_MAX];
+    int qemu = 0, pager = 0, n = 0;
+    FILE *f;
+
+    if (store_vm_host_path(mark, ctx->store, vm, STORE_LAZY_MARK) || !(f = fopen(mark, "re")))
+        return 0;
+    n = fscanf(f, "%d %d", &qemu, &pager);
+    fclose(f);
+    if (n != 2 || !lazy_pager_alive(pager))
+        return 0;
+    snprintf(why, len,
+             "the page server of its lazy restore (pid %d) still pushes its pages: save it once "
+             "they are all in",
+             pager);
+    return -EBUSY;
+}
+
+struct lazy {
+    struct restore *r;
+    char events[PATH_MAX], log[PATH_MAX], mark[PATH_MAX];
+    int efd; /* the events file, read from its start */
+    char line[512];
+    size_t len;
+    pid_t pager;
+    int pager_pidfd;
+    int running, done, failed;    /* events seen */
+    uint64_t pushed, total;       /* pages */
+    double t0, t_running, t_done; /* from the start of the job: of the `mv` */
+    char fail[256];
+};
+
+/* Takes one event line in. */
+static void lazy_event(struct lazy *z, const char *line)
+{
+    unsigned long long a, b;
+
+    if (strcmp(line, "running") == 0) {
+        z->running = 1;
+    } else if (sscanf(line, "push %llu %llu", &a, &b) == 2) {
+        z->pushed = a;
+        z->total = b;
+        job_set_progress(z->r->job, a * LAZY_PAGE_SIZE, b * LAZY_PAGE_SIZE);
+    } else if (strncmp(line, "done", 4) == 0) {
+        z->done = 1;
+        z->pushed = z->total;
+        job_set_progress(z->r->job, z->total * LAZY_PAGE_SIZE, z->total * LAZY_PAGE_SIZE);
+    } else if (strncmp(line, "fail", 4) == 0) {
+        z->failed = 1;
+        snprintf(z->fail, sizeof(z->fail), "%s", line[4] ? line + 5 : "(no reason)");
+    }
+}
+
+/* Reads what the page server wrote since the last call. */
+static void lazy_events(struct lazy *z)
+{
+    char buf[4096];
+    ssize_t n;
+
+    while ((n = read(z->efd, buf, sizeof(buf))) > 0) {
+        for (ssize_t i = 0; i < n; i++) {
+            if (buf[i] != '\n') {
+                if (z->len < sizeof(z->line) - 1)
+                    z->line[z->len++] = buf[i];
+                continue;
+            }
+            z->line[z->len] = '\0';
+            z->len = 0;
+            lazy_event(z, z->line);
+        }
+    }
+}
+
+static int lazy_paths(struct lazy *z)
+{
+    const struct job_ctx *ctx = z->r->job->ctx;
+    const char *vm = restore_vm(z->r);
+    int rc;
+
+    if ((rc = store_path(z->events, "%s/%s.pager.events", ctx->run_dir, vm)) ||
+        (rc = store_path(z->log, "%s/%s.pager.log", ctx->run_dir, vm)) ||
+        (rc = store_vm_host_path(z->mark, ctx->store, vm, STORE_LAZY_MARK)) ||
+        (rc = job_sock_path(ctx, vm, "pager", z->r->sock)))
+        return job_fail(z->r->job, rc, "a path for the page server is too long");
+    return 0;
+}
+
+static int lazy_incoming(struct lazy *z)
+{
+    struct restore *r = z->r;
+    char uri[PATH_MAX + 8], err[JOB_ERR_MAX - 80];
+    int rc;
+
+    job_set_phase(r->job, "preparing QEMU");
+    unlink(r->sock);
+    if ((rc = mig_setup_postcopy(r->qmp, &r->saved, err, sizeof(err))))
+        return job_fail(r->job, rc, "%s", err);
+    snprintf(uri, sizeof(uri), "unix:%s", r->sock);
+    return job_qmp(r->job, r->qmp, "migrate-incoming", json_pack("{s:s}", "uri", uri), NULL);
+}
+
+/* savefs-pager --events 3 SNAPSHOT SOCKET, in its own session, its events in z->events. */
+static int lazy_spawn(struct lazy *z)
+{
+    struct restore *r = z->r;
+    char *argv[] = {r->job->ctx->pager, "--events", "3", r->dir, r->sock, NULL};
+    char err[JOB_ERR_MAX - 80];
+    int wfd, rc;
+
+    job_set_phase(r->job, "starting the page server");
+    unlink(z->log);
+    wfd = open(z->events, O_WRONLY | O_CREAT | O_TRUNC | O_APPEND | O_CLOEXEC, 0600);
+    if (wfd < 0)
+        return job_fail(r->job, -errno, "open %s: %s", z->events, strerror(errno));
+    z->efd = open(z->events, O_RDONLY | O_CLOEXEC);
+    if (z->efd < 0) {
+        rc = job_fail(r->job, -errno, "open %s: %s", z->events, strerror(errno));
+        close(wfd);
+        return rc;
+    }
+    rc = qemu_spawn_fd(argv[0], argv, "/", z->log, wfd, &z->pager, &z->pager_pidfd, err,
+                       sizeof(err));
+    close(wfd);
+    return rc ? job_fail(r->job, rc, "%s", err) : 0;
+}
+
+/* The page server's own last words, for the job's error. */
+static void pager_words(const struct lazy *z, char *out, size_t len)
+{
+    qemu_log_tail(z->log, out, len);
+    if (!out[0])
+        snprintf(out, len, "(no output)");
+}
+
+static int pager_gone(struct lazy *z, const char *when)
+{
+    char tail[400];
+
+    pager_words(z, tail, sizeof(tail));
+    return job_fail(z->r->job, -EPIPE, "the page server (pid %d) exited %s: %s", (int)z->pager,
+                    when, tail);
+}
+
+static int migration_is(struct restore *r, const char *a, const char *b)
+{
+    char status[32], why[64], err[128];
+
+    return mig_query(r->qmp, status, sizeof(status), why, sizeof(why), err, sizeof(err)) == 0 &&
+           (strcmp(status, a) == 0 || (b && strcmp(status, b) == 0));
+}
+
+/* 1 if the page server stopped before QEMU got a byte (it refuses what it cannot serve
+ * before it connects) and the user left the choice to savefs: R->how then says why, and the
+ * restore goes on fully. */
+static int lazy_refused(struct lazy *z)
+{
+    struct restore *r = z->r;
+    char words[160];
+
+    if (!r->auto_mode || !migration_is(r, "none", "setup"))
+        return 0;
+    lazy_events(z);
+    if (z->failed)
+        snprintf(words, sizeof(words), "%.150s", z->fail);
+    else
+        pager_words(z, words, sizeof(words));
+    snprintf(r->how, sizeof(r->how), "; fully (restore=auto): the page server refused: %.180s",
+             words);
+    return 1;
+}
+
+/* Until QEMU has its devices and takes pages: the pager says `running` (QEMU in postcopy tells
+ * as much to a pager without events). */
+static int lazy_wait_devices(struct lazy *z)
+{
+    struct restore *r = z->r;
+    double limit = r->job->ctx->watchdog_ms / 1000.0, start = job_now();
+    int tick = 1;
+
+    job_set_phase(r->job, "loading devices");
+    for (;; job_wait(z->pager_pidfd, &tick)) {
+        int gone = qemu_exited(z->pager_pidfd); /* once: it may go between two looks */
+
+        lazy_events(z);
+        if ((z->failed || gone) && lazy_refused(z))
+            return LAZY_FALLBACK;
+        /* QEMU refusing the device state closes the stream: its words, not the pager's EPIPE. */
+        if ((z->failed || gone) && qemu_wait_exit(r->pidfd, LAZY_QEMU_EXIT_GRACE_MS))
+            return restore_qemu_gone(r, "while loading the snapshot");
+        if (z->failed)
+            return job_fail(r->job, -EIO, "the page server stopped: %s", z->fail);
+        if (z->running || migration_is(r, "postcopy-active", "completed"))
+            return 0;
+        if (qemu_exited(r->pidfd))
+            return restore_qemu_gone(r, "while loading the devices");
+        if (gone)
+            return pager_gone(z, "before QEMU had the devices");
+        if (job_now() - start > limit)
+            return job_fail(r->job, -ETIMEDOUT, "QEMU did not take the devices within %.0f s",
+                            limit);
+        if (job_cancelled(r->job))
+            return job_fail(r->job, -EINTR, "restore cancelled");
+    }
+}
+
+/* `cont`, and the guest runs (7.2 takes a cont during the incoming migration as autostart). */
+static int lazy_run_guest(struct lazy *z)
+{
+    struct restore *r = z->r;
+    double limit = r->job->ctx->watchdog_ms / 1000.0, start = job_now();
+    json_t *st = NULL;
+    int rc = 0, tick = 1, up = 0;
+
+    if (!r->m.was_running)
+        return 0;
+    if ((rc = job_qmp(r->job, r->qmp, "cont", NULL, NULL)))
+        return rc;
+    for (; !rc && !up; job_wait(z->pager_pidfd, &tick)) {
+        if (!(rc = job_qmp(r->job, r->qmp, "query-status", NULL, &st)))
+            up = json_is_true(json_object_get(st, "running"));
+        json_decref(st);
+        st = NULL;
+        if (!rc && !up && job_now() - start > limit)
+            rc = job_fail(r->job, -ETIMEDOUT, "the guest did not run within %.0f s", limit);
+    }
+    return rc;
+}
+
+/* The guest runs: it is no half-restored QEMU for a restarted savefs to kill any more, but a VM
+ * whose page server it must look after. */
+static int lazy_mark(struct lazy *z)
+{
+    struct restore *r = z->r;
+    char text[64];
+    int rc;
+
+    snprintf(text, sizeof(text), "%d %d\n", (int)r->pid, (int)z->pager);
+    if ((rc = store_write_text(z->mark, text)))
+        return job_fail(r->job, rc, "write %s: %s", z->mark, strerror(-rc));
+    unlink(r->mark);
+    r->mark[0] = '\0';
+    restore_record(r);
+    return 0;
+}
+
+/* What ended the push, once the pager is gone or said why. */
+static int lazy_push_end(struct lazy *z)
+{
+    struct restore *r = z->r;
+
+    lazy_events(z);
+    if (z->failed)
+        return job_fail(r->job, -EIO,
+                        "the page server stopped: %s: the VM was stopped (QEMU killed) before it "
+                        "could run on memory that is not its own",
+                        z->fail);
+    if (z->done || migration_is(r, "completed", NULL))
+        return 0;
+    return pager_gone(z, "before the last page: the VM was stopped (QEMU killed), a guest "
+                         "waiting for a page that never comes would hang");
+}
+
+/* Follows the push to its end. Savefs stopping (SIGTERM, an unmount) leaves it to the pager:
+ * LAZY_DETACHED. */
+#define LAZY_DETACHED 2
+
+static int lazy_follow(struct lazy *z)
+{
+    struct restore *r = z->r;
+    int tick = 1;
+
+    job_set_phase(r->job, "pushing");
+    for (;; job_wait(z->pager_pidfd, &tick)) {
+        lazy_events(z);
+        if (z->done || z->failed || qemu_exited(z->pager_pidfd))
+            break;
+        if (qemu_exited(r->pidfd))
+            return restore_qemu_gone(r, "while its pages were pushed");
+        if (job_cancelled(r->job)) /* nobody waits for it any more: savefs stops */
+            return LAZY_DETACHED;
+    }
+    z->t_done = job_now() - z->t0;
+    return lazy_push_end(z);
+}
+
+/* The migration over, QEMU's settings put back (postcopy-ram on would refuse a later save's
+ * multifd). */
+static void lazy_finish(struct lazy *z)
+{
+    struct restore *r = z->r;
+    double until = job_now() + r->job->ctx->watchdog_ms / 1000.0;
+
+    for (int tick = 1; !migration_is(r, "completed", NULL) && job_now() < until;)
+        job_wait(-1, &tick);
+    mig_undo(r->qmp, &r->saved);
+    unlink(z->mark);
+}
+
+static void lazy_summary(struct lazy *z, int detached)
+{
+    struct restore *r = z->r;
+    char done[96];
+
+    if (detached)
+        snprintf(done, sizeof(done), "savefs stopped during the push, which goes on in pid %d",
+                 (int)z->pager);
+    else
+        snprintf(done, sizeof(done), "last page in after %.2f s", z->t_done);
+    snprintf(r->job->summary, sizeof(r->job->summary),
+             "restored %s lazily: %s after %.2f s, %s: %d channels (pid %d)%s%s", r->job->snapshot,
+             r->m.was_running ? "running" : "paused", z->t_running, done, r->m.channels,
+             (int)r->pid, r->how + strlen("; lazily"), r->note);
+}
+
+int lazy_restore(struct restore *r)
+{
+    struct lazy z = {.r = r, .efd = -1, .pager_pidfd = -1, .t0 = r->job->started};
+    int rc, released = 0;
+
+    if (!(rc = lazy_paths(&z)) && !(rc = restore_start_qemu(r)) && !(rc = restore_connect_qmp(r)) &&
+        !(rc = lazy_incoming(&z)) && !(rc = lazy_spawn(&z)) && !(rc = lazy_wait_devices(&z)) &&
+        !(rc = lazy_run_guest(&z)) && !(rc = lazy_mark(&z))) {
+        z.t_running = job_now() - z.t0;
+        job_release(r->job, r->m.was_running ? "running" : "paused");
+        released = 1;
+        agent_sync_clock(r->m.was_running, r->plan.argv, r->plan.argc, r->plan.cwd,
+                         r->note + strlen(r->note), sizeof(r->note) - strlen(r->note));
+        rc = lazy_follow(&z);
+    }
+    if (rc == LAZY_DETACHED) {
+        lazy_summary(&z, 1);
+        rc = 0;
+    } else if (!rc) {
+        lazy_finish(&z);
+        lazy_summary(&z, 0);
+    } else if (z.pager_pidfd >= 0) {
+        qemu_kill(z.pager_pidfd, KILL_TIMEOUT_MS);
+    }
+    if (rc && released)
+        unlink(z.mark); /* QEMU is killed by the caller */
+    if (z.pager_pidfd >= 0)
+        close(z.pager_pidfd);
+    if (z.efd >= 0)
+        close(z.efd);
+    return rc;
+}

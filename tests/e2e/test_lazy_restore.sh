@@ -1,0 +1,175 @@
+#!/bin/bash
+# Lazy restore through the mount: `mv S restore/` returns once the guest runs, savefs-pager (a
+# process of its own) pushing the rest of its pages while memcheck goes on verifying its memory;
+# status follows the push to its end and records both times. Save -> lazy restore -> save ->
+# lazy restore, compressed; restore=full still restores fully; a save during the push waits for
+# it; a page server killed mid-push gets the VM stopped with the reason in status, never a
+# guest hung; savefs unmounted mid-push leaves the push to complete; a page server that refuses
+# the snapshot makes restore=auto restore fully (and restore=lazy fail); a damaged frame gets
+# the VM stopped, naming the file.
+source "$SRC_DIR/tests/e2e/lib.sh"
+: "${PAGER_BIN:?PAGER_BIN must name savefs-pager}"
+PAGER=$PAGER_BIN
+"$PAGER_BIN" --help 2>&1 | grep -q -- --events || PAGER=$SRC_DIR/tests/e2e/pager_noevents.sh
+export PAGER_BIN
+
+# The last job's summary (or error) in VM $1's status.
+last_message() {
+    jq -r '.last | .summary // .error // ""' "$MNT/$1/status"
+}
+
+# Waits until VM $1 has no job (the push is over); the last result is then the restore's.
+wait_no_job() {
+    for _ in $(seq 600); do
+        [[ $(jq -r '.job // empty | .op' "$MNT/$1/status") == "" ]] && return 0
+        sleep 0.2
+    done
+    die "$1: the job did not end: $(cat "$MNT/$1/status")"
+}
+
+# lazy_restore SNAP [WORDS]: restores vm1 from SNAP through the mount; its memory is checked during
+# and after the push; the summary says "restored SNAP lazily" (or has WORDS).
+lazy_restore() {
+    local snap=$1 how=${2:-"restored $1 lazily"} pass seed t0 t1
+    pass=$(guest_last_pass "$T/vm1.serial")
+    seed=$(guest_seed "$T/vm1.serial")
+    vm_wait_gone vm1 || die "vm1's QEMU did not quit after the save"
+    t0=$(date +%s.%N)
+    mv "$MNT/vm1/snapshots/$snap" "$MNT/vm1/restore/" || die "restore of $snap failed: $(cat "$MNT/vm1/status")"
+    t1=$(date +%s.%N)
+    vm_adopt vm1
+    log "$snap: mv returned after $(bc <<<"$t1 - $t0") s; $(jq -c '.job // empty | {phase, bytes_done, bytes_total}' "$MNT/vm1/status")"
+    vm_check_alive vm1 "$pass" "$seed"
+    wait_no_job vm1
+    log "$snap: $(last_message vm1)"
+    [[ $(last_message vm1) == *"$how"* ]] || die "$snap: the summary does not say '$how': $(last_message vm1)"
+    vm_check_alive vm1 "$((pass + 2))" "$seed"
+}
+
+# Caps the store's reads at $1 bytes/s (0: no cap) for savefs and what it starts: a page server
+# is in savefs's cgroup, and its reads miss the page cache (saves write with O_DIRECT).
+cap_reads() {
+    echo "$(findmnt -n -o MAJ:MIN --target "$STORE" | tr -d ' ') $1" \
+        >"$THROTTLE_CG/blkio.throttle.read_bps_device"
+}
+
+# The page server's pid, from the mark savefs keeps while it pushes.
+pager_pid() {
+    for _ in $(seq 100); do
+        [[ -s $STORE/vm1/.lazy ]] && { awk '{print $2}' "$STORE/vm1/.lazy"; return 0; }
+        sleep 0.1
+    done
+    die "no page server marked"
+}
+
+# slow_restore SNAP: vm1 from SNAP, its pages pushed at 24 MiB/s; returns once the guest runs.
+slow_restore() {
+    vm_wait_gone vm1 || die "vm1's QEMU did not quit after the save"
+    cap_reads $((24 << 20))
+    mv "$MNT/vm1/snapshots/$1" "$MNT/vm1/restore/" || die "restore of $1 failed: $(cat "$MNT/vm1/status")"
+    vm_adopt vm1
+    [[ $(jq -r '.job.phase' "$MNT/vm1/status") == pushing ]] || die "no push after the mv: $(cat "$MNT/vm1/status")"
+    [[ $(vm_state vm1) == running ]] || die "vm1 is $(vm_state vm1) during the push"
+    # The push's progress comes from the page server's `push DONE TOTAL` lines (--events).
+    [[ $PAGER == "$PAGER_BIN" ]] || return 0
+    for _ in $(seq 100); do
+        [[ $(jq -r '.job.bytes_done // 0' "$MNT/vm1/status") -gt 0 ]] && return 0
+        sleep 0.1
+    done
+    die "status shows no progress of the push: $(cat "$MNT/vm1/status")"
+}
+
+e2e_setup
+store_on_loop 3000
+vm_start vm1
+savefs_start --pager "$PAGER"
+throttle_savefs 0
+unthrottle_savefs
+
+log "save, lazy restore, save compressed, lazy restore"
+echo "2 name=plain" >"$MNT/vm1/save" || die "save failed: $(cat "$MNT/vm1/status")"
+lazy_restore plain
+echo "2 compress=zstd:1 name=packed" >"$MNT/vm1/save" || die "save failed: $(cat "$MNT/vm1/status")"
+lazy_restore packed
+
+log "restore=full on the snapshot"
+echo "2 name=full" >"$MNT/vm1/save" || die "save failed: $(cat "$MNT/vm1/status")"
+setfattr -n user.savefs.restore -v full "$MNT/vm1/snapshots/full"
+setfattr -n user.savefs.restore -v sometimes "$MNT/vm1/snapshots/full" 2>/dev/null &&
+    die "a restore mode that is none was taken"
+lazy_restore full "fully: restore=full"
+
+log "a save during the push waits for it"
+echo "2 name=slow" >"$MNT/vm1/save" || die "save failed: $(cat "$MNT/vm1/status")"
+slow_restore slow
+echo "2 name=again" >"$MNT/vm1/save" 2>"$T/again.err" &
+saver=$!
+sleep 2
+kill -0 "$saver" 2>/dev/null || die "the save during the push did not wait: $(cat "$T/again.err")"
+[[ $(jq -r '.job.phase' "$MNT/vm1/status") == pushing ]] || die "the push is over already: $(cat "$MNT/vm1/status")"
+cap_reads 0
+wait "$saver" || die "the save after the push failed: $(cat "$T/again.err") $(cat "$MNT/vm1/status")"
+grep -q '^ok again' "$MNT/vm1/save" || die "save says: $(cat "$MNT/vm1/save")"
+log "the save waited for the push: $(cat "$MNT/vm1/save")"
+
+log "the page server killed mid-push: the VM is stopped, and status says why"
+slow_restore again
+kill -9 "$(pager_pid)"
+wait_no_job vm1
+vm_wait_gone vm1 || die "the QEMU whose page server died was left running"
+[[ $(vm_state vm1) == stopped ]] || die "vm1 is $(vm_state vm1)"
+why=$(last_message vm1)
+[[ $why == *"page server"*"before the last page"* ]] || die "status does not say why: $why"
+log "$why"
+cap_reads 0
+
+log "savefs unmounted mid-push: the push completes without it"
+lazy_restore again
+echo "2 name=unmounted" >"$MNT/vm1/save" || die "save failed: $(cat "$MNT/vm1/status")"
+pass=$(guest_last_pass "$T/vm1.serial")
+seed=$(guest_seed "$T/vm1.serial")
+slow_restore unmounted
+pager=$(pager_pid)
+savefs_stop
+kill -0 "$pager" 2>/dev/null || die "the page server went with savefs"
+cap_reads 0
+for _ in $(seq 600); do
+    kill -0 "$pager" 2>/dev/null || break
+    sleep 0.2
+done
+kill -0 "$pager" 2>/dev/null && die "the push did not end"
+vm_check_alive vm1 "$((pass + 2))" "$seed"
+savefs_start --pager "$PAGER"
+[[ -e $STORE/vm1/.lazy ]] && die "the restarted savefs left the push's mark"
+echo "2 name=after" >"$MNT/vm1/save" || die "save after the unmounted push failed: $(cat "$MNT/vm1/status")"
+
+log "a page server that refuses: restore=auto restores fully, saying why"
+savefs_stop
+savefs_start --pager /bin/false
+vm_wait_gone vm1
+lazy_restore after "fully (restore=auto): the page server refused"
+echo "2 name=refused" >"$MNT/vm1/save" || die "save failed: $(cat "$MNT/vm1/status")"
+setfattr -n user.savefs.restore -v lazy "$MNT/vm1/snapshots/refused"
+vm_wait_gone vm1
+mv "$MNT/vm1/snapshots/refused" "$MNT/vm1/restore/" 2>/dev/null && die "restore=lazy went ahead without a page server"
+log "restore=lazy: $(last_message vm1)"
+[[ $(vm_state vm1) == stopped ]] || die "vm1 is $(vm_state vm1) after a refused restore=lazy"
+setfattr -n user.savefs.restore -v auto "$MNT/vm1/snapshots/refused"
+lazy_restore refused "fully (restore=auto)"
+savefs_stop
+savefs_start --pager "$PAGER"
+echo "2 name=last" >"$MNT/vm1/save" || die "save failed: $(cat "$MNT/vm1/status")"
+
+log "a damaged zstd frame: the VM is stopped, the reason names the file"
+cp -a "$STORE/vm1/snapshots/packed" "$STORE/vm1/snapshots/badframe"
+size=$(stat -c %s "$STORE/vm1/snapshots/badframe/channel-0")
+printf '\x5a\xa5\x5a\xa5' | dd of="$STORE/vm1/snapshots/badframe/channel-0" bs=1 seek=$((size / 2)) \
+    conv=notrunc status=none
+vm_wait_gone vm1
+mv "$MNT/vm1/snapshots/badframe" "$MNT/vm1/restore/" 2>/dev/null || true
+wait_no_job vm1
+vm_wait_gone vm1 || die "the QEMU fed a damaged frame was left running"
+why=$(last_message vm1)
+[[ $why == *channel-0* ]] || die "status does not name channel-0: $why"
+log "$why"
+log "PASS"
