@@ -1,7 +1,8 @@
 #!/bin/sh
 # Installs what savefs needs to build, run and test on Debian 12 or 13 (as root, or through sudo):
 # debootstrap and lintian for the tests of Debian 13 and of the package; python3-xxhash and
-# python3-zstandard for contrib/savefs-snapshot, the reader of docs/format.md that a test runs.
+# python3-zstandard for contrib/savefs-snapshot, the reader of docs/format.md that a test runs;
+# libvirt (its headers for lvirt/, its daemon and virsh for test_libvirt).
 # Names that differ between releases are found, not assumed: the sanitizer runtime follows the
 # version of the clang that the release installs.
 set -eu
@@ -10,7 +11,7 @@ SUDO=
 packages="build-essential cmake pkg-config libfuse3-dev fuse3 libjansson-dev libzstd-dev
 libxxhash-dev nettle-dev qemu-system-x86 cpio gzip kmod clang valgrind jq attr rsync
 netcat-openbsd iproute2 shellcheck clang-format debootstrap lintian python3-xxhash
-python3-zstandard"
+python3-zstandard libvirt-dev libvirt-daemon-system libvirt-clients"
 updated=
 
 # Installs whichever of the packages named in $@ are missing.

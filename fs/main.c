@@ -32,12 +32,15 @@
 #define IDLE_THREADS 16
 /* FUSE workers at most, besides those that readers of progress files hold (follow.h). */
 #define WORKERS 64
+/* libvirt's system instance, where its QEMU domains are. */
+#define LIBVIRT_DEFAULT_URI "qemu:///system"
 
 struct options {
     char *store;
     char *qmp_dir;
     char *trust_key;
     char *path_map;
+    char *libvirt;    /* --libvirt URI: "none" for none */
     char *mountpoint; /* the last argument that is no option, as fuse_parse_cmdline takes it */
     char *qemu[QEMU_MAX];
     int nqemu;
@@ -64,6 +67,8 @@ static const struct fuse_opt option_spec[] = {
     OPT("--trust-key %s", trust_key),
     OPT("--path-map=%s", path_map),
     OPT("--path-map %s", path_map),
+    OPT("--libvirt=%s", libvirt),
+    OPT("--libvirt %s", libvirt),
     FUSE_OPT_KEY("--qemu=", KEY_QEMU),
     FUSE_OPT_KEY("--qemu ", KEY_QEMU),
     OPT("-h", help),
@@ -91,6 +96,8 @@ static void usage(const char *prog)
            "    --qemu PATH       a QEMU binary that restores may start (repeatable; default\n"
            "                      every /usr/bin/qemu-system-*)\n"
            "    --path-map FILE   this host's path map, {\"/from\": \"/to\"} (see docs/trust.md)\n"
+           "    --libvirt URI     libvirt's QEMU domains are VMs too (default qemu:///system;\n"
+           "                      none: no libvirt; see docs/libvirt.md)\n"
            "    -f                stay in the foreground\n"
            "    -o OPT[,OPT...]   FUSE mount options\n"
            "    -h, --help        this help\n"
@@ -212,14 +219,19 @@ static int daemon_open(struct daemon *d, const struct options *o, char *err, siz
                               .nqemu = o->nqemu,
                               .path_map_file = o->path_map,
                               .qmp_dir = o->qmp_dir};
-    struct job_config cfg = {
-        .store = o->store, .qmp_dir = o->qmp_dir, .watchdog_ms = o->watchdog_s * 1000};
+    struct job_config cfg = {.store = o->store,
+                             .qmp_dir = o->qmp_dir,
+                             .watchdog_ms = o->watchdog_s * 1000,
+                             .libvirt_uri = LIBVIRT_DEFAULT_URI,
+                             .libvirt_required = o->libvirt != NULL};
     int rc;
 
     d->sfs.store_fd = -1;
     if ((rc = trust_new(&d->trust, &tc, err, errlen)))
         return rc;
     cfg.trust = d->trust;
+    if (o->libvirt)
+        cfg.libvirt_uri = strcmp(o->libvirt, "none") == 0 ? NULL : o->libvirt;
     if ((rc = job_ctx_new(&d->job, &cfg, sfs_log, err, errlen)))
         return rc;
     job_recover(d->job, sfs_log);
@@ -530,6 +542,7 @@ static void options_free(struct fuse_args *args, struct options *o)
     free(o->qmp_dir);
     free(o->trust_key);
     free(o->path_map);
+    free(o->libvirt);
     free(o->mountpoint);
     for (int i = 0; i < o->nqemu; i++)
         free(o->qemu[i]);

@@ -18,6 +18,7 @@
 #include "copier.h"
 #include "follow_job.h"
 #include "migrate.h"
+#include "lvirt.h"
 #include "qemu.h"
 #include "qmp.h"
 #include "store.h"
@@ -95,6 +96,14 @@ int job_ctx_new(struct job_ctx **out, const struct job_config *cfg, void (*log)(
         (rc = store_mkdirs(ctx->run_dir, err, errlen)) ||
         (rc = store_id_get(ctx->store, &ctx->store_id, err, errlen)))
         goto out;
+    if (cfg->libvirt_uri && (rc = lv_open(&ctx->lv, cfg->libvirt_uri, log)) == -ENOTSUP &&
+        !cfg->libvirt_required)
+        rc = 0;
+    if (rc) {
+        snprintf(err, errlen, "libvirt %s: %s", cfg->libvirt_uri,
+                 rc == -ENOTSUP ? "savefs was built without libvirt" : strerror(-rc));
+        goto out;
+    }
 out:
     if (rc)
         job_ctx_free(ctx);
@@ -165,6 +174,7 @@ void job_ctx_free(struct job_ctx *ctx)
     }
     free(ctx->store);
     free(ctx->qmp_dir);
+    lv_close(ctx->lv);
     free(ctx->run_dir);
     free(ctx);
 }

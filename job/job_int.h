@@ -95,6 +95,7 @@ struct job_ctx {
     struct store_id store_id; /* the store directory as it was when savefs started */
     int watchdog_ms;
     const struct trust *trust;    /* borrowed from the config */
+    struct lv *lv;                /* libvirt's domains (lvirt.h), or NULL */
     void (*log)(const char *msg); /* savefs's log, or NULL */
     atomic_int shutdown;          /* set from a signal handler: every job cancels */
     /* guarded by lock */
@@ -152,5 +153,13 @@ int job_sock_path(const struct job_ctx *ctx, const char *vm, const char *what, c
 int job_log_path(const struct job_ctx *ctx, const char *vm, char *path);
 
 #define QMP_TIMEOUT_MS 5000
+
+/* VM's monitor: its QMP socket in the QMP directory if a QEMU listens there, else libvirt's
+ * connection to domain VM's (*LIBVIRT is then 1). -ESRCH if neither runs, or another negative
+ * errno, with the reason in ERR. */
+int job_vm_monitor(struct job_ctx *ctx, const char *vm, int timeout_ms, struct qmp **q,
+                   int *libvirt, char *err, size_t errlen);
+/* 1 if VM is a libvirt domain that runs (and no QEMU listens on its QMP socket). */
+int job_vm_libvirt(struct job_ctx *ctx, const char *vm);
 
 #endif

@@ -14,6 +14,8 @@ struct job_config {
     const char *qmp_dir;       /* NAME.qmp sockets of the VMs */
     int watchdog_ms;           /* a restore whose bytes stop moving this long is killed */
     const struct trust *trust; /* signs saves, decides restores (trust.h); outlives the ctx */
+    const char *libvirt_uri;   /* libvirt's QEMU domains are VMs too (lvirt.h); NULL: none */
+    int libvirt_required;      /* a savefs built without libvirt refuses to start (else: none) */
 };
 
 #define JOB_ERR_MAX 1024

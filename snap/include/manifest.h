@@ -14,6 +14,8 @@
 #define MANIFEST_MAX_FILES (2 * CP_MAX_CHANNELS + 1)
 #define MANIFEST_MAX_ARGS  4096
 #define MANIFEST_MAX_DISKS 32
+/* A libvirt domain's XML: libvirt's own domains are far smaller. */
+#define MANIFEST_LIBVIRT_XML_MAX (1 << 20)
 
 /* The one attribute of a snapshot directory that the user sets rather than savefs computes:
  * "disks" lets the next restore go ahead over disks that changed since the save (disks.h). */
@@ -50,6 +52,9 @@ struct manifest {
     /* Since savefs recorded disks; a manifest without them restores as before, unchecked. */
     int disks_recorded;
     int keep_running; /* the VM ran on after the save: its disks went on changing */
+    /* A libvirt domain's (docs/libvirt.md): its migratable XML, what libvirt starts to restore it;
+     * argv is then its QEMU's command line as it was, for reading only. NULL: no libvirt. */
+    char *libvirt_xml;
     struct manifest_disk disks[MANIFEST_MAX_DISKS];
     int ndisks;
     struct cp_file files[MANIFEST_MAX_FILES];
