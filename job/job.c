@@ -13,7 +13,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "copier.h"
 #include "follow_job.h"
@@ -55,6 +57,31 @@ int job_qmp_path(const struct job_ctx *ctx, const char *vm, char *path)
 int job_sock_path(const struct job_ctx *ctx, const char *vm, const char *what, char *path)
 {
     return store_path(path, "%s/%s.%s.sock", ctx->run_dir, vm, what);
+}
+
+int job_lv_sock(const struct job_ctx *ctx, const char *vm, pid_t pid, const char *what, char *dir,
+                char *sock, char *err, size_t errlen)
+{
+    uid_t uid;
+    gid_t gid;
+    int rc;
+
+    if ((rc = qemu_owner(pid, &uid, &gid))) {
+        snprintf(err, errlen, "read the owner of QEMU %d: %s", (int)pid, strerror(-rc));
+        return rc;
+    }
+    if ((rc = store_path(dir, "%s/%s.libvirt", ctx->run_dir, vm)) ||
+        (rc = store_path(sock, "%s/%s.sock", dir, what))) {
+        snprintf(err, errlen, "socket path too long");
+        return rc;
+    }
+    if ((mkdir(dir, 0700) < 0 && errno != EEXIST) || chown(dir, uid, gid) < 0 ||
+        chmod(dir, 0700) < 0 || chmod(ctx->run_dir, 0711) < 0 || chmod(ctx->qmp_dir, 0711) < 0) {
+        rc = -errno;
+        snprintf(err, errlen, "make %s reachable by QEMU's user %u: %s", dir, (unsigned)uid,
+                 strerror(-rc));
+    }
+    return rc;
 }
 
 int job_log_path(const struct job_ctx *ctx, const char *vm, char *path)

@@ -159,6 +159,11 @@ int job_log_path(const struct job_ctx *ctx, const char *vm, char *path);
  * errno, with the reason in ERR. */
 int job_vm_monitor(struct job_ctx *ctx, const char *vm, int timeout_ms, struct qmp **q,
                    int *libvirt, char *err, size_t errlen);
+/* A libvirt domain's QEMU runs as its own user (libvirt-qemu under the stock qemu.conf), which
+ * must reach the migration's socket: DIR (PATH_MAX) is made a directory of the user of QEMU PID,
+ * the way to it searchable (not readable) by others, and SOCK (PATH_MAX) is DIR/WHAT.sock. */
+int job_lv_sock(const struct job_ctx *ctx, const char *vm, pid_t pid, const char *what, char *dir,
+                char *sock, char *err, size_t errlen);
 /* 1 if VM is a libvirt domain that runs (and no QEMU listens on its QMP socket). */
 int job_vm_libvirt(struct job_ctx *ctx, const char *vm);
 

@@ -85,33 +85,16 @@ static int describe_domain(struct save *s, char **argv, int argc, char ***out, i
     return 0;
 }
 
-/* A libvirt domain's QEMU runs as its own user (libvirt-qemu under the stock qemu.conf), which
- * must connect to the save socket: the socket lives in a directory of that user's, the way to it
- * searchable (not readable) by others. */
 static int libvirt_sock(struct save *s)
 {
-    struct job_ctx *ctx = s->job->ctx;
-    uid_t uid;
-    gid_t gid;
-    int rc;
+    char err[JOB_ERR_MAX - 80];
+    int rc = job_lv_sock(s->job->ctx, vm_name(s), qmp_peer_pid(s->qmp), "save", s->sock_dir,
+                         s->sock, err, sizeof(err));
 
-    if ((rc = qemu_owner(qmp_peer_pid(s->qmp), &uid, &gid)))
-        return job_fail(s->job, rc, "read the owner of QEMU %d: %s", (int)qmp_peer_pid(s->qmp),
-                        strerror(-rc));
-    if ((rc = store_path(s->sock_dir, "%s/%s.libvirt", ctx->run_dir, vm_name(s))) ||
-        (rc = store_path(s->sock, "%s/save.sock", s->sock_dir)))
-        return job_fail(s->job, rc, "socket path too long");
-    if ((mkdir(s->sock_dir, 0700) < 0 && errno != EEXIST) || chown(s->sock_dir, uid, gid) < 0 ||
-        chmod(s->sock_dir, 0700) < 0 || chmod(ctx->run_dir, 0711) < 0 ||
-        chmod(ctx->qmp_dir, 0711) < 0) {
-        rc = -errno;
-        return job_fail(s->job, rc, "make %s reachable by QEMU's user %u: %s", s->sock_dir,
-                        (unsigned)uid, strerror(-rc));
-    }
-    return 0;
+    return rc ? job_fail(s->job, rc, "%s", err) : 0;
 }
 
-/* The save socket's owner is the QEMU's (libvirt_sock). */
+/* The save socket's owner is the QEMU's (job_lv_sock). */
 static int libvirt_sock_own(struct save *s)
 {
     struct stat st;

@@ -89,6 +89,21 @@ int lv_clear_mark(struct lv *lv, const char *name, char *err, size_t errlen)
     return 0;
 }
 
+int lv_start_incoming(struct lv *lv, const char *name, const char *xml, char *err, size_t errlen)
+{
+    (void)lv;
+    (void)name;
+    (void)xml;
+    return none(err, errlen);
+}
+
+int lv_resume(struct lv *lv, const char *name, char *err, size_t errlen)
+{
+    (void)lv;
+    (void)name;
+    return none(err, errlen);
+}
+
 int lv_destroy(struct lv *lv, const char *name, char *err, size_t errlen)
 {
     (void)lv;

@@ -9,6 +9,7 @@
 #include <libvirt/libvirt.h>
 #include <libvirt/virterror.h>
 #include <limits.h>
+#include <stddef.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -439,6 +440,95 @@ int lv_destroy(struct lv *lv, const char *name, char *err, size_t errlen)
         return rc;
     if (virDomainDestroy(d) < 0) {
         snprintf(err, errlen, "libvirt %s: domain %s: destroy: %s", lv->uri, name, last_error());
+        rc = -EIO;
+    }
+    virDomainFree(d);
+    return rc;
+}
+
+#define QEMU_NS "http://libvirt.org/schemas/domain/qemu/1.0"
+
+/* XML with QEMU's -incoming defer added through libvirt's qemu namespace: libvirt starts QEMU
+ * waiting for a migration that savefs then feeds through the monitor. libvirt formats that
+ * namespace with the prefix "qemu": a domain restored by savefs has its -incoming in its live
+ * XML already (and a save of it keeps that XML), one with arguments of its own gets ours
+ * among them. */
+static char *incoming_xml(const char *xml)
+{
+    static const char args[] = "<qemu:arg value='-incoming'/><qemu:arg value='defer'/>";
+    static const char cmdline[] = "<qemu:commandline>";
+    const char *ns = strstr(xml, "xmlns:qemu='" QEMU_NS "'"), *at, *extra = "", *tail = "";
+    size_t size = strlen(xml) + sizeof(args) + sizeof(cmdline) * 2 + sizeof(QEMU_NS) + 32;
+    char *out;
+
+    if (strstr(xml, "<qemu:arg value='-incoming'/>") && ns)
+        return strdup(xml);
+    if (ns && (at = strstr(xml, cmdline)))
+        at += strlen(cmdline);
+    else if (ns && (at = strstr(xml, "</domain>")))
+        extra = cmdline, tail = "</qemu:commandline>";
+    else if (!ns && !strstr(xml, QEMU_NS) && strstr(xml, "<domain") &&
+             (at = strstr(xml, "</domain>")))
+        extra = cmdline, tail = "</qemu:commandline>";
+    else
+        return NULL;
+    if (!(out = malloc(size)))
+        return NULL;
+    if (ns) {
+        snprintf(out, size, "%.*s%s%s%s%s", (int)(at - xml), xml, extra, args, tail, at);
+    } else {
+        const char *open = strstr(xml, "<domain") + strlen("<domain");
+
+        snprintf(out, size, "%.*s xmlns:qemu='%s'%.*s%s%s%s%s", (int)(open - xml), xml, QEMU_NS,
+                 (int)(at - open), open, extra, args, tail, at);
+    }
+    return out;
+}
+
+int lv_start_incoming(struct lv *lv, const char *name, const char *xml, char *err, size_t errlen)
+{
+    virConnectPtr c = conn_get(lv);
+    char *live = incoming_xml(xml);
+    virDomainPtr d = NULL;
+    int rc = 0;
+
+    if (!c)
+        snprintf(err, errlen, "libvirt %s: %s", lv->uri, last_error());
+    else if (!live)
+        snprintf(err, errlen,
+                 "domain %s: its XML has no <domain> element, or a qemu namespace "
+                 "under another prefix than qemu",
+                 name);
+    else if (!(d = virDomainCreateXML(c, live, VIR_DOMAIN_START_PAUSED)))
+        snprintf(err, errlen, "libvirt %s: start domain %s: %s", lv->uri, name, last_error());
+    if (!c)
+        rc = -ECONNREFUSED;
+    else if (!live)
+        rc = -EINVAL;
+    else if (!d)
+        rc = -EIO;
+    else if (strcmp(virDomainGetName(d), name) != 0) {
+        snprintf(err, errlen, "libvirt started domain %s, not %s", virDomainGetName(d), name);
+        virDomainDestroy(d);
+        rc = -EPERM;
+    }
+    if (d)
+        virDomainFree(d);
+    if (c)
+        virConnectClose(c);
+    free(live);
+    return rc;
+}
+
+int lv_resume(struct lv *lv, const char *name, char *err, size_t errlen)
+{
+    int rc = 0;
+    virDomainPtr d = domain(lv, name, &rc, err, errlen);
+
+    if (!d)
+        return rc;
+    if (virDomainResume(d) < 0) {
+        snprintf(err, errlen, "libvirt %s: domain %s: resume: %s", lv->uri, name, last_error());
         rc = -EIO;
     }
     virDomainFree(d);

@@ -54,6 +54,14 @@ int lv_saved_mark(struct lv *lv, const char *name, char *snap, size_t size);
 /* Removes NAME's mark (persistent definition): 0 also if there was none. */
 int lv_clear_mark(struct lv *lv, const char *name, char *err, size_t errlen);
 
+/* Starts a domain from XML (a snapshot's, as its VM NAME was saved) paused and waiting for an
+ * incoming migration (QEMU's -incoming defer, through libvirt's qemu namespace): a persistent
+ * domain of that name and uuid keeps its definition and runs with XML as its live one, else
+ * the domain is transient. 0 or a negative errno with the reason in ERR. */
+int lv_start_incoming(struct lv *lv, const char *name, const char *xml, char *err, size_t errlen);
+/* Lets NAME run (virDomainResume): libvirt knows it runs. */
+int lv_resume(struct lv *lv, const char *name, char *err, size_t errlen);
+
 /* Stops NAME's QEMU through libvirt (virDomainDestroy): libvirt records "destroyed", not a guest
  * that shut down by itself. */
 int lv_destroy(struct lv *lv, const char *name, char *err, size_t errlen);
