@@ -940,7 +940,7 @@ static void test_transport(void)
     static const struct qmp_transport t = {fake_exec, fake_close};
     struct fake_transport f = {0};
     struct qmp *q;
-    json_t *ret = NULL;
+    json_t *ret = NULL, *args;
     char err[256] = "";
 
     CHECK_RC(qmp_open_transport(&q, "dom1", 4242, &t, &f), 0, err);
@@ -952,9 +952,9 @@ static void test_transport(void)
     json_decref(ret);
     /* Arguments go along; a QMP error is -EIO worded as for a socket, and the connection lives. */
     f.answer = "{\"error\": {\"class\": \"GenericError\", \"desc\": \"no\"}}";
-    CHECK_RC(
-        qmp_cmd(q, "migrate", json_pack("{s:s}", "uri", "unix:/x"), NULL, 1000, err, sizeof(err)),
-        -EIO, err);
+    args = json_pack("{s:s}", "uri", "unix:/x"); /* borrowed by qmp_cmd */
+    CHECK_RC(qmp_cmd(q, "migrate", args, NULL, 1000, err, sizeof(err)), -EIO, err);
+    json_decref(args);
     CHECK(strcmp(f.last, "{\"arguments\":{\"uri\":\"unix:/x\"},\"execute\":\"migrate\"}") == 0);
     CHECK_HAS(err, "QMP dom1: migrate: GenericError: no");
     /* An answer that is neither: -EPROTO, and the connection is unusable from then on. */
