@@ -40,7 +40,8 @@ lv_cleanup() {
         done
         kill -9 "$pid" 2>/dev/null
     done
-    [[ -n $HOOK_MADE ]] && rm -f "$HOOK"
+    # The hook goes, and its directory if the test made it (rmdir leaves a host's own hooks).
+    [[ -n $HOOK_MADE ]] && rm -f "$HOOK" && rmdir "$(dirname "$HOOK")" 2>/dev/null
     (exit "$rc") # e2e_cleanup reports the test's status
     e2e_cleanup
 }
