@@ -5,6 +5,7 @@
 # glusterfs-server, glusterfs-client and xfsprogs for the fleet's tests on a GlusterFS volume
 # (tests/e2e/gluster.sh starts glusterd itself: the package's service is not needed).
 # qemu-utils (qemu-img: a checkpoint's overlays) and xfsprogs (the reflink checkpoint test's XFS).
+# libvirt (its headers for lvirt/, its daemon and virsh for test_libvirt).
 # Names that differ between releases are found, not assumed: the sanitizer runtime follows the
 # version of the clang that the release installs.
 set -eu
@@ -13,7 +14,8 @@ SUDO=
 packages="build-essential cmake pkg-config libfuse3-dev fuse3 libjansson-dev libzstd-dev
 libxxhash-dev nettle-dev qemu-system-x86 cpio gzip kmod clang valgrind jq attr rsync
 netcat-openbsd iproute2 shellcheck clang-format debootstrap lintian python3-xxhash strace
-python3-zstandard glusterfs-server glusterfs-client xfsprogs qemu-utils"
+python3-zstandard glusterfs-server glusterfs-client xfsprogs qemu-utils
+libvirt-dev libvirt-daemon-system libvirt-clients"
 updated=
 
 # Installs whichever of the packages named in $@ are missing.

@@ -26,6 +26,17 @@ install(FILES ${CMAKE_CURRENT_BINARY_DIR}/savefs.service DESTINATION ${SAVEFS_SY
 install(FILES ${CMAKE_SOURCE_DIR}/contrib/copyright ${SAVEFS_CHANGELOG_GZ}
         DESTINATION ${CMAKE_INSTALL_DOCDIR})
 
+# libvirt's hook that refuses a cold boot of a domain whose state a savefs snapshot holds
+# (docs/libvirt.md): a script of libvirt's qemu.d, beside any hook of the host's own. Under /etc:
+# a conffile of the package.
+if(LIBVIRT_FOUND)
+  set(SAVEFS_LIBVIRT_HOOKDIR ${CMAKE_INSTALL_FULL_SYSCONFDIR}/libvirt/hooks/qemu.d)
+  install(PROGRAMS ${CMAKE_SOURCE_DIR}/contrib/libvirt-hook DESTINATION ${SAVEFS_LIBVIRT_HOOKDIR}
+          RENAME savefs)
+  file(WRITE ${CMAKE_CURRENT_BINARY_DIR}/conffiles "${SAVEFS_LIBVIRT_HOOKDIR}/savefs\n")
+  set(CPACK_DEBIAN_PACKAGE_CONTROL_EXTRA ${CMAKE_CURRENT_BINARY_DIR}/conffiles)
+endif()
+
 set(CPACK_GENERATOR DEB)
 set(CPACK_PACKAGE_NAME savefs)
 set(CPACK_PACKAGE_VENDOR "the savefs maintainers")

@@ -35,6 +35,8 @@
 #define IDLE_THREADS 16
 /* FUSE workers at most, besides those that readers of progress files hold (follow.h). */
 #define WORKERS 64
+/* libvirt's system instance, where its QEMU domains are. */
+#define LIBVIRT_DEFAULT_URI "qemu:///system"
 
 struct options {
     char *store;
@@ -43,6 +45,7 @@ struct options {
     char *path_map;
     char *host;
     char *pager;
+    char *libvirt;    /* --libvirt URI: "none" for none */
     char *mountpoint; /* the last argument that is no option, as fuse_parse_cmdline takes it */
     char *qemu[QEMU_MAX];
     int nqemu;
@@ -76,6 +79,8 @@ static const struct fuse_opt option_spec[] = {
     OPT("--fence %d", fence_s),
     OPT("--pager=%s", pager),
     OPT("--pager %s", pager),
+    OPT("--libvirt=%s", libvirt),
+    OPT("--libvirt %s", libvirt),
     FUSE_OPT_KEY("--qemu=", KEY_QEMU),
     FUSE_OPT_KEY("--qemu ", KEY_QEMU),
     OPT("-h", help),
@@ -109,6 +114,8 @@ static void usage(const char *prog)
            "                      this long (default %d; see docs/fleet.md)\n"
            "    --pager PATH      the page server of lazy restores (default\n"
            "                      " SAVEFS_PAGER ")\n"
+           "    --libvirt URI     libvirt's QEMU domains are VMs too (default qemu:///system;\n"
+           "                      none: no libvirt; see docs/libvirt.md)\n"
            "    -f                stay in the foreground\n"
            "    -o OPT[,OPT...]   FUSE mount options\n"
            "    -h, --help        this help\n"
@@ -235,13 +242,17 @@ static int daemon_open(struct daemon *d, const struct options *o, char *err, siz
                              .watchdog_ms = o->watchdog_s * 1000,
                              .host = store_host(),
                              .fence_ms = o->fence_s * 1000,
-                             .pager = o->pager};
+                             .pager = o->pager,
+                             .libvirt_uri = LIBVIRT_DEFAULT_URI,
+                             .libvirt_required = o->libvirt != NULL};
     int rc;
 
     d->sfs.store_fd = -1;
     if ((rc = trust_new(&d->trust, &tc, err, errlen)))
         return rc;
     cfg.trust = d->trust;
+    if (o->libvirt)
+        cfg.libvirt_uri = strcmp(o->libvirt, "none") == 0 ? NULL : o->libvirt;
     if ((rc = job_ctx_new(&d->job, &cfg, sfs_log, err, errlen)))
         return rc;
     job_recover(d->job, sfs_log);
@@ -588,6 +599,7 @@ static void options_free(struct fuse_args *args, struct options *o)
     free(o->path_map);
     free(o->host);
     free(o->pager);
+    free(o->libvirt);
     free(o->mountpoint);
     for (int i = 0; i < o->nqemu; i++)
         free(o->qemu[i]);

@@ -13,12 +13,14 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
 #include "copier.h"
 #include "follow_job.h"
 #include "migrate.h"
+#include "lvirt.h"
 #include "qemu.h"
 #include "qmp.h"
 #include "store.h"
@@ -56,6 +58,31 @@ int job_qmp_path(const struct job_ctx *ctx, const char *vm, char *path)
 int job_sock_path(const struct job_ctx *ctx, const char *vm, const char *what, char *path)
 {
     return store_path(path, "%s/%s.%s.sock", ctx->run_dir, vm, what);
+}
+
+int job_lv_sock(const struct job_ctx *ctx, const char *vm, pid_t pid, const char *what, char *dir,
+                char *sock, char *err, size_t errlen)
+{
+    uid_t uid;
+    gid_t gid;
+    int rc;
+
+    if ((rc = qemu_owner(pid, &uid, &gid))) {
+        snprintf(err, errlen, "read the owner of QEMU %d: %s", (int)pid, strerror(-rc));
+        return rc;
+    }
+    if ((rc = store_path(dir, "%s/%s.libvirt", ctx->run_dir, vm)) ||
+        (rc = store_path(sock, "%s/%s.sock", dir, what))) {
+        snprintf(err, errlen, "socket path too long");
+        return rc;
+    }
+    if ((mkdir(dir, 0700) < 0 && errno != EEXIST) || chown(dir, uid, gid) < 0 ||
+        chmod(dir, 0700) < 0 || chmod(ctx->run_dir, 0711) < 0 || chmod(ctx->qmp_dir, 0711) < 0) {
+        rc = -errno;
+        snprintf(err, errlen, "make %s reachable by QEMU's user %u: %s", dir, (unsigned)uid,
+                 strerror(-rc));
+    }
+    return rc;
 }
 
 int job_log_path(const struct job_ctx *ctx, const char *vm, char *path)
@@ -103,6 +130,14 @@ int job_ctx_new(struct job_ctx **out, const struct job_config *cfg, void (*log)(
         (rc = store_mkdirs(ctx->run_dir, err, errlen)) ||
         (rc = store_id_get(ctx->store, &ctx->store_id, err, errlen)))
         goto out;
+    if (cfg->libvirt_uri && (rc = lv_open(&ctx->lv, cfg->libvirt_uri, log)) == -ENOTSUP &&
+        !cfg->libvirt_required)
+        rc = 0;
+    if (rc) {
+        snprintf(err, errlen, "libvirt %s: %s", cfg->libvirt_uri,
+                 rc == -ENOTSUP ? "savefs was built without libvirt" : strerror(-rc));
+        goto out;
+    }
 out:
     if (rc)
         job_ctx_free(ctx);
@@ -203,6 +238,7 @@ void job_ctx_free(struct job_ctx *ctx)
     free(ctx->pager);
     free(ctx->store);
     free(ctx->qmp_dir);
+    lv_close(ctx->lv);
     free(ctx->run_dir);
     free(ctx);
 }

@@ -102,6 +102,7 @@ struct job_ctx {
     int fence_ms;
     struct watch *watch;          /* the leases' keeper (watch.h), or NULL */
     const struct trust *trust;    /* borrowed from the config */
+    struct lv *lv;                /* libvirt's domains (lvirt.h), or NULL */
     void (*log)(const char *msg); /* savefs's log, or NULL */
     atomic_int shutdown;          /* set from a signal handler: every job cancels */
     char *pager;                  /* savefs-pager, for lazy restores */
@@ -167,5 +168,18 @@ int job_sock_path(const struct job_ctx *ctx, const char *vm, const char *what, c
 int job_log_path(const struct job_ctx *ctx, const char *vm, char *path);
 
 #define QMP_TIMEOUT_MS 5000
+
+/* VM's monitor: its QMP socket in the QMP directory if a QEMU listens there, else libvirt's
+ * connection to domain VM's (*LIBVIRT is then 1). -ESRCH if neither runs, or another negative
+ * errno, with the reason in ERR. */
+int job_vm_monitor(struct job_ctx *ctx, const char *vm, int timeout_ms, struct qmp **q,
+                   int *libvirt, char *err, size_t errlen);
+/* A libvirt domain's QEMU runs as its own user (libvirt-qemu under the stock qemu.conf), which
+ * must reach the migration's socket: DIR (PATH_MAX) is made a directory of the user of QEMU PID,
+ * the way to it searchable (not readable) by others, and SOCK (PATH_MAX) is DIR/WHAT.sock. */
+int job_lv_sock(const struct job_ctx *ctx, const char *vm, pid_t pid, const char *what, char *dir,
+                char *sock, char *err, size_t errlen);
+/* 1 if VM is a libvirt domain that runs (and no QEMU listens on its QMP socket). */
+int job_vm_libvirt(struct job_ctx *ctx, const char *vm);
 
 #endif

@@ -12,12 +12,14 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <time.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 #include "agent.h"
 #include "ckpt.h"
 #include "copier.h"
 #include "lazy.h"
+#include "lvirt.h"
 #include "manifest.h"
 #include "migrate.h"
 #include "precheck.h"
@@ -91,7 +93,17 @@ static int check_trust(struct restore *r)
     int rc;
 
     job_set_phase(r->job, "checking trust");
-    rc = trust_resolve(r->job->ctx->trust, &s, &r->m, &r->plan, how, sizeof(how), err, sizeof(err));
+    r->libvirt = r->m.libvirt_xml != NULL;
+    if (r->libvirt && !r->job->ctx->lv)
+        return job_fail(r->job, -ENOTSUP,
+                        "%s is a libvirt domain's snapshot, and this savefs has no libvirt "
+                        "(--libvirt)",
+                        r->job->snapshot);
+    if (r->libvirt)
+        rc = trust_libvirt(r->job->ctx->trust, &r->m, err, sizeof(err));
+    else
+        rc = trust_resolve(r->job->ctx->trust, &s, &r->m, &r->plan, how, sizeof(how), err,
+                           sizeof(err));
     return rc ? job_fail(r->job, rc, "%s", err) : 0;
 }
 
@@ -101,6 +113,31 @@ static int check_vm_stopped(struct restore *r)
         return -ENAMETOOLONG;
     if (qemu_listening(r->qmp_path))
         return job_fail(r->job, -EBUSY, "a QEMU runs on %s: quit it or save it first", r->qmp_path);
+    if (r->job->ctx->lv && lv_running(r->job->ctx->lv, restore_vm(r)))
+        return job_fail(r->job, -EBUSY, "libvirt's domain %s runs: shut it down or save it first",
+                        restore_vm(r));
+    return 0;
+}
+
+/* libvirt starts the domain from the snapshot's XML, paused, waiting for the migration; its
+ * monitor is libvirt's (lvirt.h). The mark that refuses a cold boot stays until it runs. */
+static int start_libvirt(struct restore *r)
+{
+    char err[JOB_ERR_MAX - 80];
+    struct lv *lv = r->job->ctx->lv;
+    int rc;
+
+    job_set_phase(r->job, "starting QEMU");
+    if ((rc = lv_start_incoming(lv, restore_vm(r), r->m.libvirt_xml, err, sizeof(err))))
+        return job_fail(r->job, rc, "%s", err);
+    r->libvirt_started = 1;
+    if ((rc = lv_qmp_open(lv, restore_vm(r), &r->qmp, err, sizeof(err))))
+        return job_fail(r->job, rc, "%s", err);
+    r->pid = qmp_peer_pid(r->qmp);
+    r->pidfd = (int)syscall(SYS_pidfd_open, r->pid, 0);
+    if (r->pidfd < 0)
+        return job_fail(r->job, -errno, "pidfd_open: %s", strerror(errno));
+    job_set_pid(r->job, r->pid);
     return 0;
 }
 
@@ -235,6 +272,13 @@ int restore_connect_qmp(struct restore *r)
     return job_fail(r->job, -ETIMEDOUT, "QEMU did not open %s", r->qmp_path);
 }
 
+static int start_plain(struct restore *r)
+{
+    int rc = restore_start_qemu(r);
+
+    return rc ? rc : restore_connect_qmp(r);
+}
+
 /* The files open and start streaming in before QEMU is even started. */
 static int open_files(struct restore *r)
 {
@@ -252,8 +296,13 @@ static int start_incoming(struct restore *r)
     char uri[PATH_MAX + 8], err[JOB_ERR_MAX - 80];
     int rc;
 
-    if ((rc = job_sock_path(r->job->ctx, restore_vm(r), "restore", r->sock)))
-        return job_fail(r->job, rc, "socket path too long");
+    if (r->libvirt)
+        rc = job_lv_sock(r->job->ctx, restore_vm(r), r->pid, "restore", r->sock_dir, r->sock, err,
+                         sizeof(err));
+    else if ((rc = job_sock_path(r->job->ctx, restore_vm(r), "restore", r->sock)))
+        snprintf(err, sizeof(err), "socket path too long");
+    if (rc)
+        return job_fail(r->job, rc, "%s", err);
     unlink(r->sock);
     job_set_phase(r->job, "preparing QEMU");
     if ((rc = mig_setup(r->qmp, r->m.channels, MIGRATE_NO_BANDWIDTH_CAP, 0, &r->saved, err,
@@ -332,12 +381,28 @@ static int wait_completed(struct restore *r)
     }
 }
 
+/* libvirt lets it run, so that it knows it runs; the domain's state is no longer in the
+ * snapshot alone: the mark goes. */
+static int resume_libvirt(struct restore *r)
+{
+    char err[JOB_ERR_MAX - 80];
+    int rc = 0;
+
+    if (r->m.was_running && (rc = lv_resume(r->job->ctx->lv, restore_vm(r), err, sizeof(err))))
+        return job_fail(r->job, rc, "%s", err);
+    if ((rc = lv_clear_mark(r->job->ctx->lv, restore_vm(r), err, sizeof(err))) && rc != -ESRCH)
+        snprintf(r->note, sizeof(r->note), "; the <metadata> mark stays: %.80s", err);
+    return 0;
+}
+
 static int resume(struct restore *r)
 {
     int rc = 0;
 
     /* A later migration of this VM by other tools (exec:, one stream) must not meet multifd. */
     mig_undo(r->qmp, &r->saved);
+    if (r->libvirt)
+        return resume_libvirt(r);
     if (r->m.was_running)
         rc = job_qmp(r->job, r->qmp, "cont", NULL, NULL);
     if (!rc)
@@ -362,10 +427,13 @@ static int blame_qemu(struct restore *r, int rc)
 
 void restore_drop_qemu(struct restore *r, int kill)
 {
-    if (kill && r->pidfd >= 0) {
+    if (kill && r->libvirt_started) {
+        lv_destroy(r->job->ctx->lv, restore_vm(r), NULL, 0);
+    } else if (kill && r->pidfd >= 0) {
         qemu_kill(r->pidfd, KILL_TIMEOUT_MS);
         unlink(r->qmp_path); /* a killed QEMU leaves its socket file behind */
     }
+    r->libvirt_started = 0;
     json_decref(r->saved.caps); /* if the restore failed before resume put them back */
     json_decref(r->saved.params);
     r->saved.caps = r->saved.params = NULL;
@@ -377,6 +445,9 @@ void restore_drop_qemu(struct restore *r, int kill)
     r->pidfd = -1;
     if (r->sock[0])
         unlink(r->sock);
+    if (r->sock_dir[0])
+        rmdir(r->sock_dir);
+    r->sock_dir[0] = '\0';
     if (r->mark[0])
         unlink(r->mark);
     r->sock[0] = r->mark[0] = '\0';
@@ -389,10 +460,10 @@ static int restore_full(struct restore *r)
 {
     int rc;
 
-    if (!(rc = open_files(r)) && !(rc = restore_start_qemu(r)) && !(rc = restore_connect_qmp(r)) &&
+    if (!(rc = open_files(r)) && !(rc = r->libvirt ? start_libvirt(r) : start_plain(r)) &&
         !(rc = start_incoming(r)) && !(rc = pump(r)) && !(rc = wait_completed(r)))
         rc = resume(r);
-    if (!rc)
+    if (!rc && !r->libvirt)
         agent_sync_clock(r->m.was_running, r->plan.argv, r->plan.argc, r->plan.cwd,
                          r->note + strlen(r->note), sizeof(r->note) - strlen(r->note));
     if (rc && r->pidfd >= 0)
@@ -411,9 +482,13 @@ static int restore_body(struct job *job)
 
     if (!(rc = load_snapshot(&r)) && !(rc = check_trust(&r)) && !(rc = check_vm_stopped(&r)) &&
         !(rc = take_lease(&r)) &&
-        !(rc = precheck_restore(job, &r.m, r.plan.binary, r.dir, r.note, sizeof(r.note))) &&
+        !(rc = precheck_restore(job, &r.m, r.libvirt ? r.m.binary : r.plan.binary, r.dir, r.note,
+                                sizeof(r.note))) &&
         !(rc = restore_layers(&r)))
-        rc = (rc = lazy_choose(&r)) < 0 ? rc : rc ? lazy_restore(&r) : restore_full(&r);
+        /* libvirt starts its domains itself: no page server there. */
+        rc = (rc = r.libvirt ? 0 : lazy_choose(&r)) < 0 ? rc
+             : rc                                       ? lazy_restore(&r)
+                                                        : restore_full(&r);
     if (rc == LAZY_FALLBACK) {
         restore_drop_qemu(&r, 1);
         rc = restore_full(&r);

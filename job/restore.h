@@ -35,6 +35,9 @@ struct restore {
     struct qmp *qmp;
     struct mig_saved saved; /* the fresh QEMU's migration settings, put back once restored */
     struct cp_restore *cp;
+    int libvirt;             /* a libvirt domain's snapshot: libvirt starts and resumes it */
+    int libvirt_started;     /* libvirt started the domain: a failure destroys it */
+    char sock_dir[PATH_MAX]; /* its migration socket's directory, its QEMU's own */
 };
 
 const char *restore_vm(const struct restore *r);

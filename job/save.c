@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
@@ -21,6 +22,7 @@
 #include "disks.h"
 #include "keep.h"
 #include "lazy.h"
+#include "lvirt.h"
 #include "manifest.h"
 #include "migrate.h"
 #include "progress.h"
@@ -55,6 +57,9 @@ struct save {
     int gave_up;        /* live, but it did not converge: QEMU paused the VM as long as it needed */
     char not_live[160]; /* why a keep-running save paused the VM for all of it */
     double completed_at; /* job_now() when the live migration was seen completed */
+    int libvirt;         /* a libvirt domain: its monitor is libvirt's, libvirt stops it */
+    int persistent; /* libvirt keeps its definition: its <metadata> says where its state went */
+    char sock_dir[PATH_MAX]; /* a libvirt domain's: the save socket's, its QEMU's own */
 };
 
 static const char *vm_name(const struct save *s)
@@ -64,14 +69,11 @@ static const char *vm_name(const struct save *s)
 
 static int save_connect(struct save *s)
 {
-    char path[PATH_MAX], err[JOB_ERR_MAX - 80];
+    char err[JOB_ERR_MAX - 80];
     int rc;
 
-    if (job_qmp_path(s->job->ctx, vm_name(s), path))
-        return -ENAMETOOLONG;
-    if (!qemu_listening(path))
-        return job_fail(s->job, -ESRCH, "no QEMU listens on %s", path);
-    rc = qmp_connect(&s->qmp, path, QMP_TIMEOUT_MS, err, sizeof(err));
+    rc = job_vm_monitor(s->job->ctx, vm_name(s), QMP_TIMEOUT_MS, &s->qmp, &s->libvirt, err,
+                        sizeof(err));
     if (rc == -ETIMEDOUT)
         rc = -EBUSY;
     if (rc)
@@ -83,6 +85,42 @@ static int save_connect(struct save *s)
     return 0;
 }
 
+/* A libvirt domain: its migratable XML, and its command line as /proc says. */
+static int describe_domain(struct save *s, char **argv, int argc, char ***out, int *n)
+{
+    char err[JOB_ERR_MAX - 80];
+    int rc = lv_domain_xml(s->job->ctx->lv, vm_name(s), &s->m.libvirt_xml, &s->persistent, err,
+                           sizeof(err));
+
+    if (rc)
+        return job_fail(s->job, rc, "%s", err);
+    *out = calloc((size_t)argc + 1, sizeof(char *));
+    if (!*out)
+        return -ENOMEM;
+    memcpy(*out, argv, (size_t)argc * sizeof(char *));
+    *n = argc;
+    return 0;
+}
+
+static int libvirt_sock(struct save *s)
+{
+    char err[JOB_ERR_MAX - 80];
+    int rc = job_lv_sock(s->job->ctx, vm_name(s), qmp_peer_pid(s->qmp), "save", s->sock_dir,
+                         s->sock, err, sizeof(err));
+
+    return rc ? job_fail(s->job, rc, "%s", err) : 0;
+}
+
+/* The save socket's owner is the QEMU's (job_lv_sock). */
+static int libvirt_sock_own(struct save *s)
+{
+    struct stat st;
+
+    if (stat(s->sock_dir, &st) < 0 || chown(s->sock, st.st_uid, st.st_gid) < 0)
+        return job_fail(s->job, -errno, "chown %s: %s", s->sock, strerror(errno));
+    return 0;
+}
+
 /* The command line that recreates the VM: savefs's record if savefs started this QEMU, else
  * what /proc says. */
 static int describe_cmdline(struct save *s)
@@ -91,7 +129,8 @@ static int describe_cmdline(struct save *s)
     pid_t pid = qmp_peer_pid(s->qmp);
     int argc = 0, n = 0, rc;
 
-    rc = record_read(s->job->ctx->store, vm_name(s), pid, binary, cwd, &argv, &argc);
+    rc = s->libvirt ? -ENOENT
+                    : record_read(s->job->ctx->store, vm_name(s), pid, binary, cwd, &argv, &argc);
     if (rc) {
         rc = qemu_read_cmdline(pid, &argv, &argc, binary, sizeof(binary), err, sizeof(err));
         if (!rc && (rc = qemu_read_cwd(pid, cwd, sizeof(cwd))))
@@ -102,7 +141,12 @@ static int describe_cmdline(struct save *s)
         goto out;
     }
     snprintf(err, sizeof(err), "%s.qmp", vm_name(s));
-    rc = qemu_argv_portable(argv, argc, err, &portable, &n);
+    /* libvirt restores its domain from the XML: the command line is kept as it ran, for reading
+     * (its -add-fd and key files were libvirtd's, a plain QEMU could not use them). */
+    if (s->libvirt)
+        rc = describe_domain(s, argv, argc, &portable, &n);
+    else
+        rc = qemu_argv_portable(argv, argc, err, &portable, &n);
     s->m.binary = strdup(binary);
     s->m.cwd = strdup(cwd);
     s->m.argv = calloc((size_t)n + 1, sizeof(char *));
@@ -189,12 +233,18 @@ static int prepare(struct save *s)
     if ((rc = store_tmp_create(job->ctx->store, vm_name(s), job->snapshot, s->tmp, err,
                                sizeof(err))))
         return job_fail(s->job, rc, "%s", err);
-    if ((rc = job_sock_path(job->ctx, vm_name(s), "save", s->sock)))
+    if (s->libvirt)
+        rc = libvirt_sock(s);
+    else if ((rc = job_sock_path(job->ctx, vm_name(s), "save", s->sock)))
         return job_fail(s->job, rc, "socket path too long");
+    if (rc)
+        return rc;
     unlink(s->sock);
     opts.debug_fail_accept = fault ? atoi(fault) : 0;
     rc = cp_save_start(&s->cp, s->sock, s->tmp, w->parallel, &opts, err, sizeof(err));
-    return rc ? job_fail(s->job, rc, "%s", err) : 0;
+    if (rc)
+        return job_fail(s->job, rc, "%s", err);
+    return s->libvirt ? libvirt_sock_own(s) : 0;
 }
 
 /* QEMU before 9.0 under TCG loses a running guest's writes during a migration: its dirty-bitmap
@@ -436,7 +486,12 @@ static void finish_vm(struct save *s)
         return;
     }
     job_set_phase(s->job, "quitting");
-    mig_cmd(s->qmp, "quit", NULL, NULL, NULL, 0);
+    if (s->libvirt)
+        /* libvirt ends its QEMU itself: its domain is "shut off (destroyed)", not a guest that
+         * shut down; the mark already says where its state is. */
+        lv_destroy(s->job->ctx->lv, vm_name(s), NULL, 0);
+    else
+        mig_cmd(s->qmp, "quit", NULL, NULL, NULL, 0);
     poll(&p, 1, QUIT_TIMEOUT_MS);
 }
 
@@ -453,6 +508,24 @@ static int resume_checkpointed(struct save *s, const struct ckpt *c)
     rc = job_qmp(s->job, s->qmp, "cont", NULL, NULL);
     s->stopped = rc != 0;
     return rc;
+}
+
+/* Before a libvirt domain stops: its <metadata> says that the snapshot holds its state, which
+ * the hook reads to refuse a cold boot (docs/libvirt.md). A domain libvirt forgets once it stops
+ * (transient) has no definition to mark. */
+static int mark_libvirt(struct save *s)
+{
+    char err[JOB_ERR_MAX - 80], at[32];
+    int rc;
+
+    if (!s->libvirt || !s->persistent || s->job->words.keep_running)
+        return 0;
+    job_rfc3339(at, sizeof(at));
+    rc = lv_mark_saved(s->job->ctx->lv, vm_name(s), s->job->snapshot, s->job->ctx->store, at, err,
+                       sizeof(err));
+    return rc ? job_fail(s->job, rc, "the snapshot %s is whole, but %s: the domain runs on",
+                         s->job->snapshot, err)
+              : 0;
 }
 
 /* Leaves the VM as it was before the save, and able to migrate again: the copier drains every
@@ -510,8 +583,8 @@ static int save_body(struct job *job)
         !(rc = disks_record(job, s.qmp, &s.m)) &&
         !(rc = ckpt_disks_capture(job, s.qmp, s.tmp, &s.m, &ckpt)) && !(rc = resume_live(&s)) &&
         !(rc = resume_checkpointed(&s, ckpt)) && !(rc = drain_streams(&s)) &&
-        !(rc = ckpt_disks_finish(job, s.qmp, ckpt, &s.m)))
-        rc = write_snapshot(&s);
+        !(rc = ckpt_disks_finish(job, s.qmp, ckpt, &s.m)) && !(rc = write_snapshot(&s)))
+        rc = mark_libvirt(&s);
     if (rc) {
         roll_back(&s);
     } else {
@@ -524,6 +597,10 @@ static int save_body(struct job *job)
         cp_save_free(s.cp);
     if (s.tmp[0])
         store_remove_dir(s.tmp);
+    if (s.sock_dir[0]) {
+        unlink(s.sock);
+        rmdir(s.sock_dir);
+    }
     if (s.qmp)
         qmp_close(s.qmp);
     if (s.pidfd >= 0)

@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "lvirt.h"
 #include "qemu.h"
 #include "qmp.h"
 
@@ -52,17 +53,31 @@ static void add_console(struct job_ctx *ctx, struct job_status *st)
         snprintf(st->console, sizeof(st->console), "%s", path);
 }
 
+/* A libvirt domain that is off may be so because a savefs snapshot holds its state (lvirt.h). */
+static void add_libvirt_mark(struct job_ctx *ctx, struct job_status *st)
+{
+    if (ctx->lv &&
+        lv_saved_mark(ctx->lv, st->vm, st->libvirt_saved, sizeof(st->libvirt_saved)) == 1)
+        st->libvirt = 1;
+    else
+        st->libvirt_saved[0] = '\0';
+}
+
 /* Asks QEMU for its run state: "running", "paused", "stopped" (nothing listens) or "unknown". */
 static const char *idle_state(struct job_ctx *ctx, struct job_status *st)
 {
-    char path[PATH_MAX];
     json_t *ret = NULL;
     struct qmp *q;
     const char *state = "unknown", *qs;
+    int rc = job_vm_monitor(ctx, st->vm, STATUS_QMP_TIMEOUT_MS, &q, &st->libvirt, st->note,
+                            sizeof(st->note));
 
-    if (job_qmp_path(ctx, st->vm, path) || !qemu_listening(path))
+    if (rc == -ESRCH) {
+        st->note[0] = '\0';
+        add_libvirt_mark(ctx, st);
         return "stopped";
-    if (qmp_connect(&q, path, STATUS_QMP_TIMEOUT_MS, st->note, sizeof(st->note)))
+    }
+    if (rc)
         return state;
     st->has_pid = 1;
     st->pid = qmp_peer_pid(q);
@@ -199,6 +214,10 @@ static void qemu_json(const struct job_status *st, json_t *root)
         json_object_set_new(root, "qemu_status", json_string(st->qemu_status));
     if (st->note[0])
         json_object_set_new(root, "note", json_string(st->note));
+    if (st->libvirt)
+        json_object_set_new(root, "libvirt",
+                            st->libvirt_saved[0] ? json_pack("{s:s}", "saved_in", st->libvirt_saved)
+                                                 : json_object());
 }
 
 /* The lease: who runs the VM in the fleet, and since when; null if nobody, absent if the store

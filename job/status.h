@@ -29,6 +29,8 @@ struct job_status {
     char console[PATH_MAX];
     char qemu_status[32];
     char note[STATUS_NOTE_MAX]; /* why QEMU could not be asked */
+    int libvirt;                /* a libvirt domain: its monitor is libvirt's (lvirt.h) */
+    char libvirt_saved[SNAPSHOT_NAME_MAX + 1]; /* the snapshot its <metadata> says holds it */
     /* the job in progress: a copy of its fields guarded by the context's lock */
     int has_job;
     struct job job;

@@ -13,7 +13,9 @@
 #include <sys/stat.h>
 #include <time.h>
 
+#include "lvirt.h"
 #include "qemu.h"
+#include "qmp.h"
 #include "store.h"
 
 /* ---- the listening sockets, read from /proc/net/unix at most once per LISTEN_TTL_MS ----
@@ -285,6 +287,53 @@ static void note_skipped(const struct job_ctx *ctx, const char *file, const char
     }
 }
 
+/* ---- libvirt's domains (lvirt.h) ---- */
+
+/* Adds the running libvirt domains whose names are VM names. */
+static int add_domains(struct job_ctx *ctx, char ***names, int *n, int *cap)
+{
+    char **doms = ctx->lv ? lv_list(ctx->lv) : NULL;
+    int rc = ctx->lv && !doms ? -ENOMEM : 0;
+
+    for (size_t i = 0; !rc && doms && doms[i]; i++)
+        if (store_valid_name(doms[i]))
+            rc = list_add(names, n, cap, doms[i]);
+    job_names_free(doms);
+    return rc;
+}
+
+static int qmp_listening(const struct job_ctx *ctx, const char *vm)
+{
+    char path[PATH_MAX];
+
+    return job_qmp_path(ctx, vm, path) == 0 && listening_cached(path);
+}
+
+int job_vm_libvirt(struct job_ctx *ctx, const char *vm)
+{
+    return ctx->lv && store_valid_name(vm) && !qmp_listening(ctx, vm) && lv_running(ctx->lv, vm);
+}
+
+int job_vm_monitor(struct job_ctx *ctx, const char *vm, int timeout_ms, struct qmp **q,
+                   int *libvirt, char *err, size_t errlen)
+{
+    char path[PATH_MAX];
+
+    *q = NULL;
+    *libvirt = 0;
+    if (job_qmp_path(ctx, vm, path))
+        return -ENAMETOOLONG;
+    if (qemu_listening(path))
+        return qmp_connect(q, path, timeout_ms, err, errlen);
+    if (!job_vm_libvirt(ctx, vm)) {
+        snprintf(err, errlen, "no QEMU listens on %s%s", path,
+                 ctx->lv ? " and no libvirt domain of that name runs" : "");
+        return -ESRCH;
+    }
+    *libvirt = 1;
+    return lv_qmp_open(ctx->lv, vm, q, err, errlen);
+}
+
 /* ---- listing ---- */
 
 /* 1 if FILE is NAME.qmp in the QMP directory and a QEMU listens on it; NAME is then set. Any
@@ -344,7 +393,8 @@ char **job_vm_list(struct job_ctx *ctx)
     int n = 0, cap = 0;
 
     if (scan_dir(ctx->qmp_dir, listening_vm, ctx, &names, &n, &cap) ||
-        scan_dir(ctx->store, stored_vm, ctx, &names, &n, &cap)) {
+        scan_dir(ctx->store, stored_vm, ctx, &names, &n, &cap) ||
+        add_domains(ctx, &names, &n, &cap)) {
         job_names_free(names);
         return NULL;
     }
@@ -366,7 +416,8 @@ int job_vm_exists(struct job_ctx *ctx, const char *vm)
     if (!store_valid_name(vm))
         return 0;
     return store_vm_exists(ctx->store, vm) ||
-           (job_qmp_path(ctx, vm, path) == 0 && listening_cached(path));
+           (job_qmp_path(ctx, vm, path) == 0 && listening_cached(path)) ||
+           (ctx->lv && lv_running(ctx->lv, vm));
 }
 
 int job_vm_create(struct job_ctx *ctx, const char *vm)
@@ -390,7 +441,8 @@ int job_vm_remove(struct job_ctx *ctx, const char *vm)
     /* A QEMU runs as VM here, or on another host of the fleet (its lease, lease.h; this host's
      * own lease of a QEMU that has just quit goes at the watch's next tick). */
     if ((job_qmp_path(ctx, vm, path) == 0 && qemu_listening(path)) ||
-        (lease_query(ctx->store, vm, &holder) == 1 && strcmp(holder.host, ctx->host) != 0))
+        (lease_query(ctx->store, vm, &holder) == 1 && strcmp(holder.host, ctx->host) != 0) ||
+        job_vm_libvirt(ctx, vm))
         return -EBUSY;
     /* Under the lock that a job takes to start: none starts between the check and the removal. */
     pthread_mutex_lock(&ctx->lock);

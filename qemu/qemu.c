@@ -681,3 +681,26 @@ void qemu_log_tail(const char *log, char *out, size_t len)
         if (*p == '\n')
             *p = ';';
 }
+
+int qemu_owner(pid_t pid, uid_t *uid, gid_t *gid)
+{
+    char path[64], line[256];
+    unsigned long u = 0, g = 0;
+    int have = 0;
+    FILE *f;
+
+    snprintf(path, sizeof(path), "/proc/%d/status", (int)pid);
+    if (!(f = fopen(path, "re")))
+        return -errno;
+    while (fgets(line, sizeof(line), f))
+        if (sscanf(line, "Uid: %lu", &u) == 1)
+            have |= 1;
+        else if (sscanf(line, "Gid: %lu", &g) == 1)
+            have |= 2;
+    fclose(f);
+    if (have != 3)
+        return -EPROTO;
+    *uid = (uid_t)u;
+    *gid = (gid_t)g;
+    return 0;
+}

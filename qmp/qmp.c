@@ -40,6 +40,8 @@ struct qmp {
     size_t scanned;    /* bytes from off already searched for '\n' */
     size_t line_max;   /* longest line accepted now: QMP_GREETING_MAX until greeted */
     size_t call_bytes; /* bytes read since the API call began (QMP_CALL_BYTES_MAX) */
+    const struct qmp_transport *transport; /* NULL: the socket fd */
+    void *opaque;                          /* the transport's */
 };
 
 /* ---- errors and time ---- */
@@ -475,6 +477,32 @@ static int take_answer(struct qmp *q, const char *name, json_t *msg, json_t **re
                  desc ? desc : "(no description)");
 }
 
+/* A command over Q's transport: the transport matches answers to commands itself. */
+static int transport_cmd(struct qmp *q, const char *name, json_t *args, json_t **ret,
+                         int timeout_ms, char *err, size_t errlen)
+{
+    json_t *req = json_pack("{s:s}", "execute", name), *msg = NULL;
+    int rc;
+
+    if (req == NULL || (args != NULL && json_object_set(req, "arguments", args) < 0)) {
+        json_decref(req);
+        return qfail(q->path, err, errlen, -ENOMEM, "%s: out of memory", name);
+    }
+    rc = q->transport->exec(q->opaque, req, &msg, timeout_ms, err, errlen);
+    json_decref(req);
+    if (rc == 0 && !json_is_object(msg))
+        rc = qfail(q->path, err, errlen, -EPROTO, "%s: the answer is not a JSON object", name);
+    if (rc == 0 && !json_object_get(msg, "return") && !json_object_get(msg, "error"))
+        rc =
+            qfail(q->path, err, errlen, -EPROTO, "%s: the answer has no return and no error", name);
+    if (rc < 0 && rc != -ETIMEDOUT && rc != -EIO)
+        q->dead = rc;
+    if (rc == 0)
+        rc = take_answer(q, name, msg, ret, err, errlen);
+    json_decref(msg);
+    return rc;
+}
+
 static int run_cmd(struct qmp *q, const char *name, json_t *args, json_t **ret, int64_t deadline,
                    int timeout_ms, char *err, size_t errlen)
 {
@@ -491,6 +519,8 @@ static int run_cmd(struct qmp *q, const char *name, json_t *args, json_t **ret, 
     if (args != NULL && !json_is_object(args))
         return qfail(q->path, err, errlen, -EINVAL, "%s: arguments are not a JSON object", name);
 
+    if (q->transport)
+        return transport_cmd(q, name, args, ret, timeout_ms, err, errlen);
     id = q->next_id++;
     rc = send_cmd(q, name, args, id, deadline);
     if (rc < 0)
@@ -568,10 +598,32 @@ out:
     return rc;
 }
 
+int qmp_open_transport(struct qmp **out, const char *name, pid_t pid, const struct qmp_transport *t,
+                       void *opaque)
+{
+    struct qmp *q = calloc(1, sizeof(*q));
+
+    *out = NULL;
+    if (q == NULL || (q->path = strdup(name)) == NULL) {
+        free(q);
+        if (t->close)
+            t->close(opaque);
+        return -ENOMEM;
+    }
+    q->fd = -1;
+    q->pid = pid;
+    q->transport = t;
+    q->opaque = opaque;
+    *out = q;
+    return 0;
+}
+
 void qmp_close(struct qmp *q)
 {
     if (q == NULL)
         return;
+    if (q->transport && q->transport->close)
+        q->transport->close(q->opaque);
     if (q->fd >= 0)
         close(q->fd);
     free(q->buf);

@@ -17,7 +17,24 @@ struct qmp;
 int qmp_connect(struct qmp **out, const char *path, int timeout_ms, char *err, size_t errlen);
 void qmp_close(struct qmp *q);
 
-/* The pid of the QEMU process serving the socket (SO_PEERCRED). */
+/* Another way to QEMU's monitor than a socket of its own (libvirt's connection to it, lvirt/):
+ * EXEC sends REQ ({"execute": NAME, "arguments": ...}, borrowed) and stores QEMU's whole answer
+ * ({"return": ...} or {"error": ...}, a new reference) in *ANSWER within TIMEOUT_MS if it can;
+ * 0 or a negative errno with the reason in ERR. A failure of the transport (not a QMP error)
+ * leaves the connection unusable, as on a socket. CLOSE (may be NULL) ends it. */
+struct qmp_transport {
+    int (*exec)(void *opaque, json_t *req, json_t **answer, int timeout_ms, char *err,
+                size_t errlen);
+    void (*close)(void *opaque);
+};
+
+/* A connection over transport T (borrowed, outlives the connection) with OPAQUE (owned: T's
+ * close gets it); NAME says whose monitor in errors ("QMP NAME: ..."), PID is the QEMU that
+ * serves it. 0 or -ENOMEM (OPAQUE is closed then). */
+int qmp_open_transport(struct qmp **out, const char *name, pid_t pid, const struct qmp_transport *t,
+                       void *opaque);
+
+/* The pid of the QEMU process serving the socket (SO_PEERCRED), or the transport's. */
 pid_t qmp_peer_pid(const struct qmp *q);
 
 /* Runs command NAME with ARGS (borrowed, a JSON object, may be NULL). On success stores the

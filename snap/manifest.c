@@ -138,6 +138,11 @@ static json_t *manifest_to_json(const struct manifest *m)
         json_decref(root);
         root = NULL;
     }
+    if (root && m->libvirt_xml &&
+        json_object_set_new(root, "libvirt", json_pack("{s:s}", "xml", m->libvirt_xml))) {
+        json_decref(root);
+        root = NULL;
+    }
     if (root && m->disks_recorded && disks_to_json(m, root)) {
         json_decref(root);
         root = NULL;
@@ -440,6 +445,24 @@ static int parse_checkpoint(json_t *root, struct manifest *m, char *err, size_t 
     return 0;
 }
 
+/* The optional "libvirt": {"xml": "<domain ...>"}. */
+static int parse_libvirt(json_t *lv, struct manifest *m, char *err, size_t errlen)
+{
+    json_t *xml = json_object_get(lv, "xml");
+
+    if (!lv)
+        return 0;
+    if (!json_is_object(lv) || !json_is_string(xml) || json_string_length(xml) == 0 ||
+        json_string_length(xml) > MANIFEST_LIBVIRT_XML_MAX ||
+        strlen(json_string_value(xml)) != json_string_length(xml)) {
+        snprintf(err, errlen, "'libvirt.xml' is not a string of 1 to %d bytes",
+                 MANIFEST_LIBVIRT_XML_MAX);
+        return -EINVAL;
+    }
+    m->libvirt_xml = strdup(json_string_value(xml));
+    return m->libvirt_xml ? 0 : -ENOMEM;
+}
+
 static int parse_root(json_t *root, struct manifest *m, char *err, size_t errlen)
 {
     json_t *qemu = json_object_get(root, "qemu");
@@ -489,6 +512,8 @@ static int parse_root(json_t *root, struct manifest *m, char *err, size_t errlen
         rc = parse_disks(root, m, err, errlen);
     if (!rc)
         rc = parse_checkpoint(root, m, err, errlen);
+    if (!rc)
+        rc = parse_libvirt(json_object_get(root, "libvirt"), m, err, errlen);
     return rc ? rc : manifest_check(m, err, errlen);
 }
 
@@ -685,6 +710,8 @@ void manifest_free(struct manifest *m)
     free(m->binary);
     free(m->cwd);
     free(m->canonical);
+    free(m->libvirt_xml);
+    m->libvirt_xml = NULL;
     for (i = 0; i < m->ndisks; i++) {
         free(m->disks[i].path);
         for (int l = 0; l < m->disks[i].nlayers; l++)

@@ -275,6 +275,22 @@ enum trust_origin trust_origin(const struct trust *t, const struct manifest *m, 
     return TRUST_UNKNOWN_KEY;
 }
 
+int trust_libvirt(const struct trust *t, const struct manifest *m, char *err, size_t errlen)
+{
+    char keyid[KEYID_HEX + 1];
+    enum trust_origin o = trust_origin(t, m, keyid, sizeof(keyid));
+
+    if (o == TRUST_HOST || o == TRUST_FLEET)
+        return 0;
+    snprintf(err, errlen,
+             "a libvirt domain's snapshot restores only if this host or its fleet signed it (its "
+             "domain XML decides what libvirt starts): %s",
+             o == TRUST_UNSIGNED   ? "it is not signed"
+             : o == TRUST_BAD_HMAC ? "its manifest changed since it was signed"
+                                   : "it is signed with a key this host does not have");
+    return -EPERM;
+}
+
 int trust_digest(const struct manifest *m, char *digest, size_t len)
 {
     uint8_t d[SHA256_DIGEST_SIZE];

@@ -18,6 +18,8 @@ struct job_config {
     int fence_ms;              /* a QEMU savefs started is stopped when the store has not
                                   answered this long (docs/fleet.md) */
     const char *pager;         /* savefs-pager, the page server of lazy restores */
+    const char *libvirt_uri;   /* libvirt's QEMU domains are VMs too (lvirt.h); NULL: none */
+    int libvirt_required;      /* a savefs built without libvirt refuses to start (else: none) */
 };
 
 #define JOB_ERR_MAX 1024

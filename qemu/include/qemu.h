@@ -26,6 +26,9 @@ void qemu_argv_free(char **argv);
 /* /proc/PID/cwd into CWD: relative paths in the command line start there. */
 int qemu_read_cwd(pid_t pid, char *cwd, size_t len);
 
+/* The real uid and gid that process PID runs as (/proc/PID/status): 0 or -errno. */
+int qemu_owner(pid_t pid, uid_t *uid, gid_t *gid);
+
 /* The command line that recreates a saved VM: ARGV without the options that only made sense for
  * one process (-incoming, -daemonize, its -qmp socket), which savefs sets itself. New array of
  * borrowed strings in *OUT (free only the array). */

@@ -16,6 +16,8 @@
 #define MANIFEST_MAX_DISKS  32
 #define MANIFEST_MAX_LAYERS 16      /* a captured disk's chain: its image and the images below it */
 #define MANIFEST_DISKS_DIR  "disks" /* in a snapshot: the captured images */
+/* A libvirt domain's XML: libvirt's own domains are far smaller. */
+#define MANIFEST_LIBVIRT_XML_MAX (1 << 20)
 
 /* The one attribute of a snapshot directory that the user sets rather than savefs computes:
  * "disks" lets the next restore go ahead over disks that changed since the save (disks.h). */
@@ -69,6 +71,9 @@ struct manifest {
     /* Since savefs recorded disks; a manifest without them restores as before, unchecked. */
     int disks_recorded;
     int keep_running; /* the VM ran on after the save: its disks went on changing */
+    /* A libvirt domain's (docs/libvirt.md): its migratable XML, what libvirt starts to restore it;
+     * argv is then its QEMU's command line as it was, for reading only. NULL: no libvirt. */
+    char *libvirt_xml;
     struct manifest_disk disks[MANIFEST_MAX_DISKS];
     int ndisks;
     /* A live checkpoint (keep-running): the VM ran while its memory streamed, and the snapshot

@@ -57,6 +57,12 @@ int trust_sign(const struct trust *t, struct manifest *m);
 enum trust_origin trust_origin(const struct trust *t, const struct manifest *m, char *keyid,
                                size_t len);
 
+/* Whether a libvirt domain's snapshot M (m->libvirt_xml set) may restore here: its XML decides
+ * what libvirt starts, with libvirt's powers, so only a manifest this host or its fleet signed
+ * (a save of a domain that libvirt already trusted) is taken; no local definition or accepted
+ * digest stands in for that. 0, or -EPERM with the reason in ERR. */
+int trust_libvirt(const struct trust *t, const struct manifest *m, char *err, size_t errlen);
+
 /* "sha256:HEX" of M's canonical text: what a user accepts. */
 int trust_digest(const struct manifest *m, char *digest, size_t len);
 

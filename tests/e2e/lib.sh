@@ -52,9 +52,11 @@ savefs_spawn() {
     die "savefs did not mount $mnt: $(cat "$T/savefs.log")"
 }
 
+# A test sees only its own VMs: libvirt's domains (another test's) only where it names its URI in
+# LIBVIRT_URI.
 savefs_start() {
     savefs_spawn "$MNT" "$SAVEFS_BIN" -f --store "$STORE" --qmp-dir "$QMP" \
-        --watchdog "${WATCHDOG:-20}" "$@" "$MNT"
+        --watchdog "${WATCHDOG:-20}" --libvirt "${LIBVIRT_URI:-none}" "$@" "$MNT"
 }
 
 savefs_stop() {

@@ -476,6 +476,51 @@ static void test_layout(void)
         CHECK(!cp_file_name_valid(not_names[i]), "%s valid", not_names[i]);
 }
 
+/* A libvirt domain's XML goes along, is signed with the rest, and a bad one is refused. */
+static void test_libvirt(void)
+{
+    char *argv[] = {"qemu-system-x86_64", "-m", "512", NULL};
+    char path[256], err[512] = "", *canon = NULL, *text;
+    struct manifest m, r;
+    int rc;
+
+    sample(&m, argv);
+    m.libvirt_xml = "<domain type='qemu'><name>vm1</name>\n</domain>";
+    snprintf(path, sizeof(path), "%s/libvirt.json", dir);
+    rc = manifest_write(path, &m, err, sizeof(err));
+    CHECK(rc == 0, "write: %s", err);
+    rc = manifest_read(path, &r, err, sizeof(err));
+    CHECK(rc == 0, "read: %s", err);
+    CHECK(rc || (r.libvirt_xml && strcmp(r.libvirt_xml, m.libvirt_xml) == 0), "xml changed");
+    CHECK(manifest_canonical(&m, &canon) == 0 && !rc && strcmp(canon, r.canonical) == 0 &&
+              strstr(canon, "<name>vm1</name>"),
+          "the XML is not in the signed text");
+    free(canon);
+    if (!rc)
+        manifest_free(&r);
+    text = read_all(path);
+    for (int i = 0; text && i < 3; i++) {
+        static const char *to[] = {"\"libvirt\": {\"xml\": 7}", "\"libvirt\": {\"xml\": \"\"}",
+                                   "\"libvirt\": \"x\""};
+        char *start = strstr(text, "\"libvirt\""), *end = start ? strchr(start, '}') : NULL;
+        char *mutated = malloc(strlen(text) + 64);
+
+        if (!start || !end || !mutated) {
+            CHECK(0, "no libvirt member in %s", path);
+            free(mutated);
+            break;
+        }
+        sprintf(mutated, "%.*s%s%s", (int)(start - text), text, to[i], end + 1);
+        write_text(path, mutated);
+        rc = manifest_read(path, &r, err, sizeof(err));
+        CHECK(rc == -EINVAL && strstr(err, "libvirt.xml"), "%s accepted: %d %s", to[i], rc, err);
+        if (!rc)
+            manifest_free(&r);
+        free(mutated);
+    }
+    free(text);
+}
+
 int main(void)
 {
     char cmd[300];
@@ -491,6 +536,7 @@ int main(void)
     test_disks_bad();
     test_disks_compare();
     test_layout();
+    test_libvirt();
     snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
     if (system(cmd) != 0)
         check_failures++;

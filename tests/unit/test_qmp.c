@@ -904,6 +904,76 @@ static void test_greetings(void)
     }
 }
 
+/* ---- a transport instead of a socket (lvirt/'s libvirt monitor) ---- */
+
+struct fake_transport {
+    int calls, closed;
+    char last[256];     /* the last request, as JSON text */
+    const char *answer; /* what the next exec answers, as JSON text; NULL: fails with -ENOTCONN */
+};
+
+static int fake_exec(void *opaque, json_t *req, json_t **answer, int timeout_ms, char *err,
+                     size_t errlen)
+{
+    struct fake_transport *f = opaque;
+    char *text = json_dumps(req, JSON_COMPACT | JSON_SORT_KEYS);
+
+    (void)timeout_ms;
+    f->calls++;
+    snprintf(f->last, sizeof(f->last), "%s", text ? text : "");
+    free(text);
+    if (!f->answer) {
+        snprintf(err, errlen, "fake: not connected");
+        return -ENOTCONN;
+    }
+    *answer = json_loads(f->answer, 0, NULL);
+    return 0;
+}
+
+static void fake_close(void *opaque)
+{
+    ((struct fake_transport *)opaque)->closed++;
+}
+
+static void test_transport(void)
+{
+    static const struct qmp_transport t = {fake_exec, fake_close};
+    struct fake_transport f = {0};
+    struct qmp *q;
+    json_t *ret = NULL, *args;
+    char err[256] = "";
+
+    CHECK_RC(qmp_open_transport(&q, "dom1", 4242, &t, &f), 0, err);
+    CHECK(qmp_peer_pid(q) == 4242);
+    f.answer = "{\"return\": {\"running\": true}, \"id\": \"libvirt-7\"}";
+    CHECK_RC(qmp_cmd(q, "query-status", NULL, &ret, 1000, err, sizeof(err)), 0, err);
+    CHECK(json_is_true(json_object_get(ret, "running")));
+    CHECK(strcmp(f.last, "{\"execute\":\"query-status\"}") == 0);
+    json_decref(ret);
+    /* Arguments go along; a QMP error is -EIO worded as for a socket, and the connection lives. */
+    f.answer = "{\"error\": {\"class\": \"GenericError\", \"desc\": \"no\"}}";
+    args = json_pack("{s:s}", "uri", "unix:/x"); /* borrowed by qmp_cmd */
+    CHECK_RC(qmp_cmd(q, "migrate", args, NULL, 1000, err, sizeof(err)), -EIO, err);
+    json_decref(args);
+    CHECK(strcmp(f.last, "{\"arguments\":{\"uri\":\"unix:/x\"},\"execute\":\"migrate\"}") == 0);
+    CHECK_HAS(err, "QMP dom1: migrate: GenericError: no");
+    /* An answer that is neither: -EPROTO, and the connection is unusable from then on. */
+    f.answer = "{\"event\": \"STOP\"}";
+    CHECK_RC(qmp_cmd(q, "stop", NULL, NULL, 1000, err, sizeof(err)), -EPROTO, err);
+    f.answer = "{\"return\": {}}";
+    CHECK_RC(qmp_cmd(q, "cont", NULL, NULL, 1000, err, sizeof(err)), -EPROTO, err);
+    CHECK(f.calls == 3);
+    qmp_close(q);
+    CHECK(f.closed == 1);
+    /* A transport that fails: its errno and words. */
+    memset(&f, 0, sizeof(f));
+    CHECK_RC(qmp_open_transport(&q, "dom2", 1, &t, &f), 0, err);
+    CHECK_RC(qmp_cmd(q, "stop", NULL, NULL, 1000, err, sizeof(err)), -ENOTCONN, err);
+    CHECK_HAS(err, "fake: not connected");
+    qmp_close(q);
+    CHECK(f.closed == 1);
+}
+
 int main(void)
 {
     const char *base = getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp";
@@ -915,6 +985,7 @@ int main(void)
         return 1;
     }
 
+    test_transport();
     test_connect_errors();
     test_greetings();
     test_event_first();

@@ -312,7 +312,7 @@ static void test_keys(void)
 
 static void test_origins(void)
 {
-    char a[300], b[300], c[300], key[300], path[400], keyid[32];
+    char a[300], b[300], c[300], key[300], path[400], keyid[32], err[512] = "";
     char *argv[] = {"qemu-system-x86_64", "-m", "512"};
     struct trust *ta, *tb, *tc;
     struct manifest m;
@@ -332,11 +332,16 @@ static void test_origins(void)
     if (!read_manifest(a, &m)) {
         CHECK(trust_origin(tc, &m, keyid, sizeof(keyid)) == TRUST_HOST, "own signature");
         CHECK(trust_origin(ta, &m, keyid, sizeof(keyid)) == TRUST_UNKNOWN_KEY, "foreign key");
+        /* A libvirt domain's snapshot restores where it was signed, nowhere else. */
+        CHECK(trust_libvirt(tc, &m, err, sizeof(err)) == 0, "libvirt, own: %s", err);
+        CHECK(trust_libvirt(ta, &m, err, sizeof(err)) == -EPERM && strstr(err, "a key this host"),
+              "libvirt, foreign key: %s", err);
         manifest_free(&m);
     }
     make_manifest(a, argv, 3, ta);
     if (!read_manifest(a, &m)) {
         CHECK(trust_origin(tb, &m, keyid, sizeof(keyid)) == TRUST_FLEET, "fleet signature");
+        CHECK(trust_libvirt(tb, &m, err, sizeof(err)) == 0, "libvirt, fleet: %s", err);
         CHECK(trust_origin(tc, &m, keyid, sizeof(keyid)) == TRUST_UNKNOWN_KEY, "no fleet key");
         manifest_free(&m);
     }
@@ -349,6 +354,8 @@ static void test_origins(void)
         write_text(path, text, 0600);
         if (!read_manifest(a, &m)) {
             CHECK(trust_origin(tb, &m, keyid, sizeof(keyid)) == TRUST_BAD_HMAC, "tamper missed");
+            CHECK(trust_libvirt(tb, &m, err, sizeof(err)) == -EPERM && strstr(err, "changed"),
+                  "libvirt, tampered: %s", err);
             manifest_free(&m);
         }
     }
@@ -356,6 +363,8 @@ static void test_origins(void)
     make_manifest(a, argv, 3, NULL);
     if (!read_manifest(a, &m)) {
         CHECK(trust_origin(ta, &m, keyid, sizeof(keyid)) == TRUST_UNSIGNED, "unsigned");
+        CHECK(trust_libvirt(ta, &m, err, sizeof(err)) == -EPERM && strstr(err, "not signed"),
+              "libvirt, unsigned: %s", err);
         manifest_free(&m);
     }
 out:

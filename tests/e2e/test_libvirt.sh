@@ -1,0 +1,167 @@
+#!/bin/bash
+# libvirt's domains: a domain of type qemu (TCG) running the memcheck guest under libvirt's stock
+# qemu.conf (QEMU runs as libvirt-qemu) shows as a VM; `echo 4 > save` saves it through libvirt's
+# monitor connection; libvirt then says "shut off (destroyed)", the domain's <metadata> names the
+# snapshot, and `virsh start` is refused by savefs's hook with that reason. `mv` into restore/
+# starts it through libvirt from the snapshot's XML and resumes it there: the guest verifies its
+# memory, libvirt says running, its console works, the mark is gone; a second cycle; and
+# `virsh save`/`virsh restore` work on the restored domain.
+# libvirtd and virtlogd are started here (no systemd) and stopped by pid.
+source "$SRC_DIR/tests/e2e/lib.sh"
+
+[[ $(id -u) == 0 ]] || { echo "needs root (libvirt's system instance)" >&2; exit 77; }
+if ! command -v libvirtd >/dev/null || ! command -v virtlogd >/dev/null || ! command -v virsh >/dev/null; then
+    echo "libvirt-daemon-system and libvirt-clients are not installed" >&2
+    exit 77
+fi
+[[ -e /run/libvirtd.pid ]] && kill -0 "$(cat /run/libvirtd.pid)" 2>/dev/null &&
+    die "a libvirtd runs already (pid $(cat /run/libvirtd.pid)): this test starts its own"
+
+HOOK=/etc/libvirt/hooks/qemu.d/savefs
+LIBVIRT_URI=qemu:///system
+DOM=savefs-e2e-$$
+LV_PIDS=()
+HOOK_MADE=
+
+virsh_() {
+    virsh -q -c "$LIBVIRT_URI" "$@"
+}
+
+lv_cleanup() {
+    local rc=$? pid
+    set +e
+    virsh_ destroy "$DOM" >/dev/null 2>&1
+    virsh_ undefine "$DOM" >/dev/null 2>&1
+    for pid in ${LV_PIDS[@]+"${LV_PIDS[@]}"}; do
+        kill "$pid" 2>/dev/null
+        for _ in $(seq 100); do
+            kill -0 "$pid" 2>/dev/null || break
+            sleep 0.1
+        done
+        kill -9 "$pid" 2>/dev/null
+    done
+    # The hook goes, and its directory if the test made it (rmdir leaves a host's own hooks).
+    [[ -n $HOOK_MADE ]] && rm -f "$HOOK" && rmdir "$(dirname "$HOOK")" 2>/dev/null
+    (exit "$rc") # e2e_cleanup reports the test's status
+    e2e_cleanup
+}
+
+e2e_setup
+trap lv_cleanup EXIT
+# QEMU (libvirt-qemu) reads the kernel and writes nothing here: the way in is open, the rest
+# stays root's.
+chmod 755 "$T"
+mkdir -m 755 "$T/guest"
+cp "$GUEST_DIR/vmlinuz" "$GUEST_DIR/initramfs.cpio.gz" "$T/guest/"
+
+# The hook is read when libvirtd starts.
+if [[ ! -e $HOOK ]]; then
+    mkdir -p "$(dirname "$HOOK")"
+    install -m 755 "$SRC_DIR/contrib/libvirt-hook" "$HOOK"
+    HOOK_MADE=1
+fi
+cmp -s "$SRC_DIR/contrib/libvirt-hook" "$HOOK" || die "$HOOK is not savefs's hook"
+
+# Each daemon writes its pid file once it serves.
+start_daemon() {
+    local name=$1 pidfile=/run/$1.pid
+    rm -f "$pidfile"
+    # Its output away from the test's: ctest waits for every holder of its pipe to close it.
+    "$name" -d </dev/null >>"$T/$name.out" 2>&1 || die "$name -d failed: $(cat "$T/$name.out")"
+    for _ in $(seq 100); do
+        [[ -s $pidfile ]] && kill -0 "$(cat "$pidfile")" 2>/dev/null && break
+        sleep 0.1
+    done
+    [[ -s $pidfile ]] || die "$name wrote no $pidfile"
+    LV_PIDS+=("$(cat "$pidfile")")
+}
+start_daemon virtlogd
+start_daemon libvirtd
+for _ in $(seq 100); do
+    virsh_ uri >/dev/null 2>&1 && break
+    sleep 0.1
+done
+
+cat >"$T/dom.xml" <<XML
+<domain type='qemu'>
+  <name>$DOM</name>
+  <memory unit='MiB'>$GUEST_MEM_MB</memory>
+  <vcpu>1</vcpu>
+  <os><type arch='x86_64' machine='pc'>hvm</type>
+    <kernel>$T/guest/vmlinuz</kernel><initrd>$T/guest/initramfs.cpio.gz</initrd>
+    <cmdline>console=ttyS0 memcheck=$GUEST_MIB quiet panic=-1 no_timer_check</cmdline></os>
+  <on_reboot>destroy</on_reboot>
+  <devices>
+    <serial type='pty'><log file='$T/$DOM.serial' append='on'/><target port='0'/></serial>
+    <console type='pty'><target type='serial' port='0'/></console>
+    <memballoon model='none'/>
+  </devices>
+</domain>
+XML
+virsh_ define "$T/dom.xml" >/dev/null || die "define failed"
+virsh_ start "$DOM" >/dev/null || die "start failed"
+guest_wait_ready "$T/$DOM.serial" 120 || die "$DOM did not boot"
+guest_wait_pass_above "$T/$DOM.serial" 0 60 || die "$DOM does not verify its memory"
+
+savefs_start
+ls "$MNT" | grep -qx "$DOM" || die "$DOM is not listed: $(ls "$MNT")"
+[[ $(vm_state "$DOM") == running ]] || die "$DOM is $(vm_state "$DOM"): $(cat "$MNT/$DOM/status")"
+
+log "save with echo"
+pass=$(guest_last_pass "$T/$DOM.serial")
+seed=$(guest_seed "$T/$DOM.serial")
+echo 4 >"$MNT/$DOM/save" || die "save failed: $(cat "$MNT/$DOM/status")"
+snap=$(status_field "$DOM" snapshot)
+[[ -n $snap && -f $MNT/$DOM/snapshots/$snap/manifest.json ]] || die "no snapshot: $(cat "$MNT/$DOM/status")"
+jq -e '.libvirt.xml | contains("<name>'"$DOM"'</name>")' "$MNT/$DOM/snapshots/$snap/manifest.json" >/dev/null ||
+    die "the manifest holds no domain XML"
+
+log "libvirt's view: destroyed, marked with $snap"
+[[ $(virsh_ domstate "$DOM" --reason) == "shut off (destroyed)" ]] ||
+    die "domstate: $(virsh_ domstate "$DOM" --reason)"
+virsh_ metadata "$DOM" urn:savefs:libvirt:1 --config | grep -q "snapshot=\"$snap\"" ||
+    die "no savefs mark in the metadata: $(virsh_ dumpxml --inactive "$DOM" | grep -A3 '<metadata')"
+[[ $(jq -r '.libvirt.saved_in' "$MNT/$DOM/status") == "$snap" ]] ||
+    die "status does not say where the state is: $(cat "$MNT/$DOM/status")"
+
+log "virsh start is refused, with the reason"
+if virsh_ start "$DOM" >"$T/start.out" 2>&1; then
+    die "virsh start cold-booted a saved domain"
+fi
+grep -q "savefs snapshot $snap" "$T/start.out" || die "refused without the reason: $(cat "$T/start.out")"
+[[ $(virsh_ domstate "$DOM") == "shut off" ]] || die "domstate after the refusal: $(virsh_ domstate "$DOM")"
+
+# Restores $1 with mv and checks libvirt's view and the guest's memory.
+restore_check() {
+    local snap=$1
+    mv "$MNT/$DOM/snapshots/$snap" "$MNT/$DOM/restore/" || die "restore failed: $(cat "$MNT/$DOM/status")"
+    [[ $(virsh_ domstate "$DOM" --reason) == "running (unpaused)" ]] ||
+        die "domstate after the restore: $(virsh_ domstate "$DOM" --reason)"
+    guest_wait_pass_above "$T/$DOM.serial" "$pass" 60 || die "no good pass above $pass after the restore"
+    [[ $(guest_seed "$T/$DOM.serial") == "$seed" ]] || die "another seed: a cold boot?"
+    ! virsh_ metadata "$DOM" urn:savefs:libvirt:1 --config >/dev/null 2>&1 ||
+        die "the mark stayed after the restore"
+    [[ $(vm_state "$DOM") == running ]] || die "status: $(cat "$MNT/$DOM/status")"
+}
+
+log "restore with mv"
+restore_check "$snap"
+log "virsh console shows the guest"
+timeout 8 script -qec "virsh -c $LIBVIRT_URI console $DOM --force" /dev/null >"$T/console.out" 2>&1 || true
+grep -aq "SAVEFS-MEMCHECK pass=[0-9]* ok seed=$seed" "$T/console.out" ||
+    die "no memcheck line on the console: $(tail -c 300 "$T/console.out")"
+
+log "a second cycle"
+pass=$(guest_last_pass "$T/$DOM.serial")
+echo "4 name=second" >"$MNT/$DOM/save" || die "second save failed: $(cat "$MNT/$DOM/status")"
+[[ $(virsh_ domstate "$DOM" --reason) == "shut off (destroyed)" ]] || die "second save: $(virsh_ domstate "$DOM" --reason)"
+restore_check second
+
+log "virsh save and virsh restore of the restored domain"
+pass=$(guest_last_pass "$T/$DOM.serial")
+virsh_ save "$DOM" "$T/virsh.save" >/dev/null || die "virsh save failed"
+virsh_ restore "$T/virsh.save" >/dev/null || die "virsh restore failed"
+[[ $(virsh_ domstate "$DOM") == running ]] || die "after virsh restore: $(virsh_ domstate "$DOM")"
+guest_wait_pass_above "$T/$DOM.serial" "$pass" 60 || die "no good pass after virsh restore"
+[[ $(guest_seed "$T/$DOM.serial") == "$seed" ]] || die "virsh restore: another seed"
+log "PASS"
