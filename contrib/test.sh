@@ -35,7 +35,10 @@ cmake --build build-asan -j"$jobs"
 # tests that copy whole snapshots many times over (cp -a, tar, rsync, between hosts) take over
 # 10 minutes each under ASan and run in the plain pass only; test_trust_restore covers the import
 # path under ASan. test_debian13, test_upgrade and test_package build their own savefs (in a
-# Debian 13 root, or as the .deb): once is enough.
+# Debian 13 root, or as the .deb): once is enough. The fleet's tests (a GlusterFS volume),
+# libvirt's (libvirtd), the checkpoints' of real disks and of a memory-writing guest, and the page
+# server's own (it is not savefs) run in the plain pass only: their savefs code runs under ASan in
+# test_ckpt_faults, test_lazy_restore and the unit tests (test_lease, test_orch).
 asan_ctest() {
     GUEST_MIB=64 ASAN_OPTIONS=detect_leaks=1 LSAN_OPTIONS=suppressions=$PWD/tests/lsan.supp \
         ctest --test-dir build-asan --output-on-failure "$@"
@@ -43,7 +46,7 @@ asan_ctest() {
 # A failed test runs once more, named in the log as FLAKY: once in about five runs savefs under
 # ASan aborted in glibc at a worker thread's exit ("malloc assertion failure in
 # __malloc_arena_thread_freeres", test_concurrency), with no sanitizer report; not understood yet.
-if ! asan_ctest -j2 -E 'test_portable|test_two_hosts|test_debian13|test_upgrade|test_package' "$@"; then
+if ! asan_ctest -j2 -E 'test_portable|test_two_hosts|test_debian13|test_upgrade|test_package|test_fleet_|test_libvirt|test_ckpt_reflink|test_ckpt_overlay|test_checkpoint_mem|test_lazy_pager|test_lazy_qemu10' "$@"; then
     echo "==== FLAKY? the ASan pass's failed tests, once more"
     asan_ctest --rerun-failed
 fi
