@@ -5,15 +5,18 @@
 #   contrib/fleet-gluster.sh volume VOLUME HOST1:/BRICK HOST2:/BRICK HOST3:/BRICK
 #   contrib/fleet-gluster.sh volume VOLUME HOST1:/BRICK HOST2:/BRICK ARBITER:/BRICK --arbiter
 #   contrib/fleet-gluster.sh mount SERVER VOLUME [MOUNTPOINT]     # default /mnt/savefs-store
+#   contrib/fleet-gluster.sh options VOLUME     # only the options, on a volume not yet started
 #
 # then on every host: savefs --store MOUNTPOINT/savefs --trust-key /etc/savefs/fleet.key
 # --host NAME /mnt/savefs (the same fleet key on every host; NAME unique in the fleet).
 # The peers must be probed already (gluster peer probe HOST); the bricks are directories on XFS
 # filesystems of their own (mkfs.xfs -i size=512), one per server.
 set -eu
+# The CLI, as a command line: tests/e2e/gluster.sh points it at a glusterd of its own.
+GLUSTER=${GLUSTER:-gluster}
 
 usage() {
-    sed -n '2,12p' "$0" >&2
+    sed -n '2,13p' "$0" >&2
     exit 2
 }
 
@@ -32,12 +35,19 @@ volume() {
     # sides never both write (split brain); a replica 2 without arbiter could.
     # shellcheck disable=SC2086
     if [ -n "$arbiter" ]; then
-        gluster volume create "$vol" replica 3 arbiter 1 $bricks
+        $GLUSTER volume create "$vol" replica 3 arbiter 1 $bricks
     else
-        gluster volume create "$vol" replica 3 $bricks
+        $GLUSTER volume create "$vol" replica 3 $bricks
     fi
+    options "$vol"
+    $GLUSTER volume start "$vol"
+}
+
+options() {
+    vol=$1
     set_opt() {
-        gluster volume set "$vol" "$1" "$2"
+        # shellcheck disable=SC2086
+        $GLUSTER volume set "$vol" "$1" "$2" >/dev/null
     }
     # A write is acknowledged only once a quorum of bricks has it; without quorum the volume
     # turns read-only rather than diverge.
@@ -54,7 +64,6 @@ volume() {
     # stat of a file answered by the brick that served its last write: sizes (which a restore
     # and an import check against the manifest) agree between hosts.
     set_opt cluster.consistent-metadata on
-    gluster volume start "$vol"
 }
 
 mount_volume() {
@@ -71,5 +80,6 @@ shift
 case $cmd in
 volume) [ $# -ge 4 ] || usage; volume "$@" ;;
 mount) mount_volume "$@" ;;
+options) options "$1" ;;
 *) usage ;;
 esac

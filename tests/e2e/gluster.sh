@@ -17,7 +17,8 @@
 # side: glusterd's state (working-directory), its run directory and CLI socket are under
 # $GL, its port 24007 and the bricks' ports are in the server's namespace. Every process is
 # stopped by pid: those of the namespaces (ip netns pids) and the FUSE clients (their pidfiles).
-# Settings: GLUSTER_OPTS (array of "key value" pairs set on the volume before it starts),
+# The volume has the options of contrib/fleet-gluster.sh (docs/fleet.md).
+# Settings: GLUSTER_OPTS (array of "key value" pairs set on the volume before it starts, after those),
 # GLUSTER_XFS_MB (size of the bricks' filesystem, default 3072).
 
 GL_HOSTS=()
@@ -127,6 +128,9 @@ _gl_volume() {
     GL_VOL=sfs$$
     gl_cli volume create "$GL_VOL" replica 3 "$GL_SRV_IP:$GL/bricks/b1" "$GL_SRV_IP:$GL/bricks/b2" \
         "$GL_SRV_IP:$GL/bricks/b3" force >/dev/null || die "gluster volume create failed"
+    # The options docs/fleet.md asks for, as contrib/fleet-gluster.sh sets them.
+    GLUSTER="nsenter --net=/run/netns/$GL_NS_SRV gluster --mode=script --glusterd-sock=$GL/run/glusterd.socket" \
+        sh "$SRC_DIR/contrib/fleet-gluster.sh" options "$GL_VOL" || die "the fleet's volume options failed"
     for kv in ${GLUSTER_OPTS[@]+"${GLUSTER_OPTS[@]}"}; do
         # shellcheck disable=SC2086 # "key value"
         gl_cli volume set "$GL_VOL" $kv >/dev/null || die "gluster volume set $kv failed"

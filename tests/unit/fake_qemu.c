@@ -256,6 +256,9 @@ static json_t *run(const char *name, json_t *args)
         return json_pack("{s:i, s:s}", "multifd-channels", 2, "multifd-compression", "none");
     if (strcmp(name, "migrate-set-parameters") == 0) {
         json_t *c = json_object_get(args, "multifd-channels");
+        json_t *bw = json_object_get(args, "max-bandwidth");
+        if (bw) /* the cap a save asks for (rate=), or none */
+            log_line("max-bandwidth %lld\n", (long long)json_integer_value(bw));
         if (c && json_integer_value(c) > 0 && json_integer_value(c) < MAX_STREAMS)
             vm.channels = (int)json_integer_value(c);
         return json_object();

@@ -349,9 +349,10 @@ static void test_save_ok(void)
     char *last;
     int rc;
 
-    /* keep-running: the VM is resumed, not quit */
-    rc = save("good", "name=first parallel=2 keep-running\n", NULL);
+    /* keep-running: the VM is resumed, not quit; rate=: QEMU's bandwidth cap for the save */
+    rc = save("good", "name=first parallel=2 keep-running rate=5\n", NULL);
     CHECK(rc == 0, "save: %s; %s", strerror(-rc), status("good"));
+    CHECK_HAS(fake_log("good"), "max-bandwidth 5000000\n");
     CHECK_HAS(fake_log("good"), "migrate\n");
     CHECK_HAS(fake_log("good"), "cont\n");
     CHECK_LACKS(fake_log("good"), "quit");
@@ -361,6 +362,7 @@ static void test_save_ok(void)
     fake_env("good", "ok");
     rc = save("good", "name=second parallel=3\n", NULL);
     CHECK(rc == 0, "save: %s; %s", strerror(-rc), status("good"));
+    CHECK_HAS(fake_log("good"), "max-bandwidth 9223372036854775807\n"); /* no rate=: no cap */
     CHECK_HAS(fake_log("good"), "quit snapshots=2\n");
     CHECK_LACKS(fake_log("good"), "cont\n");
     CHECK(fake_exit_status(pid) == 0, "the fake did not quit on its own");
