@@ -64,6 +64,17 @@ options() {
     # stat of a file answered by the brick that served its last write: sizes (which a restore
     # and an import check against the manifest) agree between hosts.
     set_opt cluster.consistent-metadata on
+    # Leases (docs/fleet.md, "Never run a VM twice"): the bricks drop a silent client's locks
+    # after keepalive-time + interval x count = 20 + 2 x 9 = 38 s (42 s at most, the TCP user
+    # timeout), within the 60 s savefs promises; a client gives up on silent bricks after 20 s,
+    # and savefs fences its QEMUs after --fence (15 s) first. Lock revocation stays off: it would
+    # hand a lease that a live QEMU holds to another host.
+    set_opt server.keepalive-time 20
+    set_opt server.keepalive-interval 2
+    set_opt server.keepalive-count 9
+    set_opt server.tcp-user-timeout 42
+    set_opt network.ping-timeout 20
+    set_opt features.locks-revocation-secs 0
 }
 
 mount_volume() {
