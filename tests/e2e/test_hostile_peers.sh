@@ -66,7 +66,7 @@ for vm in flood endless; do
     log "cat $vm/status: $ms ms"
     ((ms < 5000)) || die "cat $vm/status took $ms ms"
     grep -q '"state": "unknown"' "$T/$vm.status" || die "$vm: state not unknown: $(cat "$T/$vm.status")"
-    grep -qE '"note": ".*(no answer within|line longer than)' "$T/$vm.status" ||
+    grep -qE '"note": ".*(no answer within|line longer than|read without an answer)' "$T/$vm.status" ||
         die "$vm: no note that says why: $(cat "$T/$vm.status")"
 done
 

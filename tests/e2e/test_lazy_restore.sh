@@ -56,7 +56,10 @@ cap_reads() {
 # The page server's pid, from the mark savefs keeps while it pushes.
 pager_pid() {
     for _ in $(seq 100); do
-        [[ -s $STORE/vm1/.lazy ]] && { awk '{print $2}' "$STORE/vm1/.lazy"; return 0; }
+        # One mark per host of a store a fleet may share: .lazy@HOST.
+        for mark in "$STORE"/vm1/.lazy@*; do
+            [[ -s $mark ]] && { awk '{print $2}' "$mark"; return 0; }
+        done
         sleep 0.1
     done
     die "no page server marked"
@@ -140,7 +143,7 @@ done
 kill -0 "$pager" 2>/dev/null && die "the push did not end"
 vm_check_alive vm1 "$((pass + 2))" "$seed"
 savefs_start --pager "$PAGER"
-[[ -e $STORE/vm1/.lazy ]] && die "the restarted savefs left the push's mark"
+compgen -G "$STORE/vm1/.lazy@*" >/dev/null && die "the restarted savefs left the push's mark"
 echo "2 name=after" >"$MNT/vm1/save" || die "save after the unmounted push failed: $(cat "$MNT/vm1/status")"
 
 log "a page server that refuses: restore=auto restores fully, saying why"
