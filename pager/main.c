@@ -142,6 +142,8 @@ int main(int argc, char **argv)
         fprintf(stderr, "savefs-pager: %s: %s\n", flog, strerror(errno));
     pg_hot_free(&hotlist);
     report(opened, &st);
+    /* The figures before the reason: a reader of the log's last lines (the job) gets the why. */
+    fflush(stdout);
     if (rc) {
         fprintf(stderr, "savefs-pager: %s\n", err);
         pg_events_fail(&ev, err);
