@@ -74,7 +74,8 @@ check_snapshot() {
     sizes=$(jq -r '.files[] | select(.role == "channel") | "\(.channel) \(.stream_size // .size)"' \
         "$dir/manifest.json")
     # Every page inside its channel's stream, every RAM offset page-aligned and pc.ram's inside
-    # the guest's RAM; as many non-zero pages as QEMU sent (less its re-sent ones); the guest's filled memory all there.
+    # the guest's RAM; as many non-zero pages as QEMU sent (less its re-sent ones); the guest's
+    # filled memory all there.
     out=$(awk -v ram="$ram" -v normal="$normal" -v mib="$GUEST_MIB" -v zeros="$zeros" '
         function hex(s, i, n) {
             for (i = 3; i <= length(s); i++) n = n * 16 + index("0123456789abcdef", substr(s, i, 1)) - 1
