@@ -200,15 +200,21 @@ char **lv_list(struct lv *lv)
     return names;
 }
 
+static virDomainPtr domain(struct lv *lv, const char *name, int *rc, char *err, size_t errlen);
+
+/* Asked of libvirt itself, not of the listing's cache: a restore right after a save must not
+ * see the domain the save has just destroyed as running. */
 int lv_running(struct lv *lv, const char *name)
 {
-    char **names = lv_list(lv);
-    int found = 0;
+    char err[256];
+    int rc = 0, active;
+    virDomainPtr d = domain(lv, name, &rc, err, sizeof(err));
 
-    for (size_t i = 0; names && names[i] && !found; i++)
-        found = strcmp(names[i], name) == 0;
-    names_free(names);
-    return found;
+    if (!d)
+        return 0;
+    active = virDomainIsActive(d) == 1;
+    virDomainFree(d);
+    return active;
 }
 
 /* Domain NAME, or NULL with the reason in ERR (-ESRCH in *RC when it does not exist). */
@@ -443,6 +449,10 @@ int lv_destroy(struct lv *lv, const char *name, char *err, size_t errlen)
         rc = -EIO;
     }
     virDomainFree(d);
+    /* The next listing asks libvirt again: the domain is gone from the running ones. */
+    pthread_mutex_lock(&lv->lock);
+    lv->listed_ms = 0;
+    pthread_mutex_unlock(&lv->lock);
     return rc;
 }
 

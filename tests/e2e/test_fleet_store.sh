@@ -82,6 +82,12 @@ log "B read $(cat "$T/seen") whole snapshots while A saved, none partial"
     die "a claim is left in the store"
 
 log "fin restores on B from the shared store"
+# B's client sees a new entry up to a second late, and A's savefs lets go of the lease of the
+# VM that quit at its watch's next tick (about a second).
+for _ in $(seq 150); do
+    [[ -e $B/vm1/snapshots/fin && $(jq -r '.lease.host // ""' "$B/vm1/status") != a ]] && break
+    sleep 0.1
+done
 mv "$B/vm1/snapshots/fin" "$B/vm1/restore/" || die "restore on B: $(cat "$B/vm1/status")"
 getfattr --absolute-names --only-values -n user.savefs.trust "$B/vm1/snapshots/fin" |
     grep -q "^ok: signed with the fleet's key" || die "B does not trust fin by the fleet key"
