@@ -229,8 +229,11 @@ static int clone_layers(struct job *job, struct ckpt *c, struct ckpt_disk *d, in
 
     for (int l = 0; l < d->nlayers; l++) {
         struct ckpt_layer *ly = &d->layers[l];
+        char format[sizeof(ly->format)];
 
-        snprintf(ly->name, sizeof(ly->name), "%d.%d.%s", idx, l, ly->format);
+        /* A copy: gcc's sanitizer build takes two members of one struct for an overlap. */
+        memcpy(format, ly->format, sizeof(format));
+        snprintf(ly->name, sizeof(ly->name), "%d.%d.%s", idx, l, format);
         if ((rc = store_path(dst, "%s/%s", c->dir, ly->name)))
             return job_fail(job, rc, "disk %s: path too long", d->device);
         /* overlay: the top image is frozen by the switch and copied later. */

@@ -87,7 +87,7 @@ static int pg_rp_bitmap(struct pg_rp *rp, const uint8_t *m, uint16_t len)
     size = pg_be(be, 8);
     if (size != want || rp->received[b])
         return snprintf(rp->err, sizeof(rp->err),
-                        "sent a received bitmap of %llu bytes for '%s' (%llu due, or a second)",
+                        "sent a received bitmap of %llu bytes for '%.64s' (%llu due, or a second)",
                         (unsigned long long)size, rp->map->blocks[b].name,
                         (unsigned long long)want),
                -EBADMSG;
