@@ -320,7 +320,7 @@ static struct pg_snap *open_channel(const char *dir, char *err, size_t errlen)
 static void flip_byte(const char *dir, uint64_t off)
 {
     char path[512];
-    uint8_t b;
+    uint8_t b = 0;
     int fd;
 
     snprintf(path, sizeof(path), "%s/channel-0", dir);
