@@ -71,6 +71,8 @@ int pg_queue_put_chunk(struct pg_queue *q, struct pg_chunk *c)
     while (!q->stopped && q->nchunks >= q->max_chunks)
         pthread_cond_wait(&q->space, &q->mu);
     if (q->stopped) {
+        /* The chunk is the queue's either way: one the serving side will never take goes now. */
+        pg_chunk_free(c);
         rc = -ECANCELED;
     } else {
         c->next = NULL;

@@ -50,7 +50,8 @@ int pg_queue_init(struct pg_queue *q, int max_chunks, int producers);
 void pg_queue_destroy(struct pg_queue *q);
 /* -ENOMEM if the request could not be kept. */
 int pg_queue_put_req(struct pg_queue *q, const struct pg_req *r);
-/* Waits for room; -ECANCELED (C not taken) once the queue was stopped. */
+/* Waits for room; -ECANCELED once the queue was stopped. The queue owns C either way (freed then).
+ */
 int pg_queue_put_chunk(struct pg_queue *q, struct pg_chunk *c);
 void pg_queue_producer_done(struct pg_queue *q);
 /* 1 and *R if a request is waiting, else 0; never waits. */
