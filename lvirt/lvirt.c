@@ -437,18 +437,27 @@ int lv_clear_mark(struct lv *lv, const char *name, char *err, size_t errlen)
     return rc;
 }
 
-int lv_destroy(struct lv *lv, const char *name, char *err, size_t errlen)
+/* CALL (virDomainDestroy, virDomainResume, ...) on domain NAME, its failure worded as WHAT. */
+static int domain_call(struct lv *lv, const char *name, int (*call)(virDomainPtr), const char *what,
+                       char *err, size_t errlen)
 {
     int rc = 0;
     virDomainPtr d = domain(lv, name, &rc, err, errlen);
 
     if (!d)
         return rc;
-    if (virDomainDestroy(d) < 0) {
-        snprintf(err, errlen, "libvirt %s: domain %s: destroy: %s", lv->uri, name, last_error());
+    if (call(d) < 0) {
+        snprintf(err, errlen, "libvirt %s: domain %s: %s: %s", lv->uri, name, what, last_error());
         rc = -EIO;
     }
     virDomainFree(d);
+    return rc;
+}
+
+int lv_destroy(struct lv *lv, const char *name, char *err, size_t errlen)
+{
+    int rc = domain_call(lv, name, virDomainDestroy, "destroy", err, errlen);
+
     /* The next listing asks libvirt again: the domain is gone from the running ones. */
     pthread_mutex_lock(&lv->lock);
     lv->listed_ms = 0;
@@ -532,15 +541,5 @@ int lv_start_incoming(struct lv *lv, const char *name, const char *xml, char *er
 
 int lv_resume(struct lv *lv, const char *name, char *err, size_t errlen)
 {
-    int rc = 0;
-    virDomainPtr d = domain(lv, name, &rc, err, errlen);
-
-    if (!d)
-        return rc;
-    if (virDomainResume(d) < 0) {
-        snprintf(err, errlen, "libvirt %s: domain %s: resume: %s", lv->uri, name, last_error());
-        rc = -EIO;
-    }
-    virDomainFree(d);
-    return rc;
+    return domain_call(lv, name, virDomainResume, "resume", err, errlen);
 }
