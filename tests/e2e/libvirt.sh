@@ -29,6 +29,8 @@ virsh_() {
 lv_cleanup() {
     local rc=$? pid
     set +e
+    # A QEMU a test stopped (SIGSTOP) is let go on, so that libvirt can end it.
+    [[ -s /run/libvirt/qemu/$DOM.pid ]] && kill -CONT "$(cat "/run/libvirt/qemu/$DOM.pid")" 2>/dev/null
     virsh_ destroy "$DOM" >/dev/null 2>&1
     virsh_ undefine "$DOM" >/dev/null 2>&1
     for pid in ${LV_PIDS[@]+"${LV_PIDS[@]}"}; do
@@ -105,3 +107,10 @@ XML
     guest_wait_pass_above "$T/$DOM.serial" 0 60 || die "$DOM does not verify its memory"
 }
 
+# The pid of $DOM's QEMU, from libvirt's pid file.
+lv_qemu_pid() {
+    local pid
+    pid=$(cat "/run/libvirt/qemu/$DOM.pid" 2>/dev/null) || return 1
+    [[ $(tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null) == *qemu* ]] || return 1
+    echo "$pid"
+}

@@ -1,8 +1,11 @@
 #!/bin/bash
 # Faults during the save of a libvirt domain (libvirt.sh: libvirtd, virtlogd and the domain are
-# the test's own). savefs killed (SIGKILL) while it saves leaves the domain paused; the next
-# savefs resumes it through libvirt (libvirt says running, the guest goes on verifying its
-# memory) and its status says what happened; one whose save completed stays off.
+# the test's own). A QEMU that does not answer (SIGSTOP) holds libvirt's monitor call, which has
+# no timeout of its own: the save fails within savefs's monitor deadline (5 s) with ETIMEDOUT and
+# says why, and the domain runs on as before once QEMU does. savefs killed (SIGKILL) while it
+# saves leaves the domain paused; the next savefs resumes it through libvirt (libvirt says
+# running, the guest goes on verifying its memory) and its status says what happened; one whose
+# save completed stays off.
 source "$SRC_DIR/tests/e2e/lib.sh"
 source "$SRC_DIR/tests/e2e/libvirt.sh"
 
@@ -34,6 +37,31 @@ status_field "$DOM" error | grep -q "savefs resumed the VM (libvirt domain) that
 log "status: $(status_field "$DOM" error)"
 [[ -z $(ls -A "$MNT/$DOM/snapshots") ]] || die "a snapshot appeared: $(ls "$MNT/$DOM/snapshots")"
 check_no_partial "$DOM"
+
+log "QEMU stopped (SIGSTOP): the save fails with ETIMEDOUT, the domain is left as it was"
+qemu=$(lv_qemu_pid) || die "no QEMU for $DOM"
+kill -STOP "$qemu"
+started=$SECONDS
+# Without a deadline the write would wait for ever: the shell is killed after 120 s. bash's echo
+# names the write's errno (dash's says "I/O error" for any).
+if timeout -k 5 120 bash -c "echo 4 > '$MNT/$DOM/save'" 2>"$T/save.err"; then
+    kill -CONT "$qemu"
+    die "the save succeeded against a stopped QEMU"
+fi
+took=$((SECONDS - started))
+kill -CONT "$qemu"
+((took < 60)) || die "the save failed only after $took s: $(cat "$T/save.err")"
+grep -q "timed out" "$T/save.err" || die "not ETIMEDOUT: $(cat "$T/save.err")"
+[[ $(status_field "$DOM" errno) == ETIMEDOUT ]] || die "status: $(cat "$MNT/$DOM/status")"
+status_field "$DOM" error | grep -q "no answer through libvirt" ||
+    die "status does not say why: $(cat "$MNT/$DOM/status")"
+log "status: $(status_field "$DOM" error)"
+[[ $(virsh_ domstate "$DOM" --reason) == "running (unpaused)" ]] ||
+    die "domstate after the failed save: $(virsh_ domstate "$DOM" --reason)"
+[[ -z $(ls -A "$MNT/$DOM/snapshots") ]] || die "a snapshot appeared: $(ls "$MNT/$DOM/snapshots")"
+check_no_partial "$DOM"
+pass=$(guest_last_pass "$T/$DOM.serial")
+vm_check_alive "$DOM" "$pass" "$seed"
 
 log "a save after the recovery works, and libvirt says destroyed"
 echo 4 >"$MNT/$DOM/save" || die "save failed: $(cat "$MNT/$DOM/status")"
