@@ -84,6 +84,7 @@ lv_setup() {
     done
 }
 
+# ACPI and the guest's powerbtn=1: `virsh shutdown` (the ACPI power button) powers it off.
 lv_domain_start() {
     cat >"$T/dom.xml" <<XML
 <domain type='qemu'>
@@ -92,7 +93,8 @@ lv_domain_start() {
   <vcpu>1</vcpu>
   <os><type arch='x86_64' machine='pc'>hvm</type>
     <kernel>$T/guest/vmlinuz</kernel><initrd>$T/guest/initramfs.cpio.gz</initrd>
-    <cmdline>console=ttyS0 memcheck=$GUEST_MIB quiet panic=-1 no_timer_check</cmdline></os>
+    <cmdline>console=ttyS0 memcheck=$GUEST_MIB quiet panic=-1 no_timer_check powerbtn=1</cmdline></os>
+  <features><acpi/></features>
   <on_reboot>destroy</on_reboot>
   <devices>
     <serial type='pty'><log file='$T/$DOM.serial' append='on'/><target port='0'/></serial>

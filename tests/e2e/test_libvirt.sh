@@ -6,6 +6,7 @@
 # starts it through libvirt from the snapshot's XML and resumes it there: the guest verifies its
 # memory, libvirt says running, its console works, the mark is gone; a second cycle; and
 # `virsh save`/`virsh restore` work on the restored domain.
+# After it `virsh domjobinfo` answers, and `virsh shutdown` powers the guest off.
 # libvirtd and virtlogd are started here (no systemd) and stopped by pid (libvirt.sh).
 source "$SRC_DIR/tests/e2e/lib.sh"
 source "$SRC_DIR/tests/e2e/libvirt.sh"
@@ -66,6 +67,9 @@ echo "4 name=second" >"$MNT/$DOM/save" || die "second save failed: $(cat "$MNT/$
 [[ $(virsh_ domstate "$DOM" --reason) == "shut off (destroyed)" ]] || die "second save: $(virsh_ domstate "$DOM" --reason)"
 restore_check second
 
+log "virsh domjobinfo of the restored domain"
+virsh_ domjobinfo "$DOM" >"$T/jobinfo.out" 2>&1 || die "virsh domjobinfo failed: $(cat "$T/jobinfo.out")"
+
 log "virsh save and virsh restore of the restored domain"
 pass=$(guest_last_pass "$T/$DOM.serial")
 virsh_ save "$DOM" "$T/virsh.save" >/dev/null || die "virsh save failed"
@@ -73,4 +77,13 @@ virsh_ restore "$T/virsh.save" >/dev/null || die "virsh restore failed"
 [[ $(virsh_ domstate "$DOM") == running ]] || die "after virsh restore: $(virsh_ domstate "$DOM")"
 guest_wait_pass_above "$T/$DOM.serial" "$pass" 60 || die "no good pass after virsh restore"
 [[ $(guest_seed "$T/$DOM.serial") == "$seed" ]] || die "virsh restore: another seed"
+
+log "virsh shutdown: the guest powers off on the ACPI power button"
+virsh_ shutdown "$DOM" >/dev/null || die "virsh shutdown failed"
+for _ in $(seq 600); do
+    [[ $(virsh_ domstate "$DOM") == "shut off" ]] && break
+    sleep 0.1
+done
+[[ $(virsh_ domstate "$DOM" --reason) == "shut off (shutdown)" ]] ||
+    die "after virsh shutdown: $(virsh_ domstate "$DOM" --reason); guest: $(tail -n 3 "$T/$DOM.serial")"
 log "PASS"
