@@ -1,8 +1,11 @@
 /* recover: what savefs does at start about jobs that a killed savefs left behind. A save that
- * died leaves its VM paused (savefs stopped it) and a temporary directory: the VM is resumed and
- * the directory removed. A restore that died leaves a QEMU that never ran the guest: it is
- * killed, and the snapshot can be restored again. A lazy restore's QEMU whose page server is gone
- * before the last page is killed too. Runs once, before the mount, in main's thread. */
+ * died leaves its VM paused (savefs stopped it) and a temporary directory: the VM is resumed (a
+ * libvirt domain through libvirt, so that libvirt knows it runs), its status says so, and the
+ * directory is removed. A save that died once its snapshot was published left no such directory:
+ * its VM is not resumed, for it would run on from the state that the snapshot holds. A
+ * restore that died leaves a QEMU that never ran the guest: it is killed, and the snapshot can be
+ * restored again. A lazy restore's QEMU whose page server is gone before the last page is killed
+ * too. Runs once, before the mount, in main's thread. */
 #include "job_int.h"
 
 #include <dirent.h>
@@ -14,6 +17,7 @@
 #include <unistd.h>
 
 #include "lazy.h"
+#include "lvirt.h"
 #include "migrate.h"
 #include "qemu.h"
 #include "qmp.h"
@@ -63,14 +67,14 @@ static int read_pid_file(const char *path, pid_t *pid, int *running)
     return 0;
 }
 
-/* Connects to VM's monitor if the QEMU behind it is PID. */
-static struct qmp *connect_pid(struct recovery *r, pid_t pid)
+/* Connects to VM's monitor if the QEMU behind it is PID: its QMP socket, else libvirt's
+ * connection to domain VM (then *LIBVIRT is 1). */
+static struct qmp *connect_pid(struct recovery *r, pid_t pid, int *libvirt)
 {
-    char path[PATH_MAX], err[256];
+    char err[256];
     struct qmp *q = NULL;
 
-    if (job_qmp_path(r->ctx, r->vm, path) || !qemu_listening(path) ||
-        qmp_connect(&q, path, RECOVER_QMP_TIMEOUT_MS, err, sizeof(err)))
+    if (job_vm_monitor(r->ctx, r->vm, RECOVER_QMP_TIMEOUT_MS, &q, libvirt, err, sizeof(err)))
         return NULL;
     if (qmp_peer_pid(q) != pid) {
         qmp_close(q);
@@ -93,11 +97,23 @@ static void cancel_migration(struct recovery *r, struct qmp *q)
             status);
 }
 
+/* Lets the VM that an interrupted save paused run again: a libvirt domain through libvirt
+ * (virDomainResume: libvirt then says running, and a `cont` of its own would leave it believing
+ * the domain paused), then `cont` if QEMU still does not run. 0 or -errno with ERR. */
+static int resume_vm(struct recovery *r, struct qmp *q, int libvirt, char *err, size_t errlen)
+{
+    int rc = libvirt ? lv_resume(r->ctx->lv, r->vm, err, errlen) : 0;
+
+    if (!rc && !mig_vm_running(q))
+        rc = mig_cmd(q, "cont", NULL, NULL, err, errlen);
+    return rc;
+}
+
 static void resume_saved_vm(void *opaque, const char *vm, const char *tmpdir)
 {
     struct recovery *r = opaque, rv;
-    char mark[PATH_MAX], err[JOB_ERR_MAX];
-    int running = 0;
+    char mark[PATH_MAX], err[JOB_ERR_MAX / 2], why[JOB_ERR_MAX];
+    int running = 0, libvirt = 0, rc;
     struct qmp *q;
     pid_t pid;
 
@@ -106,14 +122,22 @@ static void resume_saved_vm(void *opaque, const char *vm, const char *tmpdir)
     if (store_path(mark, "%s/%s", tmpdir, STORE_SAVE_MARK) || read_pid_file(mark, &pid, &running) ||
         !running)
         return;
-    q = connect_pid(&rv, pid);
+    q = connect_pid(&rv, pid, &libvirt);
     if (!q)
         return;
     cancel_migration(&rv, q);
-    if (mig_cmd(q, "cont", NULL, NULL, err, sizeof(err)) == 0)
-        say(&rv, "resumed the VM that an interrupted save had paused", "");
-    else
-        say(&rv, "could not resume the VM that an interrupted save had paused", err);
+    rc = resume_vm(&rv, q, libvirt, err, sizeof(err));
+    /* Its status says it too: whoever wrote the save words saw the write fail with the mount. */
+    snprintf(why, sizeof(why),
+             "the save was interrupted (savefs stopped during it, no snapshot was made); at its "
+             "next start savefs %s the VM%s that the save had paused%s%s",
+             rc ? "could not resume" : "resumed", libvirt ? " (libvirt domain)" : "",
+             rc ? ": " : "", rc ? err : "");
+    say(&rv,
+        rc ? "could not resume the VM that an interrupted save had paused"
+           : "resumed the VM that an interrupted save had paused",
+        libvirt ? "through libvirt" : "");
+    job_refuse(rv.ctx, vm, &job_kind_save, rc ? rc : -EINTR, why);
     qmp_close(q);
 }
 
@@ -123,15 +147,18 @@ static void kill_half_restored(struct recovery *r, const char *mark)
     json_t *status = NULL;
     struct qmp *q;
     pid_t pid = 0; /* read_pid_file sets it on success; gcc -O2 cannot tell */
+    int libvirt = 0;
 
     if (read_pid_file(mark, &pid, NULL))
         goto out;
-    q = connect_pid(r, pid);
+    q = connect_pid(r, pid, &libvirt);
     if (q && mig_cmd(q, "query-status", NULL, &status, NULL, 0) == 0 &&
         json_is_true(json_object_get(status, "running"))) {
         say(r, "an interrupted restore had already resumed its VM", "");
     } else if (kill(pid, 0) == 0 && qemu_pid_is_incoming(pid)) {
-        kill(pid, SIGKILL);
+        /* libvirt ends its own QEMU: the domain is "destroyed", not crashed. */
+        if (!libvirt || lv_destroy(r->ctx->lv, r->vm, NULL, 0))
+            kill(pid, SIGKILL);
         say(r, "killed the QEMU of an interrupted restore", "");
     }
     json_decref(status);
@@ -151,12 +178,13 @@ static void check_lazy(struct recovery *r, const char *mark)
     struct qmp *q = NULL;
     int n = 0;
     FILE *f = fopen(mark, "re");
+    int libvirt = 0;
 
     if (f) {
         n = fscanf(f, "%d %d", &qemu, &pager);
         fclose(f);
     }
-    if (n != 2 || (q = connect_pid(r, qemu)) == NULL)
+    if (n != 2 || (q = connect_pid(r, qemu, &libvirt)) == NULL)
         goto out; /* that QEMU is gone */
     if (lazy_pager_alive(pager)) {
         say(r, "the page server of its lazy restore still pushes its pages", "");
