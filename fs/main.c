@@ -16,6 +16,7 @@
 #include "import.h"
 #include "manifest.h"
 #include "job.h"
+#include "localdef.h"
 #include "preflight.h"
 #include "sfs.h"
 #include "sfs_io.h"
@@ -121,10 +122,10 @@ static void usage(const char *prog)
            "    -h, --help        this help\n"
            "    -V, --version     the version\n\n"
            "Unmount with: fusermount3 -u MOUNTPOINT\n\n"
-           "%s accept [--store DIR] [--qmp-dir DIR] [--] VM SNAPSHOT [DIGEST]\n"
+           "%s accept [--store DIR] [--qmp-dir DIR] [--host NAME] [--] VM SNAPSHOT [DIGEST]\n"
            "    shows what snapshot SNAPSHOT of VM would run (without DIGEST), or accepts it\n"
            "    for this host (with the digest that was shown): see docs/trust.md\n\n"
-           "%s adopt [--store DIR] [--trust-key FILE] FROM SNAPSHOT TO [NEWNAME]\n"
+           "%s adopt [--store DIR] [--trust-key FILE] [--host NAME] FROM SNAPSHOT TO [NEWNAME]\n"
            "    copies snapshot SNAPSHOT of VM FROM to VM TO (as NEWNAME), its manifest naming\n"
            "    TO and signed: the one way a snapshot goes to another VM\n\n",
            prog, WATCHDOG_DEFAULT_S, FENCE_DEFAULT_S, prog, prog);
@@ -348,7 +349,7 @@ out:
     return rc;
 }
 
-/* savefs accept [--store DIR] [--qmp-dir DIR] [--] VM SNAPSHOT [DIGEST] */
+/* savefs accept [--store DIR] [--qmp-dir DIR] [--host NAME] [--] VM SNAPSHOT [DIGEST] */
 static int accept_args(int argc, char **argv, struct options *o, char **pos)
 {
     int n = 0, names = 0;
@@ -358,6 +359,7 @@ static int accept_args(int argc, char **argv, struct options *o, char **pos)
         size_t len = eq ? (size_t)(eq - argv[i]) : strlen(argv[i]);
         char **dir = len == 7 && strncmp(argv[i], "--store", 7) == 0     ? &o->store
                      : len == 9 && strncmp(argv[i], "--qmp-dir", 9) == 0 ? &o->qmp_dir
+                     : len == 6 && strncmp(argv[i], "--host", 6) == 0    ? &o->host
                                                                          : NULL;
 
         if (!names && dir && (eq || i + 1 < argc)) {
@@ -419,11 +421,28 @@ static int show_paths(const struct trust_review *rv)
     return refused;
 }
 
+/* This host's local definition of a VM (localdef.h), in a static buffer. */
+static const char *own_localdef(void)
+{
+    static char name[LOCALDEF_NAME_MAX];
+
+    localdef_own_name(name, sizeof(name));
+    return name;
+}
+
+/* --host of the accept and adopt commands: the host whose local definitions they read and write
+ * (the mount's --host). 0, or -EINVAL for a bad name. */
+static int set_host(const char *host)
+{
+    return host && !store_host_set(host) ? -EINVAL : 0;
+}
+
 static void show_allowances(const struct trust_review *rv, const char *store, const char *vm)
 {
     int n = 0;
 
-    printf("options that need a local allowance (\"allow\" in %s/%s/local.json):\n", store, vm);
+    printf("options that need a local allowance (\"allow\" in %s/%s/%s):\n", store, vm,
+           own_localdef());
     for (int i = 0; i < rv->rep.n; i++) {
         const struct qemuopts_finding *f = &rv->rep.f[i];
 
@@ -470,8 +489,8 @@ static int show_snapshot(const struct trust *t, const struct trust_subject *s)
         printf("It cannot be accepted on this host: %d path%s above %s refused.\n", refused,
                refused == 1 ? "" : "s", refused == 1 ? "is" : "are");
     else
-        printf("To accept it for this host: savefs accept --store %s -- %s %s %s\n", s->store,
-               s->vm, s->snap, rv.digest);
+        printf("To accept it for this host: savefs accept --store %s --host %s -- %s %s %s\n",
+               s->store, store_host(), s->vm, s->snap, rv.digest);
     trust_review_free(&rv);
     return 0;
 }
@@ -484,10 +503,11 @@ static int run_accept(int argc, char **argv)
     struct trust_config tc = {0};
     int rc = 1;
 
-    if (accept_args(argc, argv, &o, pos) || default_dirs(&o) || make_absolute(&o.store) ||
-        make_absolute(&o.qmp_dir) || !store_valid_name(pos[0]) || !store_valid_name(pos[1])) {
-        fprintf(stderr, "usage: savefs accept [--store DIR] [--qmp-dir DIR] [--] VM SNAPSHOT "
-                        "[DIGEST]\n");
+    if (accept_args(argc, argv, &o, pos) || set_host(o.host) || default_dirs(&o) ||
+        make_absolute(&o.store) || make_absolute(&o.qmp_dir) || !store_valid_name(pos[0]) ||
+        !store_valid_name(pos[1])) {
+        fprintf(stderr, "usage: savefs accept [--store DIR] [--qmp-dir DIR] [--host NAME] [--] VM "
+                        "SNAPSHOT [DIGEST]\n");
         goto out;
     }
     tc.store = o.store;
@@ -505,16 +525,18 @@ static int run_accept(int argc, char **argv)
         accept_error(err);
         goto out;
     }
-    printf("accepted %s of %s (%s) in %s/%s/local.json\n", pos[1], pos[0], pos[2], o.store, pos[0]);
+    printf("accepted %s of %s (%s) in %s/%s/%s\n", pos[1], pos[0], pos[2], o.store, pos[0],
+           own_localdef());
     rc = 0;
 out:
     trust_free(t);
     free(o.store);
     free(o.qmp_dir);
+    free(o.host);
     return rc;
 }
 
-/* savefs adopt [--store DIR] [--trust-key FILE] FROM SNAPSHOT TO [NEWNAME] */
+/* savefs adopt [--store DIR] [--trust-key FILE] [--host NAME] FROM SNAPSHOT TO [NEWNAME] */
 static int adopt_args(int argc, char **argv, struct options *o, char **pos)
 {
     int n = 0;
@@ -522,6 +544,7 @@ static int adopt_args(int argc, char **argv, struct options *o, char **pos)
     for (int i = 0; i < argc; i++) {
         char **opt = strcmp(argv[i], "--store") == 0       ? &o->store
                      : strcmp(argv[i], "--trust-key") == 0 ? &o->trust_key
+                     : strcmp(argv[i], "--host") == 0      ? &o->host
                                                            : NULL;
 
         if (opt && i + 1 < argc && !*opt)
@@ -543,10 +566,11 @@ static int run_adopt(int argc, char **argv)
     struct trust *t = NULL;
     int rc = 1;
 
-    if (adopt_args(argc, argv, &o, pos) || default_dirs(&o) || !store_valid_name(pos[0]) ||
-        !store_valid_name(pos[1]) || !store_valid_name(pos[2]) || !store_valid_name(pos[3])) {
-        fprintf(stderr, "usage: savefs adopt [--store DIR] [--trust-key FILE] FROM SNAPSHOT TO "
-                        "[NEWNAME]\n");
+    if (adopt_args(argc, argv, &o, pos) || set_host(o.host) || default_dirs(&o) ||
+        !store_valid_name(pos[0]) || !store_valid_name(pos[1]) || !store_valid_name(pos[2]) ||
+        !store_valid_name(pos[3])) {
+        fprintf(stderr, "usage: savefs adopt [--store DIR] [--trust-key FILE] [--host NAME] FROM "
+                        "SNAPSHOT TO [NEWNAME]\n");
         goto out;
     }
     struct trust_config tc = {.store = o.store, .key_file = o.trust_key};
@@ -556,14 +580,15 @@ static int run_adopt(int argc, char **argv)
         goto out;
     }
     printf("adopted %s of %s as %s of %s (signed); it runs %s's command line unless "
-           "%s/%s/local.json gives %s its own\n",
-           pos[1], pos[0], pos[3], pos[2], pos[0], o.store, pos[2], pos[2]);
+           "%s/%s/%s gives %s its own\n",
+           pos[1], pos[0], pos[3], pos[2], pos[0], o.store, pos[2], own_localdef(), pos[2]);
     rc = 0;
 out:
     trust_free(t);
     free(o.store);
     free(o.qmp_dir);
     free(o.trust_key);
+    free(o.host);
     return rc;
 }
 

@@ -294,6 +294,13 @@ void job_set_phase(struct job *job, const char *phase)
     pthread_mutex_unlock(&job->ctx->lock);
 }
 
+void job_set_snapshot(struct job *job, const char *snap)
+{
+    pthread_mutex_lock(&job->ctx->lock);
+    snprintf(job->snapshot, sizeof(job->snapshot), "%s", snap);
+    pthread_mutex_unlock(&job->ctx->lock);
+}
+
 void job_set_progress(struct job *job, uint64_t done, uint64_t total)
 {
     pthread_mutex_lock(&job->ctx->lock);

@@ -60,7 +60,7 @@ struct job {
     struct vm_state *vm;
     const struct job_kind *kind;
     struct save_words words;
-    char snapshot[SNAPSHOT_NAME_MAX + 1];
+    char snapshot[SNAPSHOT_NAME_MAX + 1]; /* a save's: its thread changes it, job_set_snapshot */
     double started;
     atomic_int cancel; /* set by any thread; the job thread polls it */
     /* guarded by ctx->lock */
@@ -135,6 +135,8 @@ struct vm_state *job_vm_find_locked(struct job_ctx *ctx, const char *name);
 
 /* Progress reports from the job thread. */
 void job_set_phase(struct job *job, const char *phase);
+/* The snapshot the job makes is named SNAP now (status reads the name under the lock). */
+void job_set_snapshot(struct job *job, const char *snap);
 void job_set_progress(struct job *job, uint64_t done, uint64_t total);
 void job_set_pid(struct job *job, int pid);
 

@@ -428,6 +428,52 @@ static int check_store(struct save *s)
     return rc ? job_fail(s->job, rc, "%s", err) : 0;
 }
 
+/* The manifest, named SNAP and signed, in the save's directory. */
+static int write_manifest(struct save *s, const char *snap)
+{
+    char err[JOB_ERR_MAX - 80], path[PATH_MAX];
+    int rc;
+
+    snprintf(s->m.snapshot, sizeof(s->m.snapshot), "%s", snap);
+    if (s->job->ctx->trust && (rc = trust_sign(s->job->ctx->trust, &s->m)))
+        return job_fail(s->job, rc, "cannot sign the manifest");
+    if ((rc = store_path(path, "%s/%s", s->tmp, MANIFEST_NAME)))
+        return job_fail(s->job, rc, "%s: path too long", s->tmp);
+    /* The manifest is created exclusively; one written under a name that was taken meanwhile is
+     * replaced (the directory is this save's alone). */
+    if (unlink(path) < 0 && errno != ENOENT)
+        return job_fail(s->job, -errno, "remove %s: %s", path, strerror(errno));
+    if ((rc = manifest_write(path, &s->m, err, sizeof(err))))
+        return job_fail(s->job, rc, "%s", err);
+    return 0;
+}
+
+/* Publishes the save as job->snapshot. A default name that another save published meanwhile
+ * (another host of a fleet sharing the store, in the same second: prepare() saw it free) moves on
+ * to the next of its second, -2, -3..., and the manifest is written again under it; a name the
+ * user gave stays EEXIST. */
+static int publish(struct save *s)
+{
+    char err[JOB_ERR_MAX - 80], snap[SNAPSHOT_NAME_MAX + 1];
+    struct job *job = s->job;
+    int rc;
+
+    snprintf(snap, sizeof(snap), "%s", job->snapshot);
+    for (;;) {
+        rc = store_publish(job->ctx->store, vm_name(s), s->tmp, snap, err, sizeof(err));
+        if (rc != -EEXIST || job->words.name[0] ||
+            store_default_name_next(job->ctx->store, vm_name(s), snap, sizeof(snap)))
+            break;
+        if ((rc = write_manifest(s, snap)))
+            return rc;
+        job_set_snapshot(job, snap);
+    }
+    if (rc)
+        return job_fail(s->job, rc, "%s", err);
+    s->tmp[0] = '\0';
+    return 0;
+}
+
 static int write_snapshot(struct save *s)
 {
     char err[JOB_ERR_MAX - 80], path[PATH_MAX];
@@ -441,27 +487,19 @@ static int write_snapshot(struct save *s)
     s->m.version = MANIFEST_VERSION;
     s->m.channels = job->words.parallel;
     snprintf(s->m.vm, sizeof(s->m.vm), "%s", vm_name(s));
-    snprintf(s->m.snapshot, sizeof(s->m.snapshot), "%s", job->snapshot);
     snprintf(s->m.compression, sizeof(s->m.compression), job->words.zstd_level ? "zstd" : "none");
     s->m.compression_level = job->words.zstd_level;
     job_rfc3339(s->m.created, sizeof(s->m.created));
     s->m.duration_s = job_now() - job->started;
-    if (job->ctx->trust && (rc = trust_sign(job->ctx->trust, &s->m)))
-        return job_fail(s->job, rc, "cannot sign the manifest");
-    if ((rc = store_path(path, "%s/%s", s->tmp, MANIFEST_NAME)) ||
-        (rc = manifest_write(path, &s->m, err, sizeof(err))))
-        return job_fail(s->job, rc, "%s", err);
+    if ((rc = write_manifest(s, job->snapshot)))
+        return rc;
     job_set_phase(job, "publishing");
     /* The snapshot is whole: the mark that recovers a paused VM has no place in it. */
     if ((rc = store_path(path, "%s/%s", s->tmp, STORE_SAVE_MARK)) ||
         (unlink(path) < 0 && (rc = -errno)))
         return job_fail(s->job, rc, "remove %s: %s", path, strerror(-rc));
-    if ((rc = check_store(s)))
+    if ((rc = check_store(s)) || (rc = publish(s)))
         return rc;
-    rc = store_publish(job->ctx->store, vm_name(s), s->tmp, job->snapshot, err, sizeof(err));
-    if (rc)
-        return job_fail(s->job, rc, "%s", err);
-    s->tmp[0] = '\0';
     return check_store(s);
 }
 

@@ -59,7 +59,7 @@ struct file_key {
 struct entry {
     /* set before the entry is shared, then read-only */
     char vm[SNAPSHOT_NAME_MAX + 1], snap[SNAPSHOT_NAME_MAX + 1];
-    struct file_key manifest, local;
+    struct file_key manifest, local, shared;
     char unreadable[FACTS_ERR_MAX]; /* why the manifest could not be read; "" if it could */
     struct manifest m;              /* as read (its command line may be MiBs) */
     /* guarded by the cache's lock */
@@ -153,21 +153,24 @@ static int same_key(const struct file_key *a, const struct file_key *b)
            a->ctime.tv_sec == b->ctime.tv_sec && a->ctime.tv_nsec == b->ctime.tv_nsec;
 }
 
-/* The snapshot, its manifest and local.json, and their keys now. */
+/* The snapshot, its manifest and the VM's local definitions (this host's and the shared one,
+ * which it reads where it has none: localdef.h), and their keys now. */
 struct source {
     struct trust_subject s;
-    char manifest[PATH_MAX], local[PATH_MAX];
-    struct file_key manifest_key, local_key;
+    char manifest[PATH_MAX], local[PATH_MAX], shared[PATH_MAX];
+    struct file_key manifest_key, local_key, shared_key;
 };
 
 static int source(const char *store, const char *vm, const char *snap, struct source *src)
 {
     src->s = (struct trust_subject){store, vm, snap};
     if (store_snapshot_path(src->manifest, store, vm, snap, MANIFEST_NAME) ||
-        store_vm_path(src->local, store, vm, LOCALDEF_NAME))
+        store_vm_host_path(src->local, store, vm, LOCALDEF_NAME) ||
+        store_vm_path(src->shared, store, vm, LOCALDEF_NAME))
         return -ENAMETOOLONG;
     file_key(src->manifest, &src->manifest_key);
     file_key(src->local, &src->local_key);
+    file_key(src->shared, &src->shared_key);
     return 0;
 }
 
@@ -183,6 +186,7 @@ static struct entry *entry_read(struct facts_cache *fc, const struct source *src
     snprintf(e->snap, sizeof(e->snap), "%s", src->s.snap);
     e->manifest = src->manifest_key;
     e->local = src->local_key;
+    e->shared = src->shared_key;
     rc = manifest_read(src->manifest, &e->m, e->unreadable, sizeof(e->unreadable));
     if (rc && !e->unreadable[0])
         snprintf(e->unreadable, sizeof(e->unreadable), "%s: %s", MANIFEST_NAME, strerror(-rc));
@@ -212,7 +216,8 @@ static struct entry *find_locked(struct facts_cache *fc, const struct source *sr
         struct entry *e = fc->slot[i];
 
         if (e && strcmp(e->vm, src->s.vm) == 0 && strcmp(e->snap, src->s.snap) == 0 &&
-            same_key(&e->manifest, &src->manifest_key) && same_key(&e->local, &src->local_key))
+            same_key(&e->manifest, &src->manifest_key) && same_key(&e->local, &src->local_key) &&
+            same_key(&e->shared, &src->shared_key))
             return e;
     }
     return NULL;

@@ -132,9 +132,16 @@ static int parse(json_t *root, struct localdef *d, char *err, size_t errlen)
     return paths ? map_from_json(paths, &d->paths, err, errlen) : 0;
 }
 
-static int def_path(const char *store, const char *vm, char *path)
+void localdef_own_name(char *name, size_t len)
 {
-    return store_vm_path(path, store, vm, LOCALDEF_NAME);
+    snprintf(name, len, "%s@%s", LOCALDEF_NAME, store_host());
+}
+
+/* STORE/VM/local.json@HOST (OWN 1) or STORE/VM/local.json (OWN 0) into PATH. */
+static int def_path(const char *store, const char *vm, int own, char *path)
+{
+    return own ? store_vm_host_path(path, store, vm, LOCALDEF_NAME)
+               : store_vm_path(path, store, vm, LOCALDEF_NAME);
 }
 
 /* D from ROOT, loaded from NAME (NULL: JERR says why it did not load); ROOT is released. */
@@ -174,12 +181,18 @@ int localdef_read(const char *store, const char *vm, struct localdef *d, char *e
     json_error_t jerr;
 
     memset(d, 0, sizeof(*d));
-    if (def_path(store, vm, path))
-        return -ENAMETOOLONG;
-    if (access(path, F_OK) < 0 && errno == ENOENT)
-        return 0;
-    return from_json(json_load_file(path, JSON_REJECT_DUPLICATES, &jerr), &jerr, path, d, err,
-                     errlen);
+    localdef_own_name(d->name, sizeof(d->name));
+    for (int own = 1; own >= 0; own--) {
+        if (def_path(store, vm, own, path))
+            return -ENAMETOOLONG;
+        if (access(path, F_OK) < 0 && errno == ENOENT)
+            continue;
+        if (!own)
+            snprintf(d->name, sizeof(d->name), "%s", LOCALDEF_NAME);
+        return from_json(json_load_file(path, JSON_REJECT_DUPLICATES, &jerr), &jerr, path, d, err,
+                         errlen);
+    }
+    return 0;
 }
 
 void localdef_free(struct localdef *d)
@@ -288,11 +301,12 @@ out:
 
 int localdef_accept(const char *store, const char *vm, const char *digest, char *err, size_t errlen)
 {
-    char path[PATH_MAX], dir[PATH_MAX];
+    char path[PATH_MAX], shared[PATH_MAX], dir[PATH_MAX];
     json_t *root = NULL;
     int rc, dirfd;
 
-    if (def_path(store, vm, path) || store_vm_path(dir, store, vm, NULL))
+    if (def_path(store, vm, 1, path) || def_path(store, vm, 0, shared) ||
+        store_vm_path(dir, store, vm, NULL))
         return -ENAMETOOLONG;
     /* Read, add, rename under an exclusive flock of the VM's directory: the mount and `savefs
      * accept` are two processes (and each thread opens its own descriptor), and an update made
@@ -303,7 +317,9 @@ int localdef_accept(const char *store, const char *vm, const char *digest, char 
         snprintf(err, errlen, "write %s: %s", path, strerror(-rc));
         goto out;
     }
-    root = load_for_update(path, err, errlen);
+    /* The host's first acceptance keeps what the shared definition said, which it read until
+     * now: its own file replaces that one for it. */
+    root = load_for_update(access(path, F_OK) == 0 ? path : shared, err, errlen);
     rc = !root ? -EINVAL : add_digest(root, digest);
     if (!rc)
         rc = replace_file(root, path, err, errlen);

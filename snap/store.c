@@ -266,19 +266,48 @@ int store_snapshot_exists(const char *store, const char *vm, const char *snap)
     return store_snapshot_path(path, store, vm, snap, NULL) == 0 && access(path, F_OK) == 0;
 }
 
+/* STAMP itself (FROM 1), or STAMP-N for the first N from FROM that no snapshot (nor claim) of VM
+ * has, into NAME. */
+static int free_name(const char *store, const char *vm, const char *stamp, int from, char *name,
+                     size_t len)
+{
+    for (int i = from; i < STORE_NAME_COUNT_MAX; i++) {
+        if (i > 1)
+            snprintf(name, len, "%s-%d", stamp, i);
+        else
+            snprintf(name, len, "%s", stamp);
+        if (!store_snapshot_exists(store, vm, name))
+            return 0;
+    }
+    return -EEXIST;
+}
+
 int store_default_name(const char *store, const char *vm, char *name, size_t len)
 {
     char stamp[32];
     time_t now = time(NULL);
     struct tm tm;
-    int i;
 
     if (!gmtime_r(&now, &tm) || !strftime(stamp, sizeof(stamp), "%Y%m%d-%H%M%S", &tm))
         return -EINVAL;
-    snprintf(name, len, "%s", stamp);
-    for (i = 2; store_snapshot_exists(store, vm, name); i++)
-        snprintf(name, len, "%s-%d", stamp, i);
-    return 0;
+    return free_name(store, vm, stamp, 1, name, len);
+}
+
+int store_default_name_next(const char *store, const char *vm, char *name, size_t len)
+{
+    char stamp[STORE_STAMP_LEN + 1];
+    char *end = NULL;
+    long n = 1;
+
+    if (strlen(name) < STORE_STAMP_LEN)
+        return -EINVAL;
+    memcpy(stamp, name, STORE_STAMP_LEN);
+    stamp[STORE_STAMP_LEN] = '\0';
+    if (name[STORE_STAMP_LEN] == '-')
+        n = strtol(name + STORE_STAMP_LEN + 1, &end, 10);
+    if ((end && *end) || (!end && name[STORE_STAMP_LEN]) || n < 1 || n >= STORE_NAME_COUNT_MAX)
+        return -EINVAL;
+    return free_name(store, vm, stamp, (int)n + 1, name, len);
 }
 
 int store_tmp_create(const char *store, const char *vm, const char *snap, char *tmp, char *err,

@@ -377,7 +377,7 @@ static int vouch(struct decision *d, char *how, size_t howlen, char *err, size_t
                       "after it was signed",
                       d->s->snap, d->keyid);
     if (d->def.argv) {
-        snprintf(how, howlen, "command line from %s/%s/%s", d->s->store, d->s->vm, LOCALDEF_NAME);
+        snprintf(how, howlen, "command line from %s/%s/%s", d->s->store, d->s->vm, d->def.name);
         return 0;
     }
     if (d->origin == TRUST_HOST || d->origin == TRUST_FLEET) {
@@ -386,7 +386,7 @@ static int vouch(struct decision *d, char *how, size_t howlen, char *err, size_t
         return 0;
     }
     if (localdef_accepts(&d->def, d->digest)) {
-        snprintf(how, howlen, "accepted in %s/%s/%s as %s", d->s->store, d->s->vm, LOCALDEF_NAME,
+        snprintf(how, howlen, "accepted in %s/%s/%s as %s", d->s->store, d->s->vm, d->def.name,
                  d->digest);
         return 0;
     }
@@ -397,10 +397,10 @@ static int vouch(struct decision *d, char *how, size_t howlen, char *err, size_t
                  d->keyid[0] ? d->keyid : "(unreadable)");
     snprintf(err, errlen,
              "snapshot %s %s: this host does not recognize it. Review its command line "
-             "(jq .qemu manifest.json), then accept it: savefs accept --store %s %s %s %s "
-             "(or give %s/%s/%s an argv)",
-             d->s->snap, sub, d->s->store, d->s->vm, d->s->snap, d->digest, d->s->store, d->s->vm,
-             LOCALDEF_NAME);
+             "(jq .qemu manifest.json), then accept it: savefs accept --store %s --host %s %s %s "
+             "%s (or give %s/%s/%s an argv)",
+             d->s->snap, sub, d->s->store, store_host(), d->s->vm, d->s->snap, d->digest,
+             d->s->store, d->s->vm, d->def.name);
     return -EPERM;
 }
 
@@ -552,7 +552,7 @@ static int refused_finding(const struct decision *d, const struct qemuopts_repor
                      "snapshot %s: option %s %s is refused: %s. Only %s/%s/%s can allow it "
                      "(\"allow\": [%s, %s])",
                      d->s->snap, opt ? opt : "", value ? value : "", note.why, d->s->store,
-                     d->s->vm, LOCALDEF_NAME, opt ? opt : "", value ? value : "");
+                     d->s->vm, d->def.name, opt ? opt : "", value ? value : "");
         free(opt);
         free(value);
         return -EPERM;

@@ -79,8 +79,14 @@ int store_vm_exists(const char *store, const char *vm);
 /* 1 if STORE/VM/snapshots/SNAP exists. */
 int store_snapshot_exists(const char *store, const char *vm, const char *snap);
 
-/* The default snapshot name: UTC YYYYMMDD-HHMMSS, then -2, -3 ... if taken. */
+/* The default snapshot name: UTC YYYYMMDD-HHMMSS, then -2, -3 ... if taken (-EEXIST once
+ * STORE_NAME_COUNT_MAX is reached). */
+#define STORE_STAMP_LEN      15 /* YYYYMMDD-HHMMSS */
+#define STORE_NAME_COUNT_MAX 1000
 int store_default_name(const char *store, const char *vm, char *name, size_t len);
+/* NAME, a default name that a save could not publish (another save took it meanwhile: another
+ * host of a fleet, in the same second), becomes the next free one of its second: STAMP-N+1... */
+int store_default_name_next(const char *store, const char *vm, char *name, size_t len);
 
 /* Creates a fresh private directory STORE/VM/.tmp/SNAP@HOST.XXXXXX for a save; its path in TMP. */
 int store_tmp_create(const char *store, const char *vm, const char *snap, char *tmp, char *err,

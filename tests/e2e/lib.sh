@@ -32,6 +32,14 @@ e2e_setup() {
     trap e2e_cleanup EXIT
 }
 
+# The local definition of VM $1 that savefs on this host reads and writes: local.json@HOST,
+# HOST the hostname's first label (savefs's default --host).
+local_json() {
+    local h
+    h=$(hostname)
+    echo "$STORE/$1/local.json@${h%%.*}"
+}
+
 # True while something is mounted at $1, even a FUSE mount whose daemon died.
 mounted() {
     awk -v m="$1" '$2 == m { found = 1 } END { exit !found }' /proc/mounts

@@ -61,7 +61,7 @@ for bad in "unix:$QMP/vm2.qmp" "unix:$QMP/.savefs/x.sock,server=on" "file:$STORE
     digest=$(sed -n 's/^digest: //p' "$T/review")
     if accept vm1 Q "$digest" 2>"$T/err"; then die "-monitor $bad was accepted"; fi
     grep -q "refused" "$T/err" || die "no reason: $(cat "$T/err")"
-    jq -e --arg d "$digest" '.accept | index($d) == null' "$STORE/vm1/local.json" >/dev/null ||
+    jq -e --arg d "$digest" '.accept | index($d) == null' "$(local_json vm1)" >/dev/null ||
         die "the digest of -monitor $bad is in local.json"
 done
 log "the VM's own files in the QMP directory are not another VM's"
@@ -73,7 +73,7 @@ manifest -rf -x '["qemu-system-x86_64", "-m", "512"]'
 accept -- -rf -x >"$T/review" || die "accept -- -rf -x failed"
 digest=$(sed -n 's/^digest: //p' "$T/review")
 accept -- -rf -x "$digest" >/dev/null || die "accept -- -rf -x DIGEST failed"
-jq -e --arg d "$digest" '.accept | index($d) != null' "$STORE/-rf/local.json" >/dev/null ||
+jq -e --arg d "$digest" '.accept | index($d) != null' "$(local_json -rf)" >/dev/null ||
     die "-rf's digest is not accepted"
 if "$SAVEFS_BIN" accept --store "$STORE" -rf -x 2>/dev/null; then die "-rf taken as a name"; fi
 [[ ! -e $T/pwned ]] || die "something ran the vde command"

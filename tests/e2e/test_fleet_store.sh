@@ -6,7 +6,8 @@
 #  - a snapshot saved on A restores on B straight from the store (the fleet key), no copy;
 #  - a snapshot deleted on A is gone on B;
 #  - A and B saving VMs of the same name as the same snapshot at once: one publishes, the other
-#    gets EEXIST, and the snapshot is whole.
+#    gets EEXIST, and the snapshot is whole; with default names at once, both publish, under
+#    two names.
 source "$SRC_DIR/tests/e2e/lib.sh"
 source "$SRC_DIR/tests/e2e/gluster.sh"
 # shellcheck disable=SC2034 # read by guest.sh
@@ -138,6 +139,35 @@ for i in 1 2 3; do
     jq -e '.snapshot == "dup'"$i"'"' "$A/twin/snapshots/dup$i/manifest.json" >/dev/null ||
         die "dup$i: no whole snapshot seen from A"
     log "dup$i: published by $(basename "$(ls "$T"/dup"$i"-[ab])" | cut -d- -f2), the other told EEXIST"
+done
+# The same with default names, at the start of a second: both publish, the second to claim
+# the name moving on to -2 (store_default_name_next) instead of failing with EEXIST.
+for i in 1 2 3; do
+    while (($(date +%-N) > 200000000)); do sleep 0.02; done
+    savers=()
+    for h in a b; do
+        echo "1 keep-running" >"$T/$h/mnt/twin/save" 2>"$T/def$i-$h.err" &
+        savers+=("$!")
+    done
+    for h in 0 1; do
+        wait "${savers[$h]}" || die "default name $i: a save failed: $(cat "$T"/def"$i"-[ab].err)"
+    done
+    names=()
+    for h in a b; do
+        names+=("$(cut -d' ' -f2 "$T/$h/mnt/twin/save")")
+        [[ ${names[-1]} =~ ^[0-9]{8}-[0-9]{6}(-[0-9]+)?$ ]] || die "default name $i: ${names[-1]}"
+    done
+    [[ ${names[0]} != "${names[1]}" ]] || die "default name $i: both published ${names[0]}"
+    for n in "${names[@]}"; do
+        for _ in $(seq 50); do
+            jq -e --arg n "$n" '.snapshot == $n' "$A/twin/snapshots/$n/manifest.json" >/dev/null 2>&1 &&
+                break
+            sleep 0.1
+        done
+        jq -e --arg n "$n" '.snapshot == $n' "$A/twin/snapshots/$n/manifest.json" >/dev/null ||
+            die "default name $i: no whole snapshot $n seen from A"
+    done
+    log "default names $i: a published ${names[0]}, b ${names[1]}"
 done
 for h in a b; do
     kill -9 "$(cat "$T/$h/qmp/twin.pid")"

@@ -94,7 +94,7 @@ craft foreign 'del(.hmac)'
 refused foreign "does not recognize it"
 "$SAVEFS_BIN" accept --store "$STORE" vm1 foreign \
     "$(getfattr --only-values -n user.savefs.digest "$SNAPS/foreign")" >/dev/null
-jq -e '.accept | length == 5' "$STORE/vm1/local.json" >/dev/null || die "local.json: $(cat "$STORE/vm1/local.json")"
+jq -e '.accept | length == 5' "$(local_json vm1)" >/dev/null || die "local.json: $(cat "$(local_json vm1)")"
 mv "$SNAPS/foreign" "$MNT/vm1/restore/" || die "accepted snapshot refused: $(cat "$MNT/vm1/status")"
 vm_adopt vm1
 vm_check_alive vm1 "$pass" "$seed"

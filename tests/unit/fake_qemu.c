@@ -12,8 +12,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <limits.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/un.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "fake_qmp.h"
@@ -26,6 +29,7 @@
 #define VANISH_EXIT_MS       300
 #define MAIN_HEADER_LEN      8  /* "QEVM" and the format's version */
 #define HANDSHAKE_LEN        64 /* a channel's MultiFDInit_t */
+#define FAKE_TAKE_NAMES_S    5 /* seconds between a save's choice of its name and migrate, at most */
 
 enum mig_status { MIG_NONE, MIG_ACTIVE, MIG_COMPLETED, MIG_FAILED, MIG_CANCELLED };
 
@@ -202,6 +206,24 @@ static int start_streams(json_t *args, int incoming)
     return vm.moving ? 0 : -1;
 }
 
+/* With FAKE_QEMU_TAKE_NAMES set, another host's saves publish, while this save runs, a
+ * snapshot under each default name of the last seconds, the one this save chose among them. */
+static void take_names(void)
+{
+    const char *snaps = getenv("FAKE_QEMU_SNAPS");
+    char path[PATH_MAX], stamp[32];
+    time_t now = time(NULL);
+    struct tm tm;
+
+    if (!getenv("FAKE_QEMU_TAKE_NAMES") || !snaps)
+        return;
+    for (time_t t = now - FAKE_TAKE_NAMES_S; t <= now; t++)
+        if (gmtime_r(&t, &tm) && strftime(stamp, sizeof(stamp), "%Y%m%d-%H%M%S", &tm) &&
+            snprintf(path, sizeof(path), "%s/%s", snaps, stamp) < (int)sizeof(path))
+            (void)mkdir(path, 0700);
+    log_line("took the default names\n");
+}
+
 /* ---- QMP ---- */
 
 static void answer(int fd, json_int_t id, json_t *ret)
@@ -275,6 +297,8 @@ static json_t *run(const char *name, json_t *args)
         atomic_compare_exchange_strong(&vm.status, &active, MIG_CANCELLED);
         return json_object();
     }
+    if (strcmp(name, "migrate") == 0)
+        take_names();
     if (strcmp(name, "migrate") == 0 || strcmp(name, "migrate-incoming") == 0)
         return start_streams(args, name[7] == '-') == 0 ? json_object() : NULL;
     if (strcmp(name, "migrate-set-capabilities") == 0)

@@ -14,7 +14,10 @@
  *                    a restore's once it read every byte), with an error-desc; "stall": a save's
  *                    never ends until migrate_cancel, a restore's never reads; "vanish:CMD:N": when
  *                    command CMD arrives the Nth time, the monitor closes without an answer and
- *                    the process exits a moment later, as QEMU's does when it dies */
+ *                    the process exits a moment later, as QEMU's does when it dies
+ *   FAKE_QEMU_TAKE_NAMES  if set, "migrate" first makes FAKE_QEMU_SNAPS/STAMP for the default
+ *                    names (UTC YYYYMMDD-HHMMSS) of the last 5 seconds: another host's saves that
+ *                    published those names while this save ran */
 #ifndef SAVEFS_FAKE_QEMU_H
 #define SAVEFS_FAKE_QEMU_H
 

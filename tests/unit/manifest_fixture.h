@@ -1,15 +1,26 @@
 /* manifest_fixture: snapshot S of vm1 as the unit tests of snap/ write it (test_trust,
  * test_facts): binary /bin/sh in /a/b, command line ARGV, 512 MiB, one channel; signed with SIGN
- * if not NULL. Include after check.h. */
+ * if not NULL; and the files beside it those tests write. Include after check.h. */
 #ifndef SAVEFS_MANIFEST_FIXTURE_H
 #define SAVEFS_MANIFEST_FIXTURE_H
 
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "manifest.h"
 #include "trust.h"
+
+/* TEXT into PATH, mode MODE (a key, a local.json). */
+static void write_text(const char *path, const char *text, mode_t mode)
+{
+    FILE *f = fopen(path, "w");
+
+    if (!f || fputs(text, f) < 0 || fclose(f) != 0)
+        perror(path);
+    chmod(path, mode);
+}
 
 /* A store with a snapshot vm1/snapshots/S of binary /bin/sh, argv ARGV. */
 static void make_manifest(const char *store, char **argv, int argc, const struct trust *sign)

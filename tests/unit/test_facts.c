@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "check.h"
 #include "facts.h"
@@ -34,7 +35,7 @@ static void test_one_fact_at_a_time(const char *store, struct trust *t)
 {
     struct facts_cache *fc;
     struct facts_counts c;
-    char *v, *names, digest[TRUST_DIGEST_MAX], err[512];
+    char *v, *names, digest[TRUST_DIGEST_MAX], err[512], path[512], text[256];
     size_t len;
 
     CHECK(facts_cache_new(&fc, t) == 0, "facts_cache_new");
@@ -63,13 +64,27 @@ static void test_one_fact_at_a_time(const char *store, struct trust *t)
     free(fact(fc, store, FACTS_XATTR_PREFIX "trust", &c));
     CHECK(c.manifests_read == 1 && c.trust_decided == 1, "trust twice: read %lu, decided %lu",
           c.manifests_read, c.trust_decided);
-    /* Accepting the digest changes local.json: trust is decided again, and says so. */
+    /* Accepting the digest changes this host's local.json@HOST: trust is decided again, and
+     * says so. */
     CHECK(localdef_accept(store, "vm1", digest, err, sizeof(err)) == 0, "accept: %s", err);
     v = fact(fc, store, FACTS_XATTR_PREFIX "trust", &c);
-    CHECK(strncmp(v, "ok: accepted", 12) == 0, "trust once accepted: %s", v);
+    CHECK(strncmp(v, "ok: accepted", 12) == 0 && strstr(v, "/local.json@"),
+          "trust once accepted: %s", v);
     free(v);
     CHECK(c.manifests_read == 2 && c.trust_decided == 2, "accepted: read %lu, decided %lu",
           c.manifests_read, c.trust_decided);
+    /* So does the shared local.json, which a host without its own reads. */
+    snprintf(path, sizeof(path), "%s/vm1/%s@%s", store, LOCALDEF_NAME, store_host());
+    CHECK(unlink(path) == 0, "unlink %s", path);
+    snprintf(path, sizeof(path), "%s/vm1/%s", store, LOCALDEF_NAME);
+    snprintf(text, sizeof(text), "{\"accept\": [\"%s\"]}", digest);
+    write_text(path, text, 0600);
+    v = fact(fc, store, FACTS_XATTR_PREFIX "trust", &c);
+    CHECK(strncmp(v, "ok: accepted", 12) == 0 && strstr(v, "/local.json as"),
+          "trust accepted by the shared local.json: %s", v);
+    free(v);
+    CHECK(c.trust_decided == 3, "the shared local.json: decided %lu", c.trust_decided);
+    unlink(path);
     facts_cache_free(fc);
 }
 

@@ -373,6 +373,50 @@ static void test_save_ok(void)
     CHECK_HAS(status("good"), "\"result\": \"ok\"");
 }
 
+/* Two hosts of a fleet saving one VM in the same second with default names: the other host
+ * publishes the name while this save runs (the fake makes it at "migrate"). This save moves on
+ * to the next name of the second, -2, under which its manifest names it, instead of EEXIST. */
+static void test_save_default_name_taken(void)
+{
+    char path[PATH_MAX], want[64], *last;
+    struct dirent *e;
+    DIR *d;
+    int rc, published = 0;
+    pid_t pid;
+
+    setenv("FAKE_QEMU_TAKE_NAMES", "1", 1); /* the fake inherits it */
+    pid = fake_start("twin", "ok", FAKE_RUNNING);
+    unsetenv("FAKE_QEMU_TAKE_NAMES");
+    rc = save("twin", "2\n", NULL);
+    CHECK(rc == 0, "save: %s; %s", strerror(-rc), status("twin"));
+    CHECK_HAS(fake_log("twin"), "took the default names\n");
+    snprintf(path, sizeof(path), "%s/twin/snapshots", store);
+    if (!(d = opendir(path)))
+        die(path);
+    while ((e = readdir(d))) {
+        if (e->d_name[0] == '.' ||
+            snprintf(path, sizeof(path), "%s/twin/snapshots/%s/manifest.json", store, e->d_name) >=
+                (int)sizeof(path) ||
+            access(path, F_OK) != 0)
+            continue;
+        published++;
+        CHECK(strlen(e->d_name) == STORE_STAMP_LEN + 2 &&
+                  strcmp(e->d_name + STORE_STAMP_LEN, "-2") == 0,
+              "published as %s, not STAMP-2", e->d_name);
+        snprintf(want, sizeof(want), "\"snapshot\": \"%s\"", e->d_name);
+        CHECK_HAS(slurp(path), want);
+        last = job_last_save_text(ctx, "twin");
+        snprintf(want, sizeof(want), "ok %s ", e->d_name);
+        CHECK_HAS(last ? last : "", want);
+        free(last);
+    }
+    closedir(d);
+    CHECK(published == 1, "%d snapshots published", published);
+    CHECK(entries("twin", ".tmp") <= 0, "%d leftovers", entries("twin", ".tmp"));
+    CHECK_HAS(fake_log("twin"), "quit snapshots=");
+    CHECK(fake_exit_status(pid) == 0, "the fake did not quit on its own");
+}
+
 /* A FUSE interrupt once the fake QEMU of interrupt_vm received interrupt_at (a line). */
 static const char *interrupt_vm, *interrupt_at;
 
@@ -687,6 +731,7 @@ int main(int argc, char **argv)
     setup();
 
     test_save_ok();
+    test_save_default_name_taken();
     for (size_t i = 0; i < sizeof(save_failures) / sizeof(save_failures[0]); i++)
         test_save_failure(&save_failures[i]);
     test_restore_ok();

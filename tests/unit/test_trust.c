@@ -240,15 +240,6 @@ static void test_map(void)
 
 /* ---- keys, signatures, decisions ---- */
 
-static void write_text(const char *path, const char *text, mode_t mode)
-{
-    FILE *f = fopen(path, "w");
-
-    if (!f || fputs(text, f) < 0 || fclose(f) != 0)
-        perror(path);
-    chmod(path, mode);
-}
-
 static char *read_text(const char *path)
 {
     FILE *f = fopen(path, "r");
@@ -452,7 +443,7 @@ static void decide(struct trust *t, const char *store, const struct decision_cas
     if (read_manifest(store, &m))
         return;
     trust_digest(&m, digest, sizeof(digest));
-    snprintf(path, sizeof(path), "%s/vm1/%s", store, LOCALDEF_NAME);
+    snprintf(path, sizeof(path), "%s/vm1/%s@%s", store, LOCALDEF_NAME, store_host());
     if (c->local) {
         snprintf(local, sizeof(local), c->local, digest);
         write_text(path, local, 0600);
@@ -583,7 +574,7 @@ static void test_accept(void)
         CHECK(trust_accept(t, &s, digest, err, sizeof(err)) == -EPERM,
               "another VM's monitor accepted");
         CHECK(strstr(err, "vm2.qmp") && strstr(err, "QMP directory"), "no reason: %s", err);
-        snprintf(path, sizeof(path), "%s/vm1/%s", store, LOCALDEF_NAME);
+        snprintf(path, sizeof(path), "%s/vm1/%s@%s", store, LOCALDEF_NAME, store_host());
         text = read_text(path);
         CHECK(text && !strstr(text, digest), "the refused digest is in local.json");
         free(text);
@@ -633,6 +624,53 @@ static void test_accept_concurrent(void)
     localdef_free(&d);
 }
 
+/* Digests D accepts, as "a,b," into OUT. */
+static const char *accepted(const struct localdef *d, char *out, size_t len)
+{
+    out[0] = '\0';
+    for (int i = 0; i < d->naccept; i++)
+        snprintf(out + strlen(out), len - strlen(out), "%s,", d->accept[i]);
+    return out;
+}
+
+/* Local definitions are per host (hosts of a fleet share the store): each host reads its own
+ * local.json@HOST, or the shared local.json where it has none (one written before they were per
+ * host), and an acceptance goes to the accepting host's file only, started from the shared
+ * one's content. */
+static void test_localdef_per_host(void)
+{
+    char store[300], vmdir[320], path[400], err[1024], list[256], host[80];
+    struct localdef d;
+
+    snprintf(host, sizeof(host), "%s", store_host());
+    snprintf(store, sizeof(store), "%s/hosts", dir);
+    snprintf(vmdir, sizeof(vmdir), "%s/vm1", store);
+    if (mkdir(store, 0700) < 0 || mkdir(vmdir, 0700) < 0) {
+        CHECK(0, "mkdir %s", vmdir);
+        return;
+    }
+    snprintf(path, sizeof(path), "%s/%s", vmdir, LOCALDEF_NAME);
+    write_text(path, "{\"accept\": [\"sha256:1\"], \"cwd\": \"/old\"}", 0600);
+    store_host_set("a");
+    CHECK(localdef_read(store, "vm1", &d, err, sizeof(err)) == 0, "read: %s", err);
+    CHECK(strcmp(d.name, "local.json") == 0, "host a reads %s, not the shared one", d.name);
+    localdef_free(&d);
+    CHECK(localdef_accept(store, "vm1", "sha256:2", err, sizeof(err)) == 0, "accept: %s", err);
+    CHECK(localdef_read(store, "vm1", &d, err, sizeof(err)) == 0, "read: %s", err);
+    CHECK(strcmp(d.name, "local.json@a") == 0, "host a reads %s", d.name);
+    CHECK(strcmp(accepted(&d, list, sizeof(list)), "sha256:1,sha256:2,") == 0, "host a accepts %s",
+          list);
+    CHECK(d.cwd && strcmp(d.cwd, "/old") == 0, "host a lost the shared cwd");
+    localdef_free(&d);
+    store_host_set("b");
+    CHECK(localdef_read(store, "vm1", &d, err, sizeof(err)) == 0, "read: %s", err);
+    CHECK(strcmp(d.name, "local.json") == 0 &&
+              strcmp(accepted(&d, list, sizeof(list)), "sha256:1,") == 0,
+          "host b reads %s, accepting %s", d.name, list);
+    localdef_free(&d);
+    store_host_set(host);
+}
+
 int main(void)
 {
     char cmd[300];
@@ -652,6 +690,7 @@ int main(void)
     test_paths();
     test_accept();
     test_accept_concurrent();
+    test_localdef_per_host();
     snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
     if (system(cmd) != 0)
         check_failures++;
