@@ -22,9 +22,11 @@
 #include "qemu.h"
 #include "qmp.h"
 #include "store.h"
+#include "trust.h"
 
 #define LAZY_PAGE_SIZE          4096 /* `push` counts target pages */
 #define LAZY_QEMU_EXIT_GRACE_MS 3000 /* a QEMU that refused the stream exits at once */
+#define LAZY_DIGEST_REFUSAL     "manifest's digest is" /* the pager's words (pager/main.c) */
 
 enum lazy_mode { LAZY_AUTO, LAZY_FULL, LAZY_ON };
 static const char *const mode_words[] = {"auto", "full", "lazy"};
@@ -154,7 +156,9 @@ int lazy_pushing(const struct job_ctx *ctx, const char *vm, char *why, size_t le
 struct lazy {
     struct restore *r;
     char events[PATH_MAX], log[PATH_MAX], mark[PATH_MAX];
-    int efd; /* the events file, read from its start */
+    char faults[PATH_MAX];         /* the VM's fault log on this host: --fault-log, --hot */
+    char digest[TRUST_DIGEST_MAX]; /* of the manifest the job decided on: --digest */
+    int efd;                       /* the events file, read from its start */
     char line[512];
     size_t len;
     pid_t pager;
@@ -215,6 +219,7 @@ static int lazy_paths(struct lazy *z)
     if ((rc = store_path(z->events, "%s/%s.pager.events", ctx->run_dir, vm)) ||
         (rc = store_path(z->log, "%s/%s.pager.log", ctx->run_dir, vm)) ||
         (rc = store_vm_host_path(z->mark, ctx->store, vm, STORE_LAZY_MARK)) ||
+        (rc = store_vm_host_path(z->faults, ctx->store, vm, STORE_LAZY_FAULTS)) ||
         (rc = job_sock_path(ctx, vm, "pager", z->r->sock)))
         return job_fail(z->r->job, rc, "a path for the page server is too long");
     return 0;
@@ -234,15 +239,27 @@ static int lazy_incoming(struct lazy *z)
     return job_qmp(r->job, r->qmp, "migrate-incoming", json_pack("{s:s}", "uri", uri), NULL);
 }
 
-/* savefs-pager --events 3 SNAPSHOT SOCKET, in its own session, its events in z->events. */
+/* savefs-pager --events 3 --digest D --fault-log F [--hot F] SNAPSHOT SOCKET, in its own
+ * session, its events in z->events. --digest: the pager re-reads the manifest, and must serve the
+ * one trust decided on, not one swapped in since. The fault log is the VM's local state, never
+ * the snapshot's (immutable, signed); the previous restore's log, read before it is rewritten,
+ * orders this push (hot first: docs/lazy.md). */
 static int lazy_spawn(struct lazy *z)
 {
     struct restore *r = z->r;
-    char *argv[] = {r->job->ctx->pager, "--events", "3", r->dir, r->sock, NULL};
+    char *argv[] = {r->job->ctx->pager, "--events", "3",       "--digest", z->digest, "--fault-log",
+                    z->faults,          "--hot",    z->faults, r->dir,     r->sock,   NULL};
     char err[JOB_ERR_MAX - 80];
     int wfd, rc;
 
     job_set_phase(r->job, "starting the page server");
+    if (trust_digest(&r->m, z->digest, sizeof(z->digest)))
+        return job_fail(r->job, -EINVAL, "the manifest has no canonical text to digest");
+    if (access(z->faults, R_OK) < 0) { /* the first lazy restore: index order */
+        argv[7] = r->dir;
+        argv[8] = r->sock;
+        argv[9] = NULL;
+    }
     unlink(z->log);
     wfd = open(z->events, O_WRONLY | O_CREAT | O_TRUNC | O_APPEND | O_CLOEXEC, 0600);
     if (wfd < 0)
@@ -295,6 +312,8 @@ static int lazy_refused(struct lazy *z)
     if (!r->auto_mode || !migration_is(r, "none", "setup"))
         return 0;
     lazy_events(z);
+    if (z->failed && strstr(z->fail, LAZY_DIGEST_REFUSAL))
+        return 0; /* the snapshot changed under the restore: no restore at all */
     if (z->failed)
         snprintf(words, sizeof(words), "%.150s", z->fail);
     else
@@ -323,7 +342,8 @@ static int lazy_wait_devices(struct lazy *z)
         if ((z->failed || gone) && qemu_wait_exit(r->pidfd, LAZY_QEMU_EXIT_GRACE_MS))
             return restore_qemu_gone(r, "while loading the snapshot");
         if (z->failed)
-            return job_fail(r->job, -EIO, "the page server stopped: %s", z->fail);
+            return job_fail(r->job, strstr(z->fail, LAZY_DIGEST_REFUSAL) ? -EPERM : -EIO,
+                            "the page server stopped: %s", z->fail);
         if (z->running || migration_is(r, "postcopy-active", "completed"))
             return 0;
         if (qemu_exited(r->pidfd))

@@ -6,7 +6,8 @@
 # it; a page server killed mid-push gets the VM stopped with the reason in status, never a
 # guest hung; savefs unmounted mid-push leaves the push to complete; a page server that refuses
 # the snapshot makes restore=auto restore fully (and restore=lazy fail); a damaged frame gets
-# the VM stopped, naming the file.
+# the VM stopped, naming the file; the page server serves only the manifest trust decided on
+# (one swapped in after is refused) and orders its push by the last restore's fault log.
 source "$SRC_DIR/tests/e2e/lib.sh"
 : "${PAGER_BIN:?PAGER_BIN must name savefs-pager}"
 PAGER=$PAGER_BIN
@@ -89,6 +90,10 @@ unthrottle_savefs
 log "save, lazy restore, save compressed, lazy restore"
 echo "2 name=plain" >"$MNT/vm1/save" || die "save failed: $(cat "$MNT/vm1/status")"
 lazy_restore plain
+# The guest's requests are the VM's local state on this host, never the snapshot's.
+faults=$(compgen -G "$STORE/vm1/.faults@*") || die "no fault log after a lazy restore: $(ls -a "$STORE/vm1")"
+grep -qE '^[^ ]+ [0-9a-f]+$' "$faults" || die "the fault log holds no page: $(head -3 "$faults")"
+log "fault log: $(wc -l <"$faults") pages requested"
 echo "2 compress=zstd:1 name=packed" >"$MNT/vm1/save" || die "save failed: $(cat "$MNT/vm1/status")"
 lazy_restore packed
 
@@ -102,6 +107,11 @@ lazy_restore full "fully: restore=full"
 log "a save during the push waits for it"
 echo "2 name=slow" >"$MNT/vm1/save" || die "save failed: $(cat "$MNT/vm1/status")"
 slow_restore slow
+# The page server serves the manifest trust decided on, logs its requests, pushes the last
+# restore's first.
+args=$(tr '\0' ' ' <"/proc/$(pager_pid)/cmdline")
+[[ $args == *"--digest sha256:"* && $args == *"--fault-log "*"/vm1/${faults##*/} --hot "*"/vm1/${faults##*/} "* ]] ||
+    die "the page server runs without --digest, --fault-log or --hot: $args"
 echo "2 name=again" >"$MNT/vm1/save" 2>"$T/again.err" &
 saver=$!
 sleep 2
@@ -159,6 +169,19 @@ lazy_restore refused "fully (restore=auto)"
 savefs_stop
 savefs_start --pager "$PAGER"
 echo "2 name=last" >"$MNT/vm1/save" || die "save failed: $(cat "$MNT/vm1/status")"
+
+log "a manifest swapped after the trust check: refused, not served, not restored fully"
+cp -a "$STORE/vm1/snapshots/packed" "$STORE/vm1/snapshots/swapped"
+savefs_stop
+savefs_start --pager "$SRC_DIR/tests/e2e/pager_swap.sh"
+vm_wait_gone vm1
+mv "$MNT/vm1/snapshots/swapped" "$MNT/vm1/restore/" 2>/dev/null && die "a swapped manifest was restored"
+vm_wait_gone vm1 || die "the QEMU of a refused restore was left running"
+why=$(last_message vm1)
+[[ $why == *"manifest's digest is"*"as decided"* ]] || die "status does not say the manifest changed: $why"
+log "$why"
+savefs_stop
+savefs_start --pager "$PAGER"
 
 log "a damaged zstd frame: the VM is stopped, the reason names the file"
 cp -a "$STORE/vm1/snapshots/packed" "$STORE/vm1/snapshots/badframe"
