@@ -54,13 +54,14 @@ cap_reads() {
         >"$THROTTLE_CG/blkio.throttle.read_bps_device"
 }
 
-# The page server's pid, from the mark savefs keeps while it pushes.
+# The page server's pid, from the mark savefs keeps on this host while it pushes.
 pager_pid() {
+    local mark
     for _ in $(seq 100); do
-        [[ -s $STORE/vm1/.lazy ]] && { awk '{print $2}' "$STORE/vm1/.lazy"; return 0; }
+        mark=$(compgen -G "$STORE/vm1/.lazy@*") && [[ -s $mark ]] && { awk '{print $2}' "$mark"; return 0; }
         sleep 0.1
     done
-    die "no page server marked"
+    die "no page server marked: $(ls -a "$STORE/vm1")"
 }
 
 # slow_restore SNAP: vm1 from SNAP, its pages pushed at 24 MiB/s; returns once the guest runs.
@@ -109,7 +110,8 @@ echo "2 name=slow" >"$MNT/vm1/save" || die "save failed: $(cat "$MNT/vm1/status"
 slow_restore slow
 # The page server serves the manifest trust decided on, logs its requests, pushes the last
 # restore's first.
-args=$(tr '\0' ' ' <"/proc/$(pager_pid)/cmdline")
+pager=$(pager_pid) || die "no page server"
+args=$(tr '\0' ' ' <"/proc/$pager/cmdline")
 [[ $args == *"--digest sha256:"* && $args == *"--fault-log "*"/vm1/${faults##*/} --hot "*"/vm1/${faults##*/} "* ]] ||
     die "the page server runs without --digest, --fault-log or --hot: $args"
 echo "2 name=again" >"$MNT/vm1/save" 2>"$T/again.err" &
@@ -124,7 +126,8 @@ log "the save waited for the push: $(cat "$MNT/vm1/save")"
 
 log "the page server killed mid-push: the VM is stopped, and status says why"
 slow_restore again
-kill -9 "$(pager_pid)"
+pager=$(pager_pid) || die "no page server"
+kill -9 "$pager"
 wait_no_job vm1
 vm_wait_gone vm1 || die "the QEMU whose page server died was left running"
 [[ $(vm_state vm1) == stopped ]] || die "vm1 is $(vm_state vm1)"
@@ -139,7 +142,7 @@ echo "2 name=unmounted" >"$MNT/vm1/save" || die "save failed: $(cat "$MNT/vm1/st
 pass=$(guest_last_pass "$T/vm1.serial")
 seed=$(guest_seed "$T/vm1.serial")
 slow_restore unmounted
-pager=$(pager_pid)
+pager=$(pager_pid) || die "no page server"
 savefs_stop
 kill -0 "$pager" 2>/dev/null || die "the page server went with savefs"
 cap_reads 0
@@ -150,7 +153,7 @@ done
 kill -0 "$pager" 2>/dev/null && die "the push did not end"
 vm_check_alive vm1 "$((pass + 2))" "$seed"
 savefs_start --pager "$PAGER"
-[[ -e $STORE/vm1/.lazy ]] && die "the restarted savefs left the push's mark"
+compgen -G "$STORE/vm1/.lazy@*" >/dev/null && die "the restarted savefs left the push's mark"
 echo "2 name=after" >"$MNT/vm1/save" || die "save after the unmounted push failed: $(cat "$MNT/vm1/status")"
 
 log "a page server that refuses: restore=auto restores fully, saying why"
