@@ -3,8 +3,9 @@
 # process of its own) pushing the rest of its pages while memcheck goes on verifying its memory;
 # status follows the push to its end and records both times. Save -> lazy restore -> save ->
 # lazy restore, compressed; restore=full still restores fully; a save during the push waits for
-# it; a page server killed mid-push gets the VM stopped with the reason in status, never a
-# guest hung; savefs unmounted mid-push leaves the push to complete; a page server that refuses
+# it; a page server killed mid-push is replaced by one that resumes QEMU's postcopy (the guest's
+# memory checks pass after), one that keeps dying gets the VM stopped with the reason in status,
+# never a guest hung; savefs unmounted mid-push leaves the push to complete; a page server that refuses
 # the snapshot makes restore=auto restore fully (and restore=lazy fail); a damaged frame gets
 # the VM stopped, naming the file; the page server serves only the manifest trust decided on
 # (one swapped in after is refused) and orders its push by the last restore's fault log.
@@ -124,15 +125,42 @@ wait "$saver" || die "the save after the push failed: $(cat "$T/again.err") $(ca
 grep -q '^ok again' "$MNT/vm1/save" || die "save says: $(cat "$MNT/vm1/save")"
 log "the save waited for the push: $(cat "$MNT/vm1/save")"
 
-log "the page server killed mid-push: the VM is stopped, and status says why"
+log "the page server killed mid-push: a new one resumes QEMU's postcopy"
+pass=$(guest_last_pass "$T/vm1.serial")
+seed=$(guest_seed "$T/vm1.serial")
 slow_restore again
 pager=$(pager_pid) || die "no page server"
 kill -9 "$pager"
+for _ in $(seq 300); do
+    resumed=$(pager_pid) || die "no page server"
+    [[ $resumed != "$pager" ]] && break
+    sleep 0.1
+done
+[[ $resumed != "$pager" ]] || die "no page server resumed the push: $(cat "$MNT/vm1/status")"
+grep -q -- '--resume' "/proc/$resumed/cmdline" || die "the new page server runs without --resume"
+cap_reads 0
 wait_no_job vm1
-vm_wait_gone vm1 || die "the QEMU whose page server died was left running"
+why=$(last_message vm1)
+[[ $why == *"restored again lazily"*"resumed after one died"* ]] || die "status does not say the push resumed: $why"
+[[ $(vm_state vm1) == running ]] || die "vm1 is $(vm_state vm1) after the resumed push"
+vm_check_alive vm1 "$((pass + 2))" "$seed"
+log "$why"
+echo "2 name=resumed" >"$MNT/vm1/save" || die "save after the resumed push failed: $(cat "$MNT/vm1/status")"
+
+log "a page server that keeps dying: the VM is stopped, and status says why"
+slow_restore resumed
+pager=0
+for _ in $(seq 600); do # kills each new page server as soon as it is marked, until the job ends
+    [[ $(jq -r '.job // empty | .op' "$MNT/vm1/status") == "" ]] && break
+    mark=$(compgen -G "$STORE/vm1/.lazy@*") && next=$(awk '{print $2}' "$mark") &&
+        [[ -n $next && $next != "$pager" ]] && { pager=$next; kill -9 "$pager" 2>/dev/null; }
+    sleep 0.1
+done
+wait_no_job vm1
+vm_wait_gone vm1 || die "the QEMU whose page server kept dying was left running"
 [[ $(vm_state vm1) == stopped ]] || die "vm1 is $(vm_state vm1)"
 why=$(last_message vm1)
-[[ $why == *"page server"*"before the last page"* ]] || die "status does not say why: $why"
+[[ $why == *"page server"*"before the last page and no page server could resume it"* ]] || die "status does not say why: $why"
 log "$why"
 cap_reads 0
 
