@@ -22,9 +22,13 @@
 #include "qemu.h"
 #include "qmp.h"
 #include "store.h"
+#include "trust.h"
 
-#define LAZY_PAGE_SIZE          4096 /* `push` counts target pages */
-#define LAZY_QEMU_EXIT_GRACE_MS 3000 /* a QEMU that refused the stream exits at once */
+#define LAZY_PAGE_SIZE          4096  /* `push` counts target pages */
+#define LAZY_QEMU_EXIT_GRACE_MS 3000  /* a QEMU that refused the stream exits at once */
+#define LAZY_MAX_RESUMES        2     /* a page server that keeps dying: the VM is stopped */
+#define LAZY_PAUSE_WAIT_MS      10000 /* QEMU goes postcopy-paused once it sees the stream end */
+#define LAZY_DIGEST_REFUSAL     "manifest's digest is" /* the pager's words (pager/main.c) */
 
 enum lazy_mode { LAZY_AUTO, LAZY_FULL, LAZY_ON };
 static const char *const mode_words[] = {"auto", "full", "lazy"};
@@ -161,12 +165,16 @@ int lazy_pushing(const struct job_ctx *ctx, const char *vm, char *why, size_t le
 struct lazy {
     struct restore *r;
     char events[PATH_MAX], log[PATH_MAX], mark[PATH_MAX];
-    int efd; /* the events file, read from its start */
+    char faults[PATH_MAX];         /* the VM's fault log on this host: --fault-log, --hot */
+    char digest[TRUST_DIGEST_MAX]; /* of the manifest the job decided on: --digest */
+    int efd;                       /* the events file, read from its start */
     char line[512];
     size_t len;
     pid_t pager;
     int pager_pidfd;
     int running, done, failed;    /* events seen */
+    int resumes;                  /* page servers started with --resume after one died */
+    char resume_err[160];         /* why the last resume was not made */
     uint64_t pushed, total;       /* pages */
     double t0, t_running, t_done; /* from the start of the job: of the `mv` */
     char fail[256];
@@ -222,6 +230,7 @@ static int lazy_paths(struct lazy *z)
     if ((rc = store_path(z->events, "%s/%s.pager.events", ctx->run_dir, vm)) ||
         (rc = store_path(z->log, "%s/%s.pager.log", ctx->run_dir, vm)) ||
         (rc = store_vm_host_path(z->mark, ctx->store, vm, STORE_LAZY_MARK)) ||
+        (rc = store_vm_host_path(z->faults, ctx->store, vm, STORE_LAZY_FAULTS)) ||
         (rc = job_sock_path(ctx, vm, "pager", z->r->sock)))
         return job_fail(z->r->job, rc, "a path for the page server is too long");
     return 0;
@@ -241,28 +250,59 @@ static int lazy_incoming(struct lazy *z)
     return job_qmp(r->job, r->qmp, "migrate-incoming", json_pack("{s:s}", "uri", uri), NULL);
 }
 
-/* savefs-pager --events 3 SNAPSHOT SOCKET, in its own session, its events in z->events. */
-static int lazy_spawn(struct lazy *z)
+/* savefs-pager --events 3 --digest D --fault-log F [--hot F] SNAPSHOT SOCKET, in its own
+ * session, its events in z->events. --digest: the pager re-reads the manifest, and must serve the
+ * one trust decided on, not one swapped in since. The fault log is the VM's local state, never
+ * the snapshot's (immutable, signed); the previous restore's log, read before it is rewritten,
+ * orders this push (hot first: docs/lazy.md). With RESUME, --resume instead of the log (the dead
+ * pager's log stays as it was): its events follow the dead one's in the same file. 0, or a
+ * negative errno with the reason in ERR. */
+static int events_unopened(const struct lazy *z, char *err, size_t errlen)
+{
+    int rc = -errno;
+
+    snprintf(err, errlen, "open %.200s: %s", z->events, strerror(-rc));
+    return rc;
+}
+
+static int lazy_exec(struct lazy *z, int resume, char *err, size_t errlen)
 {
     struct restore *r = z->r;
-    char *argv[] = {r->job->ctx->pager, "--events", "3", r->dir, r->sock, NULL};
-    char err[JOB_ERR_MAX - 80];
-    int wfd, rc;
+    char *argv[] = {r->job->ctx->pager, "--events", "3",       "--digest", z->digest, "--fault-log",
+                    z->faults,          "--hot",    z->faults, r->dir,     r->sock,   NULL};
+    int wfd, rc, at = access(z->faults, R_OK) < 0 ? 7 : 9; /* none: index order */
 
-    job_set_phase(r->job, "starting the page server");
-    unlink(z->log);
-    wfd = open(z->events, O_WRONLY | O_CREAT | O_TRUNC | O_APPEND | O_CLOEXEC, 0600);
+    if (resume) {
+        argv[5] = "--resume";
+        at = 6;
+    }
+    argv[at] = r->dir;
+    argv[at + 1] = r->sock;
+    argv[at + 2] = NULL;
+    wfd = open(z->events, O_WRONLY | O_CREAT | (resume ? 0 : O_TRUNC) | O_APPEND | O_CLOEXEC, 0600);
     if (wfd < 0)
-        return job_fail(r->job, -errno, "open %s: %s", z->events, strerror(errno));
-    z->efd = open(z->events, O_RDONLY | O_CLOEXEC);
-    if (z->efd < 0) {
-        rc = job_fail(r->job, -errno, "open %s: %s", z->events, strerror(errno));
+        return events_unopened(z, err, errlen);
+    if (z->efd < 0 && (z->efd = open(z->events, O_RDONLY | O_CLOEXEC)) < 0) {
+        rc = events_unopened(z, err, errlen);
         close(wfd);
         return rc;
     }
-    rc = qemu_spawn_fd(argv[0], argv, "/", z->log, wfd, &z->pager, &z->pager_pidfd, err,
-                       sizeof(err));
+    rc = qemu_spawn_fd(argv[0], argv, "/", z->log, wfd, &z->pager, &z->pager_pidfd, err, errlen);
     close(wfd);
+    return rc;
+}
+
+static int lazy_spawn(struct lazy *z)
+{
+    struct restore *r = z->r;
+    char err[JOB_ERR_MAX - 80];
+    int rc;
+
+    job_set_phase(r->job, "starting the page server");
+    if (trust_digest(&r->m, z->digest, sizeof(z->digest)))
+        return job_fail(r->job, -EINVAL, "the manifest has no canonical text to digest");
+    unlink(z->log);
+    rc = lazy_exec(z, 0, err, sizeof(err));
     return rc ? job_fail(r->job, rc, "%s", err) : 0;
 }
 
@@ -302,6 +342,8 @@ static int lazy_refused(struct lazy *z)
     if (!r->auto_mode || !migration_is(r, "none", "setup"))
         return 0;
     lazy_events(z);
+    if (z->failed && strstr(z->fail, LAZY_DIGEST_REFUSAL))
+        return 0; /* the snapshot changed under the restore: no restore at all */
     if (z->failed)
         snprintf(words, sizeof(words), "%.150s", z->fail);
     else
@@ -330,7 +372,8 @@ static int lazy_wait_devices(struct lazy *z)
         if ((z->failed || gone) && qemu_wait_exit(r->pidfd, LAZY_QEMU_EXIT_GRACE_MS))
             return restore_qemu_gone(r, "while loading the snapshot");
         if (z->failed)
-            return job_fail(r->job, -EIO, "the page server stopped: %s", z->fail);
+            return job_fail(r->job, strstr(z->fail, LAZY_DIGEST_REFUSAL) ? -EPERM : -EIO,
+                            "the page server stopped: %s", z->fail);
         if (z->running || migration_is(r, "postcopy-active", "completed"))
             return 0;
         if (qemu_exited(r->pidfd))
@@ -385,6 +428,47 @@ static int lazy_mark(struct lazy *z)
     return 0;
 }
 
+/* The page server died mid-push without a word (SIGKILL, a crash): QEMU, past POSTCOPY_RUN, waits
+ * in postcopy-paused keeping every page it has; `migrate-recover` and a new pager with --resume
+ * give it the rest (docs/lazy.md, "Postcopy recovery"). A pager that said `fail` (a damaged
+ * block, QEMU gone) is not resumed: the VM is stopped as before. 0 if a new pager runs, else -1
+ * with the reason in z->resume_err. */
+static int lazy_resume(struct lazy *z)
+{
+    struct restore *r = z->r;
+    double until = job_now() + LAZY_PAUSE_WAIT_MS / 1000.0;
+    char uri[PATH_MAX + 8], err[JOB_ERR_MAX - 80];
+    int tick = 1;
+
+    if (z->failed || z->done)
+        return -1;
+    if (z->resumes >= LAZY_MAX_RESUMES) {
+        snprintf(z->resume_err, sizeof(z->resume_err), "it died %d times", z->resumes + 1);
+        return -1;
+    }
+    while (!migration_is(r, "postcopy-paused", NULL)) {
+        if (job_now() > until || qemu_exited(r->pidfd)) {
+            snprintf(z->resume_err, sizeof(z->resume_err), "QEMU did not pause its postcopy");
+            return -1;
+        }
+        job_wait(-1, &tick);
+    }
+    close(z->pager_pidfd);
+    z->pager_pidfd = -1;
+    unlink(r->sock);
+    snprintf(uri, sizeof(uri), "unix:%s", r->sock);
+    if (mig_cmd(r->qmp, "migrate-recover", json_pack("{s:s}", "uri", uri), NULL, err,
+                sizeof(err)) ||
+        lazy_exec(z, 1, err, sizeof(err))) {
+        snprintf(z->resume_err, sizeof(z->resume_err), "%.150s", err);
+        return -1;
+    }
+    z->resumes++;
+    z->running = 0;
+    /* a save must wait for the new pager, a restarted savefs find it */
+    return lazy_mark(z) ? -1 : 0;
+}
+
 /* What ended the push, once the pager is gone or said why. */
 static int lazy_push_end(struct lazy *z)
 {
@@ -398,8 +482,13 @@ static int lazy_push_end(struct lazy *z)
                         z->fail);
     if (z->done || migration_is(r, "completed", NULL))
         return 0;
-    return pager_gone(z, "before the last page: the VM was stopped (QEMU killed), a guest "
-                         "waiting for a page that never comes would hang");
+    char when[400];
+
+    snprintf(when, sizeof(when),
+             "before the last page%s%s: the VM was stopped (QEMU killed), a guest waiting for a "
+             "page that never comes would hang",
+             z->resume_err[0] ? " and no page server could resume it: " : "", z->resume_err);
+    return pager_gone(z, when);
 }
 
 /* Follows the push to its end. Savefs stopping (SIGTERM, an unmount) leaves it to the pager:
@@ -414,8 +503,14 @@ static int lazy_follow(struct lazy *z)
     job_set_phase(r->job, "pushing");
     for (;; job_wait(z->pager_pidfd, &tick)) {
         lazy_events(z);
-        if (z->done || z->failed || qemu_exited(z->pager_pidfd))
+        if (z->done || z->failed)
             break;
+        if (qemu_exited(z->pager_pidfd)) {
+            lazy_events(z); /* its last lines, written before it exited */
+            if (z->done || z->failed || migration_is(r, "completed", NULL) || lazy_resume(z))
+                break;
+            continue;
+        }
         if (qemu_exited(r->pidfd))
             return restore_qemu_gone(r, "while its pages were pushed");
         if (job_cancelled(r->job)) /* nobody waits for it any more: savefs stops */
@@ -441,13 +536,14 @@ static void lazy_finish(struct lazy *z)
 static void lazy_summary(struct lazy *z, int detached)
 {
     struct restore *r = z->r;
-    char done[96];
+    char done[160];
 
     if (detached)
         snprintf(done, sizeof(done), "savefs stopped during the push, which goes on in pid %d",
                  (int)z->pager);
     else
-        snprintf(done, sizeof(done), "last page in after %.2f s", z->t_done);
+        snprintf(done, sizeof(done), "last page in after %.2f s%s", z->t_done,
+                 z->resumes ? " (its page server resumed after one died)" : "");
     snprintf(r->job->summary, sizeof(r->job->summary),
              "restored %s lazily: %s after %.2f s, %s: %d channels (pid %d)%s%s", r->job->snapshot,
              r->m.was_running ? "running" : "paused", z->t_running, done, r->m.channels,
