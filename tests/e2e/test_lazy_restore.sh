@@ -204,6 +204,12 @@ savefs_stop
 savefs_start --pager "$PAGER"
 echo "2 name=last" >"$MNT/vm1/save" || die "save failed: $(cat "$MNT/vm1/status")"
 
+# Room on the store for the copies below: the snapshots restored already go (12 would not fit;
+# plain stays for pager_swap.sh).
+for snap in full slow again resumed unmounted after refused; do
+    rm -r "${MNT:?}/vm1/snapshots/$snap" || die "rm -r $snap failed: $(cat "$MNT/vm1/status")"
+done
+
 log "a manifest swapped after the trust check: refused, not served, not restored fully"
 cp -a "$STORE/vm1/snapshots/packed" "$STORE/vm1/snapshots/swapped"
 savefs_stop
