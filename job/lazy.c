@@ -2,9 +2,11 @@
  * savefs-pager, spawned in its own session like QEMU, connects to it and writes its events
  * (`running`, `push DONE TOTAL`, `done SECONDS`, `fail WORDS`) to a file in the VM's runtime
  * directory, which outlives both savefs and a pipe's reader. Once the guest runs, the job's
- * caller returns and the job follows the push; a page server that dies or fails before the last
- * page gets the VM stopped (QEMU killed: a vCPU waiting for a page cannot even pause), never a
- * guest left hanging. Runs in the restore job's thread. */
+ * caller returns and the job follows the push; a page server that dies before the last page is
+ * replaced by one that resumes QEMU's postcopy, and one that fails (or cannot be replaced) gets
+ * the VM stopped (QEMU killed: a vCPU waiting for a page cannot even pause), never a guest left
+ * hanging. A restarted savefs follows a push left by its predecessor the same way, in a job of
+ * its own (lazy_adopt). Runs in the restore job's thread. */
 #include "lazy.h"
 
 #include <errno.h>
@@ -143,22 +145,31 @@ int lazy_pager_alive(pid_t pid)
     return found;
 }
 
+int lazy_mark_read(const char *path, struct lazy_marked *mk)
+{
+    FILE *f = fopen(path, "re");
+    int n;
+
+    memset(mk, 0, sizeof(*mk));
+    if (!f)
+        return -1;
+    n = fscanf(f, "%d %d %64s %79s", &mk->qemu, &mk->pager, mk->snapshot, mk->digest);
+    fclose(f);
+    return n >= 2 && mk->qemu > 0 && mk->pager > 0 ? 0 : -1;
+}
+
 int lazy_pushing(const struct job_ctx *ctx, const char *vm, char *why, size_t len)
 {
+    struct lazy_marked mk;
     char mark[PATH_MAX];
-    int qemu = 0, pager = 0, n = 0;
-    FILE *f;
 
-    if (store_vm_host_path(mark, ctx->store, vm, STORE_LAZY_MARK) || !(f = fopen(mark, "re")))
-        return 0;
-    n = fscanf(f, "%d %d", &qemu, &pager);
-    fclose(f);
-    if (n != 2 || !lazy_pager_alive(pager))
+    if (store_vm_host_path(mark, ctx->store, vm, STORE_LAZY_MARK) || lazy_mark_read(mark, &mk) ||
+        !lazy_pager_alive(mk.pager))
         return 0;
     snprintf(why, len,
              "the page server of its lazy restore (pid %d) still pushes its pages: save it once "
              "they are all in",
-             pager);
+             mk.pager);
     return -EBUSY;
 }
 
@@ -174,6 +185,7 @@ struct lazy {
     int pager_pidfd;
     int running, done, failed;    /* events seen */
     int resumes;                  /* page servers started with --resume after one died */
+    int adopted;                  /* a push a restarted savefs found (lazy_adopt) */
     char resume_err[160];         /* why the last resume was not made */
     uint64_t pushed, total;       /* pages */
     double t0, t_running, t_done; /* from the start of the job: of the `mv` */
@@ -411,17 +423,29 @@ static int lazy_run_guest(struct lazy *z)
     return rc;
 }
 
-/* The guest runs: it is no half-restored QEMU for a restarted savefs to kill any more, but a VM
- * whose page server it must look after. */
+/* The push's mark (struct lazy_marked), rewritten for each new page server. */
 static int lazy_mark(struct lazy *z)
 {
     struct restore *r = z->r;
-    char text[64];
+    char text[64 + SNAPSHOT_NAME_MAX + TRUST_DIGEST_MAX];
     int rc;
 
-    snprintf(text, sizeof(text), "%d %d\n", (int)r->pid, (int)z->pager);
+    snprintf(text, sizeof(text), "%d %d %s %s\n", (int)r->pid, (int)z->pager, r->job->snapshot,
+             z->digest);
     if ((rc = store_write_text(z->mark, text)))
         return job_fail(r->job, rc, "write %s: %s", z->mark, strerror(-rc));
+    return 0;
+}
+
+/* The guest runs: it is no half-restored QEMU for a restarted savefs to kill any more, but a VM
+ * whose page server it must look after. */
+static int lazy_running(struct lazy *z)
+{
+    struct restore *r = z->r;
+    int rc = lazy_mark(z);
+
+    if (rc)
+        return rc;
     unlink(r->mark);
     r->mark[0] = '\0';
     restore_record(r);
@@ -453,7 +477,8 @@ static int lazy_resume(struct lazy *z)
         }
         job_wait(-1, &tick);
     }
-    close(z->pager_pidfd);
+    if (z->pager_pidfd >= 0)
+        close(z->pager_pidfd);
     z->pager_pidfd = -1;
     unlink(r->sock);
     snprintf(uri, sizeof(uri), "unix:%s", r->sock);
@@ -505,7 +530,7 @@ static int lazy_follow(struct lazy *z)
         lazy_events(z);
         if (z->done || z->failed)
             break;
-        if (qemu_exited(z->pager_pidfd)) {
+        if (z->pager_pidfd < 0 || qemu_exited(z->pager_pidfd)) {
             lazy_events(z); /* its last lines, written before it exited */
             if (z->done || z->failed || migration_is(r, "completed", NULL) || lazy_resume(z))
                 break;
@@ -544,10 +569,38 @@ static void lazy_summary(struct lazy *z, int detached)
     else
         snprintf(done, sizeof(done), "last page in after %.2f s%s", z->t_done,
                  z->resumes ? " (its page server resumed after one died)" : "");
+    if (z->adopted) {
+        snprintf(r->job->summary, sizeof(r->job->summary),
+                 "followed the push of %s's lazy restore after savefs restarted: %s (pid %d)",
+                 r->job->snapshot, done, (int)r->pid);
+        return;
+    }
     snprintf(r->job->summary, sizeof(r->job->summary),
              "restored %s lazily: %s after %.2f s, %s: %d channels (pid %d)%s%s", r->job->snapshot,
              r->m.was_running ? "running" : "paused", z->t_running, done, r->m.channels,
              (int)r->pid, r->how + strlen("; lazily"), r->note);
+}
+
+/* After the push, or a failure: the summary, postcopy-ram put back, the mark gone with a push
+ * that failed (QEMU is killed by the caller). */
+static int lazy_end(struct lazy *z, int rc, int released)
+{
+    if (rc == LAZY_DETACHED) {
+        lazy_summary(z, 1);
+        rc = 0;
+    } else if (!rc) {
+        lazy_finish(z);
+        lazy_summary(z, 0);
+    } else if (z->pager_pidfd >= 0) {
+        qemu_kill(z->pager_pidfd, KILL_TIMEOUT_MS);
+    }
+    if (rc && released)
+        unlink(z->mark);
+    if (z->pager_pidfd >= 0)
+        close(z->pager_pidfd);
+    if (z->efd >= 0)
+        close(z->efd);
+    return rc;
 }
 
 int lazy_restore(struct restore *r)
@@ -557,7 +610,7 @@ int lazy_restore(struct restore *r)
 
     if (!(rc = lazy_paths(&z)) && !(rc = restore_start_qemu(r)) && !(rc = restore_connect_qmp(r)) &&
         !(rc = lazy_incoming(&z)) && !(rc = lazy_spawn(&z)) && !(rc = lazy_wait_devices(&z)) &&
-        !(rc = lazy_run_guest(&z)) && !(rc = lazy_mark(&z))) {
+        !(rc = lazy_run_guest(&z)) && !(rc = lazy_running(&z))) {
         z.t_running = job_now() - z.t0;
         job_release(r->job, r->m.was_running ? "running" : "paused");
         released = 1;
@@ -565,20 +618,99 @@ int lazy_restore(struct restore *r)
                          r->note + strlen(r->note), sizeof(r->note) - strlen(r->note));
         rc = lazy_follow(&z);
     }
-    if (rc == LAZY_DETACHED) {
-        lazy_summary(&z, 1);
-        rc = 0;
-    } else if (!rc) {
-        lazy_finish(&z);
-        lazy_summary(&z, 0);
-    } else if (z.pager_pidfd >= 0) {
-        qemu_kill(z.pager_pidfd, KILL_TIMEOUT_MS);
+    return lazy_end(&z, rc, released);
+}
+
+/* ---- a push that a restarted savefs finds (recover.c) ---- */
+
+/* The VM of the push marked MK: its QEMU's monitor, the snapshot's directory, the page server if
+ * it still runs, the events so far (status shows the push's progress at once; a `fail` a dead
+ * pager wrote stops the VM rather than resume it). */
+static int adopt_open(struct lazy *z, const struct lazy_marked *mk)
+{
+    struct restore *r = z->r;
+    struct job *job = r->job;
+    char err[JOB_ERR_MAX - 80];
+    int rc;
+
+    r->pid = mk->qemu;
+    job_set_pid(job, r->pid);
+    z->pager = mk->pager;
+    snprintf(z->digest, sizeof(z->digest), "%s", mk->digest);
+    if ((r->pidfd = (int)syscall(SYS_pidfd_open, r->pid, 0)) < 0)
+        return job_fail(job, -ESRCH, "its QEMU (pid %d) is gone", (int)r->pid);
+    if (lazy_pager_alive(z->pager))
+        z->pager_pidfd = (int)syscall(SYS_pidfd_open, z->pager, 0);
+    if ((rc = job_qmp_path(job->ctx, restore_vm(r), r->qmp_path)) ||
+        (rc = store_snapshot_path(r->dir, job->ctx->store, restore_vm(r), job->snapshot, NULL)))
+        return job_fail(job, rc, "a path of the push is too long");
+    if ((rc = qmp_connect(&r->qmp, r->qmp_path, QMP_TIMEOUT_MS, err, sizeof(err))))
+        return job_fail(job, rc, "%s", err);
+    if (qmp_peer_pid(r->qmp) != r->pid)
+        return job_fail(job, -ESRCH, "its QEMU (pid %d) is gone", (int)r->pid);
+    z->efd = open(z->events, O_RDONLY | O_CLOEXEC); /* none: no progress to show */
+    /* Once the push is over: postcopy-ram off, as the restore leaves it (migrate.c's saved). */
+    r->saved.caps = json_pack("[{s:s, s:b}]", "capability", "postcopy-ram", "state", 0);
+    return 0;
+}
+
+static const char *adopt_state(struct restore *r)
+{
+    json_t *st = NULL;
+    int running = mig_cmd(r->qmp, "query-status", NULL, &st, NULL, 0) == 0 &&
+                  json_is_true(json_object_get(st, "running"));
+
+    json_decref(st);
+    return running ? "running" : "paused";
+}
+
+/* The push goes on under this savefs's eye: status shows it, a save waits for it, and a page
+ * server that died (with the savefs before, or later) is resumed as the restore job would. */
+static int adopt_body(struct job *job)
+{
+    struct restore r = {.job = job, .pidfd = -1, .lease_fd = -1};
+    struct lazy z = {.r = &r, .efd = -1, .pager_pidfd = -1, .t0 = job->started, .adopted = 1};
+    struct lazy_marked mk;
+    int rc;
+
+    job_set_phase(job, "finding the push");
+    if ((rc = lazy_paths(&z)))
+        return rc;
+    if (lazy_mark_read(z.mark, &mk))
+        return job_fail(job, -ENOENT, "no push is marked in %s", z.mark);
+    if ((rc = adopt_open(&z, &mk))) {
+        if (r.pidfd < 0)
+            unlink(z.mark); /* that QEMU is gone: nothing to follow */
+        if (z.pager_pidfd >= 0)
+            close(z.pager_pidfd);
+        z.pager_pidfd = -1;
+    } else {
+        job_release(job, adopt_state(&r));
+        rc = lazy_end(&z, lazy_follow(&z), 1);
     }
-    if (rc && released)
-        unlink(z.mark); /* QEMU is killed by the caller */
-    if (z.pager_pidfd >= 0)
-        close(z.pager_pidfd);
-    if (z.efd >= 0)
-        close(z.efd);
+    /* A push that failed: the VM is stopped, its guest would wait for a page for ever. */
+    restore_drop_qemu(&r, rc != 0 && r.qmp && qmp_peer_pid(r.qmp) == r.pid);
     return rc;
+}
+
+static const struct job_kind job_kind_push = {
+    .name = "restore",
+    .state = "restoring",
+    .body = adopt_body,
+    .reads_snapshot = 1,
+};
+
+int lazy_adopt(struct job_ctx *ctx, const char *vm)
+{
+    struct lazy_marked mk;
+    char mark[PATH_MAX];
+    struct job *job;
+
+    if (store_vm_host_path(mark, ctx->store, vm, STORE_LAZY_MARK) || lazy_mark_read(mark, &mk) ||
+        !mk.snapshot[0])
+        return -ENOENT;
+    if (!(job = job_new(ctx, &job_kind_push)))
+        return -ENOMEM;
+    snprintf(job->snapshot, sizeof(job->snapshot), "%s", mk.snapshot);
+    return job_run(job, vm, NULL);
 }
