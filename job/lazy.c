@@ -31,6 +31,10 @@
 #define LAZY_MAX_RESUMES        2     /* a page server that keeps dying: the VM is stopped */
 #define LAZY_PAUSE_WAIT_MS      10000 /* QEMU goes postcopy-paused once it sees the stream end */
 #define LAZY_DIGEST_REFUSAL     "manifest's digest is" /* the pager's words (pager/main.c) */
+/* Every tick of a wait before the guest runs is time to running: short ones (job_wait grows them
+ * to 100 ms), and QMP asked at most this often (the pager's events say it first). */
+#define LAZY_TICK_MAX_MS 4
+#define LAZY_QMP_EVERY_S 0.05
 
 enum lazy_mode { LAZY_AUTO, LAZY_FULL, LAZY_ON };
 static const char *const mode_words[] = {"auto", "full", "lazy"};
@@ -255,7 +259,6 @@ static int lazy_incoming(struct lazy *z)
     int rc;
 
     job_set_phase(r->job, "preparing QEMU");
-    unlink(r->sock);
     if ((rc = mig_setup_postcopy(r->qmp, &r->saved, err, sizeof(err))))
         return job_fail(r->job, rc, "%s", err);
     snprintf(uri, sizeof(uri), "unix:%s", r->sock);
@@ -314,8 +317,19 @@ static int lazy_spawn(struct lazy *z)
     if (trust_digest(&r->m, z->digest, sizeof(z->digest)))
         return job_fail(r->job, -EINVAL, "the manifest has no canonical text to digest");
     unlink(z->log);
+    unlink(r->sock); /* the pager retries until QEMU listens there, never on a stale file */
     rc = lazy_exec(z, 0, err, sizeof(err));
+    /* The rest of the wait is QEMU's start: one phase (a phase entered twice adds). */
+    job_set_phase(r->job, "starting QEMU");
     return rc ? job_fail(r->job, rc, "%s", err) : 0;
+}
+
+/* job_wait, its tick kept short (LAZY_TICK_MAX_MS). */
+static void lazy_wait(int fd, int *tick)
+{
+    job_wait(fd, tick);
+    if (*tick > LAZY_TICK_MAX_MS)
+        *tick = LAZY_TICK_MAX_MS;
 }
 
 /* The page server's own last words, for the job's error. */
@@ -370,12 +384,13 @@ static int lazy_refused(struct lazy *z)
 static int lazy_wait_devices(struct lazy *z)
 {
     struct restore *r = z->r;
-    double limit = r->job->ctx->watchdog_ms / 1000.0, start = job_now();
+    double limit = r->job->ctx->watchdog_ms / 1000.0, start = job_now(), asked = 0;
     int tick = 1;
 
     job_set_phase(r->job, "loading devices");
-    for (;; job_wait(z->pager_pidfd, &tick)) {
+    for (;; lazy_wait(z->pager_pidfd, &tick)) {
         int gone = qemu_exited(z->pager_pidfd); /* once: it may go between two looks */
+        int ask = job_now() - asked >= LAZY_QMP_EVERY_S;
 
         lazy_events(z);
         if ((z->failed || gone) && lazy_refused(z))
@@ -386,7 +401,9 @@ static int lazy_wait_devices(struct lazy *z)
         if (z->failed)
             return job_fail(r->job, strstr(z->fail, LAZY_DIGEST_REFUSAL) ? -EPERM : -EIO,
                             "the page server stopped: %s", z->fail);
-        if (z->running || migration_is(r, "postcopy-active", "completed"))
+        if (z->running)
+            return 0;
+        if (ask && (asked = job_now()) && migration_is(r, "postcopy-active", "completed"))
             return 0;
         if (qemu_exited(r->pidfd))
             return restore_qemu_gone(r, "while loading the devices");
@@ -412,7 +429,7 @@ static int lazy_run_guest(struct lazy *z)
         return 0;
     if ((rc = job_qmp(r->job, r->qmp, "cont", NULL, NULL)))
         return rc;
-    for (; !rc && !up; job_wait(z->pager_pidfd, &tick)) {
+    for (; !rc && !up; lazy_wait(z->pager_pidfd, &tick)) {
         if (!(rc = job_qmp(r->job, r->qmp, "query-status", NULL, &st)))
             up = json_is_true(json_object_get(st, "running"));
         json_decref(st);
@@ -581,6 +598,20 @@ static void lazy_summary(struct lazy *z, int detached)
              (int)r->pid, r->how + strlen("; lazily"), r->note);
 }
 
+/* Where the time to running went, in savefs's log: the job's phases so far. */
+static void lazy_log_running(struct lazy *z)
+{
+    struct job *job = z->r->job;
+    char phases[600], line[800];
+
+    if (!job->ctx->log)
+        return;
+    job_phases_text(job, phases, sizeof(phases));
+    snprintf(line, sizeof(line), "%s: restore %s lazily: the guest runs %.3f s after the mv: %s",
+             restore_vm(z->r), job->snapshot, z->t_running, phases);
+    job->ctx->log(line);
+}
+
 /* After the push, or a failure: the summary, postcopy-ram put back, the mark gone with a push
  * that failed (QEMU is killed by the caller). */
 static int lazy_end(struct lazy *z, int rc, int released)
@@ -608,10 +639,13 @@ int lazy_restore(struct restore *r)
     struct lazy z = {.r = r, .efd = -1, .pager_pidfd = -1, .t0 = r->job->started};
     int rc, released = 0;
 
-    if (!(rc = lazy_paths(&z)) && !(rc = restore_start_qemu(r)) && !(rc = restore_connect_qmp(r)) &&
-        !(rc = lazy_incoming(&z)) && !(rc = lazy_spawn(&z)) && !(rc = lazy_wait_devices(&z)) &&
-        !(rc = lazy_run_guest(&z)) && !(rc = lazy_running(&z))) {
+    /* The pager starts with QEMU, not after it: it opens and checks the snapshot while QEMU
+     * starts, and connects as soon as QEMU listens (migrate-incoming). */
+    if (!(rc = lazy_paths(&z)) && !(rc = restore_start_qemu(r)) && !(rc = lazy_spawn(&z)) &&
+        !(rc = restore_connect_qmp(r)) && !(rc = lazy_incoming(&z)) &&
+        !(rc = lazy_wait_devices(&z)) && !(rc = lazy_run_guest(&z)) && !(rc = lazy_running(&z))) {
         z.t_running = job_now() - z.t0;
+        lazy_log_running(&z);
         job_release(r->job, r->m.was_running ? "running" : "paused");
         released = 1;
         agent_sync_clock(r->m.was_running, r->plan.argv, r->plan.argc, r->plan.cwd,
