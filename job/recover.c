@@ -1,9 +1,12 @@
 /* recover: what savefs does at start about jobs that a killed savefs left behind. A save that
- * died leaves its VM paused (savefs stopped it) and a temporary directory: the VM is resumed and
- * the directory removed. A restore that died leaves a QEMU that never ran the guest: it is
- * killed, and the snapshot can be restored again. A lazy restore's push is followed again, and
- * resumed if its page server is gone (job_recover_pushes, once savefs has daemonized: a job is a
- * thread, which a fork does not keep). Runs in main's thread. */
+ * died leaves its VM paused (savefs stopped it) and a temporary directory: the VM is resumed (a
+ * libvirt domain through libvirt, so that libvirt knows it runs), its status says so, and the
+ * directory is removed. A save that died once its snapshot was published left no such directory:
+ * its VM is not resumed, for it would run on from the state that the snapshot holds. A
+ * restore that died leaves a QEMU that never ran the guest: it is killed, and the snapshot can be
+ * restored again. A lazy restore's push is followed again, and resumed if its page server is
+ * gone (job_recover_pushes, once savefs has daemonized: a job is a thread, which a fork does not
+ * keep). Runs in main's thread. */
 #include "job_int.h"
 
 #include <dirent.h>
@@ -15,6 +18,7 @@
 #include <unistd.h>
 
 #include "lazy.h"
+#include "lvirt.h"
 #include "migrate.h"
 #include "qemu.h"
 #include "qmp.h"
@@ -65,14 +69,14 @@ static int read_pid_file(const char *path, pid_t *pid, int *running)
     return 0;
 }
 
-/* Connects to VM's monitor if the QEMU behind it is PID, waiting TIMEOUT_MS at most. */
-static struct qmp *connect_pid_ms(struct recovery *r, pid_t pid, int timeout_ms)
+/* Connects to VM's monitor if the QEMU behind it is PID, waiting TIMEOUT_MS at most: its QMP
+ * socket, else libvirt's connection to domain VM (then *LIBVIRT is 1). */
+static struct qmp *connect_pid_ms(struct recovery *r, pid_t pid, int timeout_ms, int *libvirt)
 {
-    char path[PATH_MAX], err[256];
+    char err[256];
     struct qmp *q = NULL;
 
-    if (job_qmp_path(r->ctx, r->vm, path) || !qemu_listening(path) ||
-        qmp_connect(&q, path, timeout_ms, err, sizeof(err)))
+    if (job_vm_monitor(r->ctx, r->vm, timeout_ms, &q, libvirt, err, sizeof(err)))
         return NULL;
     if (qmp_peer_pid(q) != pid) {
         qmp_close(q);
@@ -81,9 +85,9 @@ static struct qmp *connect_pid_ms(struct recovery *r, pid_t pid, int timeout_ms)
     return q;
 }
 
-static struct qmp *connect_pid(struct recovery *r, pid_t pid)
+static struct qmp *connect_pid(struct recovery *r, pid_t pid, int *libvirt)
 {
-    return connect_pid_ms(r, pid, RECOVER_QMP_TIMEOUT_MS);
+    return connect_pid_ms(r, pid, RECOVER_QMP_TIMEOUT_MS, libvirt);
 }
 
 static void cancel_migration(struct recovery *r, struct qmp *q)
@@ -100,11 +104,23 @@ static void cancel_migration(struct recovery *r, struct qmp *q)
             status);
 }
 
+/* Lets the VM that an interrupted save paused run again: a libvirt domain through libvirt
+ * (virDomainResume: libvirt then says running, and a `cont` of its own would leave it believing
+ * the domain paused), then `cont` if QEMU still does not run. 0 or -errno with ERR. */
+static int resume_vm(struct recovery *r, struct qmp *q, int libvirt, char *err, size_t errlen)
+{
+    int rc = libvirt ? lv_resume(r->ctx->lv, r->vm, err, errlen) : 0;
+
+    if (!rc && !mig_vm_running(q))
+        rc = mig_cmd(q, "cont", NULL, NULL, err, errlen);
+    return rc;
+}
+
 static void resume_saved_vm(void *opaque, const char *vm, const char *tmpdir)
 {
     struct recovery *r = opaque, rv;
-    char mark[PATH_MAX], err[JOB_ERR_MAX];
-    int running = 0;
+    char mark[PATH_MAX], err[JOB_ERR_MAX / 2], why[JOB_ERR_MAX];
+    int running = 0, libvirt = 0, rc;
     struct qmp *q;
     pid_t pid;
 
@@ -113,14 +129,22 @@ static void resume_saved_vm(void *opaque, const char *vm, const char *tmpdir)
     if (store_path(mark, "%s/%s", tmpdir, STORE_SAVE_MARK) || read_pid_file(mark, &pid, &running) ||
         !running)
         return;
-    q = connect_pid(&rv, pid);
+    q = connect_pid(&rv, pid, &libvirt);
     if (!q)
         return;
     cancel_migration(&rv, q);
-    if (mig_cmd(q, "cont", NULL, NULL, err, sizeof(err)) == 0)
-        say(&rv, "resumed the VM that an interrupted save had paused", "");
-    else
-        say(&rv, "could not resume the VM that an interrupted save had paused", err);
+    rc = resume_vm(&rv, q, libvirt, err, sizeof(err));
+    /* Its status says it too: whoever wrote the save words saw the write fail with the mount. */
+    snprintf(why, sizeof(why),
+             "the save was interrupted (savefs stopped during it, no snapshot was made); at its "
+             "next start savefs %s the VM%s that the save had paused%s%s",
+             rc ? "could not resume" : "resumed", libvirt ? " (libvirt domain)" : "",
+             rc ? ": " : "", rc ? err : "");
+    say(&rv,
+        rc ? "could not resume the VM that an interrupted save had paused"
+           : "resumed the VM that an interrupted save had paused",
+        libvirt ? "through libvirt" : "");
+    job_refuse(rv.ctx, vm, &job_kind_save, rc ? rc : -EINTR, why);
     qmp_close(q);
 }
 
@@ -130,15 +154,18 @@ static void kill_half_restored(struct recovery *r, const char *mark)
     json_t *status = NULL;
     struct qmp *q;
     pid_t pid = 0; /* read_pid_file sets it on success; gcc -O2 cannot tell */
+    int libvirt = 0;
 
     if (read_pid_file(mark, &pid, NULL))
         goto out;
-    q = connect_pid(r, pid);
+    q = connect_pid(r, pid, &libvirt);
     if (q && mig_cmd(q, "query-status", NULL, &status, NULL, 0) == 0 &&
         json_is_true(json_object_get(status, "running"))) {
         say(r, "an interrupted restore had already resumed its VM", "");
     } else if (kill(pid, 0) == 0 && qemu_pid_is_incoming(pid)) {
-        kill(pid, SIGKILL);
+        /* libvirt ends its own QEMU: the domain is "destroyed", not crashed. */
+        if (!libvirt || lv_destroy(r->ctx->lv, r->vm, NULL, 0))
+            kill(pid, SIGKILL);
         say(r, "killed the QEMU of an interrupted restore", "");
     }
     json_decref(status);
@@ -176,10 +203,11 @@ static void check_lazy(struct recovery *r, const char *mark)
     char status[32] = "unknown", why[512], err[256];
     struct lazy_marked mk;
     struct qmp *q = NULL;
+    int libvirt = 0;
 
     if (lazy_mark_read(mark, &mk))
         goto out;
-    if ((q = connect_pid_ms(r, mk.qemu, LAZY_QMP_WAIT_MS)) == NULL) {
+    if ((q = connect_pid_ms(r, mk.qemu, LAZY_QMP_WAIT_MS, &libvirt)) == NULL) {
         /* Gone, or its main thread waits for a page that no pager will send: QEMU 7.2 takes
          * even qmp_capabilities in its main thread, so no recovery can reach it. */
         if (!lazy_pager_alive(mk.pager) && qemu_pid_is_incoming(mk.qemu))

@@ -17,6 +17,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "copier.h"
 #include "qmp.h"
 
 #define LIST_TTL_MS  200  /* one listing serves the lookups of an `ls -l` */
@@ -239,34 +240,139 @@ static virDomainPtr domain(struct lv *lv, const char *name, int *rc, char *err, 
 
 /* ---- the monitor, through libvirt ---- */
 
-/* libvirt has no timeout of its own for a monitor command: a QEMU that does not answer holds
- * the call until libvirt gives up on the domain's job. */
+/* One monitor command, run on a thread of its own: libvirt has no timeout for it (a QEMU that
+ * does not answer holds virDomainQemuMonitorCommand, and the domain's job, until it answers).
+ * The caller waits until its deadline; a call it gave up on goes on alone and the last of the
+ * two to let go frees it. libvirt's errors are per thread: the worker keeps its own here. */
+struct mon_call {
+    pthread_mutex_t lock;
+    pthread_cond_t cond; /* CLOCK_MONOTONIC */
+    int refs;            /* the caller and the worker */
+    int done;
+    virDomainPtr d; /* a reference of the call's own */
+    char *text, *result;
+    int failed, code; /* libvirt's error code when it failed */
+    char msg[512];
+};
+
+static void mon_call_put(struct mon_call *c)
+{
+    int last;
+
+    pthread_mutex_lock(&c->lock);
+    last = --c->refs == 0;
+    pthread_mutex_unlock(&c->lock);
+    if (!last)
+        return;
+    virDomainFree(c->d);
+    free(c->text);
+    free(c->result);
+    pthread_cond_destroy(&c->cond);
+    pthread_mutex_destroy(&c->lock);
+    free(c);
+}
+
+static void *mon_call_run(void *arg)
+{
+    struct mon_call *c = arg;
+    char *result = NULL;
+    int rc = virDomainQemuMonitorCommand(c->d, c->text, &result,
+                                         VIR_DOMAIN_QEMU_MONITOR_COMMAND_DEFAULT);
+
+    pthread_mutex_lock(&c->lock);
+    c->result = result;
+    if (rc < 0) {
+        c->failed = 1;
+        c->code = virGetLastErrorCode();
+        snprintf(c->msg, sizeof(c->msg), "%s", last_error());
+    }
+    c->done = 1;
+    pthread_cond_signal(&c->cond);
+    pthread_mutex_unlock(&c->lock);
+    mon_call_put(c);
+    return NULL;
+}
+
+static struct mon_call *mon_call_new(virDomainPtr d, json_t *req)
+{
+    struct mon_call *c = calloc(1, sizeof(*c));
+    pthread_condattr_t attr;
+
+    if (!c || !(c->text = json_dumps(req, JSON_COMPACT))) {
+        free(c);
+        return NULL;
+    }
+    pthread_mutex_init(&c->lock, NULL);
+    pthread_condattr_init(&attr);
+    pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
+    pthread_cond_init(&c->cond, &attr);
+    pthread_condattr_destroy(&attr);
+    virDomainRef(d);
+    c->d = d;
+    c->refs = 2;
+    return c;
+}
+
+/* Waits for C's end until TIMEOUT_MS passed (negative: no limit): 1 if it ended. */
+static int mon_call_wait(struct mon_call *c, int timeout_ms)
+{
+    struct timespec until;
+    long long ns;
+    int done, rc = 0;
+
+    clock_gettime(CLOCK_MONOTONIC, &until);
+    ns = until.tv_nsec + (long long)(timeout_ms > 0 ? timeout_ms : 0) * 1000000;
+    until.tv_sec += (time_t)(ns / 1000000000);
+    until.tv_nsec = (long)(ns % 1000000000);
+    pthread_mutex_lock(&c->lock);
+    while (!c->done && rc != ETIMEDOUT)
+        rc = timeout_ms < 0 ? pthread_cond_wait(&c->cond, &c->lock)
+                            : pthread_cond_timedwait(&c->cond, &c->lock, &until);
+    done = c->done;
+    pthread_mutex_unlock(&c->lock);
+    return done;
+}
+
 static int monitor_exec(void *opaque, json_t *req, json_t **answer, int timeout_ms, char *err,
                         size_t errlen)
 {
     virDomainPtr d = opaque;
-    char *text = json_dumps(req, JSON_COMPACT), *result = NULL;
+    const char *cmd = json_string_value(json_object_get(req, "execute"));
+    struct mon_call *c = mon_call_new(d, req);
     json_error_t jerr;
+    pthread_t t;
+    int rc = 0;
 
-    (void)timeout_ms;
     *answer = NULL;
-    if (!text)
+    if (!c)
         return -ENOMEM;
-    if (virDomainQemuMonitorCommand(d, text, &result, VIR_DOMAIN_QEMU_MONITOR_COMMAND_DEFAULT) <
-        0) {
-        snprintf(err, errlen, "QMP %s: %s", virDomainGetName(d), last_error());
-        free(text);
-        return virGetLastErrorCode() == VIR_ERR_OPERATION_INVALID ? -ESRCH : -ECONNRESET;
+    if ((rc = cp_thread_start(&t, mon_call_run, c))) {
+        c->refs = 1;
+        mon_call_put(c);
+        snprintf(err, errlen, "QMP %s: %s: no thread for it: %s", virDomainGetName(d),
+                 cmd ? cmd : "?", strerror(-rc));
+        return rc;
     }
-    free(text);
-    *answer = json_loads(result, 0, &jerr);
-    free(result);
-    if (!*answer) {
+    pthread_detach(t);
+    if (!mon_call_wait(c, timeout_ms)) {
+        snprintf(err, errlen,
+                 "QMP %s: %s: no answer through libvirt within %d ms (QEMU or libvirtd does not "
+                 "answer)",
+                 virDomainGetName(d), cmd ? cmd : "?", timeout_ms);
+        rc = -ETIMEDOUT;
+    } else if (c->failed) {
+        snprintf(err, errlen, "QMP %s: %s", virDomainGetName(d), c->msg);
+        /* libvirt's own timeout: its job lock, held by an earlier call that waits for QEMU. */
+        rc = c->code == VIR_ERR_OPERATION_INVALID   ? -ESRCH
+             : c->code == VIR_ERR_OPERATION_TIMEOUT ? -ETIMEDOUT
+                                                    : -ECONNRESET;
+    } else if (!(*answer = json_loads(c->result ? c->result : "", 0, &jerr))) {
         snprintf(err, errlen, "QMP %s: libvirt's answer is no JSON: %s", virDomainGetName(d),
                  jerr.text);
-        return -EPROTO;
+        rc = -EPROTO;
     }
-    return 0;
+    mon_call_put(c);
+    return rc;
 }
 
 static void monitor_close(void *opaque)

@@ -6,103 +6,13 @@
 # starts it through libvirt from the snapshot's XML and resumes it there: the guest verifies its
 # memory, libvirt says running, its console works, the mark is gone; a second cycle; and
 # `virsh save`/`virsh restore` work on the restored domain.
-# libvirtd and virtlogd are started here (no systemd) and stopped by pid.
+# After it `virsh domjobinfo` answers, and `virsh shutdown` powers the guest off.
+# libvirtd and virtlogd are started here (no systemd) and stopped by pid (libvirt.sh).
 source "$SRC_DIR/tests/e2e/lib.sh"
+source "$SRC_DIR/tests/e2e/libvirt.sh"
 
-[[ $(id -u) == 0 ]] || { echo "needs root (libvirt's system instance)" >&2; exit 77; }
-if ! command -v libvirtd >/dev/null || ! command -v virtlogd >/dev/null || ! command -v virsh >/dev/null; then
-    echo "libvirt-daemon-system and libvirt-clients are not installed" >&2
-    exit 77
-fi
-[[ -e /run/libvirtd.pid ]] && kill -0 "$(cat /run/libvirtd.pid)" 2>/dev/null &&
-    die "a libvirtd runs already (pid $(cat /run/libvirtd.pid)): this test starts its own"
-
-HOOK=/etc/libvirt/hooks/qemu.d/savefs
-LIBVIRT_URI=qemu:///system
-DOM=savefs-e2e-$$
-LV_PIDS=()
-HOOK_MADE=
-
-virsh_() {
-    virsh -q -c "$LIBVIRT_URI" "$@"
-}
-
-lv_cleanup() {
-    local rc=$? pid
-    set +e
-    virsh_ destroy "$DOM" >/dev/null 2>&1
-    virsh_ undefine "$DOM" >/dev/null 2>&1
-    for pid in ${LV_PIDS[@]+"${LV_PIDS[@]}"}; do
-        kill "$pid" 2>/dev/null
-        for _ in $(seq 100); do
-            kill -0 "$pid" 2>/dev/null || break
-            sleep 0.1
-        done
-        kill -9 "$pid" 2>/dev/null
-    done
-    # The hook goes, and its directory if the test made it (rmdir leaves a host's own hooks).
-    [[ -n $HOOK_MADE ]] && rm -f "$HOOK" && rmdir "$(dirname "$HOOK")" 2>/dev/null
-    (exit "$rc") # e2e_cleanup reports the test's status
-    e2e_cleanup
-}
-
-e2e_setup
-trap lv_cleanup EXIT
-# QEMU (libvirt-qemu) reads the kernel and writes nothing here: the way in is open, the rest
-# stays root's.
-chmod 755 "$T"
-mkdir -m 755 "$T/guest"
-cp "$GUEST_DIR/vmlinuz" "$GUEST_DIR/initramfs.cpio.gz" "$T/guest/"
-
-# The hook is read when libvirtd starts.
-if [[ ! -e $HOOK ]]; then
-    mkdir -p "$(dirname "$HOOK")"
-    install -m 755 "$SRC_DIR/contrib/libvirt-hook" "$HOOK"
-    HOOK_MADE=1
-fi
-cmp -s "$SRC_DIR/contrib/libvirt-hook" "$HOOK" || die "$HOOK is not savefs's hook"
-
-# Each daemon writes its pid file once it serves.
-start_daemon() {
-    local name=$1 pidfile=/run/$1.pid
-    rm -f "$pidfile"
-    # Its output away from the test's: ctest waits for every holder of its pipe to close it.
-    "$name" -d </dev/null >>"$T/$name.out" 2>&1 || die "$name -d failed: $(cat "$T/$name.out")"
-    for _ in $(seq 100); do
-        [[ -s $pidfile ]] && kill -0 "$(cat "$pidfile")" 2>/dev/null && break
-        sleep 0.1
-    done
-    [[ -s $pidfile ]] || die "$name wrote no $pidfile"
-    LV_PIDS+=("$(cat "$pidfile")")
-}
-start_daemon virtlogd
-start_daemon libvirtd
-for _ in $(seq 100); do
-    virsh_ uri >/dev/null 2>&1 && break
-    sleep 0.1
-done
-
-cat >"$T/dom.xml" <<XML
-<domain type='qemu'>
-  <name>$DOM</name>
-  <memory unit='MiB'>$GUEST_MEM_MB</memory>
-  <vcpu>1</vcpu>
-  <os><type arch='x86_64' machine='pc'>hvm</type>
-    <kernel>$T/guest/vmlinuz</kernel><initrd>$T/guest/initramfs.cpio.gz</initrd>
-    <cmdline>console=ttyS0 memcheck=$GUEST_MIB quiet panic=-1 no_timer_check</cmdline></os>
-  <on_reboot>destroy</on_reboot>
-  <devices>
-    <serial type='pty'><log file='$T/$DOM.serial' append='on'/><target port='0'/></serial>
-    <console type='pty'><target type='serial' port='0'/></console>
-    <memballoon model='none'/>
-  </devices>
-</domain>
-XML
-virsh_ define "$T/dom.xml" >/dev/null || die "define failed"
-virsh_ start "$DOM" >/dev/null || die "start failed"
-guest_wait_ready "$T/$DOM.serial" 120 || die "$DOM did not boot"
-guest_wait_pass_above "$T/$DOM.serial" 0 60 || die "$DOM does not verify its memory"
-
+lv_setup
+lv_domain_start
 savefs_start
 ls "$MNT" | grep -qx "$DOM" || die "$DOM is not listed: $(ls "$MNT")"
 [[ $(vm_state "$DOM") == running ]] || die "$DOM is $(vm_state "$DOM"): $(cat "$MNT/$DOM/status")"
@@ -157,6 +67,9 @@ echo "4 name=second" >"$MNT/$DOM/save" || die "second save failed: $(cat "$MNT/$
 [[ $(virsh_ domstate "$DOM" --reason) == "shut off (destroyed)" ]] || die "second save: $(virsh_ domstate "$DOM" --reason)"
 restore_check second
 
+log "virsh domjobinfo of the restored domain"
+virsh_ domjobinfo "$DOM" >"$T/jobinfo.out" 2>&1 || die "virsh domjobinfo failed: $(cat "$T/jobinfo.out")"
+
 log "virsh save and virsh restore of the restored domain"
 pass=$(guest_last_pass "$T/$DOM.serial")
 virsh_ save "$DOM" "$T/virsh.save" >/dev/null || die "virsh save failed"
@@ -164,4 +77,13 @@ virsh_ restore "$T/virsh.save" >/dev/null || die "virsh restore failed"
 [[ $(virsh_ domstate "$DOM") == running ]] || die "after virsh restore: $(virsh_ domstate "$DOM")"
 guest_wait_pass_above "$T/$DOM.serial" "$pass" 60 || die "no good pass after virsh restore"
 [[ $(guest_seed "$T/$DOM.serial") == "$seed" ]] || die "virsh restore: another seed"
+
+log "virsh shutdown: the guest powers off on the ACPI power button"
+virsh_ shutdown "$DOM" >/dev/null || die "virsh shutdown failed"
+for _ in $(seq 600); do
+    [[ $(virsh_ domstate "$DOM") == "shut off" ]] && break
+    sleep 0.1
+done
+[[ $(virsh_ domstate "$DOM" --reason) == "shut off (shutdown)" ]] ||
+    die "after virsh shutdown: $(virsh_ domstate "$DOM" --reason); guest: $(tail -n 3 "$T/$DOM.serial")"
 log "PASS"

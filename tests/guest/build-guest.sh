@@ -109,8 +109,9 @@ mknod -m 600 "$ROOT/dev/console" c 5 1 2>/dev/null || log "warning: cannot mknod
 install -m 755 "$SRC/init" "$ROOT/init"
 install -m 755 "$SRC/fake-agent" "$ROOT/bin/fake-agent"
 mkdir -p "$ROOT/lib/modules"
+# button and evdev: the ACPI power button as an input device, for acpid (init: powerbtn=1).
 for mod in virtio_ring virtio virtio_pci_modern_dev virtio_pci_legacy_dev virtio_pci virtio_blk \
-    virtio_console; do
+    virtio_console button evdev; do
     ko=$(find "$WORK/kernel/lib/modules" -name "$mod.ko*" | head -n 1)
     [[ -n $ko ]] || die "no $mod module in $KDEB"
     cp "$ko" "$ROOT/lib/modules/"

@@ -557,6 +557,10 @@ static void test_recover(void)
     CHECK_HAS(messages, "removing the partial save");
     CHECK_HAS(messages, "resumed the VM");
     CHECK_HAS(fake_log("crashed"), "cont\n");
+    /* Whoever wrote the save words saw the write fail with the mount: status says what became
+     * of the VM. */
+    CHECK_HAS(status("crashed"), "the save was interrupted");
+    CHECK_HAS(status("crashed"), "savefs resumed the VM that the save had paused");
     CHECK_HAS(messages, "killed the QEMU of an interrupted restore");
     CHECK(fake_was_killed(restored), "the half-restored QEMU lives");
     CHECK(access(path, F_OK) < 0, "%s left", path);
