@@ -301,6 +301,19 @@ void job_set_snapshot(struct job *job, const char *snap)
     pthread_mutex_unlock(&job->ctx->lock);
 }
 
+void job_phases_text(struct job *job, char *buf, size_t len)
+{
+    size_t n = 0;
+
+    buf[0] = '\0';
+    pthread_mutex_lock(&job->ctx->lock);
+    end_phase_locked(job);
+    for (int i = 0; i < job->phases.n && n < len; i++)
+        n += (size_t)snprintf(buf + n, len - n, "%s%s %.3f s", i ? ", " : "",
+                              job->phases.at[i].name, job->phases.at[i].s);
+    pthread_mutex_unlock(&job->ctx->lock);
+}
+
 void job_set_progress(struct job *job, uint64_t done, uint64_t total)
 {
     pthread_mutex_lock(&job->ctx->lock);

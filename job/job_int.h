@@ -138,6 +138,9 @@ void job_set_phase(struct job *job, const char *phase);
 /* The snapshot the job makes is named SNAP now (status reads the name under the lock). */
 void job_set_snapshot(struct job *job, const char *snap);
 void job_set_progress(struct job *job, uint64_t done, uint64_t total);
+/* "checking trust 0.012 s, starting QEMU 0.310 s, ...": the phases so far, the current one
+ * included, in the order first entered. */
+void job_phases_text(struct job *job, char *buf, size_t len);
 void job_set_pid(struct job *job, int pid);
 
 /* Words the job's error as "VM: message" and returns RC. */

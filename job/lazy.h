@@ -20,6 +20,24 @@ int lazy_choose(struct restore *r);
 #define LAZY_FALLBACK 1
 int lazy_restore(struct restore *r);
 
+/* The push's mark, STORE/VM/.lazy@HOST (STORE_LAZY_MARK): "QEMU_PID PAGER_PID SNAPSHOT DIGEST",
+ * what a restarted savefs needs to follow the push or resume it: the snapshot served and the
+ * digest of the manifest the restore decided on. */
+struct lazy_marked {
+    int qemu, pager;
+    char snapshot[SNAPSHOT_NAME_MAX + 1]; /* "" in the mark of an older savefs */
+    char digest[TRUST_DIGEST_MAX];
+};
+/* 0, or -1 if PATH holds no mark. */
+int lazy_mark_read(const char *path, struct lazy_marked *mk);
+
+/* Follows the push marked for VM, as a job of its own, once a killed savefs left it (recover.c):
+ * status shows it, a save waits for it, a page server that is gone or dies is resumed (QEMU's
+ * postcopy recovery) and, if that cannot be, the VM is stopped with the reason in status.
+ * Returns once the job follows it (job_release), or -errno (the reason in status). -ENOENT: no
+ * such mark. */
+int lazy_adopt(struct job_ctx *ctx, const char *vm);
+
 /* 1 if PID is a savefs-pager that runs. */
 int lazy_pager_alive(pid_t pid);
 

@@ -4,8 +4,9 @@
  * directory is removed. A save that died once its snapshot was published left no such directory:
  * its VM is not resumed, for it would run on from the state that the snapshot holds. A
  * restore that died leaves a QEMU that never ran the guest: it is killed, and the snapshot can be
- * restored again. A lazy restore's QEMU whose page server is gone before the last page is killed
- * too. Runs once, before the mount, in main's thread. */
+ * restored again. A lazy restore's push is followed again, and resumed if its page server is
+ * gone (job_recover_pushes, once savefs has daemonized: a job is a thread, which a fork does not
+ * keep). Runs in main's thread. */
 #include "job_int.h"
 
 #include <dirent.h>
@@ -25,6 +26,7 @@
 
 #define RECOVER_QMP_TIMEOUT_MS 2000
 #define CANCEL_WAIT_MS         10000
+#define LAZY_QMP_WAIT_MS       5000 /* before a QEMU whose monitor does not answer is killed */
 
 /* What recovery knows of the VM it looks at. */
 struct recovery {
@@ -67,20 +69,25 @@ static int read_pid_file(const char *path, pid_t *pid, int *running)
     return 0;
 }
 
-/* Connects to VM's monitor if the QEMU behind it is PID: its QMP socket, else libvirt's
- * connection to domain VM (then *LIBVIRT is 1). */
-static struct qmp *connect_pid(struct recovery *r, pid_t pid, int *libvirt)
+/* Connects to VM's monitor if the QEMU behind it is PID, waiting TIMEOUT_MS at most: its QMP
+ * socket, else libvirt's connection to domain VM (then *LIBVIRT is 1). */
+static struct qmp *connect_pid_ms(struct recovery *r, pid_t pid, int timeout_ms, int *libvirt)
 {
     char err[256];
     struct qmp *q = NULL;
 
-    if (job_vm_monitor(r->ctx, r->vm, RECOVER_QMP_TIMEOUT_MS, &q, libvirt, err, sizeof(err)))
+    if (job_vm_monitor(r->ctx, r->vm, timeout_ms, &q, libvirt, err, sizeof(err)))
         return NULL;
     if (qmp_peer_pid(q) != pid) {
         qmp_close(q);
         return NULL;
     }
     return q;
+}
+
+static struct qmp *connect_pid(struct recovery *r, pid_t pid, int *libvirt)
+{
+    return connect_pid_ms(r, pid, RECOVER_QMP_TIMEOUT_MS, libvirt);
 }
 
 static void cancel_migration(struct recovery *r, struct qmp *q)
@@ -168,45 +175,68 @@ out:
     unlink(mark);
 }
 
+/* The QEMU of a push whose page server is gone and cannot be resumed (WHY) is killed: its guest
+ * would wait for its pages for ever. */
+static void lazy_stop(struct recovery *r, const struct lazy_marked *mk, const char *why)
+{
+    char msg[JOB_ERR_MAX];
+
+    kill(mk->qemu, SIGKILL);
+    snprintf(
+        msg, sizeof(msg),
+        "the page server of its lazy restore (pid %d) is gone before the last page and %.300s: "
+        "savefs killed the QEMU (pid %d), whose guest would wait for its pages for ever; "
+        "restore the snapshot again",
+        mk->pager, why, mk->qemu);
+    say(r, msg, "");
+    job_refuse(r->ctx, r->vm, &job_kind_restore, -EPIPE, msg);
+}
+
 /* A lazily restored VM whose push a killed savefs followed. Its page server goes on alone (it
- * needs no savefs); one that is gone before the last page leaves a guest that would wait for a
- * page for ever: that QEMU is killed, and its status says why. */
+ * needs no savefs), and job_recover_pushes follows it once savefs runs; one that is gone before
+ * the last page left QEMU in postcopy-paused, and job_recover_pushes resumes it too (lazy.h).
+ * Here: the mark of a QEMU that is gone goes, and so does that of a push that ended while no
+ * savefs watched; a mark of an older savefs (no snapshot named: nothing to resume from) whose
+ * page server is gone gets its QEMU killed, whose guest would wait for a page for ever. */
 static void check_lazy(struct recovery *r, const char *mark)
 {
     char status[32] = "unknown", why[512], err[256];
-    pid_t qemu = 0, pager = 0;
+    struct lazy_marked mk;
     struct qmp *q = NULL;
-    int n = 0;
-    FILE *f = fopen(mark, "re");
     int libvirt = 0;
 
-    if (f) {
-        n = fscanf(f, "%d %d", &qemu, &pager);
-        fclose(f);
+    if (lazy_mark_read(mark, &mk))
+        goto out;
+    if ((q = connect_pid_ms(r, mk.qemu, LAZY_QMP_WAIT_MS, &libvirt)) == NULL) {
+        /* Gone, or its main thread waits for a page that no pager will send: QEMU 7.2 takes
+         * even qmp_capabilities in its main thread, so no recovery can reach it. */
+        if (!lazy_pager_alive(mk.pager) && qemu_pid_is_incoming(mk.qemu))
+            lazy_stop(r, &mk,
+                      "its monitor does not answer (its main thread waits for a page), so "
+                      "that QEMU's postcopy recovery cannot be started");
+        goto out;
     }
-    if (n != 2 || (q = connect_pid(r, qemu, &libvirt)) == NULL)
-        goto out; /* that QEMU is gone */
-    if (lazy_pager_alive(pager)) {
+    if (lazy_pager_alive(mk.pager)) {
         say(r, "the page server of its lazy restore still pushes its pages", "");
         qmp_close(q);
-        return; /* the next start looks again */
+        return; /* job_recover_pushes follows it */
     }
-    if (mig_query(q, status, sizeof(status), why, sizeof(why), err, sizeof(err)) == 0 &&
-        (strcmp(status, "completed") == 0 || strcmp(status, "none") == 0)) {
+    if (mig_query(q, status, sizeof(status), why, sizeof(why), err, sizeof(err)))
+        snprintf(status, sizeof(status), "unknown");
+    if (strcmp(status, "completed") == 0 || strcmp(status, "none") == 0) {
         /* The push ended while no savefs watched: postcopy-ram off, for a later save. */
         mig_cmd(
             q, "migrate-set-capabilities",
             json_pack("{s:[{s:s, s:b}]}", "capabilities", "capability", "postcopy-ram", "state", 0),
             NULL, NULL, 0);
+    } else if (mk.snapshot[0] && !mig_finished(status)) {
+        say(r, "the page server of its lazy restore is gone before the last page: resuming it",
+            status);
+        qmp_close(q);
+        return; /* job_recover_pushes resumes it */
     } else {
-        kill(qemu, SIGKILL);
-        snprintf(why, sizeof(why),
-                 "the page server of its lazy restore (pid %d) is gone before the last page "
-                 "(migration %s): savefs killed the QEMU (pid %d), whose guest would wait for "
-                 "its pages for ever; restore the snapshot again",
-                 (int)pager, status, (int)qemu);
-        say(r, why, "");
-        job_refuse(r->ctx, r->vm, &job_kind_restore, -EPIPE, why);
+        snprintf(why, sizeof(why), "migration %s", status);
+        lazy_stop(r, &mk, why);
     }
     qmp_close(q);
 out:
@@ -232,6 +262,29 @@ static void recover_restores(struct job_ctx *ctx, void (*log)(const char *msg))
         if (!store_vm_host_path(mark, ctx->store, e->d_name, STORE_LAZY_MARK) &&
             access(mark, F_OK) == 0)
             check_lazy(&r, mark);
+    }
+    closedir(d);
+}
+
+void job_recover_pushes(struct job_ctx *ctx, void (*log)(const char *msg))
+{
+    char mark[PATH_MAX], why[JOB_ERR_MAX + 64];
+    DIR *d = opendir(ctx->store);
+    struct dirent *e;
+    int rc;
+
+    if (!d)
+        return;
+    while ((e = readdir(d))) {
+        if (e->d_name[0] == '.' ||
+            store_vm_host_path(mark, ctx->store, e->d_name, STORE_LAZY_MARK) ||
+            access(mark, F_OK) != 0)
+            continue;
+        if ((rc = lazy_adopt(ctx, e->d_name)) && rc != -ENOENT) {
+            snprintf(why, sizeof(why), "%.64s: the push of its lazy restore: %s", e->d_name,
+                     strerror(-rc));
+            log(why);
+        }
     }
     closedir(d);
 }

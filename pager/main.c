@@ -98,7 +98,9 @@ int main(int argc, char **argv)
                                              {"hot", required_argument, NULL, 'h'},
                                              {"fault-log", required_argument, NULL, 'f'},
                                              {NULL, 0, NULL, 0}};
-    struct pg_opts o = {.readers = 2, .connect_ms = 10000};
+    /* The job starts the pager beside QEMU: QEMU's start (seconds on a loaded host) is waited
+     * for here. */
+    struct pg_opts o = {.readers = 2, .connect_ms = 60000};
     struct pg_events ev;
     const char *digest = NULL, *hot = NULL, *flog = NULL;
     struct pg_hot hotlist = {0};

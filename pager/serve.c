@@ -54,9 +54,10 @@ static int pg_connect(const char *path, int ms, char *err, size_t errlen)
 
     if (strlen(path) < sizeof(a.sun_path)) {
         strcpy(a.sun_path, path);
-        for (int i = 0; rc && i <= ms / 20; i++) {
+        /* Every 5 ms: the wait for QEMU to listen is time to running. */
+        for (int i = 0; rc && i <= ms / 5; i++) {
             if (i)
-                usleep(20000);
+                usleep(5000);
             if (fd < 0)
                 fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
             rc = fd < 0 || connect(fd, (struct sockaddr *)&a, sizeof(a)) ? -errno : 0;

@@ -226,16 +226,19 @@ static int remove_if_exists(const char *path, int (*fn)(const char *))
 
 int store_vm_remove(const char *store, const char *vm, char *err, size_t errlen)
 {
-    char snaps[PATH_MAX], tmp[PATH_MAX], record[PATH_MAX], dir[PATH_MAX];
+    char snaps[PATH_MAX], tmp[PATH_MAX], record[PATH_MAX], faults[PATH_MAX], dir[PATH_MAX];
     int rc;
 
     if (store_snapshot_path(snaps, store, vm, NULL, NULL) ||
         store_vm_path(tmp, store, vm, STORE_TMP) ||
         store_vm_host_path(record, store, vm, STORE_QEMU_RECORD) ||
+        store_vm_host_path(faults, store, vm, STORE_LAZY_FAULTS) ||
         store_vm_path(dir, store, vm, NULL))
         return -ENAMETOOLONG;
+    /* The fault log only orders a future restore's push: it goes with the VM. */
     if ((rc = remove_if_exists(snaps, rmdir)) || (rc = remove_if_exists(tmp, rmdir)) ||
-        (rc = remove_if_exists(record, unlink)) || (rc = remove_if_exists(dir, rmdir))) {
+        (rc = remove_if_exists(record, unlink)) || (rc = remove_if_exists(faults, unlink)) ||
+        (rc = remove_if_exists(dir, rmdir))) {
         snprintf(err, errlen, "remove %s: %s", dir,
                  rc == -ENOTEMPTY || rc == -EEXIST
                      ? "it still holds snapshots or a local definition (local.json)"

@@ -31,6 +31,9 @@ int job_ctx_new(struct job_ctx **out, const struct job_config *cfg, void (*log)(
  * restores it left unfinished and removes leftover temporaries of interrupted saves, reporting
  * through LOG. Called once at start, before the mount serves. */
 void job_recover(struct job_ctx *ctx, void (*log)(const char *msg));
+/* The pushes of lazy restores that a killed savefs followed: each followed by a job again, and
+ * resumed if its page server is gone (docs/lazy.md). Called once savefs has daemonized. */
+void job_recover_pushes(struct job_ctx *ctx, void (*log)(const char *msg));
 /* Starts keeping the leases of the VMs that run on this host, and the fence (docs/fleet.md).
  * Called once savefs has daemonized; job_ctx_free ends it. */
 int job_leases_start(struct job_ctx *ctx);

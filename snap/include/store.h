@@ -31,6 +31,9 @@ int store_host_set(const char *name);
 const char *store_host(void);
 /* in STORE/VM: "QEMU_PID PAGER_PID" of a VM that runs while savefs-pager pushes its pages */
 #define STORE_LAZY_MARK ".lazy"
+/* in STORE/VM: the pages the last lazy restore's guest asked for, in order (savefs-pager
+ * --fault-log), pushed first by the next one (--hot) */
+#define STORE_LAZY_FAULTS ".faults"
 
 /* Which directory a path named when savefs started: the mount lists that one for good. */
 struct store_id {

@@ -195,6 +195,42 @@ unthrottle_savefs() {
     echo "$dev 0" >"$THROTTLE_CG/blkio.throttle.read_bps_device"
 }
 
+# Caps the store's reads at $1 bytes/s (0: no cap) for savefs and what it starts (throttle_savefs
+# first): a lazy restore's page server is in savefs's cgroup, and its reads miss the page cache
+# (saves write with O_DIRECT).
+cap_reads() {
+    echo "$(findmnt -n -o MAJ:MIN --target "$STORE" | tr -d ' ') $1" \
+        >"$THROTTLE_CG/blkio.throttle.read_bps_device"
+}
+
+# Field $2 of the mark savefs keeps on this host while VM $1's lazy restore pushes its pages,
+# "QEMU_PID PAGER_PID SNAPSHOT DIGEST" (one mark per host of a store a fleet may share:
+# .lazy@HOST); waits 10 s for one.
+lazy_mark_field() {
+    local mark
+    for _ in $(seq 100); do
+        for mark in "$STORE/$1"/.lazy@*; do
+            [[ -s $mark ]] && { awk -v f="$2" '{print $f}' "$mark"; return 0; }
+        done
+        sleep 0.1
+    done
+    die "no push of $1 marked: $(ls -a "$STORE/$1")"
+}
+
+# The last job's summary (or error) in VM $1's status.
+last_message() {
+    jq -r '.last | .summary // .error // ""' "$MNT/$1/status"
+}
+
+# Waits until VM $1 has no job (a lazy restore's push is over); the last result is then its.
+wait_no_job() {
+    for _ in $(seq 600); do
+        [[ $(jq -r '.job // empty | .op' "$MNT/$1/status") == "" ]] && return 0
+        sleep 0.2
+    done
+    die "$1: the job did not end: $(cat "$MNT/$1/status")"
+}
+
 # The value of "key" in VM $1's status (the first occurrence: the job's, when one runs).
 status_field() {
     local v

@@ -3,29 +3,16 @@
 # process of its own) pushing the rest of its pages while memcheck goes on verifying its memory;
 # status follows the push to its end and records both times. Save -> lazy restore -> save ->
 # lazy restore, compressed; restore=full still restores fully; a save during the push waits for
-# it; a page server killed mid-push gets the VM stopped with the reason in status, never a
-# guest hung; savefs unmounted mid-push leaves the push to complete; a page server that refuses
+# it; a page server killed mid-push is replaced by one that resumes QEMU's postcopy (the guest's
+# memory checks pass after), one that keeps dying gets the VM stopped with the reason in status,
+# never a guest hung; savefs unmounted mid-push leaves the push to complete; a page server that refuses
 # the snapshot makes restore=auto restore fully (and restore=lazy fail); a damaged frame gets
-# the VM stopped, naming the file.
+# the VM stopped, naming the file; the page server serves only the manifest trust decided on
+# (one swapped in after is refused) and orders its push by the last restore's fault log.
 source "$SRC_DIR/tests/e2e/lib.sh"
 : "${PAGER_BIN:?PAGER_BIN must name savefs-pager}"
 PAGER=$PAGER_BIN
-"$PAGER_BIN" --help 2>&1 | grep -q -- --events || PAGER=$SRC_DIR/tests/e2e/pager_noevents.sh
 export PAGER_BIN
-
-# The last job's summary (or error) in VM $1's status.
-last_message() {
-    jq -r '.last | .summary // .error // ""' "$MNT/$1/status"
-}
-
-# Waits until VM $1 has no job (the push is over); the last result is then the restore's.
-wait_no_job() {
-    for _ in $(seq 600); do
-        [[ $(jq -r '.job // empty | .op' "$MNT/$1/status") == "" ]] && return 0
-        sleep 0.2
-    done
-    die "$1: the job did not end: $(cat "$MNT/$1/status")"
-}
 
 # lazy_restore SNAP [WORDS]: restores vm1 from SNAP through the mount; its memory is checked during
 # and after the push; the summary says "restored SNAP lazily" (or has WORDS).
@@ -46,23 +33,9 @@ lazy_restore() {
     vm_check_alive vm1 "$((pass + 2))" "$seed"
 }
 
-# Caps the store's reads at $1 bytes/s (0: no cap) for savefs and what it starts: a page server
-# is in savefs's cgroup, and its reads miss the page cache (saves write with O_DIRECT).
-cap_reads() {
-    echo "$(findmnt -n -o MAJ:MIN --target "$STORE" | tr -d ' ') $1" \
-        >"$THROTTLE_CG/blkio.throttle.read_bps_device"
-}
-
-# The page server's pid, from the mark savefs keeps while it pushes.
+# The page server's pid, from the mark savefs keeps on this host while it pushes.
 pager_pid() {
-    for _ in $(seq 100); do
-        # One mark per host of a store a fleet may share: .lazy@HOST.
-        for mark in "$STORE"/vm1/.lazy@*; do
-            [[ -s $mark ]] && { awk '{print $2}' "$mark"; return 0; }
-        done
-        sleep 0.1
-    done
-    die "no page server marked"
+    lazy_mark_field vm1 2
 }
 
 # slow_restore SNAP: vm1 from SNAP, its pages pushed at 24 MiB/s; returns once the guest runs.
@@ -73,13 +46,20 @@ slow_restore() {
     vm_adopt vm1
     [[ $(jq -r '.job.phase' "$MNT/vm1/status") == pushing ]] || die "no push after the mv: $(cat "$MNT/vm1/status")"
     [[ $(vm_state vm1) == running ]] || die "vm1 is $(vm_state vm1) during the push"
-    # The push's progress comes from the page server's `push DONE TOTAL` lines (--events).
-    [[ $PAGER == "$PAGER_BIN" ]] || return 0
+    push_grows
+}
+
+# The push's progress in status comes from the page server's `push DONE TOTAL` lines (its events,
+# descriptor 3): it grows while the push runs (reads capped at 24 MiB/s: 2-3 MiB in 100 ms).
+push_grows() {
+    local first=0 now
     for _ in $(seq 100); do
-        [[ $(jq -r '.job.bytes_done // 0' "$MNT/vm1/status") -gt 0 ]] && return 0
+        now=$(jq -r '.job.bytes_done // 0' "$MNT/vm1/status")
+        ((first == 0 && now > 0)) && first=$now
+        ((first > 0 && now > first)) && { log "push: $first then $now bytes in status"; return 0; }
         sleep 0.1
     done
-    die "status shows no progress of the push: $(cat "$MNT/vm1/status")"
+    die "status shows no growing push: $first then $now bytes: $(cat "$MNT/vm1/status")"
 }
 
 e2e_setup
@@ -92,6 +72,10 @@ unthrottle_savefs
 log "save, lazy restore, save compressed, lazy restore"
 echo "2 name=plain" >"$MNT/vm1/save" || die "save failed: $(cat "$MNT/vm1/status")"
 lazy_restore plain
+# The guest's requests are the VM's local state on this host, never the snapshot's.
+faults=$(compgen -G "$STORE/vm1/.faults@*") || die "no fault log after a lazy restore: $(ls -a "$STORE/vm1")"
+grep -qE '^[^ ]+ [0-9a-f]+$' "$faults" || die "the fault log holds no page: $(head -3 "$faults")"
+log "fault log: $(wc -l <"$faults") pages requested"
 echo "2 compress=zstd:1 name=packed" >"$MNT/vm1/save" || die "save failed: $(cat "$MNT/vm1/status")"
 lazy_restore packed
 
@@ -105,6 +89,12 @@ lazy_restore full "fully: restore=full"
 log "a save during the push waits for it"
 echo "2 name=slow" >"$MNT/vm1/save" || die "save failed: $(cat "$MNT/vm1/status")"
 slow_restore slow
+# The page server serves the manifest trust decided on, logs its requests, pushes the last
+# restore's first.
+pager=$(pager_pid) || die "no page server"
+args=$(tr '\0' ' ' <"/proc/$pager/cmdline")
+[[ $args == *"--digest sha256:"* && $args == *"--fault-log "*"/vm1/${faults##*/} --hot "*"/vm1/${faults##*/} "* ]] ||
+    die "the page server runs without --digest, --fault-log or --hot: $args"
 echo "2 name=again" >"$MNT/vm1/save" 2>"$T/again.err" &
 saver=$!
 sleep 2
@@ -115,14 +105,42 @@ wait "$saver" || die "the save after the push failed: $(cat "$T/again.err") $(ca
 grep -q '^ok again' "$MNT/vm1/save" || die "save says: $(cat "$MNT/vm1/save")"
 log "the save waited for the push: $(cat "$MNT/vm1/save")"
 
-log "the page server killed mid-push: the VM is stopped, and status says why"
+log "the page server killed mid-push: a new one resumes QEMU's postcopy"
+pass=$(guest_last_pass "$T/vm1.serial")
+seed=$(guest_seed "$T/vm1.serial")
 slow_restore again
-kill -9 "$(pager_pid)"
+pager=$(pager_pid) || die "no page server"
+kill -9 "$pager"
+for _ in $(seq 300); do
+    resumed=$(pager_pid) || die "no page server"
+    [[ $resumed != "$pager" ]] && break
+    sleep 0.1
+done
+[[ $resumed != "$pager" ]] || die "no page server resumed the push: $(cat "$MNT/vm1/status")"
+grep -q -- '--resume' "/proc/$resumed/cmdline" || die "the new page server runs without --resume"
+cap_reads 0
 wait_no_job vm1
-vm_wait_gone vm1 || die "the QEMU whose page server died was left running"
+why=$(last_message vm1)
+[[ $why == *"restored again lazily"*"resumed after one died"* ]] || die "status does not say the push resumed: $why"
+[[ $(vm_state vm1) == running ]] || die "vm1 is $(vm_state vm1) after the resumed push"
+vm_check_alive vm1 "$((pass + 2))" "$seed"
+log "$why"
+echo "2 name=resumed" >"$MNT/vm1/save" || die "save after the resumed push failed: $(cat "$MNT/vm1/status")"
+
+log "a page server that keeps dying: the VM is stopped, and status says why"
+slow_restore resumed
+pager=0
+for _ in $(seq 600); do # kills each new page server as soon as it is marked, until the job ends
+    [[ $(jq -r '.job // empty | .op' "$MNT/vm1/status") == "" ]] && break
+    mark=$(compgen -G "$STORE/vm1/.lazy@*") && next=$(awk '{print $2}' "$mark") &&
+        [[ -n $next && $next != "$pager" ]] && { pager=$next; kill -9 "$pager" 2>/dev/null; }
+    sleep 0.1
+done
+wait_no_job vm1
+vm_wait_gone vm1 || die "the QEMU whose page server kept dying was left running"
 [[ $(vm_state vm1) == stopped ]] || die "vm1 is $(vm_state vm1)"
 why=$(last_message vm1)
-[[ $why == *"page server"*"before the last page"* ]] || die "status does not say why: $why"
+[[ $why == *"page server"*"before the last page and no page server could resume it"* ]] || die "status does not say why: $why"
 log "$why"
 cap_reads 0
 
@@ -132,7 +150,7 @@ echo "2 name=unmounted" >"$MNT/vm1/save" || die "save failed: $(cat "$MNT/vm1/st
 pass=$(guest_last_pass "$T/vm1.serial")
 seed=$(guest_seed "$T/vm1.serial")
 slow_restore unmounted
-pager=$(pager_pid)
+pager=$(pager_pid) || die "no page server"
 savefs_stop
 kill -0 "$pager" 2>/dev/null || die "the page server went with savefs"
 cap_reads 0
@@ -163,6 +181,25 @@ savefs_stop
 savefs_start --pager "$PAGER"
 echo "2 name=last" >"$MNT/vm1/save" || die "save failed: $(cat "$MNT/vm1/status")"
 
+# Room on the store for the copies below: the snapshots restored already go (12 would not fit;
+# plain stays for pager_swap.sh).
+for snap in full slow again resumed unmounted after refused; do
+    rm -r "${MNT:?}/vm1/snapshots/$snap" || die "rm -r $snap failed: $(cat "$MNT/vm1/status")"
+done
+
+log "a manifest swapped after the trust check: refused, not served, not restored fully"
+cp -a "$STORE/vm1/snapshots/packed" "$STORE/vm1/snapshots/swapped"
+savefs_stop
+savefs_start --pager "$SRC_DIR/tests/e2e/pager_swap.sh"
+vm_wait_gone vm1
+mv "$MNT/vm1/snapshots/swapped" "$MNT/vm1/restore/" 2>/dev/null && die "a swapped manifest was restored"
+vm_wait_gone vm1 || die "the QEMU of a refused restore was left running"
+why=$(last_message vm1)
+[[ $why == *"manifest's digest is"*"as decided"* ]] || die "status does not say the manifest changed: $why"
+log "$why"
+savefs_stop
+savefs_start --pager "$PAGER"
+
 log "a damaged zstd frame: the VM is stopped, the reason names the file"
 cp -a "$STORE/vm1/snapshots/packed" "$STORE/vm1/snapshots/badframe"
 size=$(stat -c %s "$STORE/vm1/snapshots/badframe/channel-0")
@@ -173,6 +210,8 @@ mv "$MNT/vm1/snapshots/badframe" "$MNT/vm1/restore/" 2>/dev/null || true
 wait_no_job vm1
 vm_wait_gone vm1 || die "the QEMU fed a damaged frame was left running"
 why=$(last_message vm1)
-[[ $why == *channel-0* ]] || die "status does not name channel-0: $why"
+# Said on the events channel (`fail checksum FILE offset N`), not read off the pager's log.
+[[ $why == *"the page server stopped: checksum channel-0 offset "* ]] ||
+    die "status does not name channel-0 from the page server's events: $why"
 log "$why"
 log "PASS"
