@@ -402,16 +402,16 @@ static const char *overlays_note(struct ckpt *c)
     return c->note;
 }
 
-/* The failure's words, for ckpt_disks_finish to hand to the job. */
-static int layer_fail(struct ckpt *c, int rc, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
+/* A failure's words into WHY (the disks' thread's, or an image check's caller's); returns RC. */
+static int say_fail(char *why, size_t len, int rc, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
 
-static int layer_fail(struct ckpt *c, int rc, const char *fmt, ...)
+static int say_fail(char *why, size_t len, int rc, const char *fmt, ...)
 {
     va_list ap;
 
     va_start(ap, fmt);
-    vsnprintf(c->why, sizeof(c->why), fmt, ap);
+    vsnprintf(why, len, fmt, ap);
     va_end(ap);
     return rc;
 }
@@ -513,14 +513,15 @@ static int finish_layer(struct ckpt *c, struct ckpt_disk *d, int l)
     if (!rc && !ly->cloned)
         rc = copy_sparse(c, ly->src, dst, &out->xxh3, &out->size);
     if (rc)
-        return layer_fail(c, rc, "disk %s: copy %s to %s: %s%s%s", d->device, ly->src, dst,
-                          strerror(-rc), overlays_note(c)[0] ? "; the VM's disks: " : "", c->note);
+        return say_fail(c->why, sizeof(c->why), rc, "disk %s: copy %s to %s: %s%s%s", d->device,
+                        ly->src, dst, strerror(-rc),
+                        overlays_note(c)[0] ? "; the VM's disks: " : "", c->note);
     /* The copy names the original's backing file: the snapshot's own copy of it instead. */
     if (l + 1 < d->nlayers) {
         rc = qemudisk_rebase(c->m->binary, dst, d->layers[l + 1].name, d->layers[l + 1].format, err,
                              sizeof(err));
         if (rc)
-            return layer_fail(c, rc, "disk %s: %s", d->device, err);
+            return say_fail(c->why, sizeof(c->why), rc, "disk %s: %s", d->device, err);
     }
     if (ly->cloned || l + 1 < d->nlayers) {
         /* A clone is new metadata of the file, a rebase a new header: either must be on disk. */
@@ -532,12 +533,12 @@ static int finish_layer(struct ckpt *c, struct ckpt_disk *d, int l)
             rc = cp_hash_file(c->dir, ly->name, &out->size, &out->xxh3, err, sizeof(err));
     }
     if (rc)
-        return layer_fail(c, rc, "disk %s: read %s: %s", d->device, dst,
-                          err[0] ? err : strerror(-rc));
+        return say_fail(c->why, sizeof(c->why), rc, "disk %s: read %s: %s", d->device, dst,
+                        err[0] ? err : strerror(-rc));
     snprintf(out->format, sizeof(out->format), "%s", ly->format);
     if (asprintf(&out->file, "%s/%s", MANIFEST_DISKS_DIR, ly->name) < 0) {
         out->file = NULL;
-        return layer_fail(c, -ENOMEM, "out of memory");
+        return say_fail(c->why, sizeof(c->why), -ENOMEM, "out of memory");
     }
     return 0;
 }
@@ -558,7 +559,7 @@ static void *finish_thread(void *arg)
         snprintf(md->method, sizeof(md->method), "%s", d->overlay ? "overlay" : "reflink");
     }
     if (!rc && (rc = store_fsync_dir(c->dir)))
-        layer_fail(c, rc, "fsync %s: %s", c->dir, strerror(-rc));
+        say_fail(c->why, sizeof(c->why), rc, "fsync %s: %s", c->dir, strerror(-rc));
     c->rc = rc;
     return NULL;
 }
@@ -630,20 +631,6 @@ void ckpt_free(struct ckpt *c)
 
 /* ---- restore, and an import's check ---- */
 
-/* The words of a refused image into WHY; returns RC. */
-static int image_fail(char *why, size_t len, int rc, const char *fmt, ...)
-    __attribute__((format(printf, 4, 5)));
-
-static int image_fail(char *why, size_t len, int rc, const char *fmt, ...)
-{
-    va_list ap;
-
-    va_start(ap, fmt);
-    vsnprintf(why, len, fmt, ap);
-    va_end(ap);
-    return rc;
-}
-
 int ckpt_layer_stat(const struct manifest_disk *d, int l, const char *dir, struct stat *st,
                     char *why, size_t len)
 {
@@ -651,14 +638,14 @@ int ckpt_layer_stat(const struct manifest_disk *d, int l, const char *dir, struc
     char path[PATH_MAX];
 
     if (store_path(path, "%s/%s", dir, ly->file))
-        return image_fail(why, len, -ENAMETOOLONG, "disk %s: path too long", d->device);
+        return say_fail(why, len, -ENAMETOOLONG, "disk %s: path too long", d->device);
     if (lstat(path, st) < 0 || !S_ISREG(st->st_mode))
-        return image_fail(why, len, -ENOENT, "captured disk %s (%s): %s is missing", d->device,
-                          d->path, path);
+        return say_fail(why, len, -ENOENT, "captured disk %s (%s): %s is missing", d->device,
+                        d->path, path);
     if ((uint64_t)st->st_size != ly->size)
-        return image_fail(why, len, -EBADMSG,
-                          "captured disk %s: %s has %lld bytes, the manifest says %llu", d->device,
-                          path, (long long)st->st_size, (unsigned long long)ly->size);
+        return say_fail(why, len, -EBADMSG,
+                        "captured disk %s: %s has %lld bytes, the manifest says %llu", d->device,
+                        path, (long long)st->st_size, (unsigned long long)ly->size);
     return 0;
 }
 
@@ -684,16 +671,16 @@ static int check_layer(const struct manifest_disk *d, int l, const char *dir, ch
         if (fd >= 0)
             close(fd);
         if (rc || strcmp(backing, next) != 0)
-            return image_fail(why, len, -EBADMSG,
-                              "captured disk %s: %s names %s as its backing file, not '%s'",
-                              d->device, path, rc ? "no readable name" : backing, next);
+            return say_fail(why, len, -EBADMSG,
+                            "captured disk %s: %s names %s as its backing file, not '%s'",
+                            d->device, path, rc ? "no readable name" : backing, next);
     }
     rc = cp_hash_file(dir, ly->file, &size, &sum, err, sizeof(err));
     if (rc)
-        return image_fail(why, len, rc, "captured disk %s: read %s: %s", d->device, path, err);
+        return say_fail(why, len, rc, "captured disk %s: read %s: %s", d->device, path, err);
     if (sum != ly->xxh3 || size != ly->size)
-        return image_fail(why, len, -EBADMSG, "captured disk %s: %s is corrupt (checksum mismatch)",
-                          d->device, path);
+        return say_fail(why, len, -EBADMSG, "captured disk %s: %s is corrupt (checksum mismatch)",
+                        d->device, path);
     return 0;
 }
 
