@@ -104,8 +104,7 @@ static int cp_set_direct(int fd, int on)
     return 0;
 }
 
-/* Direct I/O if asked for and possible: 1 on, 0 buffered, or -errno. */
-static int cp_try_direct(int fd, int direct_io, const char *path, char *err, size_t errlen)
+int cp_try_direct(int fd, int direct_io, const char *path, char *err, size_t errlen)
 {
     if (!direct_io)
         return 0;

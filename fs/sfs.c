@@ -865,7 +865,9 @@ static int rename_in_store(const struct sfs_path *src, const struct sfs_path *ds
         return -EPERM; /* a file is not a snapshot, a snapshot does not go inside another */
     if (dir && !store_valid_name(dst->snap))
         return -EINVAL;
-    if (snapshot_busy(src) || snapshot_busy(dst))
+    /* A running VM's layer names its base by path: renamed, it would be gone for its next start. */
+    if (snapshot_busy(src) || snapshot_busy(dst) ||
+        job_snapshot_is_base(ctx()->job, src->vm, src->snap))
         return -EBUSY;
     /* rsync writes a temporary file and renames it to manifest.json. */
     if (is_manifest(dst) &&
@@ -1011,7 +1013,7 @@ static int sfs_rmdir(const char *path)
         return control_dir_empty(&sp);
     if (!in_store(&sp))
         return -EPERM;
-    if (snapshot_busy(&sp))
+    if (snapshot_busy(&sp) || job_snapshot_is_base(ctx()->job, sp.vm, sp.snap))
         return -EBUSY;
     rc = sfs_store_rmdir(ctx()->store_fd, sp.rel);
     if (!rc && sp.kind != SFS_IN_SNAPSHOT)
@@ -1033,7 +1035,8 @@ static int sfs_unlink(const char *path)
         return 0;
     if (sp.kind != SFS_IN_SNAPSHOT)
         return -EPERM;
-    if (snapshot_busy(&sp))
+    /* Any file of a snapshot whose images a running VM stands on: `rm -r` deletes nothing. */
+    if (snapshot_busy(&sp) || job_snapshot_is_base(ctx()->job, sp.vm, sp.snap))
         return -EBUSY;
     rc = sfs_store_unlink(ctx()->store_fd, sp.rel);
     if (!rc)

@@ -6,6 +6,8 @@
 #include <fcntl.h>
 #include <limits.h>
 #include <linux/fs.h>
+#include <pthread.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -14,6 +16,7 @@
 #include <unistd.h>
 #include <xxhash.h>
 
+#include "copier.h"
 #include "disks.h"
 #include "migrate.h"
 #include "qemu.h"
@@ -46,6 +49,14 @@ struct ckpt {
     char note[512];     /* overlays_note's words */
     struct ckpt_disk d[MANIFEST_MAX_DISKS];
     int n;
+    /* The copies and checksums after the pause, on a thread of their own (ckpt_disks_start)
+     * while the job's thread finishes the streams: it alone writes M's disks and WHY until
+     * joined. */
+    struct job *job;
+    struct manifest *m;
+    pthread_t thread;
+    int started, rc;
+    char why[JOB_ERR_MAX - 160];
 };
 
 /* PATH as QEMU opened it, from CWD, as an absolute path without symlinks into OUT. */
@@ -376,7 +387,7 @@ int ckpt_disks_capture(struct job *job, struct qmp *q, const char *tmpdir, struc
     return rc;
 }
 
-/* ---- after the pause ---- */
+/* ---- after the pause: on a thread of its own ---- */
 
 /* Where the VM's disks went on after an overlay switch, for a failure's words. */
 static const char *overlays_note(struct ckpt *c)
@@ -391,9 +402,23 @@ static const char *overlays_note(struct ckpt *c)
     return c->note;
 }
 
-/* The data at *OFF of IN up to its next hole (or END) hashed into H and, if OUT >= 0, written
- * there at the same offset. */
-static int copy_extent(struct job *job, int in, int out, XXH3_state_t *h, char *buf, off_t *off,
+/* A failure's words into WHY (the disks' thread's, or an image check's caller's); returns RC. */
+static int say_fail(char *why, size_t len, int rc, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+
+static int say_fail(char *why, size_t len, int rc, const char *fmt, ...)
+{
+    va_list ap;
+
+    va_start(ap, fmt);
+    vsnprintf(why, len, fmt, ap);
+    va_end(ap);
+    return rc;
+}
+
+/* The data at *OFF of IN up to its next hole (or END) hashed into H and written to OUT at the
+ * same offset. */
+static int copy_extent(struct ckpt *c, int in, int out, XXH3_state_t *h, char *buf, off_t *off,
                        off_t end)
 {
     off_t hole = lseek(in, *off, SEEK_HOLE);
@@ -409,11 +434,10 @@ static int copy_extent(struct job *job, int in, int out, XXH3_state_t *h, char *
             continue;
         if (n <= 0)
             return n < 0 ? -errno : -EIO; /* the file shrank under us */
-        if (out >= 0 && lseek(out, *off, SEEK_SET) < 0)
+        if (lseek(out, *off, SEEK_SET) < 0)
             return -errno;
-        if (out >= 0)
-            rc = store_write_all(out, buf, (size_t)n);
-        if (!rc && job_cancelled(job))
+        rc = store_write_all(out, buf, (size_t)n);
+        if (!rc && job_cancelled(c->job))
             rc = -EINTR;
         (void)XXH3_64bits_update(h, buf, (size_t)n);
         *off += n;
@@ -421,41 +445,47 @@ static int copy_extent(struct job *job, int in, int out, XXH3_state_t *h, char *
     return rc;
 }
 
-/* SRC copied to the new DST (or, with CLONED, DST only read), its XXH3 in *SUM. */
-static int copy_hash(struct job *job, const char *src, const char *dst, int cloned, uint64_t *sum,
-                     uint64_t *size)
+/* LEN zero bytes into H: a hole reads as zeros. */
+static void hash_zeros(XXH3_state_t *h, off_t len)
+{
+    static const char zeros[1 << 16];
+
+    for (; len > 0; len -= (off_t)sizeof(zeros))
+        (void)XXH3_64bits_update(h, zeros,
+                                 len < (off_t)sizeof(zeros) ? (size_t)len : sizeof(zeros));
+}
+
+/* SRC copied to the new DST (its holes left holes) and made durable; its XXH3 in *SUM, computed
+ * as the bytes pass. */
+static int copy_sparse(struct ckpt *c, const char *src, const char *dst, uint64_t *sum,
+                       uint64_t *size)
 {
     XXH3_state_t *h = XXH3_createState();
-    char *buf = calloc(1, COPY_CHUNK);
-    int in = open(cloned ? dst : src, O_RDONLY | O_CLOEXEC), out = -1, rc = 0;
+    char *buf = malloc(COPY_CHUNK);
+    int in = open(src, O_RDONLY | O_CLOEXEC), out = -1, rc = 0;
     off_t off = 0, end = in >= 0 ? lseek(in, 0, SEEK_END) : 0, data;
 
     if (!h || !buf)
         rc = -ENOMEM;
     else if (in < 0 || end < 0 ||
-             (!cloned && (out = open(dst, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600)) < 0))
+             (out = open(dst, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600)) < 0)
         rc = -errno;
     if (h)
         (void)XXH3_64bits_reset(h);
-    /* The holes of a sparse image are hashed as the zeros they read as, not read (or copied). */
     while (!rc && off < end) {
         data = lseek(in, off, SEEK_DATA);
         if (data < 0)
             data = errno == ENXIO ? end : off;
         if (data > off) {
-            memset(buf, 0, COPY_CHUNK);
-            for (off_t z = off; z < data; z += COPY_CHUNK)
-                (void)XXH3_64bits_update(h, buf,
-                                         (size_t)(data - z < COPY_CHUNK ? data - z : COPY_CHUNK));
+            hash_zeros(h, data - off);
             off = data;
-            continue;
+        } else {
+            rc = copy_extent(c, in, out, h, buf, &off, end);
         }
-        rc = copy_extent(job, in, out, h, buf, &off, end);
     }
-    if (!rc && out >= 0 && ftruncate(out, end) < 0)
+    if (!rc && ftruncate(out, end) < 0)
         rc = -errno;
-    /* A clone is new metadata of the file; a copy new data: either must be on disk. */
-    if (!rc && fsync(out >= 0 ? out : in) < 0)
+    if (!rc && fsync(out) < 0)
         rc = -errno;
     if (out >= 0 && close(out) < 0 && !rc)
         rc = -errno;
@@ -469,116 +499,199 @@ static int copy_hash(struct job *job, const char *src, const char *dst, int clon
     return rc;
 }
 
-/* Layer L of D, in the snapshot: a copy (or the clone), naming the next layer as its backing. */
-static int finish_layer(struct job *job, struct manifest *m, struct ckpt *c, struct ckpt_disk *d,
-                        int l)
+/* Layer L of D, in the snapshot: a copy (or the clone), naming the next layer as its backing,
+ * durable, and its checksum. A clone (it shares the frozen blocks, none of them in the page
+ * cache of its new inode) or a rebased copy is read back through the copier's reader: 2 MiB
+ * O_DIRECT reads ahead on a thread of its own while this one hashes. */
+static int finish_layer(struct ckpt *c, struct ckpt_disk *d, int l)
 {
     struct ckpt_layer *ly = &d->layers[l];
-    struct manifest_layer *out = &m->disks[d->idx].layers[l];
-    char dst[PATH_MAX], err[JOB_ERR_MAX - 160];
-    int rc = store_path(dst, "%s/%s", c->dir, ly->name);
+    struct manifest_layer *out = &c->m->disks[d->idx].layers[l];
+    char dst[PATH_MAX], err[JOB_ERR_MAX - 160] = "";
+    int fd, rc = store_path(dst, "%s/%s", c->dir, ly->name);
 
     if (!rc && !ly->cloned)
-        rc = copy_hash(job, ly->src, dst, 0, &out->xxh3, &out->size);
+        rc = copy_sparse(c, ly->src, dst, &out->xxh3, &out->size);
     if (rc)
-        return job_fail(job, rc, "disk %s: copy %s to %s: %s%s%s", d->device, ly->src, dst,
-                        strerror(-rc), overlays_note(c)[0] ? "; the VM's disks: " : "", c->note);
+        return say_fail(c->why, sizeof(c->why), rc, "disk %s: copy %s to %s: %s%s%s", d->device,
+                        ly->src, dst, strerror(-rc),
+                        overlays_note(c)[0] ? "; the VM's disks: " : "", c->note);
     /* The copy names the original's backing file: the snapshot's own copy of it instead. */
     if (l + 1 < d->nlayers) {
-        rc = qemudisk_rebase(m->binary, dst, d->layers[l + 1].name, d->layers[l + 1].format, err,
+        rc = qemudisk_rebase(c->m->binary, dst, d->layers[l + 1].name, d->layers[l + 1].format, err,
                              sizeof(err));
         if (rc)
-            return job_fail(job, rc, "disk %s: %s", d->device, err);
+            return say_fail(c->why, sizeof(c->why), rc, "disk %s: %s", d->device, err);
     }
-    if (ly->cloned || l + 1 < d->nlayers)
-        rc = copy_hash(job, dst, dst, 1, &out->xxh3, &out->size);
+    if (ly->cloned || l + 1 < d->nlayers) {
+        /* A clone is new metadata of the file, a rebase a new header: either must be on disk. */
+        fd = open(dst, O_RDONLY | O_CLOEXEC);
+        rc = fd < 0 || fsync(fd) < 0 ? -errno : 0;
+        if (fd >= 0)
+            close(fd);
+        if (!rc)
+            rc = cp_hash_file(c->dir, ly->name, &out->size, &out->xxh3, err, sizeof(err));
+    }
     if (rc)
-        return job_fail(job, rc, "disk %s: read %s: %s", d->device, dst, strerror(-rc));
+        return say_fail(c->why, sizeof(c->why), rc, "disk %s: read %s: %s", d->device, dst,
+                        err[0] ? err : strerror(-rc));
     snprintf(out->format, sizeof(out->format), "%s", ly->format);
     if (asprintf(&out->file, "%s/%s", MANIFEST_DISKS_DIR, ly->name) < 0) {
         out->file = NULL;
-        return job_fail(job, -ENOMEM, "out of memory");
+        return say_fail(c->why, sizeof(c->why), -ENOMEM, "out of memory");
     }
     return 0;
 }
 
-int ckpt_disks_finish(struct job *job, struct qmp *q, struct ckpt *c, struct manifest *m)
+static void *finish_thread(void *arg)
 {
+    struct ckpt *c = arg;
     int rc = 0;
 
-    if (!c)
-        return 0;
-    job_set_phase(job, "copying disks");
     for (int i = 0; !rc && i < c->n; i++) {
         struct ckpt_disk *d = &c->d[i];
-        struct manifest_disk *md = &m->disks[d->idx];
+        struct manifest_disk *md = &c->m->disks[d->idx];
 
         for (int l = 0; !rc && l < d->nlayers; l++)
-            if (!(rc = finish_layer(job, m, c, d, l)))
+            if (!(rc = finish_layer(c, d, l)))
                 md->nlayers = l + 1;
         snprintf(md->device, sizeof(md->device), "%s", d->device);
         snprintf(md->method, sizeof(md->method), "%s", d->overlay ? "overlay" : "reflink");
     }
     if (!rc && (rc = store_fsync_dir(c->dir)))
-        return job_fail(job, rc, "fsync %s: %s", c->dir, strerror(-rc));
+        say_fail(c->why, sizeof(c->why), rc, "fsync %s: %s", c->dir, strerror(-rc));
+    c->rc = rc;
+    return NULL;
+}
+
+int ckpt_disks_start(struct job *job, struct ckpt *c, struct manifest *m)
+{
+    int rc;
+
+    if (!c)
+        return 0;
+    c->job = job;
+    c->m = m;
+    rc = cp_thread_start(&c->thread, finish_thread, c);
+    c->started = !rc;
+    return rc ? job_fail(job, rc, "start the disks' thread: %s", strerror(-rc)) : 0;
+}
+
+static void join_finish(struct ckpt *c)
+{
+    if (c->started)
+        pthread_join(c->thread, NULL);
+    c->started = 0;
+}
+
+int ckpt_disks_finish(struct job *job, struct qmp *q, struct ckpt *c)
+{
+    double start = job_now();
+    char msg[256];
+
+    if (!c)
+        return 0;
+    job_set_phase(job, "copying disks");
+    join_finish(c);
+    if (c->rc)
+        return job_fail(job, c->rc, "%s", c->why);
+    /* How long the save waited for its disks after the streams were done (contrib/bench). */
+    snprintf(msg, sizeof(msg), "%s: checkpoint %s: disks checksummed, %.0f ms after the streams",
+             job->vm->name, job->snapshot, (job_now() - start) * 1000);
+    if (job->ctx->log)
+        job->ctx->log(msg);
     /* A QEMU gone meanwhile took the VM along: no checkpoint of it is published. */
-    if (!rc && job_qmp(job, q, "query-status", NULL, NULL))
+    if (job_qmp(job, q, "query-status", NULL, NULL))
         return job_fail(job, -EIO, "QEMU exited during the checkpoint%s%s",
                         overlays_note(c)[0] ? "; its disks: " : "", c->note);
-    return rc;
+    return 0;
+}
+
+void ckpt_failed(struct job *job, struct ckpt *c)
+{
+    size_t n = strlen(job->err);
+
+    if (!c)
+        return;
+    join_finish(c);
+    if (overlays_note(c)[0] && !strstr(job->err, c->note))
+        snprintf(job->err + n, sizeof(job->err) - n, "; the VM's disks: %s", c->note);
 }
 
 void ckpt_free(struct ckpt *c)
 {
     if (!c)
         return;
+    join_finish(c);
     for (int i = 0; i < c->n; i++)
         if (c->d[i].ovl_made && !c->d[i].switched)
             unlink(c->d[i].ovl);
     free(c);
 }
 
-/* ---- restore ---- */
+/* ---- restore, and an import's check ---- */
+
+int ckpt_layer_stat(const struct manifest_disk *d, int l, const char *dir, struct stat *st,
+                    char *why, size_t len)
+{
+    const struct manifest_layer *ly = &d->layers[l];
+    char path[PATH_MAX];
+
+    if (store_path(path, "%s/%s", dir, ly->file))
+        return say_fail(why, len, -ENAMETOOLONG, "disk %s: path too long", d->device);
+    if (lstat(path, st) < 0 || !S_ISREG(st->st_mode))
+        return say_fail(why, len, -ENOENT, "captured disk %s (%s): %s is missing", d->device,
+                        d->path, path);
+    if ((uint64_t)st->st_size != ly->size)
+        return say_fail(why, len, -EBADMSG,
+                        "captured disk %s: %s has %lld bytes, the manifest says %llu", d->device,
+                        path, (long long)st->st_size, (unsigned long long)ly->size);
+    return 0;
+}
 
 /* Image L of captured disk D in the snapshot DIR is whole: its size, its checksum, and, for a
  * qcow2, the next captured image as its backing file (a snapshot from elsewhere must not make
  * QEMU read a host file). */
-static int check_layer(struct job *job, const struct manifest_disk *d, int l, const char *dir)
+static int check_layer(const struct manifest_disk *d, int l, const char *dir, char *why, size_t len)
 {
     const struct manifest_layer *ly = &d->layers[l];
     const char *next = l + 1 < d->nlayers ? strchr(d->layers[l + 1].file, '/') + 1 : "";
-    char path[PATH_MAX], backing[1024];
+    char path[PATH_MAX], backing[1024], err[JOB_ERR_MAX - 160];
     uint64_t sum = 0, size = 0;
     struct stat st;
-    int fd, rc = store_path(path, "%s/%s", dir, ly->file);
+    int fd, rc = ckpt_layer_stat(d, l, dir, &st, why, len);
 
     if (rc)
-        return job_fail(job, rc, "disk %s: path too long", d->device);
-    if (stat(path, &st) < 0 || !S_ISREG(st.st_mode))
-        return job_fail(job, -ENOENT, "captured disk %s (%s): %s is missing", d->device, d->path,
-                        path);
-    if ((uint64_t)st.st_size != ly->size)
-        return job_fail(job, -EBADMSG,
-                        "captured disk %s: %s has %lld bytes, the manifest says %llu", d->device,
-                        path, (long long)st.st_size, (unsigned long long)ly->size);
+        return rc;
+    if (store_path(path, "%s/%s", dir, ly->file))
+        return -ENAMETOOLONG;
     if (strcmp(ly->format, "qcow2") == 0) {
         fd = open(path, O_RDONLY | O_CLOEXEC);
         rc = fd < 0 ? -errno : qemudisk_qcow2_backing(fd, backing, sizeof(backing));
         if (fd >= 0)
             close(fd);
         if (rc || strcmp(backing, next) != 0)
-            return job_fail(job, -EBADMSG,
-                            "captured disk %s: %s names %s as its backing file, "
-                            "not '%s'",
+            return say_fail(why, len, -EBADMSG,
+                            "captured disk %s: %s names %s as its backing file, not '%s'",
                             d->device, path, rc ? "no readable name" : backing, next);
     }
-    rc = copy_hash(job, path, path, 1, &sum, &size);
+    rc = cp_hash_file(dir, ly->file, &size, &sum, err, sizeof(err));
     if (rc)
-        return job_fail(job, rc, "captured disk %s: read %s: %s", d->device, path, strerror(-rc));
+        return say_fail(why, len, rc, "captured disk %s: read %s: %s", d->device, path, err);
     if (sum != ly->xxh3 || size != ly->size)
-        return job_fail(job, -EBADMSG, "captured disk %s: %s is corrupt (checksum mismatch)",
+        return say_fail(why, len, -EBADMSG, "captured disk %s: %s is corrupt (checksum mismatch)",
                         d->device, path);
     return 0;
+}
+
+int ckpt_check_images(const struct manifest *m, const char *dir, char *why, size_t len)
+{
+    int rc = 0;
+
+    for (int i = 0; !rc && i < m->ndisks; i++)
+        for (int l = 0; !rc && l < m->disks[i].nlayers; l++)
+            rc = check_layer(&m->disks[i], l, dir, why, len);
+    return rc;
 }
 
 /* The layer over captured disk I of M, made from the snapshot DIR: its path in OVL. */
@@ -598,13 +711,12 @@ static int make_layer(struct job *job, const struct manifest *m, int i, const ch
 
 static int check_layers(struct job *job, const struct manifest *m, const char *dir)
 {
-    int rc = 0;
+    char why[JOB_ERR_MAX - 160];
+    int rc;
 
     job_set_phase(job, "checking disks");
-    for (int i = 0; !rc && i < m->ndisks; i++)
-        for (int l = 0; !rc && l < m->disks[i].nlayers; l++)
-            rc = check_layer(job, &m->disks[i], l, dir);
-    return rc;
+    rc = ckpt_check_images(m, dir, why, sizeof(why));
+    return rc ? job_fail(job, rc, "%s", why) : 0;
 }
 
 int ckpt_restore_layers(struct job *job, const struct manifest *m, const char *dir,
@@ -644,4 +756,31 @@ int ckpt_restore_layers(struct job *job, const struct manifest *m, const char *d
     qemu_argv_free(swapped);
     free(ovl);
     return rc;
+}
+
+/* ---- a snapshot whose captured images a running VM's layer stands on ---- */
+
+int job_snapshot_is_base(struct job_ctx *ctx, const char *vm, const char *snap)
+{
+    char dir[PATH_MAX], real[PATH_MAX], image[PATH_MAX], layers[PATH_MAX], layer[PATH_MAX],
+        msg[3 * PATH_MAX];
+    pid_t pid;
+
+    /* No disks/: no checkpoint's images, nothing stands on them. */
+    if (store_snapshot_path(dir, ctx->store, vm, snap, MANIFEST_DISKS_DIR) || !realpath(dir, real))
+        return 0;
+    /* savefs itself reads them only for a moment (a tar through the mount, a check). */
+    pid = qemu_proc_holding(real, getpid(), image, sizeof(image));
+    if (!pid)
+        return 0;
+    if (store_vm_path(dir, ctx->store, vm, "layers") || !realpath(dir, layers) ||
+        !qemu_proc_holds(pid, layers, layer, sizeof(layer)))
+        snprintf(layer, sizeof(layer), "(not a layer of the store)");
+    snprintf(msg, sizeof(msg),
+             "%s: snapshot %s not deleted (EBUSY): its image %s is the base of the layer %s that "
+             "the VM's QEMU (pid %d) runs on; stop that VM, then delete the snapshot",
+             vm, snap, image, layer, (int)pid);
+    if (ctx->log)
+        ctx->log(msg);
+    return 1;
 }

@@ -21,6 +21,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "ckpt.h"
 #include "copier.h"
 #include "disks.h"
 #include "job.h"
@@ -33,6 +34,8 @@
 
 #define STOP_TICK_MS 100
 #define BUCKETS_MIN  64
+/* The images a checkpoint's manifest may list, all disks together. */
+#define IMAGES_MAX (MANIFEST_MAX_DISKS * MANIFEST_MAX_LAYERS)
 
 enum import_phase {
     IMP_WAITING,   /* importing: files still arriving, or incomplete */
@@ -451,8 +454,24 @@ static int check_sizes(const char *dir, const struct cp_file *files, int nfiles,
     return 0;
 }
 
+/* Every image a checkpoint captured is there with its size, as the files are (a snapshot
+ * carried without its disks/ never restores); what was seen goes to SEEN. */
+static int check_images(const struct check *c, struct seen *seen, char *why, size_t len)
+{
+    struct stat st;
+    int n = 0, rc;
+
+    for (int i = 0; i < c->m.ndisks; i++)
+        for (int l = 0; l < c->m.disks[i].nlayers; l++) {
+            if ((rc = ckpt_layer_stat(&c->m.disks[i], l, c->dir, &st, why, len)))
+                return rc == -EBADMSG ? -EAGAIN : rc; /* still arriving */
+            seen[n++] = (struct seen){st.st_ino, st.st_size, st.st_mtim};
+        }
+    return 0;
+}
+
 /* Reads the manifest and checks sizes; the reason for waiting goes to the item. */
-static int check_complete(struct check *c, struct seen *seen)
+static int check_complete(struct check *c, struct seen *seen, struct seen *images)
 {
     char path[PATH_MAX], why[JOB_ERR_MAX - 64];
     int rc;
@@ -465,6 +484,8 @@ static int check_complete(struct check *c, struct seen *seen)
         snprintf(why, sizeof(why), "%s is missing", MANIFEST_NAME);
     if (!rc)
         rc = check_sizes(c->dir, c->m.files, c->m.nfiles, seen, why, sizeof(why));
+    if (!rc)
+        rc = check_images(c, images, why, sizeof(why));
     if (rc)
         set_phase(c, IMP_WAITING, "waiting: %s", why);
     return rc;
@@ -509,20 +530,26 @@ static int check_sums(struct check *c)
             return -ECANCELED;
         rc = cp_verify_file(c->dir, &c->m.files[i], why, sizeof(why));
     }
+    if (!rc && !c->imp->stopping)
+        rc = ckpt_check_images(&c->m, c->dir, why, sizeof(why));
     if (rc)
         set_phase(c, IMP_WAITING, "verifying failed: %s", why);
     return rc;
 }
 
-static int keep_verified(struct check *c, const struct seen *seen)
+static int keep_verified(struct check *c, const struct seen *seen, const struct seen *images)
 {
-    struct seen now[MANIFEST_MAX_FILES];
+    struct seen now[MANIFEST_MAX_FILES], *imgs = calloc(IMAGES_MAX, sizeof(*imgs));
     char why[256];
-    int rc = check_sizes(c->dir, c->m.files, c->m.nfiles, now, why, sizeof(why));
+    int rc = imgs ? check_sizes(c->dir, c->m.files, c->m.nfiles, now, why, sizeof(why)) : -ENOMEM;
 
+    if (!rc)
+        rc = check_images(c, imgs, why, sizeof(why));
     /* A file that changed while it was read is not verified. */
-    if (!rc && memcmp(now, seen, sizeof(*now) * (size_t)c->m.nfiles) != 0)
+    if (!rc && (memcmp(now, seen, sizeof(*now) * (size_t)c->m.nfiles) != 0 ||
+                memcmp(imgs, images, sizeof(*imgs) * IMAGES_MAX) != 0))
         rc = -EAGAIN;
+    free(imgs);
     pthread_mutex_lock(&c->imp->lock);
     if (!rc) {
         memcpy(c->it->seen, seen, sizeof(*seen) * (size_t)c->m.nfiles);
@@ -559,18 +586,21 @@ static void restore(struct check *c)
 /* One pass: 0 once the snapshot was handed to a restore (or refused), else waits for a change. */
 static int check_once(struct check *c)
 {
-    struct seen seen[MANIFEST_MAX_FILES];
-    int rc;
+    struct seen seen[MANIFEST_MAX_FILES], *images = calloc(IMAGES_MAX, sizeof(*images));
+    int rc = images ? 0 : -ENOMEM;
 
-    if ((rc = check_complete(c, seen)) || (rc = check_owner(c)) || (rc = check_trust(c)))
-        return rc;
+    if (rc || (rc = check_complete(c, seen, images)) || (rc = check_owner(c)) ||
+        (rc = check_trust(c)))
+        goto out;
     set_phase(c, IMP_VERIFYING, "verifying checksums");
-    if ((rc = check_sums(c)) || (rc = keep_verified(c, seen)))
-        return rc;
-    if (c->imp->stopping)
-        return -ECANCELED;
-    restore(c);
-    return 0;
+    if ((rc = check_sums(c)) || (rc = keep_verified(c, seen, images)))
+        goto out;
+    rc = c->imp->stopping ? -ECANCELED : 0;
+    if (!rc)
+        restore(c);
+out:
+    free(images);
+    return rc;
 }
 
 /* Takes the next round if something changed meanwhile; else ends the thread's work. */

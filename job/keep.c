@@ -122,13 +122,15 @@ static int candidates_list(struct job *job, struct candidates *cs)
     return 0;
 }
 
-/* 1 while SNAP is used: read by a restore, or written, verified or restored by an import. */
+/* 1 while SNAP is used: read by a restore, written, verified or restored by an import, or its
+ * captured images the base of a running VM's layer. */
 static int in_use(struct job *job, const char *snap)
 {
     struct job_ctx *ctx = job->ctx;
     int used;
 
-    if (job_snapshot_busy(ctx, job->vm->name, snap))
+    if (job_snapshot_busy(ctx, job->vm->name, snap) ||
+        job_snapshot_is_base(ctx, job->vm->name, snap))
         return 1;
     pthread_mutex_lock(&ctx->lock);
     used = ctx->users.in_use && ctx->users.in_use(ctx->users.opaque, job->vm->name, snap);

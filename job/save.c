@@ -335,9 +335,22 @@ static void check_convergence(struct save *s, int64_t passes)
         s->gave_up = 1;
 }
 
+/* 1 if QEMU lives and its streams moved since *SEEN bytes: QEMU completes a migration holding
+ * its big lock, and its monitor answers nothing until the last page is sent (many seconds for a
+ * big VM paused for the whole save on a loaded host): a query that timed out then is waited out. */
+static int completing(struct save *s, uint64_t *seen)
+{
+    uint64_t now = cp_save_bytes(s->cp);
+    int moved = now != *seen;
+
+    *seen = now;
+    return moved && !qemu_exited(s->pidfd);
+}
+
 static int wait_migration(struct save *s)
 {
     char status[32], why[JOB_ERR_MAX - 160], err[JOB_ERR_MAX - 80];
+    uint64_t seen = 0;
     int rc, tick = 1;
 
     for (;;) {
@@ -345,6 +358,8 @@ static int wait_migration(struct save *s)
         if (job_cancelled(s->job))
             return job_fail(s->job, -EINTR, "save cancelled");
         rc = mig_query(s->qmp, status, sizeof(status), why, sizeof(why), err, sizeof(err));
+        if (rc == -ETIMEDOUT && completing(s, &seen))
+            continue;
         if (rc && qemu_died(s, rc)) {
             s->migrating = 0;
             return job_fail(s->job, -EIO, "QEMU exited during the save");
@@ -474,16 +489,23 @@ static int publish(struct save *s)
     return 0;
 }
 
+/* The chunk files durable, their indexes resolved, their sizes and checksums in the manifest. */
+static int finish_streams(struct save *s)
+{
+    char err[JOB_ERR_MAX - 80];
+    int rc;
+
+    job_set_phase(s->job, "syncing");
+    rc = cp_save_finish(s->cp, s->m.files, &s->m.nfiles, err, sizeof(err));
+    return rc ? job_fail(s->job, rc, "%s", err) : 0;
+}
+
 static int write_snapshot(struct save *s)
 {
     char err[JOB_ERR_MAX - 80], path[PATH_MAX];
     struct job *job = s->job;
     int rc;
 
-    job_set_phase(job, "syncing");
-    rc = cp_save_finish(s->cp, s->m.files, &s->m.nfiles, err, sizeof(err));
-    if (rc)
-        return job_fail(s->job, rc, "%s", err);
     s->m.version = MANIFEST_VERSION;
     s->m.channels = job->words.parallel;
     snprintf(s->m.vm, sizeof(s->m.vm), "%s", vm_name(s));
@@ -534,8 +556,8 @@ static void finish_vm(struct save *s)
 }
 
 /* A checkpoint whose disks were captured lets the VM run on before its images are checksummed
- * and copied (ckpt_disks_finish): the clones and the frozen images are the VM's no more. Until
- * keep-running saves are live, this is where their pause ends. */
+ * and copied (ckpt_disks_start): the clones and the frozen images are the VM's no more. For a
+ * keep-running live=off save, this is where its pause ends. */
 static int resume_checkpointed(struct save *s, const struct ckpt *c)
 {
     int rc;
@@ -621,9 +643,11 @@ static int save_body(struct job *job)
         !(rc = disks_record(job, s.qmp, &s.m)) &&
         !(rc = ckpt_disks_capture(job, s.qmp, s.tmp, &s.m, &ckpt)) && !(rc = resume_live(&s)) &&
         !(rc = resume_checkpointed(&s, ckpt)) && !(rc = drain_streams(&s)) &&
-        !(rc = ckpt_disks_finish(job, s.qmp, ckpt, &s.m)) && !(rc = write_snapshot(&s)))
+        !(rc = ckpt_disks_start(job, ckpt, &s.m)) && !(rc = finish_streams(&s)) &&
+        !(rc = ckpt_disks_finish(job, s.qmp, ckpt)) && !(rc = write_snapshot(&s)))
         rc = mark_libvirt(&s);
     if (rc) {
+        ckpt_failed(job, ckpt);
         roll_back(&s);
     } else {
         summarize(&s);

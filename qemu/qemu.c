@@ -2,6 +2,7 @@
  * not of savefs: killing or unmounting savefs must never take a VM along. */
 #include "qemu.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
@@ -156,6 +157,62 @@ int qemu_read_cwd(pid_t pid, char *cwd, size_t len)
         return -errno;
     cwd[n] = '\0';
     return 0;
+}
+
+/* 1 if process PID has a descriptor open on a file under DIR (absolute, no symlinks), that file
+ * in PATH; else 0 (also when its descriptors cannot be read). */
+static int holds_under(const char *pid, const char *dir, char *path, size_t len)
+{
+    char fds[64], link[96];
+    size_t n = strlen(dir);
+    struct dirent *e;
+    DIR *d;
+    int found = 0;
+
+    snprintf(fds, sizeof(fds), "/proc/%s/fd", pid);
+    if (!(d = opendir(fds)))
+        return 0;
+    while (!found && (e = readdir(d))) {
+        ssize_t k;
+
+        if (e->d_name[0] == '.' || snprintf(link, sizeof(link), "%s/%s", fds, e->d_name) < 0)
+            continue;
+        k = readlink(link, path, len - 1);
+        if (k <= 0)
+            continue;
+        path[k] = '\0';
+        found = strncmp(path, dir, n) == 0 && path[n] == '/';
+    }
+    closedir(d);
+    return found;
+}
+
+pid_t qemu_proc_holding(const char *dir, pid_t self, char *path, size_t len)
+{
+    DIR *d = opendir("/proc");
+    struct dirent *e;
+    pid_t pid = 0;
+
+    while (d && !pid && (e = readdir(d))) {
+        char *end;
+        long v = strtol(e->d_name, &end, 10);
+
+        if (*end || v <= 0 || v == self)
+            continue;
+        if (holds_under(e->d_name, dir, path, len))
+            pid = (pid_t)v;
+    }
+    if (d)
+        closedir(d);
+    return pid;
+}
+
+int qemu_proc_holds(pid_t pid, const char *dir, char *path, size_t len)
+{
+    char name[24];
+
+    snprintf(name, sizeof(name), "%d", (int)pid);
+    return holds_under(name, dir, path, len);
 }
 
 /* The -qmp of NAME.qmp is savefs's to set; other monitors belong to the user and stay. */

@@ -114,5 +114,11 @@ void cp_restore_free(struct cp_restore *r);
 /* Checksums file NAME in DIR and compares with F (size and xxh3). 0, or -EBADMSG / -errno with
  * the reason naming the file in ERR. */
 int cp_verify_file(const char *dir, const struct cp_file *f, char *err, size_t errlen);
+/* The byte count and XXH3 of any file NAME in DIR (NAME may hold a '/'), as it was when opened:
+ * read by four threads at once in 2 MiB chunks (O_DIRECT where the file system allows it; a chunk
+ * that is all hole is not read) and hashed in order by the caller's thread (filehash.c). 0, or
+ * -errno with the reason in ERR. */
+int cp_hash_file(const char *dir, const char *name, uint64_t *size, uint64_t *xxh3, char *err,
+                 size_t errlen);
 
 #endif

@@ -71,6 +71,11 @@ int job_vm_create(struct job_ctx *ctx, const char *vm);
 int job_vm_remove(struct job_ctx *ctx, const char *vm);
 /* 1 while a restore reads VM's snapshot SNAP; a lazy restore's push is waited for. */
 int job_snapshot_busy(struct job_ctx *ctx, const char *vm, const char *snap);
+/* 1 if a process (the QEMU of a VM restored from SNAP) holds one of SNAP's captured images
+ * open: the base of a checkpoint's layer (STORE/VM/layers/SNAP.TIME) that a VM runs on. Deleting
+ * SNAP would pull its disks from under it: refused (EBUSY), and savefs's log names the image, the
+ * layer and the QEMU. */
+int job_snapshot_is_base(struct job_ctx *ctx, const char *vm, const char *snap);
 
 /* Who else uses snapshots (imports, import.h): a save's keep=N deletes none that IN_USE says is
  * used, and tells DELETED of each it deleted. Called from a job thread, with the context's lock

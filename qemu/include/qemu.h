@@ -26,6 +26,13 @@ void qemu_argv_free(char **argv);
 /* /proc/PID/cwd into CWD: relative paths in the command line start there. */
 int qemu_read_cwd(pid_t pid, char *cwd, size_t len);
 
+/* The first process but SELF that has a descriptor open on a file under DIR (absolute, without
+ * symlinks), that file in PATH; 0 if none does (processes whose descriptors this one may not
+ * read are not seen). Where a file's users are asked: a captured image backing a running VM. */
+pid_t qemu_proc_holding(const char *dir, pid_t self, char *path, size_t len);
+/* 1 if process PID has a descriptor open on a file under DIR, that file in PATH. */
+int qemu_proc_holds(pid_t pid, const char *dir, char *path, size_t len);
+
 /* The real uid and gid that process PID runs as (/proc/PID/status): 0 or -errno. */
 int qemu_owner(pid_t pid, uid_t *uid, gid_t *gid);
 

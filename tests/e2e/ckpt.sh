@@ -101,3 +101,22 @@ ckpt_cycle() {
         die "$name: no layer of the restored VM in $STORE/vm1/layers: $(ls -R "$STORE/vm1")"
     log "$name: restored; the count resumed at $first"
 }
+
+# Waits until the guest, restored after line $1 of its log, has counted 50 past its first number
+# there; fails if RAM and disks disagreed since.
+seq_agree_after() {
+    seq_wait_above 0 "$1"
+    seq_wait_above $(($(seq_numbers "$1" | head -n 1) + 50)) "$1"
+    if tail -n +"$(($1 + 1))" "$T/vm1.serial" | grep -a 'SAVEFS-SEQ MISMATCH\|SAVEFS-SEQ write'; then
+        die "RAM and disks disagree after line $1 of the guest's log"
+    fi
+}
+
+# Waits (a minute at most) until vm1's status matches the grep pattern $1.
+status_wait() {
+    for _ in $(seq 600); do
+        grep -q "$1" "$MNT/vm1/status" && return 0
+        sleep 0.1
+    done
+    die "status does not say '$1': $(cat "$MNT/vm1/status")"
+}

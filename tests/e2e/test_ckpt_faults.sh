@@ -101,9 +101,5 @@ cp "$T/saved.raw" "$img"
 lines=$(wc -l <"$T/vm1.serial")
 mv "$MNT/vm1/snapshots/c0" "$MNT/vm1/restore/" || die "restore of c0 failed: $(cat "$MNT/vm1/status")"
 vm_adopt vm1
-seq_wait_above 0 "$lines"
-seq_wait_above $(($(seq_numbers "$lines" | head -n 1) + 50)) "$lines"
-if tail -n +"$((lines + 1))" "$T/vm1.serial" | grep -a 'SAVEFS-SEQ MISMATCH'; then
-    die "RAM and disks disagree after the restore"
-fi
+seq_agree_after "$lines"
 log "PASS"

@@ -1061,6 +1061,58 @@ static void test_buf_map(void)
     }
 }
 
+/* cp_hash_file gives the XXH3 of the file's bytes whatever their layout: holes (whole chunks of
+ * them are not read) hash as zeros, a tail that ends inside a block, data starting inside a
+ * chunk, an empty file; a missing file is named. */
+static void test_hash_file(const char *base)
+{
+    static const struct {
+        const char *what;
+        off_t size, data_at; /* DATA_LEN random bytes at DATA_AT, holes elsewhere */
+        size_t data_len;
+    } cases[] = {
+        {"empty", 0, 0, 0},
+        {"one byte", 1, 0, 1},
+        {"holes around data, unaligned tail", (9 << 20) + 123, (5 << 20) - 4096, 3 << 20},
+        {"all hole", 7 << 20, 0, 0},
+        {"data to an unaligned end", (3 << 20) + 7, 1 << 20, (2 << 20) + 7},
+        {"more chunks than buffers", (19 << 20) + 5, 4096, (19 << 20) - 4091},
+    };
+    char dir[256], err[512], path[300];
+    uint64_t size, sum;
+    printf("hash_file: XXH3 of sparse files read by several threads\n");
+    snprintf(dir, sizeof(dir), "%s/test_hash_file.XXXXXX", base);
+    CHECKM(mkdtemp(dir) != NULL, "mkdtemp %s", dir);
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        uint8_t *bytes = calloc(1, (size_t)cases[i].size + 1);
+        uint64_t rng = 0x9e3779b97f4a7c15ULL + i;
+        snprintf(path, sizeof(path), "%s/f", dir);
+        int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+        for (size_t k = 0; k < cases[i].data_len; k++) {
+            rng ^= rng << 13, rng ^= rng >> 7, rng ^= rng << 17;
+            bytes[cases[i].data_at + (off_t)k] = (uint8_t)rng;
+        }
+        CHECKM(fd >= 0 && ftruncate(fd, cases[i].size) == 0 &&
+                   pwrite(fd, bytes + cases[i].data_at, cases[i].data_len, cases[i].data_at) ==
+                       (ssize_t)cases[i].data_len &&
+                   close(fd) == 0,
+               "%s: write %s", cases[i].what, path);
+        size = 1;
+        sum = 0;
+        CHECKM(cp_hash_file(dir, "f", &size, &sum, err, sizeof(err)) == 0, "%s: %s", cases[i].what,
+               err);
+        CHECKM(size == (uint64_t)cases[i].size, "%s: %" PRIu64 " bytes", cases[i].what, size);
+        CHECKM(sum == XXH3_64bits(bytes, (size_t)cases[i].size), "%s: another checksum",
+               cases[i].what);
+        free(bytes);
+        unlink(path);
+    }
+    CHECKM(cp_hash_file(dir, "none", &size, &sum, err, sizeof(err)) == -ENOENT &&
+               strstr(err, "/none"),
+           "a missing file: %s", err);
+    rmdir(dir);
+}
+
 /* High levels need tens of MiB per context: the pool lends fewer contexts than streams. */
 static void test_zpool(void)
 {
@@ -1915,6 +1967,8 @@ int main(int argc, char **argv)
         unmount_tmp(mnt);
     }
     test_buf_map();
+    test_hash_file("/var/tmp");
+    test_hash_file("/dev/shm");
     test_index_reader();
     test_index_zeros();
     test_index_repeated_block();
