@@ -75,7 +75,7 @@ static int may_register(void)
 int sfs_pt_negotiate(int kernel_offers, int fuse_dev)
 {
     const char *why = !kernel_offers    ? "the kernel does not offer it (Linux 6.9 and later do)"
-                      : !may_register() ? "savefs lacks CAP_SYS_ADMIN (it is not root)"
+                      : !may_register() ? "savefs lacks CAP_SYS_ADMIN (it does not run as root)"
                                         : NULL;
     char msg[256];
 
