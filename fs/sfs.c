@@ -24,6 +24,7 @@
 #include "job.h"
 #include "manifest.h"
 #include "sfs_io.h"
+#include "sfs_pt.h"
 #include "sfs_store.h"
 #include "store.h"
 #include "words.h"
@@ -255,9 +256,10 @@ static int snapshot_busy(const struct sfs_path *sp)
 #define ATTR_TIMEOUT_S   1.0
 #define SPLICE_MAX_WRITE ((1u << 20) - 4096)
 
-/* Snapshots are carried with tar's 10 KiB records and cp's 128 KiB ones at the disk's speed: their
- * pages stay in the kernel's cache and are read ahead, and imports reach savefs in large writes
- * (docs/benchmarks.md has the figures). */
+/* Snapshots are carried with tar's 10 KiB records and cp's 128 KiB ones at the disk's speed.
+ * Where the kernel passes the store's files through (sfs_pt.h: root, Linux 6.9 on), it reads and
+ * writes them itself. Elsewhere, and for files it refuses, their pages stay in the kernel's cache
+ * and are read ahead, and imports reach savefs in large writes (docs/benchmarks.md). */
 static void want_cache(struct fuse_conn_info *conn, struct fuse_config *cfg)
 {
     /* A published snapshot never changes: the page cache of a file is kept across opens while
@@ -281,7 +283,8 @@ static void want_cache(struct fuse_conn_info *conn, struct fuse_config *cfg)
      * default, where libfuse's max_write is 1 MiB itself. */
     if (conn->max_write > SPLICE_MAX_WRITE)
         conn->max_write = SPLICE_MAX_WRITE;
-    /* ... without a request for security.capability before each of their write()s. */
+    /* ... without a request for security.capability before each of their write()s; or
+     * passed through, without the writeback cache, which the kernel refuses beside it. */
     sfs_io_want(conn);
 }
 
@@ -338,6 +341,7 @@ struct sfs_file {
     char vm[SNAPSHOT_NAME_MAX + 1];
     char snap[NAME_MAX + 1];
     int manifest; /* a snapshot's manifest, opened for writing: checked at close */
+    int backing;  /* the kernel reads and writes FD itself (sfs_pt.h): its id, else 0 */
 };
 
 static struct sfs_file *file_of(const struct fuse_file_info *fi)
@@ -555,6 +559,12 @@ static int open_store(struct fuse_file_info *fi, const struct sfs_path *sp, mode
         import_writer_open(ctx()->imp, sp->vm, sp->snap);
     }
     file_of(fi)->manifest = wr && is_manifest(sp);
+    /* Every open of a file passes through, or none: the kernel fails (EIO) one that does not
+     * beside one that does. An O_DIRECT open's reads and writes still come to savefs, which
+     * does them without O_DIRECT (the store's alignment is not the caller's). */
+    file_of(fi)->backing = sfs_pt_open(fd, fi->fh);
+    if (file_of(fi)->backing && (fi->flags & O_DIRECT))
+        fi->direct_io = 1;
     return 0;
 }
 
@@ -639,6 +649,7 @@ static int sfs_mknod(const char *path, mode_t mode, dev_t dev)
     if (!rc) {
         struct sfs_file *f = file_of(&fi);
         close(f->fd);
+        sfs_pt_release(f->backing);
         import_writer_close(ctx()->imp, f->vm, f->snap);
         free(f);
     }
@@ -840,6 +851,7 @@ static int sfs_release(const char *path, struct fuse_file_info *fi)
         return 0;
     if (f->fd >= 0)
         close(f->fd);
+    sfs_pt_release(f->backing);
     if (f->writer)
         import_writer_close(ctx()->imp, f->vm, f->snap);
     follow_close(f->follow);

@@ -257,6 +257,26 @@ check_no_partial() {
     [[ -z $left ]] || die "partial save left behind: $left"
 }
 
+# savefs_calls PID OUT CMD...: runs CMD while strace counts savefs PID's read and splice calls,
+# its end of /dev/fuse (each FUSE request takes one or more), and prints their number; strace's
+# table goes to OUT. CMD's output goes to standard error.
+savefs_calls() {
+    local pid=$1 out=$2 tracer
+    shift 2
+    strace -f -qq -c -e trace=read,splice -o "$out" -p "$pid" &
+    tracer=$!
+    # strace attaches to every thread before the first call is counted.
+    for _ in $(seq 100); do
+        grep -q 'TracerPid:.*[1-9]' "/proc/$pid/status" && break
+        sleep 0.1
+    done
+    sleep 1
+    "$@" >&2
+    kill -INT "$tracer"
+    wait "$tracer" || true
+    awk '$NF == "read" || $NF == "splice" { n += $4 } END { print n + 0 }' "$out"
+}
+
 e2e_cleanup() {
     local rc=$? name pid
     set +e
