@@ -502,7 +502,7 @@ static int finish_streams(struct save *s)
 
 static int write_snapshot(struct save *s)
 {
-    char err[JOB_ERR_MAX - 80], path[PATH_MAX];
+    char path[PATH_MAX];
     struct job *job = s->job;
     int rc;
 
