@@ -111,20 +111,37 @@ seed=$(guest_seed "$T/vm1.serial")
 slow_restore again
 pager=$(pager_pid) || die "no page server"
 kill -9 "$pager"
+resumed=$pager
 for _ in $(seq 300); do
-    resumed=$(pager_pid) || die "no page server"
-    [[ $resumed != "$pager" ]] && break
+    # The mark names the new page server; no mark and no job: the restore ended without one.
+    if mark=$(compgen -G "$STORE/vm1/.lazy@*"); then
+        resumed=$(awk '{print $2}' "$mark")
+        [[ -n $resumed && $resumed != "$pager" ]] && break
+    elif [[ -z $(jq -r '.job // empty | .op' "$MNT/vm1/status") ]]; then
+        break
+    fi
     sleep 0.1
 done
-[[ $resumed != "$pager" ]] || die "no page server resumed the push: $(cat "$MNT/vm1/status")"
-grep -q -- '--resume' "/proc/$resumed/cmdline" || die "the new page server runs without --resume"
 cap_reads 0
-wait_no_job vm1
-why=$(last_message vm1)
-[[ $why == *"restored again lazily"*"resumed after one died"* ]] || die "status does not say the push resumed: $why"
-[[ $(vm_state vm1) == running ]] || die "vm1 is $(vm_state vm1) after the resumed push"
-vm_check_alive vm1 "$((pass + 2))" "$seed"
-log "$why"
+if [[ -n $resumed && $resumed != "$pager" ]]; then
+    grep -q -- '--resume' "/proc/$resumed/cmdline" || die "the new page server runs without --resume"
+    wait_no_job vm1
+    why=$(last_message vm1)
+    [[ $why == *"restored again lazily"*"resumed after one died"* ]] || die "status does not say the push resumed: $why"
+    [[ $(vm_state vm1) == running ]] || die "vm1 is $(vm_state vm1) after the resumed push"
+    vm_check_alive vm1 "$((pass + 2))" "$seed"
+    log "$why"
+else
+    # The other outcome the issue allows: QEMU 7.2 never reported postcopy-paused (a vCPU waiting
+    # for a page can hold the lock its monitor needs: docs/lazy.md), so the VM was stopped, with
+    # the reason, within the job's wait, not left hanging. The snapshot is still there.
+    wait_no_job vm1
+    vm_wait_gone vm1 || die "the QEMU whose page server died was left running, not resumed"
+    why=$(last_message vm1)
+    [[ $why == *"before the last page and no page server could resume it"* ]] || die "status does not say why: $why"
+    log "not resumed: $why"
+    lazy_restore again
+fi
 echo "2 name=resumed" >"$MNT/vm1/save" || die "save after the resumed push failed: $(cat "$MNT/vm1/status")"
 
 log "a page server that keeps dying: the VM is stopped, and status says why"
