@@ -34,6 +34,9 @@ class Qmp:
     def __init__(self, path):
         self.s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         self.s.connect(path)
+        # QEMU 7.2 whose big lock a vCPU holds while it waits for a page never answers: fail, not
+        # hang (docs/lazy.md, postcopy recovery).
+        self.s.settimeout(30)
         self.f = self.s.makefile("rb")
         self.f.readline()  # greeting
         self.cmd("qmp_capabilities")
@@ -96,8 +99,12 @@ def serve(q, timeout, pager):
         watcher.start()
     wait_for(q, "running", lambda q: q.cmd("query-status")["status"] == "running", deadline, 0.002)
     running = time.time() - t0
-    status = wait_for(q, "the end", lambda q: mig(q) in ("completed", "failed") and mig(q),
-                      deadline, 0.02)
+    try:
+        status = wait_for(q, "the end", lambda q: mig(q) in ("completed", "failed") and mig(q),
+                          deadline, 0.02)
+    except TimeoutError:
+        proc.kill()
+        raise SystemExit("QEMU's monitor does not answer (its main thread waits for a page)")
     completed = time.time() - t0
     q.cmd("migrate-set-capabilities", capabilities=[{"capability": "postcopy-ram", "state": False}])
     rc = proc.wait(max(deadline - time.time(), 1))
@@ -142,11 +149,17 @@ def recover(q, timeout, recover_sock, pager):
     proc.wait()
     if done[1] == done[2]:
         raise SystemExit("every page was in before the pager was killed")
-    wait_for(q, "postcopy-paused", lambda q: mig(q) == "postcopy-paused", deadline, 0.02)
-    q.cmd("migrate-recover", uri="unix:" + recover_sock)
-    proc, ev = events(pager[:1] + ["--resume", pager[-2], recover_sock])
-    status = wait_for(q, "the end", lambda q: mig(q) in ("completed", "failed") and mig(q),
-                      deadline, 0.02)
+    proc = None
+    try:
+        wait_for(q, "postcopy-paused", lambda q: mig(q) == "postcopy-paused", deadline, 0.02)
+        q.cmd("migrate-recover", uri="unix:" + recover_sock)
+        proc, ev = events(pager[:1] + ["--resume", pager[-2], recover_sock])
+        status = wait_for(q, "the end", lambda q: mig(q) in ("completed", "failed") and mig(q),
+                          deadline, 0.02)
+    except TimeoutError:
+        if proc:
+            proc.kill()
+        raise SystemExit("QEMU's monitor does not answer (its main thread waits for a page)")
     completed = time.time() - t0
     q.cmd("migrate-set-capabilities", capabilities=[{"capability": "postcopy-ram", "state": False}])
     rc = proc.wait(max(deadline - time.time(), 1))
