@@ -378,7 +378,7 @@ static void test_save_ok(void)
  * to the next name of the second, -2, under which its manifest names it, instead of EEXIST. */
 static void test_save_default_name_taken(void)
 {
-    char path[PATH_MAX], want[64], *last;
+    char path[PATH_MAX], want[sizeof("\"snapshot\": \"\"") + NAME_MAX], *last;
     struct dirent *e;
     DIR *d;
     int rc, published = 0;
