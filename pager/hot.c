@@ -80,7 +80,8 @@ int pg_hot_load(struct pg_hot *h, const char *path, const struct pg_snap *s, cha
         return rc;
     }
     pg_hot_sort_snap = s;
-    qsort(h->pages, h->n, sizeof(*h->pages), pg_hot_cmp);
+    if (h->n) /* an empty log has no array: qsort wants one all the same */
+        qsort(h->pages, h->n, sizeof(*h->pages), pg_hot_cmp);
     return 0;
 }
 
