@@ -147,6 +147,7 @@ static int take_lease(struct restore *r)
 {
     struct job_ctx *ctx = r->job->ctx;
     struct lease_holder h;
+    struct watch_view v;
     char err[JOB_ERR_MAX - 160], who[256];
     double until = job_now() + LEASE_LOCAL_WAIT_S;
     int rc;
@@ -154,10 +155,12 @@ static int take_lease(struct restore *r)
     job_set_phase(r->job, "taking the lease");
     for (int tick = 1;; job_wait(-1, &tick)) {
         rc = lease_take(ctx->store, restore_vm(r), &r->lease_fd, &h, err, sizeof(err));
-        /* This savefs may still hold it for a QEMU started by hand that has just quit: the watch
-         * lets go of it at its next tick. */
-        if (rc != -EBUSY || strcmp(h.host, ctx->host) != 0 || strcmp(h.how, "seen") != 0 ||
-            job_now() > until)
+        /* This savefs may still hold it for a QEMU that has just quit (started by hand, or one
+         * whose lock it took back): the watch lets go of it at its next tick. */
+        if (rc != -EBUSY || strcmp(h.host, ctx->host) != 0 || job_now() > until)
+            break;
+        watch_view(ctx, restore_vm(r), &v);
+        if (strcmp(h.how, "seen") != 0 && !v.savefs)
             break;
         watch_forget(ctx, restore_vm(r));
     }

@@ -174,13 +174,19 @@ static void take(struct watch *w, struct watched *e, const struct lease_holder *
 {
     struct lease_holder h = {0};
     char err[256];
-    int rc = lease_take(w->ctx->store, e->vm, &e->fd, &h, err, sizeof(err));
+    int fd, rc = lease_take(w->ctx->store, e->vm, &fd, &h, err, sizeof(err));
 
     if (rc == -EBUSY)
         return taken(w, e, &h);
     if (rc)
         return;
     store_answered(w);
+    /* The QEMU's lock goes when it quits: one that quit between our look and the lock is gone,
+     * and holding its lease now would refuse the restore that follows (until the next tick). */
+    if (note && !our_qemu(w->ctx, e->vm, &h)) {
+        close(fd);
+        return;
+    }
     if (note) {
         h = *note;
         say(w, "lease of %s: the QEMU's lock was gone (the store lost it); savefs holds it again",
@@ -190,8 +196,9 @@ static void take(struct watch *w, struct watched *e, const struct lease_holder *
         job_rfc3339(h.since, sizeof(h.since));
         snprintf(h.how, sizeof(h.how), "seen");
     }
-    lease_write(e->fd, &h);
+    lease_write(fd, &h);
     pthread_mutex_lock(&w->lock);
+    e->fd = fd; /* under the lock: watch_view tells a restore whether savefs holds it */
     e->held = 1;
     e->holder = h;
     pthread_mutex_unlock(&w->lock);
@@ -443,6 +450,7 @@ void watch_view(struct job_ctx *ctx, const char *vm, struct watch_view *v)
             v->held = e->held || e->holder.host[0];
             v->mine = e->held;
             v->fenced = e->fenced;
+            v->savefs = e->fd >= 0;
             v->holder = e->holder;
             snprintf(v->alarm, sizeof(v->alarm), "%s", e->alarm);
         }

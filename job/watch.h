@@ -13,6 +13,7 @@ struct watch_view {
     int held;   /* someone holds it: HOLDER says who */
     int mine;   /* that someone is this host */
     int fenced; /* this host stopped its QEMU of the VM */
+    int savefs; /* savefs holds it itself (a QEMU started by hand, or one whose lock was lost) */
     struct lease_holder holder;
     char alarm[1024]; /* what went wrong, loudly; "" if nothing */
 };
