@@ -329,14 +329,25 @@ void job_set_pid(struct job *job, int pid)
     pthread_mutex_unlock(&job->ctx->lock);
 }
 
+static void tick_grow(int *tick_ms)
+{
+    *tick_ms += *tick_ms / 2 + 1;
+    if (*tick_ms > JOB_TICK_MAX_MS)
+        *tick_ms = JOB_TICK_MAX_MS;
+}
+
 void job_wait(int fd, int *tick_ms)
 {
     struct pollfd p = {.fd = fd, .events = POLLIN};
 
     poll(&p, 1, *tick_ms); /* fd < 0: a sleep */
-    *tick_ms += *tick_ms / 2 + 1;
-    if (*tick_ms > JOB_TICK_MAX_MS)
-        *tick_ms = JOB_TICK_MAX_MS;
+    tick_grow(tick_ms);
+}
+
+void job_wait_qmp(struct qmp *q, int fd, int *tick_ms)
+{
+    qmp_wait(q, fd, *tick_ms);
+    tick_grow(tick_ms);
 }
 
 /* ---- running a job ---- */

@@ -161,6 +161,10 @@ int job_cancelled(struct job *job);
 void job_wait(int fd, int *tick_ms);
 #define JOB_TICK_MAX_MS 100
 
+/* job_wait that also ends when QEMU says something unasked on Q (qmp_wait): a migration's end
+ * or a VM's stop is seen as it happens, not at the next tick. */
+void job_wait_qmp(struct qmp *q, int fd, int *tick_ms);
+
 /* Seconds on the monotonic clock. */
 double job_now(void);
 /* Fills BUF with the current UTC time in RFC 3339, or with time T's. */

@@ -22,6 +22,7 @@
 #include "agent.h"
 #include "job.h"
 #include "qemu.h"
+#include "qemuopts.h"
 #include "qmp.h"
 #include "store.h"
 #include "trust.h"
@@ -70,7 +71,7 @@ static enum lazy_mode user_mode(const struct restore *r)
 /* Why R cannot restore lazily into WHY, or "" if it can. */
 static void lazy_obstacle(const struct restore *r, int strict, char *why, size_t len)
 {
-    char idx[CP_NAME_MAX], version[32] = "";
+    char idx[CP_NAME_MAX], version[32] = "", file[PATH_MAX];
     int found;
 
     why[0] = '\0';
@@ -79,6 +80,13 @@ static void lazy_obstacle(const struct restore *r, int strict, char *why, size_t
      * copy or a later zero page is a page's last state (docs/lazy.md). */
     if (r->m.checkpoint) {
         snprintf(why, len, "a live checkpoint is restored fully (its zero pages are not indexed)");
+        return;
+    }
+    if (qemuopts_ram_private_file(r->plan.argv, r->plan.argc, r->plan.cwd, file, sizeof(file))) {
+        snprintf(why, len,
+                 "its RAM maps %.120s privately, and postcopy would punch holes in that file "
+                 "(QEMU discards a file's RAM in the file itself)",
+                 file);
         return;
     }
     for (int k = 0; k < r->m.channels && !why[0]; k++) {
@@ -116,7 +124,7 @@ static void lazy_obstacle(const struct restore *r, int strict, char *why, size_t
 int lazy_choose(struct restore *r)
 {
     enum lazy_mode mode = user_mode(r);
-    char why[200];
+    char why[320];
 
     if (mode == LAZY_FULL) {
         snprintf(r->how, sizeof(r->how), "; fully: restore=full");

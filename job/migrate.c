@@ -36,6 +36,8 @@ static const struct {
      * snapshot refuses multifd; another tool may have left either on. */
     {"mapped-ram", 0, -1},
     {"background-snapshot", 0, -1},
+    /* A MIGRATION event at each status: the job learns of completion as it happens. */
+    {"events", 1, -1},
 };
 
 enum { CAPS_AS_THEY_ARE, CAPS_MULTIFD, CAPS_POSTCOPY };

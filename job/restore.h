@@ -27,7 +27,7 @@ struct restore {
     char note[128];            /* for the summary: a check overridden, the guest clock set */
     int lease_fd;              /* the VM's lease (lease.h), inherited by the fresh QEMU */
     char lease_note[PATH_MAX]; /* this host's note of the QEMU it started (watch.h) */
-    char how[256];             /* for the summary: lazily or fully, and why (lazy.h) */
+    char how[384];             /* for the summary: lazily or fully, and why (lazy.h) */
     int lazy;                  /* 1: served by savefs-pager (lazy.c) */
     int auto_mode; /* restore=auto: a refusal of the page server falls back to a full restore */
     pid_t pid;

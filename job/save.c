@@ -371,8 +371,10 @@ static int wait_migration(struct save *s)
         /* A failed copier drains QEMU's streams: QEMU goes on until roll_back cancels it. */
         if (mig_finished(status) || cp_save_failed(s->cp, why, 0))
             return copier_or_qemu_reason(s, why);
-        /* QEMU closes its streams as it completes: the copier's end is the moment to ask. */
-        job_wait(cp_save_done(s->cp) ? -1 : cp_save_done_fd(s->cp), &tick);
+        /* QEMU says when it stops the VM and when the migration completes (its events), and
+         * closes its streams as it completes: each is the moment to ask. A live checkpoint's
+         * pause lasts until our `cont`: a look at the next tick would add up to a tick to it. */
+        job_wait_qmp(s->qmp, cp_save_done(s->cp) ? -1 : cp_save_done_fd(s->cp), &tick);
     }
     s->migrating = 0;
     if (s->live) {

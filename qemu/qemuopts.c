@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 /* ---- option values: QemuOpts, keyval and JSON ---- */
 
@@ -177,6 +178,48 @@ int qemuopts_get(const char *s, const char *key, char *out, size_t len)
     if (v)
         snprintf(out, len, "%s", v);
     opts_free(&o);
+    return found;
+}
+
+/* Does P (CWD's if relative) name a regular file with data blocks? Its path then in OUT. */
+static int file_with_data(const char *p, const char *cwd, char *out, size_t len)
+{
+    struct stat st;
+
+    if (p[0] == '/')
+        snprintf(out, len, "%s", p);
+    else
+        snprintf(out, len, "%s/%s", cwd, p);
+    return stat(out, &st) == 0 && S_ISREG(st.st_mode) && st.st_blocks > 0;
+}
+
+static int on_word(const char *v)
+{
+    return v && (!strcmp(v, "on") || !strcmp(v, "yes") || !strcmp(v, "true") || !strcmp(v, "1"));
+}
+
+int qemuopts_ram_private_file(char *const *argv, int argc, const char *cwd, char *path, size_t len)
+{
+    struct opts o;
+    int found = 0;
+
+    for (int i = 0; i + 1 < argc && !found; i++) {
+        const char *v = argv[i + 1];
+
+        if (qemuopts_is_opt(argv[i], "mem-path")) {
+            found = file_with_data(v, cwd, path, len);
+        } else if (qemuopts_is_opt(argv[i], "object")) {
+            const char *type, *mp;
+
+            if (!opts_parse(v, "qom-type", 1, &o)) {
+                type = opts_last(&o, "qom-type");
+                mp = opts_last(&o, "mem-path");
+                found = type && !strcmp(type, "memory-backend-file") && mp &&
+                        !on_word(opts_last(&o, "share")) && file_with_data(mp, cwd, path, len);
+            }
+            opts_free(&o);
+        }
+    }
     return found;
 }
 

@@ -540,6 +540,18 @@ out:
     return rc;
 }
 
+/* Drops the whole lines already read (unasked ones: no command waits): 1 if there were any. */
+static int drop_buffered(struct qmp *q)
+{
+    char *nl = q->len > q->off ? memrchr(q->buf + q->off, '\n', q->len - q->off) : NULL;
+
+    if (nl == NULL)
+        return 0;
+    q->off = (size_t)(nl - q->buf) + 1;
+    q->scanned = 0;
+    return 1;
+}
+
 /* ---- the API ---- */
 
 static int read_greeting(struct qmp *q, int64_t deadline, int timeout_ms, char *err, size_t errlen)
@@ -641,4 +653,22 @@ int qmp_cmd(struct qmp *q, const char *name, json_t *args, json_t **ret, int tim
 {
     q->call_bytes = 0;
     return run_cmd(q, name, args, ret, deadline_after(timeout_ms), timeout_ms, err, errlen);
+}
+
+int qmp_wait(struct qmp *q, int other_fd, int timeout_ms)
+{
+    struct pollfd p[2] = {{.fd = other_fd, .events = POLLIN}, {.fd = -1, .events = POLLIN}};
+    int n;
+
+    if (!q->transport && !q->dead) {
+        if (drop_buffered(q))
+            return 1;
+        p[1].fd = q->fd;
+    }
+    while ((n = poll(p, 2, timeout_ms)) < 0 && errno == EINTR)
+        ;
+    if (n <= 0)
+        return 0;
+    /* A closed socket reads as an event too: the caller's next command says what happened. */
+    return p[1].revents ? 1 : 2;
 }

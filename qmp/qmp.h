@@ -50,4 +50,11 @@ pid_t qmp_peer_pid(const struct qmp *q);
 int qmp_cmd(struct qmp *q, const char *name, json_t *args, json_t **ret, int timeout_ms, char *err,
             size_t errlen);
 
+/* Waits up to TIMEOUT_MS for QEMU to say something unasked (an event: QEMU's STOP, or a MIGRATION
+ * status with the `events` capability on) or for OTHER_FD (-1: none) to be readable: 1 for an
+ * event (dropped unread: ask QEMU what changed), 2 for OTHER_FD, 0 when the time is up. A caller
+ * that polls QEMU learns of a change at once instead of at its next look. Over a transport (no
+ * socket of ours) only OTHER_FD and the time end the wait. */
+int qmp_wait(struct qmp *q, int other_fd, int timeout_ms);
+
 #endif

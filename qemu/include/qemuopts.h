@@ -75,6 +75,14 @@ int qemuopts_find_reserved(char *const *argv, int argc);
  * 1 and its unescaped value in OUT (truncated to LEN) if present, else 0. */
 int qemuopts_get(const char *opts, const char *key, char *out, size_t len);
 
+/* 1 if ARGV's guest RAM (a memory-backend-file with share off, or -mem-path) maps a file that
+ * exists and holds data privately, its path in PATH (LEN): a postcopy destination discards its
+ * RAM before the pages come, and QEMU discards a file's RAM by punching holes in the file even
+ * when the mapping is private (7.2's ram_block_discard_range), wiping a template that other VMs
+ * may start from. A directory (QEMU makes an unlinked file in it), a file QEMU makes or an empty
+ * one are no such file. Relative paths are CWD's. */
+int qemuopts_ram_private_file(char *const *argv, int argc, const char *cwd, char *path, size_t len);
+
 /* ARG with every path that MAP rewrites rewritten: a path starts ARG or follows '=', ':' or ','.
  * New string in *OUT. */
 int qemuopts_map_arg(const char *arg, const struct path_map *map, char **out);

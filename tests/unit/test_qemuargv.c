@@ -3,14 +3,18 @@
  * socket, savefs's own options at the end. And a command line's disk images swapped for others
  * (qemudisk.h): -drive file= (relative and absolute, escaped commas, with and without format=),
  * -blockdev with an inline file (QemuOpts and JSON), and a protocol node whose reader declared
- * after it gets the new driver; images not swapped stay as they were. */
+ * after it gets the new driver; images not swapped stay as they were. And which RAM a lazy
+ * restore must not map: a file with data mapped privately (QemuOpts, JSON, -mem-path), not a
+ * shared one, a directory, an empty file or one that does not exist. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "check.h"
 #include "qemu.h"
 #include "qemudisk.h"
+#include "qemuopts.h"
 
 #define TAIL " -qmp unix:/q/vm.qmp,server=on,wait=off -S -incoming defer"
 #define CON  "-chardev socket,id=savefs-console,path=/r/vm.console,server=on,wait=off"
@@ -123,6 +127,53 @@ static void test_swap(void)
     }
 }
 
+static void test_ram_file(void)
+{
+    static const struct {
+        const char *args;
+        int want;
+    } ram[] = {
+        {"-m 1G", 0},
+        {"-object memory-backend-file,id=r,mem-path=data,size=1G", 1},
+        {"-object memory-backend-file,id=r,mem-path=DIR/data,size=1G,share=off", 1},
+        {"-object memory-backend-file,id=r,mem-path=data,size=1G,share=on", 0},
+        {"-object {\"qom-type\":\"memory-backend-file\",\"id\":\"r\",\"mem-path\":\"data\"}", 1},
+        {"-object {\"qom-type\":\"memory-backend-file\",\"mem-path\":\"data\",\"share\":true}", 0},
+        {"-object memory-backend-ram,id=r,size=1G", 0},
+        {"-object memory-backend-file,id=r,mem-path=DIR,size=1G", 0},
+        {"-object memory-backend-file,id=r,mem-path=empty,size=1G", 0},
+        {"-object memory-backend-file,id=r,mem-path=none,size=1G", 0},
+        {"-mem-path data", 1},
+        {"-mem-path DIR", 0},
+    };
+    char dir[] = "/tmp/test_qemuargv.XXXXXX", path[4200];
+    FILE *f;
+
+    CHECK(mkdtemp(dir) != NULL, "mkdtemp");
+    snprintf(path, sizeof(path), "%s/data", dir);
+    f = fopen(path, "w");
+    CHECK(f && fputs("RAM", f) >= 0 && fclose(f) == 0, "write %s", path);
+    snprintf(path, sizeof(path), "%s/empty", dir);
+    f = fopen(path, "w");
+    CHECK(f && fclose(f) == 0, "write %s", path);
+    for (size_t c = 0; c < sizeof(ram) / sizeof(ram[0]); c++) {
+        char in[1024], *argv[32];
+        const char *a = ram[c].args, *d = strstr(a, "DIR");
+        int argc;
+
+        /* DIR: the directory, in place. */
+        if (d)
+            snprintf(in, sizeof(in), "qemu %.*s%s%s", (int)(d - a), a, dir, d + 3);
+        else
+            snprintf(in, sizeof(in), "qemu %s", a);
+        argc = split(in, argv);
+        CHECK(qemuopts_ram_private_file(argv, argc, dir, path, sizeof(path)) == ram[c].want,
+              "%s: want %d", ram[c].args, ram[c].want);
+    }
+    snprintf(path, sizeof(path), "rm -rf %s", dir);
+    CHECK(system(path) == 0, "%s", path);
+}
+
 int main(void)
 {
     for (size_t c = 0; c < sizeof(cases) / sizeof(cases[0]); c++) {
@@ -145,5 +196,6 @@ int main(void)
               qemu_version_cmp("10.0.0", "9.2.1") > 0 && qemu_version_cmp("7.2.1", "7.2.1") == 0,
           "version order");
     test_swap();
+    test_ram_file();
     return check_result("test_qemuargv");
 }

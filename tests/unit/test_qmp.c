@@ -412,6 +412,60 @@ static void test_event_first(void)
     fake_qmp_join(&f);
 }
 
+/* qmp_wait: an event after an answer (read with it, then dropped), one that comes later, the
+ * other descriptor, and the time running out */
+static void script_wait(int fd)
+{
+    json_int_t id;
+
+    fake_qmp_handshake(fd);
+    id = fake_qmp_expect(fd, "query-migrate", NULL);
+    fake_qmp_answer(fd, "{\"return\": {}, \"id\": %lld}\n{\"event\": \"STOP\"}\n", id);
+    id = fake_qmp_expect(fd, "query-migrate", NULL);
+    fake_qmp_answer(fd, "{\"return\": {}, \"id\": %lld}\n", id);
+    sleep_ms(100);
+    fake_qmp_send(fd, "{\"event\": \"MIGRATION\", \"data\": {\"status\": \"completed\"}}\n");
+    id = fake_qmp_expect(fd, "query-migrate", NULL);
+    fake_qmp_answer(fd, "{\"return\": {}, \"id\": %lld}\n", id);
+    id = fake_qmp_expect(fd, "quit", NULL);
+    fake_qmp_answer(fd, "{\"return\": {}, \"id\": %lld}\n", id);
+}
+
+static void test_wait(void)
+{
+    struct fake_qmp f;
+    struct qmp *q = fake_connect(&f, "wait", script_wait);
+    char err[512];
+    int p[2], rc;
+    int64_t t0;
+
+    if (q == NULL || pipe(p) < 0) {
+        CHECK(0);
+        return;
+    }
+    rc = qmp_cmd(q, "query-migrate", NULL, NULL, 2000, err, sizeof(err));
+    CHECK_RC(rc, 0, err);
+    CHECK(qmp_wait(q, p[0], 1000) == 1); /* the STOP read with the answer */
+    rc = qmp_cmd(q, "query-migrate", NULL, NULL, 2000, err, sizeof(err));
+    CHECK_RC(rc, 0, err);
+    t0 = now_ms();
+    CHECK(qmp_wait(q, p[0], 5000) == 1); /* the MIGRATION event, 100 ms later */
+    CHECK(now_ms() - t0 >= 50 && now_ms() - t0 < 4000);
+    rc = qmp_cmd(q, "query-migrate", NULL, NULL, 2000, err, sizeof(err));
+    CHECK_RC(rc, 0, err);
+    t0 = now_ms();
+    CHECK(qmp_wait(q, p[0], 50) == 0); /* nothing: the time runs out */
+    CHECK(now_ms() - t0 >= 40);
+    CHECK(write(p[1], "x", 1) == 1);
+    CHECK(qmp_wait(q, p[0], 5000) == 2);
+    rc = qmp_cmd(q, "quit", NULL, NULL, 2000, err, sizeof(err));
+    CHECK_RC(rc, 0, err);
+    qmp_close(q);
+    close(p[0]);
+    close(p[1]);
+    fake_qmp_join(&f);
+}
+
 /* the greeting and a reply in pieces; two messages in one write */
 static void script_split(int fd)
 {
@@ -989,6 +1043,7 @@ int main(void)
     test_connect_errors();
     test_greetings();
     test_event_first();
+    test_wait();
     test_split();
     test_errors();
     test_late();
