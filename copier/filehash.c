@@ -134,19 +134,18 @@ static int fh_hash(struct fh *f, XXH3_state_t *h)
 static int fh_open(struct fh *f, const char *dir, const char *name, char *err, size_t errlen)
 {
     off_t end;
-    int r;
+    int r = 0, direct;
 
     if (snprintf(f->path, sizeof(f->path), "%s/%s", dir, name) >= (int)sizeof(f->path))
         return cp_msg(err, errlen, -ENAMETOOLONG, "%s/%s: path too long", dir, name);
-    f->fd = open(f->path, O_RDONLY | O_CLOEXEC);
+    f->fd = cp_open_direct(f->path, O_RDONLY | O_CLOEXEC, 1, &direct);
     if (f->fd < 0)
-        return cp_errno_msg(err, errlen, -errno, "open %s", f->path);
+        return cp_errno_msg(err, errlen, f->fd, "open %s", f->path);
     end = lseek(f->fd, 0, SEEK_END);
     if (end < 0)
         return cp_errno_msg(err, errlen, -errno, "seek %s", f->path);
     f->size = (uint64_t)end;
     f->nchunks = (f->size + FH_CHUNK - 1) / FH_CHUNK;
-    r = cp_try_direct(f->fd, 1, f->path, err, errlen);
     for (int i = 0; r >= 0 && i < FH_SLOTS; i++)
         r = cp_buf_map(&f->slot[i].buf, FH_CHUNK, err, errlen);
     return r < 0 ? r : 0;

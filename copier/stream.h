@@ -29,9 +29,10 @@ size_t cp_buf_share(int nstreams, int nbufs);
 int cp_buf_map(uint8_t **buf, size_t cap, char *err, size_t errlen);
 /* NULL is fine. */
 void cp_buf_unmap(uint8_t *buf, size_t cap);
-/* Direct I/O on FD if DIRECT_IO asks for it and its file system allows it: 1 on, 0 buffered, or
- * -errno with ERR naming PATH. */
-int cp_try_direct(int fd, int direct_io, const char *path, char *err, size_t errlen);
+/* open(PATH, FLAGS), with O_DIRECT if DIRECT_IO asks for it and the file system allows it (not
+ * set later by fcntl: a FUSE file system learns of O_DIRECT only at open): the descriptor, or
+ * -errno; *DIRECT says whether it is direct. */
+int cp_open_direct(const char *path, int flags, int direct_io, int *direct);
 
 /* One step of a stream's write path, Redis-rio style. Bytes are placed straight into the
  * stage's own buffer (no copy from the socket), then committed. The file writer is the last
