@@ -134,19 +134,14 @@ static int cp_create_direct(const char *path, int direct_io, int *direct)
     if (fd < 0 || !direct_io)
         return fd < 0 ? -errno : fd;
     dfd = cp_open_direct(path, O_WRONLY | O_CLOEXEC, 1, direct);
-    if (dfd < 0 || !*direct) {
-        if (dfd >= 0)
-            close(dfd);
-        *direct = 0;
-        if (dfd < 0) {
-            dfd = -errno;
-            close(fd);
-            return dfd;
-        }
-        return fd;
+    if (dfd < 0) {
+        close(fd);
+        return dfd;
     }
-    /* The same file as created (the directory is this copy's alone: a check, not a defence). */
-    if (fstat(fd, &a) < 0 || fstat(dfd, &b) < 0 || a.st_ino != b.st_ino || a.st_dev != b.st_dev) {
+    /* Direct, and the same file as created (the directory is this copy's alone: a check, not a
+     * defence); else the first descriptor, buffered. */
+    if (!*direct || fstat(fd, &a) < 0 || fstat(dfd, &b) < 0 || a.st_ino != b.st_ino ||
+        a.st_dev != b.st_dev) {
         close(dfd);
         *direct = 0;
         return fd;
