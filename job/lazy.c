@@ -71,7 +71,7 @@ static enum lazy_mode user_mode(const struct restore *r)
 /* Why R cannot restore lazily into WHY, or "" if it can. */
 static void lazy_obstacle(const struct restore *r, int strict, char *why, size_t len)
 {
-    char idx[CP_NAME_MAX], version[32] = "", file[PATH_MAX];
+    char idx[CP_NAME_MAX], version[32] = "";
     int found;
 
     why[0] = '\0';
@@ -82,13 +82,8 @@ static void lazy_obstacle(const struct restore *r, int strict, char *why, size_t
         snprintf(why, len, "a live checkpoint is restored fully (its zero pages are not indexed)");
         return;
     }
-    if (qemuopts_ram_private_file(r->plan.argv, r->plan.argc, r->plan.cwd, file, sizeof(file))) {
-        snprintf(why, len,
-                 "its RAM maps %.120s privately, and postcopy would punch holes in that file "
-                 "(QEMU discards a file's RAM in the file itself)",
-                 file);
+    if (qemuopts_ram_obstacle(r->plan.argv, r->plan.argc, r->plan.cwd, why, len))
         return;
-    }
     for (int k = 0; k < r->m.channels && !why[0]; k++) {
         found = 0;
         cp_file_name(CP_INDEX, k, idx, sizeof(idx));

@@ -7,11 +7,14 @@
 
 #include <errno.h>
 #include <jansson.h>
+#include <limits.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <linux/magic.h>
 #include <sys/stat.h>
+#include <sys/statfs.h>
 
 /* ---- option values: QemuOpts, keyval and JSON ---- */
 
@@ -181,24 +184,49 @@ int qemuopts_get(const char *s, const char *key, char *out, size_t len)
     return found;
 }
 
-/* Does P (CWD's if relative) name a regular file with data blocks? Its path then in OUT. */
-static int file_with_data(const char *p, const char *cwd, char *out, size_t len)
-{
-    struct stat st;
-
-    if (p[0] == '/')
-        snprintf(out, len, "%s", p);
-    else
-        snprintf(out, len, "%s/%s", cwd, p);
-    return stat(out, &st) == 0 && S_ISREG(st.st_mode) && st.st_blocks > 0;
-}
-
 static int on_word(const char *v)
 {
     return v && (!strcmp(v, "on") || !strcmp(v, "yes") || !strcmp(v, "true") || !strcmp(v, "1"));
 }
 
-int qemuopts_ram_private_file(char *const *argv, int argc, const char *cwd, char *path, size_t len)
+/* Why guest RAM mapped from P (CWD's if relative; SHARED or private) cannot be served lazily,
+ * into WHY; 0 if it can. userfaultfd registers anonymous, shmem and hugetlbfs memory only: QEMU
+ * fails at LISTEN on any other file (EINVAL). A file P's file system is asked, or its
+ * directory's if QEMU is to make it; one that cannot be asked is left to QEMU. */
+static int ram_path_obstacle(const char *p, const char *cwd, int shared, char *why, size_t len)
+{
+    char path[PATH_MAX], dir[PATH_MAX], *slash;
+    struct stat st;
+    struct statfs fs;
+    int exists;
+
+    if (snprintf(path, sizeof(path), "%s%s%s", p[0] == '/' ? "" : cwd, p[0] == '/' ? "" : "/", p) >=
+        (int)sizeof(path))
+        return 0;
+    exists = stat(path, &st) == 0;
+    snprintf(dir, sizeof(dir), "%s", path);
+    if (!exists && (slash = strrchr(dir, '/')))
+        *(slash == dir ? slash + 1 : slash) = '\0';
+    if (statfs(dir, &fs) < 0)
+        return 0;
+    if (fs.f_type != TMPFS_MAGIC && fs.f_type != HUGETLBFS_MAGIC) {
+        snprintf(why, len,
+                 "its RAM maps %.120s, on a file system userfaultfd cannot serve (only tmpfs and "
+                 "hugetlbfs files, or anonymous RAM)",
+                 path);
+        return 1;
+    }
+    if (!shared && exists && S_ISREG(st.st_mode) && st.st_blocks > 0) {
+        snprintf(why, len,
+                 "its RAM maps %.120s privately, and postcopy would punch holes in that file "
+                 "(QEMU discards a file's RAM in the file itself)",
+                 path);
+        return 1;
+    }
+    return 0;
+}
+
+int qemuopts_ram_obstacle(char *const *argv, int argc, const char *cwd, char *why, size_t len)
 {
     struct opts o;
     int found = 0;
@@ -207,7 +235,7 @@ int qemuopts_ram_private_file(char *const *argv, int argc, const char *cwd, char
         const char *v = argv[i + 1];
 
         if (qemuopts_is_opt(argv[i], "mem-path")) {
-            found = file_with_data(v, cwd, path, len);
+            found = ram_path_obstacle(v, cwd, 0, why, len);
         } else if (qemuopts_is_opt(argv[i], "object")) {
             const char *type, *mp;
 
@@ -215,7 +243,7 @@ int qemuopts_ram_private_file(char *const *argv, int argc, const char *cwd, char
                 type = opts_last(&o, "qom-type");
                 mp = opts_last(&o, "mem-path");
                 found = type && !strcmp(type, "memory-backend-file") && mp &&
-                        !on_word(opts_last(&o, "share")) && file_with_data(mp, cwd, path, len);
+                        ram_path_obstacle(mp, cwd, on_word(opts_last(&o, "share")), why, len);
             }
             opts_free(&o);
         }

@@ -75,13 +75,15 @@ int qemuopts_find_reserved(char *const *argv, int argc);
  * 1 and its unescaped value in OUT (truncated to LEN) if present, else 0. */
 int qemuopts_get(const char *opts, const char *key, char *out, size_t len);
 
-/* 1 if ARGV's guest RAM (a memory-backend-file with share off, or -mem-path) maps a file that
- * exists and holds data privately, its path in PATH (LEN): a postcopy destination discards its
- * RAM before the pages come, and QEMU discards a file's RAM by punching holes in the file even
- * when the mapping is private (7.2's ram_block_discard_range), wiping a template that other VMs
- * may start from. A directory (QEMU makes an unlinked file in it), a file QEMU makes or an empty
- * one are no such file. Relative paths are CWD's. */
-int qemuopts_ram_private_file(char *const *argv, int argc, const char *cwd, char *path, size_t len);
+/* 1 if ARGV's guest RAM cannot be restored lazily (postcopy), the reason in WHY (LEN): RAM
+ * mapped from a file on a file system userfaultfd cannot serve (anything but tmpfs and
+ * hugetlbfs), or mapped privately from a file that holds data (a memory-backend-file with share
+ * off, or -mem-path): a postcopy destination discards its RAM before the pages come, and QEMU
+ * discards a file's RAM by punching holes in the file even under a private mapping (7.2's
+ * ram_block_discard_range), wiping a template other VMs may start from. A directory (QEMU makes
+ * an unlinked file in it), a file QEMU makes, an empty one, or a shared mapping on tmpfs or
+ * hugetlbfs is no obstacle. Relative paths are CWD's. */
+int qemuopts_ram_obstacle(char *const *argv, int argc, const char *cwd, char *why, size_t len);
 
 /* ARG with every path that MAP rewrites rewritten: a path starts ARG or follows '=', ':' or ','.
  * New string in *OUT. */

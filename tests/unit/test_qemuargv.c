@@ -4,12 +4,15 @@
  * (qemudisk.h): -drive file= (relative and absolute, escaped commas, with and without format=),
  * -blockdev with an inline file (QemuOpts and JSON), and a protocol node whose reader declared
  * after it gets the new driver; images not swapped stay as they were. And which RAM a lazy
- * restore must not map: a file with data mapped privately (QemuOpts, JSON, -mem-path), not a
- * shared one, a directory, an empty file or one that does not exist. */
+ * restore must not map: a tmpfs file with data mapped privately (QemuOpts, JSON, -mem-path), or
+ * any file on a file system userfaultfd cannot serve; not a shared tmpfs file, a directory, an
+ * empty file or one that does not exist yet. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/statfs.h>
 #include <unistd.h>
+#include <linux/magic.h>
 
 #include "check.h"
 #include "qemu.h"
@@ -146,7 +149,8 @@ static void test_ram_file(void)
         {"-mem-path data", 1},
         {"-mem-path DIR", 0},
     };
-    char dir[] = "/tmp/test_qemuargv.XXXXXX", path[4200];
+    char dir[] = "/dev/shm/test_qemuargv.XXXXXX", path[4200], cwd[4096], why[400] = "";
+    struct statfs fs;
     FILE *f;
 
     CHECK(mkdtemp(dir) != NULL, "mkdtemp");
@@ -167,8 +171,16 @@ static void test_ram_file(void)
         else
             snprintf(in, sizeof(in), "qemu %s", a);
         argc = split(in, argv);
-        CHECK(qemuopts_ram_private_file(argv, argc, dir, path, sizeof(path)) == ram[c].want,
+        CHECK(qemuopts_ram_obstacle(argv, argc, dir, why, sizeof(why)) == ram[c].want,
               "%s: want %d", ram[c].args, ram[c].want);
+    }
+    /* A file on the working directory's file system, where that is not tmpfs (the build tree). */
+    if (getcwd(cwd, sizeof(cwd)) && statfs(cwd, &fs) == 0 && fs.f_type != TMPFS_MAGIC) {
+        char *argv[] = {"qemu", "-object", "memory-backend-file,id=r,mem-path=ram,share=on", NULL};
+
+        CHECK(qemuopts_ram_obstacle(argv, 3, cwd, why, sizeof(why)) == 1 &&
+                  strstr(why, "userfaultfd cannot serve"),
+              "a shared file on %s: %s", cwd, why);
     }
     snprintf(path, sizeof(path), "rm -rf %s", dir);
     CHECK(system(path) == 0, "%s", path);
