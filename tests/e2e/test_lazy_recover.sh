@@ -44,6 +44,9 @@ pass=$(guest_last_pass "$T/vm1.serial")
 seed=$(guest_seed "$T/vm1.serial")
 kill_both s1
 savefs_start --pager "$PAGER_BIN"
+# The restarted savefs (and the page servers it starts) in the throttle's cgroup too: without it
+# the second push below ran uncapped and could end before it was killed (CI: 1.7 s).
+echo "${SAVEFS_PIDS[-1]}" >"$THROTTLE_CG/cgroup.procs"
 wait_no_job vm1
 why=$(last_message vm1)
 log "$why"
