@@ -48,38 +48,36 @@ grep -q "Protocol not supported" "$T/mv.err" || die "not EPROTONOSUPPORT: $(cat 
     die "the reason is not in status: $(status_field vm1 error)"
 [[ -d $MNT/vm1/snapshots/s ]] || die "the refused snapshot is gone"
 
+# restore_says WORDS: restores s into vm1, whose memory checks go on (same boot), and the summary
+# has WORDS.
+restore_says() {
+    mv "$MNT/vm1/snapshots/s" "$MNT/vm1/restore/" || die "restore failed: $(cat "$MNT/vm1/status")"
+    vm_adopt vm1
+    vm_check_alive vm1 "$pass" "$seed"
+    wait_no_job vm1
+    [[ $(last_message vm1) == *"$1"* ]] || die "the summary does not say '$1': $(last_message vm1)"
+}
+
+# Ends vm1 and its snapshot s, for the next case.
+end_vm() {
+    kill "$(vm_pid vm1)"
+    vm_wait_gone vm1 || die "QEMU did not exit on SIGTERM"
+    rm -rf "$STORE/vm1/snapshots/s"
+}
+
 log "share=off, restore=auto: restored fully, the template untouched"
 setfattr -n user.savefs.restore -v auto "$MNT/vm1/snapshots/s"
-mv "$MNT/vm1/snapshots/s" "$MNT/vm1/restore/" || die "restore failed: $(cat "$MNT/vm1/status")"
-vm_adopt vm1
-vm_check_alive vm1 "$pass" "$seed"
-wait_no_job vm1
-[[ $(last_message vm1) == *"fully (restore=auto): its RAM maps $RAM privately"* ]] ||
-    die "the summary does not say why it restored fully: $(last_message vm1)"
+restore_says "fully (restore=auto): its RAM maps $RAM privately"
 [[ $(sha256sum <"$RAM") == "$sum_before" ]] || die "the RAM template changed"
-kill "$(vm_pid vm1)"
-vm_wait_gone vm1 || die "QEMU did not exit on SIGTERM"
-rm -rf "$STORE/vm1/snapshots/s"
+end_vm
 
 log "a file on a file system userfaultfd cannot serve: restored fully"
 [[ $(stat -f -c %T "$T") != tmpfs ]] || die "$T is on tmpfs: this case needs another file system"
 cycle_start on "$T/ram.disk"
-mv "$MNT/vm1/snapshots/s" "$MNT/vm1/restore/" || die "restore failed: $(cat "$MNT/vm1/status")"
-vm_adopt vm1
-vm_check_alive vm1 "$pass" "$seed"
-wait_no_job vm1
-[[ $(last_message vm1) == *"fully (restore=auto): its RAM maps $T/ram.disk, on a file system userfaultfd cannot serve"* ]] ||
-    die "the summary does not say why it restored fully: $(last_message vm1)"
-kill "$(vm_pid vm1)"
-vm_wait_gone vm1 || die "QEMU did not exit on SIGTERM"
-rm -rf "$STORE/vm1/snapshots/s"
+restore_says "fully (restore=auto): its RAM maps $T/ram.disk, on a file system userfaultfd cannot serve"
+end_vm
 
 log "share=on on tmpfs: the file is the VM's RAM, and it restores lazily"
 cycle_start on
-mv "$MNT/vm1/snapshots/s" "$MNT/vm1/restore/" || die "restore failed: $(cat "$MNT/vm1/status")"
-vm_adopt vm1
-vm_check_alive vm1 "$pass" "$seed"
-wait_no_job vm1
-[[ $(last_message vm1) == *"restored s lazily"* ]] ||
-    die "a shared mapping did not restore lazily: $(last_message vm1)"
+restore_says "restored s lazily"
 log "PASS"
