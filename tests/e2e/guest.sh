@@ -51,6 +51,13 @@ guest_start() {
     guest_args "$@" || return 1
     setsid "${GUEST_ARGV[@]}" </dev/null >"$qmpdir/$name.qemu.log" 2>&1 &
     pid=$!
+    # Until the child has become QEMU: before its exec it is this shell, and a look then takes
+    # the guest for exited (CI: "QEMU exited (serial log ends: )", then a cleanup that saw no
+    # QEMU to stop and waited for it for good).
+    for _ in $(seq 200); do
+        [[ $(readlink "/proc/$pid/exe" 2>/dev/null) == *qemu* || ! -e /proc/$pid ]] && break
+        sleep 0.05
+    done
     GUEST_PIDS+=("$pid")
     printf '%s\t%s\n' "$pid" "$serial" >>"$GUEST_PID_FILE"
     echo "$pid"
