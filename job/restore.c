@@ -156,13 +156,16 @@ static int take_lease(struct restore *r)
     for (int tick = 1;; job_wait(-1, &tick)) {
         rc = lease_take(ctx->store, restore_vm(r), &r->lease_fd, &h, err, sizeof(err));
         /* This savefs may still hold it for a QEMU that has just quit (started by hand, or one
-         * whose lock it took back): the watch lets go of it at its next tick. */
+         * whose lock it took back): the watch lets go of it at its next tick. A QEMU of this host
+         * that quit holds it until its last thread has closed its descriptors (`kill`, then
+         * `mv` at once). */
         if (rc != -EBUSY || strcmp(h.host, ctx->host) != 0 || job_now() > until)
             break;
         watch_view(ctx, restore_vm(r), &v);
-        if (strcmp(h.how, "seen") != 0 && !v.savefs)
+        if (!strcmp(h.how, "seen") || v.savefs)
+            watch_forget(ctx, restore_vm(r));
+        else if (h.pid <= 0 || !qemu_pid_quit(h.pid))
             break;
-        watch_forget(ctx, restore_vm(r));
     }
     if (rc == -EBUSY) {
         lease_describe(&h, who, sizeof(who));

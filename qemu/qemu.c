@@ -739,6 +739,22 @@ void qemu_log_tail(const char *log, char *out, size_t len)
             *p = ';';
 }
 
+int qemu_pid_quit(pid_t pid)
+{
+    char path[64], line[512], *p;
+    FILE *f;
+    int quit;
+
+    snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
+    if (!(f = fopen(path, "re")))
+        return errno == ENOENT || errno == ESRCH;
+    /* The state follows the command name's closing parenthesis; the name may hold any byte. */
+    quit = fgets(line, sizeof(line), f) && (p = strrchr(line, ')')) && (p[1] == ' ') &&
+           (p[2] == 'Z' || p[2] == 'X');
+    fclose(f);
+    return quit;
+}
+
 int qemu_owner(pid_t pid, uid_t *uid, gid_t *gid)
 {
     char path[64], line[256];

@@ -80,6 +80,10 @@ int qemu_spawn_fd(const char *binary, char *const *argv, const char *cwd, const 
 /* 1 if PID is a QEMU started with -incoming (a restore's, not yet a VM of its own). */
 int qemu_pid_is_incoming(pid_t pid);
 
+/* 1 if process PID has quit: gone, or its leader exited (a zombie), though its other threads
+ * may still be closing its descriptors. */
+int qemu_pid_quit(pid_t pid);
+
 /* 1 if PIDFD says the process has exited. */
 int qemu_exited(int pidfd);
 /* 1 once the process has exited, 0 if it still runs after TIMEOUT_MS. */

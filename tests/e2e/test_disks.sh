@@ -110,6 +110,20 @@ kill "$(vm_pid vm1)"
 vm_wait_gone vm1 || die "QEMU did not exit on SIGTERM"
 refused kept "$T/disk.raw"
 
+# A QEMU's leader thread can be reaped (gone, or a zombie) while its other threads still close its
+# descriptors, and with them the lease's lock: a restore right after `kill` meets a lock whose
+# holder has quit. Held here by a stand-in for 1.5 s; the restore waits it out.
+hold_lease() {
+    python3 - "$STORE/.leases/vm1" <<'PY' &
+import fcntl, os, struct, sys, time
+fd = os.open(sys.argv[1], os.O_RDWR)
+fcntl.fcntl(fd, fcntl.F_OFD_SETLK, struct.pack("hhqqi4x", fcntl.F_WRLCK, 0, 0, 1, 0))
+print("held", flush=True)
+time.sleep(1.5)
+PY
+    HOLDER=$!
+}
+
 log "a snapshot of an older savefs (no disks recorded) restores, unchecked"
 mkdir "$STORE/vm1/snapshots/old"
 cp "$STORE/vm1/snapshots/s1"/* "$STORE/vm1/snapshots/old/"
@@ -117,6 +131,14 @@ jq '.snapshot = "old" | del(.disks, .keep_running, .hmac)' "$STORE/vm1/snapshots
     >"$STORE/vm1/snapshots/old/manifest.json"
 [[ $(fact old disks) == unknown* ]] || die "disks fact of an older snapshot: $(fact old disks)"
 "$SAVEFS_BIN" accept --store "$STORE" vm1 old "$(fact old digest)" >/dev/null || die "accept failed"
+log "... while the lease's lock is still held a moment for the QEMU that quit"
+gone=$(jq .pid "$STORE/.leases/vm1")
+[[ $(awk '{print $3}' "/proc/$gone/stat" 2>/dev/null || echo gone) == [ZX]* ]] ||
+    [[ ! -e /proc/$gone ]] || die "the lease names a QEMU that still runs"
+hold_lease >"$T/holder.out"
+for _ in $(seq 50); do [[ -s $T/holder.out ]] && break; sleep 0.1; done
+[[ -s $T/holder.out ]] || die "the stand-in did not take the lease's lock"
 mv "$MNT/vm1/snapshots/old" "$MNT/vm1/restore/" || die "older snapshot refused: $(cat "$MNT/vm1/status")"
+wait "$HOLDER"
 vm_adopt vm1
 log "PASS"

@@ -6,11 +6,13 @@
  * after it gets the new driver; images not swapped stay as they were. And which RAM a lazy
  * restore must not map: a tmpfs file with data mapped privately (QemuOpts, JSON, -mem-path), or
  * any file on a file system userfaultfd cannot serve; not a shared tmpfs file, a directory, an
- * empty file or one that does not exist yet. */
+ * empty file or one that does not exist yet. And when a process has quit: a zombie has, a running
+ * one has not. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/statfs.h>
+#include <sys/wait.h>
 #include <unistd.h>
 #include <linux/magic.h>
 
@@ -186,6 +188,21 @@ static void test_ram_file(void)
     CHECK(system(path) == 0, "%s", path);
 }
 
+static void test_pid_quit(void)
+{
+    pid_t child = fork();
+
+    if (child == 0)
+        _exit(0);
+    CHECK(child > 0, "fork");
+    CHECK(!qemu_pid_quit(getpid()), "this process taken for quit");
+    for (int i = 0; i < 500 && !qemu_pid_quit(child); i++)
+        usleep(10000);
+    CHECK(qemu_pid_quit(child), "a zombie taken for running");
+    waitpid(child, NULL, 0);
+    CHECK(qemu_pid_quit(child), "a reaped process taken for running");
+}
+
 int main(void)
 {
     for (size_t c = 0; c < sizeof(cases) / sizeof(cases[0]); c++) {
@@ -209,5 +226,6 @@ int main(void)
           "version order");
     test_swap();
     test_ram_file();
+    test_pid_quit();
     return check_result("test_qemuargv");
 }
