@@ -695,6 +695,55 @@ static void test_array(void)
     fake_qmp_join(&f);
 }
 
+/* QEMU cuts the handshake of a client that came right after another (CI): greeting sent, the
+ * connection closed at qmp_capabilities; the next connection is served. */
+static void *serve_cut_once(void *arg)
+{
+    struct fake_qmp *f = arg;
+
+    for (int i = 0; i < 2; i++) {
+        int fd = accept(f->lfd, NULL, NULL);
+
+        if (fd < 0) {
+            failures++;
+            return NULL;
+        }
+        if (i == 0) {
+            fake_qmp_send(fd, FAKE_QMP_GREETING);
+            (void)fake_qmp_expect(fd, "qmp_capabilities", NULL);
+        } else {
+            fake_qmp_handshake(fd);
+            fake_qmp_answer(fd, "{\"return\": {}, \"id\": %lld}\n", fake_qmp_expect(fd, "c", NULL));
+        }
+        close(fd);
+    }
+    return NULL;
+}
+
+static void test_cut_handshake(void)
+{
+    struct fake_qmp f = {.lfd = -1};
+    struct qmp *q = NULL;
+    char err[512];
+    int rc;
+
+    snprintf(f.path, sizeof(f.path), "%s/cut.qmp", tmpdir);
+    f.lfd = fake_qmp_listen(f.path);
+    CHECK(f.lfd >= 0);
+    if (f.lfd < 0 || pthread_create(&f.th, NULL, serve_cut_once, &f) != 0)
+        return;
+    rc = qmp_connect(&q, f.path, 2000, err, sizeof(err));
+    CHECK_RC(rc, 0, err);
+    if (q) {
+        rc = qmp_cmd(q, "c", NULL, NULL, 2000, err, sizeof(err));
+        CHECK_RC(rc, 0, err);
+        qmp_close(q);
+    }
+    pthread_join(f.th, NULL);
+    close(f.lfd);
+    unlink(f.path);
+}
+
 /* the server hangs up in the middle of a reply */
 static void script_hangup(int fd)
 {
@@ -1051,6 +1100,7 @@ int main(void)
     test_garbage();
     test_array();
     test_hangup();
+    test_cut_handshake();
     test_big();
     test_flood();
     test_endless();
