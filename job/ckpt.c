@@ -347,17 +347,13 @@ static int capture(struct job *job, struct qmp *q, struct ckpt *c, const struct 
 /* The capture's share of the pause, in savefs's log (contrib/bench --checkpoint-disks reads it). */
 static void log_capture(struct job *job, const struct ckpt *c, double ms)
 {
-    char msg[256];
     int overlays = 0;
 
     for (int i = 0; i < c->n; i++)
         overlays += c->d[i].overlay;
-    snprintf(msg, sizeof(msg),
-             "%s: checkpoint %s: %d disks captured in %.1f ms (%d reflinked, %d "
-             "switched to overlays)",
-             job->vm->name, job->snapshot, c->n, ms, c->n - overlays, overlays);
-    if (job->ctx->log)
-        job->ctx->log(msg);
+    job_log(job,
+            "checkpoint %s: %d disks captured in %.1f ms (%d reflinked, %d switched to overlays)",
+            job->snapshot, c->n, ms, c->n - overlays, overlays);
 }
 
 int ckpt_disks_capture(struct job *job, struct qmp *q, const char *tmpdir, struct manifest *m,

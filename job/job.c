@@ -174,6 +174,20 @@ void job_shutdown_signal(struct job_ctx *ctx)
         atomic_store(&ctx->shutdown, 1);
 }
 
+void job_log(struct job *job, const char *fmt, ...)
+{
+    char line[1024];
+    int n = snprintf(line, sizeof(line), "%s: ", job->vm->name);
+    va_list ap;
+
+    if (!job->ctx->log)
+        return;
+    va_start(ap, fmt);
+    vsnprintf(line + n, sizeof(line) - (size_t)n, fmt, ap);
+    va_end(ap);
+    job->ctx->log(line);
+}
+
 int job_fail(struct job *job, int rc, const char *fmt, ...)
 {
     int n = snprintf(job->err, sizeof(job->err), "%s: ", job->vm->name);

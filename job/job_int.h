@@ -143,6 +143,8 @@ void job_set_progress(struct job *job, uint64_t done, uint64_t total);
 void job_phases_text(struct job *job, char *buf, size_t len);
 void job_set_pid(struct job *job, int pid);
 
+/* A line "VM: message" in savefs's log (none without a log). */
+void job_log(struct job *job, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 /* Words the job's error as "VM: message" and returns RC. */
 int job_fail(struct job *job, int rc, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 

@@ -7,6 +7,7 @@
 #include "job_int.h"
 
 #include <errno.h>
+#include <inttypes.h>
 #include <limits.h>
 #include <poll.h>
 #include <stdio.h>
@@ -57,6 +58,7 @@ struct save {
     int gave_up;        /* live, but it did not converge: QEMU paused the VM as long as it needed */
     char not_live[160]; /* why a keep-running save paused the VM for all of it */
     double completed_at; /* job_now() when the live migration was seen completed */
+    double recorded_at;  /* ... and when its disks were recorded */
     int libvirt;         /* a libvirt domain: its monitor is libvirt's, libvirt stops it */
     int persistent; /* libvirt keeps its definition: its <metadata> says where its state went */
     char sock_dir[PATH_MAX]; /* a libvirt domain's: the save socket's, its QEMU's own */
@@ -400,6 +402,15 @@ static void instant_ago(double ago_s, char *buf, size_t len)
     snprintf(buf + n, len - n, ".%03dZ", (int)(ms % 1000));
 }
 
+/* While a live checkpoint's VM is paused: its disks as of now. */
+static int record_disks(struct save *s)
+{
+    int rc = disks_record(s->job, s->qmp, &s->m);
+
+    s->recorded_at = job_now();
+    return rc;
+}
+
 /* A live checkpoint's VM runs on as soon as its state is whole, before anything is made durable:
  * the pause is QEMU's downtime (from the stop to completion) and ours until `cont` returned. */
 static int resume_live(struct save *s)
@@ -411,14 +422,21 @@ static int resume_live(struct save *s)
     if (!s->live)
         return 0;
     job_set_phase(s->job, "resuming");
+    double captured_at = job_now();
     if ((rc = mig_cmd(s->qmp, "cont", NULL, NULL, err, sizeof(err))))
         return job_fail(s->job, rc, "resume after the checkpoint: %s", err);
     s->stopped = 0;
-    double ours = job_now() - s->completed_at;
+    double resumed_at = job_now(), ours = resumed_at - s->completed_at;
     mig_downtime(s->qmp, &downtime_ms, err, sizeof(err));
     s->m.checkpoint = 1;
     s->m.checkpoint_pause_ms = (double)downtime_ms + ours * 1000;
     instant_ago(s->m.checkpoint_pause_ms / 1000, s->m.checkpoint_at, sizeof(s->m.checkpoint_at));
+    job_log(s->job,
+            "checkpoint %s: paused %.1f ms: QEMU %" PRId64 " ms to complete, then savefs "
+            "%.1f ms (disks recorded %.1f ms, captured %.1f ms, cont %.1f ms)",
+            s->job->snapshot, s->m.checkpoint_pause_ms, downtime_ms, ours * 1000,
+            (s->recorded_at - s->completed_at) * 1000, (captured_at - s->recorded_at) * 1000,
+            (resumed_at - captured_at) * 1000);
     return 0;
 }
 
@@ -642,11 +660,11 @@ static int save_body(struct job *job)
     /* While the VM is paused (a live checkpoint's, by QEMU completing): its disks as of now. */
     if (!(rc = save_connect(&s)) && !(rc = describe_vm(&s)) && !(rc = check_idle(&s)) &&
         !(rc = prepare(&s)) && !(rc = start_migration(&s)) && !(rc = wait_migration(&s)) &&
-        !(rc = disks_record(job, s.qmp, &s.m)) &&
-        !(rc = ckpt_disks_capture(job, s.qmp, s.tmp, &s.m, &ckpt)) && !(rc = resume_live(&s)) &&
-        !(rc = resume_checkpointed(&s, ckpt)) && !(rc = drain_streams(&s)) &&
-        !(rc = ckpt_disks_start(job, ckpt, &s.m)) && !(rc = finish_streams(&s)) &&
-        !(rc = ckpt_disks_finish(job, s.qmp, ckpt)) && !(rc = write_snapshot(&s)))
+        !(rc = record_disks(&s)) && !(rc = ckpt_disks_capture(job, s.qmp, s.tmp, &s.m, &ckpt)) &&
+        !(rc = resume_live(&s)) && !(rc = resume_checkpointed(&s, ckpt)) &&
+        !(rc = drain_streams(&s)) && !(rc = ckpt_disks_start(job, ckpt, &s.m)) &&
+        !(rc = finish_streams(&s)) && !(rc = ckpt_disks_finish(job, s.qmp, ckpt)) &&
+        !(rc = write_snapshot(&s)))
         rc = mark_libvirt(&s);
     if (rc) {
         ckpt_failed(job, ckpt);
