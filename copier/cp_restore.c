@@ -396,10 +396,27 @@ static void cp_restore_join(struct cp_restore *r)
     r->joined = 1;
 }
 
+/* QEMU hangs up on the first damaged bytes it parses, often before savefs has read the file that
+ * held them to its end and found its checksum wrong, and the stream that meets the hang-up may
+ * be another: after a hang-up the files not checked whole yet are read, and a damaged one is
+ * the reason given. */
+static int cp_restore_blame_file(struct cp_restore *r, int rc, char *err, size_t errlen)
+{
+    char why[CP_ERR_MAX];
+
+    for (int i = 0; rc == -EPIPE && i < r->nstreams; i++) {
+        if (r->streams[i].last)
+            continue;
+        if (cp_verify_file(r->dir, &r->streams[i].f, why, sizeof(why)) == -EBADMSG)
+            rc = cp_msg(err, errlen, -EBADMSG, "%s (QEMU hung up on it)", why);
+    }
+    return rc;
+}
+
 int cp_restore_finish(struct cp_restore *r, char *err, size_t errlen)
 {
     cp_restore_join(r);
-    int rc = cp_fail_get(&r->fail, err, errlen);
+    int rc = cp_restore_blame_file(r, cp_fail_get(&r->fail, err, errlen), err, errlen);
     for (int i = 0; rc == 0 && i < r->nindex; i++)
         rc = cp_verify_file(r->dir, &r->index[i], err, errlen);
     return rc;

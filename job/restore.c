@@ -360,8 +360,11 @@ static int pump(struct restore *r)
         }
         if (job_cancelled(r->job))
             return job_fail(r->job, -EINTR, "restore cancelled");
+        /* The streams end with QEMU: a damaged file it quit on is the better reason. */
         if (qemu_exited(r->pidfd))
-            return restore_qemu_gone(r, "while loading the snapshot");
+            return cp_restore_finish(r->cp, err, sizeof(err)) == -EBADMSG
+                       ? job_fail(r->job, -EBADMSG, "%s", err)
+                       : restore_qemu_gone(r, "while loading the snapshot");
         if (job_now() - last_move > limit)
             return job_fail(r->job, -ETIMEDOUT,
                             "no bytes moved for %.0f s: QEMU stopped taking the stream", limit);
