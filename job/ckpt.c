@@ -356,6 +356,24 @@ static void log_capture(struct job *job, const struct ckpt *c, double ms)
             job->snapshot, c->n, ms, c->n - overlays, overlays);
 }
 
+/* The disks M records whose fingerprints were left for later (disks_record) and that C does not
+ * capture (a shared disk): fingerprinted now, while the VM is still paused. */
+static int fingerprint_uncaptured(struct job *job, const struct ckpt *c, struct manifest *m)
+{
+    for (int k = 0; k < m->ndisks; k++) {
+        struct manifest_disk *md = &m->disks[k];
+        int captured = 0, rc;
+
+        for (int i = 0; i < c->n; i++)
+            captured |= c->d[i].idx == k;
+        if (captured || md->fingerprint[0])
+            continue;
+        if ((rc = disks_fingerprint_path(md->path, md->fingerprint, sizeof(md->fingerprint))))
+            return job_fail(job, rc, "disk %s: %s", md->path, strerror(-rc));
+    }
+    return 0;
+}
+
 int ckpt_disks_capture(struct job *job, struct qmp *q, const char *tmpdir, struct manifest *m,
                        struct ckpt **out)
 {
@@ -371,12 +389,15 @@ int ckpt_disks_capture(struct job *job, struct qmp *q, const char *tmpdir, struc
         rc = real_graph(job, c, m);
     /* Nothing to capture: the save goes on as a memory-only one. */
     if (!rc && (job->words.disks == WORDS_DISKS_NONE || !c->n)) {
+        c->n = 0;
+        rc = fingerprint_uncaptured(job, c, m);
         free(c);
-        return 0;
+        return rc;
     }
     if (!rc && !(rc = match_records(job, c, m)) &&
-        !(rc = store_path(c->dir, "%s/%s", tmpdir, MANIFEST_DISKS_DIR)))
-        rc = capture(job, q, c, m);
+        !(rc = store_path(c->dir, "%s/%s", tmpdir, MANIFEST_DISKS_DIR)) &&
+        !(rc = capture(job, q, c, m)))
+        rc = fingerprint_uncaptured(job, c, m);
     if (!rc)
         log_capture(job, c, (job_now() - start) * 1000);
     *out = c;
@@ -539,6 +560,20 @@ static int finish_layer(struct ckpt *c, struct ckpt_disk *d, int l)
     return 0;
 }
 
+static int capture_fingerprint(struct ckpt *c, const struct ckpt_disk *d, struct manifest_disk *md)
+{
+    const struct ckpt_layer *top = &d->layers[0];
+    char path[PATH_MAX];
+    int rc = top->cloned ? store_path(path, "%s/%s", c->dir, top->name)
+                         : (snprintf(path, sizeof(path), "%s", top->src), 0);
+
+    if (!rc)
+        rc = disks_fingerprint_path(path, md->fingerprint, sizeof(md->fingerprint));
+    return rc ? say_fail(c->why, sizeof(c->why), rc, "disk %s: fingerprint of %s: %s", d->device,
+                         path, strerror(-rc))
+              : 0;
+}
+
 static void *finish_thread(void *arg)
 {
     struct ckpt *c = arg;
@@ -548,6 +583,9 @@ static void *finish_thread(void *arg)
         struct ckpt_disk *d = &c->d[i];
         struct manifest_disk *md = &c->m->disks[d->idx];
 
+        /* The top image as at the instant: its clone, or the image an overlay froze. */
+        if (!md->fingerprint[0] && (rc = capture_fingerprint(c, d, md)))
+            break;
         for (int l = 0; !rc && l < d->nlayers; l++)
             if (!(rc = finish_layer(c, d, l)))
                 md->nlayers = l + 1;
@@ -583,7 +621,6 @@ static void join_finish(struct ckpt *c)
 int ckpt_disks_finish(struct job *job, struct qmp *q, struct ckpt *c)
 {
     double start = job_now();
-    char msg[256];
 
     if (!c)
         return 0;
@@ -592,10 +629,8 @@ int ckpt_disks_finish(struct job *job, struct qmp *q, struct ckpt *c)
     if (c->rc)
         return job_fail(job, c->rc, "%s", c->why);
     /* How long the save waited for its disks after the streams were done (contrib/bench). */
-    snprintf(msg, sizeof(msg), "%s: checkpoint %s: disks checksummed, %.0f ms after the streams",
-             job->vm->name, job->snapshot, (job_now() - start) * 1000);
-    if (job->ctx->log)
-        job->ctx->log(msg);
+    job_log(job, "checkpoint %s: disks checksummed, %.0f ms after the streams", job->snapshot,
+            (job_now() - start) * 1000);
     /* A QEMU gone meanwhile took the VM along: no checkpoint of it is published. */
     if (job_qmp(job, q, "query-status", NULL, NULL))
         return job_fail(job, -EIO, "QEMU exited during the checkpoint%s%s",

@@ -95,9 +95,10 @@ int disks_fingerprint(int fd, char *out, size_t len)
     return rc;
 }
 
-/* The disk at D->path as it is now: size, mtime, inode, fingerprint. A manifest from elsewhere
- * names these paths: only regular files and block devices are read, and a FIFO cannot block. */
-static int disk_now(struct manifest_disk *d)
+/* The disk at D->path as it is now: size, mtime, inode, and its fingerprint unless LATER (then
+ * ""). A manifest from elsewhere names these paths: only regular files and block devices are
+ * read, and a FIFO cannot block. */
+static int disk_now(struct manifest_disk *d, int later)
 {
     int fd = open(d->path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK), rc;
     struct stat st;
@@ -116,8 +117,20 @@ static int disk_now(struct manifest_disk *d)
     d->size = (uint64_t)size;
     d->mtime_ns = (int64_t)st.st_mtim.tv_sec * 1000000000 + st.st_mtim.tv_nsec;
     d->inode = (uint64_t)st.st_ino;
-    rc = disks_fingerprint(fd, d->fingerprint, sizeof(d->fingerprint));
+    d->fingerprint[0] = '\0';
+    rc = later ? 0 : disks_fingerprint(fd, d->fingerprint, sizeof(d->fingerprint));
 out:
+    close(fd);
+    return rc;
+}
+
+int disks_fingerprint_path(const char *path, char *out, size_t len)
+{
+    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK), rc;
+
+    if (fd < 0)
+        return -errno;
+    rc = disks_fingerprint(fd, out, len);
     close(fd);
     return rc;
 }
@@ -142,7 +155,7 @@ const char *disks_image_file(const char *filename, json_t **parsed)
 
 /* One entry of query-block into M, if it is a writable disk savefs can look at: a file or block
  * device by path (relative paths start at QEMU's working directory). */
-static int record_one(struct manifest *m, json_t *block)
+static int record_one(struct manifest *m, json_t *block, int later)
 {
     json_t *ins = json_object_get(block, "inserted");
     const char *drv = json_string_value(json_object_get(ins, "drv"));
@@ -173,10 +186,10 @@ static int record_one(struct manifest *m, json_t *block)
     if (!d->path)
         return errno == ENOENT || errno == ENOTDIR ? 0 : -errno;
     m->ndisks++;
-    return disk_now(d);
+    return disk_now(d, later);
 }
 
-int disks_record(struct job *job, struct qmp *q, struct manifest *m)
+int disks_record(struct job *job, struct qmp *q, struct manifest *m, int later)
 {
     json_t *blocks = NULL, *b;
     size_t i;
@@ -189,7 +202,7 @@ int disks_record(struct job *job, struct qmp *q, struct manifest *m)
     {
         if (rc)
             break;
-        rc = record_one(m, b);
+        rc = record_one(m, b, later);
         if (rc)
             job_fail(job, rc, "disk %s: %s",
                      json_string_value(json_object_get(json_object_get(b, "inserted"), "file")),
@@ -206,7 +219,7 @@ static int disk_changed(const struct manifest_disk *saved, char *why, size_t len
 {
     struct manifest_disk now = {.path = saved->path};
     char then_s[32], now_s[32];
-    int rc = disk_now(&now);
+    int rc = disk_now(&now, 0);
 
     if (rc) {
         snprintf(why, len, "disk %s: %s", saved->path, strerror(-rc));

@@ -405,7 +405,10 @@ static void instant_ago(double ago_s, char *buf, size_t len)
 /* While a live checkpoint's VM is paused: its disks as of now. */
 static int record_disks(struct save *s)
 {
-    int rc = disks_record(s->job, s->qmp, &s->m);
+    /* A live checkpoint's captured disks get their fingerprints from their captures, after the
+     * pause (ckpt.c). */
+    int rc =
+        disks_record(s->job, s->qmp, &s->m, s->live && s->job->words.disks != WORDS_DISKS_NONE);
 
     s->recorded_at = job_now();
     return rc;

@@ -24,7 +24,9 @@ ckpt_setup() {
     truncate -s 64M "$FS/img/disk.raw" "$FS/img/ro.raw"
     qemu-img create -q -f qcow2 "$FS/img/disk.qcow2" 64M
     # shellcheck disable=SC2034 # read by guest_args
-    GUEST_MEM_MB=256 GUEST_MIB=64 GUEST_APPEND="virtio=1 seqdisk=vda,vdb"
+    # 256 MiB and 8 KiB: a RAM size QEMU 7.2 under TCG migrates live (docs/checkpoints.md), so
+    # that these checkpoints are live ones, their disks captured while QEMU paused the VM.
+    GUEST_MEM_MB=262152K GUEST_MIB=64 GUEST_APPEND="virtio=1 seqdisk=vda,vdb"
     # shellcheck disable=SC2034 # read by guest_args
     GUEST_EXTRA_ARGS=(-drive "file=img/disk.raw,format=raw,if=virtio"
         -blockdev "driver=file,node-name=f1,filename=$FS/img/disk.qcow2"
@@ -68,8 +70,11 @@ ckpt_cycle() {
     s0=$(seq_last)
     echo "keep-running name=$name" >"$MNT/vm1/save" || die "checkpoint $name failed: $(cat "$MNT/vm1/status")"
     m=$MNT/vm1/snapshots/$name/manifest.json
+    last_message vm1 | grep -q "live checkpoint: .*; paused [0-9]* ms" ||
+        die "$name: not a live checkpoint: $(last_message vm1)"
     jq -e --arg m "$method" '[.disks[] | select(.captured)] | length == 2 and
-        all(.captured.method == $m and (.captured.layers[0].xxh3 | length == 16))' "$m" >/dev/null ||
+        all(.captured.method == $m and (.captured.layers[0].xxh3 | length == 16) and
+            (.fingerprint | test("^xxh3:[0-9a-f]{16}$")))' "$m" >/dev/null ||
         die "$name: the manifest does not record 2 disks captured by $method: $(jq -c .disks "$m")"
     jq -e '[.disks[] | select(.path | endswith("ro.raw"))] | length == 0' "$m" >/dev/null ||
         die "$name: the read-only disk was captured"
