@@ -402,6 +402,14 @@ static void instant_ago(double ago_s, char *buf, size_t len)
     snprintf(buf + n, len - n, ".%03dZ", (int)(ms % 1000));
 }
 
+/* While the VM runs and its memory streams (ckpt.h). */
+static int warm_disks(struct save *s)
+{
+    if (s->live)
+        ckpt_disks_warm(s->job, s->qmp, s->tmp, &s->m);
+    return 0;
+}
+
 /* While a live checkpoint's VM is paused: its disks as of now. */
 static int record_disks(struct save *s)
 {
@@ -662,12 +670,12 @@ static int save_body(struct job *job)
     job_set_phase(job, "connecting");
     /* While the VM is paused (a live checkpoint's, by QEMU completing): its disks as of now. */
     if (!(rc = save_connect(&s)) && !(rc = describe_vm(&s)) && !(rc = check_idle(&s)) &&
-        !(rc = prepare(&s)) && !(rc = start_migration(&s)) && !(rc = wait_migration(&s)) &&
-        !(rc = record_disks(&s)) && !(rc = ckpt_disks_capture(job, s.qmp, s.tmp, &s.m, &ckpt)) &&
-        !(rc = resume_live(&s)) && !(rc = resume_checkpointed(&s, ckpt)) &&
-        !(rc = drain_streams(&s)) && !(rc = ckpt_disks_start(job, ckpt, &s.m)) &&
-        !(rc = finish_streams(&s)) && !(rc = ckpt_disks_finish(job, s.qmp, ckpt)) &&
-        !(rc = write_snapshot(&s)))
+        !(rc = prepare(&s)) && !(rc = start_migration(&s)) && !(rc = warm_disks(&s)) &&
+        !(rc = wait_migration(&s)) && !(rc = record_disks(&s)) &&
+        !(rc = ckpt_disks_capture(job, s.qmp, s.tmp, &s.m, &ckpt)) && !(rc = resume_live(&s)) &&
+        !(rc = resume_checkpointed(&s, ckpt)) && !(rc = drain_streams(&s)) &&
+        !(rc = ckpt_disks_start(job, ckpt, &s.m)) && !(rc = finish_streams(&s)) &&
+        !(rc = ckpt_disks_finish(job, s.qmp, ckpt)) && !(rc = write_snapshot(&s)))
         rc = mark_libvirt(&s);
     if (rc) {
         ckpt_failed(job, ckpt);
