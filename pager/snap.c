@@ -5,6 +5,7 @@
 
 #include <errno.h>
 #include <inttypes.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -42,14 +43,27 @@ static int pg_snap_index(struct pg_snap *s, int k, const struct cp_index *ix, ch
     return rc;
 }
 
-static int pg_snap_channel(struct pg_snap *s, const char *dir, const struct cp_file *files,
-                           int nfiles, int k, char *err, size_t errlen)
+/* One channel's files, opened and checked on a thread of its own while the caller reads main:
+ * a big guest's indexes are tens of MiB, read cold while QEMU starts, and the page server
+ * connects only once they are (the map is filled after, on the caller's thread). */
+struct pg_load {
+    struct pg_snap *s;
+    const char *dir;
+    const struct cp_file *files;
+    int nfiles, k, rc, started;
+    struct cp_index *ix;
+    pthread_t thread;
+    char err[512];
+};
+
+static int pg_load_channel(struct pg_load *l)
 {
-    const struct cp_file *f = pg_find(files, nfiles, CP_CHANNEL, k);
-    const struct cp_file *fi = pg_find(files, nfiles, CP_INDEX, k);
-    struct cp_index *ix = NULL;
-    char path[4096];
-    int rc;
+    const struct cp_file *f = pg_find(l->files, l->nfiles, CP_CHANNEL, l->k);
+    const struct cp_file *fi = pg_find(l->files, l->nfiles, CP_INDEX, l->k);
+    struct pg_chan *c = &l->s->chans[l->k];
+    char path[4096], *err = l->err;
+    size_t errlen = sizeof(l->err);
+    int rc, k = l->k;
 
     if (!f) {
         snprintf(err, errlen, "the manifest lists no channel-%d", k);
@@ -64,30 +78,62 @@ static int pg_snap_channel(struct pg_snap *s, const char *dir, const struct cp_f
                  k);
         return -ENODATA;
     }
-    if ((rc = pg_chan_open(&s->chans[k], dir, f, err, errlen)))
+    if ((rc = pg_chan_open(c, l->dir, f, err, errlen)))
         return rc;
-    snprintf(path, sizeof(path), "%s/%s", dir, fi->name);
-    if ((rc = cp_index_load(&ix, path, err, errlen)))
+    snprintf(path, sizeof(path), "%s/%s", l->dir, fi->name);
+    if ((rc = cp_index_load(&l->ix, path, err, errlen)))
         return rc;
-    if (cp_index_xxh3(ix) != fi->xxh3) {
+    if (cp_index_xxh3(l->ix) != fi->xxh3) {
         snprintf(err, errlen, "%s: its checksum does not match the manifest", fi->name);
         rc = -EBADMSG;
-    } else if (cp_index_version(ix) < 2) {
+    } else if (cp_index_version(l->ix) < 2) {
         /* Served unchecked, a damaged block would reach the guest before the whole file's
          * checksum could tell: such snapshots restore fully. */
         snprintf(err, errlen,
                  "%s is a version %u page index, without a checksum per block: only a full "
                  "restore can read it",
-                 fi->name, cp_index_version(ix));
+                 fi->name, cp_index_version(l->ix));
         rc = -ENODATA;
-    } else if (cp_index_stream_size(ix) != s->chans[k].stream_size) {
+    } else if (cp_index_stream_size(l->ix) != c->stream_size) {
         snprintf(err, errlen, "%s covers %" PRIu64 " stream bytes of %" PRIu64, fi->name,
-                 cp_index_stream_size(ix), s->chans[k].stream_size);
+                 cp_index_stream_size(l->ix), c->stream_size);
         rc = -ENODATA;
     }
-    if (!rc)
-        rc = pg_snap_index(s, k, ix, err, errlen);
-    s->index[k] = ix;
+    return rc;
+}
+
+static void *pg_load_main(void *arg)
+{
+    struct pg_load *l = arg;
+
+    l->rc = pg_load_channel(l);
+    return NULL;
+}
+
+/* Starts a thread per channel (one that cannot start loads on the caller's thread). */
+static void pg_load_start(struct pg_load *loads, struct pg_snap *s, const char *dir,
+                          const struct cp_file *files, int nfiles)
+{
+    for (int k = 0; k < s->nchans; k++) {
+        loads[k] = (struct pg_load){.s = s, .dir = dir, .files = files, .nfiles = nfiles, .k = k};
+        loads[k].started = pthread_create(&loads[k].thread, NULL, pg_load_main, &loads[k]) == 0;
+        if (!loads[k].started)
+            pg_load_main(&loads[k]);
+    }
+}
+
+/* Joins them all; the first failure, in channel order, into ERR. Each index goes to S. */
+static int pg_load_join(struct pg_load *loads, struct pg_snap *s, int rc, char *err, size_t errlen)
+{
+    for (int k = 0; k < s->nchans; k++) {
+        if (loads[k].started)
+            pthread_join(loads[k].thread, NULL);
+        s->index[k] = loads[k].ix;
+        if (!rc && loads[k].rc) {
+            snprintf(err, errlen, "%s", loads[k].err);
+            rc = loads[k].rc;
+        }
+    }
     return rc;
 }
 
@@ -107,6 +153,7 @@ int pg_snap_open(struct pg_snap **out, const char *dir, const struct cp_file *fi
 {
     const struct cp_file *fm = pg_find(files, nfiles, CP_MAIN, -1);
     struct pg_snap *s = calloc(1, sizeof(*s));
+    struct pg_load loads[CP_MAX_CHANNELS];
     size_t len = 0;
     int rc = 0;
 
@@ -122,16 +169,18 @@ int pg_snap_open(struct pg_snap **out, const char *dir, const struct cp_file *fi
         rc = -EBADMSG;
         goto out;
     }
-    if ((rc = pg_main_load(dir, fm, &s->main_stream, &len, err, errlen)) ||
-        (rc = pg_main_parse(&s->main, s->main_stream, len, &s->map, err, errlen)))
-        goto out;
-    if (!rc && s->main.dev_end - s->main.dev_start + PG_PACKAGED_EXTRA > PG_MAX_PACKAGED) {
+    pg_load_start(loads, s, dir, files, nfiles);
+    if (!(rc = pg_main_load(dir, fm, &s->main_stream, &len, err, errlen)) &&
+        !(rc = pg_main_parse(&s->main, s->main_stream, len, &s->map, err, errlen)) &&
+        s->main.dev_end - s->main.dev_start + PG_PACKAGED_EXTRA > PG_MAX_PACKAGED) {
         snprintf(err, errlen, "its device state (%zu bytes) is more than QEMU takes in one package",
                  s->main.dev_end - s->main.dev_start);
         rc = -E2BIG;
     }
+    /* main's failure first, as it was read first */
+    rc = pg_load_join(loads, s, rc, err, errlen);
     for (int k = 0; !rc && k < s->nchans; k++)
-        rc = pg_snap_channel(s, dir, files, nfiles, k, err, errlen);
+        rc = pg_snap_index(s, k, s->index[k], err, errlen);
     if (!rc)
         rc = pg_map_check_complete(&s->map, err, errlen);
     if (!rc)
