@@ -2,6 +2,8 @@
  * (untrusted) for the tests and the lazy restore. The format is described in index.h. */
 #include "index.h"
 
+#include "copier.h"
+
 #include <errno.h>
 #include <fcntl.h>
 #include <stdlib.h>
@@ -117,7 +119,7 @@ static int cp_index_read_file(struct cp_index *ix, const char *path, char *err, 
         goto out;
     }
     ix->len = (size_t)st.st_size;
-    ix->data = malloc(ix->len ? ix->len : 1);
+    ix->data = cp_mem_alloc(ix->len);
     if (ix->data == NULL) {
         r = cp_msg(err, errlen, -ENOMEM, "%s: out of memory for %zu bytes", path, ix->len);
         goto out;
@@ -395,7 +397,7 @@ void cp_index_free(struct cp_index *ix)
 {
     if (ix == NULL)
         return;
-    free(ix->data);
+    cp_mem_free(ix->data, ix->len);
     free(ix->sums);
     free(ix);
 }

@@ -205,6 +205,19 @@ void cp_buf_unmap(uint8_t *buf, size_t cap)
         munmap(buf, cap);
 }
 
+void *cp_mem_alloc(size_t len)
+{
+    uint8_t *p;
+    char err[CP_ERR_MAX];
+
+    return cp_buf_map(&p, len ? len : 1, err, sizeof(err)) ? NULL : p;
+}
+
+void cp_mem_free(void *p, size_t len)
+{
+    cp_buf_unmap(p, len ? len : 1);
+}
+
 /* The buffers of one file, side by side in one mapping (so that buffers smaller than a huge
  * page share huge pages too), and a fresh XXH3 state. */
 static int cp_bufs_alloc(uint8_t **all, size_t cap, XXH3_state_t **xxh, char *err, size_t errlen)

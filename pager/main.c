@@ -74,11 +74,13 @@ static void prefetch_setup(struct pg_opts *o, const struct pg_snap *s, const cha
         fprintf(stderr, "savefs-pager: no fault log: %s: %s\n", flog, strerror(errno));
 }
 
-static void report(double opened, const struct pg_stats *st)
+static void report(double opened, const struct pg_snap *s, const struct pg_stats *st)
 {
-    printf("savefs-pager: snapshot opened %.3f s; from then: connected %.3f s, devices sent %.3f "
-           "s, running %.3f s, last page %.3f s, done %.3f s\n",
-           opened, st->t_connected, st->t_devices_sent, st->t_running, st->t_last_page, st->t_shut);
+    printf("savefs-pager: snapshot opened %.3f s (main read %.3f s, channels %.3f s, map %.3f "
+           "s); from then: connected %.3f s, devices sent %.3f s, running %.3f s, last page %.3f "
+           "s, done %.3f s\n",
+           opened, s->t_main, s->t_channels, s->t_map, st->t_connected, st->t_devices_sent,
+           st->t_running, st->t_last_page, st->t_shut);
     printf("savefs-pager: %llu data pages, %llu zero pages (%llu in QEMU before, %llu hot first), "
            "%.1f MiB written; %llu requests (%llu pages): median %.3f ms, p99 %.3f ms, max %.3f "
            "ms\n",
@@ -143,7 +145,7 @@ int main(int argc, char **argv)
     if (o.fault_log && fclose(o.fault_log))
         fprintf(stderr, "savefs-pager: %s: %s\n", flog, strerror(errno));
     pg_hot_free(&hotlist);
-    report(opened, &st);
+    report(opened, s, &st);
     /* The figures before the reason: a reader of the log's last lines (the job) gets the why. */
     fflush(stdout);
     if (rc) {

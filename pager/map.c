@@ -1,6 +1,8 @@
 /* map: the page map of one snapshot (see map.h). */
 #include "map.h"
 
+#include "copier.h"
+
 #include <errno.h>
 #include <inttypes.h>
 #include <stdio.h>
@@ -19,7 +21,7 @@ int pg_map_add(struct pg_map *m, const char *name, size_t len, uint64_t length, 
         return -EBADMSG;
     }
     b = &m->blocks[m->nblocks];
-    b->ent = calloc(length / PG_PAGE_SIZE + 1, sizeof(*b->ent));
+    b->ent = cp_mem_alloc((length / PG_PAGE_SIZE + 1) * sizeof(*b->ent));
     if (!b->ent) {
         snprintf(err, errlen, "RAM block '%.*s': out of memory", (int)len, name);
         return -ENOMEM;
@@ -81,6 +83,7 @@ uint64_t pg_map_npages(const struct pg_map *m)
 void pg_map_free(struct pg_map *m)
 {
     for (int i = 0; i < m->nblocks; i++)
-        free(m->blocks[i].ent);
+        cp_mem_free(m->blocks[i].ent,
+                    (m->blocks[i].length / PG_PAGE_SIZE + 1) * sizeof(*m->blocks[i].ent));
     m->nblocks = 0;
 }

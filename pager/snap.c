@@ -1,6 +1,7 @@
 /* snap: opening a snapshot for serving (see snap.h). */
 #include "snap.h"
 
+#include "pager.h"
 #include "wire.h"
 
 #include <errno.h>
@@ -169,6 +170,7 @@ int pg_snap_open(struct pg_snap **out, const char *dir, const struct cp_file *fi
         rc = -EBADMSG;
         goto out;
     }
+    double t0 = pg_now();
     pg_load_start(loads, s, dir, files, nfiles);
     if (!(rc = pg_main_load(dir, fm, &s->main_stream, &len, err, errlen)) &&
         !(rc = pg_main_parse(&s->main, s->main_stream, len, &s->map, err, errlen)) &&
@@ -177,14 +179,17 @@ int pg_snap_open(struct pg_snap **out, const char *dir, const struct cp_file *fi
                  s->main.dev_end - s->main.dev_start);
         rc = -E2BIG;
     }
+    s->t_main = pg_now() - t0;
     /* main's failure first, as it was read first */
     rc = pg_load_join(loads, s, rc, err, errlen);
+    s->t_channels = pg_now() - t0;
     for (int k = 0; !rc && k < s->nchans; k++)
         rc = pg_snap_index(s, k, s->index[k], err, errlen);
     if (!rc)
         rc = pg_map_check_complete(&s->map, err, errlen);
     if (!rc)
         pg_snap_count(s);
+    s->t_map = pg_now() - t0;
 out:
     if (rc)
         pg_snap_free(s);

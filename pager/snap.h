@@ -21,6 +21,7 @@ struct pg_snap {
     struct cp_index *index[CP_MAX_CHANNELS]; /* each channel's, for reading it in order */
     int nchans;
     uint64_t data_pages, zero_pages;
+    double t_main, t_channels, t_map; /* seconds until main was read, the channels, the map */
 };
 
 /* Opens the snapshot in DIR whose files (main, channels, indexes) FILES lists as its manifest

@@ -121,4 +121,11 @@ int cp_verify_file(const char *dir, const struct cp_file *f, char *err, size_t e
 int cp_hash_file(const char *dir, const char *name, uint64_t *size, uint64_t *xxh3, char *err,
                  size_t errlen);
 
+/* LEN bytes, zeroed, in a mapping of their own that asks for transparent huge pages from 2 MiB
+ * up: a page server's tables for a big guest are tens of MiB, and a 4 KiB page fault costs about
+ * 18 us in this project's nested VM (64 MiB touched: 0.29 s; on huge pages 0.01 s). NULL on
+ * failure. Freed by cp_mem_free with the same LEN. */
+void *cp_mem_alloc(size_t len);
+void cp_mem_free(void *p, size_t len);
+
 #endif
