@@ -176,7 +176,7 @@ void job_shutdown_signal(struct job_ctx *ctx)
 
 void job_log(struct job *job, const char *fmt, ...)
 {
-    char line[1024];
+    char line[JOB_ERR_MAX + 256];
     int n = snprintf(line, sizeof(line), "%s: ", job->vm->name);
     va_list ap;
 

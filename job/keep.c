@@ -187,13 +187,7 @@ static void names_append(struct names *l, char *out, size_t len)
 
 static void log_line(struct job *job, const char *what, const char *snap, const char *why)
 {
-    char msg[JOB_ERR_MAX + 256];
-
-    if (!job->ctx->log)
-        return;
-    snprintf(msg, sizeof(msg), "%s: keep=%d %s %s%s%s", job->vm->name, job->words.keep, what, snap,
-             why[0] ? ": " : "", why);
-    job->ctx->log(msg);
+    job_log(job, "keep=%d %s %s%s%s", job->words.keep, what, snap, why[0] ? ": " : "", why);
 }
 
 /* Deletes SNAP unless it is used; says which it was in the lists. A writer that opens a file of

@@ -605,14 +605,13 @@ static void lazy_summary(struct lazy *z, int detached)
 static void lazy_log_running(struct lazy *z)
 {
     struct job *job = z->r->job;
-    char phases[600], line[800];
+    char phases[600];
 
     if (!job->ctx->log)
         return;
     job_phases_text(job, phases, sizeof(phases));
-    snprintf(line, sizeof(line), "%s: restore %s lazily: the guest runs %.3f s after the mv: %s",
-             restore_vm(z->r), job->snapshot, z->t_running, phases);
-    job->ctx->log(line);
+    job_log(job, "restore %s lazily: the guest runs %.3f s after the mv: %s", job->snapshot,
+            z->t_running, phases);
 }
 
 /* After the push, or a failure: the summary, postcopy-ram put back, the mark gone with a push
