@@ -265,8 +265,9 @@ int restore_connect_qmp(struct restore *r)
     double deadline = job_now() + QMP_START_TIMEOUT_MS / 1000.0;
     int rc = -ENOENT;
 
-    /* A tick of 10 ms at most: QEMU's start is most of a lazy restore's time to running. */
-    for (int tick = 1; job_now() < deadline; job_wait(-1, &tick), tick = tick > 10 ? 10 : tick) {
+    /* A tick of 2 ms at most: QEMU's start is most of a lazy restore's time to running, and a
+     * look at /proc/net/unix costs microseconds. */
+    for (int tick = 1; job_now() < deadline; job_wait(-1, &tick), tick = tick > 2 ? 2 : tick) {
         if (qemu_exited(r->pidfd))
             return restore_qemu_gone(r, "at start");
         if (qemu_listening(r->qmp_path)) {

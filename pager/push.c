@@ -110,6 +110,7 @@ static void *pg_reader_main(void *arg)
     int rc = 0;
 
     pg_vcache_init(&r->vc);
+    rc = pg_queue_wait_released(p->q);
     while (!rc && (r->k = atomic_fetch_add(&p->next_channel, 1)) < p->snap->nchans)
         rc = pg_reader_channel(r);
     if (rc && rc != -ECANCELED) {

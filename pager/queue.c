@@ -138,6 +138,45 @@ enum pg_next pg_queue_next(struct pg_queue *q, struct pg_req *r, struct pg_chunk
     return next;
 }
 
+void pg_queue_hold(struct pg_queue *q)
+{
+    pthread_mutex_lock(&q->mu);
+    q->held = 1;
+    pthread_mutex_unlock(&q->mu);
+}
+
+void pg_queue_release(struct pg_queue *q)
+{
+    pthread_mutex_lock(&q->mu);
+    q->held = 0;
+    pthread_cond_broadcast(&q->ready);
+    pthread_cond_broadcast(&q->space);
+    pthread_mutex_unlock(&q->mu);
+}
+
+int pg_queue_wait_released(struct pg_queue *q)
+{
+    int rc;
+
+    pthread_mutex_lock(&q->mu);
+    while (q->held && !q->stopped)
+        pthread_cond_wait(&q->space, &q->mu);
+    rc = q->stopped ? -ECANCELED : 0;
+    pthread_mutex_unlock(&q->mu);
+    return rc;
+}
+
+int pg_queue_req_while_held(struct pg_queue *q, struct pg_req *r)
+{
+    int got = 0;
+
+    pthread_mutex_lock(&q->mu);
+    while (q->held && !q->stopped && !(got = pg_queue_take_req_locked(q, r)))
+        pthread_cond_wait(&q->ready, &q->mu);
+    pthread_mutex_unlock(&q->mu);
+    return got;
+}
+
 void pg_queue_stop(struct pg_queue *q)
 {
     pthread_mutex_lock(&q->mu);

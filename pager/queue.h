@@ -43,6 +43,7 @@ struct pg_queue {
     struct pg_chunk *first, *last;
     int nchunks, max_chunks;
     int producers; /* background readers still running */
+    int held;      /* background work waits (pg_queue_hold) */
     int stopped;
 };
 
@@ -59,6 +60,15 @@ int pg_queue_take_req(struct pg_queue *q, struct pg_req *r);
 /* Waits for a request or a chunk; PG_NEXT_DONE once the readers are done and nothing is left
  * but possible requests, or the queue was stopped. */
 enum pg_next pg_queue_next(struct pg_queue *q, struct pg_req *r, struct pg_chunk **c);
+/* Background work waits from pg_queue_hold to pg_queue_release: until QEMU runs the guest, the
+ * push's reads would only compete with QEMU's own start (its code faulted in from the same disk)
+ * and its loading of the devices, which is the time to running. Requests are never held. */
+void pg_queue_hold(struct pg_queue *q);
+void pg_queue_release(struct pg_queue *q);
+/* The readers' gate: 0 once released, -ECANCELED once stopped. */
+int pg_queue_wait_released(struct pg_queue *q);
+/* The writer's wait while held: 1 and *R for a request, 0 once released or stopped. */
+int pg_queue_req_while_held(struct pg_queue *q, struct pg_req *r);
 /* Wakes everyone: producers get -ECANCELED, the writer PG_NEXT_DONE. */
 void pg_queue_stop(struct pg_queue *q);
 void pg_chunk_free(struct pg_chunk *c);

@@ -116,6 +116,7 @@ static void pg_rp_running(struct pg_rp *rp)
     rp->t_running = pg_now();
     pthread_cond_broadcast(&rp->cond);
     pthread_mutex_unlock(&rp->mu);
+    pg_queue_release(rp->q);
     pg_events_running(rp->ev);
 }
 
@@ -154,6 +155,7 @@ static void *pg_rp_main(void *arg)
     /* Without a return path nothing more can be asked for: the writer stops too. */
     if (!rp->shut)
         pg_queue_stop(rp->q);
+    pg_queue_release(rp->q); /* a SHUT before the PONG: what is left goes, or fails, at once */
     pthread_mutex_lock(&rp->mu);
     rp->ended = 1;
     pthread_cond_broadcast(&rp->cond);

@@ -172,6 +172,17 @@ static int pg_serve_chunk(struct pg_sender *x, const struct pg_chunk *c)
     return rc ? rc : x->w->err;
 }
 
+/* Until QEMU runs the guest (the queue is held till then): requests only. */
+static int pg_serve_until_running(struct pg_sender *x)
+{
+    struct pg_req r;
+    int rc = 0;
+
+    while (!rc && pg_queue_req_while_held(x->q, &r))
+        rc = pg_serve_req(x, &r);
+    return rc;
+}
+
 /* Before the index order, the pages of a previous restore's fault log (requests first still),
  * while the readers fill the queue. */
 static int pg_serve_hot(struct pg_sender *x, const struct pg_hot *h, uint64_t *n)
@@ -334,6 +345,7 @@ static int pg_serve_run(const struct pg_snap *s, int fd, struct pg_wire *w, cons
 
     memset(&push, 0, sizeof(push));
     pg_queue_init(&q, 2 * (o->readers > 0 ? o->readers : 1) + 2, o->readers > 0 ? o->readers : 1);
+    pg_queue_hold(&q); /* released by the return path once QEMU runs the guest */
     if ((rc = pg_sender_init(&x, s, w, &q, o->ev)) || (rc = pg_rp_start(&rp, fd, &s->map, &q, o))) {
         snprintf(err, errlen, "cannot start serving: %s", strerror(-rc));
         pg_sender_free(&x);
@@ -345,7 +357,9 @@ static int pg_serve_run(const struct pg_snap *s, int fd, struct pg_wire *w, cons
         st->t_devices_sent = pg_now() - t0;
         st->had_pages = pg_sender_had(&x, &rp);
     }
-    if (!rc && !(rc = pg_push_start(&push, s, &q, &rp, o->readers)) && o->hot)
+    if (!rc && !(rc = pg_push_start(&push, s, &q, &rp, o->readers)))
+        rc = pg_serve_until_running(&x);
+    if (!rc && o->hot)
         rc = pg_serve_hot(&x, o->hot, &st->hot_pages);
     if (!rc)
         rc = pg_serve_pages(&x);

@@ -3,10 +3,13 @@
  * RAM setup and the device state lie, which pages main says are zero, and every stream it must
  * refuse; its checked reads of channel bytes (verify.c) against a version 2 index's sums, a
  * damaged block refused by name and offset; fault logs read back as a prefetch order (hot.c);
- * and its progress lines (events.c) as the job reads them. Table-driven; each failure
+ * its progress lines (events.c) as the job reads them; and its queue held until QEMU runs
+ * (queue.c): requests pass, background readers wait. Table-driven; each failure
  * prints file:line; the exit status says if any failed. */
 #include <assert.h>
 #include <errno.h>
+#include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -21,6 +24,7 @@
 #include "hot.h"
 #include "mainstream.h"
 #include "map.h"
+#include "queue.h"
 #include "snap.h"
 #include "verify.h"
 
@@ -446,6 +450,51 @@ out:
     free(s);
 }
 
+struct gate {
+    struct pg_queue *q;
+    atomic_int passed; /* 1 + what pg_queue_wait_released returned */
+};
+
+static void *reader(void *arg)
+{
+    struct gate *g = arg;
+
+    atomic_store(&g->passed, 1 + pg_queue_wait_released(g->q));
+    return NULL;
+}
+
+/* A held queue gives the writer its requests and keeps a reader at the gate until the release
+ * (or a stop, which cancels it). */
+static void test_queue_hold(void)
+{
+    struct pg_queue q;
+    struct gate g = {&q, 0};
+    struct pg_req r = {.block = 1, .start = 8192, .len = 4096}, got;
+    pthread_t t;
+
+    for (int stop = 0; stop < 2; stop++) {
+        pg_queue_init(&q, 2, 1);
+        pg_queue_hold(&q);
+        atomic_store(&g.passed, 0);
+        CHECK(pthread_create(&t, NULL, reader, &g) == 0, "a reader thread");
+        CHECK(pg_queue_put_req(&q, &r) == 0, "a request while held");
+        CHECK(pg_queue_req_while_held(&q, &got) == 1 && got.start == 8192 && got.block == 1,
+              "the request passes the hold");
+        usleep(50 * 1000);
+        CHECK(atomic_load(&g.passed) == 0, "the reader waited while held");
+        if (stop)
+            pg_queue_stop(&q);
+        else
+            pg_queue_release(&q);
+        pthread_join(t, NULL);
+        CHECK(atomic_load(&g.passed) == 1 + (stop ? -ECANCELED : 0), "reader after %s: %d",
+              stop ? "stop" : "release", atomic_load(&g.passed) - 1);
+        CHECK(pg_queue_req_while_held(&q, &got) == 0, "no wait once %s",
+              stop ? "stopped" : "released");
+        pg_queue_destroy(&q);
+    }
+}
+
 int main(void)
 {
     static struct parsed p;
@@ -468,5 +517,6 @@ int main(void)
     test_events();
     test_verify();
     test_hot();
+    test_queue_hold();
     return check_result("test_pager");
 }
