@@ -24,6 +24,7 @@
 #include "qemu.h"
 #include "qmp.h"
 #include "store.h"
+#include "trust.h"
 #include "watch.h"
 
 #define WAIT_TICK_MS          100
@@ -113,6 +114,11 @@ int job_ctx_new(struct job_ctx **out, const struct job_config *cfg, void (*log)(
     else if (gethostname(ctx->host, sizeof(ctx->host)) < 0 || !lease_valid_host(ctx->host))
         snprintf(ctx->host, sizeof(ctx->host), "localhost");
     ctx->trust = cfg->trust;
+    if (ctx->trust) {
+        const char *const *binaries;
+        int n = trust_binaries(ctx->trust, &binaries);
+        qemu_versions_warm(binaries, n);
+    }
     ctx->log = log;
     pthread_mutex_init(&ctx->lock, NULL);
     pthread_cond_init(&ctx->changed, NULL);

@@ -457,12 +457,17 @@ int qemu_argv_restore(char *const *portable, int argc, const struct qemu_restore
 
 /* ---- the binary's version ---- */
 
-/* A binary's version, remembered while its file stays the same: asking costs a QEMU start. */
+/* Binaries' versions, remembered while their files stay the same: asking costs a QEMU start,
+ * 0.1-0.2 s of a restore's time to running (its binary read from disk). A few binaries per host. */
+#define VERSION_SLOTS 8
 static struct {
     pthread_mutex_t lock;
-    char path[PATH_MAX];
-    struct stat st;
-    char version[32];
+    unsigned next; /* the slot a new binary takes */
+    struct {
+        char path[PATH_MAX];
+        struct stat st;
+        char version[32];
+    } slot[VERSION_SLOTS];
 } version_cache = {.lock = PTHREAD_MUTEX_INITIALIZER};
 
 static int same_file(const struct stat *a, const struct stat *b)
@@ -524,30 +529,84 @@ static int ask_version(const char *binary, char *version, size_t len)
     return 0;
 }
 
+/* The slot of BINARY, or -1. Under the lock. */
+static int version_slot(const char *binary)
+{
+    for (int i = 0; i < VERSION_SLOTS; i++)
+        if (strcmp(version_cache.slot[i].path, binary) == 0)
+            return i;
+    return -1;
+}
+
 int qemu_binary_version(const char *binary, char *version, size_t len)
 {
     struct stat st;
-    int rc = 0;
+    int rc = 1, i;
 
     if (stat(binary, &st) < 0)
         return -errno;
     pthread_mutex_lock(&version_cache.lock);
-    if (strcmp(version_cache.path, binary) == 0 && same_file(&version_cache.st, &st))
-        snprintf(version, len, "%s", version_cache.version);
-    else
-        rc = 1;
+    if ((i = version_slot(binary)) >= 0 && same_file(&version_cache.slot[i].st, &st)) {
+        snprintf(version, len, "%s", version_cache.slot[i].version);
+        rc = 0;
+    }
     pthread_mutex_unlock(&version_cache.lock);
     if (rc <= 0)
         return rc;
     rc = ask_version(binary, version, len);
     pthread_mutex_lock(&version_cache.lock);
-    if (!rc && strlen(binary) < sizeof(version_cache.path)) {
-        strcpy(version_cache.path, binary);
-        version_cache.st = st;
-        snprintf(version_cache.version, sizeof(version_cache.version), "%s", version);
+    if (!rc && strlen(binary) < sizeof(version_cache.slot[0].path)) {
+        if ((i = version_slot(binary)) < 0)
+            i = (int)(version_cache.next++ % VERSION_SLOTS);
+        strcpy(version_cache.slot[i].path, binary);
+        version_cache.slot[i].st = st;
+        snprintf(version_cache.slot[i].version, sizeof(version_cache.slot[i].version), "%s",
+                 version);
     }
     pthread_mutex_unlock(&version_cache.lock);
     return rc;
+}
+
+struct warm {
+    int n;
+    char *paths[];
+};
+
+static void *warm_main(void *arg)
+{
+    struct warm *w = arg;
+    char version[32];
+
+    for (int i = 0; i < w->n; i++) {
+        qemu_binary_version(w->paths[i], version, sizeof(version)); /* a failure: asked again */
+        free(w->paths[i]);
+    }
+    free(w);
+    return NULL;
+}
+
+void qemu_versions_warm(const char *const *binaries, int n)
+{
+    struct warm *w;
+    pthread_t t;
+    pthread_attr_t a;
+    int made = 0;
+
+    n = n > VERSION_SLOTS ? VERSION_SLOTS : n;
+    if (n <= 0 || !(w = calloc(1, sizeof(*w) + (size_t)n * sizeof(char *))))
+        return;
+    for (; w->n < n && (w->paths[w->n] = strdup(binaries[w->n])); w->n++)
+        ;
+    if (pthread_attr_init(&a) == 0) {
+        pthread_attr_setdetachstate(&a, PTHREAD_CREATE_DETACHED);
+        made = pthread_create(&t, &a, warm_main, w) == 0;
+        pthread_attr_destroy(&a);
+    }
+    if (!made) {
+        for (int i = 0; i < w->n; i++)
+            free(w->paths[i]);
+        free(w);
+    }
 }
 
 int qemu_version_cmp(const char *a, const char *b)

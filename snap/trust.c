@@ -159,6 +159,12 @@ static int allowed_binaries(struct trust *t, const struct trust_config *cfg, cha
     return rc;
 }
 
+int trust_binaries(const struct trust *t, const char *const **out)
+{
+    *out = (const char *const *)t->qemu;
+    return t->nqemu;
+}
+
 /* The real path of DIR, or DIR itself while it does not exist; NULL for none. */
 static int real_dir(const char *dir, char **out)
 {

@@ -61,6 +61,9 @@ int qemu_argv_restore(char *const *portable, int argc, const struct qemu_restore
 
 /* BINARY's version ("7.2.22"), from "BINARY -version"; remembered while the file is the same. */
 int qemu_binary_version(const char *binary, char *version, size_t len);
+/* Asks the first N (at most 8) of BINARIES for their versions on a thread of its own, so that a
+ * first restore finds them known: at start, for the binaries restores may run. */
+void qemu_versions_warm(const char *const *binaries, int n);
 
 /* <0, 0 or >0 as QEMU version A ("7.2.22") is older than, the same as or newer than B. */
 int qemu_version_cmp(const char *a, const char *b);

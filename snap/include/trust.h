@@ -50,6 +50,9 @@ struct trust_subject {
 int trust_new(struct trust **out, const struct trust_config *cfg, char *err, size_t errlen);
 void trust_free(struct trust *t);
 
+/* The binaries restores may start QEMU from (real paths): their number, the array in *OUT. */
+int trust_binaries(const struct trust *t, const char *const **out);
+
 /* Signs M (sets m->hmac) with the fleet key if there is one, else with the host key. */
 int trust_sign(const struct trust *t, struct manifest *m);
 

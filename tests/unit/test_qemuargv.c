@@ -7,10 +7,13 @@
  * restore must not map: a tmpfs file with data mapped privately (QemuOpts, JSON, -mem-path), or
  * any file on a file system userfaultfd cannot serve; not a shared tmpfs file, a directory, an
  * empty file or one that does not exist yet. And when a process has quit: a zombie has, a running
- * one has not. */
+ * one has not. And binaries' versions: asked once each (several binaries remembered side by side),
+ * asked ahead by the warm-up thread, asked again once a binary's file changed. */
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <sys/statfs.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -203,6 +206,76 @@ static void test_pid_quit(void)
     CHECK(qemu_pid_quit(child), "a reaped process taken for running");
 }
 
+/* A stand-in binary at DIR/NAME that prints QEMU's version line VERSION and counts its runs in
+ * DIR/NAME.runs. */
+static void version_script(const char *dir, const char *name, const char *version)
+{
+    char path[256];
+    FILE *f;
+
+    snprintf(path, sizeof(path), "%s/%s", dir, name);
+    f = fopen(path, "w");
+    CHECK(f != NULL, "create %s", path);
+    if (!f)
+        return;
+    fprintf(f, "#!/bin/sh\necho x >> %s.runs\necho 'QEMU emulator version %s (stand-in)'\n", path,
+            version);
+    fclose(f);
+    chmod(path, 0755);
+}
+
+static int runs(const char *dir, const char *name)
+{
+    char path[256], line[16];
+    int n = 0;
+    FILE *f;
+
+    snprintf(path, sizeof(path), "%s/%s.runs", dir, name);
+    if (!(f = fopen(path, "r")))
+        return 0;
+    while (fgets(line, sizeof(line), f))
+        n++;
+    fclose(f);
+    return n;
+}
+
+static void test_versions(void)
+{
+    char dir[] = "/tmp/savefs-versions-XXXXXX", a[256], b[256], v[32];
+    const char *both[2] = {a, b};
+
+    CHECK(mkdtemp(dir) != NULL, "mkdtemp");
+    version_script(dir, "qa", "7.2.22");
+    version_script(dir, "qb", "10.0.3");
+    snprintf(a, sizeof(a), "%s/qa", dir);
+    snprintf(b, sizeof(b), "%s/qb", dir);
+    qemu_versions_warm(both, 2);
+    for (int i = 0; i < 500 && runs(dir, "qb") < 1; i++)
+        usleep(10 * 1000);
+    usleep(20 * 1000); /* the warm-up's cache entry after its run's output */
+    CHECK(runs(dir, "qa") == 1 && runs(dir, "qb") == 1, "the warm-up asked %d and %d times",
+          runs(dir, "qa"), runs(dir, "qb"));
+    for (int i = 0; i < 3; i++) {
+        CHECK(qemu_binary_version(a, v, sizeof(v)) == 0 && strcmp(v, "7.2.22") == 0, "qa: %s", v);
+        CHECK(qemu_binary_version(b, v, sizeof(v)) == 0 && strcmp(v, "10.0.3") == 0, "qb: %s", v);
+    }
+    CHECK(runs(dir, "qa") == 1 && runs(dir, "qb") == 1, "asked %d and %d times, once each wanted",
+          runs(dir, "qa"), runs(dir, "qb"));
+    /* An upgrade replaces the file: asked again. */
+    unlink(a);
+    version_script(dir, "qa", "8.0.1");
+    CHECK(qemu_binary_version(a, v, sizeof(v)) == 0 && strcmp(v, "8.0.1") == 0, "qa again: %s", v);
+    CHECK(runs(dir, "qa") == 2, "qa asked %d times after its upgrade", runs(dir, "qa"));
+    for (const char *n = "qa"; n; n = strcmp(n, "qa") == 0 ? "qb" : NULL) {
+        char p[300];
+        snprintf(p, sizeof(p), "%s/%s", dir, n);
+        unlink(p);
+        snprintf(p, sizeof(p), "%s/%s.runs", dir, n);
+        unlink(p);
+    }
+    rmdir(dir);
+}
+
 int main(void)
 {
     for (size_t c = 0; c < sizeof(cases) / sizeof(cases[0]); c++) {
@@ -227,5 +300,6 @@ int main(void)
     test_swap();
     test_ram_file();
     test_pid_quit();
+    test_versions();
     return check_result("test_qemuargv");
 }
