@@ -23,9 +23,11 @@
  * MiB area at that rate between slices of its verification (a guest that dirties memory, as under a
  * live checkpoint), and adds to each pass line: dirty_mib=D      MiB written since the start
  *   gap_ms=G         the largest gap between two slices its own clock saw in the pass
- *   lost_ms=L        the largest time the host's clock ran ahead of its own over one RTC second:
- *                    the VM's pause, which the guest's clocks do not see (QEMU stops them with
- *                    the VM), measured against the RTC, which follows the host's clock
+ *   lost_ms=L        the largest time the host's clock ran ahead of its own between two RTC
+ *                    second edges: the VM's pause, which the guest's clocks do not see (QEMU
+ *                    stops them with the VM), measured against the RTC, which follows the
+ *                    host's clock; the least pause that what the guest saw allows, so that its
+ *                    own descheduling (it sees an edge late) never counts as a pause
  * Each dirty page holds its write sequence and a hash of it, and a table (other pages) holds the
  * sequence last written to each: a pass also verifies that every page is the last one written,
  * so a restore that brings back an older copy of a page fails it. */
@@ -63,8 +65,9 @@ static struct {
     uint64_t *area, *table;
     double mbps, start, last;
     uint64_t written; /* pages */
-    double gap, lost, edge;
-    int rtc, rtc_sec;
+    double gap, lost, edge_from;
+    int rtc;
+    long rtc_s; /* the RTC's second of the day last seen, -1 before */
 } dirty;
 
 static double uptime(void)
@@ -170,7 +173,7 @@ static uint64_t dirty_mix(uint64_t page, uint64_t seq)
  * millisecond each). */
 static void dirty_tick(void)
 {
-    double now = uptime();
+    double now = uptime(), prev = dirty.last;
     if (now - dirty.last > dirty.gap) {
         dirty.gap = now - dirty.last;
     }
@@ -189,15 +192,21 @@ static void dirty_tick(void)
         dirty.table[page] = seq;
     }
     struct rtc_time t;
-    if (dirty.rtc >= 0 && ioctl(dirty.rtc, RTC_RD_TIME, &t) == 0 && t.tm_sec != dirty.rtc_sec) {
-        /* An RTC second that the guest's clock saw shorter than a second: the host's time it
-         * did not see. Only between two edges that this loop saw both of. */
-        double lost = 1.0 - (now - dirty.edge);
-        if (dirty.rtc_sec >= 0 && (t.tm_sec - dirty.rtc_sec + 60) % 60 == 1 && lost > dirty.lost) {
-            dirty.lost = lost;
+    if (dirty.rtc >= 0 && ioctl(dirty.rtc, RTC_RD_TIME, &t) == 0) {
+        long s = t.tm_hour * 3600L + t.tm_min * 60L + t.tm_sec;
+        if (s != dirty.rtc_s) {
+            /* The edge fell between the previous look (PREV) and this one, in the guest's clock;
+             * between two edges the host's clock ran whole seconds. The guest's clock ran at most
+             * NOW - (the previous edge's PREV) of them: the rest is time it did not see. */
+            if (dirty.rtc_s >= 0) {
+                double lost = (double)((s - dirty.rtc_s + 86400) % 86400) - (now - dirty.edge_from);
+                if (lost > dirty.lost) {
+                    dirty.lost = lost;
+                }
+            }
+            dirty.rtc_s = s;
+            dirty.edge_from = prev;
         }
-        dirty.rtc_sec = t.tm_sec;
-        dirty.edge = now;
     }
 }
 
@@ -343,7 +352,7 @@ static int dirty_start(const char *arg)
     }
     dirty.mbps = mbps;
     dirty.rtc = open("/dev/rtc0", O_RDONLY | O_CLOEXEC);
-    dirty.rtc_sec = -1;
+    dirty.rtc_s = -1;
     dirty.start = dirty.last = uptime();
     return 0;
 }
