@@ -115,7 +115,8 @@ resumed=$pager
 for _ in $(seq 300); do
     # The mark names the new page server; no mark and no job: the restore ended without one.
     if mark=$(compgen -G "$STORE/vm1/.lazy@*"); then
-        resumed=$(awk '{print $2}' "$mark")
+        # The job may end, and take its mark, between the two looks.
+        resumed=$(awk '{print $2}' "$mark" 2>/dev/null || true)
         [[ -n $resumed && $resumed != "$pager" ]] && break
     elif [[ -z $(jq -r '.job // empty | .op' "$MNT/vm1/status") ]]; then
         break
