@@ -334,10 +334,11 @@ static int run(struct fuse_args *args, struct options *o)
         fuse_unmount(fuse);
         goto out;
     }
-    /* The leases' threads start in the daemon: a fork keeps none. */
+    /* The leases' and the versions' threads start in the daemon: a fork keeps none. */
     if (fuse_daemonize(cl.foreground) == 0 &&
         set_signal_handlers(fuse_get_session(fuse), d.job) == 0 && job_leases_start(d.job) == 0) {
         job_recover_pushes(d.job, sfs_log);
+        job_versions_warm(d.job);
         rc = loop(fuse, &cl);
     }
     fuse_unmount(fuse);

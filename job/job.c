@@ -114,11 +114,6 @@ int job_ctx_new(struct job_ctx **out, const struct job_config *cfg, void (*log)(
     else if (gethostname(ctx->host, sizeof(ctx->host)) < 0 || !lease_valid_host(ctx->host))
         snprintf(ctx->host, sizeof(ctx->host), "localhost");
     ctx->trust = cfg->trust;
-    if (ctx->trust) {
-        const char *const *binaries;
-        int n = trust_binaries(ctx->trust, &binaries);
-        qemu_versions_warm(binaries, n);
-    }
     ctx->log = log;
     pthread_mutex_init(&ctx->lock, NULL);
     pthread_cond_init(&ctx->changed, NULL);
@@ -172,6 +167,17 @@ void job_cancel_all(struct job_ctx *ctx)
         if (vm->job)
             atomic_store(&vm->job->cancel, 1);
     pthread_mutex_unlock(&ctx->lock);
+}
+
+void job_versions_warm(struct job_ctx *ctx)
+{
+    const char *const *binaries;
+    int n;
+
+    if (ctx->trust) {
+        n = trust_binaries(ctx->trust, &binaries);
+        qemu_versions_warm(binaries, n);
+    }
 }
 
 void job_shutdown_signal(struct job_ctx *ctx)

@@ -37,6 +37,10 @@ void job_recover_pushes(struct job_ctx *ctx, void (*log)(const char *msg));
 /* Starts keeping the leases of the VMs that run on this host, and the fence (docs/fleet.md).
  * Called once savefs has daemonized; job_ctx_free ends it. */
 int job_leases_start(struct job_ctx *ctx);
+/* Asks the QEMU binaries restores may start for their versions, on a thread of its own, so that
+ * a first restore does not wait for `qemu -version`. Called once savefs has daemonized: a fork
+ * keeps no thread, and one forked while that thread held the versions' lock would keep it held. */
+void job_versions_warm(struct job_ctx *ctx);
 /* Cancels every running job and waits for it to end; then frees. */
 void job_ctx_free(struct job_ctx *ctx);
 void job_cancel_all(struct job_ctx *ctx);
