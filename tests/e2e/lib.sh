@@ -32,6 +32,15 @@ e2e_setup() {
     trap e2e_cleanup EXIT
 }
 
+# flip_byte FILE OFFSET [MASK]: flips the bits MASK (default all) of the byte at OFFSET, so the
+# file surely changes (writing a fixed byte leaves it as it was when the byte was already that).
+flip_byte() {
+    local b
+    b=$(od -An -tu1 -j "$2" -N1 "$1" | tr -d ' ')
+    # shellcheck disable=SC2059 # the format is the byte
+    printf "$(printf '\\%03o' $((b ^ ${3:-255})))" | dd of="$1" bs=1 seek="$2" conv=notrunc status=none
+}
+
 # The local definition of VM $1 that savefs on this host reads and writes: local.json@HOST,
 # HOST the hostname's first label (savefs's default --host).
 local_json() {

@@ -82,7 +82,7 @@ qemu-img check -q "$top" || die "the overlay does not check"
 log "a captured image corrupt, then deleted: the restore is refused, naming it"
 img=$STORE/vm1/snapshots/c0/disks/0.0.raw
 cp "$img" "$T/saved.raw"
-printf 'X' | dd of="$img" bs=1 seek=4096 conv=notrunc status=none
+flip_byte "$img" 4096
 if mv "$MNT/vm1/snapshots/c0" "$MNT/vm1/restore/" 2>"$T/mv.err"; then
     die "restore over a corrupt captured image accepted"
 fi

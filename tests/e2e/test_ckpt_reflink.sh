@@ -43,7 +43,7 @@ sleep 2
 log "its images arrive, one damaged: refused on its checksum"
 mkdir -p "$T/c3"
 tar -C "$T/c3" -xf "$T/c2.tar" c2/disks
-printf 'X' | dd of="$T/c3/c2/disks/0.1.raw" bs=1 seek=4096 conv=notrunc status=none
+flip_byte "$T/c3/c2/disks/0.1.raw" 4096
 cp -r "$T/c3/c2/disks" "$MNT/vm1/restore/c3/" || die "cp of the disks into restore/c3 failed"
 status_wait 'verifying failed: captured disk .*c3/disks/0\.1\.raw is corrupt (checksum mismatch)'
 [[ -z $(vm_pid vm1 || true) ]] || die "c3 was restored with a damaged image"

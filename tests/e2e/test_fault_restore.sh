@@ -19,13 +19,6 @@ vm_wait_gone vm1
 setfattr -n user.savefs.restore -v full "$STORE/vm1"
 snaps=$STORE/vm1/snapshots
 
-# flip_byte FILE OFFSET: inverts the byte at OFFSET.
-flip_byte() {
-    local b
-    b=$(od -An -tu1 -j "$2" -N1 "$1" | tr -d ' ')
-    printf "\\$(printf %o $((255 - b)))" | dd of="$1" bs=1 seek="$2" conv=notrunc status=none
-}
-
 # damage NAME WHAT: a copy of the good snapshot, damaged (as a bad disk or a bad copy would).
 damage() {
     local dir=$snaps/$1

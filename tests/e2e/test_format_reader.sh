@@ -26,14 +26,6 @@ qemu_pages() {
         jq -r 'select(.return.ram) | "\(.return.ram.normal) \(.return.ram.duplicate)"'
 }
 
-# Flips bits MASK (default all) of the byte at offset $2 of file $1.
-flip() {
-    local b
-    b=$(od -An -tu1 -j "$2" -N1 "$1" | tr -d ' ')
-    # shellcheck disable=SC2059 # the format is the byte
-    printf "$(printf '\\%03o' $((b ^ ${3:-255})))" | dd of="$1" bs=1 seek="$2" conv=notrunc status=none
-}
-
 # The reader's verify of copy $1 must fail, saying $2 (with extra arguments $3...).
 must_fail() {
     local dir=$1 want=$2 out
@@ -133,13 +125,13 @@ for snap in plain packed; do
     "$READER" verify --key "$KEY" "$copy" >/dev/null || die "verify fails over a copy of $snap"
     for f in channel-1 channel-0.idx main; do
         size=$(stat -c %s "$copy/$f")
-        flip "$copy/$f" $((size / 2))
+        flip_byte "$copy/$f" $((size / 2))
         must_fail "$copy" "$f" --key "$KEY"
         cp "$MNT/vm1/snapshots/$snap/$f" "$copy/$f"
     done
     # One bit of the command line: only the signature tells.
     off=$(grep -b -o '"tcg"' "$copy/manifest.json" | cut -d: -f1)
-    flip "$copy/manifest.json" $((off + 3)) 1
+    flip_byte "$copy/manifest.json" $((off + 3)) 1
     "$READER" verify "$copy" >/dev/null || die "verify without a key checks what it cannot"
     must_fail "$copy" "fails its HMAC" --key "$KEY"
     cp "$MNT/vm1/snapshots/$snap/manifest.json" "$copy/manifest.json"
@@ -153,7 +145,7 @@ for snap in plain packed; do
     if [[ $snap == plain ]]; then
         # A changed channel whose manifest checksum was made to match (no key given): the index's
         # sums still tell, naming the block.
-        flip "$copy/channel-1" 300000
+        flip_byte "$copy/channel-1" 300000
         sum=$(/usr/bin/python3 -c 'import sys, xxhash; print(xxhash.xxh3_64(open(sys.argv[1], "rb").read()).hexdigest())' "$copy/channel-1")
         jq --arg s "$sum" '(.files[] | select(.name == "channel-1") | .xxh3) = $s' \
             "$MNT/vm1/snapshots/$snap/manifest.json" >"$copy/manifest.json"

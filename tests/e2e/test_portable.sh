@@ -90,7 +90,7 @@ vm_pid vm1 >/dev/null && die "a QEMU runs after a refused restore"
 log "a damaged snapshot is refused, naming the file"
 cp -a "$BASE" "$SNAPS/stall"
 size=$(stat -c %s "$SNAPS/stall/channel-1")
-printf 'X' | dd of="$SNAPS/stall/channel-1" bs=1 seek=$((size / 2)) conv=notrunc status=none
+flip_byte "$SNAPS/stall/channel-1" $((size / 2))
 # A full restore refuses it before the guest runs (a lazy one stops the guest when it meets the
 # damage: test_lazy_restore).
 setfattr -n user.savefs.restore -v full "$SNAPS/stall"
@@ -100,7 +100,7 @@ grep -q 'channel-1' "$MNT/vm1/status" || die "the checksum error does not name c
 # packet, after the 64 bytes of the channel's handshake): QEMU hangs up on it, and the error
 # still names the damaged file, not the stream that met the hang-up.
 cp -a "$BASE" "$SNAPS/header"
-printf 'X' | dd of="$SNAPS/header/channel-1" bs=1 seek=64 conv=notrunc status=none
+flip_byte "$SNAPS/header/channel-1" 64
 setfattr -n user.savefs.restore -v full "$SNAPS/header"
 if mv "$SNAPS/header" "$MNT/vm1/restore/" 2>/dev/null; then die "damaged snapshot restored"; fi
 jq -r '.last.error' "$MNT/vm1/status" | grep -q '^vm1: .*channel-1: .*checksum' ||
