@@ -16,10 +16,11 @@
 #include <time.h>
 #include <unistd.h>
 
-#define QMP_LINE_MAX (16u << 20) /* longest line we accept from QEMU, '\n' excluded */
-#define QMP_BUF_MIN  4096        /* initial read buffer */
-#define QMP_RETRY_MS 10          /* connect retry interval while QEMU's listen backlog is full */
-#define QMP_QUOTE    60          /* bytes of an unparsable line quoted in error messages */
+#define QMP_LINE_MAX  (16u << 20) /* longest line we accept from QEMU, '\n' excluded */
+#define QMP_BUF_MIN   4096        /* initial read buffer */
+#define QMP_RETRY_MS  10          /* connect retry interval while QEMU's listen backlog is full */
+#define QMP_QUOTE     60          /* bytes of an unparsable line quoted in error messages */
+#define QMP_STALE_MAX 16          /* messages of a previous session skipped before a greeting */
 
 /* QEMU's greeting is ~150 bytes: a peer that sends more before its first newline is no QEMU, and
  * reading 16 MiB of it would only cost time and memory. */
@@ -554,20 +555,40 @@ static int drop_buffered(struct qmp *q)
 
 /* ---- the API ---- */
 
+/* Output of a previous client's session (an answer, an event) that the monitor had not
+ * delivered when that client hung up: QEMU keeps it and sends it to the next client, ahead of
+ * that client's greeting. */
+static int stale_msg(const json_t *msg)
+{
+    return json_object_get(msg, "return") || json_object_get(msg, "error") ||
+           json_object_get(msg, "event");
+}
+
 static int read_greeting(struct qmp *q, int64_t deadline, int timeout_ms, char *err, size_t errlen)
 {
     json_t *msg = NULL;
-    int rc;
+    int rc, stale = 0;
 
-    rc = read_msg(q, "greeting", deadline, timeout_ms, &msg, err, errlen);
+    do {
+        json_decref(msg);
+        rc = read_msg(q, "greeting", deadline, timeout_ms, &msg, err, errlen);
+    } while (rc == 0 && !json_object_get(msg, "QMP") && stale_msg(msg) && ++stale < QMP_STALE_MAX);
     q->line_max = QMP_LINE_MAX;
     if (rc == -ETIMEDOUT)
         qfail(q->path, err, errlen, rc,
               "no greeting within %d ms (another client holds the monitor?)", timeout_ms);
     if (rc < 0)
         goto out;
-    if (json_object_get(msg, "QMP") == NULL)
-        rc = qfail(q->path, err, errlen, -EPROTO, "greeting: no \"QMP\" member: not a QMP socket?");
+    if (json_object_get(msg, "QMP") == NULL) {
+        char *text = json_dumps(msg, JSON_COMPACT);
+        size_t len = text ? strlen(text) : 0;
+
+        rc = qfail(q->path, err, errlen, -EPROTO,
+                   "greeting: no \"QMP\" member in \"%.*s\"%s: not a QMP socket?",
+                   len > QMP_QUOTE ? QMP_QUOTE : (int)len, text ? text : "",
+                   len > QMP_QUOTE ? "..." : "");
+        free(text);
+    }
 out:
     json_decref(msg);
     return rc;

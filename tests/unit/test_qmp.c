@@ -412,6 +412,33 @@ static void test_event_first(void)
     fake_qmp_join(&f);
 }
 
+/* A previous client's undelivered answer and event, then the greeting: QEMU sends what it still
+ * held for the client before to the next one. */
+static void script_stale_first(int fd)
+{
+    fake_qmp_send(fd, "{\"return\": {}, \"id\": 3}\n{\"timestamp\": {}, \"event\": \"STOP\"}\n");
+    fake_qmp_handshake(fd);
+    fake_qmp_answer(fd, "{\"return\": 5, \"id\": %lld}\n", fake_qmp_expect(fd, "five", NULL));
+}
+
+static void test_stale_first(void)
+{
+    struct fake_qmp f;
+    struct qmp *q = fake_connect(&f, "stale", script_stale_first);
+    json_t *ret = NULL;
+    char err[512];
+    int rc;
+
+    if (q != NULL) {
+        rc = qmp_cmd(q, "five", NULL, &ret, 2000, err, sizeof(err));
+        CHECK_RC(rc, 0, err);
+        CHECK(json_integer_value(ret) == 5);
+        json_decref(ret);
+        qmp_close(q);
+    }
+    fake_qmp_join(&f);
+}
+
 /* qmp_wait: an event after an answer (read with it, then dropped), one that comes later, the
  * other descriptor, and the time running out */
 static void script_wait(int fd)
@@ -978,7 +1005,7 @@ static void test_greetings(void)
     } cases[] = {
         {"silent", script_silent, -ETIMEDOUT, "no greeting within 300 ms"},
         {"hmp", script_not_qmp, -EPROTO, "not a JSON object"},
-        {"nokey", script_no_qmp_key, -EPROTO, "no \"QMP\""},
+        {"nokey", script_no_qmp_key, -EPROTO, "no \"QMP\" member in \"{\"hello\":1}\""},
         {"caps", script_caps_refused, -EIO, "qmp_capabilities: CommandNotFound: nope"},
         {"flood", script_flood_greeting, -ETIMEDOUT, "qmp_capabilities: no answer within 300 ms"},
         {"huge", script_huge_greeting, -EMSGSIZE, "greeting: line longer than 65536 bytes"},
@@ -1092,6 +1119,7 @@ int main(void)
     test_connect_errors();
     test_greetings();
     test_event_first();
+    test_stale_first();
     test_wait();
     test_split();
     test_errors();
