@@ -17,7 +17,8 @@ lazy_qemu() {
         *) args+=("${argv[i]}") ;;
         esac
     done
-    rm -f "$T/lazy.sock"
+    # A QEMU killed before left its monitor's socket: waiting for the file would find that one.
+    rm -f "$T/lazy.sock" "$QMP/vm1.qmp"
     setsid "${args[@]}" -serial "file:$T/vm1.serial" -pidfile "$QMP/vm1.pid" \
         -qmp "unix:$QMP/vm1.qmp,server=on,wait=off" -incoming defer -S \
         </dev/null >"$T/lazy.qemu.log" 2>&1 &
