@@ -17,6 +17,7 @@
 
 #define CP_INDEX_REC_LEN   16 /* u32 type, u32, u32, u32 */
 #define CP_INDEX_PAGES_LEN 24 /* ... then u64 stream_offset */
+#define CP_INDEX_RUN_LEN   32 /* a PAGES or ZEROS record with CP_INDEX_RUN: one u64 ram_offset */
 #define CP_INDEX_END_LEN   24
 #define CP_INDEX_SUM_LEN   24 /* u32 type, u32 0, u64 k, u64 xxh3 */
 
@@ -36,14 +37,15 @@ static size_t cp_pad8(size_t n)
     return (n + 7) & ~(size_t)7;
 }
 
-/* The 16 bytes that open every record but END. */
-static int cp_index_put_rec(struct cp_stage *st, uint32_t type, uint32_t a, uint32_t b, char *err,
-                            size_t errlen)
+/* The 16 bytes that open every record but END and SUM. */
+static int cp_index_put_rec(struct cp_stage *st, uint32_t type, uint32_t a, uint32_t b,
+                            uint32_t flags, char *err, size_t errlen)
 {
     uint8_t rec[CP_INDEX_REC_LEN] = {0};
     cp_put_le32(rec, type);
     cp_put_le32(rec + 4, a);
     cp_put_le32(rec + 8, b);
+    cp_put_le32(rec + 12, flags);
     return cp_stage_put(st, rec, sizeof(rec), err, errlen);
 }
 
@@ -62,26 +64,73 @@ int cp_index_put_block(struct cp_stage *st, uint32_t block_id, const char *name,
 {
     uint8_t padded[CP_INDEX_NAME_MAX + 1] = {0}; /* the longest name, padded to 8 */
     memcpy(padded, name, name_len);
-    int r = cp_index_put_rec(st, CP_INDEX_BLOCK, block_id, name_len, err, errlen);
+    int r = cp_index_put_rec(st, CP_INDEX_BLOCK, block_id, name_len, 0, err, errlen);
     if (r < 0)
         return r;
     return cp_stage_put(st, padded, cp_pad8(name_len), err, errlen);
 }
 
-int cp_index_put_pages(struct cp_stage *st, uint32_t type, uint32_t block_id, uint32_t npages,
-                       uint64_t stream_offset, const uint64_t *ram_offsets, char *err,
-                       size_t errlen)
+/* The offsets of N pages as one list record (after the 16 bytes, the stream offset). */
+static int cp_index_put_list(struct cp_stage *st, uint32_t type, uint32_t block_id, uint32_t n,
+                             uint64_t stream_offset, const uint64_t *ram_offsets, char *err,
+                             size_t errlen)
 {
     uint8_t v[8 * 64];
-    int r = cp_index_put_rec(st, type, block_id, npages, err, errlen);
+    int r = cp_index_put_rec(st, type, block_id, n, 0, err, errlen);
     cp_put_le64(v, stream_offset);
     if (r == 0)
         r = cp_stage_put(st, v, 8, err, errlen);
-    for (uint32_t i = 0; r == 0 && i < npages;) {
+    for (uint32_t i = 0; r == 0 && i < n;) {
         size_t k = 0;
-        for (; k < 64 && i < npages; k++, i++)
+        for (; k < 64 && i < n; k++, i++)
             cp_put_le64(v + 8 * k, ram_offsets[i]);
         r = cp_stage_put(st, v, 8 * k, err, errlen);
+    }
+    return r;
+}
+
+/* The length of the run of pages contiguous in RAM that starts at OFF[0] (of N). */
+static uint32_t cp_index_run(const uint64_t *off, uint32_t n)
+{
+    uint32_t i = 1;
+    while (i < n && off[i] == off[i - 1] + CP_INDEX_PAGE_SIZE)
+        i++;
+    return i;
+}
+
+uint32_t cp_index_records(uint32_t version, uint32_t npages, const uint64_t *ram_offsets)
+{
+    uint32_t runs = 0;
+
+    if (version < 3)
+        return 1;
+    for (uint32_t i = 0; i < npages; i += cp_index_run(ram_offsets + i, npages - i))
+        runs++;
+    /* A packet of a first pass is one run: 32 bytes instead of 8 per page. Scattered pages (a
+     * running guest's re-sent ones) stay a list where runs would take more room. */
+    return (uint64_t)runs * CP_INDEX_RUN_LEN > CP_INDEX_PAGES_LEN + 8ull * npages ? 1 : runs;
+}
+
+int cp_index_put_pages(struct cp_stage *st, uint32_t version, uint32_t type, uint32_t block_id,
+                       uint32_t npages, uint64_t stream_offset, const uint64_t *ram_offsets,
+                       char *err, size_t errlen)
+{
+    int r = 0;
+
+    if (version < 3 || (cp_index_records(version, npages, ram_offsets) == 1 &&
+                        cp_index_run(ram_offsets, npages) < npages))
+        return cp_index_put_list(st, type, block_id, npages, stream_offset, ram_offsets, err,
+                                 errlen);
+    for (uint32_t i = 0, len; r == 0 && i < npages; i += len) {
+        uint8_t v[16];
+        len = cp_index_run(ram_offsets + i, npages - i);
+        /* a ZEROS record's offset is where the packet's page bytes end, for each of its runs */
+        cp_put_le64(v, stream_offset +
+                           (type == CP_INDEX_PAGES ? (uint64_t)i * CP_INDEX_PAGE_SIZE : 0));
+        cp_put_le64(v + 8, ram_offsets[i]);
+        r = cp_index_put_rec(st, type, block_id, len, CP_INDEX_RUN, err, errlen);
+        if (r == 0)
+            r = cp_stage_put(st, v, sizeof(v), err, errlen);
     }
     return r;
 }
@@ -173,13 +222,22 @@ static int64_t cp_index_check_pages(struct cp_index *ix, const uint8_t *p, size_
                                     uint64_t *end, char *err, size_t errlen)
 {
     int zero = cp_get_le32(p) == CP_INDEX_ZEROS;
-    uint32_t id = cp_get_le32(p + 4), n = cp_get_le32(p + 8);
+    uint32_t id = cp_get_le32(p + 4), n = cp_get_le32(p + 8), flags = cp_get_le32(p + 12);
     if (id >= ix->nblocks)
         return cp_msg(err, errlen, -EBADMSG, "pages of unknown block %u", id);
-    if (n == 0 || cp_get_le32(p + 12) != 0)
+    if (n == 0)
         return cp_msg(err, errlen, -EBADMSG, "bad page count %u", n);
-    if (rest < CP_INDEX_PAGES_LEN || (uint64_t)n > (rest - CP_INDEX_PAGES_LEN) / 8)
+    if (flags != 0 && (flags != CP_INDEX_RUN || ix->version < 3))
+        return cp_msg(err, errlen, -EBADMSG, "flags 0x%x in a version %u index", flags,
+                      ix->version);
+    size_t len = flags ? CP_INDEX_RUN_LEN : CP_INDEX_PAGES_LEN + (size_t)n * 8;
+    if (rest < CP_INDEX_PAGES_LEN || (!flags && (uint64_t)n > (rest - CP_INDEX_PAGES_LEN) / 8) ||
+        (flags && rest < CP_INDEX_RUN_LEN))
         return cp_msg(err, errlen, -EBADMSG, "%u pages past the end", n);
+    /* A run's pages must not wrap around the RAM offsets: each page's offset is unique. */
+    if (flags &&
+        cp_get_le64(p + CP_INDEX_PAGES_LEN) > UINT64_MAX - (uint64_t)(n - 1) * CP_INDEX_PAGE_SIZE)
+        return cp_msg(err, errlen, -EBADMSG, "a run of %u pages past the end of RAM", n);
     uint64_t off = cp_get_le64(p + 16);
     uint64_t span = zero ? 0 : (uint64_t)n * CP_INDEX_PAGE_SIZE;
     if (off < *end || off > UINT64_MAX - span)
@@ -187,7 +245,7 @@ static int64_t cp_index_check_pages(struct cp_index *ix, const uint8_t *p, size_
                       (unsigned long long)off);
     *end = off + span;
     ix->npages += n;
-    return (int64_t)(CP_INDEX_PAGES_LEN + (size_t)n * 8);
+    return (int64_t)len;
 }
 
 static int cp_index_check_end(struct cp_index *ix, const uint8_t *p, size_t rest, uint64_t end,
@@ -250,8 +308,8 @@ static int cp_index_check_header(struct cp_index *ix, char *err, size_t errlen)
     int shift_ok = ix->version == 1
                        ? ix->sum_shift == 0
                        : ix->sum_shift >= CP_INDEX_SUM_MIN && ix->sum_shift <= CP_INDEX_SUM_MAX;
-    if ((ix->version != 1 && ix->version != 2) || cp_get_le32(h + 12) != CP_INDEX_PAGE_SIZE ||
-        !shift_ok || cp_get_le32(h + 20) != 0)
+    if (ix->version < 1 || ix->version > CP_INDEX_VERSION ||
+        cp_get_le32(h + 12) != CP_INDEX_PAGE_SIZE || !shift_ok || cp_get_le32(h + 20) != 0)
         return cp_msg(err, errlen, -EBADMSG,
                       "index version %u, page size %u, sum shift %u not supported", ix->version,
                       cp_get_le32(h + 12), ix->sum_shift);
@@ -384,11 +442,14 @@ int cp_index_next(const struct cp_index *ix, struct cp_index_iter *it, struct cp
             pg->stream_offset = cp_get_le64(p + 16);
             if (!pg->zero)
                 pg->stream_offset += (uint64_t)it->i * CP_INDEX_PAGE_SIZE;
-            pg->ram_offset = cp_get_le64(p + CP_INDEX_PAGES_LEN + (size_t)it->i * 8);
+            pg->ram_offset =
+                cp_get_le32(p + 12) /* CP_INDEX_RUN */
+                    ? cp_get_le64(p + CP_INDEX_PAGES_LEN) + (uint64_t)it->i * CP_INDEX_PAGE_SIZE
+                    : cp_get_le64(p + CP_INDEX_PAGES_LEN + (size_t)it->i * 8);
             it->i++;
             return 1;
         }
-        it->pos += CP_INDEX_PAGES_LEN + (size_t)n * 8;
+        it->pos += cp_get_le32(p + 12) ? CP_INDEX_RUN_LEN : CP_INDEX_PAGES_LEN + (size_t)n * 8;
         it->i = 0;
     }
 }

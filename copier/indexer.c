@@ -114,10 +114,14 @@ static int cp_indexer_block(struct cp_indexer *m, const char *name, uint32_t len
     return cp_index_put_block(cp_fwriter_stage(m->idx), *id, name, len, err, errlen);
 }
 
-/* The key of the record about to be written (cp_index_key). */
-static int cp_indexer_key(struct cp_indexer *m, char *err, size_t errlen)
+/* The key (cp_index_key) of the records about to be written for the N pages at OFFSETS: one
+ * per record, a packet's pages being one record or several runs. */
+static int cp_indexer_key(struct cp_indexer *m, uint32_t n, const uint64_t *offsets, char *err,
+                          size_t errlen)
 {
-    if (m->nkeys == m->keys_cap) {
+    uint32_t recs = cp_index_records(CP_INDEX_VERSION, n, offsets);
+
+    while (m->nkeys + recs > m->keys_cap) {
         size_t cap = m->keys_cap ? 2 * m->keys_cap : 1024;
         struct cp_index_key *k = realloc(m->keys, cap * sizeof(*k));
         if (k == NULL)
@@ -125,8 +129,9 @@ static int cp_indexer_key(struct cp_indexer *m, char *err, size_t errlen)
         m->keys = k;
         m->keys_cap = cap;
     }
-    m->keys[m->nkeys++] =
-        (struct cp_index_key){.epoch = m->epoch, .packet_num = cp_get_be64(m->hdr + CP_PKT_NUM)};
+    while (recs--)
+        m->keys[m->nkeys++] = (struct cp_index_key){.epoch = m->epoch,
+                                                    .packet_num = cp_get_be64(m->hdr + CP_PKT_NUM)};
     return 0;
 }
 
@@ -172,11 +177,12 @@ static int cp_indexer_packet(struct cp_indexer *m, char *err, size_t errlen)
     m->state = n ? CP_MF_PAGES : CP_MF_HEADER;
     uint64_t next_epoch = m->epoch;
     m->epoch = epoch;
-    if (n && (r = cp_indexer_key(m, err, errlen)) == 0)
-        r = cp_index_put_pages(st, CP_INDEX_PAGES, id, n, m->pos, offsets, err, errlen);
-    if (r == 0 && z && (r = cp_indexer_key(m, err, errlen)) == 0)
-        r = cp_index_put_pages(st, CP_INDEX_ZEROS, id, z, m->pos + m->skip, offsets + n, err,
+    if (n && (r = cp_indexer_key(m, n, offsets, err, errlen)) == 0)
+        r = cp_index_put_pages(st, CP_INDEX_VERSION, CP_INDEX_PAGES, id, n, m->pos, offsets, err,
                                errlen);
+    if (r == 0 && z && (r = cp_indexer_key(m, z, offsets + n, err, errlen)) == 0)
+        r = cp_index_put_pages(st, CP_INDEX_VERSION, CP_INDEX_ZEROS, id, z, m->pos + m->skip,
+                               offsets + n, err, errlen);
     m->epoch = next_epoch;
     return r;
 }

@@ -151,7 +151,8 @@ static int cp_latest_write(struct cp_latest *l, int k, struct cp_stage *st, char
         int keep = more && !l->drop[k][ord];
         /* A run ends at a dropped page, a new record, or the end. */
         if (n && (!keep || it.i == 1 || n == CP_MULTIFD_PAGES_ALLOC)) {
-            r = cp_index_put_pages(st, type, block, n, start, offsets, err, errlen);
+            r = cp_index_put_pages(st, cp_index_version(ix), type, block, n, start, offsets, err,
+                                   errlen);
             n = 0;
         }
         if (!more)

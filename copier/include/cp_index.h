@@ -6,16 +6,19 @@
  *
  * Format: little-endian; every record starts 8-byte aligned with its u32 type.
  *   header, 24 bytes:
- *     char magic[8] "SFSPIDX1", u32 version (2; 1 before sums), u32 page_size (4096),
+ *     char magic[8] "SFSPIDX1", u32 version (3; 2 before runs, 1 before sums),
+ *     u32 page_size (4096),
  *     u32 sum_shift (version 2: each SUM covers 2^sum_shift stream bytes, 12..24; version 1: 0),
  *     u32 0
  *   BLOCK (type 1), the first time a RAMBlock name is seen in the channel:
  *     u32 type, u32 block_id (0, 1, 2... in order of appearance, < CP_INDEX_MAX_BLOCKS),
  *     u32 name_len (1..255), u32 0, name (no NUL), zero-padded to a multiple of 8
  *   PAGES (type 2), the pages of one packet, back to back in the channel file:
- *     u32 type, u32 block_id (a BLOCK seen before), u32 npages (>= 1), u32 0,
+ *     u32 type, u32 block_id (a BLOCK seen before), u32 npages (>= 1), u32 flags,
  *     u64 stream_offset: where the first page starts in the channel file (handshake included),
- *     u64 ram_offset[npages]: each page's offset in its RAMBlock, as QEMU sent it.
+ *     then with flags 0: u64 ram_offset[npages], each page's offset in its RAMBlock, as QEMU
+ *     sent it; with flags CP_INDEX_RUN (version 3 only): one u64 ram_offset, page i's being
+ *     ram_offset + i * page_size (a run: what a first pass's packets hold, 32 bytes for them).
  *     Page i is the page_size bytes at stream_offset + i * page_size. Records follow the
  *     stream: each starts at or after the end of the one before.
  *   ZEROS (type 4), the zero pages of one packet (QEMU >= 9.0 sends them in the channels, with
@@ -37,7 +40,8 @@
 #include <stdint.h>
 
 #define CP_INDEX_MAGIC      "SFSPIDX1"
-#define CP_INDEX_VERSION    2
+#define CP_INDEX_VERSION    3
+#define CP_INDEX_RUN        1u /* a PAGES or ZEROS record's flag: its pages are a run */
 #define CP_INDEX_SUM_SHIFT  18 /* 256 KiB per SUM: what a page request reads and hashes */
 #define CP_INDEX_SUM_MIN    12
 #define CP_INDEX_SUM_MAX    24

@@ -122,7 +122,12 @@ import struct, sys
 b = open(sys.argv[1], "rb").read()
 out, pos = bytearray(b[:8] + struct.pack("<IIII", 1, 4096, 0, 0)), 24
 while pos < len(b):
-    typ, a, c = struct.unpack_from("<III", b, pos)
+    typ, a, c, flags = struct.unpack_from("<IIII", b, pos)
+    if typ in (2, 4) and flags == 1:  # a run (version 3): its list
+        off, first = struct.unpack_from("<QQ", b, pos + 16)
+        out += struct.pack(f"<IIIIQ{c}Q", typ, a, c, 0, off, *(first + i * 4096 for i in range(c)))
+        pos += 32
+        continue
     n = {1: 16 + (c + 7) // 8 * 8, 2: 24 + 8 * c, 4: 24 + 8 * c, 5: 24}.get(typ, len(b) - pos)
     if typ != 5:
         out += b[pos:pos + n]
@@ -146,7 +151,7 @@ pager_stops "$T/v1index" 2 "channel-0.idx is a version 1 page index" "none inmig
 pager_stops "$T/v1index" 2 "its manifest's digest is sha256:[0-9a-f]*, not $digest as decided" \
     "none inmigrate" --digest "$digest"
 cp -a "$STORE/vm1/snapshots/plain" "$T/badindex"
-printf '\xff' | dd of="$T/badindex/channel-0.idx" bs=1 seek=100 conv=notrunc status=none
+flip_byte "$T/badindex/channel-0.idx" 100
 pager_stops "$T/badindex" 2 "channel-0.idx" "none inmigrate"
 
 log "damaged chunks"
@@ -162,6 +167,6 @@ cp -a "$STORE/vm1/snapshots/plain" "$T/badpage"
 # Mid-file, so that QEMU has run (a QEMU still loading its devices, which may fault on a page
 # the pager no longer sends, fails its load and exits instead: the VM never ran).
 size=$(stat -c %s "$T/badpage/channel-1")
-printf '\x5a' | dd of="$T/badpage/channel-1" bs=1 seek=$((size / 2)) conv=notrunc status=none
+flip_byte "$T/badpage/channel-1" $((size / 2))
 pager_stops "$T/badpage" 1 "checksum channel-1 offset $((size / 2 / 262144 * 262144))$" "postcopy-paused paused"
 log "PASS"

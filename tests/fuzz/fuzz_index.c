@@ -1,8 +1,8 @@
 /* fuzz_index: libFuzzer target for the page-index loader, which the lazy restore will run on
  * channel-K.idx files from other hosts. Whatever it accepts must walk as index.h promises: blocks
  * of distinct names, every page of a known block, in stream order without overlap, inside the
- * stream END describes, and as many pages as END counts; a version 2 index has a sum for every
- * block of that stream and a version 1 none. */
+ * stream END describes, and as many pages as END counts; a version 2 or 3 index has a sum for
+ * every block of that stream and a version 1 none. */
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -42,7 +42,8 @@ static void check_index(const struct cp_index *ix)
     uint32_t shift = cp_index_sum_shift(ix);
     if (cp_index_version(ix) == 1
             ? shift != 0 || cp_index_nsums(ix) != 0
-            : cp_index_version(ix) != 2 || shift < CP_INDEX_SUM_MIN || shift > CP_INDEX_SUM_MAX ||
+            : cp_index_version(ix) < 2 || cp_index_version(ix) > CP_INDEX_VERSION ||
+                  shift < CP_INDEX_SUM_MIN || shift > CP_INDEX_SUM_MAX ||
                   cp_index_nsums(ix) != (size + (1ull << shift) - 1) >> shift)
         abort();
     for (uint64_t k = 0; k < cp_index_nsums(ix); k++)

@@ -1261,9 +1261,9 @@ static void make_index(const char *dir, struct buf *out)
     struct cp_stage *st = cp_fwriter_stage(w);
     CHECK(cp_index_put_header(st, 1, err, sizeof(err)) == 0);
     CHECK(cp_index_put_block(st, 0, "pc.ram", 6, err, sizeof(err)) == 0);
-    CHECK(cp_index_put_pages(st, CP_INDEX_PAGES, 0, 2, 1408, offs0, err, sizeof(err)) == 0);
+    CHECK(cp_index_put_pages(st, 1, CP_INDEX_PAGES, 0, 2, 1408, offs0, err, sizeof(err)) == 0);
     CHECK(cp_index_put_block(st, 1, "vga", 3, err, sizeof(err)) == 0);
-    CHECK(cp_index_put_pages(st, CP_INDEX_PAGES, 1, 1, 1408 + 2 * PAGE + 1344, offs1, err,
+    CHECK(cp_index_put_pages(st, 1, CP_INDEX_PAGES, 1, 1, 1408 + 2 * PAGE + 1344, offs1, err,
                              sizeof(err)) == 0);
     CHECK(cp_index_put_end(st, 3, 1408 + 3 * PAGE + 1344, err, sizeof(err)) == 0);
     CHECK(st->finish(st, err, sizeof(err)) == 0);
@@ -1283,7 +1283,8 @@ struct idx_damage {
 
 static const struct idx_damage idx_damages[] = {
     {"bad magic", 0, 1, 'X', 0, "not a page index"},
-    {"version 3", 8, 4, 3, 0, "not supported"},
+    {"version 4", 8, 4, 4, 0, "not supported"},
+    {"a run in version 1", 60, 4, CP_INDEX_RUN, 0, "offset 48: flags 0x1 in a version 1 index"},
     {"sum shift in version 1", 16, 4, 18, 0, "not supported"},
     {"page size", 12, 4, 65536, 0, "not supported"},
     {"block id out of order", 28, 4, 1, 0, "offset 24: block id 1 where 0 was due"},
@@ -1375,9 +1376,9 @@ static void test_index_zeros(void)
         uint64_t zeros_at = 1408 + PAGE - (bad ? 1 : 0);
         CHECK(cp_index_put_header(st, 1, err, sizeof(err)) == 0);
         CHECK(cp_index_put_block(st, 0, "pc.ram", 6, err, sizeof(err)) == 0);
-        CHECK(cp_index_put_pages(st, CP_INDEX_PAGES, 0, 1, 1408, offs, err, sizeof(err)) == 0);
-        CHECK(cp_index_put_pages(st, CP_INDEX_ZEROS, 0, 2, zeros_at, offs + 1, err, sizeof(err)) ==
-              0);
+        CHECK(cp_index_put_pages(st, 1, CP_INDEX_PAGES, 0, 1, 1408, offs, err, sizeof(err)) == 0);
+        CHECK(cp_index_put_pages(st, 1, CP_INDEX_ZEROS, 0, 2, zeros_at, offs + 1, err,
+                                 sizeof(err)) == 0);
         CHECK(cp_index_put_end(st, 3, 1408 + PAGE, err, sizeof(err)) == 0);
         CHECK(st->finish(st, err, sizeof(err)) == 0);
         cp_fwriter_free(w);
@@ -1459,6 +1460,97 @@ static void test_index_sums(void)
         for (int k = 0; k < cases[i].nk; k++)
             CHECK(cp_index_sum(ix, (uint64_t)k) == 1000 + (uint64_t)k);
         cp_index_free(ix);
+    }
+    rm_rf(dir);
+}
+
+/* Version 3: a packet's pages contiguous in RAM become runs of 32 bytes where that is shorter
+ * than their list, and read back page by page as the list would; damaged runs are refused. */
+static void test_index_runs(void)
+{
+    static const struct {
+        const char *what;
+        uint32_t type, n;
+        uint64_t first[3]; /* each run's first RAM offset */
+        uint32_t len[3];   /* its pages */
+        int nruns;
+        size_t bytes; /* of the records */
+    } cases[] = {
+        {"one run of 128", CP_INDEX_PAGES, 128, {0x200000}, {128}, 1, 32},
+        {"two runs", CP_INDEX_PAGES, 7, {0x1000, 0x9000}, {3, 4}, 2, 64},
+        {"zero runs", CP_INDEX_ZEROS, 5, {0x4000, 0}, {2, 3}, 2, 64},
+        {"scattered: a list", CP_INDEX_PAGES, 3, {0x1000, 0x3000, 0x5000}, {1, 1, 1}, 3, 48},
+    };
+    char dir[256], path[512], err[512];
+    struct cp_fwriter *w;
+    struct cp_index *ix;
+    printf("index: runs\n");
+    make_tmp(dir, sizeof(dir), "/tmp", "index-runs");
+    snprintf(path, sizeof(path), "%s/r.idx", dir);
+    for (size_t c = 0; c < sizeof(cases) / sizeof(cases[0]); c++) {
+        uint64_t offs[128];
+        uint32_t n = 0;
+        for (int k = 0; k < cases[c].nruns; k++)
+            for (uint32_t i = 0; i < cases[c].len[k]; i++)
+                offs[n++] = cases[c].first[k] + (uint64_t)i * PAGE;
+        CHECK(n == cases[c].n);
+        int zero = cases[c].type == CP_INDEX_ZEROS;
+        uint64_t stream = 1408 + (zero ? 0 : (uint64_t)n * PAGE);
+        unlink(path);
+        if (cp_fwriter_open(&w, dir, "r.idx", 4096, 0, err, sizeof(err)) < 0) {
+            CHECKM(0, "%s", err);
+            break;
+        }
+        struct cp_stage *st = cp_fwriter_stage(w);
+        CHECK(cp_index_put_header(st, CP_INDEX_VERSION, err, sizeof(err)) == 0);
+        CHECK(cp_index_put_block(st, 0, "pc.ram", 6, err, sizeof(err)) == 0);
+        CHECK(cp_index_put_pages(st, CP_INDEX_VERSION, cases[c].type, 0, n, 1408, offs, err,
+                                 sizeof(err)) == 0);
+        for (uint64_t k = 0; k <= stream >> CP_INDEX_SUM_SHIFT; k++)
+            CHECK(cp_index_put_sum(st, k, k, err, sizeof(err)) == 0);
+        CHECK(cp_index_put_end(st, n, stream, err, sizeof(err)) == 0);
+        CHECK(st->finish(st, err, sizeof(err)) == 0);
+        cp_fwriter_free(w);
+        struct buf b = {0};
+        CHECK(read_file(path, &b) == 0);
+        /* header 24, BLOCK 24, the records, a SUM of 24 per started 2^S bytes, END 24 */
+        CHECKM(b.len == 24 + 24 + cases[c].bytes + 24 * ((stream >> CP_INDEX_SUM_SHIFT) + 1) + 24,
+               "%s: %zu bytes", cases[c].what, b.len);
+        int r = cp_index_load(&ix, path, err, sizeof(err));
+        CHECKM(r == 0, "%s: %s", cases[c].what, err);
+        if (r == 0) {
+            struct cp_index_iter it = {0};
+            struct cp_index_page pg;
+            for (uint32_t i = 0; i < n; i++) {
+                CHECK(cp_index_next(ix, &it, &pg) == 1);
+                CHECKM(pg.ram_offset == offs[i] && pg.zero == zero &&
+                           pg.stream_offset == 1408 + (zero ? 0 : (uint64_t)i * PAGE),
+                       "%s: page %u", cases[c].what, i);
+            }
+            CHECK(cp_index_next(ix, &it, &pg) == 0);
+            cp_index_free(ix);
+        }
+        /* The first run damaged: an unknown flag, then a run that wraps around RAM offsets. */
+        if (c == 0 && b.len > 48 + 32) {
+            static const struct {
+                size_t at;
+                uint64_t v;
+                int width;
+                const char *msg;
+            } bad[] = {{48 + 12, 2, 4, "flags 0x2 in a version 3 index"},
+                       {48 + 24, UINT64_MAX - PAGE, 8, "past the end of RAM"}};
+            for (size_t k = 0; k < sizeof(bad) / sizeof(bad[0]); k++) {
+                struct buf d = {0};
+                buf_put(&d, b.p, b.len);
+                for (int j = 0; j < bad[k].width; j++)
+                    d.p[bad[k].at + j] = (uint8_t)(bad[k].v >> (8 * j));
+                write_file(path, d.p, d.len);
+                r = cp_index_load(&ix, path, err, sizeof(err));
+                CHECKM(r == -EBADMSG && strstr(err, bad[k].msg), "%d \"%s\"", r, err);
+                free(d.p);
+            }
+        }
+        free(b.p);
     }
     rm_rf(dir);
 }
@@ -1973,6 +2065,7 @@ int main(int argc, char **argv)
     test_index_zeros();
     test_index_repeated_block();
     test_index_sums();
+    test_index_runs();
     test_zpool();
     test_zseek();
     test_zseek_skippable();
