@@ -107,13 +107,17 @@ vm_start() {
     guest_wait_pass_above "$T/$name.serial" 0 60 || die "$name does not verify its memory"
 }
 
-# Waits until no QEMU serves VM $1 (it quit after a save).
+# Waits until no QEMU serves VM $1 (it quit after a save). A zombie (the test's own child, not
+# reaped) is gone once it is the last of its threads: a thread group's leader turns zombie while
+# its other threads still exit, the last one freeing the guest's RAM, then closing the files (the
+# monitor's socket, which savefs takes for a running QEMU until then).
 vm_wait_gone() {
-    local pid
+    local pid tasks
     pid=$(cat "$QMP/$1.pid" 2>/dev/null) || return 0
     for _ in $(seq 100); do
         kill -0 "$pid" 2>/dev/null || return 0
-        [[ $(awk '{print $3}' "/proc/$pid/stat" 2>/dev/null) == Z ]] && return 0
+        tasks=(/proc/"$pid"/task/*)
+        [[ $(awk '{print $3}' "/proc/$pid/stat" 2>/dev/null) == Z && ${#tasks[@]} -le 1 ]] && return 0
         sleep 0.1
     done
     return 1
