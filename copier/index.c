@@ -104,8 +104,9 @@ uint32_t cp_index_records(uint32_t version, uint32_t npages, const uint64_t *ram
 
     if (version < 3)
         return 1;
-    for (uint32_t i = 0; i < npages; i += cp_index_run(ram_offsets + i, npages - i))
-        runs++;
+    for (uint32_t i = 0, len; i < npages; i += len, runs++)
+        if ((len = cp_index_run(ram_offsets + i, npages - i)) > CP_INDEX_RUN_MAX)
+            len = CP_INDEX_RUN_MAX;
     /* A packet of a first pass is one run: 32 bytes instead of 8 per page. Scattered pages (a
      * running guest's re-sent ones) stay a list where runs would take more room. */
     return (uint64_t)runs * CP_INDEX_RUN_LEN > CP_INDEX_PAGES_LEN + 8ull * npages ? 1 : runs;
@@ -124,6 +125,8 @@ int cp_index_put_pages(struct cp_stage *st, uint32_t version, uint32_t type, uin
     for (uint32_t i = 0, len; r == 0 && i < npages; i += len) {
         uint8_t v[16];
         len = cp_index_run(ram_offsets + i, npages - i);
+        if (len > CP_INDEX_RUN_MAX)
+            len = CP_INDEX_RUN_MAX;
         /* a ZEROS record's offset is where the packet's page bytes end, for each of its runs */
         cp_put_le64(v, stream_offset +
                            (type == CP_INDEX_PAGES ? (uint64_t)i * CP_INDEX_PAGE_SIZE : 0));
@@ -234,6 +237,8 @@ static int64_t cp_index_check_pages(struct cp_index *ix, const uint8_t *p, size_
     if (rest < CP_INDEX_PAGES_LEN || (!flags && (uint64_t)n > (rest - CP_INDEX_PAGES_LEN) / 8) ||
         (flags && rest < CP_INDEX_RUN_LEN))
         return cp_msg(err, errlen, -EBADMSG, "%u pages past the end", n);
+    if (flags && n > CP_INDEX_RUN_MAX)
+        return cp_msg(err, errlen, -EBADMSG, "a run of %u pages (at most %u)", n, CP_INDEX_RUN_MAX);
     /* A run's pages must not wrap around the RAM offsets: each page's offset is unique. */
     if (flags &&
         cp_get_le64(p + CP_INDEX_PAGES_LEN) > UINT64_MAX - (uint64_t)(n - 1) * CP_INDEX_PAGE_SIZE)

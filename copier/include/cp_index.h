@@ -18,7 +18,8 @@
  *     u64 stream_offset: where the first page starts in the channel file (handshake included),
  *     then with flags 0: u64 ram_offset[npages], each page's offset in its RAMBlock, as QEMU
  *     sent it; with flags CP_INDEX_RUN (version 3 only): one u64 ram_offset, page i's being
- *     ram_offset + i * page_size (a run: what a first pass's packets hold, 32 bytes for them).
+ *     ram_offset + i * page_size (a run: what a first pass's packets hold, 32 bytes for them;
+ *     npages <= CP_INDEX_RUN_MAX).
  *     Page i is the page_size bytes at stream_offset + i * page_size. Records follow the
  *     stream: each starts at or after the end of the one before.
  *   ZEROS (type 4), the zero pages of one packet (QEMU >= 9.0 sends them in the channels, with
@@ -39,9 +40,12 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define CP_INDEX_MAGIC      "SFSPIDX1"
-#define CP_INDEX_VERSION    3
-#define CP_INDEX_RUN        1u /* a PAGES or ZEROS record's flag: its pages are a run */
+#define CP_INDEX_MAGIC   "SFSPIDX1"
+#define CP_INDEX_VERSION 3
+#define CP_INDEX_RUN     1u /* a PAGES or ZEROS record's flag: its pages are a run */
+/* A run holds one packet's pages at most: a reader walks its pages one by one, and a run's 32
+ * bytes must not claim billions of them. */
+#define CP_INDEX_RUN_MAX    128
 #define CP_INDEX_SUM_SHIFT  18 /* 256 KiB per SUM: what a page request reads and hashes */
 #define CP_INDEX_SUM_MIN    12
 #define CP_INDEX_SUM_MAX    24

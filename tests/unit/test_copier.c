@@ -1538,6 +1538,7 @@ static void test_index_runs(void)
                 int width;
                 const char *msg;
             } bad[] = {{48 + 12, 2, 4, "flags 0x2 in a version 3 index"},
+                       {48 + 8, CP_INDEX_RUN_MAX + 1, 4, "a run of 129 pages (at most 128)"},
                        {48 + 24, UINT64_MAX - PAGE, 8, "past the end of RAM"}};
             for (size_t k = 0; k < sizeof(bad) / sizeof(bad[0]); k++) {
                 struct buf d = {0};
