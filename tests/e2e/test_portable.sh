@@ -140,6 +140,7 @@ for _ in $(seq 200); do
     vm_pid vm1 >/dev/null && [[ $(vm_state vm1) == running ]] && break
     sleep 0.1
 done
+vm_pid vm1 >/dev/null || die "tar x into restore/ restored nothing: $(cat "$MNT/vm1/status")"
 vm_adopt vm1
 vm_check_alive vm1 "$pass" "$seed"
 grep -q '"phase": "restored"' "$MNT/vm1/status" || die "import not restored: $(cat "$MNT/vm1/status")"
@@ -154,6 +155,7 @@ for _ in $(seq 200); do
     vm_pid vm1 >/dev/null && [[ $(vm_state vm1) == running ]] && break
     sleep 0.1
 done
+vm_pid vm1 >/dev/null || die "tar x into restore/ restored nothing: $(cat "$MNT/vm1/status")"
 vm_adopt vm1
 vm_check_alive vm1 "$pass" "$seed"
 log "PASS"
