@@ -49,6 +49,10 @@ guest_args() {
 guest_start() {
     local name=$1 qmpdir=$2 serial=$3 pid
     guest_args "$@" || return 1
+    # A serial log of an earlier guest would be read as this one's until QEMU truncates it: its
+    # ready line and passes, and a save taken while this one still boots (test_lazy_ramfile's
+    # red run: the restored guest booted afresh, another seed).
+    rm -f "$serial"
     setsid "${GUEST_ARGV[@]}" </dev/null >"$qmpdir/$name.qemu.log" 2>&1 &
     pid=$!
     # Until the child has become QEMU: before its exec it is this shell, and a look then takes
