@@ -792,15 +792,42 @@ static int sfs_truncate(const char *path, off_t size, struct fuse_file_info *fi)
     return rc;
 }
 
+/* 1 if task TID closes its files because a signal killed it: it is exiting (PF_EXITING) and the
+ * exit code it set before closing them (/proc/TID/stat's 52nd field) is a signal's. */
+static int flusher_killed(pid_t tid)
+{
+    char path[64], buf[1024], *p;
+    unsigned long flags = 0;
+    int code = 0, field = 3, fd;
+    ssize_t n;
+
+    snprintf(path, sizeof(path), "/proc/%d/stat", (int)tid);
+    if ((fd = open(path, O_RDONLY | O_CLOEXEC)) < 0)
+        return 0;
+    n = read(fd, buf, sizeof(buf) - 1);
+    close(fd);
+    if (n <= 0 || !(buf[n] = '\0', p = strrchr(buf, ')')))
+        return 0;
+    /* After the command's ')', field 3 (the state) on, space-separated. */
+    for (char *tok = strtok(p + 1, " \n"); tok; tok = strtok(NULL, " \n"), field++) {
+        if (field == 9)
+            flags = strtoul(tok, NULL, 10);
+        else if (field == 52)
+            code = atoi(tok);
+    }
+    return (flags & 0x4 /* PF_EXITING */) && (code & 0x7f) != 0;
+}
+
 /* Words without a newline are complete at close: their save runs in the flush of the close(),
  * which gets its errno (release cannot report one), and Ctrl-C cancels it there. A writer killed
- * mid-words closes in its exit with the signal pending: the kernel interrupts that flush, and
- * the save is cancelled (the VM runs on as before). */
+ * mid-words closes in its exit: the kernel interrupts that flush, but the interrupt may come after
+ * the flush is being served, so the flusher's exit code tells too; the save is cancelled (the VM
+ * runs on as before). */
 static int flush_words(struct sfs_file *f)
 {
     if (!words_input_close(f->words))
         return 0;
-    if (fuse_interrupted()) {
+    if (fuse_interrupted() || flusher_killed(fuse_get_context()->pid)) {
         words_input_consume(f->words);
         return -EINTR;
     }
