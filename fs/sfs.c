@@ -796,7 +796,7 @@ static int sfs_truncate(const char *path, off_t size, struct fuse_file_info *fi)
  * exit code it set before closing them (/proc/TID/stat's 52nd field) is a signal's. */
 static int flusher_killed(pid_t tid)
 {
-    char path[64], buf[1024], *p;
+    char path[64], buf[1024], *p, *save = NULL;
     unsigned long flags = 0;
     int code = 0, field = 3, fd;
     ssize_t n;
@@ -808,8 +808,10 @@ static int flusher_killed(pid_t tid)
     close(fd);
     if (n <= 0 || !(buf[n] = '\0', p = strrchr(buf, ')')))
         return 0;
-    /* After the command's ')', field 3 (the state) on, space-separated. */
-    for (char *tok = strtok(p + 1, " \n"); tok; tok = strtok(NULL, " \n"), field++) {
+    /* After the command's ')', field 3 (the state) on, space-separated; strtok_r, as FUSE's
+     * worker threads may flush at once. */
+    for (char *tok = strtok_r(p + 1, " \n", &save); tok;
+         tok = strtok_r(NULL, " \n", &save), field++) {
         if (field == 9)
             flags = strtoul(tok, NULL, 10);
         else if (field == 52)
