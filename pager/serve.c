@@ -22,7 +22,16 @@
 #include "verify.h"
 #include "wire.h"
 
-#define PG_SNDBUF       (64 << 10)
+/* A requested page waits behind what the socket holds, but a small socket makes the writer and
+ * QEMU's loading thread take turns at every few pages: 64 KiB pushed 1 GiB 15% slower than
+ * 256 KiB, and 1 or 4 MiB were no faster (docs/benchmarks.md). */
+#define PG_SNDBUF (256 << 10)
+
+/* What QEMU has of a page. A zero page is left as POSTCOPY_ADVISE's discard of all RAM made it
+ * (zero memory; QEMU 7.2 `init_range` and 10.0 alike), counted as in from the start: pushing it
+ * cost QEMU's one loading thread a record and a UFFDIO_ZEROPAGE per page. It is still sent when
+ * requested, as QEMU's userfaultfd then waits for it. */
+enum { PG_UNSENT, PG_SENT, PG_LEFT_ZERO };
 #define PG_URGENT_EVERY 16 /* pages of a chunk between looks at the requests */
 
 struct pg_sender {
@@ -30,7 +39,7 @@ struct pg_sender {
     struct pg_wire *w;
     struct pg_queue *q;
     struct pg_events *ev;
-    uint8_t *sent[PG_MAX_BLOCKS]; /* 1 per page once written */
+    uint8_t *sent[PG_MAX_BLOCKS]; /* PG_UNSENT, PG_SENT or PG_LEFT_ZERO per page */
     uint64_t nsent, npages, requested;
     struct pg_vcache vc;
     uint8_t page[PG_PAGE_SIZE];
@@ -109,13 +118,16 @@ static int pg_preamble(const struct pg_snap *s, struct pg_wire *w)
     return pg_wire_flush(w);
 }
 
-static int pg_send_page(struct pg_sender *x, int b, uint64_t ram_offset, const uint8_t *data)
+/* Sends page RAM_OFFSET of block B unless QEMU has it (REQUESTED: also a zero page left to the
+ * discard), out of DATA or read and checked here. */
+static int pg_send_page(struct pg_sender *x, int b, uint64_t ram_offset, const uint8_t *data,
+                        int requested)
 {
     const struct pg_block *bl = &x->s->map.blocks[b];
     uint64_t p = ram_offset / PG_PAGE_SIZE, e = bl->ent[p];
-    int rc = 0;
+    int rc = 0, counted = x->sent[b][p] == PG_LEFT_ZERO;
 
-    if (x->sent[b][p])
+    if (x->sent[b][p] == PG_SENT || (counted && !requested))
         return 0;
     if (pg_ent_is_data(e) && !data) {
         rc = pg_verify_read(x->s, pg_ent_channel(e), pg_ent_offset(e), PG_PAGE_SIZE, x->page,
@@ -125,8 +137,8 @@ static int pg_send_page(struct pg_sender *x, int b, uint64_t ram_offset, const u
     if (rc)
         return rc;
     pg_wire_page(x->w, bl->name, ram_offset, pg_ent_is_data(e) ? data : NULL);
-    x->sent[b][p] = 1;
-    x->nsent++;
+    x->sent[b][p] = PG_SENT;
+    x->nsent += !counted;
     pg_events_push(x->ev, x->nsent, x->npages, x->nsent == x->npages);
     return 0;
 }
@@ -139,7 +151,7 @@ static int pg_serve_req(struct pg_sender *x, const struct pg_req *r)
 
     for (uint64_t off = start; !rc && off < r->start + r->len && off < bl->length;
          off += PG_PAGE_SIZE, x->requested++)
-        rc = pg_send_page(x, r->block, off, NULL);
+        rc = pg_send_page(x, r->block, off, NULL, 1);
     pg_wire_section_close(x->w);
     if (!rc)
         rc = pg_wire_flush(x->w);
@@ -166,7 +178,7 @@ static int pg_serve_chunk(struct pg_sender *x, const struct pg_chunk *c)
         const struct pg_chunk_page *p = &c->pages[i];
         if (i % PG_URGENT_EVERY == 0 && (rc = pg_serve_reqs(x)))
             break;
-        rc = pg_send_page(x, p->block, p->ram_offset, c->buf + (p->stream_offset - c->base));
+        rc = pg_send_page(x, p->block, p->ram_offset, c->buf + (p->stream_offset - c->base), 0);
     }
     pg_wire_section_close(x->w);
     return rc ? rc : x->w->err;
@@ -193,15 +205,15 @@ static int pg_serve_hot(struct pg_sender *x, const struct pg_hot *h, uint64_t *n
     for (size_t i = 0; !rc && i < h->n; i++) {
         if (i % PG_URGENT_EVERY == 0 && (rc = pg_serve_reqs(x)))
             break;
-        rc = pg_send_page(x, h->pages[i].block, h->pages[i].ram_offset, NULL);
+        rc = pg_send_page(x, h->pages[i].block, h->pages[i].ram_offset, NULL, 0);
     }
     pg_wire_section_close(x->w);
     *n = x->nsent - before;
     return rc ? rc : x->w->err;
 }
 
-/* After the readers: every page not sent yet (the zero pages), then the end of RAM and of the
- * stream. */
+/* After the readers: any data page not sent yet (none, unless a reader skipped one), then the end
+ * of RAM and of the stream. */
 static int pg_serve_rest(struct pg_sender *x)
 {
     const struct pg_map *m = &x->s->map;
@@ -212,11 +224,11 @@ static int pg_serve_rest(struct pg_sender *x)
         for (uint64_t p = 0; !rc && p < m->blocks[b].length / PG_PAGE_SIZE; p++) {
             if (n++ % (PG_URGENT_EVERY * 16) == 0 && (rc = pg_serve_reqs(x)))
                 break;
-            rc = pg_send_page(x, b, p * PG_PAGE_SIZE, NULL);
+            rc = pg_send_page(x, b, p * PG_PAGE_SIZE, NULL, 0);
         }
-    /* The end only after every page: QEMU would take one never sent for zero memory. */
+    /* The end only after every data page: QEMU takes one never sent for zero memory. */
     if (!rc && x->nsent != x->npages) {
-        snprintf(x->err, sizeof(x->err), "%llu of %llu pages sent at the end",
+        snprintf(x->err, sizeof(x->err), "%llu of %llu pages in at the end",
                  (unsigned long long)x->nsent, (unsigned long long)x->npages);
         rc = -EPROTO;
     }
@@ -293,19 +305,23 @@ static int pg_sender_init(struct pg_sender *x, const struct pg_snap *s, struct p
     return 0;
 }
 
-/* Recovery: the pages QEMU has count as sent (they are never sent again). Their number. */
+/* What QEMU has before the first page: on recovery the pages its bitmaps say it received (never
+ * sent again), and the zero pages it has as zero. The number of the former. */
 static uint64_t pg_sender_had(struct pg_sender *x, const struct pg_rp *rp)
 {
     const struct pg_map *m = &x->s->map;
-    uint64_t had = 0;
+    uint64_t had = 0, zero = 0;
 
     for (int b = 0; b < m->nblocks; b++)
         for (uint64_t p = 0; p < m->blocks[b].length / PG_PAGE_SIZE; p++)
             if (pg_rp_has(rp, b, p)) {
-                x->sent[b][p] = 1;
+                x->sent[b][p] = PG_SENT;
                 had++;
+            } else if (m->blocks[b].ent[p] == PG_ZERO) {
+                x->sent[b][p] = PG_LEFT_ZERO;
+                zero++;
             }
-    x->nsent = had;
+    x->nsent = had + zero;
     return had;
 }
 
@@ -394,7 +410,6 @@ int pg_serve(const struct pg_snap *s, const char *sock_path, const struct pg_opt
     if (fd < 0)
         return fd;
     st->t_connected = pg_now() - t0;
-    /* A requested page waits behind every byte already in the socket: keep that short. */
     setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &(int){PG_SNDBUF}, sizeof(int));
     if (!(w = malloc(sizeof(*w)))) {
         close(fd);
