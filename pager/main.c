@@ -78,9 +78,9 @@ static void report(double opened, const struct pg_snap *s, const struct pg_stats
 {
     printf("savefs-pager: snapshot opened %.3f s (main read %.3f s, channels %.3f s, map %.3f "
            "s); from then: connected %.3f s, devices sent %.3f s, running %.3f s, last page %.3f "
-           "s, done %.3f s\n",
+           "s, done %.3f s; the writer waited %.3f s for pages to send, %.3f s in send\n",
            opened, s->t_main, s->t_channels, s->t_map, st->t_connected, st->t_devices_sent,
-           st->t_running, st->t_last_page, st->t_shut);
+           st->t_running, st->t_last_page, st->t_shut, st->t_waited, st->t_send);
     printf("savefs-pager: %llu data pages, %llu zero pages (%llu in QEMU before, %llu hot first), "
            "%.1f MiB written; %llu requests (%llu pages): median %.3f ms, p99 %.3f ms, max %.3f "
            "ms\n",
@@ -102,7 +102,7 @@ int main(int argc, char **argv)
                                              {NULL, 0, NULL, 0}};
     /* The job starts the pager beside QEMU: QEMU's start (seconds on a loaded host) is waited
      * for here. */
-    struct pg_opts o = {.readers = 2, .connect_ms = 60000};
+    struct pg_opts o = {.readers = 4, .connect_ms = 60000};
     struct pg_events ev;
     const char *digest = NULL, *hot = NULL, *flog = NULL;
     struct pg_hot hotlist = {0};

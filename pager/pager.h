@@ -33,6 +33,7 @@ struct pg_stats {
     uint64_t had_pages; /* resuming: the pages QEMU had already */
     uint64_t hot_pages; /* pushed first, from --hot */
     uint64_t bytes;
+    double t_waited, t_send; /* the writer's seconds waiting for pages to send, and in send() */
     double req_median_ms, req_p99_ms, req_max_ms; /* request in, its pages written */
 };
 

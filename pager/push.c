@@ -33,7 +33,6 @@ static void pg_push_fail(struct pg_push *p, int rc, const char *why)
 static int pg_reader_pages(struct pg_reader *r, struct pg_chunk *c, uint64_t end)
 {
     const struct pg_snap *s = r->p->snap;
-    size_t cap = 0;
 
     while (r->have && r->pg.stream_offset < end) {
         int b = r->blocks[r->pg.block_id];
@@ -41,12 +40,13 @@ static int pg_reader_pages(struct pg_reader *r, struct pg_chunk *c, uint64_t end
         /* A later record (or channel) may have superseded this one: only the last is sent. */
         if (!r->pg.zero && e == pg_map_data(r->k, r->pg.stream_offset) &&
             !pg_rp_has(r->p->have, b, r->pg.ram_offset / PG_PAGE_SIZE)) {
-            if (c->npages == cap) {
-                cap = cap ? 2 * cap : 256;
+            if (c->npages == c->cap) {
+                uint32_t cap = c->cap ? 2 * c->cap : 256;
                 void *n = realloc(c->pages, cap * sizeof(*c->pages));
                 if (!n)
                     return -ENOMEM;
                 c->pages = n;
+                c->cap = cap;
             }
             c->pages[c->npages++] =
                 (struct pg_chunk_page){b, r->pg.ram_offset, r->pg.stream_offset};
@@ -60,11 +60,11 @@ static int pg_reader_pages(struct pg_reader *r, struct pg_chunk *c, uint64_t end
  * before END; every block of it checked before the chunk is queued. */
 static int pg_reader_chunk(struct pg_reader *r, uint64_t base, uint64_t end)
 {
-    struct pg_chunk *c = calloc(1, sizeof(*c));
+    struct pg_chunk *c = pg_queue_spare(r->p->q);
     uint64_t stop = end;
     int rc;
 
-    if (!c)
+    if (!c && !(c = calloc(1, sizeof(*c))))
         return -ENOMEM;
     c->ch = r->k;
     c->base = base;
@@ -72,14 +72,16 @@ static int pg_reader_chunk(struct pg_reader *r, uint64_t base, uint64_t end)
     if (!rc && c->npages && c->pages[c->npages - 1].stream_offset + PG_PAGE_SIZE > stop)
         stop = c->pages[c->npages - 1].stream_offset + PG_PAGE_SIZE;
     c->len = (size_t)(stop - base);
-    if (!rc && !(c->buf = malloc(c->len ? c->len : 1)))
+    /* Room for any chunk, aligned for O_DIRECT (source.h): the chunk is recycled, buffer and all.
+     */
+    if (!rc && !c->buf && !(c->buf = aligned_alloc(PG_DIO_ALIGN, PG_CHUNK_BUF)))
         rc = -ENOMEM;
     /* A chunk without pages to send is not read: its bytes would go nowhere. */
     if (!rc && c->npages)
         rc = pg_verify_read(r->p->snap, r->k, base, c->len, c->buf, &r->vc, r->err, sizeof(r->err));
     if (!rc && c->npages)
         return pg_queue_put_chunk(r->p->q, c);
-    pg_chunk_free(c);
+    pg_queue_recycle(r->p->q, c);
     return rc;
 }
 

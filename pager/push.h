@@ -14,6 +14,8 @@
 #include "snap.h"
 
 #define PG_CHUNK_SIZE (1u << 20) /* stream bytes per chunk: one zstd frame */
+/* A chunk's bytes: on to the end of the last page that starts in it. */
+#define PG_CHUNK_BUF (PG_CHUNK_SIZE + PG_PAGE_SIZE)
 
 struct pg_push {
     /* set before the threads start */

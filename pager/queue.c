@@ -32,6 +32,11 @@ void pg_queue_destroy(struct pg_queue *q)
         q->first = c->next;
         pg_chunk_free(c);
     }
+    while (q->spare) {
+        struct pg_chunk *c = q->spare;
+        q->spare = c->next;
+        pg_chunk_free(c);
+    }
     free(q->reqs);
     pthread_cond_destroy(&q->ready);
     pthread_cond_destroy(&q->space);
@@ -86,6 +91,31 @@ int pg_queue_put_chunk(struct pg_queue *q, struct pg_chunk *c)
     }
     pthread_mutex_unlock(&q->mu);
     return rc;
+}
+
+void pg_queue_recycle(struct pg_queue *q, struct pg_chunk *c)
+{
+    if (!c)
+        return;
+    pthread_mutex_lock(&q->mu);
+    c->next = q->spare;
+    q->spare = c;
+    pthread_mutex_unlock(&q->mu);
+}
+
+struct pg_chunk *pg_queue_spare(struct pg_queue *q)
+{
+    struct pg_chunk *c;
+
+    pthread_mutex_lock(&q->mu);
+    if ((c = q->spare))
+        q->spare = c->next;
+    pthread_mutex_unlock(&q->mu);
+    if (c) {
+        c->next = NULL;
+        c->npages = 0;
+    }
+    return c;
 }
 
 void pg_queue_producer_done(struct pg_queue *q)

@@ -27,9 +27,9 @@ struct pg_chunk {
     int ch;
     uint64_t base;
     size_t len;
-    uint8_t *buf;
+    uint8_t *buf; /* kept when the chunk is recycled */
     struct pg_chunk_page *pages;
-    uint32_t npages;
+    uint32_t npages, cap; /* pages used, and room */
 };
 
 enum pg_next { PG_NEXT_REQ, PG_NEXT_CHUNK, PG_NEXT_DONE };
@@ -42,8 +42,9 @@ struct pg_queue {
     size_t head, nreqs, cap;
     struct pg_chunk *first, *last;
     int nchunks, max_chunks;
-    int producers; /* background readers still running */
-    int held;      /* background work waits (pg_queue_hold) */
+    struct pg_chunk *spare; /* served chunks, their buffers kept for the readers */
+    int producers;          /* background readers still running */
+    int held;               /* background work waits (pg_queue_hold) */
     int stopped;
 };
 
@@ -71,6 +72,12 @@ int pg_queue_wait_released(struct pg_queue *q);
 int pg_queue_req_while_held(struct pg_queue *q, struct pg_req *r);
 /* Wakes everyone: producers get -ECANCELED, the writer PG_NEXT_DONE. */
 void pg_queue_stop(struct pg_queue *q);
+/* A served chunk back to the readers (pg_queue_spare): its buffers are reused, not freed and
+ * allocated again, which in a VM costs a page fault per 4 KiB each time (and leaves the buffers
+ * aligned as O_DIRECT reads want them). */
+void pg_queue_recycle(struct pg_queue *q, struct pg_chunk *c);
+/* A recycled chunk (NPAGES 0, its buffers kept), or NULL. */
+struct pg_chunk *pg_queue_spare(struct pg_queue *q);
 void pg_chunk_free(struct pg_chunk *c);
 
 #endif

@@ -41,6 +41,7 @@ struct pg_sender {
     struct pg_events *ev;
     uint8_t *sent[PG_MAX_BLOCKS]; /* PG_UNSENT, PG_SENT or PG_LEFT_ZERO per page */
     uint64_t nsent, npages, requested;
+    double t_waited; /* in pg_queue_next once the guest runs: nothing to send */
     struct pg_vcache vc;
     uint8_t page[PG_PAGE_SIZE];
     double *lat; /* ms per request */
@@ -256,14 +257,16 @@ static int pg_serve_pages(struct pg_sender *x)
         /* Before waiting, what is buffered goes: a page may be waited for. */
         if ((rc = pg_wire_flush(x->w)))
             break;
+        double t0 = pg_now();
         next = pg_queue_next(x->q, &r, &c);
+        x->t_waited += pg_now() - t0;
         if (next == PG_NEXT_DONE)
             break;
         if (next == PG_NEXT_REQ) {
             rc = pg_serve_req(x, &r);
         } else {
             rc = pg_serve_chunk(x, c);
-            pg_chunk_free(c);
+            pg_queue_recycle(x->q, c);
         }
     }
     return rc ? rc : x->q->stopped ? -ECANCELED : pg_serve_rest(x);
@@ -389,6 +392,8 @@ static int pg_serve_run(const struct pg_snap *s, int fd, struct pg_wire *w, cons
     st->requests = rp.requests;
     st->t_running = rp.t_running > 0 ? rp.t_running - t0 : 0;
     st->bytes = w->bytes;
+    st->t_send = w->t_send;
+    st->t_waited = x.t_waited;
     pg_sender_stats(&x, st);
     rc = prc ? prc : pg_serve_outcome(rc, &x, &rp, err, errlen);
     pg_sender_free(&x);

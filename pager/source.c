@@ -32,6 +32,21 @@ static int pg_pread(int fd, uint8_t *buf, size_t len, uint64_t off)
     return 0;
 }
 
+/* The aligned part directly where offset and buffer allow, the rest through the cache. */
+static int pg_pread_plain(const struct pg_chan *c, uint8_t *out, size_t len, uint64_t off)
+{
+    size_t n = len / PG_DIO_ALIGN * PG_DIO_ALIGN;
+    int rc = -EINVAL;
+
+    if (c->dfd >= 0 && n && off % PG_DIO_ALIGN == 0 && (uintptr_t)out % PG_DIO_ALIGN == 0)
+        rc = pg_pread(c->dfd, out, n, off);
+    if (rc == -EINVAL) /* not aligned, or refused after all: the cache's way */
+        n = 0;
+    else if (rc)
+        return rc;
+    return pg_pread(c->fd, out + n, len - n, off + n);
+}
+
 int pg_chan_open(struct pg_chan *c, const char *dir, const struct cp_file *f, char *err,
                  size_t errlen)
 {
@@ -40,13 +55,19 @@ int pg_chan_open(struct pg_chan *c, const char *dir, const struct cp_file *f, ch
 
     memset(c, 0, sizeof(*c));
     c->file = *f;
+    c->dfd = -1;
     snprintf(path, sizeof(path), "%s/%s", dir, f->name);
     c->fd = open(path, O_RDONLY | O_CLOEXEC);
     if (c->fd < 0)
         return pg_errno(err, errlen, errno, dir, f->name, "open");
     c->stream_size = f->zstd ? f->stream_size : f->size;
-    if (!f->zstd)
+    /* The push reads every block once: through the page cache each block costs fresh pages
+     * (in a VM a fault each, up to 1.4 s of system time for a 1 GiB guest's pages), with
+     * O_DIRECT none. A store without O_DIRECT (tmpfs) is read through the cache. */
+    if (!f->zstd) {
+        c->dfd = open(path, O_RDONLY | O_CLOEXEC | O_DIRECT);
         return 0;
+    }
     rc = cp_zseek_load(&c->zseek, c->fd, err, errlen);
     if (!rc && cp_zseek_stream_size(c->zseek) != f->stream_size) {
         snprintf(err, errlen, "%s: its seek table holds %" PRIu64 " stream bytes, not %" PRIu64,
@@ -61,8 +82,10 @@ void pg_chan_close(struct pg_chan *c)
     cp_zseek_free(c->zseek);
     if (c->fd >= 0)
         close(c->fd);
+    if (c->dfd >= 0)
+        close(c->dfd);
     c->zseek = NULL;
-    c->fd = -1;
+    c->fd = c->dfd = -1;
 }
 
 static int pg_fcache_fill(const struct pg_chan *c, int64_t i, struct pg_fcache *fc, char *err,
@@ -106,7 +129,7 @@ int pg_chan_read(const struct pg_chan *c, uint64_t off, size_t len, uint8_t *out
     if (rc)
         return rc;
     if (!c->zseek) {
-        rc = pg_pread(c->fd, out, len, off);
+        rc = pg_pread_plain(c, out, len, off);
         snprintf(what, sizeof(what), "read at %" PRIu64, off);
         return rc ? pg_errno(err, errlen, -rc, "", c->file.name, what) : 0;
     }

@@ -10,9 +10,13 @@
 #include "copier.h"
 #include "cp_zseek.h"
 
+/* What an O_DIRECT read's offset, length and buffer are aligned to. */
+#define PG_DIO_ALIGN 4096u
+
 struct pg_chan {
     struct cp_file file; /* as the manifest says: size, checksums, zstd (a copy) */
     int fd;
+    int dfd; /* plain channels: an O_DIRECT descriptor, or -1 where the store refuses one */
     struct cp_zseek *zseek; /* zstd files only */
     uint64_t stream_size;
 };

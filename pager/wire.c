@@ -6,6 +6,7 @@
 #include <sys/socket.h>
 
 #include "mainstream.h"
+#include "pager.h"
 #include "map.h"
 
 void pg_wire_init(struct pg_wire *w, int fd, uint32_t ram_section)
@@ -16,12 +17,14 @@ void pg_wire_init(struct pg_wire *w, int fd, uint32_t ram_section)
     w->in_section = 0;
     w->last = NULL;
     w->bytes = 0;
+    w->t_send = 0;
     w->len = 0;
 }
 
 int pg_wire_flush(struct pg_wire *w)
 {
     size_t done = 0;
+    double t0 = w->len ? pg_now() : 0;
 
     while (!w->err && done < w->len) {
         /* MSG_NOSIGNAL: a QEMU that went away is an error to report, not a SIGPIPE. */
@@ -34,6 +37,8 @@ int pg_wire_flush(struct pg_wire *w)
             done += (size_t)n;
     }
     w->bytes += done;
+    if (w->len)
+        w->t_send += pg_now() - t0;
     w->len = 0;
     return w->err;
 }

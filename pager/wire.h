@@ -33,6 +33,7 @@ struct pg_wire {
     int in_section;   /* a RAM SECTION_PART is open */
     const char *last; /* the block the open section named last (CONTINUE after it) */
     uint64_t bytes;   /* written so far */
+    double t_send;    /* seconds in send(): waiting for QEMU to read */
     size_t len;
     uint8_t buf[32 << 10];
 };
