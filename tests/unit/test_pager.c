@@ -261,7 +261,8 @@ static void test_events(void)
 
 /* ---- checked reads ---- */
 
-#define VSIZE (3 * (1u << CP_INDEX_SUM_SHIFT) + 5000) /* three blocks and a tail: a page and a part */
+#define VSIZE                                                                                      \
+    (3 * (1u << CP_INDEX_SUM_SHIFT) + 5000) /* three blocks and a tail: a page and a part */
 
 static void le(uint8_t *p, uint64_t v, int n)
 {
