@@ -24,7 +24,7 @@
 
 /* A requested page waits behind what the socket holds, but a small socket makes the writer and
  * QEMU's loading thread take turns at every few pages: 64 KiB pushed 1 GiB 15% slower than
- * 256 KiB, and 1 or 4 MiB were no faster (docs/benchmarks.md). */
+ * 208 KiB, 1 MiB or 4 MiB, which were alike (docs/benchmarks.md). */
 #define PG_SNDBUF (256 << 10)
 
 /* What QEMU has of a page. A zero page is left as POSTCOPY_ADVISE's discard of all RAM made it
