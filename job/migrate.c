@@ -5,11 +5,13 @@
 #include <errno.h>
 #include <stdio.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "job_int.h"
 #include "qmp.h"
 
 #define MIG_RELEASE_TIMEOUT_MS 5000 /* QEMU cleans a migration up within milliseconds */
+#define MIG_FINALIZE_WAIT_MS   2000 /* its migration thread's last step, as long */
 
 int mig_cmd(struct qmp *q, const char *name, json_t *args, json_t **ret, char *err, size_t errlen)
 {
@@ -228,6 +230,23 @@ int mig_vm_running(struct qmp *q)
         running = json_is_true(json_object_get(ret, "running"));
     json_decref(ret);
     return running;
+}
+
+void mig_wait_finalized(struct qmp *q)
+{
+    double deadline = job_now() + MIG_FINALIZE_WAIT_MS / 1000.0;
+
+    for (;;) {
+        json_t *ret = NULL;
+        const char *st;
+        int finishing = mig_cmd(q, "query-status", NULL, &ret, NULL, 0) == 0 &&
+                        (st = json_string_value(json_object_get(ret, "status"))) &&
+                        strcmp(st, "finish-migrate") == 0;
+        json_decref(ret);
+        if (!finishing || job_now() > deadline)
+            return;
+        usleep(1000);
+    }
 }
 
 int mig_finished(const char *status)

@@ -434,6 +434,7 @@ static int resume_live(struct save *s)
         return 0;
     job_set_phase(s->job, "resuming");
     double captured_at = job_now();
+    mig_wait_finalized(s->qmp);
     if ((rc = mig_cmd(s->qmp, "cont", NULL, NULL, err, sizeof(err))))
         return job_fail(s->job, rc, "resume after the checkpoint: %s", err);
     s->stopped = 0;
@@ -572,8 +573,10 @@ static void finish_vm(struct save *s)
 
     mig_undo(s->qmp, &s->saved);
     if (s->job->words.keep_running) {
-        if (s->stopped)
+        if (s->stopped) {
+            mig_wait_finalized(s->qmp);
             mig_cmd(s->qmp, "cont", NULL, NULL, NULL, 0);
+        }
         return;
     }
     job_set_phase(s->job, "quitting");
@@ -596,6 +599,7 @@ static int resume_checkpointed(struct save *s, const struct ckpt *c)
     if (!c || !s->job->words.keep_running || !s->stopped)
         return 0;
     mig_undo(s->qmp, &s->saved);
+    mig_wait_finalized(s->qmp);
     rc = job_qmp(s->job, s->qmp, "cont", NULL, NULL);
     s->stopped = rc != 0;
     return rc;
@@ -637,8 +641,10 @@ static void roll_back(struct save *s)
         mig_undo(s->qmp, &s->saved);
     /* The save's own error is what the user reads: a failed resume does not replace it. A live
      * migration that failed as QEMU completed it may have left the VM paused. */
-    if (s->qmp && (s->stopped || (s->live && !mig_vm_running(s->qmp))))
+    if (s->qmp && (s->stopped || (s->live && !mig_vm_running(s->qmp)))) {
+        mig_wait_finalized(s->qmp);
         mig_cmd(s->qmp, "cont", NULL, NULL, NULL, 0);
+    }
 }
 
 static void summarize(struct save *s)

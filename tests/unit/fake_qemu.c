@@ -30,6 +30,9 @@
 #define MAIN_HEADER_LEN      8  /* "QEVM" and the format's version */
 #define HANDSHAKE_LEN        64 /* a channel's MultiFDInit_t */
 #define FAKE_TAKE_NAMES_S    5 /* seconds between a save's choice of its name and migrate, at most */
+/* As QEMU 7.2: a migration is "completed" before its thread leaves the "finish-migrate" run state,
+ * in which `cont` is refused (migration_iteration_finish, qmp_cont). */
+#define FINISH_MIGRATE_MS 30
 
 enum mig_status { MIG_NONE, MIG_ACTIVE, MIG_COMPLETED, MIG_FAILED, MIG_CANCELLED };
 
@@ -46,8 +49,9 @@ static struct {
     int lfd; /* migrate-incoming's listener */
     pthread_t mover;
     int moving;
-    atomic_int status; /* enum mig_status; the stream thread moves it on */
-    atomic_int cancel; /* migrate_cancel came: the stream thread lets go */
+    atomic_int status;         /* enum mig_status; the stream thread moves it on */
+    atomic_int cancel;         /* migrate_cancel came: the stream thread lets go */
+    atomic_llong finish_until; /* CLOCK_MONOTONIC ms: "finish-migrate" until then */
     int fds[MAX_STREAMS];
 } vm = {.mode = "ok", .channels = 2, .lfd = -1};
 
@@ -92,6 +96,20 @@ static int count_entries(const char *dir)
     if (d)
         closedir(d);
     return n;
+}
+
+static long long now_ms(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* 1 while the last migration has completed but its thread has not left "finish-migrate". */
+static int finishing(void)
+{
+    return now_ms() < atomic_load(&vm.finish_until);
 }
 
 static void sleep_ms(int ms)
@@ -159,8 +177,10 @@ static void *send_streams(void *arg)
         close(vm.fds[i]);
         chan_free(&ch[i]);
     }
-    if (whole)
+    if (whole) {
+        atomic_store(&vm.finish_until, now_ms() + FINISH_MIGRATE_MS);
         atomic_store(&vm.status, MIG_COMPLETED);
+    }
     return NULL;
 }
 
@@ -262,8 +282,11 @@ static json_t *run(const char *name, json_t *args)
         return json_pack("{s:{s:i, s:i, s:i}, s:s}", "qemu", "major", 7, "minor", 2, "micro", 0,
                          "package", "");
     if (strcmp(name, "query-status") == 0)
-        return json_pack("{s:s, s:b}", "status", vm.running ? "running" : "paused", "running",
-                         vm.running);
+        return json_pack("{s:s, s:b}", "status",
+                         finishing()  ? "finish-migrate"
+                         : vm.running ? "running"
+                                      : "paused",
+                         "running", vm.running);
     if (strcmp(name, "qom-get") == 0)
         return json_string("pc-i440fx-7.2-machine");
     if (strcmp(name, "query-memory-size-summary") == 0)
@@ -330,6 +353,15 @@ static int serve(int fd)
             return 1;
         }
         log_line("%s\n", name);
+        if (strcmp(name, "cont") == 0 && finishing()) {
+            log_line("cont refused: finish-migrate\n");
+            fake_qmp_answer(fd,
+                            "{\"id\": %lld, \"error\": {\"class\": \"GenericError\", "
+                            "\"desc\": \"Migration is not finalized yet\"}}\n",
+                            id);
+            json_decref(args);
+            continue;
+        }
         ret = strcmp(name, "qmp_capabilities") == 0 ? json_object() : run(name, args);
         if (ret)
             answer(fd, id, ret);

@@ -355,6 +355,8 @@ static void test_save_ok(void)
     CHECK_HAS(fake_log("good"), "max-bandwidth 5000000\n");
     CHECK_HAS(fake_log("good"), "migrate\n");
     CHECK_HAS(fake_log("good"), "cont\n");
+    /* not while QEMU still finishes the migration (mig_wait_finalized) */
+    CHECK_LACKS(fake_log("good"), "cont refused");
     CHECK_LACKS(fake_log("good"), "quit");
     CHECK(entries("good", "snapshots") == 1, "%d snapshots", entries("good", "snapshots"));
 
