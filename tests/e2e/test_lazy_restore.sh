@@ -46,17 +46,18 @@ slow_restore() {
     vm_adopt vm1
     [[ $(jq -r '.job.phase' "$MNT/vm1/status") == pushing ]] || die "no push after the mv: $(cat "$MNT/vm1/status")"
     [[ $(vm_state vm1) == running ]] || die "vm1 is $(vm_state vm1) during the push"
-    push_grows
+    push_grows $((8 << 20))
 }
 
 # The push's progress in status comes from the page server's `push DONE TOTAL` lines (its events,
-# descriptor 3): it grows while the push runs (reads capped at 24 MiB/s: 2-3 MiB in 100 ms).
+# descriptor 3): it grows while the push runs (reads capped at 24 MiB/s: 2-3 MiB in 100 ms), by
+# more than $1 bytes (default 0) beyond its first report, which counts the zero pages already.
 push_grows() {
-    local first=0 now
+    local first=0 now more=${1:-0}
     for _ in $(seq 100); do
         now=$(jq -r '.job.bytes_done // 0' "$MNT/vm1/status")
         ((first == 0 && now > 0)) && first=$now
-        ((first > 0 && now > first)) && { log "push: $first then $now bytes in status"; return 0; }
+        ((first > 0 && now > first + more)) && { log "push: $first then $now bytes in status"; return 0; }
         sleep 0.1
     done
     die "status shows no growing push: $first then $now bytes: $(cat "$MNT/vm1/status")"
@@ -124,22 +125,28 @@ for _ in $(seq 300); do
     sleep 0.1
 done
 cap_reads 0
+why=
 if [[ -n $resumed && $resumed != "$pager" ]]; then
-    grep -q -- '--resume' "/proc/$resumed/cmdline" || die "the new page server runs without --resume"
+    grep -q -- '--resume' "/proc/$resumed/cmdline" 2>/dev/null || [[ ! -d /proc/$resumed ]] ||
+        die "the new page server runs without --resume"
     wait_no_job vm1
     why=$(last_message vm1)
-    [[ $why == *"restored again lazily"*"resumed after one died"* ]] || die "status does not say the push resumed: $why"
+fi
+if [[ $why == *"restored again lazily"*"resumed after one died"* ]]; then
     [[ $(vm_state vm1) == running ]] || die "vm1 is $(vm_state vm1) after the resumed push"
     vm_check_alive vm1 "$((pass + 2))" "$seed"
     log "$why"
 else
-    # The other outcome the issue allows: QEMU 7.2 never reported postcopy-paused (a vCPU waiting
-    # for a page can hold the lock its monitor needs: docs/lazy.md), so the VM was stopped, with
-    # the reason, within the job's wait, not left hanging. The snapshot is still there.
+    # The other outcome the issue allows, QEMU 7.2's limit (docs/lazy.md): a thread of QEMU that
+    # waits for a page can hold the lock its monitor and the recovery's connection need, so QEMU
+    # never reported postcopy-paused, or never answered the resumed page server: the VM was
+    # stopped, with the reason, within the job's wait, not left hanging. The snapshot is still there.
     wait_no_job vm1
     vm_wait_gone vm1 || die "the QEMU whose page server died was left running, not resumed"
     why=$(last_message vm1)
-    [[ $why == *"before the last page and no page server could resume it"* ]] || die "status does not say why: $why"
+    [[ $why == *"before the last page and no page server could resume it"* ||
+        $why == *"page server stopped"*"received bitmaps"*"VM was stopped"* ]] ||
+        die "status does not say why: $why"
     log "not resumed: $why"
     lazy_restore again
 fi
