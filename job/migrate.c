@@ -232,21 +232,31 @@ int mig_vm_running(struct qmp *q)
     return running;
 }
 
-void mig_wait_finalized(struct qmp *q)
+/* 1 while the VM is in QEMU's "finish-migrate" run state. */
+static int mig_finishing(struct qmp *q)
+{
+    json_t *ret = NULL;
+    const char *st;
+    int finishing = mig_cmd(q, "query-status", NULL, &ret, NULL, 0) == 0 &&
+                    (st = json_string_value(json_object_get(ret, "status"))) &&
+                    strcmp(st, "finish-migrate") == 0;
+
+    json_decref(ret);
+    return finishing;
+}
+
+int mig_cont(struct qmp *q, char *err, size_t errlen)
 {
     double deadline = job_now() + MIG_FINALIZE_WAIT_MS / 1000.0;
+    int rc = mig_cmd(q, "cont", NULL, NULL, err, errlen);
 
-    for (;;) {
-        json_t *ret = NULL;
-        const char *st;
-        int finishing = mig_cmd(q, "query-status", NULL, &ret, NULL, 0) == 0 &&
-                        (st = json_string_value(json_object_get(ret, "status"))) &&
-                        strcmp(st, "finish-migrate") == 0;
-        json_decref(ret);
-        if (!finishing || job_now() > deadline)
-            return;
-        usleep(1000);
+    /* Only a refused cont asks why: the common case costs a live checkpoint's pause nothing. */
+    if (rc && mig_finishing(q)) {
+        while (mig_finishing(q) && job_now() < deadline)
+            usleep(1000);
+        rc = mig_cmd(q, "cont", NULL, NULL, err, errlen);
     }
+    return rc;
 }
 
 int mig_finished(const char *status)

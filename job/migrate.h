@@ -51,12 +51,12 @@ int mig_downtime(struct qmp *q, int64_t *downtime_ms, char *err, size_t errlen);
 /* 1 while the VM's CPUs run (query-status); 0 when stopped or when QEMU does not answer. */
 int mig_vm_running(struct qmp *q);
 
-/* Waits (a few seconds at most) while the VM is in QEMU's "finish-migrate" state. QEMU 7.2 says a
- * migration is completed before its migration thread has taken the big lock to leave that state
- * (`migration_iteration_finish`), and refuses a `cont` in between: "Migration is not finalized
- * yet" (a live checkpoint's resume failed so in CI). Call it before a `cont` that follows a
- * migration. */
-void mig_wait_finalized(struct qmp *q);
+/* `cont` after a migration: 0, or -errno with ERR (may be NULL) filled. QEMU 7.2 says a migration
+ * is completed before its migration thread has taken the big lock to leave the "finish-migrate"
+ * run state (`migration_iteration_finish`), and refuses a `cont` in between: "Migration is not
+ * finalized yet" (a live checkpoint's resume failed so in CI). A cont refused while QEMU is in
+ * that state is sent again once it has left it (a few seconds at most). */
+int mig_cont(struct qmp *q, char *err, size_t errlen);
 
 /* 1 for a status after which nothing more happens. */
 int mig_finished(const char *status);

@@ -434,8 +434,7 @@ static int resume_live(struct save *s)
         return 0;
     job_set_phase(s->job, "resuming");
     double captured_at = job_now();
-    mig_wait_finalized(s->qmp);
-    if ((rc = mig_cmd(s->qmp, "cont", NULL, NULL, err, sizeof(err))))
+    if ((rc = mig_cont(s->qmp, err, sizeof(err))))
         return job_fail(s->job, rc, "resume after the checkpoint: %s", err);
     s->stopped = 0;
     double resumed_at = job_now(), ours = resumed_at - s->completed_at;
@@ -573,10 +572,8 @@ static void finish_vm(struct save *s)
 
     mig_undo(s->qmp, &s->saved);
     if (s->job->words.keep_running) {
-        if (s->stopped) {
-            mig_wait_finalized(s->qmp);
-            mig_cmd(s->qmp, "cont", NULL, NULL, NULL, 0);
-        }
+        if (s->stopped)
+            mig_cont(s->qmp, NULL, 0);
         return;
     }
     job_set_phase(s->job, "quitting");
@@ -594,13 +591,14 @@ static void finish_vm(struct save *s)
  * keep-running live=off save, this is where its pause ends. */
 static int resume_checkpointed(struct save *s, const struct ckpt *c)
 {
+    char err[JOB_ERR_MAX - 80];
     int rc;
 
     if (!c || !s->job->words.keep_running || !s->stopped)
         return 0;
     mig_undo(s->qmp, &s->saved);
-    mig_wait_finalized(s->qmp);
-    rc = job_qmp(s->job, s->qmp, "cont", NULL, NULL);
+    if ((rc = mig_cont(s->qmp, err, sizeof(err))))
+        job_fail(s->job, rc, "%s", err);
     s->stopped = rc != 0;
     return rc;
 }
@@ -641,10 +639,8 @@ static void roll_back(struct save *s)
         mig_undo(s->qmp, &s->saved);
     /* The save's own error is what the user reads: a failed resume does not replace it. A live
      * migration that failed as QEMU completed it may have left the VM paused. */
-    if (s->qmp && (s->stopped || (s->live && !mig_vm_running(s->qmp)))) {
-        mig_wait_finalized(s->qmp);
-        mig_cmd(s->qmp, "cont", NULL, NULL, NULL, 0);
-    }
+    if (s->qmp && (s->stopped || (s->live && !mig_vm_running(s->qmp))))
+        mig_cont(s->qmp, NULL, 0);
 }
 
 static void summarize(struct save *s)
