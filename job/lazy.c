@@ -692,12 +692,7 @@ static int adopt_open(struct lazy *z, const struct lazy_marked *mk)
 
 static const char *adopt_state(struct restore *r)
 {
-    json_t *st = NULL;
-    int running = mig_cmd(r->qmp, "query-status", NULL, &st, NULL, 0) == 0 &&
-                  json_is_true(json_object_get(st, "running"));
-
-    json_decref(st);
-    return running ? "running" : "paused";
+    return mig_vm_running(r->qmp) ? "running" : "paused";
 }
 
 /* The push goes on under this savefs's eye: status shows it, a save waits for it, and a page

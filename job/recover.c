@@ -151,7 +151,6 @@ static void resume_saved_vm(void *opaque, const char *vm, const char *tmpdir)
 /* The QEMU of a restore that did not finish never ran the guest unless it is running now. */
 static void kill_half_restored(struct recovery *r, const char *mark)
 {
-    json_t *status = NULL;
     struct qmp *q;
     pid_t pid = 0; /* read_pid_file sets it on success; gcc -O2 cannot tell */
     int libvirt = 0;
@@ -159,8 +158,7 @@ static void kill_half_restored(struct recovery *r, const char *mark)
     if (read_pid_file(mark, &pid, NULL))
         goto out;
     q = connect_pid(r, pid, &libvirt);
-    if (q && mig_cmd(q, "query-status", NULL, &status, NULL, 0) == 0 &&
-        json_is_true(json_object_get(status, "running"))) {
+    if (q && mig_vm_running(q)) {
         say(r, "an interrupted restore had already resumed its VM", "");
     } else if (kill(pid, 0) == 0 && qemu_pid_is_incoming(pid)) {
         /* libvirt ends its own QEMU: the domain is "destroyed", not crashed. */
@@ -168,7 +166,6 @@ static void kill_half_restored(struct recovery *r, const char *mark)
             kill(pid, SIGKILL);
         say(r, "killed the QEMU of an interrupted restore", "");
     }
-    json_decref(status);
     if (q)
         qmp_close(q);
 out:
