@@ -7,6 +7,7 @@
  * counters from any thread. */
 #include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -20,6 +21,7 @@
 
 #include "bytes.h"
 #include "copier.h"
+#include "cp_main.h"
 #include "indexer.h"
 #include "latest.h"
 #include "stream.h"
@@ -499,6 +501,7 @@ static void cp_save_entry(struct cp_file *f, enum cp_kind kind, int channel, uin
     f->xxh3 = xxh3;
     f->zstd = 0;
     f->stream_size = f->stream_xxh3 = 0;
+    memset(&f->layout, 0, sizeof(f->layout));
 }
 
 /* FILES: main, the channels by id, then their indexes. Every slot is claimed once no error. */
@@ -555,6 +558,26 @@ static int cp_save_latest(struct cp_save *s, char *err, size_t errlen)
     return n ? cp_latest_resolve(s->dir, ch, n, &dropped, err, errlen) : 0;
 }
 
+/* Main's layout (cp_main.h), so that a lazy restore reads main's head and device state alone:
+ * where a lazy restore can serve the snapshot at all (main not compressed, every channel
+ * indexed). A main it cannot tell is left without one, and a lazy restore reads it whole: no
+ * failure of the save. */
+static void cp_save_layout(struct cp_save *s, struct cp_file *files, int nfiles)
+{
+    char path[PATH_MAX + CP_NAME_MAX], why[CP_ERR_MAX];
+    int fd, indexes = 0;
+
+    for (int i = 0; i < nfiles; i++)
+        indexes += files[i].kind == CP_INDEX;
+    if (s->zpool || indexes != s->nchannels || files[0].kind != CP_MAIN)
+        return;
+    snprintf(path, sizeof(path), "%s/%s", s->dir, files[0].name);
+    if ((fd = open(path, O_RDONLY | O_CLOEXEC)) < 0)
+        return;
+    cp_main_layout_read(fd, files[0].size, &files[0].layout, why, sizeof(why));
+    close(fd);
+}
+
 int cp_save_finish(struct cp_save *s, struct cp_file *files, int *nfiles, char *err, size_t errlen)
 {
     *nfiles = 0;
@@ -571,6 +594,7 @@ int cp_save_finish(struct cp_save *s, struct cp_file *files, int *nfiles, char *
     if (r < 0)
         goto out;
     *nfiles = cp_save_list(s, files);
+    cp_save_layout(s, files, *nfiles);
 out:
     return r;
 }

@@ -76,11 +76,13 @@ static void prefetch_setup(struct pg_opts *o, const struct pg_snap *s, const cha
 
 static void report(double opened, const struct pg_snap *s, const struct pg_stats *st)
 {
-    printf("savefs-pager: snapshot opened %.3f s (main read %.3f s, channels %.3f s, map %.3f "
-           "s); from then: connected %.3f s, devices sent %.3f s, running %.3f s, last page %.3f "
-           "s, done %.3f s; the writer waited %.3f s for pages to send, %.3f s in send\n",
-           opened, s->t_main, s->t_channels, s->t_map, st->t_connected, st->t_devices_sent,
-           st->t_running, st->t_last_page, st->t_shut, st->t_waited, st->t_send);
+    printf("savefs-pager: snapshot opened %.3f s (main read %.3f s: %zu bytes, %s; channels "
+           "%.3f s, map %.3f s); from then: connected %.3f s, devices sent %.3f s, running %.3f "
+           "s, last page %.3f s, done %.3f s; the writer waited %.3f s for pages to send, %.3f s "
+           "in send\n",
+           opened, s->t_main, s->main_read, s->main_parts ? "its head and device state" : "whole",
+           s->t_channels, s->t_map, st->t_connected, st->t_devices_sent, st->t_running,
+           st->t_last_page, st->t_shut, st->t_waited, st->t_send);
     printf("savefs-pager: %llu data pages, %llu zero pages (%llu in QEMU before, %llu hot first), "
            "%.1f MiB written; %llu requests (%llu pages): median %.3f ms, p99 %.3f ms, max %.3f "
            "ms\n",

@@ -51,6 +51,8 @@ int pg_map_set(struct pg_map *m, int b, uint64_t ram_offset, uint64_t ent, char 
                size_t errlen);
 /* 0 if every page has an entry; else -ENODATA naming the first page none covers. */
 int pg_map_check_complete(const struct pg_map *m, char *err, size_t errlen);
+/* Gives every page without an entry ENT. */
+void pg_map_fill(struct pg_map *m, uint64_t ent);
 uint64_t pg_map_npages(const struct pg_map *m);
 void pg_map_free(struct pg_map *m);
 

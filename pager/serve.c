@@ -236,12 +236,12 @@ static int pg_serve_rest(struct pg_sender *x)
     if (rc)
         return rc;
     pg_wire_section_close(x->w);
-    pg_wire_be(x->w, PG_VM_SECTION_END, 1);
+    pg_wire_be(x->w, CP_VM_SECTION_END, 1);
     pg_wire_be(x->w, x->w->ram_section, 4);
-    pg_wire_be(x->w, PG_RAM_EOS, 8);
-    pg_wire_be(x->w, PG_VM_SECTION_FOOTER, 1);
+    pg_wire_be(x->w, CP_RAM_EOS, 8);
+    pg_wire_be(x->w, CP_VM_SECTION_FOOTER, 1);
     pg_wire_be(x->w, x->w->ram_section, 4);
-    pg_wire_be(x->w, PG_VM_EOF, 1);
+    pg_wire_be(x->w, CP_VM_EOF, 1);
     return pg_wire_flush(x->w);
 }
 

@@ -149,13 +149,37 @@ static void pg_snap_count(struct pg_snap *s)
         }
 }
 
+/* Main read whole: its RAM blocks, its zero pages, and the parts sent again. */
+static int pg_snap_main_whole(struct pg_snap *s, const char *dir, const struct cp_file *fm,
+                              char *err, size_t errlen)
+{
+    size_t len = 0;
+    int rc = pg_main_load(dir, fm, &s->main_stream, &len, err, errlen);
+
+    s->main_read = len;
+    return rc ? rc : pg_main_parse(&s->main, s->main_stream, len, &s->map, err, errlen);
+}
+
+/* Main's head and device state alone, where its layout says: what a big guest's main holds
+ * between them (a 9-byte record per zero page) is not read before QEMU can be served. */
+static int pg_snap_main_parts(struct pg_snap *s, const char *dir, const struct cp_file *fm,
+                              char *err, size_t errlen)
+{
+    size_t head = 0, dev = 0;
+    int rc =
+        pg_main_load_parts(dir, fm, PG_MAX_PACKAGED, &s->main_stream, &head, &dev, err, errlen);
+
+    s->main_read = head + dev;
+    s->main_parts = 1;
+    return rc ? rc : pg_main_parse_parts(&s->main, s->main_stream, head, dev, &s->map, err, errlen);
+}
+
 int pg_snap_open(struct pg_snap **out, const char *dir, const struct cp_file *files, int nfiles,
                  char *err, size_t errlen)
 {
     const struct cp_file *fm = pg_find(files, nfiles, CP_MAIN, -1);
     struct pg_snap *s = calloc(1, sizeof(*s));
     struct pg_load loads[CP_MAX_CHANNELS];
-    size_t len = 0;
     int rc = 0;
 
     *out = NULL;
@@ -172,9 +196,9 @@ int pg_snap_open(struct pg_snap **out, const char *dir, const struct cp_file *fi
     }
     double t0 = pg_now();
     pg_load_start(loads, s, dir, files, nfiles);
-    if (!(rc = pg_main_load(dir, fm, &s->main_stream, &len, err, errlen)) &&
-        !(rc = pg_main_parse(&s->main, s->main_stream, len, &s->map, err, errlen)) &&
-        s->main.dev_end - s->main.dev_start + PG_PACKAGED_EXTRA > PG_MAX_PACKAGED) {
+    rc = fm->layout.head ? pg_snap_main_parts(s, dir, fm, err, errlen)
+                         : pg_snap_main_whole(s, dir, fm, err, errlen);
+    if (!rc && s->main.dev_end - s->main.dev_start + PG_PACKAGED_EXTRA > PG_MAX_PACKAGED) {
         snprintf(err, errlen, "its device state (%zu bytes) is more than QEMU takes in one package",
                  s->main.dev_end - s->main.dev_start);
         rc = -E2BIG;
@@ -185,7 +209,11 @@ int pg_snap_open(struct pg_snap **out, const char *dir, const struct cp_file *fi
     s->t_channels = pg_now() - t0;
     for (int k = 0; !rc && k < s->nchans; k++)
         rc = pg_snap_index(s, k, s->index[k], err, errlen);
-    if (!rc)
+    /* With a layout, main's zero-page records were not read: a page no index lists is zero, as
+     * after a full restore of a page QEMU never sent. */
+    if (!rc && fm->layout.head)
+        pg_map_fill(&s->map, PG_ZERO);
+    else if (!rc)
         rc = pg_map_check_complete(&s->map, err, errlen);
     if (!rc)
         pg_snap_count(s);

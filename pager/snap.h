@@ -1,5 +1,6 @@
 /* snap: a snapshot opened for serving: its main stream parsed, its channel files open, and the
- * page map built from the page indexes and checked complete. Everything that can refuse a
+ * page map built from the page indexes (and main's zero pages, or with main's layout every page
+ * no index lists as zero) and checked complete. Everything that can refuse a
  * snapshot happens here, before any QEMU is touched. Opened by one thread, then read-only. */
 #ifndef SAVEFS_PAGER_SNAP_H
 #define SAVEFS_PAGER_SNAP_H
@@ -21,6 +22,8 @@ struct pg_snap {
     struct cp_index *index[CP_MAX_CHANNELS]; /* each channel's, for reading it in order */
     int nchans;
     uint64_t data_pages, zero_pages;
+    size_t main_read; /* bytes of main read: all of them, or its head and device state */
+    int main_parts;   /* 1: those alone, as its layout names them */
     double t_main, t_channels, t_map; /* seconds until main was read, the channels, the map */
 };
 

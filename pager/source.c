@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 #include <xxhash.h>
 
@@ -222,4 +223,55 @@ out:
     free(file);
     close(fd);
     return rc;
+}
+
+int pg_main_load_parts(const char *dir, const struct cp_file *f, size_t max, uint8_t **out,
+                       size_t *head, size_t *dev, char *err, size_t errlen)
+{
+    const struct cp_main_layout *l = &f->layout;
+    uint64_t ndev = l->eof - l->devices;
+    char path[4096];
+    uint8_t *buf = NULL;
+    struct stat st;
+    int fd, rc = 0;
+
+    *out = NULL;
+    if (l->head > max || ndev > max) {
+        snprintf(err, errlen,
+                 "%s/%s: its layout's head (%llu bytes) or device state (%llu "
+                 "bytes) is more than QEMU takes in one package",
+                 dir, f->name, (unsigned long long)l->head, (unsigned long long)ndev);
+        return -E2BIG;
+    }
+    snprintf(path, sizeof(path), "%s/%s", dir, f->name);
+    if ((fd = open(path, O_RDONLY | O_CLOEXEC)) < 0)
+        return pg_errno(err, errlen, errno, dir, f->name, "open");
+    /* A file of another size is not the one whose parts the manifest describes. */
+    if (fstat(fd, &st) < 0)
+        rc = pg_errno(err, errlen, errno, dir, f->name, "stat");
+    else if ((uint64_t)st.st_size != f->size)
+        rc = pg_errno(err, errlen, EBADMSG, dir, f->name, "not the manifest's size");
+    else if (!(buf = malloc(l->head + ndev + 1)))
+        rc = -ENOMEM;
+    else if ((rc = pg_pread(fd, buf, l->head, 0)) ||
+             (rc = pg_pread(fd, buf + l->head, ndev, l->devices)))
+        rc = pg_errno(err, errlen, -rc, dir, f->name, "read");
+    /* What is checked is what is served: each part once, here. */
+    else if (XXH3_64bits(buf, l->head) != l->head_xxh3 ||
+             XXH3_64bits(buf + l->head, ndev) != l->devices_xxh3) {
+        snprintf(err, errlen,
+                 "%s/%s: a part its layout names does not match the manifest's "
+                 "checksum",
+                 dir, f->name);
+        rc = -EBADMSG;
+    }
+    close(fd);
+    if (rc) {
+        free(buf);
+        return rc;
+    }
+    *out = buf;
+    *head = l->head;
+    *dev = ndev;
+    return 0;
 }

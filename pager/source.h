@@ -1,6 +1,7 @@
 /* source: reads stream bytes out of a snapshot's channel files, plain (pread) or seekable zstd
  * (the frames holding them, decompressed here and checked against each frame's checksum), and
- * loads the main stream whole. Any thread; each reading thread has its own frame cache. */
+ * loads the main stream (whole, or the parts its layout names). Any thread; each reading thread has
+ * its own frame cache. */
 #ifndef SAVEFS_PAGER_SOURCE_H
 #define SAVEFS_PAGER_SOURCE_H
 
@@ -48,5 +49,11 @@ void pg_fcache_free(struct pg_fcache *fc);
  * too) and returns its stream in *OUT (malloc'd), *LEN bytes. */
 int pg_main_load(const char *dir, const struct cp_file *f, uint8_t **out, size_t *len, char *err,
                  size_t errlen);
+/* Reads only the head and the device state of main F in DIR, as its layout (nonzero) names
+ * them, into *OUT (malloc'd): the head's *HEAD bytes, then the device state's *DEV; each checked
+ * against the layout's XXH3, the file against the manifest's size. Parts over MAX bytes are
+ * refused (-E2BIG). */
+int pg_main_load_parts(const char *dir, const struct cp_file *f, size_t max, uint8_t **out,
+                       size_t *head, size_t *dev, char *err, size_t errlen);
 
 #endif

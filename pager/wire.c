@@ -72,7 +72,7 @@ void pg_wire_be(struct pg_wire *w, uint64_t v, int nbytes)
 
 void pg_wire_cmd(struct pg_wire *w, uint16_t cmd, const void *data, uint16_t len)
 {
-    pg_wire_be(w, PG_VM_COMMAND, 1);
+    pg_wire_be(w, CP_VM_COMMAND, 1);
     pg_wire_be(w, cmd, 2);
     pg_wire_be(w, len, 2);
     pg_wire_bytes(w, data, len);
@@ -80,16 +80,16 @@ void pg_wire_cmd(struct pg_wire *w, uint16_t cmd, const void *data, uint16_t len
 
 void pg_wire_page(struct pg_wire *w, const char *block, uint64_t ram_offset, const uint8_t *data)
 {
-    uint64_t flags = data ? PG_RAM_PAGE : PG_RAM_ZERO;
+    uint64_t flags = data ? CP_RAM_PAGE : CP_RAM_ZERO;
 
     if (!w->in_section) {
-        pg_wire_be(w, PG_VM_SECTION_PART, 1);
+        pg_wire_be(w, CP_VM_SECTION_PART, 1);
         pg_wire_be(w, w->ram_section, 4);
         w->in_section = 1;
         w->last = NULL;
     }
     if (w->last == block) {
-        pg_wire_be(w, ram_offset | flags | PG_RAM_CONTINUE, 8);
+        pg_wire_be(w, ram_offset | flags | CP_RAM_CONTINUE, 8);
     } else {
         size_t n = strlen(block);
         pg_wire_be(w, ram_offset | flags, 8);
@@ -107,8 +107,8 @@ void pg_wire_section_close(struct pg_wire *w)
 {
     if (!w->in_section)
         return;
-    pg_wire_be(w, PG_RAM_EOS, 8);
-    pg_wire_be(w, PG_VM_SECTION_FOOTER, 1);
+    pg_wire_be(w, CP_RAM_EOS, 8);
+    pg_wire_be(w, CP_VM_SECTION_FOOTER, 1);
     pg_wire_be(w, w->ram_section, 4);
     w->in_section = 0;
 }

@@ -31,6 +31,18 @@ static const char *kind_role(enum cp_kind kind)
     return "?";
 }
 
+/* Main's layout (copier.h): where a lazy restore finds its head and device state. */
+static json_t *layout_to_json(const struct cp_main_layout *l)
+{
+    char head[17], dev[17];
+
+    snprintf(head, sizeof(head), "%016" PRIx64, l->head_xxh3);
+    snprintf(dev, sizeof(dev), "%016" PRIx64, l->devices_xxh3);
+    return json_pack("{s:I, s:I, s:I, s:s, s:s}", "head", (json_int_t)l->head, "devices",
+                     (json_int_t)l->devices, "eof", (json_int_t)l->eof, "head_xxh3", head,
+                     "devices_xxh3", dev);
+}
+
 static json_t *file_to_json(const struct cp_file *f)
 {
     char sum[17], stream_sum[17];
@@ -48,6 +60,11 @@ static json_t *file_to_json(const struct cp_file *f)
     if (j && f->zstd &&
         (json_object_set_new(j, "stream_size", json_integer((json_int_t)f->stream_size)) ||
          json_object_set_new(j, "stream_xxh3", json_string(stream_sum)))) {
+        json_decref(j);
+        j = NULL;
+    }
+    if (j && f->kind == CP_MAIN && f->layout.head &&
+        json_object_set_new(j, "layout", layout_to_json(&f->layout))) {
         json_decref(j);
         j = NULL;
     }
@@ -262,6 +279,32 @@ static int parse_sum(const char *sum, uint64_t *out)
     return errno || *end ? -EINVAL : 0;
 }
 
+/* A layout names parts of a plain main in order within it: 0 < head <= devices <= eof < size
+ * (QEMU_VM_EOF is a byte of the file). */
+static int parse_layout(json_t *jl, size_t i, struct cp_file *f, char *err, size_t errlen)
+{
+    struct cp_main_layout *l = &f->layout;
+    json_int_t head = -1, dev = -1, eof = -1;
+    const char *hsum = NULL, *dsum = NULL;
+
+    if (json_unpack(jl, "{s:I, s:I, s:I, s:s, s:s}", "head", &head, "devices", &dev, "eof", &eof,
+                    "head_xxh3", &hsum, "devices_xxh3", &dsum) ||
+        f->kind != CP_MAIN || f->zstd || head <= 0 || dev < head || eof < dev ||
+        (uint64_t)eof >= f->size || parse_sum(hsum, &l->head_xxh3) ||
+        parse_sum(dsum, &l->devices_xxh3)) {
+        snprintf(err, errlen,
+                 "'files[%zu].layout' needs head, devices and eof in order within a plain main "
+                 "stream, and a 16-digit head_xxh3 and devices_xxh3",
+                 i);
+        memset(l, 0, sizeof(*l));
+        return -EINVAL;
+    }
+    l->head = (uint64_t)head;
+    l->devices = (uint64_t)dev;
+    l->eof = (uint64_t)eof;
+    return 0;
+}
+
 static int parse_file(json_t *jf, size_t i, struct cp_file *f, char *err, size_t errlen)
 {
     const char *name = NULL, *role = NULL, *sum = NULL, *stream_sum = NULL;
@@ -293,7 +336,10 @@ static int parse_file(json_t *jf, size_t i, struct cp_file *f, char *err, size_t
         return -EINVAL;
     }
     f->stream_size = f->zstd ? (uint64_t)stream_size : 0;
-    return 0;
+    memset(&f->layout, 0, sizeof(f->layout));
+    return json_object_get(jf, "layout")
+               ? parse_layout(json_object_get(jf, "layout"), i, f, err, errlen)
+               : 0;
 }
 
 static int parse_files(json_t *files, struct manifest *m, char *err, size_t errlen)

@@ -17,6 +17,15 @@ enum cp_kind {
     CP_INDEX,   /* page index of one channel (see index.h) */
 };
 
+/* Where the parts of a main stream that a lazy restore sends lie (cp_main.h): [0, head) the
+ * header, configuration and RAM setup section, [devices, eof) the device state, QEMU_VM_EOF at
+ * eof; with the XXH3 of each part. All 0 when the save could not tell (a compressed main, a
+ * stream cp_main does not understand): a reader then reads main whole. */
+struct cp_main_layout {
+    uint64_t head, devices, eof;
+    uint64_t head_xxh3, devices_xxh3;
+};
+
 struct cp_file {
     char name[CP_NAME_MAX]; /* "main", "channel-3", "channel-3.idx" */
     enum cp_kind kind;
@@ -26,6 +35,7 @@ struct cp_file {
     int zstd;      /* 1: the file holds its stream as zstd frames with a seek table (zframe.h) */
     /* zstd files only, else 0: the stream itself, checked end to end after decompression */
     uint64_t stream_size, stream_xxh3;
+    struct cp_main_layout layout; /* main only */
 };
 
 /* The highest zstd level a save takes (cp_opts.zstd_level). */

@@ -117,6 +117,15 @@ jq -e '.qemu.argv | any(test("Zürich ☃ 𝄞"))' "$MNT/vm1/snapshots/plain/man
     die "the manifest lost the non-ASCII argument: $(jq -c .qemu.argv "$MNT/vm1/snapshots/plain/manifest.json")"
 save_and_check vm1 packed "3 compress=zstd:1"
 
+log "main's layout: a sum that does not match its part fails verify"
+copy=$T/copy-layout
+cp -r "$MNT/vm1/snapshots/plain" "$copy"
+jq -e '.files[] | select(.role == "main") | .layout.head > 0' "$copy/manifest.json" >/dev/null ||
+    die "plain's main has no layout: $(jq -c '.files[0]' "$copy/manifest.json")"
+jq 'del(.hmac) | .files |= map(if .role == "main" then .layout.devices_xxh3 = "0123456789abcdef" else . end)' \
+    "$MNT/vm1/snapshots/plain/manifest.json" >"$copy/manifest.json"
+must_fail "$copy" "main: its layout's devices checksum mismatch"
+
 log "a flipped byte fails verify, naming what it hit"
 KEY=$STORE/.savefs-key
 for snap in plain packed; do

@@ -38,6 +38,7 @@ lazy_restore() {
         --fault-log "$T/faults.new" --hot "$T/faults" "$@" "$snap" "$T/lazy.sock") ||
         die "lazy restore of $snap failed: $out; QEMU: $(cat "$T/lazy.qemu.log")"
     log "$(basename "$snap"): $(tr '\n' ' ' <<<"$out")"
+    LAST_OUT=$out
     n=$(sed -n 's/.*, \([0-9]*\) hot first).*/\1/p' <<<"$out")
     ((n >= hot)) || die "$n pages pushed hot first, not $hot or more"
     # Every request logged, a page a line: the next restore's hot pages.
@@ -75,6 +76,11 @@ savefs_start
 log "save, plain channels"
 echo "2 name=plain" >"$MNT/vm1/save" || die "save failed: $(cat "$MNT/vm1/status")"
 lazy_restore "$STORE/vm1/snapshots/plain" 0
+# Main's layout in the manifest: the pager read main's head and device state alone.
+main_layout() { jq -e '.files[] | select(.role == "main") | .layout' "$1/manifest.json"; }
+main_layout "$STORE/vm1/snapshots/plain" | jq -e '.head > 0 and .devices >= .head and .eof > .devices' \
+    >/dev/null || die "plain's main has no layout: $(main_layout "$STORE/vm1/snapshots/plain")"
+grep -q "bytes, its head and device state;" <<<"$LAST_OUT" || die "main not read by its layout: $LAST_OUT"
 
 log "the pager SIGKILLed mid-push, QEMU recovered by a resumed pager"
 echo "2 name=again" >"$MNT/vm1/save" || die "save failed: $(cat "$MNT/vm1/status")"
@@ -112,6 +118,9 @@ digest=$("$SAVEFS_BIN" accept --store "$STORE" --qmp-dir "$QMP" vm1 packed | sed
 "$SRC_DIR/contrib/savefs-snapshot" pages "$STORE/vm1/snapshots/packed" |
     awk -F'\t' '$4 != "zero" { print $2, $3 }' | tail -64 >>"$T/faults"
 lazy_restore "$STORE/vm1/snapshots/packed" 1 --digest "$digest"
+# A compressed main has no layout: read whole, as a snapshot of savefs before layouts.
+! main_layout "$STORE/vm1/snapshots/packed" >/dev/null || die "packed's main has a layout"
+grep -q "bytes, whole;" <<<"$LAST_OUT" || die "packed's main not read whole: $LAST_OUT"
 kill -9 "$(vm_pid vm1)"
 vm_wait_gone vm1 || die "QEMU did not go"
 
@@ -161,6 +170,11 @@ pager_stops "$T/v1index" 2 "its manifest's digest is sha256:[0-9a-f]*, not $dige
 cp -a "$STORE/vm1/snapshots/plain" "$T/badindex"
 flip_byte "$T/badindex/channel-0.idx" 100
 pager_stops "$T/badindex" 2 "channel-0.idx" "none inmigrate"
+# Main's device state damaged: its layout's checksum refuses it before QEMU is touched.
+cp -a "$STORE/vm1/snapshots/plain" "$T/badlayout"
+flip_byte "$T/badlayout/main" $(($(main_layout "$T/badlayout" | jq .devices) + 1))
+pager_stops "$T/badlayout" 2 "a part its layout names does not match the manifest's checksum" \
+    "none inmigrate"
 
 log "damaged chunks"
 # A zstd frame is checked as it is decompressed: its pages are never sent. The job hears the

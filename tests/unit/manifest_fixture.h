@@ -45,8 +45,8 @@ static void make_manifest(const char *store, char **argv, int argc, const struct
     strcpy(m.compression, "none");
     m.duration_s = 0.1234567890123;
     m.nfiles = 2;
-    m.files[0] = (struct cp_file){"main", CP_MAIN, -1, 10, 1, 0, 0, 0};
-    m.files[1] = (struct cp_file){"channel-0", CP_CHANNEL, 0, 20, 2, 0, 0, 0};
+    m.files[0] = (struct cp_file){"main", CP_MAIN, -1, 10, 1, 0, 0, 0, {0}};
+    m.files[1] = (struct cp_file){"channel-0", CP_CHANNEL, 0, 20, 2, 0, 0, 0, {0}};
     snprintf(cmd, sizeof(cmd), "rm -rf %s/vm1 && mkdir -p %s/vm1/snapshots/S", store, store);
     if (system(cmd) != 0)
         check_failures++;

@@ -37,12 +37,20 @@ static void sample(struct manifest *m, char **argv)
     strcpy(m->compression, "none");
     m->duration_s = 1.5;
     m->nfiles = 5;
-    m->files[0] = (struct cp_file){"main", CP_MAIN, -1, 1234, 0x0123456789abcdefULL, 0, 0, 0};
+    m->files[0] = (struct cp_file){"main",
+                                   CP_MAIN,
+                                   -1,
+                                   1234,
+                                   0x0123456789abcdefULL,
+                                   0,
+                                   0,
+                                   0,
+                                   {100, 200, 1000, 0x11, 0xfedcba9876543210ULL}};
     m->files[1] =
-        (struct cp_file){"channel-0", CP_CHANNEL, 0, 1 << 20, 0xffffffffffffffffULL, 0, 0, 0};
-    m->files[2] = (struct cp_file){"channel-1", CP_CHANNEL, 1, 0, 0, 0, 0, 0};
-    m->files[3] = (struct cp_file){"channel-0.idx", CP_INDEX, 0, 64, 42, 0, 0, 0};
-    m->files[4] = (struct cp_file){"channel-1.idx", CP_INDEX, 1, 64, 43, 0, 0, 0};
+        (struct cp_file){"channel-0", CP_CHANNEL, 0, 1 << 20, 0xffffffffffffffffULL, 0, 0, 0, {0}};
+    m->files[2] = (struct cp_file){"channel-1", CP_CHANNEL, 1, 0, 0, 0, 0, 0, {0}};
+    m->files[3] = (struct cp_file){"channel-0.idx", CP_INDEX, 0, 64, 42, 0, 0, 0, {0}};
+    m->files[4] = (struct cp_file){"channel-1.idx", CP_INDEX, 1, 64, 43, 0, 0, 0, {0}};
 }
 
 static void test_roundtrip(void)
@@ -102,6 +110,11 @@ static const struct bad_case bad[] = {
     {"unknown compression", "\"compression\": \"none\"", "\"compression\": \"lz4\"", -EINVAL},
     {"duplicate key", "\"channels\": 2", "\"channels\": 2, \"channels\": 2", -EINVAL},
     {"truncated", "\"files\"", "", -EINVAL},
+    {"layout without a head", "\"head\": 100", "\"head\": 0", -EINVAL},
+    {"layout's devices before its head", "\"devices\": 200", "\"devices\": 50", -EINVAL},
+    {"layout's eof past the file", "\"eof\": 1000", "\"eof\": 1234", -EINVAL},
+    {"layout's sum not hex", "fedcba9876543210", "fedcba987654321x", -EINVAL},
+    {"layout not an object", "\"layout\": {", "\"layout\": 7, \"x\": {", -EINVAL},
 };
 
 static char *read_all(const char *path)
@@ -199,8 +212,8 @@ static void test_zstd(void)
     strcpy(m.compression, "zstd");
     m.compression_level = 7;
     for (int i = 0; i < 3; i++)
-        m.files[i] = (struct cp_file){"",       m.files[i].kind, m.files[i].channel, 100 + i, 7, 1,
-                                      3000 + i, 0xaa + i};
+        m.files[i] = (struct cp_file){"", m.files[i].kind, m.files[i].channel, 100 + i, 7,
+                                      1,  3000 + i,        0xaa + i,           {0}};
     strcpy(m.files[0].name, "main");
     strcpy(m.files[1].name, "channel-0");
     strcpy(m.files[2].name, "channel-1");

@@ -19,6 +19,7 @@
 #include <xxhash.h>
 
 #include "check.h"
+#include "cp_main.h"
 #include "cp_index.h"
 #include "events.h"
 #include "hot.h"
@@ -74,7 +75,7 @@ enum variant {
 
 static void zero(struct buf *b, const char *block, uint64_t off, int fill)
 {
-    be(b, off | PG_RAM_ZERO | (block ? 0 : PG_RAM_CONTINUE), 8);
+    be(b, off | CP_RAM_ZERO | (block ? 0 : CP_RAM_CONTINUE), 8);
     if (block)
         name(b, block);
     be(b, (uint64_t)fill, 1);
@@ -82,9 +83,9 @@ static void zero(struct buf *b, const char *block, uint64_t off, int fill)
 
 static void end_section(struct buf *b, enum variant v)
 {
-    be(b, PG_RAM_EOS, 8);
+    be(b, CP_RAM_EOS, 8);
     if (v != V_NO_FOOTER) {
-        be(b, PG_VM_SECTION_FOOTER, 1);
+        be(b, CP_VM_SECTION_FOOTER, 1);
         be(b, RAM_ID, 4);
     }
 }
@@ -98,64 +99,64 @@ static void build(struct buf *b, enum variant v, size_t *head, size_t *setup, si
     b->len = 0;
     put(b, v == V_NOT_QEVM ? "QEVN" : "QEVM", 4);
     be(b, 3, 4);
-    be(b, PG_VM_CONFIGURATION, 1);
+    be(b, CP_VM_CONFIGURATION, 1);
     be(b, 13, 4);
     put(b, "pc-i440fx-7.2", 13);
     *head = b->len;
-    be(b, PG_VM_SECTION_START, 1);
+    be(b, CP_VM_SECTION_START, 1);
     be(b, RAM_ID, 4);
     name(b, "ram");
     be(b, 0, 4);
     be(b, 4, 4);
-    be(b, (0x4000 + 0x2000) | PG_RAM_MEM_SIZE, 8);
+    be(b, (0x4000 + 0x2000) | CP_RAM_MEM_SIZE, 8);
     name(b, "pc.ram");
     be(b, 0x4000, 8);
     name(b, "pc.rom");
     be(b, 0x2000, 8);
     end_section(b, V_GOOD);
     *setup = b->len;
-    be(b, PG_VM_SECTION_PART, 1);
+    be(b, CP_VM_SECTION_PART, 1);
     be(b, v == V_OTHER_ID ? RAM_ID + 1 : RAM_ID, 4);
     zero(b, v == V_CONT_FIRST ? NULL : v == V_UNKNOWN ? "vga.vram" : "pc.ram", 0, 0);
     zero(b, NULL, 0x1000, v == V_FILL ? 0x55 : 0);
     end_section(b, v);
-    be(b, PG_VM_SECTION_PART, 1);
+    be(b, CP_VM_SECTION_PART, 1);
     be(b, RAM_ID, 4);
     zero(b, NULL, 0x2000, 0); /* CONTINUE across sections: still pc.ram */
     if (v == V_PAGE) {
-        be(b, 0x3000 | PG_RAM_PAGE | PG_RAM_CONTINUE, 8);
+        be(b, 0x3000 | CP_RAM_PAGE | CP_RAM_CONTINUE, 8);
         for (int i = 0; i < 4096; i += 8)
             be(b, 0, 8);
     }
     zero(b, "pc.rom", 0x1000, 0);
-    be(b, PG_RAM_MULTIFD_FLUSH, 8);
+    be(b, CP_RAM_MULTIFD_FLUSH, 8);
     end_section(b, V_GOOD);
     if (v == V_SWITCHOVER || v == V_PING) {
-        be(b, PG_VM_COMMAND, 1);
+        be(b, CP_VM_COMMAND, 1);
         be(b, v == V_PING ? 2 : 11, 2);
         be(b, v == V_PING ? 4 : 0, 2);
         if (v == V_PING)
             be(b, 7, 4);
     }
-    be(b, PG_VM_SECTION_END, 1);
+    be(b, CP_VM_SECTION_END, 1);
     be(b, RAM_ID, 4);
     end_section(b, V_GOOD);
     *dev = b->len;
-    be(b, v == V_COMMAND ? PG_VM_COMMAND : PG_VM_SECTION_FULL, 1);
+    be(b, v == V_COMMAND ? CP_VM_COMMAND : CP_VM_SECTION_FULL, 1);
     be(b, 3, 4);
     name(b, "timer");
     be(b, 0, 4);
     be(b, 2, 4);
     be(b, 0x1122334455667788ull, 8);
-    be(b, PG_VM_SECTION_FOOTER, 1);
+    be(b, CP_VM_SECTION_FOOTER, 1);
     be(b, 3, 4);
     *eof = b->len;
     if (v == V_NO_EOF)
         return;
-    be(b, PG_VM_EOF, 1);
+    be(b, CP_VM_EOF, 1);
     if (v == V_NO_VMDESC)
         return;
-    be(b, PG_VM_VMDESCRIPTION, 1);
+    be(b, CP_VM_VMDESCRIPTION, 1);
     be(b, sizeof(json) - 1, 4);
     put(b, json, sizeof(json) - 1);
 }
@@ -222,6 +223,120 @@ static const struct {
     {V_COMMAND, "a command other than SWITCHOVER_START"},
     {V_PING, "a command other than SWITCHOVER_START"},
 };
+
+/* ---- main's layout ---- */
+
+/* BYTES (of LEN) into a new file under /tmp; its descriptor, unlinked. */
+static int temp_file(const uint8_t *bytes, size_t len)
+{
+    char path[] = "/tmp/test_pager.XXXXXX";
+    int fd = mkstemp(path);
+
+    if (fd < 0)
+        return -1;
+    unlink(path);
+    if (write(fd, bytes, len) != (ssize_t)len) {
+        close(fd);
+        return -1;
+    }
+    return fd;
+}
+
+/* What a save records of a stream in a file (cp_main_layout_read), and what the page server
+ * makes of the two parts the layout names alone (pg_main_parse_parts). */
+static void test_layout_of(const uint8_t *d, size_t len, size_t setup, size_t dev, size_t eof)
+{
+    struct cp_main_layout l;
+    static struct pg_map map;
+    struct pg_main mn;
+    uint8_t parts[16384];
+    char err[256] = "";
+    int fd = temp_file(d, len), rc;
+
+    CHECK(fd >= 0, "temp file");
+    if (fd < 0)
+        return;
+    rc = cp_main_layout_read(fd, len, &l, err, sizeof(err));
+    close(fd);
+    CHECK(rc == 0, "layout of %zu bytes: %s", len, err);
+    CHECK(l.head == setup && l.devices == dev && l.eof == eof,
+          "layout %llu %llu %llu, wanted %zu %zu %zu", (unsigned long long)l.head,
+          (unsigned long long)l.devices, (unsigned long long)l.eof, setup, dev, eof);
+    CHECK(l.head_xxh3 == XXH3_64bits(d, setup) && l.devices_xxh3 == XXH3_64bits(d + dev, eof - dev),
+          "the parts' sums");
+    if (rc || setup + eof - dev > sizeof(parts))
+        return;
+    memcpy(parts, d, setup);
+    memcpy(parts + setup, d + dev, eof - dev);
+    memset(&map, 0, sizeof(map));
+    rc = pg_main_parse_parts(&mn, parts, setup, eof - dev, &map, err, sizeof(err));
+    CHECK(rc == 0, "parts: %s", err);
+    CHECK(mn.setup_end == setup && mn.dev_start == setup && mn.dev_end == setup + eof - dev &&
+              mn.ram_section == RAM_ID && mn.head_end < setup,
+          "parts: head %zu setup %zu devices %zu-%zu", mn.head_end, mn.setup_end, mn.dev_start,
+          mn.dev_end);
+    CHECK(map.nblocks == 2 && map.blocks[0].ent[0] == 0, "parts: %d blocks, no zero page marked",
+          map.nblocks);
+    pg_map_free(&map);
+    /* A head that does not end with the setup section, devices that do not start one. */
+    CHECK(pg_main_parse_parts(&mn, parts, setup - 1, eof - dev, &map, err, sizeof(err)) == -EBADMSG,
+          "a head cut short was taken");
+    pg_map_free(&map);
+    CHECK(pg_main_parse_parts(&mn, parts, setup, eof - dev, &map, err, sizeof(err)) == 0, "%s",
+          err);
+    pg_map_free(&map);
+    parts[setup] ^= 0xff;
+    CHECK(pg_main_parse_parts(&mn, parts, setup, eof - dev, &map, err, sizeof(err)) == -EBADMSG &&
+              strstr(err, "does not start a section"),
+          "devices not a section: '%s'", err);
+    pg_map_free(&map);
+}
+
+static void test_layout(void)
+{
+    static struct parsed p;
+    static uint8_t big[(2u << 20) + 16384];
+    struct cp_main_layout l;
+    size_t len, nrec = (1u << 20) / 9 + 1000; /* the zero records span more than one window */
+    char err[256] = "";
+    int fd;
+
+    build(&p.b, V_GOOD, &p.head, &p.setup, &p.dev, &p.eof);
+    test_layout_of(p.b.d, p.b.len, p.setup, p.dev, p.eof);
+    build(&p.b, V_NO_VMDESC, &p.head, &p.setup, &p.dev, &p.eof);
+    test_layout_of(p.b.d, p.b.len, p.setup, p.dev, p.eof);
+    /* The head, a RAM section of NREC zero records of one page, then the rest as before. */
+    build(&p.b, V_GOOD, &p.head, &p.setup, &p.dev, &p.eof);
+    memcpy(big, p.b.d, p.setup);
+    len = p.setup;
+    big[len++] = CP_VM_SECTION_PART;
+    memcpy(big + len, (uint8_t[]){0, 0, 0, RAM_ID}, 4);
+    len += 4;
+    for (size_t i = 0; i < nrec; i++, len += 9) {
+        memset(big + len, 0, 9);
+        big[len + 7] = CP_RAM_ZERO | (i ? CP_RAM_CONTINUE : 0);
+        if (!i) {
+            memcpy(big + len + 8, "\6pc.ram", 7);
+            len += 7;
+        }
+    }
+    memcpy(big + len,
+           (uint8_t[]){0, 0, 0, 0, 0, 0, 0, CP_RAM_EOS, CP_VM_SECTION_FOOTER, 0, 0, 0, RAM_ID}, 13);
+    len += 13;
+    memcpy(big + len, p.b.d + p.setup, p.b.len - p.setup);
+    len += p.b.len - p.setup;
+    test_layout_of(big, len, p.setup, p.dev + (len - p.b.len), p.eof + (len - p.b.len));
+    /* What a walk of the whole stream refuses, a scan of a file refuses too: no layout. */
+    for (size_t i = 0; i < sizeof(refused) / sizeof(refused[0]); i++) {
+        build(&p.b, refused[i].v, &p.head, &p.setup, &p.dev, &p.eof);
+        fd = temp_file(p.b.d, p.b.len);
+        CHECK(fd >= 0 && cp_main_layout_read(fd, p.b.len, &l, err, sizeof(err)) == -EBADMSG &&
+                  strstr(err, refused[i].why) && l.head == 0,
+              "layout of variant %d: '%s'", refused[i].v, err);
+        if (fd >= 0)
+            close(fd);
+    }
+}
 
 /* The lines of the --events contract, byte for byte: pushes at most every 100 ms (unless
  * forced), a fail on one line, and nothing after it. */
@@ -547,6 +662,7 @@ int main(void)
         CHECK(p.rc != 0 || cut > p.dev, "cut at %zu", cut);
         pg_map_free(&p.map);
     }
+    test_layout();
     test_events();
     test_verify();
     test_hot();
