@@ -71,14 +71,6 @@ int pg_map_check_complete(const struct pg_map *m, char *err, size_t errlen)
     return 0;
 }
 
-void pg_map_fill(struct pg_map *m, uint64_t ent)
-{
-    for (int i = 0; i < m->nblocks; i++)
-        for (uint64_t p = 0; p < m->blocks[i].length / PG_PAGE_SIZE; p++)
-            if (m->blocks[i].ent[p] == 0)
-                m->blocks[i].ent[p] = ent;
-}
-
 uint64_t pg_map_npages(const struct pg_map *m)
 {
     uint64_t n = 0;

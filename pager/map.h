@@ -10,7 +10,9 @@
 #define PG_PAGE_SIZE  4096u
 #define PG_MAX_BLOCKS 128
 
-/* A page's entry: 0 while no stream said anything of it, PG_ZERO, or pg_map_data(). */
+/* A page's entry: 0 while no stream said anything of it, PG_ZERO, or pg_map_data(). Once the
+ * map is built, 0 is a zero page too: a map from main read whole is checked to have none, one
+ * from main's layout takes the pages no index lists as zero (snap.c). */
 #define PG_ZERO 1ull
 
 struct pg_block {
@@ -51,8 +53,6 @@ int pg_map_set(struct pg_map *m, int b, uint64_t ram_offset, uint64_t ent, char 
                size_t errlen);
 /* 0 if every page has an entry; else -ENODATA naming the first page none covers. */
 int pg_map_check_complete(const struct pg_map *m, char *err, size_t errlen);
-/* Gives every page without an entry ENT. */
-void pg_map_fill(struct pg_map *m, uint64_t ent);
 uint64_t pg_map_npages(const struct pg_map *m);
 void pg_map_free(struct pg_map *m);
 

@@ -320,7 +320,7 @@ static uint64_t pg_sender_had(struct pg_sender *x, const struct pg_rp *rp)
             if (pg_rp_has(rp, b, p)) {
                 x->sent[b][p] = PG_SENT;
                 had++;
-            } else if (m->blocks[b].ent[p] == PG_ZERO) {
+            } else if (!pg_ent_is_data(m->blocks[b].ent[p])) {
                 x->sent[b][p] = PG_LEFT_ZERO;
                 zero++;
             }

@@ -210,10 +210,8 @@ int pg_snap_open(struct pg_snap **out, const char *dir, const struct cp_file *fi
     for (int k = 0; !rc && k < s->nchans; k++)
         rc = pg_snap_index(s, k, s->index[k], err, errlen);
     /* With a layout, main's zero-page records were not read: a page no index lists is zero, as
-     * after a full restore of a page QEMU never sent. */
-    if (!rc && fm->layout.head)
-        pg_map_fill(&s->map, PG_ZERO);
-    else if (!rc)
+     * after a full restore of a page QEMU never sent (map.h). */
+    if (!rc && !fm->layout.head)
         rc = pg_map_check_complete(&s->map, err, errlen);
     if (!rc)
         pg_snap_count(s);
