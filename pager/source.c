@@ -238,8 +238,8 @@ int pg_main_load_parts(const char *dir, const struct cp_file *f, size_t max, uin
     *out = NULL;
     if (l->head > max || ndev > max) {
         snprintf(err, errlen,
-                 "%s/%s: its layout's head (%llu bytes) or device state (%llu "
-                 "bytes) is more than QEMU takes in one package",
+                 "%s/%s: its layout's head (%llu bytes) or device state (%llu bytes) is more "
+                 "than QEMU takes in one package",
                  dir, f->name, (unsigned long long)l->head, (unsigned long long)ndev);
         return -E2BIG;
     }
@@ -252,7 +252,7 @@ int pg_main_load_parts(const char *dir, const struct cp_file *f, size_t max, uin
     else if ((uint64_t)st.st_size != f->size)
         rc = pg_errno(err, errlen, EBADMSG, dir, f->name, "not the manifest's size");
     else if (!(buf = malloc(l->head + ndev + 1)))
-        rc = -ENOMEM;
+        rc = pg_errno(err, errlen, ENOMEM, dir, f->name, "read");
     else if ((rc = pg_pread(fd, buf, l->head, 0)) ||
              (rc = pg_pread(fd, buf + l->head, ndev, l->devices)))
         rc = pg_errno(err, errlen, -rc, dir, f->name, "read");
@@ -260,9 +260,8 @@ int pg_main_load_parts(const char *dir, const struct cp_file *f, size_t max, uin
     else if (XXH3_64bits(buf, l->head) != l->head_xxh3 ||
              XXH3_64bits(buf + l->head, ndev) != l->devices_xxh3) {
         snprintf(err, errlen,
-                 "%s/%s: a part its layout names does not match the manifest's "
-                 "checksum",
-                 dir, f->name);
+                 "%s/%s: a part its layout names does not match the manifest's checksum", dir,
+                 f->name);
         rc = -EBADMSG;
     }
     close(fd);
