@@ -41,29 +41,35 @@ struct mrd {
     const struct cp_main_sink *sink;
 };
 
-/* N bytes readable at POS: slides the window over the file and fills it, if there is one. */
+/* Slides a file's window to start at POS and fills it as far as the file goes; a whole stream
+ * in memory stays as it is. */
+static void mrd_slide(struct mrd *r)
+{
+    if (r->fd < 0)
+        return;
+    memmove(r->buf, r->buf + r->pos, r->len - r->pos);
+    r->base += r->pos;
+    r->len -= r->pos;
+    r->pos = 0;
+    while (r->len < CP_MAIN_WINDOW && r->base + r->len < r->size) {
+        uint64_t left = r->size - r->base - r->len;
+        size_t want = CP_MAIN_WINDOW - r->len < left ? CP_MAIN_WINDOW - r->len : (size_t)left;
+        ssize_t got = pread(r->fd, r->buf + r->len, want, (off_t)(r->base + r->len));
+        if (got < 0 && errno == EINTR)
+            continue;
+        if (got <= 0)
+            break;
+        r->len += (size_t)got;
+    }
+}
+
+/* N bytes readable at POS, sliding the window if needed; else the reader goes bad. */
 static int mrd_need(struct mrd *r, size_t n)
 {
     if (r->bad)
         return -1;
-    if (r->len - r->pos >= n)
-        return 0;
-    if (r->fd >= 0) {
-        memmove(r->buf, r->buf + r->pos, r->len - r->pos);
-        r->base += r->pos;
-        r->len -= r->pos;
-        r->pos = 0;
-        while (r->len < CP_MAIN_WINDOW && r->base + r->len < r->size) {
-            uint64_t left = r->size - r->base - r->len;
-            size_t want = CP_MAIN_WINDOW - r->len < left ? CP_MAIN_WINDOW - r->len : (size_t)left;
-            ssize_t got = pread(r->fd, r->buf + r->len, want, (off_t)(r->base + r->len));
-            if (got < 0 && errno == EINTR)
-                continue;
-            if (got <= 0)
-                break;
-            r->len += (size_t)got;
-        }
-    }
+    if (r->len - r->pos < n)
+        mrd_slide(r);
     if (r->len - r->pos >= n)
         return 0;
     r->bad = 1;
@@ -213,8 +219,7 @@ static int cp_main_head(struct cp_main *mn, struct mrd *r, char *err, size_t err
     if (mrd_be(r, 4) != CP_QEVM_MAGIC || mrd_be(r, 4) != CP_QEVM_VERSION ||
         mrd_be(r, 1) != CP_VM_CONFIGURATION)
         return mrd_bad(r, err, errlen, "not a QEMU migration stream with a configuration");
-    mrd_need(r, CP_MAIN_WINDOW); /* fills a file's window; short is fine */
-    r->bad = 0;
+    mrd_slide(r);
     at = memmem(r->p + r->pos, r->len - r->pos, ram, sizeof(ram));
     if (!at || at - r->p < (ptrdiff_t)r->pos + 5 || at[-5] != CP_VM_SECTION_START)
         return mrd_bad(r, err, errlen, "no RAM section after the configuration");
@@ -359,6 +364,7 @@ static int cp_main_hash(int fd, uint8_t *buf, uint64_t off, uint64_t len, uint64
 
 int cp_main_layout_read(int fd, uint64_t size, struct cp_main_layout *l, char *err, size_t errlen)
 {
+    uint64_t head_xxh3 = 0, devices_xxh3 = 0;
     struct cp_main mn;
     uint8_t *buf;
     int rc;
@@ -367,16 +373,18 @@ int cp_main_layout_read(int fd, uint64_t size, struct cp_main_layout *l, char *e
     if ((rc = cp_main_scan(&mn, fd, size, err, errlen)))
         return rc;
     if (!(buf = malloc(CP_MAIN_WINDOW)))
-        return -ENOMEM;
-    if ((rc = cp_main_hash(fd, buf, 0, mn.setup_end, &l->head_xxh3)) ||
-        (rc = cp_main_hash(fd, buf, mn.dev_start, mn.dev_end - mn.dev_start, &l->devices_xxh3)))
-        snprintf(err, errlen, "main stream: %s", strerror(-rc));
-    else
-        *l = (struct cp_main_layout){.head = mn.setup_end,
-                                     .devices = mn.dev_start,
-                                     .eof = mn.dev_end,
-                                     .head_xxh3 = l->head_xxh3,
-                                     .devices_xxh3 = l->devices_xxh3};
+        rc = -ENOMEM;
+    else if (!(rc = cp_main_hash(fd, buf, 0, mn.setup_end, &head_xxh3)))
+        rc = cp_main_hash(fd, buf, mn.dev_start, mn.dev_end - mn.dev_start, &devices_xxh3);
     free(buf);
-    return rc;
+    if (rc) {
+        snprintf(err, errlen, "main stream: %s", strerror(-rc));
+        return rc;
+    }
+    *l = (struct cp_main_layout){.head = mn.setup_end,
+                                 .devices = mn.dev_start,
+                                 .eof = mn.dev_end,
+                                 .head_xxh3 = head_xxh3,
+                                 .devices_xxh3 = devices_xxh3};
+    return 0;
 }
