@@ -4,6 +4,7 @@
  * description when there is one). The walk reads through a window, so that a scan of a file
  * holds one window of it whatever the guest's size (a whole stream in memory is one window). */
 #include "cp_main.h"
+#include "stream.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -51,16 +52,11 @@ static void mrd_slide(struct mrd *r)
     r->base += r->pos;
     r->len -= r->pos;
     r->pos = 0;
-    while (r->len < CP_MAIN_WINDOW && r->base + r->len < r->size) {
-        uint64_t left = r->size - r->base - r->len;
-        size_t want = CP_MAIN_WINDOW - r->len < left ? CP_MAIN_WINDOW - r->len : (size_t)left;
-        ssize_t got = pread(r->fd, r->buf + r->len, want, (off_t)(r->base + r->len));
-        if (got < 0 && errno == EINTR)
-            continue;
-        if (got <= 0)
-            break;
+    uint64_t left = r->size - r->base - r->len;
+    size_t want = CP_MAIN_WINDOW - r->len < left ? CP_MAIN_WINDOW - r->len : (size_t)left;
+    ssize_t got = cp_pread_full(r->fd, r->buf + r->len, want, r->base + r->len);
+    if (got > 0)
         r->len += (size_t)got;
-    }
 }
 
 /* N bytes readable at POS, sliding the window if needed; else the reader goes bad. */
@@ -322,7 +318,7 @@ int cp_main_scan(struct cp_main *mn, int fd, uint64_t size, char *err, size_t er
     r.p = r.buf;
     r.fd = fd;
     r.size = size;
-    if (pread(fd, r.buf, tail, (off_t)(size - tail)) != (ssize_t)tail)
+    if (cp_pread_full(fd, r.buf, tail, size - tail) != (ssize_t)tail)
         rc = mrd_bad(&r, err, errlen, "its end cannot be read");
     else if (cp_main_eof(r.buf, tail, size, &eof))
         rc = mrd_bad(&r, err, errlen, "no QEMU_VM_EOF at the end");
@@ -345,11 +341,9 @@ static int cp_main_hash(int fd, uint8_t *buf, uint64_t off, uint64_t len, uint64
         XXH3_64bits_reset(st);
     while (!rc && len) {
         size_t want = len < CP_MAIN_WINDOW ? (size_t)len : CP_MAIN_WINDOW;
-        ssize_t got = pread(fd, buf, want, (off_t)off);
-        if (got < 0 && errno == EINTR)
-            continue;
+        ssize_t got = cp_pread_full(fd, buf, want, off);
         if (got <= 0) {
-            rc = got < 0 ? -errno : -EIO;
+            rc = got < 0 ? (int)got : -EIO;
             break;
         }
         XXH3_64bits_update(st, buf, (size_t)got);

@@ -118,6 +118,23 @@ int cp_open_direct(const char *path, int flags, int direct_io, int *direct)
     return fd < 0 ? -errno : fd;
 }
 
+ssize_t cp_pread_full(int fd, void *buf, size_t len, uint64_t off)
+{
+    size_t got = 0;
+
+    while (got < len) {
+        ssize_t n = pread(fd, (uint8_t *)buf + got, len - got, (off_t)(off + got));
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0)
+            return -errno;
+        if (n == 0)
+            break;
+        got += (size_t)n;
+    }
+    return (ssize_t)got;
+}
+
 /* A new file, exclusively, and open with O_DIRECT from the start where DIRECT_IO asks for it and
  * the file system allows it: the descriptor (or -errno), *DIRECT saying which. Not in one open:
  * open(O_CREAT | O_EXCL | O_DIRECT) on a file system without direct I/O (ramfs; tmpfs before

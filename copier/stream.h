@@ -33,6 +33,9 @@ void cp_buf_unmap(uint8_t *buf, size_t cap);
  * set later by fcntl: a FUSE file system learns of O_DIRECT only at open): the descriptor, or
  * -errno; *DIRECT says whether it is direct. */
 int cp_open_direct(const char *path, int flags, int direct_io, int *direct);
+/* LEN bytes of FD from OFF into BUF, through short reads and EINTR: what was read (less than LEN
+ * only at the file's end), or -errno. */
+ssize_t cp_pread_full(int fd, void *buf, size_t len, uint64_t off);
 
 /* One step of a stream's write path, Redis-rio style. Bytes are placed straight into the
  * stage's own buffer (no copy from the socket), then committed. The file writer is the last

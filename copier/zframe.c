@@ -437,17 +437,13 @@ struct cp_zseek {
 
 static int cp_pread_all(int fd, uint8_t *buf, size_t len, uint64_t off, char *err, size_t errlen)
 {
-    for (size_t got = 0; got < len;) {
-        ssize_t n = pread(fd, buf + got, len - got, (off_t)(off + got));
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n < 0)
-            return cp_errno_msg(err, errlen, -errno, "read");
-        if (n == 0)
-            return cp_msg(err, errlen, -EBADMSG, "file ends at %llu, inside the seek table",
-                          (unsigned long long)(off + got));
-        got += (size_t)n;
-    }
+    ssize_t n = cp_pread_full(fd, buf, len, off);
+
+    if (n < 0)
+        return cp_errno_msg(err, errlen, (int)n, "read");
+    if ((size_t)n < len)
+        return cp_msg(err, errlen, -EBADMSG, "file ends at %llu, inside the seek table",
+                      (unsigned long long)(off + (uint64_t)n));
     return 0;
 }
 

@@ -221,28 +221,36 @@ int mig_downtime(struct qmp *q, int64_t *downtime_ms, char *err, size_t errlen)
     return rc;
 }
 
-int mig_vm_running(struct qmp *q)
+/* QEMU's query-status: 1 while the VM runs; its run state into STATUS (empty if unknown). */
+static int mig_run_state(struct qmp *q, char *status, size_t len)
 {
     json_t *ret = NULL;
+    const char *st;
     int running = 0;
 
-    if (mig_cmd(q, "query-status", NULL, &ret, NULL, 0) == 0)
+    if (len)
+        status[0] = '\0';
+    if (mig_cmd(q, "query-status", NULL, &ret, NULL, 0) == 0) {
         running = json_is_true(json_object_get(ret, "running"));
+        if (len && (st = json_string_value(json_object_get(ret, "status"))))
+            snprintf(status, len, "%s", st);
+    }
     json_decref(ret);
     return running;
+}
+
+int mig_vm_running(struct qmp *q)
+{
+    return mig_run_state(q, NULL, 0);
 }
 
 /* 1 while the VM is in QEMU's "finish-migrate" run state. */
 static int mig_finishing(struct qmp *q)
 {
-    json_t *ret = NULL;
-    const char *st;
-    int finishing = mig_cmd(q, "query-status", NULL, &ret, NULL, 0) == 0 &&
-                    (st = json_string_value(json_object_get(ret, "status"))) &&
-                    strcmp(st, "finish-migrate") == 0;
+    char st[32];
 
-    json_decref(ret);
-    return finishing;
+    mig_run_state(q, st, sizeof(st));
+    return strcmp(st, "finish-migrate") == 0;
 }
 
 int mig_cont(struct qmp *q, char *err, size_t errlen)
